@@ -1,0 +1,123 @@
+# Makefile — builds bhatti (host binary) and lohar (static guest agent),
+# the tests, the benchmarks and the fuzz target.
+#
+#   make            build/bhatti and build/lohar
+#   make deps       install missing Debian packages (scripts/deps.sh)
+#   make test       deps + build + every unit and integration test
+#   make asan       the same under AddressSanitizer/UBSan (build/asan/)
+#   make fuzz       libFuzzer target for the protocol decoder (clang)
+#   make bench      benchmarks under bench/
+#
+# Objects go to $(BUILD)/host (glibc) and $(BUILD)/musl (static agent).
+
+VERSION  := 0.1.0
+BUILD    ?= build
+CC       := gcc
+AGENT_CC ?= musl-gcc
+SAN      ?=
+
+WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
+CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' \
+            -Ishared -Idaemon -MMD -MP
+ifneq ($(SAN),)
+CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN    := -fsanitize=address,undefined
+AGENT_CC := $(CC)
+AGENT_LDFLAGS :=
+else
+AGENT_LDFLAGS := -static
+endif
+
+HOST_LIBS := -lcjson -lyaml -lsodium
+TEST_LIBS := -lcmocka
+
+CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c \
+              shared/num.c shared/wire.c shared/proto.c
+HSHARE_SRC := $(wildcard shared/json.c shared/config.c)
+AGENT_SRC  := $(sort $(wildcard agent/*.c))
+CLI_SRC    := $(sort $(wildcard cli/*.c))
+DAEMON_SRC := $(sort $(wildcard daemon/*.c))
+
+hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
+mobj = $(patsubst %.c,$(BUILD)/musl/%.o,$(1))
+
+CORE_HOBJ   := $(call hobj,$(CORE_SRC))
+HSHARE_HOBJ := $(call hobj,$(HSHARE_SRC))
+DAEMON_HOBJ := $(call hobj,$(DAEMON_SRC))
+CLI_HOBJ    := $(call hobj,$(CLI_SRC))
+AGENT_MOBJ  := $(call mobj,$(CORE_SRC) $(AGENT_SRC))
+
+UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
+INTEG_SRC := $(sort $(wildcard tests/integration/test-*.c))
+UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c)
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+.PHONY: all deps test test-unit test-long asan fuzz fuzz-run bench clean
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/bhatti $(BUILD)/lohar
+
+deps:
+	@sh scripts/deps.sh
+
+$(BUILD)/host/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/musl/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(AGENT_CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bhatti: $(CLI_HOBJ) $(DAEMON_HOBJ) $(HSHARE_HOBJ) $(CORE_HOBJ)
+	$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+
+$(BUILD)/lohar: $(AGENT_MOBJ)
+	$(AGENT_CC) $(LDSAN) $(AGENT_LDFLAGS) -o $@ $^
+
+# Each unit test links the core, the host-only shared code and the daemon
+# modules it may test (minus nothing: the linker drops what is unused).
+$(BUILD)/tests/%: tests/unit/%.c $(CORE_HOBJ) $(HSHARE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ)) $(TEST_HELPER_HOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c $(CORE_HOBJ) $(HSHARE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ)) $(TEST_HELPER_HOBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(CORE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+
+test: deps
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+
+test-unit: all $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+
+test-long: test
+
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
+
+# libFuzzer target for the frame decoder and every message layout.
+FUZZ_CFLAGS := -std=c17 -O1 -g -D_GNU_SOURCE -Ishared -fsanitize=fuzzer,address,undefined
+$(BUILD)/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^
+
+fuzz: deps $(BUILD)/fuzz/fuzz-proto
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(BUILD)/fuzz/fuzz-proto -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
+		$(BUILD)/fuzz/corpus tests/data/fuzz-seeds
+
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,47 @@
+/* util.h — small helpers every module uses: checked allocation, array
+ * length, attribute shorthands, monotonic time.
+ *
+ * Allocation failure aborts the process (like git's xmalloc and redis's
+ * zmalloc): every caller can then treat allocation as infallible.
+ */
+#ifndef BHATTI_UTIL_H
+#define BHATTI_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define UNUSED __attribute__((unused))
+#define PRINTF(f, a) __attribute__((format(printf, f, a)))
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#define MAX(a, b) ((a) > (b) ? (a) : (b))
+
+void *xmalloc(size_t n);
+void *xcalloc(size_t count, size_t size);
+void *xrealloc(void *p, size_t n);
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+
+/* Monotonic clock in milliseconds / nanoseconds. */
+uint64_t now_ms(void);
+uint64_t now_ns(void);
+
+/* Wall clock, seconds since the epoch. */
+int64_t wall_sec(void);
+
+/* write() / read() that retry on EINTR and short counts on blocking fds.
+ * Return 0 or negative errno. */
+int write_all(int fd, const void *p, size_t n);
+
+/* Mark a descriptor non-blocking / close-on-exec. Return 0 or -errno. */
+int fd_set_nonblock(int fd, bool on);
+int fd_set_cloexec(int fd);
+
+/* Count of NULL-terminated string vector; free one (accepts NULL). */
+size_t strv_len(char *const *v);
+void strv_free(char **v);
+char **strv_dup(char *const *v);
+
+#include "banned.h"
+#endif

@@ -1,0 +1,1 @@
+/* helpers.c — shared test helpers (filled in below). */
