@@ -1,6 +1,5 @@
 /* util.c — checked allocation, clocks and fd helpers shared by every
  * binary (bhatti and lohar). Touches nothing but libc. */
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
