@@ -21,15 +21,17 @@ int err_set(struct err *e, int code, const char *fmt, ...)
 
 int err_prefix(struct err *e, const char *fmt, ...)
 {
-	char pre[ERR_MSG_MAX], old[ERR_MSG_MAX];
+	char pre[ERR_MSG_MAX], all[2 * ERR_MSG_MAX + 2];
 	va_list ap;
 	if (!e)
 		return -1;
 	va_start(ap, fmt);
 	vsnprintf(pre, sizeof(pre), fmt, ap);
 	va_end(ap);
-	snprintf(old, sizeof(old), "%s", err_str(e));
-	snprintf(e->msg, sizeof(e->msg), "%s: %s", pre, old);
+	snprintf(all, sizeof(all), "%s: %s", pre, err_str(e));
+	size_t n = strnlen(all, sizeof(e->msg) - 1);
+	memcpy(e->msg, all, n);
+	e->msg[n] = '\0';
 	return -e->code;
 }
 

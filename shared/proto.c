@@ -245,6 +245,7 @@ bool proto_type_known(uint8_t type)
 
 /* ---- generic walker ---------------------------------------------------- */
 
+typedef char **strv_t;
 #define AT(base, off, T) ((T *)((char *)(base) + (off)))
 #define CAT(base, off, T) ((const T *)((const char *)(base) + (off)))
 
@@ -260,7 +261,7 @@ static void layout_encode(struct buf *b, const struct proto_layout *l, const voi
 		case PK_U64: wire_put_u64(b, *CAT(m, f->off, uint64_t)); break;
 		case PK_I64: wire_put_u64(b, (uint64_t)*CAT(m, f->off, int64_t)); break;
 		case PK_STR: wire_put_str(b, *CAT(m, f->off, char *)); break;
-		case PK_STRV: wire_put_strv(b, *CAT(m, f->off, char **)); break;
+		case PK_STRV: wire_put_strv(b, *CAT(m, f->off, strv_t)); break;
 		case PK_BLOB: {
 			const struct proto_blob *bl = CAT(m, f->off, struct proto_blob);
 			wire_put_bytes(b, bl->data, bl->len);
