@@ -65,31 +65,56 @@ deps:
 
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/musl/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(AGENT_CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC musl $<"
+	@$(AGENT_CC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/bhatti: $(CLI_HOBJ) $(DAEMON_HOBJ) $(HSHARE_HOBJ) $(CORE_HOBJ)
-	$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+$(BUILD)/bhatti: $(CLI_HOBJ) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+	@echo "  LD      $@"
+	@$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
 $(BUILD)/lohar: $(AGENT_MOBJ)
-	$(AGENT_CC) $(LDSAN) $(AGENT_LDFLAGS) -o $@ $^
+	@echo "  LD      $@"
+	@$(AGENT_CC) $(LDSAN) $(AGENT_LDFLAGS) -o $@ $^
 
-# Each unit test links the core, the host-only shared code and the daemon
-# modules it may test (minus nothing: the linker drops what is unused).
-$(BUILD)/tests/%: tests/unit/%.c $(CORE_HOBJ) $(HSHARE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ)) $(TEST_HELPER_HOBJ)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+# Host-side archives: tests and benchmarks link only what they use.
+LIBCORE   := $(BUILD)/host/libcore.a
+LIBHSHARE := $(BUILD)/host/libhshare.a
+LIBDAEMON := $(BUILD)/host/libdaemon.a
+LIBAGENT  := $(BUILD)/host/libagent.a
+TEST_LIBS_A := $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
-$(BUILD)/tests/%: tests/integration/%.c $(CORE_HOBJ) $(HSHARE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ)) $(TEST_HELPER_HOBJ)
+$(LIBCORE): $(CORE_HOBJ)
+$(LIBHSHARE): $(HSHARE_HOBJ)
+$(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
+$(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
+$(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@rm -f $@
+	@ar rcs $@ $^ $(if $^,,$(BUILD)/host/empty.o)
 
-$(BUILD)/bench/%: bench/%.c $(CORE_HOBJ) $(filter-out %/main.o,$(DAEMON_HOBJ))
+$(BUILD)/host/empty.o:
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+	@echo '' | $(CC) -x c -c - -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests -Iagent $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) -Itests -Iagent $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBDAEMON) $(LIBCORE)
+	@mkdir -p $(dir $@)
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)

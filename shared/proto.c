@@ -404,14 +404,19 @@ int proto_put_msg(struct buf *out, uint32_t stream, uint8_t type,
 	return 0;
 }
 
-void proto_put_data(struct buf *out, uint32_t stream, uint8_t channel,
-		    const void *p, size_t n)
+void proto_data_header(uint8_t *h, uint32_t stream, uint8_t channel, size_t n)
 {
-	uint8_t h[PROTO_HDR_SIZE + 1];
 	if (n > PROTO_DATA_CHUNK)
 		abort(); /* programming error */
 	put_header(h, (uint32_t)n + 1, PROTO_DATA, 0, stream);
 	h[PROTO_HDR_SIZE] = channel;
+}
+
+void proto_put_data(struct buf *out, uint32_t stream, uint8_t channel,
+		    const void *p, size_t n)
+{
+	uint8_t h[PROTO_DATA_HDR];
+	proto_data_header(h, stream, channel, n);
 	buf_add(out, h, sizeof(h));
 	buf_add(out, p, n);
 }

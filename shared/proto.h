@@ -372,6 +372,10 @@ void proto_put_frame(struct buf *out, uint32_t stream, uint8_t type,
 int proto_put_msg(struct buf *out, uint32_t stream, uint8_t type,
 		  uint16_t flags, const void *msg);
 /* Append DATA; n must be <= PROTO_DATA_CHUNK. */
+#define PROTO_DATA_HDR (PROTO_HDR_SIZE + 1)
+/* Write the PROTO_DATA_HDR bytes that precede n bytes of DATA (for
+ * readers that read() straight into an output queue). */
+void proto_data_header(uint8_t *h, uint32_t stream, uint8_t channel, size_t n);
 void proto_put_data(struct buf *out, uint32_t stream, uint8_t channel,
 		    const void *p, size_t n);
 /* Convenience for the common small messages. */

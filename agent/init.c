@@ -1,0 +1,357 @@
+/* init.c — lohar's duties as PID 1 inside a VM: mount the kernel
+ * filesystems, load the kernel modules the initramfs carries, mount the
+ * root disk and switch to it, bring up loopback, find the agent channel,
+ * and later apply hostname and network settings from CONFIGURE.
+ * Sits between the kernel and main.c; nothing here runs in test mode.
+ *
+ * Boot, as the engine sets it up (kernel command line in parentheses):
+ *
+ *   initramfs: /init = lohar, modules listed in /etc/lohar/modules
+ *     mount /proc /sys /dev /dev/pts /dev/shm
+ *     load modules in order (virtio_mmio, virtio_blk, ext4, ...)
+ *     wait for the root disk  (lohar.root=/dev/vda lohar.rootfstype=ext4)
+ *     mount it on /newroot, move /dev /proc /sys into it, empty the
+ *     initramfs, make /newroot the root
+ *   root filesystem:
+ *     mount /tmp /run (tmpfs), create the workspace, lo up
+ *     find the virtio-serial port named bhatti.agent → /dev/vportNpM
+ *
+ * Without lohar.root the same binary can run as init of a root filesystem
+ * directly (init=/sbin/lohar); then only the mounts are done.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "agent.h"
+#include "log.h"
+#include "num.h"
+
+#define MODULES_LIST "/etc/lohar/modules"
+#define ROOT_WAIT_MS 10000
+
+/* Value of key=... on the kernel command line, or NULL. Caller frees. */
+static char *cmdline_get(const char *key)
+{
+	char line[4096];
+	int fd = open("/proc/cmdline", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	ssize_t n = read(fd, line, sizeof(line) - 1);
+	close(fd);
+	if (n <= 0)
+		return NULL;
+	line[n] = '\0';
+	size_t klen = strlen(key);
+	for (char *p = line; *p;) {
+		while (*p == ' ' || *p == '\n')
+			p++;
+		char *end = p + strcspn(p, " \n");
+		if ((size_t)(end - p) > klen && strncmp(p, key, klen) == 0 && p[klen] == '=')
+			return xstrndup(p + klen + 1, (size_t)(end - p) - klen - 1);
+		p = end;
+	}
+	return NULL;
+}
+
+static int mount_one(const char *src, const char *dst, const char *type,
+		     unsigned long flags, const char *data)
+{
+	mkdir(dst, 0755);
+	if (mount(src, dst, type, flags, data) < 0 && errno != EBUSY) {
+		log_warn("mount %s on %s: %s", type, dst, strerror(errno));
+		return -errno;
+	}
+	return 0;
+}
+
+static void mount_kernel_fs(void)
+{
+	mount_one("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	mount_one("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
+	mount_one("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+		  "gid=5,mode=0620,ptmxmode=0666");
+	mount_one("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	/* /dev/ptmx must reach the devpts instance above */
+	struct stat st;
+	if (lstat("/dev/ptmx", &st) < 0 || !S_ISLNK(st.st_mode)) {
+		unlink("/dev/ptmx");
+		if (symlink("pts/ptmx", "/dev/ptmx") < 0)
+			log_warn("symlink /dev/ptmx: %s", strerror(errno));
+	}
+}
+
+static void load_modules(void)
+{
+	FILE *f = fopen(MODULES_LIST, "re");
+	char line[512];
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (!line[0] || line[0] == '#')
+			continue;
+		int fd = open(line, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			log_warn("module %s: %s", line, strerror(errno));
+			continue;
+		}
+		if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST)
+			log_warn("load %s: %s", line, strerror(errno));
+		close(fd);
+	}
+	fclose(f);
+}
+
+static int wait_for_path(const char *path, int timeout_ms)
+{
+	for (int waited = 0; waited < timeout_ms; waited += 5) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(5000);
+	}
+	return access(path, F_OK) == 0 ? 0 : -ENOENT;
+}
+
+/* Delete the initramfs contents (it lives in RAM), staying on its device. */
+static void remove_tree(int dirfd, dev_t dev)
+{
+	DIR *d = fdopendir(dirfd);
+	struct dirent *de;
+	if (!d) {
+		close(dirfd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || st.st_dev != dev)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+			if (sub >= 0)
+				remove_tree(sub, dev);
+			unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+		} else {
+			unlinkat(dirfd, de->d_name, 0);
+		}
+	}
+	closedir(d);
+}
+
+static int switch_root(const char *dev, const char *fstype, struct err *e)
+{
+	struct stat root_st;
+
+	if (wait_for_path(dev, ROOT_WAIT_MS) < 0)
+		return err_set(e, ENOENT, "root device '%s' did not appear", dev);
+	mkdir("/newroot", 0755);
+	if (mount(dev, "/newroot", fstype, MS_NOATIME, NULL) < 0)
+		return err_set(e, errno, "cannot mount '%s' (%s): %s", dev, fstype, strerror(errno));
+	const char *moves[] = { "/dev", "/proc", "/sys" };
+	for (size_t i = 0; i < ARRAY_SIZE(moves); i++) {
+		char dst[64];
+		snprintf(dst, sizeof(dst), "/newroot%s", moves[i]);
+		mkdir(dst, 0755);
+		if (mount(moves[i], dst, NULL, MS_MOVE, NULL) < 0)
+			return err_set(e, errno, "cannot move %s: %s", moves[i], strerror(errno));
+	}
+	if (stat("/", &root_st) == 0) {
+		int fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd >= 0)
+			remove_tree(fd, root_st.st_dev);
+	}
+	if (chdir("/newroot") < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 ||
+	    chroot(".") < 0 || chdir("/") < 0)
+		return err_set(e, errno, "cannot switch to the root filesystem: %s", strerror(errno));
+	return 0;
+}
+
+static void loopback_up(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct ifreq ifr = { 0 };
+	if (fd < 0)
+		return;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			log_warn("lo up: %s", strerror(errno));
+	}
+	close(fd);
+}
+
+int init_pid1(struct err *e)
+{
+	mount_kernel_fs();
+	char *root = cmdline_get("lohar.root");
+	if (root) {
+		char *fstype = cmdline_get("lohar.rootfstype");
+		load_modules();
+		int r = switch_root(root, fstype ? fstype : "ext4", e);
+		free(fstype);
+		free(root);
+		if (r < 0)
+			return r;
+	}
+	mount_one("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	mkdir("/dev/pts", 0755); /* no-ops when /dev moved with its submounts */
+	if (mkdir(agent.workspace, 0755) == 0 && agent.switch_user &&
+	    chown(agent.workspace, agent.uid, agent.gid) < 0)
+		log_warn("chown %s: %s", agent.workspace, strerror(errno));
+	loopback_up();
+	char host[65] = "";
+	if (gethostname(host, sizeof(host) - 1) < 0 || !host[0] || strcmp(host, "(none)") == 0)
+		init_set_hostname("bhatti", NULL);
+	return 0;
+}
+
+int init_find_vport(const char *sysroot, const char *name, char *ret_path,
+		    size_t size, struct err *e)
+{
+	char dir[512], file[1024], got[256];
+	snprintf(dir, sizeof(dir), "%s/class/virtio-ports", sysroot);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	if (!d)
+		return err_set(e, ENOENT, "no virtio-serial ports (%s: %s)", dir, strerror(errno));
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "vport", 5) != 0)
+			continue;
+		snprintf(file, sizeof(file), "%s/%s/name", dir, de->d_name);
+		int fd = open(file, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, got, sizeof(got) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		got[n] = '\0';
+		got[strcspn(got, "\n")] = '\0';
+		if (strcmp(got, name) == 0) {
+			snprintf(ret_path, size, "/dev/%s", de->d_name);
+			closedir(d);
+			return 0;
+		}
+	}
+	closedir(d);
+	return err_set(e, ENOENT, "no virtio-serial port named '%s'", name);
+}
+
+int init_set_hostname(const char *name, struct err *e)
+{
+	if (sethostname(name, strlen(name)) < 0)
+		return err_set(e, errno, "cannot set hostname '%s': %s", name, strerror(errno));
+	/* keep /etc/hostname and the 127.0.1.1 line true when the root is writable */
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s\n", name);
+	file_write_atomic("/etc/hostname", b.data, b.len, 0644, 0, 0, NULL);
+	buf_reset(&b);
+	buf_addf(&b, "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
+		 name);
+	file_write_atomic("/etc/hosts", b.data, b.len, 0644, 0, 0, NULL);
+	buf_release(&b);
+	return 0;
+}
+
+static int parse_cidr(const char *cidr, struct in_addr *addr, struct in_addr *mask)
+{
+	char ip[64];
+	const char *slash = strchr(cidr, '/');
+	size_t n = slash ? (size_t)(slash - cidr) : strlen(cidr);
+	unsigned prefix = 24;
+	if (n >= sizeof(ip))
+		return -EINVAL;
+	memcpy(ip, cidr, n);
+	ip[n] = '\0';
+	if (slash && num_parse_u32(slash + 1, 0, 32, &prefix, "prefix", NULL) < 0)
+		return -EINVAL;
+	if (inet_pton(AF_INET, ip, addr) != 1)
+		return -EINVAL;
+	mask->s_addr = prefix ? htonl(~0u << (32 - prefix)) : 0;
+	return 0;
+}
+
+static int ifreq_addr(int fd, unsigned long req, const char *ifname, struct in_addr a)
+{
+	struct ifreq ifr = { 0 };
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ifr.ifr_addr;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	sin->sin_family = AF_INET;
+	sin->sin_addr = a;
+	return ioctl(fd, req, &ifr) < 0 ? -errno : 0;
+}
+
+int init_configure_net(const struct proto_configure *cfg, struct err *e)
+{
+	struct in_addr addr, mask, gw;
+	const char *ifname = cfg->net_ifname[0] ? cfg->net_ifname : "eth0";
+	int r = 0;
+
+	if (parse_cidr(cfg->net_address, &addr, &mask) < 0)
+		return err_set(e, EINVAL, "invalid address '%s' (want a.b.c.d/prefix)", cfg->net_address);
+	if (cfg->net_gateway[0] && inet_pton(AF_INET, cfg->net_gateway, &gw) != 1)
+		return err_set(e, EINVAL, "invalid gateway '%s'", cfg->net_gateway);
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, errno, "socket: %s", strerror(errno));
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if ((r = ifreq_addr(fd, SIOCSIFADDR, ifname, addr)) < 0 ||
+	    (r = ifreq_addr(fd, SIOCSIFNETMASK, ifname, mask)) < 0) {
+		err_set(e, -r, "cannot set the address of '%s': %s", ifname, strerror(-r));
+		goto out;
+	}
+	if (cfg->net_mtu) {
+		ifr.ifr_mtu = (int)cfg->net_mtu;
+		if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)
+			log_warn("mtu %u on %s: %s", cfg->net_mtu, ifname, strerror(errno));
+	}
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+	    (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)) {
+		r = err_set(e, errno, "cannot bring up '%s': %s", ifname, strerror(errno));
+		goto out;
+	}
+	if (cfg->net_gateway[0]) {
+		struct rtentry rt = { 0 };
+		struct sockaddr_in *dst = (struct sockaddr_in *)&rt.rt_dst;
+		struct sockaddr_in *gwa = (struct sockaddr_in *)&rt.rt_gateway;
+		struct sockaddr_in *msk = (struct sockaddr_in *)&rt.rt_genmask;
+		dst->sin_family = gwa->sin_family = msk->sin_family = AF_INET;
+		gwa->sin_addr = gw;
+		rt.rt_flags = RTF_UP | RTF_GATEWAY;
+		rt.rt_dev = (char *)ifname;
+		if (ioctl(fd, SIOCADDRT, &rt) < 0 && errno != EEXIST) {
+			r = err_set(e, errno, "cannot add the default route: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (cfg->net_dns && cfg->net_dns[0]) {
+		struct buf b = BUF_INIT;
+		for (size_t i = 0; cfg->net_dns[i]; i++)
+			buf_addf(&b, "nameserver %s\n", cfg->net_dns[i]);
+		r = file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, e);
+		buf_release(&b);
+	}
+out:
+	close(fd);
+	return r;
+}

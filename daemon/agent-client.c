@@ -1,0 +1,776 @@
+/* agent-client.c — host side of the agent protocol: handshake, stream
+ * multiplexing, flow control, and blocking helpers (see agent-client.h).
+ * Sits between the engine/daemon/tests and one agent connection; touches
+ * only its own fd.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "agent-client.h"
+#include "log.h"
+
+struct ac_stream {
+	struct ac *ac;
+	uint32_t id;
+	const struct ac_stream_cb *cb;   /* NULL: orphaned, ignore until END */
+	void *arg;
+	uint32_t send_window;
+	uint32_t recv_window;            /* credit the agent may still use */
+	uint32_t recv_consumed;          /* consumed, not yet granted back */
+	bool held;
+	struct ac_stream *next;
+};
+
+struct ac {
+	int fd;
+	struct proto_decoder dec;
+	struct buf out;
+	struct ac_stream *streams;
+	uint32_t next_id;
+	bool ready;
+	bool dead;
+	struct err dead_err;
+	struct proto_hello_ok hello;
+	bool have_hello;
+};
+
+/* ---- connection --------------------------------------------------------------- */
+
+struct ac *ac_new(int fd, const char *token, const char *client_name)
+{
+	struct ac *ac = xcalloc(1, sizeof(*ac));
+	struct proto_hello h = {
+		.version = PROTO_VERSION,
+		.token = (char *)(token ? token : ""),
+		.client = (char *)(client_name ? client_name : "bhatti"),
+	};
+	ac->fd = fd;
+	ac->next_id = 1;
+	proto_decoder_init(&ac->dec);
+	buf_init(&ac->out);
+	fd_set_nonblock(fd, true);
+	fd_set_cloexec(fd);
+	proto_put_msg(&ac->out, 0, PROTO_HELLO, 0, &h);
+	return ac;
+}
+
+static void stream_close(struct ac_stream *s, const struct err *e)
+{
+	struct ac *ac = s->ac;
+	for (struct ac_stream **pp = &ac->streams; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	if (s->cb && s->cb->closed)
+		s->cb->closed(s, e, s->arg);
+	free(s);
+}
+
+static int ac_die(struct ac *ac, int code, const char *fmt, ...) PRINTF(3, 4);
+static int ac_die(struct ac *ac, int code, const char *fmt, ...)
+{
+	va_list ap;
+	if (ac->dead)
+		return -ac->dead_err.code;
+	ac->dead = true;
+	ac->ready = false;
+	ac->dead_err.code = code < 0 ? -code : code;
+	va_start(ap, fmt);
+	vsnprintf(ac->dead_err.msg, sizeof(ac->dead_err.msg), fmt, ap);
+	va_end(ap);
+	if (ac->fd >= 0)
+		close(ac->fd);
+	ac->fd = -1;
+	buf_reset(&ac->out);
+	while (ac->streams)
+		stream_close(ac->streams, &ac->dead_err);
+	return -ac->dead_err.code;
+}
+
+void ac_free(struct ac *ac)
+{
+	if (!ac)
+		return;
+	ac_die(ac, ECONNABORTED, "agent client closed");
+	proto_decoder_release(&ac->dec);
+	buf_release(&ac->out);
+	if (ac->have_hello)
+		proto_msg_release(PROTO_HELLO_OK, &ac->hello);
+	free(ac);
+}
+
+int ac_fd(const struct ac *ac)
+{
+	return ac->fd;
+}
+
+bool ac_ready(const struct ac *ac)
+{
+	return ac->ready;
+}
+
+bool ac_dead(const struct ac *ac)
+{
+	return ac->dead;
+}
+
+const struct proto_hello_ok *ac_hello(const struct ac *ac)
+{
+	return ac->have_hello ? &ac->hello : NULL;
+}
+
+bool ac_want_write(const struct ac *ac)
+{
+	return ac->out.len > 0;
+}
+
+static int copy_dead(struct ac *ac, struct err *e)
+{
+	if (e)
+		*e = ac->dead_err;
+	return -ac->dead_err.code;
+}
+
+int ac_flush(struct ac *ac, struct err *e)
+{
+	if (ac->dead)
+		return copy_dead(ac, e);
+	while (ac->out.len) {
+		ssize_t n = send(ac->fd, ac->out.data, ac->out.len, MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			ac_die(ac, errno, "agent connection: %s", strerror(errno));
+			return copy_dead(ac, e);
+		}
+		buf_consume(&ac->out, (size_t)n);
+	}
+	return 0;
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+static struct ac_stream *find_stream(struct ac *ac, uint32_t id)
+{
+	for (struct ac_stream *s = ac->streams; s; s = s->next)
+		if (s->id == id)
+			return s;
+	return NULL;
+}
+
+static void grant(struct ac_stream *s, bool force)
+{
+	if (s->held || !s->recv_consumed || s->ac->dead)
+		return;
+	if (!force && s->recv_consumed < PROTO_WINDOW / 4)
+		return;
+	struct proto_window w = { .increment = s->recv_consumed };
+	s->recv_window += s->recv_consumed;
+	s->recv_consumed = 0;
+	proto_put_msg(&s->ac->out, s->id, PROTO_WINDOW_UPDATE, 0, &w);
+}
+
+static void on_stream0(struct ac *ac, const struct proto_frame *f)
+{
+	struct err e = ERR_INIT;
+	if (f->type == PROTO_HELLO_OK && !ac->have_hello) {
+		if (proto_decode(f, &ac->hello, &e) < 0) {
+			ac_die(ac, EPROTO, "bad HELLO_OK from the agent: %s", err_str(&e));
+			return;
+		}
+		ac->have_hello = true;
+		ac->ready = true;
+		return;
+	}
+	if (f->type == PROTO_ERROR) {
+		struct proto_error pe;
+		if (proto_decode(f, &pe, &e) == 0) {
+			ac_die(ac, pe.code ? pe.code : EPROTO, "agent: %s", pe.message);
+			proto_msg_release(PROTO_ERROR, &pe);
+		} else {
+			ac_die(ac, EPROTO, "agent sent a malformed ERROR");
+		}
+		return;
+	}
+	log_debug("agent client: ignoring message type %u on stream 0", f->type);
+}
+
+static void dispatch(struct ac *ac, const struct proto_frame *f)
+{
+	struct ac_stream *s;
+
+	if (f->stream == 0) {
+		on_stream0(ac, f);
+		return;
+	}
+	if (!ac->ready) {
+		ac_die(ac, EPROTO, "agent sent stream data before HELLO_OK");
+		return;
+	}
+	s = find_stream(ac, f->stream);
+	if (!s)
+		return; /* late frame for a stream we gave up on */
+	switch (f->type) {
+	case PROTO_DATA: {
+		struct proto_data d;
+		struct err e = ERR_INIT;
+		if (proto_decode_data(f, &d, &e) < 0) {
+			ac_die(ac, EPROTO, "%s", err_str(&e));
+			return;
+		}
+		if (d.len > s->recv_window) {
+			ac_die(ac, EPROTO, "agent overran the flow-control window on stream %u", s->id);
+			return;
+		}
+		s->recv_window -= (uint32_t)d.len;
+		if (s->cb && s->cb->data)
+			s->cb->data(s, d.channel, d.data, d.len, s->arg);
+		s->recv_consumed += (uint32_t)d.len;
+		grant(s, false);
+		return;
+	}
+	case PROTO_WINDOW_UPDATE: {
+		struct proto_window w;
+		if (proto_decode(f, &w, NULL) < 0) {
+			ac_die(ac, EPROTO, "malformed WINDOW_UPDATE from the agent");
+			return;
+		}
+		s->send_window += w.increment;
+		if (s->cb && s->cb->window)
+			s->cb->window(s, s->arg);
+		return;
+	}
+	default:
+		if (s->cb && s->cb->frame)
+			s->cb->frame(s, f, s->arg);
+		if (f->flags & PROTO_F_END)
+			stream_close(s, NULL);
+	}
+}
+
+int ac_on_readable(struct ac *ac, struct err *e)
+{
+	char chunk[256 << 10];
+	size_t total = 0;
+
+	if (ac->dead)
+		return copy_dead(ac, e);
+	while (total < (1u << 20)) {
+		ssize_t n = read(ac->fd, chunk, sizeof(chunk));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				break;
+			ac_die(ac, errno, "agent connection: %s", strerror(errno));
+			return copy_dead(ac, e);
+		}
+		if (n == 0) {
+			ac_die(ac, ECONNRESET, "the agent closed the connection");
+			return copy_dead(ac, e);
+		}
+		total += (size_t)n;
+		proto_decoder_feed(&ac->dec, chunk, (size_t)n);
+		for (;;) {
+			struct proto_frame f;
+			struct err de = ERR_INIT;
+			int r = proto_decoder_next(&ac->dec, &f, &de);
+			if (r == 0)
+				break;
+			if (r < 0) {
+				ac_die(ac, -r, "agent stream: %s", err_str(&de));
+				return copy_dead(ac, e);
+			}
+			dispatch(ac, &f);
+			if (ac->dead)
+				return copy_dead(ac, e);
+		}
+		if ((size_t)n < sizeof(chunk))
+			break;
+	}
+	return ac_flush(ac, e);
+}
+
+int ac_poll(struct ac *ac, int timeout_ms, struct err *e)
+{
+	if (ac->dead)
+		return copy_dead(ac, e);
+	if (ac->out.len) {
+		int r = ac_flush(ac, e);
+		if (r < 0)
+			return r;
+	}
+	struct pollfd p = { .fd = ac->fd, .events = POLLIN | (ac->out.len ? POLLOUT : 0) };
+	int r = poll(&p, 1, timeout_ms);
+	if (r < 0)
+		return errno == EINTR ? 0 : err_set(e, errno, "poll: %s", strerror(errno));
+	if (r == 0)
+		return 0;
+	if (p.revents & POLLOUT) {
+		r = ac_flush(ac, e);
+		if (r < 0)
+			return r;
+	}
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		return ac_on_readable(ac, e);
+	return 0;
+}
+
+int ac_connect_unix(const char *path, const char *token, const char *client_name,
+		    int timeout_ms, struct ac **ret, struct err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return err_set(e, ENAMETOOLONG, "socket path '%s' is too long", path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return err_set(e, errno, "socket: %s", strerror(errno));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = errno;
+		close(fd);
+		return err_set(e, r, "cannot connect to the agent at '%s': %s", path, strerror(r));
+	}
+	struct ac *ac = ac_new(fd, token, client_name);
+	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 10000);
+	while (!ac->ready) {
+		int left = (int)(deadline - now_ms());
+		if ((int64_t)(deadline - now_ms()) <= 0) {
+			ac_free(ac);
+			return err_set(e, ETIMEDOUT, "the agent at '%s' did not answer HELLO", path);
+		}
+		if (ac_poll(ac, left, e) < 0) {
+			ac_free(ac);
+			return -e->code;
+		}
+	}
+	*ret = ac;
+	return 0;
+}
+
+/* ---- streams ----------------------------------------------------------------------- */
+
+struct ac_stream *ac_open(struct ac *ac, uint8_t type, const void *msg,
+			  const struct ac_stream_cb *cb, void *arg, struct err *e)
+{
+	if (ac->dead) {
+		copy_dead(ac, e);
+		return NULL;
+	}
+	uint32_t id = ac->next_id++;
+	if (ac->next_id == 0)
+		ac->next_id = 1;
+	int r = proto_put_msg(&ac->out, id, type, 0, msg);
+	if (r < 0) {
+		err_set(e, EMSGSIZE, "%s request is larger than a frame (%u bytes)",
+			proto_type_name(type), PROTO_MAX_PAYLOAD);
+		return NULL;
+	}
+	struct ac_stream *s = xcalloc(1, sizeof(*s));
+	s->ac = ac;
+	s->id = id;
+	s->cb = cb;
+	s->arg = arg;
+	s->send_window = PROTO_WINDOW;
+	s->recv_window = PROTO_WINDOW;
+	s->next = ac->streams;
+	ac->streams = s;
+	return s;
+}
+
+uint32_t ac_stream_id(const struct ac_stream *s)
+{
+	return s->id;
+}
+
+size_t ac_send_room(const struct ac_stream *s)
+{
+	if (s->ac->dead)
+		return 0;
+	return MIN(s->send_window, PROTO_DATA_CHUNK);
+}
+
+void ac_send_data(struct ac_stream *s, uint8_t channel, const void *p, size_t n)
+{
+	if (s->ac->dead || !n)
+		return;
+	if (n > s->send_window)
+		abort(); /* programming error: check ac_send_room */
+	s->send_window -= (uint32_t)n;
+	proto_put_data(&s->ac->out, s->id, channel, p, n);
+}
+
+void ac_send_eof(struct ac_stream *s, uint8_t channel)
+{
+	struct proto_eof eof = { .channel = channel };
+	ac_send_msg(s, PROTO_EOF, &eof);
+}
+
+void ac_send_msg(struct ac_stream *s, uint8_t type, const void *msg)
+{
+	if (!s->ac->dead)
+		proto_put_msg(&s->ac->out, s->id, type, 0, msg);
+}
+
+void ac_send_close(struct ac_stream *s)
+{
+	ac_send_msg(s, PROTO_CLOSE, NULL);
+}
+
+void ac_hold(struct ac_stream *s, bool hold)
+{
+	s->held = hold;
+	if (!hold)
+		grant(s, true);
+}
+
+/* ---- blocking helpers ------------------------------------------------------------------ */
+
+/* Shared by the helpers: run the private loop until *done or timeout. On
+ * timeout the stream is cancelled and orphaned (its callbacks point into
+ * the caller's stack frame, which is about to go away). */
+static int wait_done(struct ac *ac, struct ac_stream *s, const bool *done,
+		     int timeout_ms, struct err *e)
+{
+	uint64_t deadline = timeout_ms > 0 ? now_ms() + (uint64_t)timeout_ms : 0;
+	while (!*done) {
+		int wait = -1;
+		if (deadline) {
+			int64_t left = (int64_t)(deadline - now_ms());
+			if (left <= 0) {
+				s->cb = NULL;
+				ac_send_close(s);
+				ac_flush(ac, NULL);
+				return err_set(e, ETIMEDOUT, "no answer from the agent within %d ms",
+					       timeout_ms);
+			}
+			wait = (int)left;
+		}
+		int r = ac_poll(ac, wait, e);
+		if (r < 0 && !*done)
+			return r;
+	}
+	return 0;
+}
+
+struct call_ctx {
+	uint8_t want;
+	void *ret_msg;
+	bool done;
+	int rc;
+	struct err err;
+};
+
+/* Decode an END frame that is an ERROR into ctx->err. */
+static void take_error(const struct proto_frame *f, int *rc, struct err *out)
+{
+	struct proto_error pe;
+	if (proto_decode(f, &pe, NULL) == 0) {
+		*rc = err_set(out, pe.code ? pe.code : EIO, "%s", pe.message);
+		proto_msg_release(PROTO_ERROR, &pe);
+	} else {
+		*rc = err_set(out, EPROTO, "malformed ERROR from the agent");
+	}
+}
+
+static void call_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
+{
+	struct call_ctx *c = arg;
+	if (!(f->flags & PROTO_F_END))
+		return;
+	if (f->type == PROTO_ERROR)
+		take_error(f, &c->rc, &c->err);
+	else if (f->type != c->want)
+		c->rc = err_set(&c->err, EPROTO, "expected %s from the agent, got %s",
+				proto_type_name(c->want), proto_type_name(f->type) ?
+				proto_type_name(f->type) : "an unknown message");
+	else if (c->ret_msg && proto_decode(f, c->ret_msg, &c->err) < 0)
+		c->rc = -c->err.code;
+	else
+		c->rc = 0;
+}
+
+static void call_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
+{
+	struct call_ctx *c = arg;
+	if (e) {
+		c->rc = -e->code;
+		c->err = *e;
+	}
+	c->done = true;
+}
+
+static const struct ac_stream_cb call_cb = { .frame = call_frame, .closed = call_closed };
+
+int ac_call(struct ac *ac, uint8_t type, const void *req, uint8_t want,
+	    void *ret_msg, int timeout_ms, struct err *e)
+{
+	struct call_ctx c = { .want = want, .ret_msg = ret_msg, .rc = -EIO };
+	struct ac_stream *s = ac_open(ac, type, req, &call_cb, &c, e);
+	if (!s)
+		return -EIO;
+	int r = wait_done(ac, s, &c.done, timeout_ms, e);
+	if (r < 0)
+		return r;
+	if (c.rc < 0 && e)
+		*e = c.err;
+	return c.rc;
+}
+
+/* exec */
+
+struct exec_ctx {
+	struct ac_exec_result *res;
+	const uint8_t *in;
+	size_t in_len, in_off;
+	bool in_eof_sent;
+	bool want_stdin;
+	bool done;
+	int rc;
+	struct err err;
+};
+
+static void exec_push_stdin(struct ac_stream *s, struct exec_ctx *x)
+{
+	if (!x->want_stdin || x->in_eof_sent)
+		return;
+	size_t room;
+	while (x->in_off < x->in_len && (room = ac_send_room(s)) > 0) {
+		size_t n = MIN(room, x->in_len - x->in_off);
+		ac_send_data(s, PROTO_CH_IN, x->in + x->in_off, n);
+		x->in_off += n;
+	}
+	if (x->in_off == x->in_len) {
+		ac_send_eof(s, PROTO_CH_IN);
+		x->in_eof_sent = true;
+	}
+}
+
+static void exec_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
+{
+	struct exec_ctx *x = arg;
+	if (f->type == PROTO_EXEC_STARTED) {
+		struct proto_exec_started st;
+		if (proto_decode(f, &st, NULL) == 0) {
+			x->res->pid = st.pid;
+			proto_msg_release(PROTO_EXEC_STARTED, &st);
+		}
+		if (f->flags & PROTO_F_END) /* detached */
+			x->rc = 0;
+	} else if (f->type == PROTO_EXIT) {
+		struct proto_exit ex;
+		if (proto_decode(f, &ex, &x->err) == 0) {
+			x->res->exit_code = ex.exit_code;
+			x->res->signal = ex.signal;
+			x->res->flags = ex.flags;
+			x->rc = 0;
+		} else {
+			x->rc = -x->err.code;
+		}
+	} else if (f->type == PROTO_ERROR) {
+		take_error(f, &x->rc, &x->err);
+	}
+}
+
+static void exec_data(struct ac_stream *s UNUSED, uint8_t ch, const uint8_t *p, size_t n, void *arg)
+{
+	struct exec_ctx *x = arg;
+	buf_add(ch == PROTO_CH_ERR ? &x->res->err : &x->res->out, p, n);
+}
+
+static void exec_window(struct ac_stream *s, void *arg)
+{
+	exec_push_stdin(s, arg);
+}
+
+static void exec_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
+{
+	struct exec_ctx *x = arg;
+	if (e) {
+		x->rc = -e->code;
+		x->err = *e;
+	}
+	x->done = true;
+}
+
+static const struct ac_stream_cb exec_cb = {
+	.frame = exec_frame, .data = exec_data, .window = exec_window, .closed = exec_closed,
+};
+
+void ac_exec_result_release(struct ac_exec_result *r)
+{
+	buf_release(&r->out);
+	buf_release(&r->err);
+}
+
+int ac_exec(struct ac *ac, const struct proto_exec *req, const void *stdin_data,
+	    size_t stdin_len, struct ac_exec_result *ret, int timeout_ms, struct err *e)
+{
+	struct exec_ctx x = {
+		.res = ret, .in = stdin_data, .in_len = stdin_len,
+		.want_stdin = req->flags & PROTO_EXEC_STDIN, .rc = -EIO,
+	};
+	memset(ret, 0, sizeof(*ret));
+	buf_init(&ret->out);
+	buf_init(&ret->err);
+	struct ac_stream *s = ac_open(ac, PROTO_EXEC, req, &exec_cb, &x, e);
+	if (!s)
+		return -EIO;
+	exec_push_stdin(s, &x);
+	int r = wait_done(ac, s, &x.done, timeout_ms, e);
+	if (r < 0)
+		return r;
+	if (x.rc < 0 && e)
+		*e = x.err;
+	return x.rc;
+}
+
+/* file read */
+
+struct read_ctx {
+	struct buf *out;
+	struct proto_file_meta *meta;
+	struct proto_ok *ok;
+	bool done;
+	int rc;
+	struct err err;
+};
+
+static void read_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
+{
+	struct read_ctx *x = arg;
+	if (f->type == PROTO_FILE_META && x->meta) {
+		if (proto_decode(f, x->meta, NULL) < 0)
+			memset(x->meta, 0, sizeof(*x->meta));
+	} else if (f->type == PROTO_OK && (f->flags & PROTO_F_END)) {
+		struct proto_ok ok;
+		if (proto_decode(f, &ok, &x->err) == 0) {
+			if (x->ok)
+				*x->ok = ok;
+			x->rc = 0;
+		} else {
+			x->rc = -x->err.code;
+		}
+	} else if (f->type == PROTO_ERROR) {
+		take_error(f, &x->rc, &x->err);
+	}
+}
+
+static void read_data(struct ac_stream *s UNUSED, uint8_t ch UNUSED, const uint8_t *p, size_t n,
+		      void *arg)
+{
+	struct read_ctx *x = arg;
+	buf_add(x->out, p, n);
+}
+
+static void read_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
+{
+	struct read_ctx *x = arg;
+	if (e) {
+		x->rc = -e->code;
+		x->err = *e;
+	}
+	x->done = true;
+}
+
+static const struct ac_stream_cb read_cb = {
+	.frame = read_frame, .data = read_data, .closed = read_closed,
+};
+
+int ac_read_file(struct ac *ac, const struct proto_file_read *req, struct buf *out,
+		 struct proto_file_meta *ret_meta, struct proto_ok *ret_ok,
+		 int timeout_ms, struct err *e)
+{
+	struct read_ctx x = { .out = out, .meta = ret_meta, .ok = ret_ok, .rc = -EIO };
+	if (ret_meta)
+		memset(ret_meta, 0, sizeof(*ret_meta));
+	struct ac_stream *s = ac_open(ac, PROTO_FILE_READ, req, &read_cb, &x, e);
+	if (!s)
+		return -EIO;
+	int r = wait_done(ac, s, &x.done, timeout_ms, e);
+	if (r < 0)
+		return r;
+	if (x.rc < 0 && e)
+		*e = x.err;
+	return x.rc;
+}
+
+/* file write: stream the bytes within the window, then EOF, then OK */
+
+struct write_ctx {
+	const uint8_t *data;
+	size_t len, off;
+	bool eof_sent;
+	bool done;
+	int rc;
+	struct err err;
+};
+
+static void write_push(struct ac_stream *s, struct write_ctx *x)
+{
+	size_t room;
+	while (x->off < x->len && (room = ac_send_room(s)) > 0) {
+		size_t n = MIN(room, x->len - x->off);
+		ac_send_data(s, PROTO_CH_IN, x->data + x->off, n);
+		x->off += n;
+	}
+	if (x->off == x->len && !x->eof_sent) {
+		ac_send_eof(s, PROTO_CH_IN);
+		x->eof_sent = true;
+	}
+}
+
+static void write_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
+{
+	struct write_ctx *x = arg;
+	if (f->type == PROTO_OK)
+		x->rc = 0;
+	else if (f->type == PROTO_ERROR)
+		take_error(f, &x->rc, &x->err);
+}
+
+static void write_window(struct ac_stream *s, void *arg)
+{
+	write_push(s, arg);
+}
+
+static void write_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
+{
+	struct write_ctx *x = arg;
+	if (e) {
+		x->rc = -e->code;
+		x->err = *e;
+	}
+	x->done = true;
+}
+
+static const struct ac_stream_cb write_cb = {
+	.frame = write_frame, .window = write_window, .closed = write_closed,
+};
+
+int ac_write_file(struct ac *ac, const struct proto_file_write *req, const void *data,
+		  size_t len, int timeout_ms, struct err *e)
+{
+	struct write_ctx x = { .data = data, .len = len, .rc = -EIO };
+	struct ac_stream *s = ac_open(ac, PROTO_FILE_WRITE, req, &write_cb, &x, e);
+	if (!s)
+		return -EIO;
+	write_push(s, &x);
+	int r = wait_done(ac, s, &x.done, timeout_ms, e);
+	if (r < 0)
+		return r;
+	if (x.rc < 0 && e)
+		*e = x.err;
+	return x.rc;
+}
