@@ -111,10 +111,10 @@ $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Iagent $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIBDAEMON) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
 test: deps
 	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
@@ -128,16 +128,23 @@ test-long: test
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
-# libFuzzer target for the frame decoder and every message layout.
+# libFuzzer target for the frame decoder and every message layout; seeds
+# come from the real encoder (tests/fuzz/gen-seeds.c).
 FUZZ_CFLAGS := -std=c17 -O1 -g -D_GNU_SOURCE -Ishared -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -o $@ $^
+	@echo "  FUZZ    $@"
+	@clang $(FUZZ_CFLAGS) -o $@ $^
 
-fuzz: deps $(BUILD)/fuzz/fuzz-proto
-	@mkdir -p $(BUILD)/fuzz/corpus
-	$(BUILD)/fuzz/fuzz-proto -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
-		$(BUILD)/fuzz/corpus tests/data/fuzz-seeds
+$(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBCORE)
+	@mkdir -p $(dir $@)
+	@$(CC) $(CFLAGS) -o $@ $^
+
+fuzz: deps $(BUILD)/fuzz/fuzz-proto $(BUILD)/fuzz/gen-seeds
+	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
+	@$(BUILD)/fuzz/gen-seeds $(BUILD)/fuzz/seeds
+	$(BUILD)/fuzz/fuzz-proto -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 \
+		-print_final_stats=1 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
 
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done

@@ -46,6 +46,7 @@ struct agent {
 	bool switch_user;      /* drop to uid/gid for non-root work */
 	uid_t uid;
 	gid_t gid;
+	uint64_t session_keep_ms; /* keep an exited session's status this long */
 
 	/* configured over the protocol (CONFIGURE) */
 	char *token;           /* "" until set */

@@ -23,8 +23,6 @@
 #include "agent.h"
 #include "log.h"
 
-extern char **environ;
-
 static struct child *children;
 
 enum spawn_stage { STAGE_SETUP = 1, STAGE_CWD, STAGE_USER, STAGE_EXEC };
@@ -34,16 +32,27 @@ struct spawn_failure {
 	int err;
 };
 
-/* In the child after fork: never returns. Reports failures on report_fd. */
-static void child_setup(const struct spawn *sp, uid_t uid, gid_t gid, int report_fd)
+/* What the vfork child needs, prepared by the parent. */
+struct spawn_ctx {
+	const struct spawn *sp;
+	const char *path;               /* resolved program */
+	uid_t uid;
+	gid_t gid;
+	bool drop_user;
+	volatile struct spawn_failure *fail; /* in the parent's frame (shared) */
+};
+
+/* In the vfork child: only syscalls, no heap, no globals written but
+ * *fail. Never returns. */
+__attribute__((noreturn)) static void child_setup(const struct spawn_ctx *cx)
 {
-	struct spawn_failure fail = { STAGE_SETUP, 0 };
+	const struct spawn *sp = cx->sp;
 	sigset_t none;
 
+	cx->fail->stage = STAGE_SETUP;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int sig = 1; sig < NSIG; sig++)
-		signal(sig, SIG_DFL);
+	signal(SIGPIPE, SIG_DFL); /* the only disposition lohar changes */
 
 	if (sp->pty) {
 		if (setsid() < 0 || ioctl(sp->stdin_fd, TIOCSCTTY, 0) < 0)
@@ -55,75 +64,94 @@ static void child_setup(const struct spawn *sp, uid_t uid, gid_t gid, int report
 	    dup2(sp->stderr_fd, 2) < 0)
 		goto fail;
 	/* 0..2 are dups (no CLOEXEC); everything else lohar opens is CLOEXEC */
-
-	if (!sp->as_root && agent.switch_user) {
-		fail.stage = STAGE_USER;
-		if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0)
+	if (cx->drop_user) {
+		cx->fail->stage = STAGE_USER;
+		if (setgroups(0, NULL) < 0 || setgid(cx->gid) < 0 || setuid(cx->uid) < 0)
 			goto fail;
 	}
-	fail.stage = STAGE_CWD;
+	cx->fail->stage = STAGE_CWD;
 	if (sp->cwd && sp->cwd[0] && chdir(sp->cwd) < 0)
 		goto fail;
-
-	fail.stage = STAGE_EXEC;
-	environ = sp->env; /* execvp searches the PATH of the new environment */
-	execvp(sp->argv[0], sp->argv);
+	cx->fail->stage = STAGE_EXEC;
+	execve(cx->path, sp->argv, sp->env);
 fail:
-	fail.err = errno;
-	if (write(report_fd, &fail, sizeof(fail)) < 0) {
-		/* parent sees EOF and a 127 exit */
-	}
+	cx->fail->err = errno;
 	_exit(127);
+}
+
+/* The PATH of env (or the default), searched like execvp does. Returns a
+ * heap string, or NULL with *ret_err set. */
+static char *resolve_program(const char *prog, char *const *env, int *ret_err)
+{
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	struct buf b = BUF_INIT;
+	int first_err = ENOENT;
+
+	if (strchr(prog, '/'))
+		return xstrdup(prog);
+	for (size_t i = 0; env && env[i]; i++)
+		if (strncmp(env[i], "PATH=", 5) == 0)
+			path = env[i] + 5;
+	for (const char *p = path;; p++) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		buf_reset(&b);
+		buf_add(&b, len ? p : ".", len ? len : 1);
+		buf_addf(&b, "/%s", prog);
+		if (access(b.data, X_OK) == 0) {
+			struct stat st;
+			if (stat(b.data, &st) == 0 && S_ISREG(st.st_mode))
+				return buf_detach(&b, NULL);
+		} else if (errno == EACCES) {
+			first_err = EACCES;
+		}
+		if (!end)
+			break;
+		p = end;
+	}
+	buf_release(&b);
+	*ret_err = first_err;
+	return NULL;
 }
 
 int child_spawn(struct child *c, const struct spawn *sp, struct err *e)
 {
-	int report[2];
-	struct spawn_failure fail;
+	volatile struct spawn_failure fail = { 0, 0 };
+	int err = 0;
 
 	if (!sp->argv || !sp->argv[0] || !sp->argv[0][0])
 		return err_set(e, EINVAL, "empty command");
-	if (pipe2(report, O_CLOEXEC) < 0)
-		return err_set(e, errno, "pipe: %s", strerror(errno));
-
-	pid_t pid = fork();
-	if (pid < 0) {
-		int r = errno;
-		close(report[0]);
-		close(report[1]);
-		return err_set(e, r, "fork: %s", strerror(r));
-	}
-	if (pid == 0) {
-		close(report[0]);
-		child_setup(sp, agent.uid, agent.gid, report[1]);
-	}
-	close(report[1]);
-	if (!sp->pty)
-		setpgid(pid, pid); /* also in the parent: no race with kill */
-
-	/* Block until exec: the pipe closes on success (CLOEXEC) or carries
-	 * the failure. This takes well under a millisecond. */
-	ssize_t n;
-	do {
-		n = read(report[0], &fail, sizeof(fail));
-	} while (n < 0 && errno == EINTR);
-	close(report[0]);
-	if (n == (ssize_t)sizeof(fail)) {
-		int status;
+	char *path = resolve_program(sp->argv[0], sp->env, &err);
+	if (!path)
+		return err_set(e, err, err == ENOENT ? "cannot run '%s': command not found" :
+			       "cannot run '%s': permission denied", sp->argv[0]);
+	struct spawn_ctx cx = {
+		.sp = sp, .path = path, .uid = agent.uid, .gid = agent.gid,
+		.drop_user = !sp->as_root && agent.switch_user, .fail = &fail,
+	};
+	/* vfork: the parent sleeps until the child has exec'ed or died, and
+	 * no page tables are copied. The child reports failures through
+	 * `fail`, which lives in this (shared) frame. */
+	pid_t pid = vfork();
+	if (pid == 0)
+		child_setup(&cx);
+	free(path);
+	if (pid < 0)
+		return err_set(e, errno, "fork: %s", strerror(errno));
+	if (fail.err) {
+		int status, code = fail.err;
 		waitpid(pid, &status, 0);
 		switch (fail.stage) {
 		case STAGE_CWD:
-			return err_set(e, fail.err, "cannot enter directory '%s': %s", sp->cwd,
-				       strerror(fail.err));
+			return err_set(e, code, "cannot enter directory '%s': %s", sp->cwd,
+				       strerror(code));
 		case STAGE_USER:
-			return err_set(e, fail.err, "cannot switch to uid %u: %s",
-				       (unsigned)agent.uid, strerror(fail.err));
+			return err_set(e, code, "cannot switch to uid %u: %s",
+				       (unsigned)agent.uid, strerror(code));
 		case STAGE_EXEC:
-			return err_set(e, fail.err, "cannot run '%s': %s", sp->argv[0],
-				       strerror(fail.err));
+			return err_set(e, code, "cannot run '%s': %s", sp->argv[0], strerror(code));
 		default:
-			return err_set(e, fail.err, "cannot set up the process: %s",
-				       strerror(fail.err));
+			return err_set(e, code, "cannot set up the process: %s", strerror(code));
 		}
 	}
 	c->pid = pid;
@@ -208,20 +236,44 @@ static void env_setf(char ***v, size_t *n, const char *k, const char *val)
 	buf_release(&b);
 }
 
+/* The passwd entry of a uid, looked up once: /etc/passwd does not change
+ * under a running sandbox often enough to read it on every exec. */
+struct user_info {
+	bool cached;
+	uid_t uid;
+	char name[64], home[256], shell[128];
+};
+
+static const struct user_info *user_info(uid_t uid)
+{
+	static struct user_info cache[2];
+	struct user_info *u = &cache[uid == 0 ? 0 : 1];
+	if (u->cached && u->uid == uid)
+		return u;
+	struct passwd *pw = getpwuid(uid);
+	u->cached = true;
+	u->uid = uid;
+	snprintf(u->name, sizeof(u->name), "%s", pw ? pw->pw_name : "");
+	if (!u->name[0])
+		snprintf(u->name, sizeof(u->name), "%u", (unsigned)uid);
+	snprintf(u->home, sizeof(u->home), "%s", pw && pw->pw_dir[0] ? pw->pw_dir :
+		 uid == 0 ? "/root" : agent.workspace);
+	snprintf(u->shell, sizeof(u->shell), "%s", pw && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+	return u;
+}
+
 char **agent_build_env(bool as_root, char *const *extra, const char *term)
 {
 	char **v = xcalloc(1, sizeof(*v));
 	size_t n = 0;
 	uid_t uid = (as_root || !agent.switch_user) ? getuid() : agent.uid;
-	struct passwd *pw = getpwuid(uid);
-	char uidbuf[32];
+	const struct user_info *u = user_info(uid);
 
-	snprintf(uidbuf, sizeof(uidbuf), "%u", (unsigned)uid);
 	env_setf(&v, &n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-	env_setf(&v, &n, "HOME", pw && pw->pw_dir[0] ? pw->pw_dir : (uid == 0 ? "/root" : agent.workspace));
-	env_setf(&v, &n, "USER", pw ? pw->pw_name : uidbuf);
-	env_setf(&v, &n, "LOGNAME", pw ? pw->pw_name : uidbuf);
-	env_setf(&v, &n, "SHELL", pw && pw->pw_shell[0] ? pw->pw_shell : "/bin/sh");
+	env_setf(&v, &n, "HOME", u->home);
+	env_setf(&v, &n, "USER", u->name);
+	env_setf(&v, &n, "LOGNAME", u->name);
+	env_setf(&v, &n, "SHELL", u->shell);
 	env_setf(&v, &n, "LANG", "C.UTF-8");
 	if (agent.hostname && agent.hostname[0])
 		env_setf(&v, &n, "HOSTNAME", agent.hostname);

@@ -77,6 +77,7 @@ static void usage(FILE *f)
 		"usage: lohar                       (as PID 1 inside a bhatti VM)\n"
 		"       lohar --listen unix:PATH [--token TOKEN] [--workspace DIR]\n"
 		"             [--user UID:GID|self] [--log debug|info|warn|error]\n"
+		"             [--session-keep-ms MS]\n"
 		"       lohar --version\n");
 }
 
@@ -113,6 +114,7 @@ int main(int argc, char **argv)
 	agent.uid = 1000;
 	agent.gid = 1000;
 	agent.switch_user = geteuid() == 0;
+	agent.session_keep_ms = AGENT_SESSION_KEEP_MS;
 	log_init("lohar", LOG_INFO);
 	level = log_get_level();
 
@@ -139,6 +141,12 @@ int main(int argc, char **argv)
 			agent.workspace = v;
 		} else if (strcmp(a, "--user") == 0) {
 			if (parse_user(v, &e) < 0) {
+				fprintf(stderr, "lohar: %s\n", err_str(&e));
+				return 2;
+			}
+		} else if (strcmp(a, "--session-keep-ms") == 0) {
+			if (num_parse_u64(v, 0, 86400000, &agent.session_keep_ms,
+					  "--session-keep-ms", &e) < 0) {
 				fprintf(stderr, "lohar: %s\n", err_str(&e));
 				return 2;
 			}

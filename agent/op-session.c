@@ -247,14 +247,14 @@ static void on_pty(struct watch *w, uint32_t events)
 		session_read_pty(ss);
 	session_update(ss);
 	if (session_done(ss) && !ss->att && !ss->expire.armed)
-		timer_arm(&ss->expire, AGENT_SESSION_KEEP_MS);
+		timer_arm(&ss->expire, agent.session_keep_ms);
 }
 
 static void on_expire(struct timer *t)
 {
 	struct session *ss = t->data;
 	if (ss->att) /* someone is reading the final output; wait */
-		timer_arm(&ss->expire, AGENT_SESSION_KEEP_MS);
+		timer_arm(&ss->expire, agent.session_keep_ms);
 	else
 		session_remove(ss);
 }
@@ -275,7 +275,7 @@ static void on_session_exit(struct child *c, int status)
 	/* Take what the program printed last, then finish. */
 	session_read_pty(ss);
 	session_update(ss);
-	timer_arm(&ss->expire, AGENT_SESSION_KEEP_MS);
+	timer_arm(&ss->expire, agent.session_keep_ms);
 }
 
 static void on_idle(struct timer *t)

@@ -79,7 +79,9 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 		}
 		execl(bin, "lohar", "--listen", listen, "--token", token ? token : "",
 		      "--workspace", p->workspace, "--user", user ? user : "self",
-		      "--log", getenv("LOHAR_LOG") ? getenv("LOHAR_LOG") : "info", (char *)NULL);
+		      "--log", getenv("LOHAR_LOG") ? getenv("LOHAR_LOG") : "info",
+		      "--session-keep-ms", getenv("LOHAR_SESSION_KEEP_MS") ? getenv("LOHAR_SESSION_KEEP_MS") : "30000",
+		      (char *)NULL);
 		_exit(127);
 	}
 	free(bin);
