@@ -114,6 +114,17 @@ static char *resolve_program(const char *prog, char *const *env, int *ret_err)
 	return NULL;
 }
 
+/* vfork in a frame of its own, so no local of child_spawn lives across it
+ * (-Wclobbered). The parent sleeps until the child has exec'ed or died,
+ * and no page tables are copied. */
+__attribute__((noinline)) static pid_t spawn_vfork(const struct spawn_ctx *cx)
+{
+	pid_t pid = vfork();
+	if (pid == 0)
+		child_setup(cx);
+	return pid;
+}
+
 int child_spawn(struct child *c, const struct spawn *sp, struct err *e)
 {
 	volatile struct spawn_failure fail = { 0, 0 };
@@ -129,12 +140,8 @@ int child_spawn(struct child *c, const struct spawn *sp, struct err *e)
 		.sp = sp, .path = path, .uid = agent.uid, .gid = agent.gid,
 		.drop_user = !sp->as_root && agent.switch_user, .fail = &fail,
 	};
-	/* vfork: the parent sleeps until the child has exec'ed or died, and
-	 * no page tables are copied. The child reports failures through
-	 * `fail`, which lives in this (shared) frame. */
-	pid_t pid = vfork();
-	if (pid == 0)
-		child_setup(&cx);
+	/* The child reports failures through `fail`, in this (shared) frame. */
+	pid_t pid = spawn_vfork(&cx);
 	free(path);
 	if (pid < 0)
 		return err_set(e, errno, "fork: %s", strerror(errno));

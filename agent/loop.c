@@ -258,6 +258,7 @@ void loop_stop(void)
 int loop_run(void)
 {
 	struct epoll_event evs[64];
+	L.stop = false;
 	while (!L.stop) {
 		int timeout = L.tasks ? 0 : -1;
 		int n = epoll_wait(L.epfd, evs, (int)ARRAY_SIZE(evs), timeout);

@@ -7,22 +7,25 @@
 
 #include "num.h"
 
-/* Parse leading decimal digits; *end gets the first non-digit. */
+/* Parse leading decimal digits; *end gets the first non-digit (also on
+ * -ERANGE, so callers can tell "too large" from "not a number"). */
 static int parse_digits(const char *s, uint64_t *ret, const char **end)
 {
 	uint64_t v = 0;
 	const char *p = s;
+	int r = 0;
 	if (!isdigit((unsigned char)*p))
 		return -EINVAL;
 	for (; isdigit((unsigned char)*p); p++) {
 		unsigned d = (unsigned)(*p - '0');
 		if (v > (UINT64_MAX - d) / 10)
-			return -ERANGE;
-		v = v * 10 + d;
+			r = -ERANGE;
+		else
+			v = v * 10 + d;
 	}
 	*ret = v;
 	*end = p;
-	return 0;
+	return r;
 }
 
 int num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret,
@@ -35,7 +38,7 @@ int num_parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *ret,
 	if (!s)
 		return err_set(e, EINVAL, "%s: missing number", what);
 	r = parse_digits(s, &v, &end);
-	if (r == -EINVAL || (r == 0 && *end))
+	if (r == -EINVAL || *end)
 		return err_set(e, EINVAL, "%s: '%s' is not a whole number", what, s);
 	if (r == -ERANGE || v < min || v > max)
 		return err_set(e, ERANGE, "%s: %s is out of range (%" PRIu64 "..%" PRIu64 ")",
@@ -60,7 +63,7 @@ int num_parse_i64(const char *s, int64_t min, int64_t max, int64_t *ret,
 		p++;
 	}
 	r = parse_digits(p, &v, &end);
-	if (r == -EINVAL || (r == 0 && *end))
+	if (r == -EINVAL || *end)
 		return err_set(e, EINVAL, "%s: '%s' is not a whole number", what, s);
 	if (r == 0 && !neg && v > (uint64_t)INT64_MAX)
 		r = -ERANGE;
@@ -111,13 +114,11 @@ static int parse_with_units(const char *s, const struct unit *units, size_t n,
 	if (!s)
 		return err_set(e, EINVAL, "%s: missing %s", what, kind);
 	int r = parse_digits(s, &v, &end);
-	if (r == -ERANGE)
-		return err_set(e, ERANGE, "%s: '%s' is too large", what, s);
-	if (r < 0)
+	if (r == -EINVAL)
 		goto bad;
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(end, units[i].name) == 0) {
-			if (v > UINT64_MAX / units[i].mult)
+			if (r == -ERANGE || v > UINT64_MAX / units[i].mult)
 				return err_set(e, ERANGE, "%s: '%s' is too large", what, s);
 			*ret = v * units[i].mult;
 			return 0;
