@@ -45,6 +45,7 @@ struct conn {
 	struct task flush_task;
 	struct timer poll_timer;    /* channel: look for the host coming back */
 	bool out_blocked;           /* a source found the queue over high water */
+	bool in_paused;             /* queue over high water: requests wait */
 	unsigned id;
 };
 
@@ -53,6 +54,7 @@ static unsigned conn_next_id = 1;
 static void conn_on_event(struct watch *w, uint32_t events);
 static void conn_flush(struct task *t);
 static void conn_lost(struct conn *c, const char *why);
+static void conn_process(struct conn *c);
 
 /* ---- streams ------------------------------------------------------------ */
 
@@ -245,6 +247,7 @@ static void conn_reset_io(struct conn *c)
 	proto_decoder_init(&c->dec);
 	buf_reset(&c->out);
 	c->out_blocked = false;
+	c->in_paused = false;
 	task_cancel(&c->flush_task);
 }
 
@@ -332,8 +335,13 @@ static void conn_flush(struct task *t)
 	}
 	if (c->state == CONN_DISCONNECTED)
 		return;
+	if (c->in_paused && c->out.len < AGENT_OUT_LOW && c->state != CONN_CLOSING) {
+		c->in_paused = false;
+		conn_process(c); /* the requests already read; may pause again */
+	}
 	if (c->out.len) {
-		watch_set(&c->w, c->state == CONN_CLOSING ? EPOLLOUT : EPOLLIN | EPOLLOUT);
+		watch_set(&c->w, c->state == CONN_CLOSING || c->in_paused ?
+			  EPOLLOUT : EPOLLIN | EPOLLOUT);
 		return;
 	}
 	if (c->state == CONN_CLOSING && !c->persistent) {
@@ -518,11 +526,38 @@ static void conn_dispatch(struct conn *c, const struct proto_frame *f)
 	op->start(s, f);
 }
 
+/* Dispatch the frames the decoder holds, but not while the output queue is
+ * over its high-water mark: a host that sends requests without reading the
+ * answers must not make lohar buffer them without bound. Paused, the
+ * connection is not read either; conn_flush resumes once the queue drains. */
+static void conn_process(struct conn *c)
+{
+	struct proto_frame f;
+	struct err e = ERR_INIT;
+	for (;;) {
+		if (c->out.len >= AGENT_OUT_HIGH) {
+			c->in_paused = true;
+			watch_set(&c->w, EPOLLOUT);
+			return;
+		}
+		int r = proto_decoder_next(&c->dec, &f, &e);
+		if (r == 0)
+			return;
+		if (r < 0) {
+			conn_fail(c, -r, "%s", err_str(&e));
+			return;
+		}
+		conn_dispatch(c, &f);
+		if (c->state == CONN_CLOSING || c->state == CONN_DISCONNECTED)
+			return;
+	}
+}
+
 static void conn_read(struct conn *c)
 {
 	char chunk[64 << 10];
-	struct proto_frame f;
-	struct err e = ERR_INIT;
+	if (c->in_paused)
+		return; /* an EPOLLIN from before the pause */
 	ssize_t n = read(c->w.fd, chunk, sizeof(chunk));
 
 	if (n < 0) {
@@ -540,18 +575,7 @@ static void conn_read(struct conn *c)
 	if (c->state == CONN_CLOSING)
 		return; /* discard: waiting for the host to hang up */
 	proto_decoder_feed(&c->dec, chunk, (size_t)n);
-	for (;;) {
-		int r = proto_decoder_next(&c->dec, &f, &e);
-		if (r == 0)
-			break;
-		if (r < 0) {
-			conn_fail(c, -r, "%s", err_str(&e));
-			break;
-		}
-		conn_dispatch(c, &f);
-		if (c->state == CONN_CLOSING || c->state == CONN_DISCONNECTED)
-			break;
-	}
+	conn_process(c);
 }
 
 static void conn_on_event(struct watch *w, uint32_t events)
@@ -615,19 +639,24 @@ static void on_accept(struct watch *w, uint32_t events UNUSED)
 int listener_start(const char *path, struct err *e)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
+	/* bind() makes the path appear before listen() makes it accept: bind
+	 * a temporary name and rename it into place once listening, so PATH
+	 * existing means connections succeed (tests wait for it). */
+	char tmp[sizeof(sa.sun_path)];
+	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.new", path) >= sizeof(tmp))
 		return err_set(e, ENAMETOOLONG, "socket path '%s' is too long", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
+	memcpy(sa.sun_path, tmp, strlen(tmp) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return err_set(e, errno, "socket: %s", strerror(errno));
-	unlink(path);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0) {
+	unlink(tmp);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 64) < 0 ||
+	    chmod(tmp, 0600) < 0 || rename(tmp, path) < 0) {
 		int r = errno;
 		close(fd);
+		unlink(tmp);
 		return err_set(e, r, "cannot listen on '%s': %s", path, strerror(r));
 	}
-	chmod(path, 0600);
 	watch_init(&listener, on_accept, NULL);
 	int r = watch_add(&listener, fd, EPOLLIN);
 	if (r < 0) {

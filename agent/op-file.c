@@ -341,6 +341,7 @@ void op_file_write(struct stream *s, const struct proto_frame *f)
 struct fread {
 	struct stream *s;
 	int fd;
+	char *path;            /* as the host named it, for messages */
 	uint64_t skip;         /* lines still to skip */
 	uint64_t lines_left;   /* lines still to send, when limited */
 	bool limited;
@@ -356,6 +357,7 @@ static void fread_free(void *p)
 	struct fread *r = p;
 	if (r->fd >= 0)
 		close(r->fd);
+	free(r->path);
 	free(r);
 }
 
@@ -402,8 +404,14 @@ static void fread_pump(struct task *t)
 	if (n < 0) {
 		struct stream *s = r->s;
 		int code = errno;
+		char msg[ERR_MSG_MAX];
+		if (code == EAGAIN)
+			snprintf(msg, sizeof(msg),
+				 "nothing to read: '%s' is a pipe or device that would block", r->path);
+		else
+			snprintf(msg, sizeof(msg), "read failed: %s", strerror(code));
 		fread_destroy(r);
-		stream_end_error(s, code, "read failed: %s", strerror(code));
+		stream_end_error(s, code, "%s", msg);
 		return;
 	}
 	if (n == 0) {
@@ -505,9 +513,12 @@ void op_file_read(struct stream *s, const struct proto_frame *f)
 	} else {
 		struct fread *r = xcalloc(1, sizeof(*r));
 		struct proto_file_meta meta;
-		fd_set_nonblock(fd, false);
+		/* O_NONBLOCK stays: regular files ignore it, and a FIFO or a
+		 * terminal with nothing to say must not stall the one loop
+		 * (EAGAIN ends the read with an error). */
 		r->s = s;
 		r->fd = fd;
+		r->path = xstrdup(req.path);
 		r->skip = req.offset;
 		r->limited = req.limit != 0;
 		r->lines_left = req.limit;
@@ -562,6 +573,42 @@ static int dirent_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
+/* A capped listing holds the `max` smallest names seen so far in a max-heap
+ * on the name (the root is the largest kept), so a directory larger than
+ * the cap lists its first entries in name order. */
+static void dirent_swap(struct proto_dirent *h, size_t i, size_t j)
+{
+	struct proto_dirent t = h[i];
+	h[i] = h[j];
+	h[j] = t;
+}
+
+static void heap_up(struct proto_dirent *h, size_t i)
+{
+	while (i) {
+		size_t parent = (i - 1) / 2;
+		if (strcmp(h[parent].name, h[i].name) >= 0)
+			return;
+		dirent_swap(h, parent, i);
+		i = parent;
+	}
+}
+
+static void heap_down(struct proto_dirent *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, big = i;
+		if (l < n && strcmp(h[l].name, h[big].name) > 0)
+			big = l;
+		if (r < n && strcmp(h[r].name, h[big].name) > 0)
+			big = r;
+		if (big == i)
+			return;
+		dirent_swap(h, i, big);
+		i = big;
+	}
+}
+
 void op_file_ls(struct stream *s, const struct proto_frame *f)
 {
 	struct proto_file_ls req;
@@ -587,17 +634,27 @@ void op_file_ls(struct stream *s, const struct proto_frame *f)
 	}
 	res.entries = xcalloc(max, sizeof(*res.entries));
 	while ((de = readdir(d))) {
-		struct stat st;
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
 		res.total++;
-		if (res.count == max) {
-			res.truncated = 1;
+		if (res.count < max) {
+			res.entries[res.count].name = xstrdup(de->d_name);
+			heap_up(res.entries, res.count++);
 			continue;
 		}
-		struct proto_dirent *ent = &res.entries[res.count++];
-		ent->name = xstrdup(de->d_name);
-		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		/* Full: keep the first `max` names, not readdir's first `max`. */
+		res.truncated = 1;
+		if (strcmp(de->d_name, res.entries[0].name) >= 0)
+			continue;
+		free(res.entries[0].name);
+		res.entries[0].name = xstrdup(de->d_name);
+		heap_down(res.entries, res.count, 0);
+	}
+	qsort(res.entries, res.count, sizeof(*res.entries), dirent_cmp);
+	for (size_t i = 0; i < res.count; i++) {
+		struct proto_dirent *ent = &res.entries[i];
+		struct stat st;
+		if (fstatat(dirfd(d), ent->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			ent->type = file_type_of(st.st_mode);
 			ent->mode = st.st_mode & 07777;
 			ent->size = (uint64_t)st.st_size;
@@ -607,7 +664,6 @@ void op_file_ls(struct stream *s, const struct proto_frame *f)
 		}
 	}
 	closedir(d);
-	qsort(res.entries, res.count, sizeof(*res.entries), dirent_cmp);
 	stream_end(s, PROTO_LS_RESULT, &res);
 	proto_msg_release(PROTO_LS_RESULT, &res);
 out:

@@ -531,8 +531,8 @@ int proto_decoder_next(struct proto_decoder *d, struct proto_frame *ret,
 	}
 	if (len > PROTO_MAX_PAYLOAD) {
 		d->err = -EMSGSIZE;
-		return err_set(e, EMSGSIZE, "frame of %u bytes exceeds the %u byte limit",
-			       len + PROTO_HDR_SIZE, PROTO_MAX_FRAME);
+		return err_set(e, EMSGSIZE, "frame of %llu bytes exceeds the %u byte limit",
+			       (unsigned long long)len + PROTO_HDR_SIZE, PROTO_MAX_FRAME);
 	}
 	if (avail < PROTO_HDR_SIZE + (size_t)len)
 		return 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -72,6 +73,8 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 
 	p->pid = fork();
 	if (p->pid == 0) {
+		/* a test that dies must not leave its agent running */
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		if (fd >= 0) {
 			dup2(fd, 2);
@@ -102,7 +105,7 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 
 int lohar_stop(struct lohar_proc *p)
 {
-	int status = 0;
+	int status = 0, rc = 0;
 	if (p->pid > 0) {
 		kill(p->pid, SIGTERM);
 		for (int i = 0; i < 300; i++) {
@@ -114,6 +117,15 @@ int lohar_stop(struct lohar_proc *p)
 				waitpid(p->pid, &status, 0);
 			}
 		}
+		/* a clean agent exits 0 on SIGTERM; sanitizers report in its log */
+		char *log = read_text(p->log);
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 ||
+		    (log && (strstr(log, "Sanitizer") || strstr(log, "runtime error")))) {
+			fprintf(stderr, "lohar (pid %d) did not exit cleanly (status 0x%x); its log:\n%s\n",
+				(int)p->pid, status, log ? log : "(none)");
+			rc = -1;
+		}
+		free(log);
 	}
 	if (getenv("KEEP_TEST_DIRS") == NULL)
 		test_rmtree(p->dir);
@@ -122,7 +134,7 @@ int lohar_stop(struct lohar_proc *p)
 	free(p->workspace);
 	free(p->log);
 	memset(p, 0, sizeof(*p));
-	return status;
+	return rc;
 }
 
 struct ac *lohar_connect(struct lohar_proc *p, const char *token)
@@ -210,16 +222,47 @@ int count_zombies(pid_t ppid)
 	return n;
 }
 
-char *read_text(const char *path)
+char *host_read_file(const char *path, size_t *ret_len)
 {
 	int fd = open(path, O_RDONLY);
 	struct buf b = BUF_INIT;
-	char chunk[4096];
+	char chunk[65536];
 	ssize_t n;
 	if (fd < 0)
 		return NULL;
 	while ((n = read(fd, chunk, sizeof(chunk))) > 0)
 		buf_add(&b, chunk, (size_t)n);
 	close(fd);
-	return buf_detach(&b, NULL);
+	return buf_detach(&b, ret_len);
+}
+
+char *read_text(const char *path)
+{
+	return host_read_file(path, NULL);
+}
+
+int fixture_setup(void **state)
+{
+	struct fixture *fx = xcalloc(1, sizeof(*fx));
+	signal(SIGPIPE, SIG_IGN);
+	*state = fx;
+	if (lohar_start(&fx->lohar, "tok", "self") < 0)
+		return -1;
+	fx->ac = lohar_connect(&fx->lohar, "tok");
+	return fx->ac ? 0 : -1;
+}
+
+int fixture_teardown(void **state)
+{
+	struct fixture *fx = *state;
+	int rc = 0;
+	if (!fx)
+		return 0;
+	ac_free(fx->ac);
+	if (fx->lohar.pid > 0)
+		rc |= lohar_stop(&fx->lohar);
+	if (fx->other.pid > 0)
+		rc |= lohar_stop(&fx->other);
+	free(fx);
+	return rc;
 }

@@ -30,10 +30,23 @@ struct lohar_proc {
 /* Start build/lohar --listen unix:... in a new temp dir and wait until it
  * accepts connections. user: "self" or "1000:1000" (NULL = "self"). */
 int lohar_start(struct lohar_proc *p, const char *token, const char *user);
-/* SIGTERM, wait, remove the temp dir. Returns the exit status. */
+/* SIGTERM, wait, remove the temp dir. 0, or -1 when lohar did not exit
+ * cleanly or its log holds a sanitizer report (printed to stderr). */
 int lohar_stop(struct lohar_proc *p);
 /* Connect the agent client; fails the test on error. */
 struct ac *lohar_connect(struct lohar_proc *p, const char *token);
+
+/* The integration tests' group fixture: one lohar (token "tok", running
+ * commands as the calling user) and a connected client. `other` is for a
+ * second agent a test starts; teardown stops it too if a test failed
+ * before it could. Teardown fails when an agent did not exit cleanly. */
+struct fixture {
+	struct lohar_proc lohar;
+	struct ac *ac;
+	struct lohar_proc other;
+};
+int fixture_setup(void **state);
+int fixture_teardown(void **state);
 
 /* Convenience exec: argv as a NULL-terminated list, no stdin. */
 int test_exec(struct ac *ac, struct ac_exec_result *ret, const char *arg0, ...);
@@ -44,7 +57,8 @@ bool pid_alive(pid_t pid);
 bool pid_wait_gone(pid_t pid, int ms);
 /* Count zombie children of ppid. */
 int count_zombies(pid_t ppid);
-/* Read a whole small file; caller frees; NULL if missing. */
+/* Read a whole file; caller frees; NULL if missing. ret_len may be NULL. */
+char *host_read_file(const char *path, size_t *ret_len);
 char *read_text(const char *path);
 
 #endif

@@ -19,32 +19,6 @@
 
 #include "helpers.h"
 
-struct fixture {
-	struct lohar_proc lohar;
-	struct ac *ac;
-};
-
-static int setup(void **state)
-{
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	if (lohar_start(&fx->lohar, "tok", "self") < 0)
-		return -1;
-	fx->ac = lohar_connect(&fx->lohar, "tok");
-	if (!fx->ac)
-		return -1;
-	*state = fx;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-	ac_free(fx->ac);
-	lohar_stop(&fx->lohar);
-	free(fx);
-	return 0;
-}
-
 static struct proto_exec exec_req(char **argv)
 {
 	struct proto_exec req = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
@@ -555,7 +529,7 @@ static void test_as_uid_1000(void **state UNUSED)
 	assert_string_equal(r.out.data, "0\n");
 	ac_exec_result_release(&r);
 	ac_free(ac);
-	lohar_stop(&lp);
+	assert_int_equal(lohar_stop(&lp), 0);
 }
 
 int main(void)
@@ -578,5 +552,5 @@ int main(void)
 		cmocka_unit_test(test_zombies_reaped),
 		cmocka_unit_test(test_as_uid_1000),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

@@ -19,29 +19,10 @@
 
 #include "helpers.h"
 
-struct fixture {
-	struct lohar_proc lohar;
-	struct ac *ac;
-};
-
 static int setup(void **state)
 {
-	struct fixture *fx = calloc(1, sizeof(*fx));
-	setenv("LOHAR_SESSION_KEEP_MS", "1500", 1);
-	if (lohar_start(&fx->lohar, "tok", "self") < 0)
-		return -1;
-	fx->ac = lohar_connect(&fx->lohar, "tok");
-	*state = fx;
-	return fx->ac ? 0 : -1;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *fx = *state;
-	ac_free(fx->ac);
-	lohar_stop(&fx->lohar);
-	free(fx);
-	return 0;
+	setenv("LOHAR_SESSION_KEEP_MS", "1500", 1); /* exited-session expiry in the test */
+	return fixture_setup(state);
 }
 
 /* ---- an attached session as the test sees it -------------------------------- */
@@ -555,7 +536,7 @@ static void test_init_script_session(void **state UNUSED)
 	sess_free(x);
 	buf_release(&path);
 	buf_release(&script);
-	lohar_stop(&lp);
+	assert_int_equal(lohar_stop(&lp), 0);
 }
 
 int main(void)
@@ -573,5 +554,5 @@ int main(void)
 		cmocka_unit_test(test_session_limit),
 		cmocka_unit_test(test_init_script_session),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, setup, fixture_teardown);
 }
