@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.h"
@@ -44,6 +45,34 @@ static void bench_exec_true(struct ac *ac, size_t runs)
 		ac_exec_result_release(&r);
 	}
 	stats_print("exec `true` round trip", v, runs, "ms");
+	free(v);
+}
+
+/* The machine's own cost of running `true` (vfork, exec, wait — what
+ * lohar does) with no agent in between: the floor under the exec round
+ * trip. vfork, because this process holds a 100 MB buffer that fork would
+ * have to map again. */
+__attribute__((noinline)) static pid_t spawn_true(void)
+{
+	pid_t pid = vfork();
+	if (pid == 0) {
+		execl("/usr/bin/true", "true", (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void bench_spawn_floor(size_t runs)
+{
+	double *v = calloc(runs, sizeof(*v));
+	for (size_t i = 0; i < runs; i++) {
+		uint64_t t0 = now_ns();
+		pid_t pid = spawn_true();
+		int st;
+		waitpid(pid, &st, 0);
+		v[i] = ms_since(t0);
+	}
+	stats_print("vfork+exec+wait `true` (no agent: floor)", v, runs, "ms");
 	free(v);
 }
 
@@ -203,6 +232,7 @@ int main(int argc, char **argv)
 
 	printf("bench/agent: lohar %s in test mode over a unix socket, %ld cpus\n",
 	       BHATTI_VERSION, sysconf(_SC_NPROCESSORS_ONLN));
+	bench_spawn_floor(runs);
 	bench_ping(ac, runs);
 	bench_exec_true(ac, runs);
 	bench_concurrent(ac, 10, 50);
