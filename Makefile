@@ -57,6 +57,8 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 .PHONY: all deps test test-unit test-long asan fuzz fuzz-run bench clean
 .DEFAULT_GOAL := all
+# keep every object (make would delete tests/helpers.o as "intermediate")
+.SECONDARY:
 
 all: $(BUILD)/bhatti $(BUILD)/lohar
 
