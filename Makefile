@@ -31,7 +31,7 @@ endif
 HOST_LIBS := -lcjson -lyaml -lsodium
 TEST_LIBS := -lcmocka
 
-CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c \
+CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
               shared/num.c shared/wire.c shared/proto.c
 HSHARE_SRC := $(wildcard shared/json.c shared/config.c)
 AGENT_SRC  := $(sort $(wildcard agent/*.c))

@@ -1,5 +1,6 @@
-/* loop.c — lohar's event loop: epoll, one timerfd, a ready queue and
- * deferred frees (see loop.h). The only place lohar blocks. */
+/* loop.c — the event loop (lohar's, the daemon's): epoll, one timerfd, a
+ * ready queue and deferred frees (see loop.h). The only place the process
+ * blocks. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

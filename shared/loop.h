@@ -1,13 +1,13 @@
-/* loop — lohar's one event loop: epoll over every fd, one timerfd for all
- * timers, a ready queue for work that should run on the next turn, and
- * deferred frees.
+/* loop — the one event loop of each process (lohar; the daemon and its
+ * engine): epoll over every fd, one timerfd for all timers, a ready queue
+ * for work that should run on the next turn, and deferred frees.
  *
  * Anything a callback can reach is freed with loop_defer_free(), which runs
  * after the current batch of events: an event still queued for a watch whose
  * owner went away finds the watch marked dead (fd < 0), never freed memory.
  */
-#ifndef LOHAR_LOOP_H
-#define LOHAR_LOOP_H
+#ifndef BHATTI_LOOP_H
+#define BHATTI_LOOP_H
 
 #include <stdbool.h>
 #include <stdint.h>
