@@ -136,6 +136,7 @@ int op_decode(struct stream *s, const struct proto_frame *f, void *msg);
 void op_ping(struct stream *s, const struct proto_frame *f);
 void op_activity(struct stream *s, const struct proto_frame *f);
 void op_configure(struct stream *s, const struct proto_frame *f);
+void op_sync(struct stream *s, const struct proto_frame *f);
 void op_exec(struct stream *s, const struct proto_frame *f);
 void op_session_open(struct stream *s, const struct proto_frame *f);
 void op_session_attach(struct stream *s, const struct proto_frame *f);

@@ -18,6 +18,7 @@ static const struct agent_op agent_ops[] = {
 	{ PROTO_PING, op_ping },
 	{ PROTO_ACTIVITY, op_activity },
 	{ PROTO_CONFIGURE, op_configure },
+	{ PROTO_SYNC, op_sync },
 	{ PROTO_EXEC, op_exec },
 	{ PROTO_SESSION_OPEN, op_session_open },
 	{ PROTO_SESSION_ATTACH, op_session_attach },
@@ -69,6 +70,15 @@ void op_activity(struct stream *s, const struct proto_frame *f UNUSED)
 		.uptime_ms = now - agent.start_ms,
 	};
 	stream_end(s, PROTO_ACTIVITY_INFO, &info);
+}
+
+/* Before a cold snapshot: the disk image should be as current as the
+ * guest's page cache, in case it is ever used without the memory. */
+void op_sync(struct stream *s, const struct proto_frame *f UNUSED)
+{
+	struct proto_ok ok = { 0 };
+	sync();
+	stream_end(s, PROTO_OK, &ok);
 }
 
 /* ---- CONFIGURE ---------------------------------------------------------------- */

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include "agent-client.h"
@@ -39,7 +38,24 @@ struct ac {
 	struct err dead_err;
 	struct proto_hello_ok hello;
 	bool have_hello;
+	void (*notify)(void *arg);
+	void *notify_arg;
 };
+
+/* Output was queued: let an external loop know it should flush. */
+static void kick(struct ac *ac)
+{
+	if (ac->notify)
+		ac->notify(ac->notify_arg);
+}
+
+void ac_set_notify(struct ac *ac, void (*fn)(void *arg), void *arg)
+{
+	ac->notify = fn;
+	ac->notify_arg = arg;
+	if (ac->out.len)
+		kick(ac);
+}
 
 /* ---- connection --------------------------------------------------------------- */
 
@@ -179,6 +195,7 @@ static void grant(struct ac_stream *s, bool force)
 	s->recv_window += s->recv_consumed;
 	s->recv_consumed = 0;
 	proto_put_msg(&s->ac->out, s->id, PROTO_WINDOW_UPDATE, 0, &w);
+	kick(s->ac);
 }
 
 static void on_stream0(struct ac *ac, const struct proto_frame *f)
@@ -330,18 +347,9 @@ int ac_poll(struct ac *ac, int timeout_ms, struct err *e)
 int ac_connect_unix(const char *path, const char *token, const char *client_name,
 		    int timeout_ms, struct ac **ret, struct err *e)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (strlen(path) >= sizeof(sa.sun_path))
-		return err_set(e, ENAMETOOLONG, "socket path '%s' is too long", path);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return err_set(e, errno, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		int r = errno;
-		close(fd);
-		return err_set(e, r, "cannot connect to the agent at '%s': %s", path, strerror(r));
-	}
+	int fd, r = unix_connect(path, &fd);
+	if (r < 0)
+		return err_set(e, -r, "cannot connect to the agent at '%s': %s", path, strerror(-r));
 	struct ac *ac = ac_new(fd, token, client_name);
 	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 10000);
 	while (!ac->ready) {
@@ -386,6 +394,7 @@ struct ac_stream *ac_open(struct ac *ac, uint8_t type, const void *msg,
 	s->recv_window = PROTO_WINDOW;
 	s->next = ac->streams;
 	ac->streams = s;
+	kick(ac);
 	return s;
 }
 
@@ -409,6 +418,7 @@ void ac_send_data(struct ac_stream *s, uint8_t channel, const void *p, size_t n)
 		abort(); /* programming error: check ac_send_room */
 	s->send_window -= (uint32_t)n;
 	proto_put_data(&s->ac->out, s->id, channel, p, n);
+	kick(s->ac);
 }
 
 void ac_send_eof(struct ac_stream *s, uint8_t channel)
@@ -419,8 +429,10 @@ void ac_send_eof(struct ac_stream *s, uint8_t channel)
 
 void ac_send_msg(struct ac_stream *s, uint8_t type, const void *msg)
 {
-	if (!s->ac->dead)
+	if (!s->ac->dead) {
 		proto_put_msg(&s->ac->out, s->id, type, 0, msg);
+		kick(s->ac);
+	}
 }
 
 void ac_send_close(struct ac_stream *s)

@@ -59,6 +59,10 @@ bool ac_dead(const struct ac *ac);
 const struct proto_hello_ok *ac_hello(const struct ac *ac);
 bool ac_want_write(const struct ac *ac);
 
+/* Call fn(arg) whenever output gets queued, so an external loop can
+ * schedule ac_flush() (the async layer never writes on its own). */
+void ac_set_notify(struct ac *ac, void (*fn)(void *arg), void *arg);
+
 /* Read what is there and dispatch it: 0, or negative errno when the
  * connection died (e says why; every stream got `closed`). */
 int ac_on_readable(struct ac *ac, struct err *e);

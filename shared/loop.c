@@ -256,25 +256,37 @@ void loop_stop(void)
 	L.stop = true;
 }
 
-int loop_run(void)
+/* One batch of events, then the ready tasks and deferred frees. */
+static int loop_turn(int timeout_ms)
 {
 	struct epoll_event evs[64];
+	if (L.tasks)
+		timeout_ms = 0;
+	int n = epoll_wait(L.epfd, evs, (int)ARRAY_SIZE(evs), timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : -errno;
+	for (int i = 0; i < n; i++) {
+		struct watch *w = evs[i].data.ptr;
+		if (w->fd >= 0)  /* removed by an earlier callback this batch */
+			w->fn(w, evs[i].events);
+	}
+	run_tasks();
+	run_deferred();
+	return n;
+}
+
+int loop_run(void)
+{
 	L.stop = false;
 	while (!L.stop) {
-		int timeout = L.tasks ? 0 : -1;
-		int n = epoll_wait(L.epfd, evs, (int)ARRAY_SIZE(evs), timeout);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		for (int i = 0; i < n; i++) {
-			struct watch *w = evs[i].data.ptr;
-			if (w->fd >= 0)  /* removed by an earlier callback this batch */
-				w->fn(w, evs[i].events);
-		}
-		run_tasks();
-		run_deferred();
+		int r = loop_turn(-1);
+		if (r < 0)
+			return r;
 	}
 	return 0;
+}
+
+int loop_run_once(int timeout_ms)
+{
+	return loop_turn(timeout_ms);
 }

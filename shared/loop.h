@@ -51,6 +51,11 @@ int loop_init(void);
 /* Run until loop_stop(); returns 0 or -errno on a fatal epoll error. */
 int loop_run(void);
 void loop_stop(void);
+/* One turn: wait up to timeout_ms (-1 = forever) for events, handle them,
+ * run ready tasks and deferred frees. Returns the number of events or
+ * -errno. For code that waits for one thing (tests, start-up), never from
+ * inside a callback. */
+int loop_run_once(int timeout_ms);
 
 void watch_init(struct watch *w, watch_fn fn, void *data);
 int watch_add(struct watch *w, int fd, uint32_t events);

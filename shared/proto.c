@@ -204,6 +204,7 @@ static const struct proto_msg {
 	{ PROTO_CONFIGURE, "CONFIGURE", &L_configure },
 	{ PROTO_ACTIVITY, "ACTIVITY", &L_empty },
 	{ PROTO_ACTIVITY_INFO, "ACTIVITY_INFO", &L_activity_info },
+	{ PROTO_SYNC, "SYNC", &L_empty },
 	{ PROTO_EXEC, "EXEC", &L_exec },
 	{ PROTO_EXEC_STARTED, "EXEC_STARTED", &L_exec_started },
 	{ PROTO_EXIT, "EXIT", &L_exit },

@@ -64,6 +64,7 @@ enum proto_type {
 	PROTO_CONFIGURE = 20,     /* h→a → OK */
 	PROTO_ACTIVITY = 21,      /* h→a → ACTIVITY_INFO */
 	PROTO_ACTIVITY_INFO = 22, /* a→h, END */
+	PROTO_SYNC = 23,          /* h→a → OK: flush guest filesystems */
 	/* exec */
 	PROTO_EXEC = 30,          /* h→a → EXEC_STARTED, DATA/EOF..., EXIT */
 	PROTO_EXEC_STARTED = 31,  /* a→h */

@@ -38,6 +38,11 @@ int write_all(int fd, const void *p, size_t n);
 int fd_set_nonblock(int fd, bool on);
 int fd_set_cloexec(int fd);
 
+/* Connect a blocking, close-on-exec stream socket to a unix path.
+ * Returns 0 or -errno (-ENOENT / -ECONNREFUSED while nobody listens yet;
+ * -ENAMETOOLONG for a path that does not fit). */
+int unix_connect(const char *path, int *ret_fd);
+
 /* Count of NULL-terminated string vector; free one (accepts NULL). */
 size_t strv_len(char *const *v);
 void strv_free(char **v);

@@ -208,6 +208,7 @@ static void test_activity(void **state)
 	(void)state;
 	anymsg none;
 	roundtrip(PROTO_ACTIVITY, 0, 4, NULL, &none);
+	roundtrip(PROTO_SYNC, 0, 5, NULL, &none);
 
 	struct proto_activity_info a = { 123456789012ull, 3, 2, 1, 4, 9, 86400000ull * 7 }, a2;
 	roundtrip(PROTO_ACTIVITY_INFO, PROTO_F_END, 4, &a, &a2);
