@@ -454,7 +454,7 @@ static void test_every_type_covered(void **state)
 			fail_msg("type %d (%s) has no round-trip test", t,
 				 proto_type_name((uint8_t)t));
 	}
-	assert_int_equal(known, 31);
+	assert_int_equal(known, 32);
 	assert_string_equal(proto_type_name(PROTO_EXEC), "EXEC");
 	assert_string_equal(proto_type_name(PROTO_SESSION_LIST_RESULT), "SESSION_LIST_RESULT");
 	assert_false(proto_type_known(0));
