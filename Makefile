@@ -48,14 +48,17 @@ CLI_HOBJ    := $(call hobj,$(CLI_SRC))
 AGENT_MOBJ  := $(call mobj,$(CORE_SRC) $(AGENT_SRC))
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
+# tests/integration/long-*.c run only in `make test-long` (slow images)
 INTEG_SRC := $(sort $(wildcard tests/integration/test-*.c))
+LONG_SRC  := $(sort $(wildcard tests/integration/long-*.c))
+LONG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(LONG_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long asan fuzz fuzz-run bench clean
+.PHONY: all deps test test-unit test-long asan fuzz fuzz-run bench clean images images-minimal
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
@@ -82,6 +85,41 @@ $(BUILD)/bhatti: $(CLI_HOBJ) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 $(BUILD)/lohar: $(AGENT_MOBJ)
 	@echo "  LD      $@"
 	@$(AGENT_CC) $(LDSAN) $(AGENT_LDFLAGS) -o $@ $^
+
+# Guest images (images/*.sh). Always from the static musl lohar in build/,
+# whatever BUILD is: a sanitizer build cannot run inside the guest. Each
+# step is cached: the kernel by package version (kernel.sh checks it), the
+# initramfs by lohar and the module list, the rootfs by its script.
+IMAGES       := build/images
+STATIC_LOHAR := build/lohar
+IMAGES_TINY  := $(IMAGES)/vmlinux $(IMAGES)/initramfs.cpio $(IMAGES)/rootfs-tiny.ext4
+
+images: $(IMAGES_TINY)
+images-minimal: $(IMAGES_TINY) $(IMAGES)/rootfs-minimal.ext4
+
+$(IMAGES)/kernel.stamp: images/kernel.sh FORCE
+	@sh images/kernel.sh $(IMAGES)
+
+$(IMAGES)/vmlinux: $(IMAGES)/kernel.stamp
+	@test -f $@
+
+ifneq ($(BUILD),build)
+$(STATIC_LOHAR): FORCE
+	@$(MAKE) --no-print-directory BUILD=build SAN= build/lohar
+endif
+
+$(IMAGES)/initramfs.cpio: images/initramfs.sh $(IMAGES)/kernel.stamp $(STATIC_LOHAR)
+	@sh images/initramfs.sh $(IMAGES) $(STATIC_LOHAR)
+
+$(IMAGES)/rootfs-tiny.ext4: images/rootfs-tiny.sh
+	@mkdir -p $(IMAGES)
+	@sh images/rootfs-tiny.sh $(IMAGES)
+
+$(IMAGES)/rootfs-minimal.ext4: images/rootfs-minimal.sh
+	@mkdir -p $(IMAGES)
+	@sh images/rootfs-minimal.sh $(IMAGES)
+
+FORCE:
 
 # Host-side archives: tests and benchmarks link only what they use.
 LIBCORE   := $(BUILD)/host/libcore.a
@@ -119,13 +157,17 @@ $(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
 	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN) $(INTEG_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
 
-test-long: test
+# Everything in `make test`, plus what needs the Debian `minimal` image
+# (debootstrap: a minute or more the first time).
+test-long: deps
+	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
@@ -154,4 +196,4 @@ bench: all $(BENCH_BIN)
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)

@@ -491,7 +491,17 @@ static void conn_dispatch(struct conn *c, const struct proto_frame *f)
 		return;
 	}
 	if (f->stream == 0) {
-		if (f->type == PROTO_HELLO)
+		if (f->type == PROTO_HELLO && c->persistent) {
+			/* After a VM snapshot is restored the port can close and
+			 * reopen before lohar notices: a HELLO is a new host. */
+			log_info("connection %u: new HELLO on the channel; starting over", c->id);
+			conn_drop_streams(c);
+			buf_reset(&c->out);
+			c->out_blocked = false;
+			c->in_paused = false;
+			c->state = CONN_HELLO;
+			conn_hello(c, f);
+		} else if (f->type == PROTO_HELLO)
 			conn_fail(c, EPROTO, "HELLO sent twice");
 		else
 			log_debug("connection %u: ignoring %s on stream 0", c->id,

@@ -263,11 +263,11 @@ int init_set_hostname(const char *name, struct err *e)
 	/* keep /etc/hostname and the 127.0.1.1 line true when the root is writable */
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s\n", name);
-	file_write_atomic("/etc/hostname", b.data, b.len, 0644, 0, 0, NULL);
+	file_write_atomic("/etc/hostname", b.data, b.len, 0644, 0, 0, false, NULL);
 	buf_reset(&b);
 	buf_addf(&b, "127.0.0.1\tlocalhost\n127.0.1.1\t%s\n::1\t\tlocalhost ip6-localhost ip6-loopback\n",
 		 name);
-	file_write_atomic("/etc/hosts", b.data, b.len, 0644, 0, 0, NULL);
+	file_write_atomic("/etc/hosts", b.data, b.len, 0644, 0, 0, false, NULL);
 	buf_release(&b);
 	return 0;
 }
@@ -348,7 +348,7 @@ int init_configure_net(const struct proto_configure *cfg, struct err *e)
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; cfg->net_dns[i]; i++)
 			buf_addf(&b, "nameserver %s\n", cfg->net_dns[i]);
-		r = file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, e);
+		r = file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
 		buf_release(&b);
 	}
 out:

@@ -166,14 +166,16 @@ static int atomic_write(struct atomic_file *af, const void *p, size_t n, struct 
 	return 0;
 }
 
-static int atomic_commit(struct atomic_file *af, struct err *e)
+/* durable: fsync the file and its directory, so the new content survives a
+ * crash. Without it the rename is still atomic for readers. */
+static int atomic_commit(struct atomic_file *af, bool durable, struct err *e)
 {
 	int r = 0;
 	if (fchmod(af->fd, af->mode) < 0)
 		r = err_set(e, errno, "chmod '%s': %s", af->path, strerror(errno));
 	else if (af->uid != (uid_t)-1 && fchown(af->fd, af->uid, af->gid) < 0)
 		r = err_set(e, errno, "chown '%s': %s", af->path, strerror(errno));
-	else if (fsync(af->fd) < 0)
+	else if (durable && fsync(af->fd) < 0)
 		r = err_set(e, errno, "fsync '%s': %s", af->path, strerror(errno));
 	if (r < 0) {
 		atomic_abort(af);
@@ -186,7 +188,8 @@ static int atomic_commit(struct atomic_file *af, struct err *e)
 		atomic_abort(af);
 		return r;
 	}
-	fsync_dir_of(af->path);
+	if (durable)
+		fsync_dir_of(af->path);
 	free(af->tmp);
 	free(af->path);
 	memset(af, 0, sizeof(*af));
@@ -195,7 +198,7 @@ static int atomic_commit(struct atomic_file *af, struct err *e)
 }
 
 int file_write_atomic(const char *path, const void *data, size_t len,
-		      uint32_t mode, uid_t uid, gid_t gid, struct err *e)
+		      uint32_t mode, uid_t uid, gid_t gid, bool durable, struct err *e)
 {
 	struct atomic_file af;
 	int r = atomic_begin(&af, path, mode, uid, gid, e);
@@ -206,7 +209,7 @@ int file_write_atomic(const char *path, const void *data, size_t len,
 		atomic_abort(&af);
 		return r;
 	}
-	return atomic_commit(&af, e);
+	return atomic_commit(&af, durable, e);
 }
 
 /* ---- FILE_WRITE ------------------------------------------------------------ */
@@ -275,7 +278,7 @@ static void fw_eof(struct stream *s, uint8_t channel)
 		fwrite_fail(s, EPROTO, msg);
 		return;
 	}
-	if (atomic_commit(&w->af, &e) < 0) {
+	if (atomic_commit(&w->af, true, &e) < 0) {
 		fwrite_fail(s, e.code, err_str(&e));
 		return;
 	}

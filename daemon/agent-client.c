@@ -124,6 +124,13 @@ void ac_free(struct ac *ac)
 	free(ac);
 }
 
+void ac_forget_callbacks(struct ac *ac)
+{
+	for (struct ac_stream *s = ac->streams; s; s = s->next)
+		s->cb = NULL;
+	ac->notify = NULL;
+}
+
 int ac_fd(const struct ac *ac)
 {
 	return ac->fd;
@@ -231,10 +238,8 @@ static void dispatch(struct ac *ac, const struct proto_frame *f)
 		on_stream0(ac, f);
 		return;
 	}
-	if (!ac->ready) {
-		ac_die(ac, EPROTO, "agent sent stream data before HELLO_OK");
-		return;
-	}
+	if (!ac->ready)
+		return; /* stale output from before a snapshot: not for us */
 	s = find_stream(ac, f->stream);
 	if (!s)
 		return; /* late frame for a stream we gave up on */
@@ -305,6 +310,12 @@ int ac_on_readable(struct ac *ac, struct err *e)
 			int r = proto_decoder_next(&ac->dec, &f, &de);
 			if (r == 0)
 				break;
+			if (r < 0 && !ac->ready) {
+				/* A VM restored from a snapshot may still send the
+				 * tail of a frame from before it: hunt for HELLO_OK. */
+				proto_decoder_resync(&ac->dec);
+				continue;
+			}
 			if (r < 0) {
 				ac_die(ac, -r, "agent stream: %s", err_str(&de));
 				return copy_dead(ac, e);

@@ -52,6 +52,9 @@ int ac_connect_unix(const char *path, const char *token, const char *client_name
  * HELLO; the client becomes ready when HELLO_OK arrives (ac_ready). */
 struct ac *ac_new(int fd, const char *token, const char *client_name);
 void ac_free(struct ac *ac);
+/* Stop every callback of every open stream (they will not run, not even
+ * `closed`): for an owner about to go away while the client lives on. */
+void ac_forget_callbacks(struct ac *ac);
 
 int ac_fd(const struct ac *ac);
 bool ac_ready(const struct ac *ac);

@@ -499,6 +499,13 @@ void proto_decoder_feed(struct proto_decoder *d, const void *p, size_t n)
 	buf_add(&d->in, p, n);
 }
 
+void proto_decoder_resync(struct proto_decoder *d)
+{
+	d->err = 0;
+	if (d->off < d->in.len)
+		d->off++;
+}
+
 size_t proto_decoder_pending(const struct proto_decoder *d)
 {
 	return d->in.len - d->off;

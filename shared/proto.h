@@ -115,6 +115,9 @@ void proto_decoder_feed(struct proto_decoder *d, const void *p, size_t n);
  * (-EPROTO bad magic or flags, -EMSGSIZE oversized); e says why. */
 int proto_decoder_next(struct proto_decoder *d, struct proto_frame *ret,
 		       struct err *e);
+/* After an error: forget it and drop one byte, to hunt for the next frame
+ * header in a stream that started mid-frame (see docs/protocol.md). */
+void proto_decoder_resync(struct proto_decoder *d);
 /* Bytes buffered but not yet returned as a frame (a truncated frame at
  * end of stream leaves this non-zero). */
 size_t proto_decoder_pending(const struct proto_decoder *d);

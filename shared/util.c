@@ -91,6 +91,23 @@ int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
+int write_all_at(int fd, const void *p, size_t n, off_t off)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = pwrite(fd, c, n, off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		c += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return 0;
+}
+
 int fd_set_nonblock(int fd, bool on)
 {
 	int fl = fcntl(fd, F_GETFL);

@@ -8,6 +8,7 @@
 #define BHATTI_UTIL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 #include <stdbool.h>
 
@@ -33,6 +34,8 @@ int64_t wall_sec(void);
 /* write() / read() that retry on EINTR and short counts on blocking fds.
  * Return 0 or negative errno. */
 int write_all(int fd, const void *p, size_t n);
+/* pwrite() until done. Returns 0 or negative errno. */
+int write_all_at(int fd, const void *p, size_t n, off_t off);
 
 /* Mark a descriptor non-blocking / close-on-exec. Return 0 or -errno. */
 int fd_set_nonblock(int fd, bool on);

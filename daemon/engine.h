@@ -1,0 +1,130 @@
+/* engine — sandboxes as VMs: create (boot or clone from a template),
+ * pause/resume, cold stop (snapshot to disk, memory freed) and start
+ * (restore), destroy, and re-adoption after a restart.
+ *
+ * Sits between the daemon's core (and tests/benchmarks) and a VMM backend.
+ * The backend is an ops table (struct engine_backend) so another VMM can be
+ * added; engine-qemu.c is the QEMU microvm backend. Everything runs on the
+ * process event loop (shared/loop.h): operations are asynchronous and
+ * report through a callback; vm_wait() runs the loop until one finishes
+ * (tests, tools).
+ *
+ * VM states (engine.c holds the transition table):
+ *
+ *            create                      pause
+ *   (none) ─────────► CREATING ──► RUNNING ◄────► PAUSED
+ *                         │        │   ▲ start       │
+ *                         │   stop │   └───────┐     │ stop
+ *                         │        ▼           │     ▼
+ *                         │      STOPPING ──► STOPPED (cold: on disk)
+ *                         ▼
+ *          any state ──QEMU dies / op fails──► FAILED ──destroy──► (gone)
+ *          any state ──destroy──► DESTROYING ──► (gone)
+ *
+ * Ownership: engine_new()/engine_free(). VMs belong to the engine; a
+ * `struct vm *` stays valid until its destroy completes (then the done
+ * callback is the last use) or engine_free(). engine_free() leaves VMs
+ * running (a restarted engine adopts them); vm_destroy() removes one.
+ */
+#ifndef BHATTI_ENGINE_H
+#define BHATTI_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "agent-client.h"
+#include "err.h"
+#include "proto.h"
+
+struct engine_config {
+	const char *data_dir;   /* owns sandboxes/ and templates/ */
+	const char *images_dir; /* vmlinux, initramfs.cpio, rootfs-<image>.ext4 */
+	const char *qemu;       /* NULL = "qemu-system-x86_64" */
+	const char *accel;      /* "auto" (default), "kvm" or "tcg" */
+	const char *vm_user;    /* run QEMU as this user when root; NULL = self */
+	const char *mem_dir;    /* tmpfs for running guests' memory; NULL = /dev/shm */
+	bool no_templates;      /* always cold-boot (no clone) */
+};
+
+enum vm_state {
+	VM_CREATING,
+	VM_RUNNING,
+	VM_PAUSED,
+	VM_STOPPING,
+	VM_STOPPED,
+	VM_STARTING,
+	VM_FAILED,
+	VM_DESTROYING,
+};
+
+const char *vm_state_name(enum vm_state s);
+
+struct vm_spec {
+	const char *id;         /* [a-z0-9][a-z0-9-]{0,62}: directory name */
+	const char *hostname;   /* NULL = id */
+	const char *image;      /* tier: "tiny", "minimal"; NULL = "tiny" */
+	unsigned cpus;          /* 0 = 1 */
+	unsigned memory_mb;     /* 0 = 512 */
+	char **env;             /* "K=V" */
+	char **secrets;         /* "K=V": env for every process, never on disk */
+	const char *init;       /* shell script, run once as session "init" */
+	struct proto_cfg_file *files;
+	size_t nfiles;
+};
+
+struct engine;
+struct vm;
+
+typedef void (*vm_done_fn)(struct vm *vm, int rc, const struct err *e, void *arg);
+/* Something happened to a VM by itself (today: QEMU died). */
+typedef void (*vm_event_fn)(struct vm *vm, enum vm_state state, const struct err *e, void *arg);
+
+/* Needs loop_init() and fileops_init() first. Probes the accelerator when
+ * "auto" (cached per kernel and QEMU in data_dir). Adopts every sandbox
+ * found in data_dir: running QEMUs are reconnected, cold ones stay
+ * restorable, broken ones are FAILED. */
+int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
+	       struct engine **ret, struct err *e);
+void engine_free(struct engine *eng);
+const char *engine_accel(const struct engine *eng);  /* "kvm" or "tcg" */
+/* Where running guests' memory lives (on tmpfs). */
+const char *engine_mem_dir(const struct engine *eng);
+
+struct vm *engine_find(struct engine *eng, const char *id);
+/* Visit every VM (order unspecified). */
+void engine_each(struct engine *eng, void (*fn)(struct vm *vm, void *arg), void *arg);
+
+/* Operations. Each returns 0 when started (done runs later, exactly once)
+ * or -errno with e set when it cannot start (done does not run): bad spec,
+ * wrong state (-EBUSY while another operation runs). */
+int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, void *arg,
+	      struct vm **ret, struct err *e);
+int vm_pause(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+int vm_resume(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+int vm_stop(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+int vm_start(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+int vm_destroy(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+
+/* Blocking convenience: start the operation and run the event loop until
+ * it is over. For tests and tools, never from inside a loop callback. */
+int vm_create_sync(struct engine *eng, const struct vm_spec *spec, struct vm **ret, struct err *e);
+int vm_pause_sync(struct vm *vm, struct err *e);
+int vm_resume_sync(struct vm *vm, struct err *e);
+int vm_stop_sync(struct vm *vm, struct err *e);
+int vm_start_sync(struct vm *vm, struct err *e);
+int vm_destroy_sync(struct vm *vm, struct err *e);
+
+const char *vm_id(const struct vm *vm);
+enum vm_state vm_state(const struct vm *vm);
+/* The connected agent while RUNNING, else NULL. */
+struct ac *vm_agent(struct vm *vm);
+/* Where this VM's files live (sandboxes/<id>). */
+const char *vm_dir(const struct vm *vm);
+/* QEMU's pid while it runs, else 0. */
+int vm_pid(const struct vm *vm);
+/* Why the VM is FAILED (or ""). */
+const char *vm_error(const struct vm *vm);
+/* How the VM was created: "clone" or "boot". */
+const char *vm_origin(const struct vm *vm);
+
+#endif

@@ -1,0 +1,334 @@
+/* fileops.c — the file worker thread (see fileops.h). The only thread
+ * besides the event loop; it shares nothing with the loop but the job
+ * queues (under one mutex) and an eventfd that wakes the loop when a job
+ * is done.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "fileops.h"
+#include "log.h"
+#include "loop.h"
+
+enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE };
+
+struct job {
+	enum job_kind kind;
+	char *a, *b;
+	fileop_done_fn done;
+	void *arg;
+	int rc;
+	struct err err;
+	struct job *next;
+};
+
+static struct {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct job *todo, **todo_tail;
+	struct job *finished, **finished_tail;
+	int efd;
+	struct watch w;
+	bool started;
+} F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
+
+/* ---- the work itself (worker thread, or *_now on the caller's) ----------- */
+
+static bool page_is_zero(const char *p, size_t n)
+{
+	const uint64_t *q = (const uint64_t *)(const void *)p;
+	for (size_t i = 0; i < n / 8; i++)
+		if (q[i])
+			return false;
+	return true;
+}
+
+/* Copy [off, end) with pread/pwrite, leaving holes where whole 4 KiB pages
+ * are zero: guest memory has many (freed, or zeroed on allocation), and a
+ * hole costs neither a write now nor a read at restore. */
+static int copy_range_rw(int in, int out, off_t off, off_t end, struct err *e)
+{
+	static __thread char chunk[1 << 20];
+	while (off < end) {
+		size_t want = (size_t)MIN((off_t)sizeof(chunk), end - off);
+		ssize_t n = pread(in, chunk, want, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(e, n < 0 ? errno : EIO, "read: %s", n < 0 ? strerror(errno) : "short");
+		size_t i = 0, len = (size_t)n;
+		while (i < len) {
+			size_t pg = MIN((size_t)4096, len - i);
+			if (page_is_zero(chunk + i, pg)) {
+				i += pg;
+				continue;
+			}
+			size_t j = i + pg;
+			while (j < len && !page_is_zero(chunk + j, MIN((size_t)4096, len - j)))
+				j += MIN((size_t)4096, len - j);
+			if (write_all_at(out, chunk + i, j - i, off + (off_t)i) < 0)
+				return err_set(e, errno, "write: %s", strerror(errno));
+			i = j;
+		}
+		off += n;
+	}
+	return 0;
+}
+
+/* Copy only the data extents of in (holes stay holes in out). */
+static int copy_extents(int in, int out, off_t size, struct err *e)
+{
+	off_t pos = 0;
+	bool use_cfr = true;
+	while (pos < size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break; /* only a hole is left */
+			return err_set(e, errno, "seek: %s", strerror(errno));
+		}
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return err_set(e, errno, "seek: %s", strerror(errno));
+		off_t off_in = data, off_out = data;
+		while (use_cfr && off_in < hole) {
+			ssize_t n = copy_file_range(in, &off_in, out, &off_out,
+						    (size_t)(hole - off_in), 0);
+			if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS ||
+				      errno == EOPNOTSUPP)) {
+				use_cfr = false;
+				break;
+			}
+			if (n < 0)
+				return err_set(e, errno, "copy: %s", strerror(errno));
+			if (n == 0)
+				break;
+		}
+		if (off_in < hole) {
+			int r = copy_range_rw(in, out, off_in, hole, e);
+			if (r < 0)
+				return r;
+		}
+		pos = hole;
+	}
+	return 0;
+}
+
+int fileop_copy_now(const char *src, const char *dst, struct err *e)
+{
+	struct stat st;
+	struct buf tmp = BUF_INIT;
+	int in = -1, out = -1, r = 0;
+
+	in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, errno, "cannot read '%s': %s", src, strerror(errno));
+		goto done;
+	}
+	buf_addf(&tmp, "%s.part", dst);
+	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	if (out < 0) {
+		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
+		goto done;
+	}
+	if (ioctl(out, FICLONE, in) < 0) {
+		/* no reflink here (ext4, or across filesystems): copy the data */
+		if (ftruncate(out, st.st_size) < 0) {
+			r = err_set(e, errno, "cannot size '%s': %s", tmp.data, strerror(errno));
+			goto done;
+		}
+		if ((r = copy_extents(in, out, st.st_size, e)) < 0) {
+			err_prefix(e, "copying '%s'", src);
+			goto done;
+		}
+	}
+	if (rename(tmp.data, dst) < 0)
+		r = err_set(e, errno, "cannot rename to '%s': %s", dst, strerror(errno));
+done:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r < 0 && tmp.len)
+		unlink(tmp.data);
+	buf_release(&tmp);
+	return r;
+}
+
+static int flush_drop(const char *path, struct err *e)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "cannot open '%s': %s", path, strerror(errno));
+	int r = 0;
+	if (fdatasync(fd) < 0)
+		r = err_set(e, errno, "fdatasync '%s': %s", path, strerror(errno));
+	else
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+	return r;
+}
+
+static int remove_at(int at, const char *name, struct err *e)
+{
+	struct stat st;
+	if (fstatat(at, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 : err_set(e, errno, "stat '%s': %s", name, strerror(errno));
+	if (!S_ISDIR(st.st_mode)) {
+		if (unlinkat(at, name, 0) < 0 && errno != ENOENT)
+			return err_set(e, errno, "cannot remove '%s': %s", name, strerror(errno));
+		return 0;
+	}
+	int fd = openat(at, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return err_set(e, errno, "cannot open '%s': %s", name, strerror(errno));
+	DIR *d = fdopendir(fd);
+	struct dirent *de;
+	int r = 0;
+	while (d && (de = readdir(d)) && r == 0) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			r = remove_at(dirfd(d), de->d_name, e);
+	}
+	if (d)
+		closedir(d);
+	if (r == 0 && unlinkat(at, name, AT_REMOVEDIR) < 0 && errno != ENOENT)
+		r = err_set(e, errno, "cannot remove '%s': %s", name, strerror(errno));
+	return r;
+}
+
+int fileop_remove_tree_now(const char *path, struct err *e)
+{
+	if (path[0] != '/' || strcmp(path, "/") == 0)
+		return err_set(e, EINVAL, "refusing to remove '%s'", path);
+	return remove_at(AT_FDCWD, path, e);
+}
+
+uint64_t file_allocated(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 ? (uint64_t)st.st_blocks * 512 : 0;
+}
+
+/* ---- the worker ------------------------------------------------------------ */
+
+static void *worker(void *unused UNUSED)
+{
+	for (;;) {
+		pthread_mutex_lock(&F.mu);
+		while (!F.todo)
+			pthread_cond_wait(&F.cv, &F.mu);
+		struct job *j = F.todo;
+		F.todo = j->next;
+		if (!F.todo)
+			F.todo_tail = &F.todo;
+		pthread_mutex_unlock(&F.mu);
+
+		switch (j->kind) {
+		case JOB_COPY: j->rc = fileop_copy_now(j->a, j->b, &j->err); break;
+		case JOB_FLUSH_DROP: j->rc = flush_drop(j->a, &j->err); break;
+		case JOB_REMOVE: j->rc = fileop_remove_tree_now(j->a, &j->err); break;
+		}
+
+		pthread_mutex_lock(&F.mu);
+		j->next = NULL;
+		*F.finished_tail = j;
+		F.finished_tail = &j->next;
+		pthread_mutex_unlock(&F.mu);
+		uint64_t one = 1;
+		if (write(F.efd, &one, sizeof(one)) < 0) {
+			/* the counter cannot overflow in practice */
+		}
+	}
+	return NULL;
+}
+
+static void on_finished(struct watch *w, uint32_t events UNUSED)
+{
+	uint64_t n;
+	if (read(w->fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warn("fileops eventfd: %s", strerror(errno));
+	pthread_mutex_lock(&F.mu);
+	struct job *list = F.finished;
+	F.finished = NULL;
+	F.finished_tail = &F.finished;
+	pthread_mutex_unlock(&F.mu);
+	while (list) {
+		struct job *j = list;
+		list = j->next;
+		if (j->done)
+			j->done(j->rc, j->rc < 0 ? &j->err : NULL, j->arg);
+		free(j->a);
+		free(j->b);
+		free(j);
+	}
+}
+
+int fileops_init(struct err *e)
+{
+	if (F.started)
+		return 0;
+	F.todo_tail = &F.todo;
+	F.finished_tail = &F.finished;
+	F.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (F.efd < 0)
+		return err_set(e, errno, "eventfd: %s", strerror(errno));
+	watch_init(&F.w, on_finished, NULL);
+	int r = watch_add(&F.w, F.efd, EPOLLIN);
+	if (r < 0)
+		return err_set(e, -r, "epoll: %s", strerror(-r));
+	/* the worker must not take the loop's signals */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	r = pthread_create(&F.thread, NULL, worker, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (r != 0)
+		return err_set(e, r, "cannot start the file worker: %s", strerror(r));
+	pthread_detach(F.thread);
+	F.started = true;
+	return 0;
+}
+
+static void submit(enum job_kind kind, const char *a, const char *b, fileop_done_fn done,
+		   void *arg)
+{
+	struct job *j = xcalloc(1, sizeof(*j));
+	j->kind = kind;
+	j->a = xstrdup(a);
+	j->b = b ? xstrdup(b) : NULL;
+	j->done = done;
+	j->arg = arg;
+	pthread_mutex_lock(&F.mu);
+	*F.todo_tail = j;
+	F.todo_tail = &j->next;
+	pthread_cond_signal(&F.cv);
+	pthread_mutex_unlock(&F.mu);
+}
+
+void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)
+{
+	submit(JOB_COPY, src, dst, done, arg);
+}
+
+void fileop_flush_drop(const char *path, fileop_done_fn done, void *arg)
+{
+	submit(JOB_FLUSH_DROP, path, NULL, done, arg);
+}
+
+void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg)
+{
+	submit(JOB_REMOVE, path, NULL, done, arg);
+}

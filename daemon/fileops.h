@@ -1,0 +1,39 @@
+/* fileops — slow file work done off the event loop: copying a VM's memory
+ * or disk image (a reflink where the filesystem can, else only the
+ * allocated extents), flushing a memory file and dropping it from the page
+ * cache, removing a sandbox directory.
+ *
+ * Sits between the engine and one worker thread. Jobs run in order on the
+ * worker; each completion callback runs on the event loop thread (through
+ * an eventfd), never on the worker. The worker touches only the paths it
+ * is given. fileops_init() once after loop_init(); every function must be
+ * called from the loop thread.
+ */
+#ifndef BHATTI_FILEOPS_H
+#define BHATTI_FILEOPS_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+typedef void (*fileop_done_fn)(int rc, const struct err *e, void *arg);
+
+int fileops_init(struct err *e);
+
+/* dst := src, sparse: FICLONE (reflink) when possible, else copy only the
+ * data extents (SEEK_DATA/SEEK_HOLE + copy_file_range). dst is written to
+ * a temporary name and renamed, so it exists only when complete. */
+void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg);
+/* fdatasync, then drop the file's pages from the page cache. */
+void fileop_flush_drop(const char *path, fileop_done_fn done, void *arg);
+/* rm -rf path (refuses "/" and relative paths). */
+void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg);
+
+/* The same, synchronously on the calling thread (start-up, tests). */
+int fileop_copy_now(const char *src, const char *dst, struct err *e);
+int fileop_remove_tree_now(const char *path, struct err *e);
+
+/* Allocated bytes of a file (st_blocks * 512), for reports. */
+uint64_t file_allocated(const char *path);
+
+#endif

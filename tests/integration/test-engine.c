@@ -1,0 +1,558 @@
+/* test-engine.c — the VM engine with real QEMU microVMs (TCG here, KVM on
+ * real hosts) booting the `tiny` image: boot and exec, clones with their
+ * own identity, files, PTY sessions, pause/resume, cold stop/start with
+ * processes and /tmp intact, QEMU dying, re-adoption by a new engine,
+ * errors, and nothing left behind. Needs `make images`.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "fileops.h"
+#include "helpers.h"
+#include "log.h"
+#include "loop.h"
+
+struct efix {
+	char *data;
+	struct engine *eng;
+	int failed_events;
+	char last_event_vm[64];
+};
+
+static struct efix *FX;
+
+static void on_event(struct vm *vm, enum vm_state st, const struct err *e UNUSED, void *arg)
+{
+	struct efix *fx = arg;
+	if (st == VM_FAILED) {
+		fx->failed_events++;
+		snprintf(fx->last_event_vm, sizeof(fx->last_event_vm), "%s", vm_id(vm));
+	}
+}
+
+static const char *images_dir(void)
+{
+	const char *d = getenv("BHATTI_IMAGES");
+	return d && d[0] ? d : "build/images";
+}
+
+static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
+{
+	struct err e = ERR_INIT;
+	struct engine_config cfg = {
+		.data_dir = fx->data, .images_dir = images_dir(),
+		.accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto",
+		.no_templates = no_templates,
+	};
+	int r = engine_new(&cfg, on_event, fx, ret, &e);
+	if (r < 0)
+		fprintf(stderr, "engine: %s\n", err_str(&e));
+	return r;
+}
+
+static int setup(void **state)
+{
+	struct err e = ERR_INIT;
+	struct efix *fx = xcalloc(1, sizeof(*fx));
+	log_init("test-engine", LOG_WARN);
+	if (loop_init() < 0 || fileops_init(&e) < 0)
+		return -1;
+	fx->data = test_tmpdir("engine");
+	FX = fx;
+	*state = fx;
+	return open_engine(fx, false, &fx->eng);
+}
+
+static void destroy_each(struct vm *vm, void *arg UNUSED)
+{
+	struct err e = ERR_INIT;
+	vm_destroy_sync(vm, &e);
+}
+
+/* QEMU processes whose command line mentions dir. */
+static int count_qemu(const char *dir)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char path[300], buf[8192];
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		size_t len;
+		char *cmd = host_read_file(path, &len);
+		if (!cmd)
+			continue;
+		size_t k = MIN(len, sizeof(buf) - 1);
+		for (size_t i = 0; i < k; i++)
+			buf[i] = cmd[i] ? cmd[i] : ' ';
+		buf[k] = '\0';
+		if (strstr(buf, "qemu-system") && strstr(buf, dir))
+			n++;
+		free(cmd);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	while (d && (de = readdir(d)))
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int teardown(void **state)
+{
+	struct efix *fx = *state;
+	int rc = 0;
+	if (fx->eng) {
+		engine_each(fx->eng, destroy_each, NULL);
+		engine_free(fx->eng);
+	}
+	if (count_qemu(fx->data)) {
+		fprintf(stderr, "QEMU processes left behind for %s\n", fx->data);
+		rc = -1;
+	}
+	if (!getenv("KEEP_TEST_DIRS"))
+		test_rmtree(fx->data);
+	free(fx->data);
+	free(fx);
+	return rc;
+}
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static struct vm *create(struct efix *fx, const char *id, char **env)
+{
+	struct vm *vm = NULL;
+	struct err e = ERR_INIT;
+	struct vm_spec spec = { .id = id, .env = env };
+	if (vm_create_sync(fx->eng, &spec, &vm, &e) < 0)
+		fail_msg("create '%s': %s", id, err_str(&e));
+	assert_int_equal(vm_state(vm), VM_RUNNING);
+	assert_non_null(vm_agent(vm));
+	return vm;
+}
+
+/* Run sh -c cmd in the guest; returns stdout (caller frees). */
+static char *sh(struct vm *vm, const char *cmd, int *ret_code)
+{
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, NULL };
+	struct proto_exec req = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
+	struct ac_exec_result r;
+	struct err e = ERR_INIT;
+	if (ac_exec(vm_agent(vm), &req, NULL, 0, &r, 60000, &e) < 0)
+		fail_msg("exec '%s': %s", cmd, err_str(&e));
+	if (ret_code)
+		*ret_code = r.exit_code;
+	else if (r.exit_code != 0)
+		fail_msg("exec '%s' exited %d: %s", cmd, r.exit_code, r.err.data);
+	buf_release(&r.err);
+	return buf_detach(&r.out, NULL);
+}
+
+static void destroy(struct vm *vm)
+{
+	struct err e = ERR_INIT;
+	char *dir = xstrdup(vm_dir(vm));
+	if (vm_destroy_sync(vm, &e) < 0)
+		fail_msg("destroy: %s", err_str(&e));
+	assert_int_equal(access(dir, F_OK), -1);
+	free(dir);
+}
+
+/* Detached exec: a process that outlives the request. */
+static int spawn_bg(struct vm *vm, const char *cmd)
+{
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)cmd, NULL };
+	struct proto_exec req = { .argv = argv, .cwd = (char *)"", .flags = PROTO_EXEC_DETACH,
+				  .output_path = (char *)"/tmp/bg.log" };
+	struct ac_exec_result r;
+	struct err e = ERR_INIT;
+	if (ac_exec(vm_agent(vm), &req, NULL, 0, &r, 30000, &e) < 0)
+		fail_msg("detached exec: %s", err_str(&e));
+	int pid = (int)r.pid;
+	ac_exec_result_release(&r);
+	return pid;
+}
+
+/* ---- tests ------------------------------------------------------------------------ */
+
+static void test_boot_and_exec(void **state)
+{
+	struct efix *fx = *state;
+	struct engine *cold;
+	struct err e = ERR_INIT;
+	/* a second engine on the same data dir would adopt fx's VMs; use its
+	 * own dir: this one boots without templates */
+	struct efix other = { .data = test_tmpdir("engine-boot") };
+	assert_int_equal(open_engine(&other, true, &cold), 0);
+	char *env[] = { (char *)"GREETING=hi there", NULL };
+	struct vm_spec spec = { .id = "booted", .hostname = "bootbox", .env = env };
+	struct vm *vm;
+	if (vm_create_sync(cold, &spec, &vm, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	assert_string_equal(vm_origin(vm), "boot");
+	char *out = sh(vm, "echo \"$GREETING|$(hostname)|$(id -u)|$(pwd)|$(uname -s)\"", NULL);
+	assert_string_equal(out, "hi there|bootbox|1000|/workspace|Linux\n");
+	free(out);
+	destroy(vm);
+	engine_free(cold);
+	assert_int_equal(count_qemu(other.data), 0);
+	test_rmtree(other.data);
+	free(other.data);
+	(void)fx;
+}
+
+static void test_clones_have_their_own_identity(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *a = create(fx, "clone-a", NULL);
+	struct vm *b = create(fx, "clone-b", NULL);
+	assert_string_equal(vm_origin(a), "clone");
+	assert_string_equal(vm_origin(b), "clone");
+	char *ha = sh(a, "hostname", NULL), *hb = sh(b, "hostname", NULL);
+	assert_string_equal(ha, "clone-a\n");
+	assert_string_equal(hb, "clone-b\n");
+	/* same template, different random state */
+	char *ra = sh(a, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'", NULL);
+	char *rb = sh(b, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'", NULL);
+	assert_int_equal(strlen(ra), 64);
+	assert_string_not_equal(ra, rb);
+	/* and different agent tokens (vm.json holds them) */
+	struct buf pa = BUF_INIT, pb = BUF_INIT;
+	buf_addf(&pa, "%s/vm.json", vm_dir(a));
+	buf_addf(&pb, "%s/vm.json", vm_dir(b));
+	char *ja = read_text(pa.data), *jb = read_text(pb.data);
+	char *ta = strstr(ja, "\"token\""), *tb = strstr(jb, "\"token\"");
+	assert_non_null(ta);
+	assert_non_null(tb);
+	assert_true(strncmp(ta, tb, 80) != 0);
+	/* the clock was set at create: close to the host's */
+	char *now = sh(a, "date +%s", NULL);
+	long long guest = strtoll(now, NULL, 10);
+	assert_true(llabs(guest - (long long)wall_sec()) <= 5);
+	free(ha); free(hb); free(ra); free(rb); free(ja); free(jb); free(now);
+	buf_release(&pa);
+	buf_release(&pb);
+	destroy(a);
+	destroy(b);
+}
+
+static void test_file_roundtrip_5mb(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "files", NULL);
+	size_t len = 5u << 20;
+	uint8_t *data = xmalloc(len);
+	assert_int_equal(getrandom(data, len, 0), (ssize_t)len);
+	struct proto_file_write w = { .path = (char *)"/workspace/blob.bin", .mode = 0600, .size = len };
+	struct err e = ERR_INIT;
+	if (ac_write_file(vm_agent(vm), &w, data, len, 60000, &e) < 0)
+		fail_msg("write: %s", err_str(&e));
+	struct proto_file_read r = { .path = (char *)"/workspace/blob.bin" };
+	struct buf got = BUF_INIT;
+	struct proto_file_meta meta;
+	if (ac_read_file(vm_agent(vm), &r, &got, &meta, NULL, 60000, &e) < 0)
+		fail_msg("read: %s", err_str(&e));
+	assert_int_equal(got.len, len);
+	assert_memory_equal(got.data, data, len);
+	assert_int_equal(meta.size, len);
+	assert_int_equal(meta.mode, 0600);
+	assert_int_equal(meta.uid, 1000);
+	/* the guest agrees on the bytes */
+	char *n = sh(vm, "wc -c < /workspace/blob.bin", NULL);
+	assert_int_equal(strtoul(n, NULL, 10), len);
+	free(n);
+	proto_msg_release(PROTO_FILE_META, &meta);
+	buf_release(&got);
+	free(data);
+	destroy(vm);
+}
+
+struct sess {
+	struct buf out;
+	bool ended;
+	bool record;
+};
+
+static void s_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
+{
+	if (f->type == PROTO_SESSION)
+		((struct sess *)arg)->record = true;
+}
+
+static void s_data(struct ac_stream *s UNUSED, uint8_t ch UNUSED, const uint8_t *p, size_t n,
+		   void *arg)
+{
+	buf_add(&((struct sess *)arg)->out, p, n);
+}
+
+static void s_closed(struct ac_stream *s UNUSED, const struct err *e UNUSED, void *arg)
+{
+	((struct sess *)arg)->ended = true;
+}
+
+static const struct ac_stream_cb s_cb = { .frame = s_frame, .data = s_data, .closed = s_closed };
+
+static bool pump_for(struct ac *ac, struct sess *x, const char *text, bool want_end, int ms)
+{
+	struct err e = ERR_INIT;
+	uint64_t end = now_ms() + (uint64_t)ms;
+	while (now_ms() < end) {
+		if (text && strstr(x->out.data, text))
+			return true;
+		if (want_end && x->ended)
+			return true;
+		if (ac_poll(ac, 20, &e) < 0)
+			return false;
+	}
+	return false;
+}
+
+static void test_pty_session_reattach(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "pty", NULL);
+	struct ac *ac = vm_agent(vm);
+	struct err e = ERR_INIT;
+	char *empty[] = { NULL };
+	struct proto_session_open open = { .id = (char *)"work", .argv = empty, .cwd = (char *)"",
+					   .rows = 24, .cols = 80 };
+	struct sess a = { BUF_INIT, false, false };
+	struct ac_stream *s = ac_open(ac, PROTO_SESSION_OPEN, &open, &s_cb, &a, &e);
+	assert_non_null(s);
+	const char *typed = "echo marker-$((6*7))\n";
+	ac_send_data(s, PROTO_CH_IN, typed, strlen(typed));
+	assert_true(pump_for(ac, &a, "marker-42", false, 20000));
+	ac_send_close(s); /* detach */
+	assert_true(pump_for(ac, &a, NULL, true, 10000));
+
+	struct proto_session_attach at = { .id = (char *)"work" };
+	struct sess b = { BUF_INIT, false, false };
+	s = ac_open(ac, PROTO_SESSION_ATTACH, &at, &s_cb, &b, &e);
+	assert_non_null(s);
+	assert_true(pump_for(ac, &b, "marker-42", false, 20000)); /* scrollback */
+	typed = "echo after-$((1+1))\n";
+	ac_send_data(s, PROTO_CH_IN, typed, strlen(typed));
+	assert_true(pump_for(ac, &b, "after-2", false, 20000)); /* and live */
+	typed = "exit\n";
+	ac_send_data(s, PROTO_CH_IN, typed, strlen(typed));
+	assert_true(pump_for(ac, &b, NULL, true, 20000));
+	buf_release(&a.out);
+	buf_release(&b.out);
+	destroy(vm);
+}
+
+static long read_counter(struct vm *vm)
+{
+	char *c = sh(vm, "cat /tmp/counter", NULL);
+	long v = strtol(c, NULL, 10);
+	free(c);
+	return v;
+}
+
+static void test_pause_stops_the_guest(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "pauser", NULL);
+	struct err e = ERR_INIT;
+	spawn_bg(vm, "i=0; while :; do i=$((i+1)); echo $i > /tmp/counter.new; "
+		 "mv /tmp/counter.new /tmp/counter; sleep 0.05; done");
+	usleep(1000000);
+	long c1 = read_counter(vm);
+	assert_true(c1 > 0);
+	assert_int_equal(vm_pause_sync(vm, &e), 0);
+	assert_int_equal(vm_state(vm), VM_PAUSED);
+	assert_null(vm_agent(vm)); /* nothing answers while paused */
+	usleep(1500000);
+	assert_int_equal(vm_resume_sync(vm, &e), 0);
+	assert_int_equal(vm_state(vm), VM_RUNNING);
+	long c2 = read_counter(vm);
+	/* 1.5 s paused: ~30 ticks had it run; a few for the exec round trips */
+	assert_true(c2 - c1 < 12);
+	usleep(1000000);
+	long c3 = read_counter(vm);
+	assert_true(c3 - c2 >= 5); /* and it runs again */
+	destroy(vm);
+}
+
+static void test_cold_stop_and_start(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "cold", NULL);
+	struct err e = ERR_INIT;
+	int bg = spawn_bg(vm, "exec sleep 100000");
+	assert_true(bg > 1);
+	char *x = sh(vm, "echo kept-in-ram > /tmp/note && echo on-disk > /workspace/note", NULL);
+	free(x);
+	int qemu = vm_pid(vm);
+	assert_true(qemu > 0);
+	char hot[512];
+	struct buf mem = BUF_INIT;
+	buf_addf(&mem, "%s/mem", vm_dir(vm));
+
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	assert_int_equal(vm_state(vm), VM_STOPPED);
+	assert_null(vm_agent(vm));
+	assert_int_equal(vm_pid(vm), 0);
+	assert_true(pid_wait_gone(qemu, 3000)); /* QEMU is gone: memory freed */
+	assert_int_equal(access(mem.data, R_OK), 0); /* the snapshot is on disk */
+	snprintf(hot, sizeof(hot), "%s/cold.mem", engine_mem_dir(fx->eng));
+	assert_int_equal(access(hot, F_OK), -1); /* and none of it on tmpfs */
+
+	assert_int_equal(vm_start_sync(vm, &e), 0);
+	assert_int_equal(vm_state(vm), VM_RUNNING);
+	char *note = sh(vm, "cat /tmp/note /workspace/note", NULL);
+	assert_string_equal(note, "kept-in-ram\non-disk\n");
+	char cmd[64];
+	snprintf(cmd, sizeof(cmd), "test -d /proc/%d && cat /proc/%d/comm", bg, bg);
+	char *comm = sh(vm, cmd, NULL);
+	assert_string_equal(comm, "sleep\n"); /* the process lived through it */
+	/* the clock moved on with the host */
+	char *now = sh(vm, "date +%s", NULL);
+	assert_true(llabs(strtoll(now, NULL, 10) - (long long)wall_sec()) <= 5);
+	/* stop/start are idempotent */
+	assert_int_equal(vm_start_sync(vm, &e), 0);
+	free(note); free(comm); free(now);
+	buf_release(&mem);
+	destroy(vm);
+}
+
+static void test_qemu_killed_is_detected(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "victim", NULL);
+	struct err e = ERR_INIT;
+	int before = fx->failed_events;
+	int pid = vm_pid(vm);
+	assert_true(pid > 0);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	uint64_t t0 = now_ms();
+	while (fx->failed_events == before && now_ms() - t0 < 5000)
+		loop_run_once(50);
+	assert_int_equal(fx->failed_events, before + 1);
+	assert_true(now_ms() - t0 < 2000); /* promptly */
+	assert_string_equal(fx->last_event_vm, "victim");
+	assert_int_equal(vm_state(vm), VM_FAILED);
+	assert_non_null(strstr(vm_error(vm), "QEMU was killed by signal 9"));
+	/* a failed sandbox refuses work but can be destroyed */
+	assert_int_equal(vm_start_sync(vm, &e), -EINVAL);
+	destroy(vm);
+}
+
+static void test_readopt_after_engine_restart(void **state)
+{
+	struct efix *fx = *state;
+	struct err e = ERR_INIT;
+	struct vm *hot = create(fx, "survivor", NULL);
+	struct vm *cold = create(fx, "sleeper", NULL);
+	char *x = sh(hot, "echo before > /tmp/mark", NULL);
+	free(x);
+	int pid = vm_pid(hot);
+	assert_int_equal(vm_stop_sync(cold, &e), 0);
+
+	engine_free(fx->eng); /* the engine goes away; VMs do not */
+	fx->eng = NULL;
+	assert_true(pid_alive(pid));
+	assert_int_equal(open_engine(fx, false, &fx->eng), 0);
+
+	hot = engine_find(fx->eng, "survivor");
+	cold = engine_find(fx->eng, "sleeper");
+	assert_non_null(hot);
+	assert_non_null(cold);
+	assert_int_equal(vm_state(hot), VM_RUNNING);
+	assert_int_equal(vm_pid(hot), pid);
+	assert_int_equal(vm_state(cold), VM_STOPPED);
+	/* the agent reconnects as the engine settles */
+	for (int i = 0; i < 100 && !(vm_agent(hot) && ac_ready(vm_agent(hot))); i++)
+		loop_run_once(50);
+	char *m = sh(hot, "cat /tmp/mark", NULL);
+	assert_string_equal(m, "before\n");
+	assert_int_equal(vm_start_sync(cold, &e), 0);
+	char *h = sh(cold, "hostname", NULL);
+	assert_string_equal(h, "sleeper\n");
+	free(m);
+	free(h);
+	destroy(hot);
+	destroy(cold);
+}
+
+static void test_errors(void **state)
+{
+	struct efix *fx = *state;
+	struct err e = ERR_INIT;
+	struct vm *vm;
+	struct vm_spec bad = { .id = "Bad_Name" };
+	assert_int_equal(vm_create(fx->eng, &bad, NULL, NULL, &vm, &e), -EINVAL);
+	assert_non_null(strstr(e.msg, "invalid sandbox id 'Bad_Name'"));
+	struct vm_spec noimg = { .id = "noimg", .image = "nope" };
+	assert_int_equal(vm_create(fx->eng, &noimg, NULL, NULL, &vm, &e), -ENOENT);
+	assert_non_null(strstr(e.msg, "no image 'nope' (available: "));
+	assert_non_null(strstr(e.msg, "tiny"));
+	assert_null(engine_find(fx->eng, "noimg")); /* nothing left behind */
+	struct vm_spec big = { .id = "big", .cpus = 65 };
+	assert_int_equal(vm_create(fx->eng, &big, NULL, NULL, &vm, &e), -EINVAL);
+
+	vm = create(fx, "dup", NULL);
+	struct vm *other;
+	struct vm_spec dup = { .id = "dup" };
+	assert_int_equal(vm_create(fx->eng, &dup, NULL, NULL, &other, &e), -EEXIST);
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	assert_int_equal(vm_pause_sync(vm, &e), -EINVAL);
+	assert_string_equal(e.msg, "cannot pause sandbox 'dup': it is stopped");
+	assert_int_equal(vm_stop_sync(vm, &e), 0); /* already stopped: fine */
+	destroy(vm);
+}
+
+static void test_nothing_left_behind(void **state)
+{
+	struct efix *fx = *state;
+	engine_each(fx->eng, destroy_each, NULL);
+	struct buf sb = BUF_INIT;
+	buf_addf(&sb, "%s/sandboxes", fx->data);
+	assert_int_equal(count_entries(sb.data), 0);
+	assert_int_equal(count_entries(engine_mem_dir(fx->eng)), 0);
+	assert_int_equal(count_qemu(fx->data), 0);
+	buf_release(&sb);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_boot_and_exec),
+		cmocka_unit_test(test_clones_have_their_own_identity),
+		cmocka_unit_test(test_file_roundtrip_5mb),
+		cmocka_unit_test(test_pty_session_reattach),
+		cmocka_unit_test(test_pause_stops_the_guest),
+		cmocka_unit_test(test_cold_stop_and_start),
+		cmocka_unit_test(test_qemu_killed_is_detected),
+		cmocka_unit_test(test_readopt_after_engine_restart),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_nothing_left_behind),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
