@@ -17,9 +17,11 @@
  * data_dir>/<id>.mem, memory-backend-file share=on): page faults there are
  * cheap, and a running guest writes nothing to disk. Measured against the
  * same file on ext4 (docs/benchmarks.md): restore 90 vs 210-310 ms, first
- * exec after it 90 vs 130-450 ms under TCG. A cold stop copies the
- * allocated extents to the sandbox directory and deletes the tmpfs file
- * (memory freed); a start copies them back.
+ * exec after it 90 vs 130-450 ms under TCG. A cold stop saves the memory
+ * to the sandbox directory and deletes the tmpfs file (memory freed); a
+ * start loads it back. For a clone, `mem` holds only the pages that differ
+ * from its template's memory (a few MB of ~100; fileops.h), so a template
+ * stays as long as a stopped sandbox refers to it.
  *
  * Operations are chains of steps; each step starts one asynchronous thing
  * and names the step that continues when it is done:
@@ -113,6 +115,8 @@ struct qvm {
 	uint64_t deadline;
 	char token[65];
 	char *hot_mem;              /* the running guest's RAM on tmpfs */
+	char *base_key;             /* a clone's template: its memory is the base
+				     * the cold snapshot is a delta against */
 	int state_fd;
 	bool paused;                /* vCPUs stopped by a pause */
 	bool template_build;        /* a hidden VM that becomes a template */
@@ -232,6 +236,16 @@ static int mkdir_p(const char *path, mode_t mode)
 	return r;
 }
 
+/* The memory a clone's cold snapshot is a delta against, or NULL. */
+static char *base_mem(struct qvm *q)
+{
+	if (!q->base_key)
+		return NULL;
+	struct buf p = BUF_INIT;
+	buf_addf(&p, "%s/templates/%s/mem", q->vm->eng->cfg.data_dir, q->base_key);
+	return buf_detach(&p, NULL);
+}
+
 /* ---- vm.json -------------------------------------------------------------------- */
 
 static void meta_write(struct vm *vm)
@@ -248,6 +262,8 @@ static void meta_write(struct vm *vm)
 	cJSON_AddNumberToObject(o, "pid_start", (double)q->pid_start);
 	cJSON_AddStringToObject(o, "token", q->token);
 	cJSON_AddStringToObject(o, "origin", vm_origin(vm));
+	if (q->base_key)
+		cJSON_AddStringToObject(o, "template", q->base_key);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
 	char *text = cJSON_Print(o);
@@ -1229,11 +1245,15 @@ static void start_mem_loaded(int rc, const struct err *e, void *arg)
 static void q_start(struct vm *vm)
 {
 	struct qvm *q = QV(vm);
-	char *mem = vpath(vm, "mem");
+	char *mem = vpath(vm, "mem"), *base = base_mem(q);
 	q->t0_ns = now_ns();
 	q->tmpl = NULL;
-	fileop_copy(mem, q->hot_mem, start_mem_loaded, vm);
+	if (base && access(base, R_OK) < 0)
+		step_fail(q, ENOENT, "the template it was cloned from is gone ('%s')", base);
+	else
+		fileop_load_delta(base, mem, q->hot_mem, start_mem_loaded, vm);
 	free(mem);
+	free(base);
 }
 
 /* ---- templates ---------------------------------------------------------------------- */
@@ -1520,6 +1540,8 @@ static void clone_have_template(struct vm *vm, struct tmpl *t)
 		return;
 	}
 	q->tmpl = t;
+	free(q->base_key);
+	q->base_key = xstrdup(t->key);
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
 	struct buf src = BUF_INIT;
 	buf_addf(&src, "%s/mem", t->dir);
@@ -1597,10 +1619,11 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 
 static void stop_exited(struct qvm *q)
 {
-	char *mem = vpath(q->vm, "mem");
+	char *mem = vpath(q->vm, "mem"), *base = base_mem(q);
 	STEP(q, "QEMU exited");
-	fileop_copy(q->hot_mem, mem, stop_mem_saved, q->vm);
+	fileop_save_delta(q->hot_mem, base, mem, stop_mem_saved, q->vm);
 	free(mem);
+	free(base);
 }
 
 static void stop_migrated(struct qvm *q)
@@ -1721,6 +1744,7 @@ static void q_vm_free(struct vm *vm)
 	watch_close(&q->pidw);
 	/* QEMU keeps running (and its memory file): a restarted engine adopts it */
 	free(q->hot_mem);
+	free(q->base_key);
 	free(q);
 	vm->be = NULL;
 }
@@ -1785,6 +1809,8 @@ static void adopt_one(struct engine *eng, const char *id)
 	vm->spec.memory_mb = (unsigned)jnum(m, "memory_mb");
 	snprintf(vm->origin, sizeof(vm->origin), "%s", jstr(m, "origin", "boot"));
 	snprintf(q->token, sizeof(q->token), "%s", jstr(m, "token", ""));
+	if (jstr(m, "template", NULL))
+		q->base_key = xstrdup(jstr(m, "template", ""));
 	snprintf(vm->error, sizeof(vm->error), "%s", jstr(m, "error", ""));
 	const char *state = jstr(m, "state", "");
 	pid_t pid = (pid_t)jnum(m, "pid");
@@ -1876,6 +1902,29 @@ static int q_adopt(struct engine *eng, struct err *e)
 
 /* ---- init: directories, user, accelerator -------------------------------------------------- */
 
+/* Is template `key` the base of some sandbox's cold snapshot? */
+static bool template_in_use(struct engine *eng, const char *key)
+{
+	char *dir = epath(eng, "sandboxes", NULL);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool used = false;
+	while (d && !used && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct buf p = BUF_INIT;
+		buf_addf(&p, "%s/%s", dir, de->d_name);
+		cJSON *m = meta_read(p.data);
+		used = m && strcmp(jstr(m, "template", ""), key) == 0;
+		cJSON_Delete(m);
+		buf_release(&p);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	return used;
+}
+
 static void remove_stale_templates(struct engine *eng)
 {
 	char *dir = epath(eng, "templates", NULL);
@@ -1902,6 +1951,11 @@ static void remove_stale_templates(struct engine *eng)
 				stale = strcmp(last + 1, hash) != 0;
 				free(image);
 			}
+		}
+		if (stale && de->d_name[0] != '.' && template_in_use(eng, de->d_name)) {
+			log_info("keeping stale template %s: a stopped sandbox was cloned from it",
+				 de->d_name);
+			stale = false;
 		}
 		if (stale) {
 			log_info("removing stale template %s", de->d_name);

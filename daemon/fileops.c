@@ -22,11 +22,11 @@
 #include "log.h"
 #include "loop.h"
 
-enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE };
+enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA };
 
 struct job {
 	enum job_kind kind;
-	char *a, *b;
+	char *a, *b, *c;
 	fileop_done_fn done;
 	void *arg;
 	int rc;
@@ -168,6 +168,156 @@ done:
 	return r;
 }
 
+/* Write [off, off+n) of buf to out, skipping pages equal to `ref` (or, with
+ * no ref, pages that are all zero); runs of differing pages go out in one
+ * pwrite. */
+static int write_changed(int out, const char *buf, const char *ref, size_t n, off_t off,
+			 struct err *e)
+{
+	size_t i = 0;
+	while (i < n) {
+		size_t pg = MIN((size_t)4096, n - i);
+		bool same = ref ? memcmp(buf + i, ref + i, pg) == 0 : page_is_zero(buf + i, pg);
+		if (same) {
+			i += pg;
+			continue;
+		}
+		size_t j = i + pg;
+		while (j < n) {
+			size_t q = MIN((size_t)4096, n - j);
+			if (ref ? memcmp(buf + j, ref + j, q) == 0 : page_is_zero(buf + j, q))
+				break;
+			j += q;
+		}
+		if (write_all_at(out, buf + i, j - i, off + (off_t)i) < 0)
+			return err_set(e, errno, "write: %s", strerror(errno));
+		i = j;
+	}
+	return 0;
+}
+
+static int read_full(int fd, char *buf, size_t n, off_t off)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = pread(fd, buf + got, n - got, off + (off_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0) { /* past the end: zeros */
+			memset(buf + got, 0, n - got);
+			break;
+		}
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e)
+{
+	static __thread char a[1 << 20], b[1 << 20];
+	struct stat st;
+	struct buf tmp = BUF_INIT;
+	int in = -1, ref = -1, out = -1, r = 0;
+
+	if ((in = open(mem, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, errno, "cannot read '%s': %s", mem, strerror(errno));
+		goto done;
+	}
+	if (base && (ref = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = err_set(e, errno, "cannot read the base '%s': %s", base, strerror(errno));
+		goto done;
+	}
+	buf_addf(&tmp, "%s.part", dst);
+	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (out < 0 || ftruncate(out, st.st_size) < 0) {
+		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
+		goto done;
+	}
+	/* a hole in mem is zero, and so is base there (mem began as a copy of
+	 * base that only skipped zero pages): only data extents can differ */
+	for (off_t pos = 0; pos < st.st_size;) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		for (off_t off = data; off < hole;) {
+			size_t n = (size_t)MIN((off_t)sizeof(a), hole - off);
+			if (read_full(in, a, n, off) < 0 || (ref >= 0 && read_full(ref, b, n, off) < 0)) {
+				r = err_set(e, errno, "read: %s", strerror(errno));
+				goto done;
+			}
+			if ((r = write_changed(out, a, ref >= 0 ? b : NULL, n, off, e)) < 0)
+				goto done;
+			off += (off_t)n;
+		}
+		pos = hole;
+	}
+	if (rename(tmp.data, dst) < 0)
+		r = err_set(e, errno, "cannot rename to '%s': %s", dst, strerror(errno));
+done:
+	if (in >= 0)
+		close(in);
+	if (ref >= 0)
+		close(ref);
+	if (out >= 0)
+		close(out);
+	if (r < 0 && tmp.len)
+		unlink(tmp.data);
+	buf_release(&tmp);
+	return r;
+}
+
+int fileop_load_delta_now(const char *base, const char *delta, const char *mem, struct err *e)
+{
+	struct buf tmp = BUF_INIT;
+	struct stat st;
+	int in = -1, out = -1, r;
+
+	buf_addf(&tmp, "%s.load", mem);
+	if (!base) {
+		r = fileop_copy_now(delta, mem, e);
+		buf_release(&tmp);
+		return r;
+	}
+	if ((r = fileop_copy_now(base, tmp.data, e)) < 0)
+		goto done;
+	if ((in = open(delta, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0 ||
+	    (out = open(tmp.data, O_WRONLY | O_CLOEXEC)) < 0) {
+		r = err_set(e, errno, "cannot open '%s': %s", delta, strerror(errno));
+		goto done;
+	}
+	for (off_t pos = 0; pos < st.st_size;) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		/* every page of the delta is written, zero pages included */
+		static __thread char a[1 << 20];
+		for (off_t off = data; off < hole;) {
+			size_t n = (size_t)MIN((off_t)sizeof(a), hole - off);
+			if (read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0) {
+				r = err_set(e, errno, "applying the delta: %s", strerror(errno));
+				goto done;
+			}
+			off += (off_t)n;
+		}
+		pos = hole;
+	}
+	if (rename(tmp.data, mem) < 0)
+		r = err_set(e, errno, "cannot rename to '%s': %s", mem, strerror(errno));
+done:
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	if (r < 0)
+		unlink(tmp.data);
+	buf_release(&tmp);
+	return r;
+}
+
 static int flush_drop(const char *path, struct err *e)
 {
 	int fd = open(path, O_RDWR | O_CLOEXEC);
@@ -240,6 +390,8 @@ static void *worker(void *unused UNUSED)
 		case JOB_COPY: j->rc = fileop_copy_now(j->a, j->b, &j->err); break;
 		case JOB_FLUSH_DROP: j->rc = flush_drop(j->a, &j->err); break;
 		case JOB_REMOVE: j->rc = fileop_remove_tree_now(j->a, &j->err); break;
+		case JOB_SAVE_DELTA: j->rc = fileop_save_delta_now(j->a, j->b, j->c, &j->err); break;
+		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, &j->err); break;
 		}
 
 		pthread_mutex_lock(&F.mu);
@@ -272,6 +424,7 @@ static void on_finished(struct watch *w, uint32_t events UNUSED)
 			j->done(j->rc, j->rc < 0 ? &j->err : NULL, j->arg);
 		free(j->a);
 		free(j->b);
+		free(j->c);
 		free(j);
 	}
 }
@@ -302,13 +455,14 @@ int fileops_init(struct err *e)
 	return 0;
 }
 
-static void submit(enum job_kind kind, const char *a, const char *b, fileop_done_fn done,
-		   void *arg)
+static void submit3(enum job_kind kind, const char *a, const char *b, const char *c,
+		    fileop_done_fn done, void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = kind;
-	j->a = xstrdup(a);
+	j->a = a ? xstrdup(a) : NULL;
 	j->b = b ? xstrdup(b) : NULL;
+	j->c = c ? xstrdup(c) : NULL;
 	j->done = done;
 	j->arg = arg;
 	pthread_mutex_lock(&F.mu);
@@ -316,6 +470,24 @@ static void submit(enum job_kind kind, const char *a, const char *b, fileop_done
 	F.todo_tail = &j->next;
 	pthread_cond_signal(&F.cv);
 	pthread_mutex_unlock(&F.mu);
+}
+
+static void submit(enum job_kind kind, const char *a, const char *b, fileop_done_fn done,
+		   void *arg)
+{
+	submit3(kind, a, b, NULL, done, arg);
+}
+
+void fileop_save_delta(const char *mem, const char *base, const char *dst,
+		       fileop_done_fn done, void *arg)
+{
+	submit3(JOB_SAVE_DELTA, mem, base, dst, done, arg);
+}
+
+void fileop_load_delta(const char *base, const char *delta, const char *mem,
+		       fileop_done_fn done, void *arg)
+{
+	submit3(JOB_LOAD_DELTA, base, delta, mem, done, arg);
 }
 
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)

@@ -24,6 +24,16 @@ int fileops_init(struct err *e);
  * data extents (SEEK_DATA/SEEK_HOLE + copy_file_range). dst is written to
  * a temporary name and renamed, so it exists only when complete. */
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg);
+/* Guest memory snapshots relative to a base (the template's memory):
+ * save writes to dst only the 4 KiB pages of mem that differ from base
+ * (dst is sparse: a hole means "as in base"); load rebuilds mem from base
+ * plus the pages in delta. base NULL = no base: save keeps every non-zero
+ * page, load is a copy. A clone differs from its template in a few MB out
+ * of ~100, so this is what makes cold stop and start cheap. */
+void fileop_save_delta(const char *mem, const char *base, const char *dst,
+		       fileop_done_fn done, void *arg);
+void fileop_load_delta(const char *base, const char *delta, const char *mem,
+		       fileop_done_fn done, void *arg);
 /* fdatasync, then drop the file's pages from the page cache. */
 void fileop_flush_drop(const char *path, fileop_done_fn done, void *arg);
 /* rm -rf path (refuses "/" and relative paths). */
@@ -32,6 +42,8 @@ void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg);
 /* The same, synchronously on the calling thread (start-up, tests). */
 int fileop_copy_now(const char *src, const char *dst, struct err *e);
 int fileop_remove_tree_now(const char *path, struct err *e);
+int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e);
+int fileop_load_delta_now(const char *base, const char *delta, const char *mem, struct err *e);
 
 /* Allocated bytes of a file (st_blocks * 512), for reports. */
 uint64_t file_allocated(const char *path);
