@@ -226,50 +226,67 @@ static void bench_cold(struct vm *vm, int runs, double hot)
 
 /* ---- ssh through a forward ----------------------------------------------------- */
 
+/* The relay: each connection to the unix socket (ssh's ProxyCommand) gets
+ * its own FORWARD stream to the guest's port 22. */
 struct relay {
 	struct watch listen;
-	struct watch client;
-	struct ac_stream *s;
 	struct vm *vm;
-	struct buf to_client;
-	bool forward_open;
-	bool done;
 };
 
-static void relay_update(struct relay *r)
+struct relay_conn {
+	struct watch client;
+	struct ac_stream *s;
+	struct buf to_client;
+	bool client_eof;
+};
+
+static void rc_free(void *p)
 {
-	if (r->client.fd >= 0)
-		watch_set(&r->client, (r->s && ac_send_room(r->s) ? EPOLLIN : 0) |
-			  (r->to_client.len ? EPOLLOUT : 0));
+	struct relay_conn *c = p;
+	buf_release(&c->to_client);
+	free(c);
+}
+
+static void rc_update(struct relay_conn *c)
+{
+	if (c->client.fd >= 0)
+		watch_set(&c->client, (c->s && !c->client_eof && ac_send_room(c->s) ? EPOLLIN : 0) |
+			  (c->to_client.len ? EPOLLOUT : 0));
 }
 
 static void r_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
 {
-	struct relay *r = arg;
-	if (f->type == PROTO_OK && !(f->flags & PROTO_F_END))
-		r->forward_open = true;
-	if (f->type == PROTO_EOF && r->client.fd >= 0)
-		shutdown(r->client.fd, SHUT_WR);
+	struct relay_conn *c = arg;
+	if (f->type == PROTO_EOF && c->client.fd >= 0 && !c->to_client.len)
+		shutdown(c->client.fd, SHUT_WR);
+	if (f->type == PROTO_ERROR) {
+		struct proto_error pe;
+		if (proto_decode(f, &pe, NULL) == 0) {
+			fprintf(stderr, "bench: forward: %s\n", pe.message);
+			proto_msg_release(PROTO_ERROR, &pe);
+		}
+	}
 }
 
 static void r_data(struct ac_stream *s UNUSED, uint8_t ch UNUSED, const uint8_t *p, size_t n,
 		   void *arg)
 {
-	struct relay *r = arg;
-	buf_add(&r->to_client, p, n);
-	relay_update(r);
+	struct relay_conn *c = arg;
+	buf_add(&c->to_client, p, n);
+	rc_update(c);
 }
 
 static void r_window(struct ac_stream *s UNUSED, void *arg)
 {
-	relay_update(arg);
+	rc_update(arg);
 }
 
 static void r_closed(struct ac_stream *s UNUSED, const struct err *e UNUSED, void *arg)
 {
-	struct relay *r = arg;
-	r->s = NULL;
-	watch_close(&r->client);
+	struct relay_conn *c = arg;
+	c->s = NULL;
+	watch_close(&c->client);
+	loop_defer_free(rc_free, c);
 }
 
 static const struct ac_stream_cb relay_cb = {
@@ -278,25 +295,24 @@ static const struct ac_stream_cb relay_cb = {
 
 static void on_client(struct watch *w, uint32_t events)
 {
-	struct relay *r = w->data;
+	struct relay_conn *c = w->data;
 	char chunk[65536];
-	if (events & EPOLLOUT) {
-		ssize_t n = write(w->fd, r->to_client.data, r->to_client.len);
+	if ((events & EPOLLOUT) && c->to_client.len) {
+		ssize_t n = write(w->fd, c->to_client.data, c->to_client.len);
 		if (n > 0)
-			buf_consume(&r->to_client, (size_t)n);
+			buf_consume(&c->to_client, (size_t)n);
 	}
-	if ((events & (EPOLLIN | EPOLLHUP)) && r->s) {
-		size_t room = ac_send_room(r->s);
-		ssize_t n = read(w->fd, chunk, MIN(room, sizeof(chunk)));
+	if ((events & (EPOLLIN | EPOLLHUP)) && c->s && !c->client_eof) {
+		size_t room = ac_send_room(c->s);
+		ssize_t n = room ? read(w->fd, chunk, MIN(room, sizeof(chunk))) : -1;
 		if (n > 0) {
-			ac_send_data(r->s, PROTO_CH_IN, chunk, (size_t)n);
+			ac_send_data(c->s, PROTO_CH_IN, chunk, (size_t)n);
 		} else if (n == 0) {
-			ac_send_eof(r->s, PROTO_CH_IN);
-			watch_set(w, r->to_client.len ? EPOLLOUT : 0);
-			return;
+			c->client_eof = true;
+			ac_send_eof(c->s, PROTO_CH_IN);
 		}
 	}
-	relay_update(r);
+	rc_update(c);
 }
 
 static void on_accept(struct watch *w, uint32_t events UNUSED)
@@ -306,16 +322,14 @@ static void on_accept(struct watch *w, uint32_t events UNUSED)
 	int fd = accept4(w->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (r->client.fd >= 0) { /* one at a time */
-		close(fd);
-		return;
-	}
+	struct relay_conn *c = xcalloc(1, sizeof(*c));
 	struct proto_forward fw = { .port = 22 };
-	r->s = ac_open(vm_agent(r->vm), PROTO_FORWARD, &fw, &relay_cb, r, &e);
-	if (!r->s)
+	buf_init(&c->to_client);
+	watch_init(&c->client, on_client, c);
+	c->s = ac_open(vm_agent(r->vm), PROTO_FORWARD, &fw, &relay_cb, c, &e);
+	if (!c->s)
 		die("forward", &e);
-	watch_init(&r->client, on_client, r);
-	watch_add(&r->client, fd, EPOLLIN);
+	watch_add(&c->client, fd, EPOLLIN);
 }
 
 /* ssh must run while the loop relays: spawn it and turn the loop. */
@@ -368,12 +382,13 @@ static void bench_ssh(const char *data, int runs)
 		die("authorized_keys", &e);
 	char *sshd[] = { (char *)"sh", (char *)"-c",
 			 (char *)"ssh-keygen -A >/dev/null && mkdir -p /run/sshd && "
-				 "/usr/sbin/sshd -o ListenAddress=127.0.0.1 -o UseDNS=no", NULL };
+				 "/usr/sbin/sshd -o ListenAddress=127.0.0.1 -o UseDNS=no && "
+				 "until grep -q ':0016 00000000:0000 0A' /proc/net/tcp; do sleep 0.1; done",
+			 NULL };
 	exec_argv(vm, sshd, 1);
 
 	/* the relay: ProxyCommand connects to sock; we forward to port 22 */
 	struct relay r = { .vm = vm };
-	buf_init(&r.to_client);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", sock.data);
 	unlink(sock.data);
@@ -383,7 +398,6 @@ static void bench_ssh(const char *data, int runs)
 		exit(1);
 	}
 	watch_init(&r.listen, on_accept, &r);
-	watch_init(&r.client, on_client, &r);
 	watch_add(&r.listen, lfd, EPOLLIN);
 
 	buf_reset(&proxy);
@@ -415,7 +429,6 @@ static void bench_ssh(const char *data, int runs)
 	buf_release(&key);
 	buf_release(&sock);
 	buf_release(&proxy);
-	buf_release(&r.to_client);
 	destroy(vm);
 }
 
