@@ -77,5 +77,7 @@ void vm_op_finish(struct vm *vm, enum vm_state state, int rc, const struct err *
 void vm_fail(struct vm *vm, const char *fmt, ...) PRINTF(2, 3);
 /* Forget a VM (unregister and free); its files are the backend's business. */
 void vm_forget(struct vm *vm);
+/* Free an unregistered (hidden) VM at once, backend state included. */
+void vm_free_now(struct vm *vm);
 
 #endif

@@ -38,6 +38,14 @@
  *            background)
  *   destroy: SIGKILL → exit → remove the directory
  *
+ * The pool (data_dir/pool/<id>/): per template, pool_size clones restored,
+ * warmed up (one exec, one CONFIGURE: TCG has translated those paths) and
+ * paused, ahead of need. A create takes one: its directory and memory
+ * file are renamed to the sandbox's, its vCPUs continue, and CONFIGURE
+ * gives it its identity (token, hostname, env, secrets, clock, RNG seed);
+ * a refill starts a second later. Pool VMs are not adopted: a new engine
+ * kills what an old one left and builds the pool again.
+ *
  * Templates (data_dir/templates/<image>-<cpus>c-<mem>m-<accel>-<hash>/):
  * a VM booted once and cold-snapshotted, never run again; clones copy its
  * memory and disk (a reflink where the filesystem can) and restore its
@@ -78,6 +86,7 @@ struct tmpl;
 /* Per engine. */
 struct qeng {
 	char accel[8];
+	bool closing;               /* engine_free: no more pool refills */
 	unsigned tsc_khz;           /* host TSC rate, told to TCG guests */
 	char *hot_dir;              /* mem_dir/bhatti-<hash of data_dir> */
 	bool drop_user;
@@ -121,6 +130,7 @@ struct qvm {
 	bool paused;                /* vCPUs stopped by a pause */
 	bool template_build;        /* a hidden VM that becomes a template */
 	bool probe;                 /* a hidden VM that probes the accelerator */
+	struct tmpl *pool_of;       /* a hidden clone waiting in a template's pool */
 	struct tmpl *tmpl;          /* the template a clone restores */
 	struct tmpl *waiting;       /* the template a create waits for */
 	struct err step_err;
@@ -138,10 +148,20 @@ struct tmpl_waiter {
 
 enum tmpl_state { TMPL_BUILDING, TMPL_READY, TMPL_FAILED };
 
+#define POOL_MAX 8
+
 struct tmpl {
 	char *key;
 	char *dir;
 	enum tmpl_state state;
+	struct engine *eng;
+	char *image;                /* the shape its clones (and pool) have */
+	unsigned cpus, memory_mb;
+	struct vm *ready[POOL_MAX]; /* pool: restored, warmed, paused clones */
+	int nready;
+	int building;
+	struct vm *build;           /* the pool clone being made, or NULL */
+	struct timer refill;
 	char token[65];
 	char error[ERR_MSG_MAX];
 	int code;
@@ -161,6 +181,10 @@ static struct qvm *QV(struct vm *vm)
 
 static void step_fail(struct qvm *q, int code, const char *fmt, ...) PRINTF(3, 4);
 static void clone_have_template(struct vm *vm, struct tmpl *t);
+static void pool_fill(struct tmpl *t);
+static void pool_fill_timer(struct timer *tm);
+static void pool_claim(struct vm *vm, struct tmpl *t);
+static void q_vm_free_state(struct qvm *q);
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -248,9 +272,25 @@ static char *base_mem(struct qvm *q)
 
 /* ---- vm.json -------------------------------------------------------------------- */
 
-static void meta_write(struct vm *vm)
+static void meta_written(int rc, const struct err *e, void *arg)
+{
+	char *path = arg;
+	if (rc < 0)
+		log_warn("%s", err_str(e));
+	free(path);
+}
+
+/* Record the VM in vm.json, through the file worker: its jobs run in
+ * order, so this record lands after the snapshot files queued before it
+ * are flushed (a record saying "stopped" never precedes the snapshot it
+ * describes), and before the memory load queued after it (a restored
+ * guest never runs while the record still says "stopped"). durable:
+ * fsync it too. */
+static void meta_record(struct vm *vm, bool durable)
 {
 	struct qvm *q = QV(vm);
+	if (vm->hidden)
+		return; /* template builders and probes are not adopted */
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", vm->id);
 	cJSON_AddStringToObject(o, "hostname", vm->spec.hostname);
@@ -268,16 +308,14 @@ static void meta_write(struct vm *vm)
 	cJSON_AddStringToObject(o, "error", vm->error);
 	char *text = cJSON_Print(o);
 	cJSON_Delete(o);
-	char *path = vpath(vm, "vm.json"), *tmp = vpath(vm, "vm.json.tmp");
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || fsync(fd) < 0 ||
-	    rename(tmp, path) < 0)
-		log_warn("vm '%s': cannot write %s: %s", vm->id, path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
+	char *path = vpath(vm, "vm.json");
+	fileop_write(path, text, durable, meta_written, path);
 	free(text);
-	free(path);
-	free(tmp);
+}
+
+static void meta_write(struct vm *vm)
+{
+	meta_record(vm, false);
 }
 
 static cJSON *meta_read(const char *dir)
@@ -1214,9 +1252,28 @@ static void start_done(struct qvm *q)
 	vm_op_finish(vm, VM_RUNNING, 0, NULL);
 }
 
+static void pool_warmed(struct qvm *q);
+
+static void pool_exec_done(struct qvm *q)
+{
+	if (q->agent_rc < 0) {
+		step_fail(q, q->agent_err.code, "warming up: %s", err_str(&q->agent_err));
+		return;
+	}
+	configure(q, false, pool_warmed);
+}
+
 static void restore_agent_ready(struct qvm *q)
 {
 	STEP(q, "agent answered");
+	if (q->pool_of) {
+		/* translate the exec and configure paths once, now */
+		char *argv[] = { (char *)"true", NULL };
+		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
+		q->tmpl = NULL;
+		agent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, pool_exec_done);
+		return;
+	}
 	if (q->vm->op == OP_CREATE) {
 		/* a clone: its own token, hostname, env, clock and random seed */
 		q->tmpl = NULL;
@@ -1248,10 +1305,14 @@ static void q_start(struct vm *vm)
 	char *mem = vpath(vm, "mem"), *base = base_mem(q);
 	q->t0_ns = now_ns();
 	q->tmpl = NULL;
-	if (base && access(base, R_OK) < 0)
+	if (base && access(base, R_OK) < 0) {
 		step_fail(q, ENOENT, "the template it was cloned from is gone ('%s')", base);
-	else
+	} else {
+		/* once the guest runs, the disk moves on from the snapshot:
+		 * vm.json must not say "stopped" any more, even after a crash */
+		meta_record(vm, true);
 		fileop_load_delta(base, mem, q->hot_mem, start_mem_loaded, vm);
+	}
 	free(mem);
 	free(base);
 }
@@ -1422,6 +1483,7 @@ static void tmpl_build_stopped(struct vm *b, int rc, const struct err *e, void *
 	log_info("template '%s' is ready", t->key);
 	vm_forget(b);
 	tmpl_notify(t);
+	timer_arm(&t->refill, 1000);
 }
 
 static void tmpl_booted(struct vm *b, int rc, const struct err *e, void *arg)
@@ -1471,6 +1533,11 @@ static void tmpl_get(struct vm *vm)
 		t->key = key;
 		t->dir = epath(eng, "templates", key);
 		t->state = TMPL_FAILED;
+		t->eng = eng;
+		t->image = xstrdup(vm->spec.image);
+		t->cpus = vm->spec.cpus;
+		t->memory_mb = vm->spec.memory_mb;
+		timer_init(&t->refill, pool_fill_timer, t);
 		t->next = qe->tmpls;
 		qe->tmpls = t;
 		if (tmpl_load(t))
@@ -1479,7 +1546,10 @@ static void tmpl_get(struct vm *vm)
 		free(key);
 	}
 	if (t->state == TMPL_READY) {
-		clone_have_template(vm, t);
+		if (t->nready)
+			pool_claim(vm, t);
+		else
+			clone_have_template(vm, t);
 		return;
 	}
 	struct tmpl_waiter *w = xcalloc(1, sizeof(*w));
@@ -1489,6 +1559,151 @@ static void tmpl_get(struct vm *vm)
 	QV(vm)->waiting = t;
 	if (t->state == TMPL_FAILED)
 		tmpl_build(eng, t, &vm->spec);
+}
+
+/* ---- pool ---------------------------------------------------------------------------- */
+
+static void pool_warmed_paused(struct qvm *q)
+{
+	q->paused = true;
+	vm_op_finish(q->vm, VM_PAUSED, 0, NULL);
+}
+
+static void pool_warmed(struct qvm *q)
+{
+	if (q->agent_rc < 0) {
+		step_fail(q, q->agent_err.code, "warming up: %s", err_str(&q->agent_err));
+		return;
+	}
+	STEP(q, "warmed up");
+	qcmd(q, "stop", NULL, -1, pool_warmed_paused);
+}
+
+static void pool_built(struct vm *p, int rc, const struct err *e, void *arg)
+{
+	struct tmpl *t = arg;
+	t->building--;
+	t->build = NULL;
+	if (rc < 0) {
+		log_warn("pool for '%s': %s", t->key, err_str(e));
+		return; /* a failed create removed itself; the next claim refills */
+	}
+	if (t->nready < POOL_MAX)
+		t->ready[t->nready++] = p;
+	log_debug("pool for '%s': %d ready", t->key, t->nready);
+}
+
+static void pool_build(struct tmpl *t)
+{
+	static unsigned seq;
+	struct engine *eng = t->eng;
+	char id[64];
+	snprintf(id, sizeof(id), "pool-%u-%u", (unsigned)getpid(), ++seq);
+	struct vm_spec spec = { .id = id, .image = t->image, .cpus = t->cpus,
+				.memory_mb = t->memory_mb, .hostname = "bhatti" };
+	struct vm *p = vm_new(eng, id, &spec, VM_CREATING, true);
+	free(p->dir);
+	p->dir = epath(eng, "pool", id);
+	p->op = OP_CREATE;
+	p->done = pool_built;
+	p->done_arg = t;
+	struct qvm *q = qvm_new(p, QE(eng)->accel);
+	struct err e = ERR_INIT;
+	q->pool_of = t;
+	q->t0_ns = now_ns();
+	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
+	t->building++;
+	t->build = p;
+	if (prepare_dir(p, &e) < 0)
+		step_fail(q, e.code, "%s", err_str(&e));
+	else
+		clone_have_template(p, t);
+}
+
+static void pool_fill(struct tmpl *t)
+{
+	int want = t->eng->cfg.pool_size;
+	if (QE(t->eng)->closing)
+		return;
+	if (t->state != TMPL_READY || want > POOL_MAX)
+		want = t->state == TMPL_READY ? POOL_MAX : 0;
+	/* one at a time: a refill must not starve the sandboxes in use */
+	if (t->nready + t->building < want && t->building == 0)
+		pool_build(t);
+}
+
+static void pool_fill_timer(struct timer *tm)
+{
+	struct tmpl *t = tm->data;
+	pool_fill(t);
+	if (t->nready + t->building < t->eng->cfg.pool_size)
+		timer_arm(&t->refill, 1000);
+}
+
+static void pool_claim_cont(struct qvm *q)
+{
+	q->paused = false;
+	STEP(q, "vCPUs running");
+	configure(q, true, create_done);
+}
+
+/* Give vm (a create that just began) the runtime of a pooled clone: the
+ * QEMU, its QMP and agent connections, its files renamed. */
+static void pool_claim(struct vm *vm, struct tmpl *t)
+{
+	struct vm *p = t->ready[--t->nready];
+	struct qvm *q = QV(p), *fresh = QV(vm);
+	if (rename(p->dir, vm->dir) < 0 || rename(q->hot_mem, fresh->hot_mem) < 0) {
+		log_warn("pool for '%s': cannot take a clone: %s", t->key, strerror(errno));
+		clone_have_template(vm, t);
+		return;
+	}
+	free(q->hot_mem);
+	q->hot_mem = fresh->hot_mem;
+	fresh->hot_mem = NULL;
+	vm->be = q;
+	q->vm = vm;
+	vm->agent = p->agent;
+	p->agent = NULL;
+	p->be = NULL;
+	q->pool_of = NULL;
+	q->t0_ns = now_ns();
+	free(q->base_key);
+	q->base_key = xstrdup(t->key);
+	snprintf(vm->origin, sizeof(vm->origin), "clone");
+	random_hex(q->token, 32);
+	fresh->vm = vm;
+	q_vm_free_state(fresh);
+	vm_free_now(p);
+	STEP(q, "taken from the pool");
+	qcmd(q, "cont", NULL, -1, pool_claim_cont);
+	timer_arm(&t->refill, 1000);
+}
+
+static void pool_kill_now(struct vm *p)
+{
+	struct qvm *q = QV(p);
+	if (q) {
+		cleanup_runtime(q);
+		if (q->pid > 0 && q->pidw.fd >= 0) {
+			syscall(SYS_pidfd_send_signal, q->pidw.fd, SIGKILL, NULL, 0);
+			if (q->our_child)
+				waitpid(q->pid, NULL, 0);
+		}
+		unlink(q->hot_mem);
+	}
+	fileop_remove_tree_now(p->dir, NULL);
+	vm_free_now(p);
+}
+
+/* Kill and remove every pool clone (engine shutdown; q_fini has let a
+ * clone being built finish first). */
+static void pool_drain(struct tmpl *t)
+{
+	timer_cancel(&t->refill);
+	for (int i = 0; i < t->nready; i++)
+		pool_kill_now(t->ready[i]);
+	t->nready = 0;
 }
 
 /* ---- clone -------------------------------------------------------------------------- */
@@ -1587,7 +1802,9 @@ static void stop_flushed(int rc, const struct err *e, void *arg)
 	free(vmid);
 }
 
-/* The guest's memory is on disk: free the tmpfs copy; STOPPED. */
+/* The guest's memory is on disk: free the tmpfs copy; STOPPED. Then, in
+ * the background and in this order: the snapshot is flushed to disk and
+ * dropped from the page cache, and only then does vm.json say "stopped". */
 static void stop_mem_saved(int rc, const struct err *e, void *arg)
 {
 	struct vm *vm = arg;
@@ -1602,18 +1819,21 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 		vm_op_finish(vm, VM_FAILED, -err.code, &err);
 		return;
 	}
-	unlink(q->hot_mem);
-	/* make the snapshot durable and take it out of the page cache, off
-	 * the loop (a template keeps its pages: clones read them soon) */
-	if (!q->template_build) {
-		char *mem = vpath(vm, "mem");
-		fileop_flush_drop(mem, stop_flushed, xstrdup(vm->id));
-		free(mem);
-	}
+	/* freeing ~100 MB of tmpfs pages takes ~10 ms: the worker does it (in
+	 * order: a start queued after this one loads into a fresh file) */
+	fileop_remove_tree(q->hot_mem, NULL, NULL);
 	q->paused = false;
 	vm->state = VM_STOPPED;
-	if (!vm->hidden)
-		meta_write(vm);
+	/* a template keeps its pages (clones read them soon) and its files
+	 * are renamed into place, durably, by tmpl_build_stopped */
+	if (!q->template_build) {
+		char *mem = vpath(vm, "mem"), *state = vpath(vm, "state");
+		fileop_flush_drop(mem, stop_flushed, xstrdup(vm->id));
+		fileop_flush_drop(state, stop_flushed, xstrdup(vm->id));
+		meta_record(vm, true);
+		free(mem);
+		free(state);
+	}
 	vm_op_finish(vm, VM_STOPPED, 0, NULL);
 }
 
@@ -1732,6 +1952,17 @@ static void q_destroy(struct vm *vm)
 	} else {
 		destroy_exited(q);
 	}
+}
+
+/* Free a qvm that owns no runtime (a create's fresh state, replaced by a
+ * pool clone's). */
+static void q_vm_free_state(struct qvm *q)
+{
+	timer_cancel(&q->timer);
+	tmpl_unwait(q);
+	free(q->hot_mem);
+	free(q->base_key);
+	free(q);
 }
 
 static void q_vm_free(struct vm *vm)
@@ -1923,6 +2154,42 @@ static bool template_in_use(struct engine *eng, const char *key)
 		closedir(d);
 	free(dir);
 	return used;
+}
+
+/* What an earlier engine's pool left: its QEMUs and directories. */
+static void pool_sweep(struct engine *eng)
+{
+	char *dir = epath(eng, "pool", NULL);
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	struct buf needle = BUF_INIT;
+	buf_addf(&needle, "%s/", dir);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char path[300], cmd[8192];
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (n <= 0)
+			continue;
+		for (ssize_t i = 0; i < n; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		cmd[n] = '\0';
+		if (strstr(cmd, "qemu-system") && strstr(cmd, needle.data)) {
+			log_info("killing a pool QEMU left by an earlier engine (pid %s)", de->d_name);
+			kill((pid_t)strtol(de->d_name, NULL, 10), SIGKILL);
+		}
+	}
+	if (d)
+		closedir(d);
+	fileop_remove_tree_now(dir, NULL);
+	buf_release(&needle);
+	free(dir);
 }
 
 static void remove_stale_templates(struct engine *eng)
@@ -2134,6 +2401,7 @@ static int q_init(struct engine *eng, struct err *e)
 	if (qe->drop_user && chown(qe->hot_dir, qe->vm_uid, qe->vm_gid) < 0)
 		return err_set(e, errno, "chown '%s': %s", qe->hot_dir, strerror(errno));
 	remove_stale_templates(eng);
+	pool_sweep(eng);
 	accel_decide(eng);
 	snprintf(eng->accel, sizeof(eng->accel), "%s", qe->accel);
 	if (strcmp(qe->accel, "tcg") == 0) {
@@ -2148,9 +2416,26 @@ static void q_fini(struct engine *eng)
 	struct qeng *qe = QE(eng);
 	if (!qe)
 		return;
+	/* let templates and pool clones being built finish (a second or two;
+	 * their file jobs are in flight), so nothing is left half-made */
+	qe->closing = true;
+	uint64_t until = now_ms() + 60000;
+	for (;;) {
+		bool busy = false;
+		for (struct tmpl *t = qe->tmpls; t; t = t->next) {
+			timer_cancel(&t->refill);
+			busy |= t->build != NULL || t->state == TMPL_BUILDING;
+		}
+		if (!busy || now_ms() > until)
+			break;
+		loop_run_once(50);
+	}
+	loop_run_once(0); /* deferred frees of what just finished */
 	while (qe->tmpls) {
 		struct tmpl *t = qe->tmpls;
 		qe->tmpls = t->next;
+		pool_drain(t);
+		free(t->image);
 		while (t->waiters) {
 			struct tmpl_waiter *w = t->waiters;
 			t->waiters = w->next;
@@ -2160,6 +2445,7 @@ static void q_fini(struct engine *eng)
 		free(t->dir);
 		free(t);
 	}
+	rmdir(qe->hot_dir); /* only when empty: running guests keep theirs */
 	free(qe->hot_dir);
 	free(qe);
 	eng->be_state = NULL;

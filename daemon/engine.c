@@ -123,6 +123,16 @@ struct vm *vm_new(struct engine *eng, const char *id, const struct vm_spec *spec
 	return vm;
 }
 
+void vm_free_now(struct vm *vm)
+{
+	if (vm->eng->be->vm_free)
+		vm->eng->be->vm_free(vm);
+	spec_release(&vm->spec);
+	free(vm->id);
+	free(vm->dir);
+	free(vm);
+}
+
 static void vm_free(void *p)
 {
 	struct vm *vm = p;
@@ -408,6 +418,7 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.vm_user = cfg->vm_user ? xstrdup(cfg->vm_user) : NULL;
 	eng->cfg.mem_dir = xstrdup(cfg->mem_dir ? cfg->mem_dir : "/dev/shm");
 	eng->cfg.no_templates = cfg->no_templates;
+	eng->cfg.pool_size = cfg->pool_size == 0 ? 1 : cfg->pool_size < 0 ? 0 : cfg->pool_size;
 	eng->be = &engine_qemu;
 	eng->on_event = on_event;
 	eng->event_arg = arg;

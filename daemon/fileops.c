@@ -22,7 +22,7 @@
 #include "log.h"
 #include "loop.h"
 
-enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA };
+enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
 
 struct job {
 	enum job_kind kind;
@@ -214,9 +214,46 @@ static int read_full(int fd, char *buf, size_t n, off_t off)
 	return 0;
 }
 
+/* One thread's share of a delta save: pages in [from, to) of mem. */
+struct delta_part {
+	int in, ref, out;
+	off_t from, to;
+	int rc;
+	struct err err;
+};
+
+static void *delta_part_run(void *arg)
+{
+	struct delta_part *p = arg;
+	char *a = xmalloc(1 << 20), *b = xmalloc(1 << 20);
+	p->rc = 0;
+	/* a hole in mem is zero, and so is base there (mem began as a copy of
+	 * base that only skipped zero pages): only data extents can differ */
+	for (off_t pos = p->from; pos < p->to && p->rc == 0;) {
+		off_t data = lseek(p->in, pos, SEEK_DATA);
+		if (data < 0 || data >= p->to)
+			break;
+		off_t hole = MIN(lseek(p->in, data, SEEK_HOLE), p->to);
+		for (off_t off = data; off < hole && p->rc == 0;) {
+			size_t n = (size_t)MIN((off_t)(1 << 20), hole - off);
+			if (read_full(p->in, a, n, off) < 0 ||
+			    (p->ref >= 0 && read_full(p->ref, b, n, off) < 0))
+				p->rc = err_set(&p->err, errno, "read: %s", strerror(errno));
+			else
+				p->rc = write_changed(p->out, a, p->ref >= 0 ? b : NULL, n, off, &p->err);
+			off += (off_t)n;
+		}
+		pos = hole;
+	}
+	free(a);
+	free(b);
+	return NULL;
+}
+
+/* The compare reads ~100 MB twice: two threads (QEMU has just exited, so
+ * the cores are free), each on half of the file, writing disjoint ranges. */
 int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e)
 {
-	static __thread char a[1 << 20], b[1 << 20];
 	struct stat st;
 	struct buf tmp = BUF_INIT;
 	int in = -1, ref = -1, out = -1, r = 0;
@@ -235,26 +272,25 @@ int fileop_save_delta_now(const char *mem, const char *base, const char *dst, st
 		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
 		goto done;
 	}
-	/* a hole in mem is zero, and so is base there (mem began as a copy of
-	 * base that only skipped zero pages): only data extents can differ */
-	for (off_t pos = 0; pos < st.st_size;) {
-		off_t data = lseek(in, pos, SEEK_DATA);
-		if (data < 0)
-			break;
-		off_t hole = lseek(in, data, SEEK_HOLE);
-		for (off_t off = data; off < hole;) {
-			size_t n = (size_t)MIN((off_t)sizeof(a), hole - off);
-			if (read_full(in, a, n, off) < 0 || (ref >= 0 && read_full(ref, b, n, off) < 0)) {
-				r = err_set(e, errno, "read: %s", strerror(errno));
-				goto done;
-			}
-			if ((r = write_changed(out, a, ref >= 0 ? b : NULL, n, off, e)) < 0)
-				goto done;
-			off += (off_t)n;
+	off_t mid = (st.st_size / 2) & ~(off_t)4095;
+	struct delta_part parts[2] = {
+		{ .in = in, .ref = ref, .out = out, .from = 0, .to = mid },
+		{ .in = in, .ref = ref, .out = out, .from = mid, .to = st.st_size },
+	};
+	pthread_t second;
+	bool threaded = pthread_create(&second, NULL, delta_part_run, &parts[1]) == 0;
+	delta_part_run(&parts[0]);
+	if (threaded)
+		pthread_join(second, NULL);
+	else
+		delta_part_run(&parts[1]);
+	for (int i = 0; i < 2 && r == 0; i++)
+		if (parts[i].rc < 0) {
+			r = parts[i].rc;
+			if (e)
+				*e = parts[i].err;
 		}
-		pos = hole;
-	}
-	if (rename(tmp.data, dst) < 0)
+	if (r == 0 && rename(tmp.data, dst) < 0)
 		r = err_set(e, errno, "cannot rename to '%s': %s", dst, strerror(errno));
 done:
 	if (in >= 0)
@@ -312,6 +348,36 @@ done:
 		close(in);
 	if (out >= 0)
 		close(out);
+	if (r < 0)
+		unlink(tmp.data);
+	buf_release(&tmp);
+	return r;
+}
+
+static int write_file(const char *path, const char *text, bool durable, struct err *e)
+{
+	struct buf tmp = BUF_INIT;
+	buf_addf(&tmp, "%s.tmp", path);
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = 0;
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || (durable && fdatasync(fd) < 0) ||
+	    rename(tmp.data, path) < 0)
+		r = err_set(e, errno, "cannot write '%s': %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && durable) {
+		char *dir = xstrdup(path);
+		char *slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			if (dfd >= 0) {
+				fsync(dfd);
+				close(dfd);
+			}
+		}
+		free(dir);
+	}
 	if (r < 0)
 		unlink(tmp.data);
 	buf_release(&tmp);
@@ -392,6 +458,8 @@ static void *worker(void *unused UNUSED)
 		case JOB_REMOVE: j->rc = fileop_remove_tree_now(j->a, &j->err); break;
 		case JOB_SAVE_DELTA: j->rc = fileop_save_delta_now(j->a, j->b, j->c, &j->err); break;
 		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, &j->err); break;
+		case JOB_WRITE: j->rc = write_file(j->a, j->b, false, &j->err); break;
+		case JOB_WRITE_DURABLE: j->rc = write_file(j->a, j->b, true, &j->err); break;
 		}
 
 		pthread_mutex_lock(&F.mu);
@@ -493,6 +561,12 @@ void fileop_load_delta(const char *base, const char *delta, const char *mem,
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)
 {
 	submit(JOB_COPY, src, dst, done, arg);
+}
+
+void fileop_write(const char *path, const char *text, bool durable, fileop_done_fn done,
+		  void *arg)
+{
+	submit(durable ? JOB_WRITE_DURABLE : JOB_WRITE, path, text, done, arg);
 }
 
 void fileop_flush_drop(const char *path, fileop_done_fn done, void *arg)

@@ -34,6 +34,11 @@ void fileop_save_delta(const char *mem, const char *base, const char *dst,
 		       fileop_done_fn done, void *arg);
 void fileop_load_delta(const char *base, const char *delta, const char *mem,
 		       fileop_done_fn done, void *arg);
+/* Replace path with text atomically (temporary file + rename); durable:
+ * fsync the file and its directory first. Jobs run in order, so a write
+ * queued after a flush lands after it. */
+void fileop_write(const char *path, const char *text, bool durable, fileop_done_fn done,
+		  void *arg);
 /* fdatasync, then drop the file's pages from the page cache. */
 void fileop_flush_drop(const char *path, fileop_done_fn done, void *arg);
 /* rm -rf path (refuses "/" and relative paths). */
