@@ -27,11 +27,12 @@
  * and names the step that continues when it is done:
  *
  *   boot:    copy image → spawn → QMP → agent HELLO (new token) → CONFIGURE
- *   clone:   template → copy mem (to tmpfs), disk → restore → CONFIGURE
- *            (new identity)
+ *   clone:   template → copy disk → spawn while the template's memory
+ *            fills the tmpfs file → restore → CONFIGURE (new identity)
  *   restore: spawn -incoming defer → QMP caps → getfd + migrate-incoming
  *            → MIGRATION completed → cont → agent HELLO
- *   start:   copy mem to tmpfs → restore → CONFIGURE (clock, rng)
+ *   start:   spawn -incoming defer while the file worker fills the tmpfs
+ *            memory file (template + delta) → restore → CONFIGURE (clock)
  *   stop:    SYNC → QMP stop → getfd + migrate → completed → quit → exit
  *            → copy mem from tmpfs to disk, delete the tmpfs file (then the
  *            disk copy is flushed and dropped from the page cache in the
@@ -133,6 +134,8 @@ struct qvm {
 	struct tmpl *pool_of;       /* a hidden clone waiting in a template's pool */
 	struct tmpl *tmpl;          /* the template a clone restores */
 	struct tmpl *waiting;       /* the template a create waits for */
+	bool start_qmp_up;          /* start/clone: QMP connected ... */
+	bool start_mem_ready;       /* ... and memory loaded: now restore */
 	struct err step_err;
 	uint64_t t0_ns;             /* when the operation began (step log) */
 };
@@ -1022,14 +1025,15 @@ static void qemu_exited(struct qvm *q, int status)
 /* ---- configure ---------------------------------------------------------------------- */
 
 /* identity: the whole setup (first boot, or a clone taking its own
- * identity); otherwise just the clock and the RNG (after a restore). */
+ * identity: new token, RNG seed, ...); otherwise just the clock (a start
+ * restores the same VM: its RNG state is its own, no other copy has it). */
 static void configure(struct qvm *q, bool identity, qstep_fn next)
 {
 	struct vm *vm = q->vm;
 	uint8_t seed[64];
 	struct timespec ts;
 	struct proto_configure c = {
-		.what = PROTO_CFG_CLOCK | PROTO_CFG_RNG,
+		.what = PROTO_CFG_CLOCK,
 		.hostname = (char *)"", .token = (char *)"", .init = (char *)"",
 		.net_ifname = (char *)"", .net_address = (char *)"", .net_gateway = (char *)"",
 		.rng_seed = { seed, sizeof(seed) },
@@ -1039,7 +1043,7 @@ static void configure(struct qvm *q, bool identity, qstep_fn next)
 	c.clock_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 	if (identity) {
 		c.what |= PROTO_CFG_HOSTNAME | PROTO_CFG_TOKEN | PROTO_CFG_ENV | PROTO_CFG_SECRETS |
-			  PROTO_CFG_FILES | PROTO_CFG_INIT;
+			  PROTO_CFG_FILES | PROTO_CFG_INIT | PROTO_CFG_RNG;
 		c.hostname = (char *)vm->spec.hostname;
 		c.token = q->token;
 		c.env = vm->spec.env;
@@ -1222,22 +1226,6 @@ static void restore_qmp_ready(struct qvm *q)
 	qcmd(q, "migrate-set-capabilities", migrate_caps(), -1, restore_caps_done);
 }
 
-/* Start QEMU from `state` (device state) + the memory file in the VM dir. */
-static void restore_begin(struct qvm *q, const char *state)
-{
-	struct err e = ERR_INIT;
-	q->state_fd = open(state, O_RDONLY | O_CLOEXEC);
-	if (q->state_fd < 0) {
-		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
-		return;
-	}
-	if (spawn_qemu(q, true, &e) < 0) {
-		step_fail(q, e.code, "%s", err_str(&e));
-		return;
-	}
-	qmp_connect(q, restore_qmp_ready);
-}
-
 static void start_done(struct qvm *q)
 {
 	struct vm *vm = q->vm;
@@ -1283,26 +1271,66 @@ static void restore_agent_ready(struct qvm *q)
 	}
 }
 
-static void start_mem_loaded(int rc, const struct err *e, void *arg)
+/* A start runs two things at once: QEMU starting (it maps the memory
+ * file, empty) and the file worker filling that file with the template's
+ * memory and the delta. The restore begins when both are done. A clone
+ * does the same with the template's memory alone. */
+static void start_both_ready(struct qvm *q)
+{
+	if (q->start_qmp_up && q->start_mem_ready)
+		restore_qmp_ready(q);
+}
+
+static void start_qmp_up(struct qvm *q)
+{
+	q->start_qmp_up = true;
+	start_both_ready(q);
+}
+
+static void mem_filled(int rc, const struct err *e, void *arg)
 {
 	struct vm *vm = arg;
 	struct qvm *q = QV(vm);
-	if (vm->op != OP_START)
+	if (vm->op != OP_START && vm->op != OP_CREATE)
 		return;
 	STEP(q, "memory loaded");
 	if (rc < 0) {
 		step_fail(q, -rc, "loading the guest memory: %s", err_str(e));
 		return;
 	}
-	char *state = vpath(vm, "state");
-	restore_begin(q, state);
-	free(state);
+	q->start_mem_ready = true;
+	start_both_ready(q);
+}
+
+/* Spawn QEMU -incoming on the device state `state` while the file worker
+ * fills the memory file from base (+ delta). */
+static void restore_overlapped(struct qvm *q, const char *state, const char *base,
+			       const char *delta)
+{
+	struct vm *vm = q->vm;
+	struct err e = ERR_INIT;
+	int fd = -1;
+	q->start_qmp_up = q->start_mem_ready = false;
+	if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
+		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
+	} else if ((fd = open(q->hot_mem, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+		   ftruncate(fd, (off_t)vm->spec.memory_mb << 20) < 0) {
+		step_fail(q, errno, "cannot create '%s': %s", q->hot_mem, strerror(errno));
+	} else {
+		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
+		if (spawn_qemu(q, true, &e) < 0)
+			step_fail(q, e.code, "%s", err_str(&e));
+		else
+			qmp_connect(q, start_qmp_up);
+	}
+	if (fd >= 0)
+		close(fd);
 }
 
 static void q_start(struct vm *vm)
 {
 	struct qvm *q = QV(vm);
-	char *mem = vpath(vm, "mem"), *base = base_mem(q);
+	char *mem = vpath(vm, "mem"), *base = base_mem(q), *state = vpath(vm, "state");
 	q->t0_ns = now_ns();
 	q->tmpl = NULL;
 	if (base && access(base, R_OK) < 0) {
@@ -1311,10 +1339,11 @@ static void q_start(struct vm *vm)
 		/* once the guest runs, the disk moves on from the snapshot:
 		 * vm.json must not say "stopped" any more, even after a crash */
 		meta_record(vm, true);
-		fileop_load_delta(base, mem, q->hot_mem, start_mem_loaded, vm);
+		restore_overlapped(q, state, base, mem);
 	}
 	free(mem);
 	free(base);
+	free(state);
 }
 
 /* ---- templates ---------------------------------------------------------------------- */
@@ -1712,37 +1741,20 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 {
 	struct vm *vm = arg;
 	struct qvm *q = QV(vm);
-	STEP(q, "disk copied");
 	if (vm->op != OP_CREATE)
 		return;
+	STEP(q, "disk copied");
 	if (rc < 0) {
 		step_fail(q, -rc, "%s", err_str(e));
 		return;
 	}
 	meta_write(vm);
-	struct buf p = BUF_INIT;
-	buf_addf(&p, "%s/state", q->tmpl->dir);
-	restore_begin(q, p.data);
-	buf_release(&p);
-}
-
-static void clone_mem_copied(int rc, const struct err *e, void *arg)
-{
-	struct vm *vm = arg;
-	struct qvm *q = QV(vm);
-	STEP(q, "memory copied");
-	if (vm->op != OP_CREATE)
-		return;
-	if (rc < 0) {
-		step_fail(q, -rc, "%s", err_str(e));
-		return;
-	}
-	struct buf src = BUF_INIT;
-	char *dst = vpath(vm, "disk.ext4");
-	buf_addf(&src, "%s/disk.ext4", q->tmpl->dir);
-	fileop_copy(src.data, dst, clone_disk_copied, vm);
-	buf_release(&src);
-	free(dst);
+	struct buf state = BUF_INIT, base = BUF_INIT;
+	buf_addf(&state, "%s/state", q->tmpl->dir);
+	buf_addf(&base, "%s/mem", q->tmpl->dir);
+	restore_overlapped(q, state.data, base.data, NULL);
+	buf_release(&state);
+	buf_release(&base);
 }
 
 static void clone_have_template(struct vm *vm, struct tmpl *t)
@@ -1758,10 +1770,14 @@ static void clone_have_template(struct vm *vm, struct tmpl *t)
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
+	/* QEMU opens the disk when it starts: copy it first (it is small and
+	 * a reflink where it can be), then memory and QEMU in parallel */
 	struct buf src = BUF_INIT;
-	buf_addf(&src, "%s/mem", t->dir);
-	fileop_copy(src.data, q->hot_mem, clone_mem_copied, vm);
+	char *dst = vpath(vm, "disk.ext4");
+	buf_addf(&src, "%s/disk.ext4", t->dir);
+	fileop_copy(src.data, dst, clone_disk_copied, vm);
 	buf_release(&src);
+	free(dst);
 }
 
 /* ---- pause / resume ------------------------------------------------------------------ */

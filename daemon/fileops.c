@@ -22,7 +22,7 @@
 #include "log.h"
 #include "loop.h"
 
-enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
+enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_FILL_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
 
 struct job {
 	enum job_kind kind;
@@ -305,35 +305,60 @@ done:
 	return r;
 }
 
-int fileop_load_delta_now(const char *base, const char *delta, const char *mem, struct err *e)
+/* Copy the data pages of src into the open file out (zero pages skipped). */
+static int copy_into(const char *src, int out, struct err *e)
+{
+	struct stat st;
+	int in = open(src, O_RDONLY | O_CLOEXEC);
+	if (in < 0 || fstat(in, &st) < 0) {
+		int r = err_set(e, errno, "cannot read '%s': %s", src, strerror(errno));
+		if (in >= 0)
+			close(in);
+		return r;
+	}
+	int r = copy_extents(in, out, st.st_size, e);
+	close(in);
+	return r;
+}
+
+int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
+			  struct err *e)
 {
 	struct buf tmp = BUF_INIT;
 	struct stat st;
-	int in = -1, out = -1, r;
+	int in = -1, out = -1, r = 0;
+	const char *target = mem;
 
-	buf_addf(&tmp, "%s.load", mem);
-	if (!base) {
-		r = fileop_copy_now(delta, mem, e);
-		buf_release(&tmp);
-		return r;
+	if (!in_place) {
+		buf_addf(&tmp, "%s.load", mem);
+		target = tmp.data;
 	}
-	if ((r = fileop_copy_now(base, tmp.data, e)) < 0)
-		goto done;
-	if ((in = open(delta, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0 ||
-	    (out = open(tmp.data, O_WRONLY | O_CLOEXEC)) < 0) {
-		r = err_set(e, errno, "cannot open '%s': %s", delta, strerror(errno));
+	if (!delta) { /* the base alone (a new clone) */
+		st.st_size = 0;
+	} else if ((in = open(delta, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, errno, "cannot read '%s': %s", delta, strerror(errno));
 		goto done;
 	}
+	if (!in_place && !delta)
+		return err_set(e, EINVAL, "a load needs a delta or a file in place");
+	out = open(target, O_WRONLY | O_CLOEXEC | (in_place ? 0 : O_CREAT | O_TRUNC), 0600);
+	if (out < 0 || (!in_place && ftruncate(out, st.st_size) < 0)) {
+		r = err_set(e, errno, "cannot write '%s': %s", target, strerror(errno));
+		goto done;
+	}
+	if (base && (r = copy_into(base, out, e)) < 0)
+		goto done;
+	/* every page of the delta is written, zero pages included */
 	for (off_t pos = 0; pos < st.st_size;) {
 		off_t data = lseek(in, pos, SEEK_DATA);
 		if (data < 0)
 			break;
 		off_t hole = lseek(in, data, SEEK_HOLE);
-		/* every page of the delta is written, zero pages included */
 		static __thread char a[1 << 20];
 		for (off_t off = data; off < hole;) {
 			size_t n = (size_t)MIN((off_t)sizeof(a), hole - off);
-			if (read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0) {
+			if (base ? read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0
+				 : copy_range_rw(in, out, off, off + (off_t)n, e) < 0) {
 				r = err_set(e, errno, "applying the delta: %s", strerror(errno));
 				goto done;
 			}
@@ -341,15 +366,15 @@ int fileop_load_delta_now(const char *base, const char *delta, const char *mem, 
 		}
 		pos = hole;
 	}
-	if (rename(tmp.data, mem) < 0)
+	if (!in_place && rename(target, mem) < 0)
 		r = err_set(e, errno, "cannot rename to '%s': %s", mem, strerror(errno));
 done:
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
-	if (r < 0)
-		unlink(tmp.data);
+	if (r < 0 && !in_place)
+		unlink(target);
 	buf_release(&tmp);
 	return r;
 }
@@ -457,7 +482,8 @@ static void *worker(void *unused UNUSED)
 		case JOB_FLUSH_DROP: j->rc = flush_drop(j->a, &j->err); break;
 		case JOB_REMOVE: j->rc = fileop_remove_tree_now(j->a, &j->err); break;
 		case JOB_SAVE_DELTA: j->rc = fileop_save_delta_now(j->a, j->b, j->c, &j->err); break;
-		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, &j->err); break;
+		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, false, &j->err); break;
+		case JOB_FILL_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, true, &j->err); break;
 		case JOB_WRITE: j->rc = write_file(j->a, j->b, false, &j->err); break;
 		case JOB_WRITE_DURABLE: j->rc = write_file(j->a, j->b, true, &j->err); break;
 		}
@@ -556,6 +582,12 @@ void fileop_load_delta(const char *base, const char *delta, const char *mem,
 		       fileop_done_fn done, void *arg)
 {
 	submit3(JOB_LOAD_DELTA, base, delta, mem, done, arg);
+}
+
+void fileop_fill_delta(const char *base, const char *delta, const char *mem,
+		       fileop_done_fn done, void *arg)
+{
+	submit3(JOB_FILL_DELTA, base, delta, mem, done, arg);
 }
 
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)

@@ -34,6 +34,11 @@ void fileop_save_delta(const char *mem, const char *base, const char *dst,
 		       fileop_done_fn done, void *arg);
 void fileop_load_delta(const char *base, const char *delta, const char *mem,
 		       fileop_done_fn done, void *arg);
+/* The same, into an existing all-zero file of the right size, in place:
+ * the file QEMU has already mapped (its start overlaps the load). delta
+ * may be NULL: the base alone (a new clone). */
+void fileop_fill_delta(const char *base, const char *delta, const char *mem,
+		       fileop_done_fn done, void *arg);
 /* Replace path with text atomically (temporary file + rename); durable:
  * fsync the file and its directory first. Jobs run in order, so a write
  * queued after a flush lands after it. */
@@ -48,7 +53,8 @@ void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg);
 int fileop_copy_now(const char *src, const char *dst, struct err *e);
 int fileop_remove_tree_now(const char *path, struct err *e);
 int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e);
-int fileop_load_delta_now(const char *base, const char *delta, const char *mem, struct err *e);
+int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
+			  struct err *e);
 
 /* Allocated bytes of a file (st_blocks * 512), for reports. */
 uint64_t file_allocated(const char *path);
