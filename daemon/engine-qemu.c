@@ -919,6 +919,35 @@ static void create_failed_exit(struct qvm *q)
 	fileop_remove_tree(q->vm->dir, create_failed_removed, q->vm);
 }
 
+/* A create that fails removes its directory, qemu.log with it: keep what
+ * QEMU said (its last line) in the error instead of pointing at the file. */
+static void quote_qemu_log(struct qvm *q)
+{
+	char *path = vpath(q->vm, "qemu.log"), tail[256] = "";
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (fd < 0)
+		return;
+	off_t size = lseek(fd, 0, SEEK_END);
+	off_t from = size > (off_t)sizeof(tail) - 1 ? size - (off_t)sizeof(tail) + 1 : 0;
+	ssize_t n = pread(fd, tail, sizeof(tail) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return;
+	tail[n] = '\0';
+	while (n > 0 && (tail[n - 1] == '\n' || tail[n - 1] == '\r'))
+		tail[--n] = '\0';
+	char *line = strrchr(tail, '\n');
+	line = line ? line + 1 : tail;
+	if (!*line)
+		return;
+	char *at = strstr(q->step_err.msg, " (see ");
+	if (at)
+		*at = '\0';
+	size_t len = strlen(q->step_err.msg);
+	snprintf(q->step_err.msg + len, sizeof(q->step_err.msg) - len, ": QEMU said: %.200s", line);
+}
+
 /* The current operation failed; leave the VM as the operation requires:
  * a failed create (or template build) leaves nothing behind; a failed
  * start leaves it STOPPED; a failed pause/resume/stop leaves it as it was
@@ -936,6 +965,7 @@ static void step_fail(struct qvm *q, int code, const char *fmt, ...)
 	switch (vm->op) {
 	case OP_CREATE:
 		cleanup_runtime(q);
+		quote_qemu_log(q);
 		if (q->pid > 0 && q->pidw.fd >= 0) {
 			q->on_exit = create_failed_exit;
 			kill_qemu(q);
@@ -1022,6 +1052,17 @@ static void qemu_exited(struct qvm *q, int status)
 	meta_write(vm);
 }
 
+/* Files QEMU opens itself belong to the user it runs as. */
+static void give_to_vm_user(struct vm *vm, const char *path, int fd)
+{
+	struct qeng *qe = QE(vm->eng);
+	if (!qe->drop_user)
+		return;
+	int r = fd >= 0 ? fchown(fd, qe->vm_uid, qe->vm_gid) : chown(path, qe->vm_uid, qe->vm_gid);
+	if (r < 0)
+		log_warn("vm '%s': chown '%s': %s", vm->id, path, strerror(errno));
+}
+
 /* ---- configure ---------------------------------------------------------------------- */
 
 /* identity: the whole setup (first boot, or a clone taking its own
@@ -1099,6 +1140,9 @@ static void boot_disk_ready(int rc, const struct err *e, void *arg)
 		return;
 	}
 	meta_write(vm);
+	char *disk = vpath(vm, "disk.ext4");
+	give_to_vm_user(vm, disk, -1);
+	free(disk);
 	if (spawn_qemu(q, false, &se) < 0) {
 		step_fail(q, se.code, "%s", err_str(&se));
 		return;
@@ -1317,6 +1361,7 @@ static void restore_overlapped(struct qvm *q, const char *state, const char *bas
 		   ftruncate(fd, (off_t)vm->spec.memory_mb << 20) < 0) {
 		step_fail(q, errno, "cannot create '%s': %s", q->hot_mem, strerror(errno));
 	} else {
+		give_to_vm_user(vm, q->hot_mem, fd);
 		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
 		if (spawn_qemu(q, true, &e) < 0)
 			step_fail(q, e.code, "%s", err_str(&e));
@@ -1749,6 +1794,9 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 		return;
 	}
 	meta_write(vm);
+	char *disk = vpath(vm, "disk.ext4");
+	give_to_vm_user(vm, disk, -1);
+	free(disk);
 	struct buf state = BUF_INIT, base = BUF_INIT;
 	buf_addf(&state, "%s/state", q->tmpl->dir);
 	buf_addf(&base, "%s/mem", q->tmpl->dir);
@@ -2387,9 +2435,18 @@ static int q_init(struct engine *eng, struct err *e)
 				       eng->cfg.images_dir);
 	}
 	char *sb = epath(eng, "sandboxes", NULL), *tp = epath(eng, "templates", NULL);
+	char *pl = epath(eng, "pool", NULL);
 	int r = mkdir_p(sb, 0700);
 	if (r == 0)
 		r = mkdir_p(tp, 0700);
+	if (r == 0)
+		r = mkdir_p(pl, 0700);
+	/* QEMU as another user must get through them (not list them) */
+	mode_t through = eng->cfg.vm_user && eng->cfg.vm_user[0] && geteuid() == 0 ? 0711 : 0700;
+	chmod(sb, through);
+	chmod(tp, through);
+	chmod(pl, through);
+	free(pl);
 	free(sb);
 	free(tp);
 	if (r < 0)

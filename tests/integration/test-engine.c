@@ -504,6 +504,47 @@ static void test_readopt_after_engine_restart(void **state)
 	destroy(cold);
 }
 
+/* QEMU runs as an unprivileged user when asked (and the engine is root). */
+static void test_qemu_as_vm_user(void **state UNUSED)
+{
+	if (geteuid() != 0)
+		skip();
+	struct efix other = { .data = test_tmpdir("engine-user") };
+	struct engine *en;
+	chmod(other.data, 0711); /* the data dir must let the VM user through */
+	struct err e = ERR_INIT;
+	struct engine_config cfg = { .data_dir = other.data, .images_dir = images_dir(),
+				     .accel = "tcg", .vm_user = "nobody", .pool_size = -1 };
+	if (engine_new(&cfg, NULL, NULL, &en, &e) < 0)
+		fail_msg("engine: %s", err_str(&e));
+	struct vm_spec spec = { .id = "confined" };
+	struct vm *vm;
+	if (vm_create_sync(en, &spec, &vm, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", vm_pid(vm));
+	char *status = read_text(path);
+	assert_non_null(status);
+	assert_non_null(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n"));
+	assert_non_null(strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n"));
+	assert_non_null(strstr(status, "\nSeccomp:\t2\n")); /* -sandbox on */
+	free(status);
+	char *out = sh(vm, "echo ok", NULL);
+	assert_string_equal(out, "ok\n");
+	free(out);
+	/* and the cold path works as that user too */
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	assert_int_equal(vm_start_sync(vm, &e), 0);
+	out = sh(vm, "echo again", NULL);
+	assert_string_equal(out, "again\n");
+	free(out);
+	destroy(vm);
+	engine_free(en);
+	assert_int_equal(count_qemu(other.data), 0);
+	test_rmtree(other.data);
+	free(other.data);
+}
+
 static void test_errors(void **state)
 {
 	struct efix *fx = *state;
@@ -554,6 +595,7 @@ int main(void)
 		cmocka_unit_test(test_cold_stop_and_start),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
+		cmocka_unit_test(test_qemu_as_vm_user),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_nothing_left_behind),
 	};
