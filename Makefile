@@ -28,7 +28,7 @@ else
 AGENT_LDFLAGS := -static
 endif
 
-HOST_LIBS := -lcjson -lyaml -lsodium
+HOST_LIBS := -lcjson -lyaml -lsodium -lsqlite3 -lwebsockets -lcurl -lutil
 TEST_LIBS := -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \

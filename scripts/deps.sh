@@ -5,11 +5,14 @@
 # `make deps` runs it; `install.sh` reuses it. Debian packages only.
 set -eu
 
-# Build and test: compilers, libraries, test and fuzz tools.
+# Build and test: compilers, libraries, test and fuzz tools; the VM side
+# (QEMU, the tools images/*.sh use); age and sqlite3 for the tests.
 PKGS="build-essential pkg-config musl-tools clang libclang-rt-14-dev file
 libcjson-dev libyaml-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev
 libwebsockets-dev libvterm-dev libncurses-dev libcmocka-dev
-tmux socat python3 procps psmisc"
+tmux socat python3 procps psmisc
+qemu-system-x86 busybox-static e2fsprogs xz-utils cpio kmod debootstrap
+openssh-client age sqlite3 curl"
 
 if [ "${1:-}" = "--list" ]; then
 	echo $PKGS
