@@ -28,7 +28,7 @@ else
 AGENT_LDFLAGS := -static
 endif
 
-HOST_LIBS := -lcjson -lyaml -lsodium -lsqlite3 -lwebsockets -lcurl -lutil
+HOST_LIBS := -lcjson -lyaml -lsodium -lsqlite3 -lwebsockets -lcurl -lutil -lm
 TEST_LIBS := -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
@@ -46,6 +46,15 @@ HSHARE_HOBJ := $(call hobj,$(HSHARE_SRC))
 DAEMON_HOBJ := $(call hobj,$(DAEMON_SRC))
 CLI_HOBJ    := $(call hobj,$(CLI_SRC))
 AGENT_MOBJ  := $(call mobj,$(CORE_SRC) $(AGENT_SRC))
+
+# Host-side archives: the binaries, tests and benchmarks link only what
+# they use. (Defined before the first rule that names them: prerequisites
+# are expanded when make reads the rule.)
+LIBCORE   := $(BUILD)/host/libcore.a
+LIBHSHARE := $(BUILD)/host/libhshare.a
+LIBDAEMON := $(BUILD)/host/libdaemon.a
+LIBAGENT  := $(BUILD)/host/libagent.a
+TEST_LIBS_A := $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 # tests/integration/long-*.c run only in `make test-long` (slow images)
@@ -120,13 +129,6 @@ $(IMAGES)/rootfs-minimal.ext4: images/rootfs-minimal.sh
 	@sh images/rootfs-minimal.sh $(IMAGES)
 
 FORCE:
-
-# Host-side archives: tests and benchmarks link only what they use.
-LIBCORE   := $(BUILD)/host/libcore.a
-LIBHSHARE := $(BUILD)/host/libhshare.a
-LIBDAEMON := $(BUILD)/host/libdaemon.a
-LIBAGENT  := $(BUILD)/host/libagent.a
-TEST_LIBS_A := $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 $(LIBCORE): $(CORE_HOBJ)
 $(LIBHSHARE): $(HSHARE_HOBJ)

@@ -18,5 +18,6 @@ const struct cli_cmd *cli_commands(size_t *ret_n);
 
 int cmd_version(int argc, char **argv);
 int cmd_help(int argc, char **argv);
+int cmd_user(int argc, char **argv);
 
 #endif

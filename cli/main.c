@@ -5,9 +5,12 @@
 #include <string.h>
 
 #include "cli.h"
+#include "serve.h"
 
 static const struct cli_cmd cli_cmds[] = {
+	{ "serve", "run the daemon (HTTP API, engine, store)", cmd_serve },
 	{ "version", "print the CLI version", cmd_version },
+	{ "user", "manage users and API keys (local, on the store)", cmd_user },
 	{ "help", "show this help", cmd_help },
 };
 

@@ -52,6 +52,7 @@ struct vm {
 	char error[ERR_MSG_MAX];
 	char origin[8];                  /* "clone" or "boot" */
 	bool hidden;                     /* a template builder, not registered */
+	bool unfinished;                 /* adopted in the middle of its create */
 
 	enum vm_op op;                   /* in flight, or OP_NONE */
 	vm_done_fn done;

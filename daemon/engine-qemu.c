@@ -2094,6 +2094,7 @@ static void adopt_one(struct engine *eng, const char *id)
 	free(dir);
 	if (!m) {
 		snprintf(vm->error, sizeof(vm->error), "incomplete sandbox (no vm.json): destroy it");
+		vm->unfinished = true;
 		return;
 	}
 	free((char *)vm->spec.hostname);
@@ -2108,6 +2109,7 @@ static void adopt_one(struct engine *eng, const char *id)
 		q->base_key = xstrdup(jstr(m, "template", ""));
 	snprintf(vm->error, sizeof(vm->error), "%s", jstr(m, "error", ""));
 	const char *state = jstr(m, "state", "");
+	vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	pid_t pid = (pid_t)jnum(m, "pid");
 	uint64_t start = (uint64_t)jnum(m, "pid_start");
 	bool alive = pid > 0 && start && proc_starttime(pid) == start;

@@ -489,3 +489,8 @@ const char *vm_origin(const struct vm *vm)
 {
 	return vm->origin[0] ? vm->origin : "boot";
 }
+
+bool vm_create_unfinished(const struct vm *vm)
+{
+	return vm->unfinished;
+}

@@ -127,5 +127,8 @@ int vm_pid(const struct vm *vm);
 const char *vm_error(const struct vm *vm);
 /* How the VM was created: "clone" or "boot". */
 const char *vm_origin(const struct vm *vm);
+/* Adopted after a crash in the middle of its create (it is FAILED): the
+ * daemon never told anyone it exists, so it is to be destroyed. */
+bool vm_create_unfinished(const struct vm *vm);
 
 #endif

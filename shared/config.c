@@ -247,6 +247,11 @@ static int load_scalar(struct loader *ld, const struct config_key *k,
 
 	switch (k->kind) {
 	case CONFIG_STR:
+		if (k->check) {
+			struct err ce = ERR_INIT;
+			if (k->check(s, &ce) < 0)
+				return fail(ld, line_of(ev), "key '%s' %s", k->key, err_str(&ce));
+		}
 		p->val.s = xstrndup(s, ev->data.scalar.length);
 		return 0;
 	case CONFIG_INT:

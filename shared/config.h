@@ -32,7 +32,13 @@
  * (num_parse_size: "512M"), CONFIG_DURATION uint64_t milliseconds
  * (num_parse_duration_ms: "30s"), CONFIG_STRV char ** (heap,
  * NULL-terminated; a YAML list of strings). The CONFIG_KEY_* macros check
- * the member type at compile time. Pointer members are owned by the
+ * the member type at compile time. CONFIG_KEY_STR_CHECK adds a check on
+ * the value, so a bad one is reported with its line like any other:
+ *
+ *   static int check_accel(const char *v, struct err *e)  // "must be ..."
+ *   CONFIG_KEY_STR_CHECK("accel", struct settings, accel, check_accel),
+ *   config.yaml:4: key 'accel' must be auto, kvm or tcg
+ * Pointer members are owned by the
  * struct: NULL or heap memory before loading; a value in the file replaces
  * (and frees) the old one; config_release() frees them all.
  */
@@ -55,11 +61,17 @@ enum config_kind {
 	CONFIG_STRV,
 };
 
+/* A check on a CONFIG_STR value: 0, or -EINVAL with e->msg saying what the
+ * value must be ("must be auto, kvm or tcg"); the loader puts "file:line:
+ * key 'name' " in front. */
+typedef int (*config_check_fn)(const char *value, struct err *e);
+
 struct config_key {
 	const char *key;   /* dotted path, e.g. "limits.max_sandboxes" */
 	enum config_kind kind;
 	size_t off;        /* offset of the member in the struct */
 	int64_t min, max;  /* CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION: range */
+	config_check_fn check;  /* CONFIG_STR: NULL or a check on the value */
 };
 
 /* offsetof(T, m), refusing to compile unless m has type `type`. */
@@ -68,6 +80,9 @@ struct config_key {
 
 #define CONFIG_KEY_STR(key_, T, m) \
 	{ .key = (key_), .kind = CONFIG_STR, .off = CONFIG_OFF(T, m, char *) }
+#define CONFIG_KEY_STR_CHECK(key_, T, m, check_) \
+	{ .key = (key_), .kind = CONFIG_STR, .off = CONFIG_OFF(T, m, char *), \
+	  .check = (check_) }
 #define CONFIG_KEY_INT(key_, T, m, min_, max_) \
 	{ .key = (key_), .kind = CONFIG_INT, .off = CONFIG_OFF(T, m, int64_t), \
 	  .min = (min_), .max = (max_) }

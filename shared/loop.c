@@ -290,3 +290,13 @@ int loop_run_once(int timeout_ms)
 {
 	return loop_turn(timeout_ms);
 }
+
+int loop_fd(void)
+{
+	return L.epfd;
+}
+
+bool loop_pending(void)
+{
+	return L.tasks != NULL || L.deferred != NULL;
+}

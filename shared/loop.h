@@ -57,6 +57,12 @@ void loop_stop(void);
  * inside a callback. */
 int loop_run_once(int timeout_ms);
 
+/* For a host loop that embeds this one (the daemon: libwebsockets' poll
+ * waits on loop_fd() and calls loop_run_once(0) when it is readable, or
+ * when loop_pending() says tasks or deferred frees are waiting). */
+int loop_fd(void);
+bool loop_pending(void);
+
 void watch_init(struct watch *w, watch_fn fn, void *data);
 int watch_add(struct watch *w, int fd, uint32_t events);
 /* Change the interest set (no syscall when unchanged). */

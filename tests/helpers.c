@@ -1,6 +1,10 @@
 /* helpers.c — test support: temp dirs, a real lohar in test mode, the
  * real agent client, process checks (see helpers.h). */
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -13,7 +17,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "helpers.h"
+#include "util.h"
 
 const char *test_build_dir(void)
 {
@@ -265,4 +272,359 @@ int fixture_teardown(void **state)
 		rc |= lohar_stop(&fx->other);
 	free(fx);
 	return rc;
+}
+
+/* ---- processes and a private daemon ----------------------------------------- */
+
+static void drain_into(int fd, struct buf *b)
+{
+	char tmp[65536];
+	ssize_t n = read(fd, tmp, sizeof(tmp));
+	if (n > 0 && b)
+		buf_add(b, tmp, (size_t)n);
+}
+
+int test_run(char *const *argv, char *const *env, const char *stdin_data, size_t stdin_len,
+	     struct buf *out, struct buf *err, int timeout_ms)
+{
+	int in[2], o[2], e[2];
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(o, O_CLOEXEC) < 0 || pipe2(e, O_CLOEXEC) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		dup2(in[0], 0);
+		dup2(o[1], 1);
+		dup2(e[1], 2);
+		setpgid(0, 0);
+		for (char *const *p = env; p && *p; p++)
+			putenv(*p);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	close(in[0]);
+	close(o[1]);
+	close(e[1]);
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	size_t off = 0;
+	if (!stdin_data) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	uint64_t deadline = now_ms() + (uint64_t)(timeout_ms ? timeout_ms : 120000);
+	bool o_open = true, e_open = true;
+	while (o_open || e_open) {
+		struct pollfd pf[3] = { { o[0], o_open ? POLLIN : 0, 0 },
+					{ e[0], e_open ? POLLIN : 0, 0 },
+					{ in[1], in[1] >= 0 ? POLLOUT : 0, 0 } };
+		int left = (int)(deadline > now_ms() ? deadline - now_ms() : 0);
+		if (left == 0 || poll(pf, 3, left) == 0) {
+			kill(-pid, SIGKILL);
+			break;
+		}
+		if (pf[0].revents) {
+			char tmp[65536];
+			ssize_t n = read(o[0], tmp, sizeof(tmp));
+			if (n <= 0)
+				o_open = false;
+			else if (out)
+				buf_add(out, tmp, (size_t)n);
+		}
+		if (pf[1].revents) {
+			char tmp[65536];
+			ssize_t n = read(e[0], tmp, sizeof(tmp));
+			if (n <= 0)
+				e_open = false;
+			else if (err)
+				buf_add(err, tmp, (size_t)n);
+		}
+		if (in[1] >= 0 && pf[2].revents) {
+			ssize_t n = off < stdin_len ? write(in[1], stdin_data + off, stdin_len - off) : 0;
+			if (n > 0)
+				off += (size_t)n;
+			if (n < 0 || off >= stdin_len) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+	}
+	if (in[1] >= 0)
+		close(in[1]);
+	drain_into(o[0], out);
+	close(o[0]);
+	close(e[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		return -1;
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static char *pathf(const char *fmt, ...) PRINTF(1, 2);
+static char *pathf(const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	buf_vaddf(&b, fmt, ap);
+	va_end(ap);
+	return buf_detach(&b, NULL);
+}
+
+int daemon_restart(struct daemon_proc *d)
+{
+	char *bin = pathf("%s/bhatti", test_build_dir());
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		setpgid(0, 0);
+		execl(bin, bin, "serve", "--config", d->config, (char *)NULL);
+		_exit(127);
+	}
+	free(bin);
+	d->pid = pid;
+	/* wait for /health */
+	char *health = pathf("%s/health", d->url);
+	for (int i = 0; i < 300; i++) {
+		char *argv[] = { "curl", "-fsS", "-o", "/dev/null", health, NULL };
+		if (test_run(argv, NULL, NULL, 0, NULL, NULL, 2000) == 0) {
+			free(health);
+			return 0;
+		}
+		if (!pid_alive(pid))
+			break;
+		usleep(50 * 1000);
+	}
+	free(health);
+	char *log = read_text(d->log);
+	fprintf(stderr, "daemon did not come up; its log:\n%s\n", log ? log : "(none)");
+	free(log);
+	return -1;
+}
+
+int daemon_start(struct daemon_proc *d, const char *extra_config)
+{
+	memset(d, 0, sizeof(*d));
+	d->dir = test_tmpdir("daemon");
+	chmod(d->dir, 0711);
+	d->data = pathf("%s/data", d->dir);
+	d->config = pathf("%s/config.yaml", d->dir);
+	d->home = pathf("%s/home", d->dir);
+	d->log = pathf("%s/serve.log", d->dir);
+	d->port = free_port();
+	d->url = pathf("http://127.0.0.1:%d", d->port);
+	mkdir(d->home, 0700);
+	const char *img = getenv("BHATTI_IMAGES");
+	char cwd[4096];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -1;
+	char *images = img && img[0] == '/' ? pathf("%s", img)
+					    : pathf("%s/%s", cwd, img && img[0] ? img : "build/images");
+	FILE *f = fopen(d->config, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "listen: \"127.0.0.1:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s",
+		d->port, d->data, images, extra_config ? extra_config : "");
+	fclose(f);
+	free(images);
+	return daemon_restart(d);
+}
+
+void daemon_kill9(struct daemon_proc *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+	}
+	d->pid = 0;
+}
+
+int count_qemu_under(const char *dir)
+{
+	int n = 0;
+	DIR *pd = opendir("/proc");
+	struct dirent *de;
+	while (pd && (de = readdir(pd))) {
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		char p[64];
+		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
+		size_t len;
+		char *cmd = host_read_file(p, &len);
+		if (!cmd)
+			continue;
+		for (size_t i = 0; i + 1 < len; i++)
+			if (!cmd[i])
+				cmd[i] = ' ';
+		if (strstr(cmd, "qemu-system") && strstr(cmd, dir))
+			n++;
+		free(cmd);
+	}
+	if (pd)
+		closedir(pd);
+	return n;
+}
+
+int daemon_stop(struct daemon_proc *d, bool remove)
+{
+	int rc = 0;
+	if (d->pid > 0) {
+		kill(d->pid, SIGTERM);
+		if (!pid_wait_gone(d->pid, 10000)) {
+			kill(d->pid, SIGKILL);
+			rc = -1;
+		}
+		int st;
+		waitpid(d->pid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+			rc = -1;
+		d->pid = 0;
+	}
+	char *log = read_text(d->log);
+	if (log && (strstr(log, "ERROR: AddressSanitizer") || strstr(log, "runtime error:") ||
+		    strstr(log, "LeakSanitizer"))) {
+		fprintf(stderr, "daemon log has a sanitizer report:\n%s\n", log);
+		rc = -1;
+	}
+	free(log);
+	if (remove) {
+		/* sandboxes outlive the daemon by design: end them here */
+		char *argv[] = { "pkill", "-KILL", "-f", d->data, NULL };
+		test_run(argv, NULL, NULL, 0, NULL, NULL, 5000);
+		for (int i = 0; i < 50 && count_qemu_under(d->data) > 0; i++)
+			usleep(100 * 1000);
+		if (!getenv("KEEP_TEST_DIRS"))
+			test_rmtree(d->dir);
+		/* the running guests' memory on tmpfs (engine_mem_dir) */
+		uint8_t h[8];
+		char hex[17];
+		crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
+		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+		char *shm = pathf("/dev/shm/bhatti-%s", hex);
+		char *argv[] = { "rm", "-rf", "--", shm, NULL };
+		test_run(argv, NULL, NULL, 0, NULL, NULL, 5000);
+		free(shm);
+	}
+	if (remove) {
+		free(d->dir);
+		free(d->data);
+		free(d->config);
+		free(d->home);
+		free(d->log);
+		free(d->url);
+		memset(d, 0, sizeof(*d));
+	}
+	return rc;
+}
+
+static char *vbhatti_bin(void)
+{
+	return pathf("%s/bhatti", test_build_dir());
+}
+
+char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_args)
+{
+	char *bin = vbhatti_bin();
+	char *argv[16] = { bin, "user", "create", "--config", d->config, "--name", (char *)name };
+	int n = 7;
+	char *copy = limits_args ? xstrdup(limits_args) : NULL;
+	for (char *tok = copy ? strtok(copy, " ") : NULL; tok && n < 15; tok = strtok(NULL, " "))
+		argv[n++] = tok;
+	argv[n] = NULL;
+	struct buf out = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &out, NULL, 30000);
+	free(bin);
+	free(copy);
+	char *key = NULL;
+	char *p = rc == 0 ? strstr(out.data, "API key: ") : NULL;
+	if (p) {
+		p += 9;
+		key = xstrndup(p, strcspn(p, "\n"));
+	}
+	buf_release(&out);
+	return key;
+}
+
+int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data,
+		struct buf *out, struct buf *err, const char *const *args)
+{
+	char *argv[64];
+	int n = 0;
+	argv[n++] = vbhatti_bin();
+	for (const char *const *a = args; *a && n < 63; a++)
+		argv[n++] = (char *)*a;
+	argv[n] = NULL;
+	char *env[4] = { pathf("HOME=%s", d->home), pathf("BHATTI_URL=%s", d->url),
+			 token ? pathf("BHATTI_TOKEN=%s", token) : pathf("BHATTI_TOKEN="), NULL };
+	int rc = test_run(argv, env, stdin_data, stdin_data ? strlen(stdin_data) : 0, out, err,
+			  180000);
+	free(argv[0]);
+	for (int i = 0; i < 3; i++)
+		free(env[i]);
+	if (getenv("TEST_VERBOSE"))
+		fprintf(stderr, "bhatti %s → %d\nstdout: %s\nstderr: %s\n", args[0], rc,
+			out ? out->data : "", err ? err->data : "");
+	return rc;
+}
+
+int bhatti(struct daemon_proc *d, const char *token, const char *stdin_data, struct buf *out,
+	   struct buf *err, const char *arg0, ...)
+{
+	const char *args[64];
+	int n = 0;
+	va_list ap;
+	va_start(ap, arg0);
+	for (const char *a = arg0; a && n < 63; a = va_arg(ap, const char *))
+		args[n++] = a;
+	va_end(ap);
+	args[n] = NULL;
+	return bhatti_argv(d, token, stdin_data, out, err, args);
+}
+
+int http_call(struct daemon_proc *d, const char *method, const char *path, const char *token,
+	      const char *body, struct buf *out)
+{
+	char *url = pathf("%s%s", d->url, path);
+	char *auth = token ? pathf("Authorization: Bearer %s", token) : NULL;
+	char *argv[20] = { "curl", "-sS", "-X", (char *)method, "-w", "\n%{http_code}" };
+	int n = 6;
+	if (auth) {
+		argv[n++] = "-H";
+		argv[n++] = auth;
+	}
+	if (body) {
+		argv[n++] = "--data-binary";
+		argv[n++] = "@-";
+	}
+	argv[n++] = url;
+	argv[n] = NULL;
+	struct buf o = BUF_INIT;
+	int rc = test_run(argv, NULL, body, body ? strlen(body) : 0, &o, NULL, 180000);
+	int status = -1;
+	if (rc == 0) {
+		char *nl = strrchr(o.data, '\n');
+		if (nl) {
+			status = (int)strtol(nl + 1, NULL, 10);
+			buf_setlen(&o, (size_t)(nl - o.data));
+		}
+	}
+	if (out)
+		buf_add(out, o.data, o.len);
+	buf_release(&o);
+	free(url);
+	free(auth);
+	return status;
 }

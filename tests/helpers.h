@@ -61,4 +61,54 @@ int count_zombies(pid_t ppid);
 char *host_read_file(const char *path, size_t *ret_len);
 char *read_text(const char *path);
 
+
+/* ---- processes and a private daemon (end-to-end tests) ---- */
+
+#include "buf.h"
+
+/* Run argv (NULL-terminated) with extra environment entries ("K=V",
+ * NULL-terminated, may be NULL), stdin from stdin_data (NULL = /dev/null),
+ * capturing stdout and stderr (either may be NULL). Returns the exit
+ * status (128+signal when killed), or -1 when it could not run. Kills it
+ * after timeout_ms (0 = 120 s). */
+int test_run(char *const *argv, char *const *env, const char *stdin_data, size_t stdin_len,
+	     struct buf *out, struct buf *err, int timeout_ms);
+
+/* `bhatti serve` in a temp data dir on a free loopback port, TCG, the
+ * images from $BHATTI_IMAGES (default build/images). extra_config: more
+ * YAML lines (may be NULL). */
+struct daemon_proc {
+	pid_t pid;
+	char *dir;         /* temp dir: data/, config.yaml, home/, serve.log */
+	char *data;
+	char *config;
+	char *home;        /* HOME for CLI runs (holds .bhatti/config.yaml) */
+	char *log;
+	char *url;         /* http://127.0.0.1:PORT */
+	int port;
+};
+int daemon_start(struct daemon_proc *d, const char *extra_config);
+/* Start again on the same dir and port (after a stop or a kill). */
+int daemon_restart(struct daemon_proc *d);
+/* SIGKILL (crash) without cleanup of the dir. */
+void daemon_kill9(struct daemon_proc *d);
+/* SIGTERM + wait; destroy_all: also kill every QEMU under the data dir and
+ * remove the dir. Returns 0, or -1 if the daemon did not exit cleanly. */
+int daemon_stop(struct daemon_proc *d, bool remove);
+/* `bhatti user create --name NAME ...` on d's data dir; returns the key
+ * (caller frees) or NULL. */
+char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_args);
+/* Run `bhatti ARGS...` as a client of d with token (NULL = none); HOME is
+ * d->home, BHATTI_URL = d->url. */
+int bhatti(struct daemon_proc *d, const char *token, const char *stdin_data, struct buf *out,
+	   struct buf *err, const char *arg0, ...);
+int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data,
+		struct buf *out, struct buf *err, const char *const *args);
+/* curl -sS -o BODY -w '%{http_code}' ... : returns the status; body in out.
+ * method, path, token (NULL = no header), json body (NULL = none). */
+int http_call(struct daemon_proc *d, const char *method, const char *path, const char *token,
+	      const char *body, struct buf *out);
+/* How many qemu-system processes have dir in their command line. */
+int count_qemu_under(const char *dir);
+
 #endif

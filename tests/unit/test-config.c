@@ -32,7 +32,16 @@ struct settings {
 	uint64_t any_wait;
 	char **dns;
 	int64_t deep;
+	char *mode;
 };
+
+/* The string check of "mode": one of two words. */
+static int check_mode(const char *v, struct err *e)
+{
+	if (strcmp(v, "fast") == 0 || strcmp(v, "safe") == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be fast or safe");
+}
 
 static const struct config_key keys[] = {
 	CONFIG_KEY_STR("listen", struct settings, listen),
@@ -46,6 +55,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_DURATION("any_wait", struct settings, any_wait, 0, INT64_MAX),
 	CONFIG_KEY_STRV("network.dns", struct settings, dns),
 	CONFIG_KEY_INT("a.b.c", struct settings, deep, INT64_MIN, INT64_MAX),
+	CONFIG_KEY_STR_CHECK("x.mode", struct settings, mode, check_mode),
 };
 
 static void defaults(struct settings *s)
@@ -321,6 +331,21 @@ static void test_strings(void **state)
 	check_error("tls: [true]\n", "t.yaml:1: key 'tls' must be true or false");
 }
 
+static void test_string_check(void **state)
+{
+	(void)state;
+	struct settings s;
+	struct err e = ERR_INIT;
+
+	defaults(&s);
+	assert_int_equal(load("x:\n  mode: safe\n", &s, &e), 0);
+	assert_string_equal(s.mode, "safe");
+	config_release(keys, ARRAY_SIZE(keys), &s);
+	check_error("listen: a\nx:\n  mode: Fast\n", "t.yaml:3: key 'x.mode' must be fast or safe");
+	check_error("x: {mode: ''}\n", "t.yaml:1: key 'x.mode' must be fast or safe");
+	check_error("x: {mode: }\n", "t.yaml:1: key 'x.mode' has no value");
+}
+
 static void test_lists(void **state)
 {
 	(void)state;
@@ -562,6 +587,7 @@ int main(void)
 		cmocka_unit_test(test_bools),
 		cmocka_unit_test(test_sizes_and_durations),
 		cmocka_unit_test(test_strings),
+		cmocka_unit_test(test_string_check),
 		cmocka_unit_test(test_lists),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_yaml_features_refused),

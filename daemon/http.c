@@ -1,0 +1,786 @@
+/* http.c — libwebsockets glue: listening, routing, authentication, request
+ * bodies, whole and streamed responses, WebSocket messages (see http.h).
+ *
+ * Sits between lws (one protocol handles plain HTTP and WebSocket
+ * upgrades) and the route table (routes.c) with its handlers. The shared
+ * event loop (engine, agent channels, timers) is one more fd in lws' poll:
+ * when its epoll fd is readable, lws calls us and we run one turn of it.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libwebsockets.h>
+#include <sodium.h>
+
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+
+/* Per connection (lws' per-session data): the current request. */
+struct http_conn {
+	struct lws *wsi;
+	struct http_req *req;
+};
+
+struct ws_msg {
+	struct ws_msg *next;
+	bool binary;
+	size_t len;
+	uint8_t data[];
+};
+
+#define WRITE_CHUNK (64u << 10)
+#define WS_MAX_MESSAGE (1u << 20)
+
+static struct {
+	struct lws_context *ctx;
+	struct server *srv;
+	struct lws *loop_wsi;    /* the shared loop's epoll fd, adopted */
+	bool stop;
+} H;
+
+static uint8_t wbuf[LWS_PRE + WRITE_CHUNK];
+
+/* ---- request objects ----------------------------------------------------- */
+
+static void req_free(void *p)
+{
+	struct http_req *r = p;
+	if (r->ctx_free)
+		r->ctx_free(r->ctx);
+	free(r->path);
+	for (int i = 0; i < HTTP_MAX_PARAMS; i++)
+		free(r->params[i]);
+	buf_release(&r->body);
+	buf_release(&r->headers);
+	buf_release(&r->out);
+	buf_release(&r->wsrx);
+	while (r->wsq) {
+		struct ws_msg *m = r->wsq;
+		r->wsq = m->next;
+		free(m);
+	}
+	user_release(&r->user);
+	free(r);
+}
+
+/* Free once finished and detached from its connection. */
+static void req_maybe_free(struct http_req *r)
+{
+	if (r->finished && !r->conn)
+		loop_defer_free(req_free, r);
+}
+
+static void req_detach(struct http_req *r)
+{
+	if (!r->conn)
+		return;
+	r->conn->req = NULL;
+	r->conn = NULL;
+	if (!r->finished && !r->gone) {
+		r->gone = true;
+		if (r->on_gone)
+			r->on_gone(r);
+	}
+	req_maybe_free(r);
+}
+
+static void want_write(struct http_req *r)
+{
+	if (r->conn)
+		lws_callback_on_writable(r->conn->wsi);
+}
+
+bool http_gone(const struct http_req *r)
+{
+	return r->conn == NULL;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+void http_header(struct http_req *r, const char *name, const char *value)
+{
+	buf_adds(&r->headers, name);
+	buf_addch(&r->headers, '\0');
+	buf_adds(&r->headers, value);
+	buf_addch(&r->headers, '\0');
+}
+
+static void respond(struct http_req *r, int status, const char *ctype, int64_t clen)
+{
+	if (r->started) {
+		log_error("http: second response to %s", r->path);
+		return;
+	}
+	r->started = true;
+	r->status = status;
+	r->ctype = ctype;
+	r->clen = clen;
+	want_write(r);
+}
+
+static void finish(struct http_req *r)
+{
+	r->final = true;
+	r->finished = true;
+	if (r->conn)
+		want_write(r);
+	else
+		req_maybe_free(r);
+}
+
+void http_reply_json(struct http_req *r, int status, cJSON *obj)
+{
+	if (r->method == HTTP_WS) {
+		/* on a WebSocket an answer is a last text frame (errors carry
+		 * "type": "error"), then the close */
+		if (cJSON_GetObjectItemCaseSensitive(obj, "error"))
+			cJSON_AddStringToObject(obj, "type", "error");
+		cJSON_AddNumberToObject(obj, "status", status);
+		http_ws_send_json(r, obj);
+		http_ws_close(r);
+		return;
+	}
+	char *s = cJSON_PrintUnformatted(obj);
+	cJSON_Delete(obj);
+	if (!s)
+		abort();
+	buf_adds(&r->out, s);
+	buf_addch(&r->out, '\n');
+	free(s);
+	respond(r, status, "application/json", (int64_t)r->out.len);
+	finish(r);
+}
+
+void http_reply_error(struct http_req *r, int status, const char *fmt, ...)
+{
+	char msg[ERR_MSG_MAX];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "error", msg);
+	http_reply_json(r, status, o);
+}
+
+int http_status_for(int rc)
+{
+	switch (-rc) {
+	case 0: return 200;
+	case EINVAL: case ERANGE: case ENOEXEC: case EISDIR: case ENOTDIR: case ENAMETOOLONG:
+		return 400;
+	case EACCES: case EPERM: return 403;
+	case ENOENT: return 404;
+	case EEXIST: case EALREADY: case ENOTCONN: case ESHUTDOWN: case ECONNRESET: case EPIPE:
+		return 409;
+	case EFBIG: case EMSGSIZE: return 413;
+	case EDQUOT: case EUSERS: return 429;
+	case EBUSY: case EAGAIN: return 503;
+	case ETIMEDOUT: return 504;
+	default: return 500;
+	}
+}
+
+void http_reply_err(struct http_req *r, int rc, const struct err *e)
+{
+	http_reply_error(r, http_status_for(rc), "%s", err_str(e));
+}
+
+void http_reply_empty(struct http_req *r, int status)
+{
+	respond(r, status, NULL, 0);
+	finish(r);
+}
+
+void http_stream_start(struct http_req *r, int status, const char *ctype, int64_t len)
+{
+	respond(r, status, ctype, len);
+}
+
+void http_stream_write(struct http_req *r, const void *p, size_t n)
+{
+	if (!r->conn || r->finished)
+		return;
+	buf_add(&r->out, p, n);
+	want_write(r);
+}
+
+size_t http_stream_queued(const struct http_req *r)
+{
+	return r->out.len;
+}
+
+void http_stream_end(struct http_req *r)
+{
+	if (r->finished)
+		return;
+	finish(r);
+}
+
+void http_body_pause(struct http_req *r, bool pause)
+{
+	if (r->body_paused == pause)
+		return;
+	r->body_paused = pause;
+	if (r->conn)
+		lws_rx_flow_control(r->conn->wsi, pause ? 0 : 1);
+}
+
+/* Write the status line and headers. */
+static int write_headers(struct http_req *r, struct lws *wsi)
+{
+	uint8_t *start = wbuf + LWS_PRE, *p = start, *end = wbuf + sizeof(wbuf) - 1;
+	lws_filepos_t clen = r->clen < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)r->clen;
+	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, clen, &p, end))
+		return -1;
+	for (size_t i = 0; i < r->headers.len;) {
+		const char *name = r->headers.data + i;
+		const char *val = name + strlen(name) + 1;
+		char hn[128];
+		snprintf(hn, sizeof(hn), "%s:", name);
+		if (lws_add_http_header_by_name(wsi, (const uint8_t *)hn, (const uint8_t *)val,
+						(int)strlen(val), &p, end))
+			return -1;
+		i = (size_t)(val - r->headers.data) + strlen(val) + 1;
+	}
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	r->headers_sent = true;
+	return 0;
+}
+
+/* 0 keep going, -1 close the connection. */
+static int on_http_writeable(struct http_conn *c)
+{
+	struct http_req *r = c->req;
+	if (!r || !r->started)
+		return 0;
+	if (!r->headers_sent) {
+		if (write_headers(r, c->wsi) < 0)
+			return -1;
+		if (r->method == HTTP_HEAD)
+			buf_reset(&r->out);
+		if (r->out.len || r->final)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (r->out.len) {
+		size_t n = MIN(r->out.len, (size_t)WRITE_CHUNK);
+		memcpy(wbuf + LWS_PRE, r->out.data, n);
+		bool last = r->final && n == r->out.len;
+		if (lws_write(c->wsi, wbuf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
+		    (int)n)
+			return -1;
+		buf_consume(&r->out, n);
+		if (r->out.len || r->final)
+			lws_callback_on_writable(c->wsi);
+		else if (r->on_drain)
+			r->on_drain(r);
+		return 0;
+	}
+	if (!r->final) {
+		if (r->on_drain)
+			r->on_drain(r);
+		return 0;
+	}
+	/* all written */
+	bool close = r->clen < 0;
+	req_detach(r);
+	if (close)
+		return -1;
+	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
+/* ---- WebSocket ---------------------------------------------------------------- */
+
+void http_ws_send(struct http_req *r, bool binary, const void *p, size_t n)
+{
+	if (!r->conn || r->finished)
+		return;
+	struct ws_msg *m = xmalloc(sizeof(*m) + n);
+	m->next = NULL;
+	m->binary = binary;
+	m->len = n;
+	memcpy(m->data, p, n);
+	if (!r->wsq_tail || !r->wsq)
+		r->wsq_tail = &r->wsq;
+	*r->wsq_tail = m;
+	r->wsq_tail = &m->next;
+	r->wsq_bytes += n;
+	want_write(r);
+}
+
+void http_ws_send_json(struct http_req *r, cJSON *obj)
+{
+	char *s = cJSON_PrintUnformatted(obj);
+	cJSON_Delete(obj);
+	if (!s)
+		abort();
+	http_ws_send(r, false, s, strlen(s));
+	free(s);
+}
+
+size_t http_ws_queued(const struct http_req *r)
+{
+	return r->wsq_bytes;
+}
+
+void http_ws_close(struct http_req *r)
+{
+	if (r->finished)
+		return;
+	finish(r);
+}
+
+static int on_ws_writeable(struct http_conn *c)
+{
+	struct http_req *r = c->req;
+	if (!r)
+		return 0;
+	struct ws_msg *m = r->wsq;
+	if (m) {
+		if (m->len > WRITE_CHUNK)
+			return -1; /* senders chunk their output */
+		memcpy(wbuf + LWS_PRE, m->data, m->len);
+		if (lws_write(c->wsi, wbuf + LWS_PRE, m->len,
+			      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) < (int)m->len)
+			return -1;
+		r->wsq = m->next;
+		r->wsq_bytes -= m->len;
+		free(m);
+		if (r->wsq || r->final)
+			lws_callback_on_writable(c->wsi);
+		else if (r->on_drain)
+			r->on_drain(r);
+		return 0;
+	}
+	if (r->final) {
+		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+		req_detach(r);
+		return -1;
+	}
+	return 0;
+}
+
+static void on_ws_receive(struct http_conn *c, const uint8_t *p, size_t n)
+{
+	struct http_req *r = c->req;
+	if (!r || r->finished)
+		return;
+	if (r->wsrx.len + n > WS_MAX_MESSAGE) {
+		http_ws_send_json(r, cJSON_CreateString("message too large"));
+		http_ws_close(r);
+		return;
+	}
+	buf_add(&r->wsrx, p, n);
+	if (!lws_is_final_fragment(c->wsi))
+		return;
+	bool binary = lws_frame_is_binary(c->wsi);
+	if (r->on_ws_message)
+		r->on_ws_message(r, binary, (const uint8_t *)r->wsrx.data, r->wsrx.len);
+	buf_reset(&r->wsrx);
+}
+
+/* ---- routing -------------------------------------------------------------------- */
+
+static const char *method_name(enum http_method m)
+{
+	static const char *const names[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "GET" };
+	return names[m];
+}
+
+/* Does path match pattern? Fills params (heap) on a match. */
+static bool route_match(const char *pattern, const char *path, char **params)
+{
+	char *got[HTTP_MAX_PARAMS] = { 0 };
+	int np = 0;
+	const char *p = pattern, *s = path;
+	while (*p && *s) {
+		if (*p != '/' || *s != '/')
+			goto no;
+		p++, s++;
+		const char *pe = strchrnul(p, '/'), *se = strchrnul(s, '/');
+		if (*p == ':') {
+			if (se == s || np == HTTP_MAX_PARAMS)
+				goto no;
+			got[np++] = xstrndup(s, (size_t)(se - s));
+		} else if ((size_t)(pe - p) != (size_t)(se - s) || memcmp(p, s, (size_t)(pe - p)) != 0) {
+			goto no;
+		}
+		p = pe, s = se;
+	}
+	if (*p || (*s && strcmp(s, "/") != 0))
+		goto no;
+	for (int i = 0; i < np; i++)
+		params[i] = got[i];
+	return true;
+no:
+	for (int i = 0; i < np; i++)
+		free(got[i]);
+	return false;
+}
+
+/* The route for r, or NULL with an error answered. */
+static const struct route *route_find(struct http_req *r)
+{
+	bool path_known = false;
+	for (size_t i = 0; i < routes_count; i++) {
+		char *params[HTTP_MAX_PARAMS] = { 0 };
+		if (!route_match(routes[i].pattern, r->path, params))
+			continue;
+		enum http_method want = routes[i].method;
+		if (want == r->method) {
+			memcpy(r->params, params, sizeof(params));
+			return &routes[i];
+		}
+		for (int k = 0; k < HTTP_MAX_PARAMS; k++)
+			free(params[k]);
+		path_known = true;
+	}
+	if (path_known)
+		http_reply_error(r, 405, "method %s not allowed on '%s'", method_name(r->method),
+				 r->path);
+	else
+		http_reply_error(r, 404, "no route '%s'", r->path);
+	return NULL;
+}
+
+const char *http_query(struct http_req *r, const char *name)
+{
+	if (!r->conn)
+		return NULL;
+	static char frag[8192];
+	size_t nl = strlen(name);
+	for (int i = 0;; i++) {
+		int n = lws_hdr_copy_fragment(r->conn->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+		if (n < 0)
+			return NULL;
+		if (strncmp(frag, name, nl) == 0 && frag[nl] == '=') {
+			/* keep it alive for the request: append to headers storage */
+			char *v = xstrdup(frag + nl + 1);
+			loop_defer_free(free, v);
+			return v;
+		}
+	}
+}
+
+static char *hdr(struct lws *wsi, enum lws_token_indexes t)
+{
+	int n = lws_hdr_total_length(wsi, t);
+	if (n <= 0)
+		return NULL;
+	char *s = xmalloc((size_t)n + 1);
+	if (lws_hdr_copy(wsi, s, n + 1, t) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* Authenticate r: 0, or an error already answered. */
+static int authenticate(struct http_req *r, struct lws *wsi)
+{
+	static const char *const refused[] = { "token", "access_token", "api_key", "key" };
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++)
+		if (http_query(r, refused[i])) {
+			http_reply_error(r, 401, "API keys in the query string are refused; "
+						 "send 'Authorization: Bearer <key>'");
+			return -1;
+		}
+	char *auth = hdr(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (!auth || strncasecmp(auth, "Bearer ", 7) != 0) {
+		free(auth);
+		http_header(r, "WWW-Authenticate", "Bearer");
+		http_reply_error(r, 401, "missing API key: send 'Authorization: Bearer <key>'");
+		return -1;
+	}
+	struct err e = ERR_INIT;
+	int rc = store_user_auth(r->srv->store, auth + 7, &r->user, &e);
+	sodium_memzero(auth, strlen(auth));
+	free(auth);
+	if (rc == -ENOENT) {
+		http_header(r, "WWW-Authenticate", "Bearer");
+		http_reply_error(r, 401, "invalid API key");
+		return -1;
+	}
+	if (rc < 0) {
+		log_error("http: auth: %s", err_str(&e));
+		http_reply_error(r, 500, "cannot check the API key (database error)");
+		return -1;
+	}
+	return 0;
+}
+
+static void dispatch(struct http_req *r, const struct route *rt)
+{
+	r->on_body = NULL;
+	rt->handler(r);
+}
+
+/* ---- the lws callback ------------------------------------------------------------- */
+
+static struct http_req *req_new(struct http_conn *c, enum http_method m, const char *path)
+{
+	struct http_req *r = xcalloc(1, sizeof(*r));
+	r->srv = H.srv;
+	r->method = m;
+	r->path = xstrdup(path);
+	r->conn = c;
+	r->clen = 0;
+	buf_init(&r->body);
+	buf_init(&r->headers);
+	buf_init(&r->out);
+	buf_init(&r->wsrx);
+	c->req = r;
+	return r;
+}
+
+static enum http_method method_of(struct lws *wsi)
+{
+	static const struct { enum lws_token_indexes t; enum http_method m; } map[] = {
+		{ WSI_TOKEN_GET_URI, HTTP_GET },	 { WSI_TOKEN_POST_URI, HTTP_POST },
+		{ WSI_TOKEN_PUT_URI, HTTP_PUT },	 { WSI_TOKEN_PATCH_URI, HTTP_PATCH },
+		{ WSI_TOKEN_DELETE_URI, HTTP_DELETE }, { WSI_TOKEN_HEAD_URI, HTTP_HEAD },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
+		if (lws_hdr_total_length(wsi, map[i].t) > 0)
+			return map[i].m;
+	return HTTP_GET;
+}
+
+/* Pending route between headers and body completion. */
+struct pending {
+	const struct route *rt;
+	size_t limit;
+};
+
+static void start_request(struct http_conn *c, const char *uri)
+{
+	enum http_method m = method_of(c->wsi);
+	struct http_req *r = req_new(c, m, uri);
+	char *accept = hdr(c->wsi, WSI_TOKEN_HTTP_ACCEPT);
+	r->want_ndjson = accept && strstr(accept, "application/x-ndjson");
+	free(accept);
+	char *cl = hdr(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	char *te = hdr(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
+	r->content_length = cl ? strtoull(cl, NULL, 10) : 0;
+	bool zero_post = cl && r->content_length == 0 && m == HTTP_POST;
+	free(cl);
+	if (te) {
+		free(te);
+		http_reply_error(r, 411, "chunked request bodies are not supported: send Content-Length");
+		return;
+	}
+	const struct route *rt = route_find(r);
+	if (!rt)
+		return;
+	if (!(rt->flags & ROUTE_NO_AUTH) && authenticate(r, c->wsi) < 0)
+		return;
+	size_t limit = rt->max_body ? rt->max_body : HTTP_MAX_JSON_BODY;
+	if (r->content_length > limit) {
+		http_reply_error(r, 413, "request body too large: %llu bytes, at most %zu",
+				 (unsigned long long)r->content_length, limit);
+		return;
+	}
+	if (rt->flags & ROUTE_STREAM_BODY) {
+		rt->handler(r);   /* sets on_body / on_body_end */
+		if (r->content_length == 0 && !zero_post && r->on_body_end && !r->finished)
+			r->on_body_end(r);
+		return;
+	}
+	if (r->content_length == 0 && !zero_post) {
+		dispatch(r, rt);
+		return;
+	}
+	struct pending *pd = xmalloc(sizeof(*pd));
+	pd->rt = rt;
+	pd->limit = limit;
+	r->ctx = pd;
+	r->ctx_free = free;
+}
+
+static void body_chunk(struct http_conn *c, const uint8_t *p, size_t n)
+{
+	struct http_req *r = c->req;
+	if (!r || r->finished)
+		return;
+	if (r->on_body) {
+		r->on_body(r, p, n);
+		return;
+	}
+	if (r->ctx_free == free && r->ctx) {
+		struct pending *pd = r->ctx;
+		if (r->body.len + n > pd->limit) {
+			http_reply_error(r, 413, "request body too large: at most %zu bytes", pd->limit);
+			return;
+		}
+		buf_add(&r->body, p, n);
+	}
+}
+
+static void body_done(struct http_conn *c)
+{
+	struct http_req *r = c->req;
+	if (!r || r->finished)
+		return;
+	if (r->on_body_end) {
+		r->on_body_end(r);
+		return;
+	}
+	if (r->ctx_free == free && r->ctx) {
+		struct pending *pd = r->ctx;
+		const struct route *rt = pd->rt;
+		free(pd);
+		r->ctx = NULL;
+		r->ctx_free = NULL;
+		dispatch(r, rt);
+	}
+}
+
+static void start_ws(struct http_conn *c)
+{
+	char *uri = hdr(c->wsi, WSI_TOKEN_GET_URI);
+	struct http_req *r = req_new(c, HTTP_WS, uri ? uri : "/");
+	free(uri);
+	const struct route *rt = route_find(r);
+	if (rt && authenticate(r, c->wsi) == 0)
+		dispatch(r, rt);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		    size_t len)
+{
+	struct http_conn *c = user;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		c->wsi = wsi;
+		if (c->req)  /* a pipelined request while one is answered */
+			return -1;
+		start_request(c, in ? (const char *)in : "/");
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY:
+		if (len)
+			body_chunk(c, in, len);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		body_done(c);
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return on_http_writeable(c);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (c && c->req)
+			req_detach(c->req);
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		c->wsi = wsi;
+		c->req = NULL;
+		start_ws(c);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		on_ws_receive(c, in, len);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return on_ws_writeable(c);
+	case LWS_CALLBACK_CLOSED:
+		if (c && c->req)
+			req_detach(c->req);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* The shared loop's epoll fd, adopted as a raw file. */
+static int loop_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			 void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		loop_run_once(0);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		H.loop_wsi = NULL;
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+	{ "http", callback, sizeof(struct http_conn), 64 << 10, 0, NULL, 0 },
+	{ "bhatti-loop", loop_callback, 0, 0, 0, NULL, 0 },
+	{ NULL, NULL, 0, 0, 0, NULL, 0 },
+};
+
+static void lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+	while (n && line[n - 1] == '\n')
+		n--;
+	if (level & LLL_ERR)
+		log_warn("lws: %.*s", (int)n, line);
+	else
+		log_debug("lws: %.*s", (int)n, line);
+}
+
+int http_start(struct server *srv, const char *host, int port, struct err *e)
+{
+	H.srv = srv;
+	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	struct lws_context_creation_info info;
+	memset(&info, 0, sizeof(info));
+	info.port = port;
+	info.iface = host && host[0] ? host : NULL;
+	info.protocols = protocols;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * 0;
+	info.timeout_secs = 120;
+	info.keepalive_timeout = 30;
+	info.max_http_header_data = 8192;
+	info.max_http_header_pool = 256;
+	info.vhost_name = "bhatti";
+	info.server_string = "bhatti";
+	H.ctx = lws_create_context(&info);
+	if (!H.ctx)
+		return err_set(e, EADDRINUSE, "cannot listen on %s:%d (in use, or a bad address)",
+			       host && host[0] ? host : "*", port);
+	struct lws_vhost *vh = lws_get_vhost_by_name(H.ctx, "bhatti");
+	lws_sock_file_fd_type fd = { .filefd = loop_fd() };
+	H.loop_wsi = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "bhatti-loop", NULL);
+	if (!H.loop_wsi) {
+		lws_context_destroy(H.ctx);
+		H.ctx = NULL;
+		return err_set(e, EIO, "cannot adopt the event loop into libwebsockets");
+	}
+	return 0;
+}
+
+int http_run(void)
+{
+	H.stop = false;
+	while (!H.stop) {
+		if (lws_service(H.ctx, loop_pending() ? -1 : 0) < 0)
+			return -EIO;
+		loop_run_once(0);
+	}
+	return 0;
+}
+
+void http_stop(void)
+{
+	H.stop = true;
+	if (H.ctx)
+		lws_cancel_service(H.ctx);
+}
+
+void http_free(void)
+{
+	if (H.ctx)
+		lws_context_destroy(H.ctx);
+	H.ctx = NULL;
+}

@@ -1,0 +1,188 @@
+/* serve.c — `bhatti serve`: the daemon. Loads the config, opens the store
+ * and the secrets key, starts the engine (adopting the sandboxes that
+ * still run), reconciles them with the store, and serves the HTTP API
+ * until SIGTERM/SIGINT.
+ *
+ * Sits between main() (cli/main.c routes "serve" here) and everything the
+ * daemon is made of (server.h). Stopping the daemon leaves sandboxes
+ * running; the next start adopts them.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "buf.h"
+#include "fileops.h"
+#include "http.h"
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "sandbox.h"
+#include "serve.h"
+#include "server.h"
+
+static struct server S;
+static struct watch sig_watch;
+
+static void on_signal(struct watch *w, uint32_t events UNUSED)
+{
+	struct signalfd_siginfo si;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		log_info("signal %u: shutting down (sandboxes keep running)", si.ssi_signo);
+		http_stop();
+	}
+}
+
+static void on_vm_event(struct vm *vm, enum vm_state state, const struct err *e, void *arg UNUSED)
+{
+	log_warn("sandbox '%s': %s%s%s", vm_id(vm), vm_state_name(state), e ? ": " : "",
+		 e ? err_str(e) : "");
+}
+
+static int usage(void)
+{
+	fprintf(stderr,
+		"usage: bhatti serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
+		"                    [--log debug|info|warn|error]\n"
+		"\n"
+		"Runs the daemon. Config: --config, else $BHATTI_CONFIG, else\n"
+		"/etc/bhatti/config.yaml (all defaults when that file is missing).\n");
+	return 2;
+}
+
+static int fail(const char *what, const struct err *e)
+{
+	fprintf(stderr, "bhatti serve: %s: %s\n", what, err_str(e));
+	return 1;
+}
+
+static char *join(const char *dir, const char *name)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s/%s", dir, name);
+	return buf_detach(&b, NULL);
+}
+
+static void replace(char **slot, const char *v)
+{
+	free(*slot);
+	*slot = xstrdup(v);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	const char *config = NULL, *listen = NULL, *data_dir = NULL, *level = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char **slot = strcmp(a, "--config") == 0     ? &config
+				    : strcmp(a, "--listen") == 0   ? &listen
+				    : strcmp(a, "--data-dir") == 0 ? &data_dir
+				    : strcmp(a, "--log") == 0      ? &level
+								   : NULL;
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			usage();
+			return 0;
+		}
+		if (!slot || i + 1 >= argc) {
+			fprintf(stderr, "bhatti serve: %s '%s'\n",
+				slot ? "missing value for" : "unknown option", a);
+			return usage();
+		}
+		*slot = argv[++i];
+	}
+	struct err e = ERR_INIT;
+	log_init("bhatti", LOG_INFO);
+	json_init();
+	if (sodium_init() < 0) {
+		fprintf(stderr, "bhatti serve: libsodium failed to initialise\n");
+		return 1;
+	}
+	if (settings_load(config, &S.cfg, &e) < 0)
+		return fail("config", &e);
+	if (listen)
+		replace(&S.cfg.listen, listen);
+	if (data_dir) {
+		/* images follow the data dir unless the config placed them */
+		char *old_images = join(S.cfg.data_dir, "images");
+		if (strcmp(S.cfg.images_dir, old_images) == 0) {
+			free(S.cfg.images_dir);
+			S.cfg.images_dir = join(data_dir, "images");
+		}
+		free(old_images);
+		replace(&S.cfg.data_dir, data_dir);
+	}
+	enum log_level ll;
+	if (log_parse_level(level ? level : S.cfg.log_level, &ll) < 0) {
+		fprintf(stderr, "bhatti serve: unknown log level '%s'\n", level ? level : S.cfg.log_level);
+		return 2;
+	}
+	log_set_level(ll);
+	char *host = NULL;
+	int port;
+	if (settings_parse_listen(S.cfg.listen, &host, &port, &e) < 0)
+		return fail("listen", &e);
+	if (mkdir(S.cfg.data_dir, 0700) < 0 && errno != EEXIST) {
+		fprintf(stderr, "bhatti serve: cannot create data dir '%s': %s\n", S.cfg.data_dir,
+			strerror(errno));
+		return 1;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	char *db = join(S.cfg.data_dir, "state.db"), *key = join(S.cfg.data_dir, "age.key");
+	int rc = store_open(db, &S.store, &e);
+	free(db);
+	if (rc < 0)
+		return fail("store", &e);
+	rc = age_identity_load_or_create(key, &S.age, &e);
+	free(key);
+	if (rc < 0)
+		return fail("secrets key", &e);
+	if (loop_init() < 0 || fileops_init(&e) < 0)
+		return fail("event loop", &e);
+	struct engine_config ec = {
+		.data_dir = S.cfg.data_dir,
+		.images_dir = S.cfg.images_dir,
+		.accel = S.cfg.accel,
+		.vm_user = S.cfg.vm_user,
+		.pool_size = (int)S.cfg.pool_size == 0 ? -1 : (int)S.cfg.pool_size,
+	};
+	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
+		return fail("engine", &e);
+	if (sbx_init(&S, &e) < 0)
+		return fail("sandboxes", &e);
+	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
+				      [RATE_EXEC] = S.cfg.limits.execs_per_min };
+	S.rl = ratelimit_new(rates);
+
+	sigset_t mask;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+	watch_init(&sig_watch, on_signal, NULL);
+	if (sfd < 0 || watch_add(&sig_watch, sfd, EPOLLIN) < 0) {
+		fprintf(stderr, "bhatti serve: signalfd: %s\n", strerror(errno));
+		return 1;
+	}
+	if (http_start(&S, host, port, &e) < 0)
+		return fail("listen", &e);
+	log_info("listening on http://%s:%d (accelerator %s, data in %s)",
+		 host && host[0] ? host : "*", port, engine_accel(S.eng), S.cfg.data_dir);
+	rc = http_run();
+	http_free();
+	watch_close(&sig_watch);
+	engine_free(S.eng);
+	sbx_release_all(&S);
+	ratelimit_free(S.rl);
+	store_free(S.store);
+	sodium_memzero(&S.age, sizeof(S.age));
+	settings_release(&S.cfg);
+	free(host);
+	return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,27 @@
+/* server — what `bhatti serve` holds while it runs: settings, store,
+ * engine, the secrets key, rate limits, the sandboxes.
+ *
+ * Sits between serve.c (which builds it) and the handlers and core modules
+ * (which get it through http_req.srv). One per process.
+ */
+#ifndef BHATTI_SERVER_H
+#define BHATTI_SERVER_H
+
+#include "age.h"
+#include "engine.h"
+#include "ratelimit.h"
+#include "settings.h"
+#include "store.h"
+
+struct sbx;
+
+struct server {
+	struct settings cfg;
+	struct store *store;
+	struct engine *eng;
+	struct age_identity age;
+	struct ratelimit *rl;
+	struct sbx *sandboxes;   /* list of every sandbox of every user */
+};
+
+#endif

@@ -1,0 +1,229 @@
+/* settings.c — bhatti serve's configuration (see settings.h). Sits between
+ * the config file (read through shared/config.c, which reports the file,
+ * line and key of anything wrong) and the daemon and CLI code that use the
+ * typed struct; touches only that file. The key table below is the one
+ * list of keys, their kinds, ranges and checks.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "config.h"
+#include "log.h"
+#include "names.h"
+#include "num.h"
+#include "settings.h"
+
+/* ---- checks on string values (config.h: "key 'x' " + message) ------------ */
+
+static int check_listen(const char *v, struct err *e)
+{
+	char *host = NULL;
+	int port;
+
+	if (settings_parse_listen(v, &host, &port, NULL) < 0)
+		return err_set(e, EINVAL, "must be host:port, :port or [address]:port with a "
+			       "port from 1 to 65535");
+	free(host);
+	return 0;
+}
+
+static int check_abs_path(const char *v, struct err *e)
+{
+	return v[0] == '/' ? 0 : err_set(e, EINVAL, "must be an absolute path");
+}
+
+static int check_engine(const char *v, struct err *e)
+{
+	return strcmp(v, "qemu") == 0 ? 0 : err_set(e, EINVAL, "must be qemu");
+}
+
+static int check_accel(const char *v, struct err *e)
+{
+	if (strcmp(v, "auto") == 0 || strcmp(v, "kvm") == 0 || strcmp(v, "tcg") == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be auto, kvm or tcg");
+}
+
+static int check_log_level(const char *v, struct err *e)
+{
+	enum log_level level;
+	if (log_parse_level(v, &level) == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be debug, info, warn, error or off");
+}
+
+static int check_image(const char *v, struct err *e)
+{
+	return name_valid(v) ? 0 : err_set(e, EINVAL, "must be an image name (%s)", NAME_RULE);
+}
+
+static int check_not_empty(const char *v, struct err *e)
+{
+	return v[0] ? 0 : err_set(e, EINVAL, "must not be empty");
+}
+
+#define S struct settings
+static const struct config_key keys[] = {
+	CONFIG_KEY_STR_CHECK("listen", S, listen, check_listen),
+	CONFIG_KEY_STR_CHECK("data_dir", S, data_dir, check_abs_path),
+	CONFIG_KEY_STR_CHECK("images_dir", S, images_dir, check_abs_path),
+	CONFIG_KEY_STR_CHECK("engine", S, engine, check_engine),
+	CONFIG_KEY_STR_CHECK("accel", S, accel, check_accel),
+	CONFIG_KEY_STR_CHECK("vm_user", S, vm_user, check_not_empty),
+	CONFIG_KEY_STR_CHECK("default_image", S, default_image, check_image),
+	CONFIG_KEY_INT("pool_size", S, pool_size, -1, 16),
+	CONFIG_KEY_STR_CHECK("log_level", S, log_level, check_log_level),
+	CONFIG_KEY_INT("defaults.cpus", S, defaults.cpus, 1, 64),
+	CONFIG_KEY_INT("defaults.memory_mb", S, defaults.memory_mb, 64, 1 << 20),
+	CONFIG_KEY_INT("limits.max_sandboxes", S, limits.max_sandboxes, 0, LIMIT_MAX_SANDBOXES),
+	CONFIG_KEY_INT("limits.max_cpus", S, limits.max_cpus, 1, LIMIT_MAX_CPUS),
+	CONFIG_KEY_INT("limits.max_memory_mb", S, limits.max_memory_mb, LIMIT_MIN_MEMORY_MB,
+		       LIMIT_MAX_MEMORY_MB),
+	CONFIG_KEY_INT("limits.creates_per_min", S, limits.creates_per_min, 0, 1000000),
+	CONFIG_KEY_INT("limits.execs_per_min", S, limits.execs_per_min, 0, 1000000),
+	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
+};
+#undef S
+
+static void defaults(struct settings *s)
+{
+	*s = (struct settings){
+		.listen = xstrdup("127.0.0.1:8080"),
+		.data_dir = xstrdup("/var/lib/bhatti"),
+		.engine = xstrdup("qemu"),
+		.accel = xstrdup("auto"),
+		.default_image = xstrdup("tiny"),
+		.pool_size = 1,
+		.log_level = xstrdup("info"),
+		.defaults = { .cpus = 1, .memory_mb = 512 },
+		.limits = {
+			.max_sandboxes = 20,
+			.max_cpus = 4,
+			.max_memory_mb = 4096,
+			.creates_per_min = 10,
+			.execs_per_min = 120,
+			.max_body = 100ull << 20,
+		},
+	};
+}
+
+/* Defaults that depend on other keys; then hand s over. */
+static void finish(struct settings *s, const char *path, struct settings *ret)
+{
+	if (!s->images_dir) {
+		struct buf b = BUF_INIT;
+		buf_addf(&b, "%s/images", s->data_dir);
+		s->images_dir = buf_detach(&b, NULL);
+	}
+	s->path = path ? xstrdup(path) : NULL;
+	*ret = *s;
+}
+
+int settings_load(const char *path_or_null, struct settings *ret, struct err *e)
+{
+	const char *path = path_or_null, *env = getenv(SETTINGS_ENV);
+	bool named = true;
+	struct settings s;
+	int r;
+
+	if (!path && env && env[0]) {
+		path = env;
+	} else if (!path) {
+		path = SETTINGS_DEFAULT_PATH;
+		named = false;
+	}
+	defaults(&s);
+	r = config_load_file(path, keys, ARRAY_SIZE(keys), &s, e);
+	if (r == -ENOENT && !named) {
+		finish(&s, NULL, ret);
+		return 0;
+	}
+	if (r < 0) {
+		settings_release(&s);
+		return r;
+	}
+	finish(&s, path, ret);
+	return 0;
+}
+
+int settings_load_string(const char *name, const char *text, struct settings *ret,
+			 struct err *e)
+{
+	struct settings s;
+	int r;
+
+	defaults(&s);
+	r = config_load_string(name, text, strlen(text), keys, ARRAY_SIZE(keys), &s, e);
+	if (r < 0) {
+		settings_release(&s);
+		return r;
+	}
+	finish(&s, name, ret);
+	return 0;
+}
+
+void settings_release(struct settings *s)
+{
+	if (!s)
+		return;
+	config_release(keys, ARRAY_SIZE(keys), s);
+	free(s->path);
+	s->path = NULL;
+}
+
+/* ---- listen addresses ----------------------------------------------------- */
+
+static bool host_char(char c, bool v6)
+{
+	if ((c >= '0' && c <= '9') || c == '.')
+		return true;
+	if (v6)
+		return (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') || c == ':';
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-';
+}
+
+int settings_parse_listen(const char *listen, char **ret_host, int *ret_port,
+			  struct err *e)
+{
+	const char *host, *port_str;
+	size_t hlen;
+	bool v6;
+	int port;
+
+	if (!listen)
+		return err_set(e, EINVAL, "missing listen address");
+	v6 = listen[0] == '[';
+	if (v6) {
+		const char *rb = strchr(listen, ']');
+		host = listen + 1;
+		if (!rb || rb[1] != ':' || rb == host ||
+		    !memchr(host, ':', (size_t)(rb - host)))
+			return err_set(e, EINVAL, "listen address '%s' must be [address]:port "
+				       "with an IPv6 address", listen);
+		hlen = (size_t)(rb - host);
+		port_str = rb + 2;
+	} else {
+		const char *colon = strrchr(listen, ':');
+		if (!colon)
+			return err_set(e, EINVAL, "listen address '%s' must be host:port or :port",
+				       listen);
+		host = listen;
+		hlen = (size_t)(colon - listen);
+		if (memchr(host, ':', hlen))
+			return err_set(e, EINVAL, "listen address '%s': put an IPv6 address in "
+				       "brackets, as in [::1]:8080", listen);
+		port_str = colon + 1;
+	}
+	for (size_t i = 0; i < hlen; i++)
+		if (!host_char(host[i], v6))
+			return err_set(e, EINVAL, "listen address '%s' has an invalid host",
+				       listen);
+	if (num_parse_int(port_str, 1, 65535, &port, "port", NULL) < 0)
+		return err_set(e, EINVAL, "listen address '%s' must end in a port from 1 to "
+			       "65535", listen);
+	*ret_host = hlen ? xstrndup(host, hlen) : NULL;
+	*ret_port = port;
+	return 0;
+}

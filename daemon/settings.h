@@ -1,0 +1,85 @@
+/* settings — the server configuration: bhatti serve's config.yaml, read
+ * strictly through shared/config.h, plus the defaults of every key.
+ *
+ *   listen: 127.0.0.1:8080      # host:port, :port (all interfaces), [::1]:port
+ *   data_dir: /var/lib/bhatti   # absolute
+ *   images_dir: /srv/images     # absolute; default data_dir/images
+ *   engine: qemu
+ *   accel: auto                 # auto | kvm | tcg
+ *   vm_user: bhatti             # QEMU's user when started as root
+ *   default_image: tiny
+ *   pool_size: 1                # warm clones per template, -1 = none
+ *   log_level: info             # debug | info | warn | error | off
+ *   defaults:                   # a new sandbox's size
+ *     cpus: 1
+ *     memory_mb: 512
+ *   limits:                     # a new user's limits, and request limits
+ *     max_sandboxes: 20
+ *     max_cpus: 4
+ *     max_memory_mb: 4096
+ *     creates_per_min: 10       # per user; 0 = no limit
+ *     execs_per_min: 120        # per user; 0 = no limit
+ *     max_body: 100M            # largest request body
+ *
+ * Ownership: settings_load() fills a struct the caller releases with
+ * settings_release(); every string in it is heap memory.
+ */
+#ifndef BHATTI_SETTINGS_H
+#define BHATTI_SETTINGS_H
+
+#include <stdint.h>
+
+#include "err.h"
+
+/* The ranges of a user's limits (limits.* here, and per user). */
+#define LIMIT_MAX_SANDBOXES 100000
+#define LIMIT_MAX_CPUS 1024
+#define LIMIT_MIN_MEMORY_MB 64
+#define LIMIT_MAX_MEMORY_MB (1 << 24)
+
+#define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
+#define SETTINGS_ENV "BHATTI_CONFIG"
+
+struct settings {
+	char *path;             /* the file read; NULL when none was */
+	char *listen;
+	char *data_dir;
+	char *images_dir;
+	char *engine;
+	char *accel;
+	char *vm_user;          /* NULL = QEMU runs as the daemon's user */
+	char *default_image;
+	int64_t pool_size;
+	char *log_level;
+	struct {
+		int64_t cpus;
+		int64_t memory_mb;
+	} defaults;
+	struct {
+		int64_t max_sandboxes;
+		int64_t max_cpus;
+		int64_t max_memory_mb;
+		int64_t creates_per_min;
+		int64_t execs_per_min;
+		uint64_t max_body;      /* bytes */
+	} limits;
+};
+
+/* Read the configuration from path_or_null, else $BHATTI_CONFIG, else
+ * SETTINGS_DEFAULT_PATH. A missing file at the default path means all
+ * defaults; a file named by the argument or the environment must exist.
+ * Errors name the file, the line and the key. */
+int settings_load(const char *path_or_null, struct settings *ret, struct err *e);
+
+/* The same for text (name stands for the file in messages), for tests. */
+int settings_load_string(const char *name, const char *text, struct settings *ret,
+			 struct err *e);
+
+void settings_release(struct settings *s);
+
+/* Split a listen address: "host:port", ":port" (*ret_host = NULL: all
+ * interfaces) or "[v6addr]:port"; the port is 1 to 65535. */
+int settings_parse_listen(const char *listen, char **ret_host, int *ret_port,
+			  struct err *e);
+
+#endif

@@ -1,0 +1,161 @@
+/* test-daemon-crash.c — end to end: kill -9 of `bhatti serve` and a
+ * restart keep every sandbox usable (running ones are re-adopted with
+ * their processes, stopped ones stay restorable), a crash in the middle of
+ * a create leaks no VM and no half row; and the rate limits (a daemon with
+ * small limits) answer 429 with Retry-After.
+ *
+ * Real daemon, real CLI and curl, real VMs (TCG here).
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "helpers.h"
+
+static int count_state(struct daemon_proc *d, const char *key, const char *state)
+{
+	struct buf b = BUF_INIT;
+	int n = 0;
+	if (http_call(d, "GET", "/sandboxes", key, NULL, &b) == 200) {
+		cJSON *j = cJSON_Parse(b.data), *it;
+		cJSON_ArrayForEach(it, j)
+		{
+			cJSON *s = cJSON_GetObjectItem(it, "state");
+			if (!state || (cJSON_IsString(s) && strcmp(s->valuestring, state) == 0))
+				n++;
+		}
+		cJSON_Delete(j);
+	}
+	buf_release(&b);
+	return n;
+}
+
+static void test_kill9_and_restart(void **state UNUSED)
+{
+	struct daemon_proc d;
+	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	char *key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "hot", NULL), 0);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "hot", "--", "sh", "-c",
+				"echo here > /tmp/f; (sleep 1000 & echo $! > /tmp/pid)", NULL), 0);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "stopped", NULL), 0);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "stop", "stopped", NULL), 0);
+	assert_int_equal(bhatti(&d, key, "s3", &o, &e, "secret", "set", "S", NULL), 0);
+
+	daemon_kill9(&d);
+	assert_int_equal(count_qemu_under(d.data), 1);   /* the hot one lives on */
+	assert_int_equal(daemon_restart(&d), 0);
+
+	assert_int_equal(count_state(&d, key, NULL), 2);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "hot", "--", "sh", "-c",
+				"cat /tmp/f; kill -0 $(cat /tmp/pid) && echo alive", NULL), 0);
+	assert_string_equal(o.data, "here\nalive\n");
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "start", "stopped", NULL), 0);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "stopped", "--", "echo", "ok", NULL), 0);
+	assert_string_equal(o.data, "ok\n");
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "secret", "list", "--json", NULL), 0);
+	assert_non_null(strstr(o.data, "\"S\""));
+
+	/* kill -9 in the middle of creates: afterwards every VM has a row and
+	 * every row a usable VM */
+	for (int delay_ms = 50; delay_ms <= 450; delay_ms += 200) {
+		char name[32];
+		snprintf(name, sizeof(name), "mid%d", delay_ms);
+		char body[64];
+		snprintf(body, sizeof(body), "{\"name\":\"%s\"}", name);
+		pid_t pid = fork();
+		if (pid == 0) {
+			http_call(&d, "POST", "/sandboxes", key, body, NULL);
+			_exit(0);
+		}
+		usleep((useconds_t)delay_ms * 1000);
+		daemon_kill9(&d);
+		waitpid(pid, NULL, 0);
+		assert_int_equal(daemon_restart(&d), 0);
+		/* orphans are destroyed at start-up, asynchronously */
+		int hot = 0;
+		for (int i = 0; i < 100; i++) {
+			hot = count_state(&d, key, "hot");
+			if (count_qemu_under(d.data) == hot)
+				break;
+			usleep(100 * 1000);
+		}
+		assert_int_equal(count_qemu_under(d.data), hot);
+		assert_int_equal(count_state(&d, key, "error"), 0);
+		if (count_state(&d, key, NULL) == 4) {
+			buf_reset(&o);
+			assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", name, "--", "echo", "ok",
+						NULL), 0);
+			assert_string_equal(o.data, "ok\n");
+			assert_int_equal(bhatti(&d, key, NULL, &o, &e, "destroy", "-y", name, NULL), 0);
+		}
+	}
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "destroy", "-y", "hot", "stopped", NULL), 0);
+	assert_int_equal(count_qemu_under(d.data), 0);
+	buf_release(&o);
+	buf_release(&e);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
+static void test_rate_limits(void **state UNUSED)
+{
+	struct daemon_proc d;
+	assert_int_equal(daemon_start(&d, "pool_size: 0\nlimits:\n  creates_per_min: 2\n"
+					  "  execs_per_min: 3\n"), 0);
+	char *key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	struct buf b = BUF_INIT;
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"a\"}", &b), 201);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"b\"}", &b), 201);
+	buf_reset(&b);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"c\"}", &b), 429);
+	assert_non_null(strstr(b.data, "rate limit"));
+	/* an existing name is not a new create: no token needed */
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"a\"}", &b), 200);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(http_call(&d, "POST", "/sandboxes/a/exec", key,
+					   "{\"cmd\":[\"true\"]}", &b), 200);
+	/* the 4th: 429 with Retry-After, and the CLI says so */
+	char url[256], auth[256];
+	snprintf(url, sizeof(url), "%s/sandboxes/a/exec", d.url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+	char *argv[] = { "curl", "-sS", "-i", "-X", "POST", "-H", auth, "--data-binary",
+			 "{\"cmd\":[\"true\"]}", url, NULL };
+	buf_reset(&b);
+	assert_int_equal(test_run(argv, NULL, NULL, 0, &b, NULL, 30000), 0);
+	assert_non_null(strstr(b.data, " 429"));
+	assert_non_null(strcasestr(b.data, "retry-after: "));
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_not_equal(bhatti(&d, key, NULL, &o, &e, "exec", "a", "--", "true", NULL), 0);
+	assert_non_null(strstr(e.data, "rate limit"));
+	buf_release(&o);
+	buf_release(&e);
+	buf_release(&b);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_kill9_and_restart),
+		cmocka_unit_test(test_rate_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,448 @@
+/* test-daemon.c — end to end: the real `bhatti` CLI (and curl for raw HTTP)
+ * against a real `bhatti serve` in a temp data dir, booting real VMs (TCG
+ * here). One daemon for the group; users made with `bhatti user create`.
+ *
+ * Covers: health and auth (401s, query-string tokens refused), create /
+ * list / inspect / exec / destroy through the CLI, exec stdin/stdout/stderr
+ * and exit codes, idempotent create, isolation between users (404 like a
+ * missing sandbox), quotas (429 / 400), bad names, malformed JSON, oversized
+ * bodies, unknown sandboxes, files (write/read/ls/head, 413 over 100 MiB),
+ * secrets (names only, reach the sandbox as env, never plaintext in the
+ * database, decryptable by Debian's `age`), stop/start keep a process
+ * alive, rename, sessions list, setup with a wrong and a right key,
+ * version.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "helpers.h"
+
+struct dfix {
+	struct daemon_proc d;
+	char *alice, *bob, *carol;   /* API keys; carol: 1 sandbox, 1 cpu, 256 MB */
+};
+
+static struct dfix *F;
+
+static int setup(void **state)
+{
+	F = calloc(1, sizeof(*F));
+	if (daemon_start(&F->d, "pool_size: 0\n") < 0)
+		return -1;
+	F->alice = daemon_user(&F->d, "alice", NULL);
+	F->bob = daemon_user(&F->d, "bob", NULL);
+	F->carol = daemon_user(&F->d, "carol", "--max-sandboxes 1 --max-cpus 1 --max-memory 256");
+	if (!F->alice || !F->bob || !F->carol)
+		return -1;
+	*state = F;
+	return 0;
+}
+
+static int teardown(void **state UNUSED)
+{
+	int rc = daemon_stop(&F->d, true);
+	free(F->alice);
+	free(F->bob);
+	free(F->carol);
+	free(F);
+	return rc;
+}
+
+/* Run the CLI as alice (or another key); out/err are reset first. */
+#define CLI(key, in, ...) cli_run(key, in, __VA_ARGS__, (const char *)NULL)
+static struct buf OUT = BUF_INIT, ERR = BUF_INIT;
+static int cli_run(const char *key, const char *in, const char *arg0, ...)
+{
+	const char *a[32];
+	int n = 0;
+	va_list ap;
+	va_start(ap, arg0);
+	for (const char *s = arg0; s && n < 31; s = va_arg(ap, const char *))
+		a[n++] = s;
+	va_end(ap);
+	a[n] = NULL;
+	buf_reset(&OUT);
+	buf_reset(&ERR);
+	return bhatti_argv(&F->d, key, in, &OUT, &ERR, a);
+}
+
+static int HTTP(const char *method, const char *path, const char *key, const char *body,
+		struct buf *out)
+{
+	if (out)
+		buf_reset(out);
+	return http_call(&F->d, method, path, key, body, out);
+}
+
+static cJSON *parse(const struct buf *b)
+{
+	cJSON *j = cJSON_ParseWithLength(b->data, b->len);
+	if (!j)
+		fail_msg("not JSON: %s", b->data);
+	return j;
+}
+
+static const char *jstr(cJSON *o, const char *k)
+{
+	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void assert_error_json(const struct buf *b, const char *needle)
+{
+	cJSON *j = parse(b);
+	const char *msg = jstr(j, "error");
+	if (!msg || (needle && !strstr(msg, needle)))
+		fail_msg("expected an error containing '%s', got: %s", needle ? needle : "", b->data);
+	cJSON_Delete(j);
+}
+
+/* ---- tests ---- */
+
+static void test_health_and_auth(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(HTTP("GET", "/health", NULL, NULL, &b), 200);
+	cJSON *j = parse(&b);
+	assert_string_equal(jstr(j, "status"), "ok");
+	assert_string_equal(jstr(j, "accel"), "tcg");
+	cJSON_Delete(j);
+	assert_int_equal(HTTP("GET", "/sandboxes", NULL, NULL, &b), 401);
+	assert_error_json(&b, "API key");
+	assert_int_equal(HTTP("GET", "/sandboxes", "bht_wrong", NULL, &b), 401);
+	assert_error_json(&b, "invalid");
+	char path[256];
+	snprintf(path, sizeof(path), "/sandboxes?token=%s", F->alice);
+	assert_int_equal(HTTP("GET", path, NULL, NULL, &b), 401);
+	assert_error_json(&b, "query string");
+	assert_int_equal(HTTP("GET", "/nope", F->alice, NULL, &b), 404);
+	assert_error_json(&b, NULL);
+	assert_int_equal(HTTP("PUT", "/sandboxes", F->alice, "{}", &b), 405);
+	assert_int_equal(HTTP("GET", "/sandboxes", F->alice, NULL, &b), 200);
+	assert_string_equal(b.data, "[]\n");
+	buf_release(&b);
+}
+
+static void test_create_exec_destroy(void **state UNUSED)
+{
+	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "dev", "--env", "FOO=bar,X=1"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "exec", "dev", "--", "sh", "-c", "echo $FOO$X; echo err >&2; exit 3"), 3);
+	assert_string_equal(OUT.data, "bar1\n");
+	assert_string_equal(ERR.data, "err\n");
+	assert_int_equal(CLI(F->alice, NULL, "exec", "dev", "--", "id", "-u"), 0);
+	assert_string_equal(OUT.data, "1000\n");
+	/* stdin piped when not a TTY */
+	assert_int_equal(CLI(F->alice, "hello world\n", "exec", "dev", "--", "wc", "-c"), 0);
+	assert_string_equal(OUT.data, "12\n");
+	/* binary output passes through unchanged */
+	assert_int_equal(CLI(F->alice, NULL, "exec", "dev", "--", "printf", "\\377\\000\\001"), 0);
+	assert_int_equal(OUT.len, 3);
+	assert_memory_equal(OUT.data, "\377\000\001", 3);
+	/* list / inspect with --json */
+	assert_int_equal(CLI(F->alice, NULL, "list", "--json"), 0);
+	cJSON *j = parse(&OUT);
+	assert_int_equal(cJSON_GetArraySize(j), 1);
+	assert_string_equal(jstr(cJSON_GetArrayItem(j, 0), "name"), "dev");
+	assert_string_equal(jstr(cJSON_GetArrayItem(j, 0), "state"), "hot");
+	cJSON_Delete(j);
+	assert_int_equal(CLI(F->alice, NULL, "inspect", "dev", "--json"), 0);
+	j = parse(&OUT);
+	assert_string_equal(jstr(j, "image"), "tiny");
+	char id[64];
+	snprintf(id, sizeof(id), "%s", jstr(j, "id"));
+	cJSON_Delete(j);
+	/* by id too */
+	assert_int_equal(CLI(F->alice, NULL, "exec", id, "--", "hostname"), 0);
+	assert_string_equal(OUT.data, "dev\n");
+	/* a command that does not exist */
+	assert_int_not_equal(CLI(F->alice, NULL, "exec", "dev", "--", "no-such-cmd"), 0);
+	assert_non_null(strstr(ERR.data, "no-such-cmd"));
+	/* destroy refuses without -y when not on a TTY */
+	assert_int_not_equal(CLI(F->alice, NULL, "destroy", "dev"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "destroy", "-y", "dev"), 0);
+	assert_int_not_equal(CLI(F->alice, NULL, "inspect", "dev"), 0);
+	assert_non_null(strstr(ERR.data, "no sandbox 'dev'"));
+	assert_int_equal(count_qemu_under(F->d.data), 0);
+}
+
+static void test_api_exec_whole_and_streamed(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"api\"}", &b), 201);
+	/* idempotent by name */
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"api\"}", &b), 200);
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice,
+			      "{\"cmd\":[\"sh\",\"-c\",\"echo out; echo err >&2; exit 7\"]}", &b), 200);
+	cJSON *j = parse(&b);
+	assert_int_equal(cJSON_GetObjectItem(j, "exit_code")->valueint, 7);
+	assert_string_equal(jstr(j, "stdout"), "out\n");
+	assert_string_equal(jstr(j, "stderr"), "err\n");
+	cJSON_Delete(j);
+	/* stdin and a timeout */
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice,
+			      "{\"cmd\":[\"cat\"],\"stdin\":\"piped\"}", &b), 200);
+	j = parse(&b);
+	assert_string_equal(jstr(j, "stdout"), "piped");
+	cJSON_Delete(j);
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice,
+			      "{\"cmd\":[\"sleep\",\"30\"],\"timeout_sec\":1}", &b), 200);
+	j = parse(&b);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "timed_out")));
+	assert_int_equal(cJSON_GetObjectItem(j, "exit_code")->valueint, 137);
+	cJSON_Delete(j);
+	/* errors before the command runs */
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice, "{\"cmd\":[]}", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice, "{\"cmd\":\"ls\"}", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice, "{\"cmd\":[\"ls\"],\"bogus\":1}", &b), 400);
+	assert_error_json(&b, "bogus");
+	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice, "{\"cmd\":[\"ls\"", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes/nope/exec", F->alice, "{\"cmd\":[\"ls\"]}", &b), 404);
+	assert_error_json(&b, "no sandbox 'nope'");
+	/* PATCH renames */
+	assert_int_equal(HTTP("PATCH", "/sandboxes/api", F->alice, "{\"name\":\"api2\"}", &b), 200);
+	assert_int_equal(HTTP("GET", "/sandboxes/api2", F->alice, NULL, &b), 200);
+	assert_int_equal(HTTP("DELETE", "/sandboxes/api2", F->alice, NULL, &b), 204);
+	assert_int_equal(HTTP("GET", "/sandboxes/api2", F->alice, NULL, &b), 404);
+	buf_release(&b);
+}
+
+static void test_bad_input(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"-bad\"}", &b), 400);
+	assert_error_json(&b, "invalid name");
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"a b\"}", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "[1]", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"cpus\":\"two\"}", &b), 400);
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"image\":\"nope\"}", &b), 400);
+	assert_error_json(&b, "nope");
+	/* a 2 MiB JSON body */
+	size_t n = 2u << 20;
+	char *big = malloc(n + 32);
+	memset(big, ' ', n + 32);
+	memcpy(big, "{\"name\":\"x\"", 11);
+	big[n] = '}';
+	big[n + 1] = '\0';
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, big, &b), 413);
+	free(big);
+	assert_int_not_equal(CLI(F->alice, NULL, "create", "--name", "bad name!"), 0);
+	assert_non_null(strstr(ERR.data, "invalid name"));
+	assert_int_not_equal(CLI(F->alice, NULL, "exec", "ghost", "--", "true"), 0);
+	assert_non_null(strstr(ERR.data, "no sandbox 'ghost'"));
+	/* nothing was created by any of it */
+	assert_int_equal(HTTP("GET", "/sandboxes", F->alice, NULL, &b), 200);
+	assert_string_equal(b.data, "[]\n");
+	assert_int_equal(count_qemu_under(F->d.data), 0);
+	buf_release(&b);
+}
+
+static void test_users_are_isolated(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "mine"), 0);
+	/* bob: same name is his own, alice's is invisible */
+	assert_int_equal(HTTP("GET", "/sandboxes/mine", F->bob, NULL, &b), 404);
+	assert_error_json(&b, "no sandbox 'mine'");
+	assert_int_equal(HTTP("POST", "/sandboxes/mine/exec", F->bob, "{\"cmd\":[\"true\"]}", &b), 404);
+	assert_int_equal(HTTP("DELETE", "/sandboxes/mine", F->bob, NULL, &b), 404);
+	assert_int_equal(HTTP("GET", "/sandboxes/mine/files?path=/etc/hostname", F->bob, NULL, &b), 404);
+	assert_int_equal(HTTP("GET", "/sandboxes", F->bob, NULL, &b), 200);
+	assert_string_equal(b.data, "[]\n");
+	assert_int_equal(CLI(F->alice, NULL, "inspect", "mine", "--json"), 0);
+	cJSON *j = parse(&OUT);
+	char path[128];
+	snprintf(path, sizeof(path), "/sandboxes/%s", jstr(j, "id"));
+	cJSON_Delete(j);
+	assert_int_equal(HTTP("GET", path, F->bob, NULL, &b), 404);   /* by id too */
+	/* secrets are per user */
+	assert_int_equal(CLI(F->alice, "s3cret-alice", "secret", "set", "TOKEN_A"), 0);
+	assert_int_equal(HTTP("GET", "/secrets", F->bob, NULL, &b), 200);
+	assert_string_equal(b.data, "[]\n");
+	assert_int_equal(HTTP("DELETE", "/secrets/TOKEN_A", F->bob, NULL, &b), 404);
+	assert_int_equal(CLI(F->alice, NULL, "secret", "delete", "TOKEN_A"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "destroy", "-y", "mine"), 0);
+	buf_release(&b);
+}
+
+static void test_quotas(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(HTTP("POST", "/sandboxes", F->carol, "{\"name\":\"c1\",\"cpus\":2}", &b), 400);
+	assert_error_json(&b, "cpus");
+	assert_int_equal(HTTP("POST", "/sandboxes", F->carol, "{\"name\":\"c1\",\"memory_mb\":512}", &b), 400);
+	assert_error_json(&b, "memory");
+	assert_int_equal(HTTP("POST", "/sandboxes", F->carol, "{\"name\":\"c1\",\"memory_mb\":256}", &b), 201);
+	assert_int_equal(HTTP("POST", "/sandboxes", F->carol, "{\"name\":\"c2\",\"memory_mb\":256}", &b), 429);
+	assert_error_json(&b, "at most 1 sandboxes");
+	assert_int_equal(HTTP("DELETE", "/sandboxes/c1", F->carol, NULL, &b), 204);
+	buf_release(&b);
+}
+
+static void test_files(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "files"), 0);
+	assert_int_equal(CLI(F->alice, "line1\nline2\nline3\n", "file", "write", "files", "/workspace/d/a.txt"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "file", "read", "files", "/workspace/d/a.txt"), 0);
+	assert_string_equal(OUT.data, "line1\nline2\nline3\n");
+	assert_int_equal(CLI(F->alice, NULL, "file", "read", "files", "/workspace/d/a.txt", "--offset", "1", "--limit", "1"), 0);
+	assert_string_equal(OUT.data, "line2\n");
+	assert_int_equal(CLI(F->alice, NULL, "file", "ls", "files", "/workspace/d", "--json"), 0);
+	assert_non_null(strstr(OUT.data, "a.txt"));
+	assert_int_equal(CLI(F->alice, NULL, "exec", "files", "--", "stat", "-c", "%u %a", "/workspace/d/a.txt"), 0);
+	assert_string_equal(OUT.data, "1000 644\n");
+	assert_int_not_equal(CLI(F->alice, NULL, "file", "read", "files", "/nope"), 0);
+	assert_int_equal(HTTP("GET", "/sandboxes/files/files?path=/nope", F->alice, NULL, &b), 404);
+	assert_int_equal(HTTP("GET", "/sandboxes/files/files?path=/etc", F->alice, NULL, &b), 400);
+	assert_int_equal(HTTP("GET", "/sandboxes/files/files", F->alice, NULL, &b), 400);
+	assert_int_equal(HTTP("HEAD", "/sandboxes/files/files?path=/workspace/d/a.txt", F->alice, NULL, &b), 200);
+	assert_int_equal(HTTP("HEAD", "/sandboxes/files/files?path=/nope", F->alice, NULL, &b), 404);
+	/* over 100 MiB: 413 before a byte is written */
+	char *big = xstrdup("/tmp/bhatti-test-big-XXXXXX");
+	int fd = mkstemp(big);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (101 << 20)), 0);
+	close(fd);
+	char *data = NULL;
+	{
+		struct buf p = BUF_INIT;
+		buf_addf(&p, "@%s", big);
+		data = buf_detach(&p, NULL);
+	}
+	char url[512], auth[256];
+	snprintf(url, sizeof(url), "%s/sandboxes/files/files?path=/workspace/big", F->d.url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", F->alice);
+	char *argv[] = { "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+			 "-H", auth, "--data-binary", data, url, NULL };
+	buf_reset(&b);
+	test_run(argv, NULL, NULL, 0, &b, NULL, 120000);
+	assert_string_equal(b.data, "413");
+	unlink(big);
+	free(big);
+	free(data);
+	assert_int_not_equal(CLI(F->alice, NULL, "exec", "files", "--", "test", "-e", "/workspace/big"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "destroy", "-y", "files"), 0);
+	buf_release(&b);
+}
+
+static void test_secrets(void **state UNUSED)
+{
+	assert_int_equal(CLI(F->alice, "hunter2-very-secret", "secret", "set", "API_TOKEN"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "secret", "list", "--json"), 0);
+	assert_non_null(strstr(OUT.data, "API_TOKEN"));
+	assert_null(strstr(OUT.data, "hunter2"));
+	assert_int_not_equal(CLI(F->alice, "x", "secret", "set", "bad-name"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "sec", "--secret", "API_TOKEN"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "exec", "sec", "--", "printenv", "API_TOKEN"), 0);
+	assert_string_equal(OUT.data, "hunter2-very-secret\n");
+	assert_int_not_equal(CLI(F->alice, NULL, "create", "--name", "sec2", "--secret", "MISSING"), 0);
+	assert_non_null(strstr(ERR.data, "MISSING"));
+	/* never in plaintext on disk: the database, the sandbox's files */
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "grep -r -l -a hunter2-very-secret %s", F->d.data);
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	struct buf o = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &o, NULL, 60000);
+	if (rc == 0)
+		fail_msg("plaintext secret found in: %s", o.data);
+	/* and the stored value is real age: Debian's age decrypts it */
+	snprintf(cmd, sizeof(cmd),
+		 "sqlite3 %s/state.db \"select hex(ciphertext) from secrets where name='API_TOKEN'\" "
+		 "| xxd -r -p | age -d -i %s/age.key",
+		 F->d.data, F->d.data);
+	buf_reset(&o);
+	assert_int_equal(test_run(argv, NULL, NULL, 0, &o, NULL, 60000), 0);
+	assert_string_equal(o.data, "hunter2-very-secret");
+	struct stat st;
+	char key[512];
+	snprintf(key, sizeof(key), "%s/age.key", F->d.data);
+	assert_int_equal(stat(key, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	buf_release(&o);
+	assert_int_equal(CLI(F->alice, NULL, "secret", "delete", "API_TOKEN"), 0);
+	assert_int_not_equal(CLI(F->alice, NULL, "secret", "delete", "API_TOKEN"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "destroy", "-y", "sec"), 0);
+}
+
+static void test_stop_start_sessions(void **state UNUSED)
+{
+	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "cold"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "exec", "cold", "--", "sh", "-c",
+			     "echo kept > /tmp/t; (sleep 1000 & echo $! > /tmp/pid)"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "stop", "cold"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "inspect", "cold", "--json"), 0);
+	assert_non_null(strstr(OUT.data, "\"stopped\""));
+	assert_int_not_equal(CLI(F->alice, NULL, "exec", "cold", "--", "true"), 0);
+	assert_non_null(strstr(ERR.data, "stopped"));
+	assert_int_equal(CLI(F->alice, NULL, "start", "cold"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "exec", "cold", "--", "sh", "-c",
+			     "cat /tmp/t; kill -0 $(cat /tmp/pid) && echo alive"), 0);
+	assert_string_equal(OUT.data, "kept\nalive\n");
+	assert_int_equal(CLI(F->alice, NULL, "ps", "cold", "--json"), 0);
+	cJSON *j = parse(&OUT);
+	assert_true(cJSON_IsArray(j));
+	cJSON_Delete(j);
+	assert_int_equal(CLI(F->alice, NULL, "destroy", "-y", "cold"), 0);
+}
+
+static void test_setup_and_version(void **state UNUSED)
+{
+	char cfg[512];
+	snprintf(cfg, sizeof(cfg), "%s/.bhatti/config.yaml", F->d.home);
+	unlink(cfg);
+	assert_int_not_equal(CLI(NULL, NULL, "setup", "--url", F->d.url, "--token", "bht_wrong"), 0);
+	assert_int_not_equal(access(cfg, F_OK), 0);
+	assert_int_equal(CLI(NULL, NULL, "setup", "--url", F->d.url, "--token", F->alice), 0);
+	struct stat st;
+	assert_int_equal(stat(cfg, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	/* now without BHATTI_TOKEN: the config file is used */
+	assert_int_equal(CLI(NULL, NULL, "list", "--json"), 0);
+	assert_int_equal(CLI(NULL, NULL, "version"), 0);
+	assert_non_null(strstr(OUT.data, "0.1.0"));
+	assert_non_null(strstr(OUT.data, F->d.url));
+	unlink(cfg);
+	/* a daemon that is not there: one clear line, non-zero */
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	char *bin = NULL;
+	{
+		struct buf p = BUF_INIT;
+		buf_addf(&p, "%s/bhatti", test_build_dir());
+		bin = buf_detach(&p, NULL);
+	}
+	char *argv[] = { bin, "list", NULL };
+	char *env[] = { "BHATTI_URL=http://127.0.0.1:1", "BHATTI_TOKEN=bht_x", NULL };
+	assert_int_not_equal(test_run(argv, env, NULL, 0, &o, &e, 30000), 0);
+	assert_non_null(strstr(e.data, "cannot reach"));
+	free(bin);
+	buf_release(&o);
+	buf_release(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_health_and_auth),
+		cmocka_unit_test(test_create_exec_destroy),
+		cmocka_unit_test(test_api_exec_whole_and_streamed),
+		cmocka_unit_test(test_bad_input),
+		cmocka_unit_test(test_users_are_isolated),
+		cmocka_unit_test(test_quotas),
+		cmocka_unit_test(test_files),
+		cmocka_unit_test(test_secrets),
+		cmocka_unit_test(test_stop_start_sessions),
+		cmocka_unit_test(test_setup_and_version),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

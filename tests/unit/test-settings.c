@@ -1,0 +1,274 @@
+/* test-settings.c — unit tests for daemon/settings.c: the defaults, a full
+ * and a partial file (tests/data/settings/, run from the project root),
+ * which file is read ($BHATTI_CONFIG, the default path), errors naming
+ * file, line and key, the checks on string values, and listen addresses.
+ * Sits between cmocka and settings.h.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "names.h"
+#include "settings.h"
+
+#define DATA "tests/data/settings/"
+
+static void assert_defaults(const struct settings *s)
+{
+	assert_string_equal(s->listen, "127.0.0.1:8080");
+	assert_string_equal(s->data_dir, "/var/lib/bhatti");
+	assert_string_equal(s->images_dir, "/var/lib/bhatti/images");
+	assert_string_equal(s->engine, "qemu");
+	assert_string_equal(s->accel, "auto");
+	assert_null(s->vm_user);
+	assert_string_equal(s->default_image, "tiny");
+	assert_int_equal(s->pool_size, 1);
+	assert_string_equal(s->log_level, "info");
+	assert_int_equal(s->defaults.cpus, 1);
+	assert_int_equal(s->defaults.memory_mb, 512);
+	assert_int_equal(s->limits.max_sandboxes, 20);
+	assert_int_equal(s->limits.max_cpus, 4);
+	assert_int_equal(s->limits.max_memory_mb, 4096);
+	assert_int_equal(s->limits.creates_per_min, 10);
+	assert_int_equal(s->limits.execs_per_min, 120);
+	assert_int_equal(s->limits.max_body, 100ull << 20);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	static const char *const texts[] = { "", "# nothing\n", "limits:\n", "{}\n" };
+	for (size_t i = 0; i < ARRAY_SIZE(texts); i++) {
+		struct settings s;
+		struct err e = ERR_INIT;
+		assert_int_equal(settings_load_string("t.yaml", texts[i], &s, &e), 0);
+		assert_defaults(&s);
+		assert_string_equal(s.path, "t.yaml");
+		settings_release(&s);
+		assert_null(s.listen);
+		assert_null(s.path);
+		settings_release(&s);
+	}
+}
+
+static void test_full_file(void **state)
+{
+	(void)state;
+	struct settings s;
+	struct err e = ERR_INIT;
+
+	assert_int_equal(settings_load(DATA "full.yaml", &s, &e), 0);
+	assert_string_equal(s.path, DATA "full.yaml");
+	assert_string_equal(s.listen, "[::1]:9090");
+	assert_string_equal(s.data_dir, "/srv/bhatti");
+	assert_string_equal(s.images_dir, "/srv/images");
+	assert_string_equal(s.engine, "qemu");
+	assert_string_equal(s.accel, "tcg");
+	assert_string_equal(s.vm_user, "bhatti-vm");
+	assert_string_equal(s.default_image, "minimal");
+	assert_int_equal(s.pool_size, -1);
+	assert_string_equal(s.log_level, "debug");
+	assert_int_equal(s.defaults.cpus, 2);
+	assert_int_equal(s.defaults.memory_mb, 1024);
+	assert_int_equal(s.limits.max_sandboxes, 50);
+	assert_int_equal(s.limits.max_cpus, 8);
+	assert_int_equal(s.limits.max_memory_mb, 16384);
+	assert_int_equal(s.limits.creates_per_min, 0);
+	assert_int_equal(s.limits.execs_per_min, 600);
+	assert_int_equal(s.limits.max_body, 1ull << 30);
+	settings_release(&s);
+}
+
+static void test_partial_file(void **state)
+{
+	(void)state;
+	struct settings s;
+	struct err e = ERR_INIT;
+
+	assert_int_equal(settings_load(DATA "partial.yaml", &s, &e), 0);
+	assert_string_equal(s.listen, ":8080");
+	assert_string_equal(s.data_dir, "/data/b");
+	assert_string_equal(s.images_dir, "/data/b/images");  /* follows data_dir */
+	assert_int_equal(s.limits.max_cpus, 2);
+	assert_int_equal(s.limits.max_sandboxes, 20);
+	assert_string_equal(s.accel, "auto");
+	settings_release(&s);
+}
+
+static void check_file_error(const char *path, int code, const char *msg)
+{
+	struct settings s;
+	struct err e = ERR_INIT;
+	memset(&s, 0x5a, sizeof(s));
+	assert_int_equal(settings_load(path, &s, &e), code);
+	assert_string_equal(e.msg, msg);
+	/* ret is left alone on failure */
+	for (size_t i = 0; i < sizeof(s); i++)
+		assert_int_equal(((unsigned char *)&s)[i], 0x5a);
+}
+
+static void test_file_errors(void **state)
+{
+	(void)state;
+	check_file_error(DATA "bad-key.yaml", -EINVAL,
+			 DATA "bad-key.yaml:5: unknown key 'limits.max_cpu'");
+	check_file_error(DATA "bad-accel.yaml", -EINVAL,
+			 DATA "bad-accel.yaml:3: key 'accel' must be auto, kvm or tcg");
+	/* a file named explicitly must exist */
+	check_file_error(DATA "missing.yaml", -ENOENT,
+			 "cannot open '" DATA "missing.yaml': No such file or directory");
+}
+
+/* Which file: the argument, else $BHATTI_CONFIG, else the default path,
+ * which alone may be missing. */
+static void test_which_file(void **state)
+{
+	(void)state;
+	struct settings s;
+	struct err e = ERR_INIT;
+
+	setenv(SETTINGS_ENV, DATA "full.yaml", 1);
+	assert_int_equal(settings_load(NULL, &s, &e), 0);
+	assert_string_equal(s.path, DATA "full.yaml");
+	assert_string_equal(s.accel, "tcg");
+	settings_release(&s);
+	assert_int_equal(settings_load(DATA "partial.yaml", &s, &e), 0);
+	assert_string_equal(s.path, DATA "partial.yaml");
+	settings_release(&s);
+
+	setenv(SETTINGS_ENV, DATA "missing.yaml", 1);
+	assert_int_equal(settings_load(NULL, &s, &e), -ENOENT);
+	assert_string_equal(e.msg, "cannot open '" DATA "missing.yaml': No such file or "
+			    "directory");
+
+	/* unset or empty: the default path */
+	for (int i = 0; i < 2; i++) {
+		if (i == 0)
+			unsetenv(SETTINGS_ENV);
+		else
+			setenv(SETTINGS_ENV, "", 1);
+		if (access(SETTINGS_DEFAULT_PATH, F_OK) == 0) {
+			print_message("skipped: " SETTINGS_DEFAULT_PATH " exists here\n");
+			continue;
+		}
+		assert_int_equal(settings_load(NULL, &s, &e), 0);
+		assert_null(s.path);
+		assert_defaults(&s);
+		settings_release(&s);
+	}
+	unsetenv(SETTINGS_ENV);
+}
+
+static void test_bad_values(void **state)
+{
+	(void)state;
+	static const struct { const char *text, *msg; } cases[] = {
+		{ "listen: 8080", "t.yaml:1: key 'listen' must be host:port, :port or "
+		  "[address]:port with a port from 1 to 65535" },
+		{ "listen: '[::1]:0'", "t.yaml:1: key 'listen' must be host:port, :port or "
+		  "[address]:port with a port from 1 to 65535" },
+		{ "data_dir: var/lib/bhatti", "t.yaml:1: key 'data_dir' must be an absolute path" },
+		{ "\nimages_dir: ''", "t.yaml:2: key 'images_dir' must be an absolute path" },
+		{ "engine: firecracker", "t.yaml:1: key 'engine' must be qemu" },
+		{ "accel: KVM", "t.yaml:1: key 'accel' must be auto, kvm or tcg" },
+		{ "accel: ''", "t.yaml:1: key 'accel' must be auto, kvm or tcg" },
+		{ "log_level: verbose",
+		  "t.yaml:1: key 'log_level' must be debug, info, warn, error or off" },
+		{ "default_image: ../etc", "t.yaml:1: key 'default_image' must be an image name "
+		  "(" NAME_RULE ")" },
+		{ "vm_user: ''", "t.yaml:1: key 'vm_user' must not be empty" },
+		{ "pool_size: 17", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
+		  "to 16" },
+		{ "defaults:\n  cpus: 0", "t.yaml:2: key 'defaults.cpus' must be a whole number "
+		  "from 1 to 64" },
+		{ "limits:\n  max_body: 10", "t.yaml:2: key 'limits.max_body' must be a size "
+		  "from 1K to 16G" },
+		{ "limits:\n  max_sandboxes: -1", "t.yaml:2: key 'limits.max_sandboxes' must be a "
+		  "whole number from 0 to 100000" },
+		{ "engine: qemu\nengine: qemu", "t.yaml:2: duplicate key 'engine'" },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct settings s;
+		struct err e = ERR_INIT;
+		assert_int_equal(settings_load_string("t.yaml", cases[i].text, &s, &e), -EINVAL);
+		assert_string_equal(e.msg, cases[i].msg);
+	}
+}
+
+static void test_parse_listen(void **state)
+{
+	(void)state;
+	static const struct { const char *in, *host; int port; } good[] = {
+		{ "127.0.0.1:8080", "127.0.0.1", 8080 },
+		{ ":8080", NULL, 8080 },
+		{ "[::1]:9000", "::1", 9000 },
+		{ "[fe80::a:B:1]:65535", "fe80::a:B:1", 65535 },
+		{ "localhost:1", "localhost", 1 },
+		{ "my-host.example:443", "my-host.example", 443 },
+		{ "0.0.0.0:80", "0.0.0.0", 80 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
+		struct err e = ERR_INIT;
+		char *host = (char *)"unset";
+		int port = 0;
+		if (settings_parse_listen(good[i].in, &host, &port, &e) < 0)
+			fail_msg("'%s': %s", good[i].in, e.msg);
+		if (good[i].host)
+			assert_string_equal(host, good[i].host);
+		else
+			assert_null(host);
+		assert_int_equal(port, good[i].port);
+		free(host);
+	}
+
+	static const char *const bad[] = {
+		"", "8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
+		"127.0.0.1:99999999999", ":http", "host:+80", "host: 80", "host:80 ",
+		"::1:8080", "[::1]8080", "[::1]", "[]:80", "[1.2.3.4]:80", "[::1]:80x",
+		"[::g]:80", "a b:80", "a_b:80", "[::1:80",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		struct err e = ERR_INIT;
+		char *host = (char *)"unset";
+		int port = -7;
+		if (settings_parse_listen(bad[i], &host, &port, &e) != -EINVAL)
+			fail_msg("'%s' was accepted", bad[i]);
+		assert_string_equal(host, "unset");  /* ret_* only on success */
+		assert_int_equal(port, -7);
+		assert_true(e.msg[0] != '\0');
+	}
+
+	struct err e = ERR_INIT;
+	char *host;
+	int port;
+	assert_int_equal(settings_parse_listen("::1:8080", &host, &port, &e), -EINVAL);
+	assert_string_equal(e.msg, "listen address '::1:8080': put an IPv6 address in "
+			    "brackets, as in [::1]:8080");
+	assert_int_equal(settings_parse_listen("x:0", &host, &port, &e), -EINVAL);
+	assert_string_equal(e.msg, "listen address 'x:0' must end in a port from 1 to 65535");
+	assert_int_equal(settings_parse_listen("8080", &host, &port, &e), -EINVAL);
+	assert_string_equal(e.msg, "listen address '8080' must be host:port or :port");
+	assert_int_equal(settings_parse_listen(NULL, &host, &port, &e), -EINVAL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_full_file),
+		cmocka_unit_test(test_partial_file),
+		cmocka_unit_test(test_file_errors),
+		cmocka_unit_test(test_which_file),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_parse_listen),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
