@@ -9,7 +9,19 @@
 
 static const struct cli_cmd cli_cmds[] = {
 	{ "serve", "run the daemon (HTTP API, engine, store)", cmd_serve },
-	{ "version", "print the CLI version", cmd_version },
+	{ "setup", "save the daemon's URL and your API key (~/.bhatti/config.yaml)", cmd_setup },
+	{ "version", "CLI and daemon versions, the API URL in use", cmd_version },
+	{ "create", "create a sandbox", cmd_create },
+	{ "list", "list your sandboxes", cmd_list },
+	{ "inspect", "show one sandbox", cmd_inspect },
+	{ "exec", "run a command in a sandbox: exec NAME -- cmd args...", cmd_exec },
+	{ "shell", "interactive shell in a sandbox (Ctrl+\\ detaches)", cmd_shell },
+	{ "ps", "list the shell sessions in a sandbox", cmd_ps },
+	{ "file", "read, write or list files in a sandbox", cmd_file },
+	{ "secret", "set, list or delete your secrets", cmd_secret },
+	{ "stop", "stop a sandbox (snapshot to disk, memory freed)", cmd_stop },
+	{ "start", "start a stopped sandbox where it was", cmd_start },
+	{ "destroy", "destroy sandboxes and everything in them", cmd_destroy },
 	{ "user", "manage users and API keys (local, on the store)", cmd_user },
 	{ "help", "show this help", cmd_help },
 };

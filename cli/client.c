@@ -1,0 +1,384 @@
+/* client.c — settings, option parsing and HTTP requests for the CLI (see
+ * client.h). One curl easy handle per process. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include <curl/curl.h>
+
+#include "client.h"
+#include "config.h"
+#include "util.h"
+
+struct cli CLI;
+static CURL *curl;
+
+/* ---- options ---------------------------------------------------------------- */
+
+int cli_parse(int argc, char **argv, const struct cli_opt *opts, size_t nopts,
+	      char ***ret_pos, int *ret_dashdash)
+{
+	char **pos = xcalloc((size_t)argc + 1, sizeof(*pos));
+	int np = 0, dd = -1;
+	for (int i = 1; i < argc; i++) {
+		char *a = argv[i];
+		if (dd >= 0 || a[0] != '-' || strcmp(a, "-") == 0) {
+			pos[np++] = a;
+			continue;
+		}
+		if (strcmp(a, "--") == 0) {
+			dd = np;
+			continue;
+		}
+		if (strcmp(a, "--json") == 0) {
+			CLI.json = true;
+			continue;
+		}
+		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+			CLI.help = true;
+			continue;
+		}
+		char *val = NULL, *eq = strchr(a, '=');
+		size_t nl = eq ? (size_t)(eq - a) : strlen(a);
+		const struct cli_opt *o = NULL;
+		static char *url_v, *tok_v;
+		static const struct cli_opt common[] = {
+			{ "--url", &url_v, NULL, NULL },
+			{ "--token", &tok_v, NULL, NULL },
+		};
+		for (size_t k = 0; k < nopts && !o; k++)
+			if (strlen(opts[k].name) == nl && strncmp(opts[k].name, a, nl) == 0)
+				o = &opts[k];
+		for (size_t k = 0; k < ARRAY_SIZE(common) && !o; k++)
+			if (strlen(common[k].name) == nl && strncmp(common[k].name, a, nl) == 0)
+				o = &common[k];
+		if (!o) {
+			fprintf(stderr, "bhatti %s: unknown option '%s'\nhint: bhatti %s --help\n",
+				argv[0], a, argv[0]);
+			free(pos);
+			return -1;
+		}
+		if (o->flag) {
+			*o->flag = true;
+			continue;
+		}
+		if (eq)
+			val = eq + 1;
+		else if (i + 1 < argc)
+			val = argv[++i];
+		else {
+			fprintf(stderr, "bhatti %s: option '%s' needs a value\n", argv[0], a);
+			free(pos);
+			return -1;
+		}
+		if (o->list) {
+			size_t n = strv_len(*o->list);
+			*o->list = xrealloc(*o->list, (n + 2) * sizeof(char *));
+			(*o->list)[n] = val;
+			(*o->list)[n + 1] = NULL;
+		} else {
+			*o->value = val;
+		}
+		if (o->value == &url_v)
+			CLI.flag_url = val;
+		if (o->value == &tok_v)
+			CLI.flag_token = val;
+	}
+	pos[np] = NULL;
+	*ret_pos = pos;
+	if (ret_dashdash)
+		*ret_dashdash = dd;
+	return 0;
+}
+
+/* ---- settings --------------------------------------------------------------- */
+
+char *cli_config_path(void)
+{
+	const char *home = getenv("HOME");
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s/.bhatti/config.yaml", home && home[0] ? home : ".");
+	return buf_detach(&b, NULL);
+}
+
+struct file_cfg {
+	char *url;
+	char *token;
+};
+
+static const struct config_key file_keys[] = {
+	CONFIG_KEY_STR("url", struct file_cfg, url),
+	CONFIG_KEY_STR("token", struct file_cfg, token),
+};
+
+void cli_settings(void)
+{
+	struct file_cfg fc = { 0 };
+	char *path = cli_config_path();
+	struct err e = ERR_INIT;
+	if (access(path, F_OK) == 0 &&
+	    config_load_file(path, file_keys, ARRAY_SIZE(file_keys), &fc, &e) < 0)
+		fprintf(stderr, "bhatti: warning: ignoring %s: %s\n", path, err_str(&e));
+	free(path);
+	const char *env_url = getenv("BHATTI_URL"), *env_tok = getenv("BHATTI_TOKEN");
+	const char *url = CLI_DEFAULT_URL, *from = "default";
+	if (CLI.flag_url)
+		url = CLI.flag_url, from = "flag";
+	else if (fc.url && fc.url[0])
+		url = fc.url, from = "config";
+	else if (env_url && env_url[0])
+		url = env_url, from = "env";
+	const char *tok = CLI.flag_token ? CLI.flag_token
+			  : fc.token && fc.token[0] ? fc.token
+			  : env_tok && env_tok[0] ? env_tok
+			  : "";
+	free(CLI.url);
+	free(CLI.token);
+	CLI.url = xstrdup(url);
+	size_t n = strlen(CLI.url);
+	while (n && CLI.url[n - 1] == '/')
+		CLI.url[--n] = '\0';
+	CLI.token = xstrdup(tok);
+	CLI.url_from = (char *)from;
+	config_release(file_keys, ARRAY_SIZE(file_keys), &fc);
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+void cli_resp_release(struct cli_resp *r)
+{
+	buf_release(&r->body);
+}
+
+struct sink {
+	struct cli_resp *r;
+	bool (*fn)(const char *p, size_t n, void *arg);
+	void *arg;
+	const uint8_t *up;
+	size_t up_len, up_off;
+	int up_fd;
+};
+
+static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+	bool ok2xx = s->r->status >= 200 && s->r->status < 300;
+	if (s->fn && ok2xx)
+		return s->fn(p, n, s->arg) ? n : 0;
+	if (s->r->body.len < (16u << 20))
+		buf_add(&s->r->body, p, n);
+	return n;
+}
+
+static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+	if (n > 9 && strncmp(p, "HTTP/", 5) == 0) {
+		const char *sp = memchr(p, ' ', n);
+		if (sp)
+			s->r->status = strtol(sp + 1, NULL, 10);
+	} else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
+		snprintf(s->r->retry_after, sizeof(s->r->retry_after), "%.*s",
+			 (int)strcspn(p + 12, "\r\n"), p + 12 + strspn(p + 12, " "));
+	} else if (n > 18 && strncasecmp(p, "X-Bhatti-Existing:", 18) == 0) {
+		s->r->existing = true;
+	}
+	return n;
+}
+
+static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+	if (s->up_fd >= 0) {
+		ssize_t r = read(s->up_fd, p, n);
+		return r < 0 ? CURL_READFUNC_ABORT : (size_t)r;
+	}
+	size_t k = MIN(n, s->up_len - s->up_off);
+	memcpy(p, s->up + s->up_off, k);
+	s->up_off += k;
+	return k;
+}
+
+static int perform(const char *method, const char *path, const void *body, size_t len,
+		   int up_fd, size_t up_size, const char *ctype, const char *accept,
+		   bool (*fn)(const char *, size_t, void *), void *arg, struct cli_resp *ret)
+{
+	if (!CLI.url)
+		cli_settings();
+	if (!curl) {
+		curl_global_init(CURL_GLOBAL_DEFAULT);
+		curl = curl_easy_init();
+	} else {
+		curl_easy_reset(curl);
+	}
+	memset(ret, 0, sizeof(*ret));
+	buf_init(&ret->body);
+	struct sink s = { .r = ret, .fn = fn, .arg = arg, .up = body, .up_len = len, .up_fd = up_fd };
+	struct buf url = BUF_INIT, auth = BUF_INIT;
+	buf_addf(&url, "%s%s", CLI.url, path);
+	struct curl_slist *h = NULL;
+	if (CLI.token[0]) {
+		buf_addf(&auth, "Authorization: Bearer %s", CLI.token);
+		h = curl_slist_append(h, auth.data);
+	}
+	if (ctype) {
+		struct buf c = BUF_INIT;
+		buf_addf(&c, "Content-Type: %s", ctype);
+		h = curl_slist_append(h, c.data);
+		buf_release(&c);
+	}
+	if (accept) {
+		struct buf c = BUF_INIT;
+		buf_addf(&c, "Accept: %s", accept);
+		h = curl_slist_append(h, c.data);
+		buf_release(&c);
+	}
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(curl, CURLOPT_URL, url.data);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(curl, CURLOPT_USERAGENT, "bhatti/" BHATTI_VERSION);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
+	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &s);
+	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	if (up_fd >= 0 || (body && strcmp(method, "PUT") == 0)) {
+		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+		curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(curl, CURLOPT_READDATA, &s);
+		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
+				 (curl_off_t)(up_fd >= 0 ? up_size : len));
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	} else if (body) {
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+	}
+	CURLcode rc = curl_easy_perform(curl);
+	curl_slist_free_all(h);
+	if (auth.len)
+		memset(auth.data, 0, auth.len);
+	buf_release(&auth);
+	int out = 0;
+	if (rc == CURLE_WRITE_ERROR && fn) {
+		out = 0;   /* the consumer stopped */
+	} else if (rc != CURLE_OK) {
+		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+		    rc == CURLE_OPERATION_TIMEDOUT)
+			fprintf(stderr, "bhatti: cannot reach the daemon at %s (%s)\n"
+					"hint: is 'bhatti serve' running? Set the URL with "
+					"'bhatti setup', --url or BHATTI_URL\n",
+				CLI.url, curl_easy_strerror(rc));
+		else
+			fprintf(stderr, "bhatti: request to %s failed: %s\n", url.data,
+				curl_easy_strerror(rc));
+		out = -1;
+	} else {
+		long code;
+		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
+		ret->status = code;
+	}
+	buf_release(&url);
+	return out;
+}
+
+int cli_call_raw(const char *method, const char *path, const void *body, size_t len,
+		 const char *ctype, struct cli_resp *ret)
+{
+	return perform(method, path, body, len, -1, 0, ctype, NULL, NULL, NULL, ret);
+}
+
+int cli_call(const char *method, const char *path, const cJSON *body, struct cli_resp *ret)
+{
+	char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+	int rc = cli_call_raw(method, path, s, s ? strlen(s) : 0, s ? "application/json" : NULL, ret);
+	free(s);
+	return rc;
+}
+
+int cli_stream(const char *method, const char *path, const cJSON *body, const char *accept,
+	       bool (*fn)(const char *p, size_t n, void *arg), void *arg, struct cli_resp *ret)
+{
+	char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+	int rc = perform(method, path, s, s ? strlen(s) : 0, -1, 0, s ? "application/json" : NULL,
+			 accept, fn, arg, ret);
+	free(s);
+	return rc;
+}
+
+int cli_upload(const char *path, int fd, size_t size, struct cli_resp *ret)
+{
+	return perform("PUT", path, NULL, 0, fd, size, "application/octet-stream", NULL, NULL,
+		       NULL, ret);
+}
+
+/* ---- errors and output ----------------------------------------------------------- */
+
+int cli_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("bhatti: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cli_fail(const struct cli_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
+	cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+	if (cJSON_IsString(m))
+		fprintf(stderr, "bhatti: %s\n", m->valuestring);
+	else
+		fprintf(stderr, "bhatti: the daemon answered %ld%s%.*s\n", r->status,
+			r->body.len ? ": " : "", (int)MIN(r->body.len, 200), r->body.data);
+	if (r->status == 401)
+		fprintf(stderr, "hint: check your API key ('bhatti setup', --token or BHATTI_TOKEN)\n");
+	else if (r->status == 429 && r->retry_after[0])
+		fprintf(stderr, "hint: try again in %s s\n", r->retry_after);
+	else if (r->status == 404 && m && strstr(m->valuestring, "no sandbox"))
+		fprintf(stderr, "hint: 'bhatti list' shows your sandboxes\n");
+	cJSON_Delete(j);
+	return 1;
+}
+
+char *cli_escape(const char *s)
+{
+	struct buf b = BUF_INIT;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		    strchr("-._~/", *p))
+			buf_addch(&b, (char)*p);
+		else
+			buf_addf(&b, "%%%02X", *p);
+	}
+	return buf_detach(&b, NULL);
+}
+
+cJSON *cli_json(const struct cli_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
+	if (!j)
+		fprintf(stderr, "bhatti: the daemon sent something that is not JSON\n");
+	return j;
+}
+
+void cli_print_json(const cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	if (s)
+		puts(s);
+	free(s);
+}

@@ -1,0 +1,177 @@
+/* cmd-exec.c — `bhatti exec NAME -- cmd args...`: run a command in a
+ * sandbox, streaming its stdout and stderr to ours as it runs (ndjson from
+ * POST /sandboxes/:id/exec), and exit with its exit code. Stdin is sent
+ * when it is not a terminal. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+
+#include "cli.h"
+#include "client.h"
+#include "num.h"
+
+#define STDIN_CAP (48u << 20)
+
+struct exec_out {
+	struct buf line;
+	int exit_code;
+	bool exited;
+	char error[512];
+};
+
+static void emit(cJSON *o, struct exec_out *x)
+{
+	const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(o, "type"));
+	if (!type)
+		return;
+	if (strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) {
+		int fd = type[3] == 'o' ? 1 : 2;
+		const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(o, "data"));
+		const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(o, "data_b64"));
+		if (d) {
+			write_all(fd, d, strlen(d));
+		} else if (b) {
+			size_t cap = strlen(b), n;
+			uint8_t *raw = xmalloc(cap + 1);
+			if (sodium_base642bin(raw, cap, b, strlen(b), NULL, &n, NULL,
+					      sodium_base64_VARIANT_ORIGINAL) == 0)
+				write_all(fd, raw, n);
+			free(raw);
+		}
+	} else if (strcmp(type, "exit") == 0) {
+		x->exited = true;
+		x->exit_code = cJSON_GetObjectItem(o, "exit_code")->valueint;
+		if (cJSON_IsTrue(cJSON_GetObjectItem(o, "timed_out")))
+			fprintf(stderr, "bhatti: the command timed out and was killed\n");
+	} else if (strcmp(type, "error") == 0) {
+		snprintf(x->error, sizeof(x->error), "%s",
+			 cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")));
+	}
+}
+
+static bool on_chunk(const char *p, size_t n, void *arg)
+{
+	struct exec_out *x = arg;
+	buf_add(&x->line, p, n);
+	char *nl;
+	while ((nl = memchr(x->line.data, '\n', x->line.len))) {
+		size_t len = (size_t)(nl - x->line.data);
+		cJSON *o = cJSON_ParseWithLength(x->line.data, len);
+		if (o)
+			emit(o, x);
+		cJSON_Delete(o);
+		buf_consume(&x->line, len + 1);
+	}
+	return true;
+}
+
+static int read_stdin(struct buf *in)
+{
+	char tmp[65536];
+	for (;;) {
+		ssize_t n = read(0, tmp, sizeof(tmp));
+		if (n == 0)
+			return 0;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return cli_error(1, "cannot read stdin: %s", strerror(errno));
+		}
+		if (in->len + (size_t)n > STDIN_CAP)
+			return cli_error(1, "stdin is larger than %u MiB; copy it in with "
+					    "'bhatti file write' instead", STDIN_CAP >> 20);
+		buf_add(in, tmp, (size_t)n);
+	}
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	char *cwd = NULL, *timeout = NULL, **env = NULL, **pos;
+	bool root = false, no_stdin = false;
+	int dd;
+	const struct cli_opt opts[] = {
+		{ "--cwd", &cwd, NULL, NULL },	   { "--timeout", &timeout, NULL, NULL },
+		{ "--env", NULL, NULL, &env },	   { "--root", NULL, &root, NULL },
+		{ "-n", NULL, &no_stdin, NULL },
+	};
+	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, &dd) < 0)
+		return 2;
+	if (CLI.help || !pos[0] || !pos[1]) {
+		free(pos);
+		free(env);
+		fputs("usage: bhatti exec NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n]\n"
+		      "                  -- COMMAND [ARGS...]\n"
+		      "stdin is sent to the command unless it is a terminal (or -n is given)\n",
+		      CLI.help ? stdout : stderr);
+		return CLI.help ? 0 : 2;
+	}
+	int rc = 0;
+	cJSON *b = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(b, "cmd");
+	for (char **p = pos + 1; *p; p++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(*p));
+	if (cwd)
+		cJSON_AddStringToObject(b, "cwd", cwd);
+	if (root)
+		cJSON_AddBoolToObject(b, "as_root", true);
+	if (timeout) {
+		uint32_t t;
+		struct err e = ERR_INIT;
+		if (num_parse_u32(timeout, 1, 7 * 86400, &t, "--timeout (seconds)", &e) < 0)
+			rc = cli_error(2, "%s", err_str(&e));
+		cJSON_AddNumberToObject(b, "timeout_sec", t);
+	}
+	if (env) {
+		cJSON *o = cJSON_AddObjectToObject(b, "env");
+		for (char **p = env; *p && !rc; p++) {
+			char *eq = strchr(*p, '=');
+			if (!eq || eq == *p) {
+				rc = cli_error(2, "--env wants K=V, not '%s'", *p);
+				break;
+			}
+			char *k = xstrndup(*p, (size_t)(eq - *p));
+			cJSON_AddStringToObject(o, k, eq + 1);
+			free(k);
+		}
+	}
+	if (!rc && !no_stdin && !isatty(0)) {
+		struct buf in = BUF_INIT;
+		rc = read_stdin(&in);
+		if (!rc) {
+			size_t blen = sodium_base64_ENCODED_LEN(in.len, sodium_base64_VARIANT_ORIGINAL);
+			char *s = xmalloc(blen);
+			sodium_bin2base64(s, blen, (const uint8_t *)in.data, in.len,
+					  sodium_base64_VARIANT_ORIGINAL);
+			cJSON_AddStringToObject(b, "stdin_b64", s);
+			free(s);
+		}
+		buf_release(&in);
+	}
+	if (!rc) {
+		cli_settings();
+		char *esc = cli_escape(pos[0]);
+		struct buf path = BUF_INIT;
+		buf_addf(&path, "/sandboxes/%s/exec", esc);
+		free(esc);
+		struct exec_out x = { .line = BUF_INIT };
+		struct cli_resp r;
+		if (cli_stream("POST", path.data, b, "application/x-ndjson", on_chunk, &x, &r) < 0)
+			rc = 1;
+		else if (r.status != 200)
+			rc = cli_fail(&r);
+		else if (x.exited)
+			rc = x.exit_code;
+		else
+			rc = cli_error(1, "%s", x.error[0] ? x.error
+							   : "the connection ended before the command did");
+		cli_resp_release(&r);
+		buf_release(&x.line);
+		buf_release(&path);
+	}
+	cJSON_Delete(b);
+	free(env);
+	free(pos);
+	return rc;
+}
