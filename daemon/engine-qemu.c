@@ -248,6 +248,38 @@ static uint64_t proc_starttime(pid_t pid)
 	return v;
 }
 
+/* A QEMU whose pid we never recorded (a crash between its spawn and the
+ * vm.json that names it): the process whose command line names this
+ * sandbox's QMP socket. 0 if none. */
+static pid_t qemu_by_socket(const char *qmp_path)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	pid_t found = 0;
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char path[300], cmd[8192];
+		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+		close(fd);
+		if (n <= 0 || !strstr(cmd, "qemu-system"))
+			continue;
+		for (ssize_t k = 0; k < n; k++)
+			if (cmd[k] == '\0')
+				cmd[k] = ' ';
+		cmd[n] = '\0';
+		if (strstr(cmd, qmp_path))
+			found = (pid_t)strtol(de->d_name, NULL, 10);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static int mkdir_p(const char *path, mode_t mode)
 {
 	char *dup = xstrdup(path);
@@ -289,11 +321,25 @@ static void meta_written(int rc, const struct err *e, void *arg)
  * describes), and before the memory load queued after it (a restored
  * guest never runs while the record still says "stopped"). durable:
  * fsync it too. */
-static void meta_record(struct vm *vm, bool durable)
+/* This boot of the host (so a record written without fsync can be
+ * trusted after a daemon crash, but not after a host crash). */
+static void boot_id(char out[64])
+{
+	out[0] = '\0';
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	ssize_t n = read(fd, out, 63);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+	out[strcspn(out, "\n")] = '\0';
+}
+
+/* vm.json's text; caller frees. unflushed: the snapshot files are
+ * complete but maybe not on disk yet (valid only on this boot). */
+static char *meta_text(struct vm *vm, bool unflushed)
 {
 	struct qvm *q = QV(vm);
-	if (vm->hidden)
-		return; /* template builders and probes are not adopted */
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "id", vm->id);
 	cJSON_AddStringToObject(o, "hostname", vm->spec.hostname);
@@ -309,10 +355,46 @@ static void meta_record(struct vm *vm, bool durable)
 		cJSON_AddStringToObject(o, "template", q->base_key);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
+	if (unflushed) {
+		char id[64];
+		boot_id(id);
+		cJSON_AddBoolToObject(o, "unflushed", true);
+		cJSON_AddStringToObject(o, "boot_id", id);
+	}
 	char *text = cJSON_Print(o);
 	cJSON_Delete(o);
+	return text;
+}
+
+static void meta_record(struct vm *vm, bool durable)
+{
+	if (vm->hidden)
+		return; /* template builders and probes are not adopted */
+	char *text = meta_text(vm, false);
 	char *path = vpath(vm, "vm.json");
 	fileop_write(path, text, durable, meta_written, path);
+	free(text);
+}
+
+/* Write vm.json now, from the loop, without fsync: a stop is answered
+ * only once its record says "stopped", so a daemon crash right after the
+ * answer still finds a restorable sandbox. Only when no record for this
+ * VM is queued in the file worker (it would land after this one). */
+static void meta_write_now(struct vm *vm)
+{
+	if (vm->hidden)
+		return;
+	char *text = meta_text(vm, true);
+	struct buf path = BUF_INIT, tmp = BUF_INIT;
+	buf_addf(&path, "%s/vm.json", vm->dir);
+	buf_addf(&tmp, "%s/vm.json.now", vm->dir);
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0)
+		log_warn("vm '%s': writing vm.json: %s", vm->id, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	buf_release(&path);
+	buf_release(&tmp);
 	free(text);
 }
 
@@ -1892,6 +1974,8 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	 * are renamed into place, durably, by tmpl_build_stopped */
 	if (!q->template_build) {
 		char *mem = vpath(vm, "mem"), *state = vpath(vm, "state");
+		/* the save above was the last job of this VM in the worker */
+		meta_write_now(vm);
 		fileop_flush_drop(mem, stop_flushed, xstrdup(vm->id));
 		fileop_flush_drop(state, stop_flushed, xstrdup(vm->id));
 		meta_record(vm, true);
@@ -2095,6 +2179,14 @@ static void adopt_one(struct engine *eng, const char *id)
 	if (!m) {
 		snprintf(vm->error, sizeof(vm->error), "incomplete sandbox (no vm.json): destroy it");
 		vm->unfinished = true;
+		char *qmp = vpath(vm, "qmp.sock");
+		pid_t pid = qemu_by_socket(qmp);
+		free(qmp);
+		if (pid > 0 && (q->pid_start = proc_starttime(pid)) > 0) {
+			q->pid = pid;
+			q->our_child = false;
+			watch_pid(q, &e);
+		}
 		return;
 	}
 	free((char *)vm->spec.hostname);
@@ -2113,6 +2205,12 @@ static void adopt_one(struct engine *eng, const char *id)
 	pid_t pid = (pid_t)jnum(m, "pid");
 	uint64_t start = (uint64_t)jnum(m, "pid_start");
 	bool alive = pid > 0 && start && proc_starttime(pid) == start;
+	if (!alive && vm->unfinished) {
+		char *qmp = vpath(vm, "qmp.sock");
+		if ((pid = qemu_by_socket(qmp)) > 0 && (start = proc_starttime(pid)) > 0)
+			alive = true;
+		free(qmp);
+	}
 
 	if (alive && (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0)) {
 		char *qmp = vpath(vm, "qmp.sock");
@@ -2130,7 +2228,13 @@ static void adopt_one(struct engine *eng, const char *id)
 		free(qmp);
 	} else if (strcmp(state, "stopped") == 0) {
 		char *mem = vpath(vm, "mem"), *snap = vpath(vm, "state");
-		if (access(mem, R_OK) == 0 && access(snap, R_OK) == 0)
+		char now[64];
+		boot_id(now);
+		const cJSON *unflushed = cJSON_GetObjectItemCaseSensitive(m, "unflushed");
+		if (cJSON_IsTrue(unflushed) && strcmp(jstr(m, "boot_id", ""), now) != 0)
+			snprintf(vm->error, sizeof(vm->error),
+				 "the host restarted before its cold snapshot reached the disk");
+		else if (access(mem, R_OK) == 0 && access(snap, R_OK) == 0)
 			vm->state = VM_STOPPED;
 		else
 			snprintf(vm->error, sizeof(vm->error), "its cold snapshot is missing");

@@ -460,7 +460,7 @@ int count_qemu_under(const char *dir)
 	while (pd && (de = readdir(pd))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		char p[64];
+		char p[300];
 		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
 		size_t len;
 		char *cmd = host_read_file(p, &len);
@@ -514,8 +514,8 @@ int daemon_stop(struct daemon_proc *d, bool remove)
 		crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
 		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
 		char *shm = pathf("/dev/shm/bhatti-%s", hex);
-		char *argv[] = { "rm", "-rf", "--", shm, NULL };
-		test_run(argv, NULL, NULL, 0, NULL, NULL, 5000);
+		char *rm[] = { "rm", "-rf", "--", shm, NULL };
+		test_run(rm, NULL, NULL, 0, NULL, NULL, 5000);
 		free(shm);
 	}
 	if (remove) {
@@ -541,7 +541,9 @@ char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_ar
 	char *argv[16] = { bin, "user", "create", "--config", d->config, "--name", (char *)name };
 	int n = 7;
 	char *copy = limits_args ? xstrdup(limits_args) : NULL;
-	for (char *tok = copy ? strtok(copy, " ") : NULL; tok && n < 15; tok = strtok(NULL, " "))
+	char *save = NULL;
+	for (char *tok = copy ? strtok_r(copy, " ", &save) : NULL; tok && n < 15;
+	     tok = strtok_r(NULL, " ", &save))
 		argv[n++] = tok;
 	argv[n] = NULL;
 	struct buf out = BUF_INIT;
@@ -601,6 +603,10 @@ int http_call(struct daemon_proc *d, const char *method, const char *path, const
 	char *auth = token ? pathf("Authorization: Bearer %s", token) : NULL;
 	char *argv[20] = { "curl", "-sS", "-X", (char *)method, "-w", "\n%{http_code}" };
 	int n = 6;
+	if (strcmp(method, "HEAD") == 0) {
+		argv[2] = "-I";   /* curl must know no body follows */
+		argv[3] = "-o/dev/null";
+	}
 	if (auth) {
 		argv[n++] = "-H";
 		argv[n++] = auth;

@@ -15,9 +15,20 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <cjson/cJSON.h>
 
 #include "buf.h"
 #include "helpers.h"
+
+/* The test's daemon; stopped (and its VMs killed) even when a test fails. */
+static struct daemon_proc d;
+
+static int stop_daemon(void **state UNUSED)
+{
+	if (d.dir)
+		daemon_stop(&d, true);
+	return 0;
+}
 
 static char tmux_sock[256];
 
@@ -51,7 +62,6 @@ static char *wait_screen(const char *needle, int ms)
 
 static void test_shell_detach_reattach(void **state UNUSED)
 {
-	struct daemon_proc d;
 	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
 	char *key = daemon_user(&d, "u", NULL);
 	assert_non_null(key);
@@ -84,8 +94,11 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	/* the session lives on */
 	buf_reset(&o);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "ps", "dev", "--json", NULL), 0);
-	assert_non_null(strstr(o.data, "\"running\":true"));
-	assert_non_null(strstr(o.data, "\"attached\":false"));
+	cJSON *j = cJSON_Parse(o.data), *first = cJSON_GetArrayItem(j, 0);
+	assert_non_null(first);
+	assert_true(cJSON_IsTrue(cJSON_GetObjectItem(first, "running")));
+	assert_true(cJSON_IsFalse(cJSON_GetObjectItem(first, "attached")));
+	cJSON_Delete(j);
 	/* reattach in a fresh window: the scrollback comes back */
 	tmux(NULL, "kill-server", NULL);
 	assert_int_equal(tmux(NULL, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", "-c",
@@ -108,7 +121,7 @@ static void test_shell_detach_reattach(void **state UNUSED)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_shell_detach_reattach),
+		cmocka_unit_test_teardown(test_shell_detach_reattach, stop_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
