@@ -49,7 +49,7 @@ static void run_release(struct run *r)
 }
 
 /* bhatti user SUB --data-dir <data> ARGS... (NULL-terminated). */
-static void bhatti(struct run *r, const char *sub, ...)
+static void user_cli(struct run *r, const char *sub, ...)
 {
 	const char *argv[32];
 	struct buf bin = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
@@ -192,7 +192,7 @@ static void test_create_and_list(void **state)
 	struct run r;
 	struct stat sb;
 
-	bhatti(&r, "create", "--name", "alice", NULL);
+	user_cli(&r, "create", "--name", "alice", NULL);
 	assert_int_equal(r.status, 0);
 	char *key = key_of(&r);
 	assert_non_null(strstr(r.err, "shown only this once"));
@@ -202,13 +202,13 @@ static void test_create_and_list(void **state)
 	assert_int_equal(sb.st_mode & 0777, 0700);
 
 	/* options beat the config's limits; the memory as a size */
-	bhatti(&r, "create", "bob", "--max-sandboxes", "2", "--max-memory", "2G", NULL);
+	user_cli(&r, "create", "bob", "--max-sandboxes", "2", "--max-memory", "2G", NULL);
 	assert_int_equal(r.status, 0);
 	char *bob = key_of(&r);
 	run_release(&r);
 	assert_string_not_equal(key, bob);
 
-	bhatti(&r, "list", NULL);
+	user_cli(&r, "list", NULL);
 	assert_int_equal(r.status, 0);
 	assert_int_equal(strncmp(r.out, "NAME ", 5), 0);
 	assert_non_null(strstr(r.out, "SANDBOXES  MAX_SANDBOXES  MAX_CPUS  MAX_MEMORY  CREATED\n"));
@@ -216,7 +216,7 @@ static void test_create_and_list(void **state)
 	assert_non_null(strstr(r.out, "\nbob    0          2              3         2G"));
 	run_release(&r);
 
-	bhatti(&r, "list", "--json", NULL);
+	user_cli(&r, "list", "--json", NULL);
 	assert_int_equal(r.status, 0);
 	cJSON *arr = cJSON_Parse(r.out);
 	assert_non_null(arr);
@@ -239,15 +239,15 @@ static void test_create_and_list(void **state)
 	struct buf other = BUF_INIT;
 	buf_addf(&other, "%s/other.yaml", CLI->dir);
 	write_file(other.data, "limits:\n  max_memory_mb: 1024\n");
-	bhatti(&r, "create", "--name", "carol", "--config", other.data, NULL);
+	user_cli(&r, "create", "--name", "carol", "--config", other.data, NULL);
 	assert_int_equal(r.status, 0);
 	run_release(&r);
-	bhatti(&r, "list", NULL);
+	user_cli(&r, "list", NULL);
 	assert_non_null(strstr(r.out, "\ncarol  0          20             4         1G"));
 	run_release(&r);
 	buf_release(&other);
 
-	bhatti(&r, "create", "--name", "alice", NULL);
+	user_cli(&r, "create", "--name", "alice", NULL);
 	assert_failed(&r, 1, "bhatti: user 'alice' already exists\nhint: ");
 	run_release(&r);
 	assert_key(key, "alice");
@@ -260,11 +260,11 @@ static void test_rotate_key(void **state)
 	(void)state;
 	struct run r;
 
-	bhatti(&r, "create", "--name", "alice", NULL);
+	user_cli(&r, "create", "--name", "alice", NULL);
 	char *old = key_of(&r);
 	run_release(&r);
 
-	bhatti(&r, "rotate-key", "--name", "alice", NULL);
+	user_cli(&r, "rotate-key", "--name", "alice", NULL);
 	assert_int_equal(r.status, 0);
 	char *fresh = key_of(&r);
 	assert_non_null(strstr(r.err, "no longer works"));
@@ -272,14 +272,14 @@ static void test_rotate_key(void **state)
 	assert_key(old, NULL);
 	assert_key(fresh, "alice");
 
-	bhatti(&r, "rotate-key", "alice", NULL);  /* positional */
+	user_cli(&r, "rotate-key", "alice", NULL);  /* positional */
 	assert_int_equal(r.status, 0);
 	char *third = key_of(&r);
 	run_release(&r);
 	assert_key(fresh, NULL);
 	assert_key(third, "alice");
 
-	bhatti(&r, "rotate-key", "nobody", NULL);
+	user_cli(&r, "rotate-key", "nobody", NULL);
 	assert_failed(&r, 1, "bhatti: user 'nobody' not found\nhint: ");
 	run_release(&r);
 	free(old);
@@ -294,7 +294,7 @@ static void test_delete(void **state)
 	struct user u;
 	struct run r;
 
-	bhatti(&r, "create", "--name", "alice", NULL);
+	user_cli(&r, "create", "--name", "alice", NULL);
 	char *key = key_of(&r);
 	run_release(&r);
 
@@ -305,10 +305,10 @@ static void test_delete(void **state)
 	user_release(&u);
 	store_free(st);
 
-	bhatti(&r, "list", NULL);
+	user_cli(&r, "list", NULL);
 	assert_non_null(strstr(r.out, "\nalice  1 "));
 	run_release(&r);
-	bhatti(&r, "delete", "--name", "alice", NULL);
+	user_cli(&r, "delete", "--name", "alice", NULL);
 	assert_failed(&r, 1, "bhatti: user 'alice' still has 1 sandbox\nhint: ");
 	run_release(&r);
 	assert_key(key, "alice");
@@ -316,17 +316,17 @@ static void test_delete(void **state)
 	st = open_store();
 	assert_int_equal(store_sandbox_delete(st, "0123456789ab", &e), 0);
 	store_free(st);
-	bhatti(&r, "delete", "alice", NULL);
+	user_cli(&r, "delete", "alice", NULL);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.out, "deleted user 'alice'\n");
 	run_release(&r);
 	assert_key(key, NULL);
 
-	bhatti(&r, "list", "--json", NULL);
+	user_cli(&r, "list", "--json", NULL);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(r.out, "[]\n");
 	run_release(&r);
-	bhatti(&r, "delete", "alice", NULL);
+	user_cli(&r, "delete", "alice", NULL);
 	assert_failed(&r, 1, "bhatti: user 'alice' not found");
 	run_release(&r);
 	free(key);
@@ -350,18 +350,18 @@ static void test_errors(void **state)
 		{ { "frob" }, "unknown command 'user frob'" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(usage); i++) {
-		bhatti(&r, usage[i].args[0], usage[i].args[1], usage[i].args[2], usage[i].args[3],
+		user_cli(&r, usage[i].args[0], usage[i].args[1], usage[i].args[2], usage[i].args[3],
 		       NULL);
 		assert_failed(&r, 2, usage[i].msg);
 		run_release(&r);
 	}
 
 	/* an explicitly named config that is missing or wrong */
-	bhatti(&r, "list", "--config", "/nonexistent/config.yaml", NULL);
+	user_cli(&r, "list", "--config", "/nonexistent/config.yaml", NULL);
 	assert_failed(&r, 1, "bhatti: cannot open '/nonexistent/config.yaml'");
 	run_release(&r);
 	write_file(CLI->config, "limits:\n  max_cpu: 3\n");
-	bhatti(&r, "list", NULL);
+	user_cli(&r, "list", NULL);
 	assert_failed(&r, 1, ":2: unknown key 'limits.max_cpu'\nhint: ");
 	run_release(&r);
 
@@ -373,7 +373,7 @@ static void test_errors(void **state)
 	free(CLI->data);
 	buf_addf(&file, "/data");
 	CLI->data = buf_detach(&file, NULL);
-	bhatti(&r, "list", NULL);
+	user_cli(&r, "list", NULL);
 	assert_failed(&r, 1, "bhatti: cannot create data directory '");
 	run_release(&r);
 }
