@@ -194,7 +194,7 @@ int main(int argc, char **argv)
 	const char *exec[] = { "exec", "bench", "--", "true", NULL };
 	for (int i = 0; i < 5; i++)
 		cli_once(exec);   /* warm up */
-	double *v = calloc((size_t)runs, sizeof(double));
+	double *v = calloc((size_t)(runs > 50 ? runs : 50), sizeof(double));
 	for (int i = 0; i < runs; i++)
 		v[i] = cli_once(exec);
 	double cli_p50 = stats_pct(v, (size_t)runs, 50);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 
@@ -253,7 +254,20 @@ static int write_headers(struct http_req *r, struct lws *wsi)
 	return 0;
 }
 
-/* 0 keep going, -1 close the connection. */
+/* The response is all written: detach the request and end the HTTP
+ * transaction at once, in the same callback. (A keep-alive client sends
+ * its next request as soon as it has the body; if lws still thought it
+ * was reading our request's body it would take the next request for
+ * more body and loop on it.) 0 keep going, -1 close the connection. */
+static int transaction_done(struct http_conn *c, struct http_req *r)
+{
+	bool close = r->clen < 0;
+	req_detach(r);
+	if (close)
+		return -1;
+	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+}
+
 static int on_http_writeable(struct http_conn *c)
 {
 	struct http_req *r = c->req;
@@ -264,6 +278,8 @@ static int on_http_writeable(struct http_conn *c)
 			return -1;
 		if (r->method == HTTP_HEAD)
 			buf_reset(&r->out);
+		if (r->final && !r->out.len && r->clen >= 0)
+			return transaction_done(c, r);
 		if (r->out.len || r->final)
 			lws_callback_on_writable(c->wsi);
 		return 0;
@@ -276,7 +292,9 @@ static int on_http_writeable(struct http_conn *c)
 		    (int)n)
 			return -1;
 		buf_consume(&r->out, n);
-		if (r->out.len || r->final)
+		if (last)
+			return transaction_done(c, r);
+		if (r->out.len)
 			lws_callback_on_writable(c->wsi);
 		else if (r->on_drain)
 			r->on_drain(r);
@@ -287,12 +305,10 @@ static int on_http_writeable(struct http_conn *c)
 			r->on_drain(r);
 		return 0;
 	}
-	/* all written */
-	bool close = r->clen < 0;
-	req_detach(r);
-	if (close)
+	/* a streamed body that ended with nothing left to write */
+	if (lws_write(c->wsi, wbuf + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL) < 0)
 		return -1;
-	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
+	return transaction_done(c, r);
 }
 
 /* ---- WebSocket ---------------------------------------------------------------- */
@@ -581,6 +597,8 @@ static void start_request(struct http_conn *c, const char *uri)
 	if (!(rt->flags & ROUTE_NO_AUTH) && authenticate(r, c->wsi) < 0)
 		return;
 	size_t limit = rt->max_body ? rt->max_body : HTTP_MAX_JSON_BODY;
+	if (r->srv->cfg.limits.max_body && limit > r->srv->cfg.limits.max_body)
+		limit = (size_t)r->srv->cfg.limits.max_body;   /* the admin's cap */
 	if (r->content_length > limit) {
 		http_reply_error(r, 413, "request body too large: %llu bytes, at most %zu",
 				 (unsigned long long)r->content_length, limit);
@@ -732,7 +750,7 @@ static void lws_log(int level, const char *line)
 int http_start(struct server *srv, const char *host, int port, struct err *e)
 {
 	H.srv = srv;
-	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	lws_set_log_level(getenv("BHATTI_LWS_DEBUG") ? 0xff : (LLL_ERR | LLL_WARN), lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
 	info.port = port;

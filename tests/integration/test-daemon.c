@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 
 #include "buf.h"
 #include "helpers.h"
@@ -37,7 +38,7 @@ static struct dfix *F;
 static int setup(void **state)
 {
 	F = calloc(1, sizeof(*F));
-	if (daemon_start(&F->d, "pool_size: 0\n") < 0)
+	if (daemon_start(&F->d, "pool_size: 0\nlimits:\n  execs_per_min: 600\n") < 0)
 		return -1;
 	F->alice = daemon_user(&F->d, "alice", NULL);
 	F->bob = daemon_user(&F->d, "bob", NULL);
@@ -430,12 +431,51 @@ static void test_setup_and_version(void **state UNUSED)
 	buf_release(&e);
 }
 
+static size_t discard(char *p UNUSED, size_t s, size_t n, void *a UNUSED)
+{
+	return s * n;
+}
+
+/* A keep-alive client sends its next request the moment it has a body:
+ * 100 POSTs on one connection all answer (lws once took the next request
+ * for more of the previous body and spun). */
+static void test_keep_alive(void **state UNUSED)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"ka\"}", &b), 201);
+	CURL *c = curl_easy_init();
+	char url[256], auth[256];
+	snprintf(url, sizeof(url), "%s/sandboxes/ka/exec", F->d.url);
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", F->alice);
+	struct curl_slist *h = curl_slist_append(NULL, auth);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"cmd\":[\"true\"]}");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 10L);
+	long connects = 0;
+	for (int i = 0; i < 100; i++) {
+		long code = 0, n = 0;
+		assert_int_equal(curl_easy_perform(c), CURLE_OK);
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+		curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &n);
+		assert_int_equal(code, 200);
+		connects += n;
+	}
+	assert_int_equal(connects, 1);   /* one connection for all of them */
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	assert_int_equal(HTTP("DELETE", "/sandboxes/ka", F->alice, NULL, &b), 204);
+	buf_release(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_health_and_auth),
 		cmocka_unit_test(test_create_exec_destroy),
 		cmocka_unit_test(test_api_exec_whole_and_streamed),
+		cmocka_unit_test(test_keep_alive),
 		cmocka_unit_test(test_bad_input),
 		cmocka_unit_test(test_users_are_isolated),
 		cmocka_unit_test(test_quotas),
