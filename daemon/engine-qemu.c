@@ -2326,6 +2326,30 @@ static bool template_in_use(struct engine *eng, const char *key)
 	return used;
 }
 
+/* Is pid the QEMU of some sandbox (its vm.json says so)? A clone taken
+ * from the pool keeps the pool path in its command line. */
+static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
+{
+	char *dir = epath(eng, "sandboxes", NULL);
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+	while (d && !found && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		struct buf sb = BUF_INIT;
+		buf_addf(&sb, "%s/%s", dir, de->d_name);
+		cJSON *m = meta_read(sb.data);
+		found = m && (pid_t)jnum(m, "pid") == pid;
+		cJSON_Delete(m);
+		buf_release(&sb);
+	}
+	if (d)
+		closedir(d);
+	free(dir);
+	return found;
+}
+
 /* What an earlier engine's pool left: its QEMUs and directories. */
 static void pool_sweep(struct engine *eng)
 {
@@ -2350,9 +2374,11 @@ static void pool_sweep(struct engine *eng)
 			if (!cmd[i])
 				cmd[i] = ' ';
 		cmd[n] = '\0';
-		if (strstr(cmd, "qemu-system") && strstr(cmd, needle.data)) {
+		pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
+		if (strstr(cmd, "qemu-system") && strstr(cmd, needle.data) &&
+		    !pid_of_a_sandbox(eng, pid)) {
 			log_info("killing a pool QEMU left by an earlier engine (pid %s)", de->d_name);
-			kill((pid_t)strtol(de->d_name, NULL, 10), SIGKILL);
+			kill(pid, SIGKILL);
 		}
 	}
 	if (d)

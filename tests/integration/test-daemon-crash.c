@@ -159,11 +159,39 @@ static void test_rate_limits(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
+/* A sandbox created from the pool of warmed clones survives a daemon
+ * restart (its QEMU still names the pool directory it was born in; the
+ * new daemon must adopt it, not sweep it away with the old pool). */
+static void test_pool_clone_survives_restart(void **state UNUSED)
+{
+	assert_int_equal(daemon_start(&d, "pool_size: 1\n"), 0);
+	char *key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "warm1", NULL), 0);
+	/* wait until the pool is refilled, then take from it */
+	usleep(2500 * 1000);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "pooled", NULL), 0);
+	assert_int_equal(daemon_stop(&d, false), 0);
+	assert_int_equal(daemon_restart(&d), 0);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "pooled", "--", "echo", "ok", NULL), 0);
+	assert_string_equal(o.data, "ok\n");
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "warm1", "--", "echo", "ok", NULL), 0);
+	assert_string_equal(o.data, "ok\n");
+	buf_release(&o);
+	buf_release(&e);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_kill9_and_restart, stop_daemon),
 		cmocka_unit_test_teardown(test_rate_limits, stop_daemon),
+		cmocka_unit_test_teardown(test_pool_clone_survives_restart, stop_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
