@@ -423,7 +423,9 @@ static void test_setup_and_version(void **state UNUSED)
 		bin = buf_detach(&p, NULL);
 	}
 	char *argv[] = { bin, "list", NULL };
-	char *env[] = { "BHATTI_URL=http://127.0.0.1:1", "BHATTI_TOKEN=bht_x", NULL };
+	char home[512];
+	snprintf(home, sizeof(home), "HOME=%s", F->d.home);   /* not the user's config */
+	char *env[] = { home, "BHATTI_URL=http://127.0.0.1:1", "BHATTI_TOKEN=bht_x", NULL };
 	assert_int_not_equal(test_run(argv, env, NULL, 0, &o, &e, 30000), 0);
 	assert_non_null(strstr(e.data, "cannot reach"));
 	free(bin);
