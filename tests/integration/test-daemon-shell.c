@@ -101,8 +101,15 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	cJSON_Delete(j);
 	/* reattach in a fresh window: the scrollback comes back */
 	tmux(NULL, "kill-server", NULL);
-	assert_int_equal(tmux(NULL, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", "-c",
-			      cwd, cmd, NULL), 0);
+	/* the old server may still be on its way out: retry briefly */
+	int rc = -1;
+	for (int i = 0; i < 50 && rc != 0; i++) {
+		rc = tmux(NULL, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", "-c", cwd,
+			  cmd, NULL);
+		if (rc != 0)
+			usleep(100 * 1000);
+	}
+	assert_int_equal(rc, 0);
 	free(wait_screen("marker-42", 20000));
 	/* and it is live, at the new size */
 	tmux(NULL, "send-keys", "-t", "t", "clear; stty size", "Enter", NULL);
