@@ -28,8 +28,15 @@ else
 AGENT_LDFLAGS := -static
 endif
 
-HOST_LIBS := -lcjson -lyaml -lsodium -lsqlite3 -lwebsockets -lcurl -lutil -lm
-TEST_LIBS := -lcmocka
+# The daemon's libraries are linked statically into build/bhatti: every
+# CLI command is a fresh process, and mapping a tree of shared libraries
+# (libwebsockets pulls OpenSSL, libcap, zlib) is most of its start-up on a
+# VM with slow page faults (docs/benchmarks.md). cJSON ships no archive.
+# libcurl is for the tests and benchmarks only (the CLI has its own HTTP
+# client, cli/conn.c).
+HOST_LIBS := -lcjson -Wl,-Bstatic -lyaml -lsodium -lsqlite3 -lwebsockets -lssl -lcrypto -lcap -lz \
+             -Wl,-Bdynamic -lutil -lm -ldl -lpthread
+TEST_LIBS := -lcurl -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
               shared/num.c shared/wire.c shared/proto.c
@@ -54,7 +61,8 @@ LIBCORE   := $(BUILD)/host/libcore.a
 LIBHSHARE := $(BUILD)/host/libhshare.a
 LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
-TEST_LIBS_A := $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
+LIBCLI    := $(BUILD)/host/libcli.a
+TEST_LIBS_A := $(LIBCLI) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 # tests/integration/long-*.c run only in `make test-long` (slow images)
@@ -134,6 +142,7 @@ $(LIBCORE): $(CORE_HOBJ)
 $(LIBHSHARE): $(HSHARE_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
+$(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
 $(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
@@ -146,17 +155,17 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Iagent $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Iagent $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS)
+	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
 
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)

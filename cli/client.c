@@ -6,14 +6,13 @@
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
-#include <curl/curl.h>
 
 #include "client.h"
 #include "config.h"
+#include "conn.h"
 #include "util.h"
 
 struct cli CLI;
-static CURL *curl;
 
 /* ---- options ---------------------------------------------------------------- */
 
@@ -156,140 +155,97 @@ struct sink {
 	struct cli_resp *r;
 	bool (*fn)(const char *p, size_t n, void *arg);
 	void *arg;
-	const uint8_t *up;
-	size_t up_len, up_off;
-	int up_fd;
 };
 
-static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
+static bool on_body(const char *p, size_t n, void *arg)
 {
 	struct sink *s = arg;
-	size_t n = size * nmemb;
-	bool ok2xx = s->r->status >= 200 && s->r->status < 300;
-	if (s->fn && ok2xx)
-		return s->fn(p, n, s->arg) ? n : 0;
+	if (s->fn && s->r->status >= 200 && s->r->status < 300)
+		return s->fn(p, n, s->arg);
 	if (s->r->body.len < (16u << 20))
 		buf_add(&s->r->body, p, n);
-	return n;
+	return true;
 }
 
-static size_t on_header(char *p, size_t size, size_t nmemb, void *arg)
+/* Send the body: from memory, or size bytes from up_fd. */
+static int send_body(struct conn *c, const void *body, size_t len, int up_fd, size_t up_size,
+		     struct err *e)
 {
-	struct sink *s = arg;
-	size_t n = size * nmemb;
-	if (n > 9 && strncmp(p, "HTTP/", 5) == 0) {
-		const char *sp = memchr(p, ' ', n);
-		if (sp)
-			s->r->status = strtol(sp + 1, NULL, 10);
-	} else if (n > 12 && strncasecmp(p, "Retry-After:", 12) == 0) {
-		snprintf(s->r->retry_after, sizeof(s->r->retry_after), "%.*s",
-			 (int)strcspn(p + 12, "\r\n"), p + 12 + strspn(p + 12, " "));
-	} else if (n > 18 && strncasecmp(p, "X-Bhatti-Existing:", 18) == 0) {
-		s->r->existing = true;
+	if (up_fd < 0)
+		return len ? conn_send(c, body, len, e) : 0;
+	char tmp[65536];
+	size_t left = up_size;
+	while (left) {
+		ssize_t n = read(up_fd, tmp, MIN(sizeof(tmp), left));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(e, n < 0 ? errno : EIO, "reading the local file: %s",
+				       n < 0 ? strerror(errno) : "it got shorter while being sent");
+		if (conn_send(c, tmp, (size_t)n, e) < 0)
+			return -1;
+		left -= (size_t)n;
 	}
-	return n;
+	return 0;
 }
 
-static size_t on_read(char *p, size_t size, size_t nmemb, void *arg)
-{
-	struct sink *s = arg;
-	size_t n = size * nmemb;
-	if (s->up_fd >= 0) {
-		ssize_t r = read(s->up_fd, p, n);
-		return r < 0 ? CURL_READFUNC_ABORT : (size_t)r;
-	}
-	size_t k = MIN(n, s->up_len - s->up_off);
-	memcpy(p, s->up + s->up_off, k);
-	s->up_off += k;
-	return k;
-}
-
+/* One request on a fresh connection (Connection: close). */
 static int perform(const char *method, const char *path, const void *body, size_t len,
 		   int up_fd, size_t up_size, const char *ctype, const char *accept,
 		   bool (*fn)(const char *, size_t, void *), void *arg, struct cli_resp *ret)
 {
 	if (!CLI.url)
 		cli_settings();
-	if (!curl) {
-		curl_global_init(CURL_GLOBAL_DEFAULT);
-		curl = curl_easy_init();
-	} else {
-		curl_easy_reset(curl);
-	}
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&ret->body);
-	struct sink s = { .r = ret, .fn = fn, .arg = arg, .up = body, .up_len = len, .up_fd = up_fd };
-	struct buf url = BUF_INIT, auth = BUF_INIT;
-	buf_addf(&url, "%s%s", CLI.url, path);
-	struct curl_slist *h = NULL;
-	if (CLI.token[0]) {
-		buf_addf(&auth, "Authorization: Bearer %s", CLI.token);
-		h = curl_slist_append(h, auth.data);
+	struct err e = ERR_INIT;
+	struct conn c;
+	if (conn_open(&c, CLI.url, &e) < 0) {
+		fprintf(stderr, "bhatti: %s\n", err_str(&e));
+		if (e.code != EINVAL)
+			fprintf(stderr, "hint: is 'bhatti serve' running? Set the URL with "
+					"'bhatti setup', --url or BHATTI_URL\n");
+		conn_close(&c);
+		return -1;
 	}
-	if (ctype) {
-		struct buf c = BUF_INIT;
-		buf_addf(&c, "Content-Type: %s", ctype);
-		h = curl_slist_append(h, c.data);
-		buf_release(&c);
+	struct buf h = BUF_INIT;
+	if (CLI.token[0])
+		buf_addf(&h, "Authorization: Bearer %s\r\n", CLI.token);
+	if (ctype)
+		buf_addf(&h, "Content-Type: %s\r\n", ctype);
+	if (accept)
+		buf_addf(&h, "Accept: %s\r\n", accept);
+	buf_addf(&h, "Connection: close\r\n");
+	bool has_body = up_fd >= 0 || body || strcmp(method, "PUT") == 0 ||
+			strcmp(method, "POST") == 0 || strcmp(method, "PATCH") == 0;
+	long long blen = !has_body ? -1 : up_fd >= 0 ? (long long)up_size : (long long)len;
+	int rc = conn_send_head(&c, method, path, h.data, blen, &e);
+	memset(h.data, 0, h.len);
+	buf_release(&h);
+	/* a failed send may still have an answer (the daemon refused the
+	 * body early): read it before reporting the send error */
+	struct err send_e = ERR_INIT;
+	if (rc == 0 && has_body)
+		send_body(&c, body, len, up_fd, up_size, &send_e);
+	struct conn_head hd;
+	struct sink s = { .r = ret, .fn = fn, .arg = arg };
+	if (rc == 0)
+		rc = conn_read_head(&c, &hd, &e);
+	if (rc == 0) {
+		ret->status = hd.status;
+		snprintf(ret->retry_after, sizeof(ret->retry_after), "%s", hd.retry_after);
+		ret->existing = hd.existing;
+		rc = conn_read_body(&c, &hd, strcmp(method, "HEAD") == 0, on_body, &s, &e);
+		if (rc > 0)
+			rc = 0;   /* the consumer stopped */
 	}
-	if (accept) {
-		struct buf c = BUF_INIT;
-		buf_addf(&c, "Accept: %s", accept);
-		h = curl_slist_append(h, c.data);
-		buf_release(&c);
+	if (rc < 0) {
+		fprintf(stderr, "bhatti: %s %s: %s\n", method, path,
+			err_str(send_e.code ? &send_e : &e));
+		rc = -1;
 	}
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(curl, CURLOPT_URL, url.data);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(curl, CURLOPT_USERAGENT, "bhatti/" BHATTI_VERSION);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &s);
-	curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(curl, CURLOPT_HEADERDATA, &s);
-	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
-	if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-	else
-		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	if (up_fd >= 0 || (body && strcmp(method, "PUT") == 0)) {
-		curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-		curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
-		curl_easy_setopt(curl, CURLOPT_READDATA, &s);
-		curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE,
-				 (curl_off_t)(up_fd >= 0 ? up_size : len));
-		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
-	} else if (body) {
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	}
-	CURLcode rc = curl_easy_perform(curl);
-	curl_slist_free_all(h);
-	if (auth.len)
-		memset(auth.data, 0, auth.len);
-	buf_release(&auth);
-	int out = 0;
-	if (rc == CURLE_WRITE_ERROR && fn) {
-		out = 0;   /* the consumer stopped */
-	} else if (rc != CURLE_OK) {
-		if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
-		    rc == CURLE_OPERATION_TIMEDOUT)
-			fprintf(stderr, "bhatti: cannot reach the daemon at %s (%s)\n"
-					"hint: is 'bhatti serve' running? Set the URL with "
-					"'bhatti setup', --url or BHATTI_URL\n",
-				CLI.url, curl_easy_strerror(rc));
-		else
-			fprintf(stderr, "bhatti: request to %s failed: %s\n", url.data,
-				curl_easy_strerror(rc));
-		out = -1;
-	} else {
-		long code;
-		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code);
-		ret->status = code;
-	}
-	buf_release(&url);
-	return out;
+	conn_close(&c);
+	return rc;
 }
 
 int cli_call_raw(const char *method, const char *path, const void *body, size_t len,

@@ -1,7 +1,8 @@
 /* client — the CLI's side of the HTTP API (docs/api.md): where the daemon
- * is and which key to use, requests over libcurl, errors as one line.
+ * is and which key to use, requests (one connection each, conn.c), errors
+ * as one line.
  *
- * Sits between the command files (cli/cmd-*.c) and libcurl. Settings
+ * Sits between the command files (cli/cmd-*.c) and conn.c. Settings
  * precedence: flag (--url, --token) > ~/.bhatti/config.yaml (url, token) >
  * environment (BHATTI_URL, BHATTI_TOKEN) > http://127.0.0.1:8080.
  *

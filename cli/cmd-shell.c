@@ -54,7 +54,7 @@ static void win_size(unsigned *cols, unsigned *rows)
 }
 
 /* The one detached, running session other than "init", if exactly one. */
-static char *pick_session(const char *name)
+static char *pick_session(const char *name, bool *ret_unreachable)
 {
 	char *esc = cli_escape(name);
 	struct buf path = BUF_INIT;
@@ -63,7 +63,10 @@ static char *pick_session(const char *name)
 	struct cli_resp r;
 	char *id = NULL;
 	int found = 0;
-	if (cli_call("GET", path.data, NULL, &r) == 0 && r.status == 200) {
+	*ret_unreachable = false;
+	if (cli_call("GET", path.data, NULL, &r) < 0)
+		*ret_unreachable = true;   /* the message is out */
+	else if (r.status == 200) {
 		cJSON *j = cJSON_ParseWithLength(r.body.data, r.body.len), *s;
 		cJSON_ArrayForEach(s, j)
 		{
@@ -233,7 +236,12 @@ int cmd_shell(int argc, char **argv)
 	cli_settings();
 	struct shell s = { .fd = -1, .name = pos[0], .partial_op = -1, .in = BUF_INIT,
 			   .partial = BUF_INIT, .msg = BUF_INIT, .out = BUF_INIT };
-	char *pick = session ? NULL : pick_session(pos[0]);
+	bool unreachable = false;
+	char *pick = session ? NULL : pick_session(pos[0], &unreachable);
+	if (unreachable) {
+		free(pos);
+		return 1;
+	}
 	const char *sess = session ? session : pick;
 	unsigned cols, rows;
 	win_size(&cols, &rows);

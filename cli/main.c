@@ -32,8 +32,31 @@ const struct cli_cmd *cli_commands(size_t *ret_n)
 	return cli_cmds;
 }
 
+/* The global options may come before the command: "bhatti --url U list"
+ * is "bhatti list --url U" (the command is moved to argv[1]). */
+static void command_first(int argc, char **argv)
+{
+	int i = 1;
+	while (i < argc) {
+		const char *a = argv[i];
+		if (strcmp(a, "--url") == 0 || strcmp(a, "--token") == 0)
+			i += 2;
+		else if (strncmp(a, "--url=", 6) == 0 || strncmp(a, "--token=", 8) == 0 ||
+			 strcmp(a, "--json") == 0)
+			i++;
+		else
+			break;
+	}
+	if (i == 1 || i >= argc)
+		return;
+	char *cmd = argv[i];
+	memmove(argv + 2, argv + 1, (size_t)(i - 1) * sizeof(char *));
+	argv[1] = cmd;
+}
+
 int main(int argc, char **argv)
 {
+	command_first(argc, argv);
 	if (argc < 2) {
 		cmd_help(argc, argv);
 		return 2;

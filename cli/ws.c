@@ -1,15 +1,14 @@
 /* ws.c — WebSocket client handshake and frame codec (see ws.h). */
 #include <errno.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
 #include <libwebsockets.h>
 #include <sodium.h>
 
+#include "conn.h"
 #include "util.h"
 #include "ws.h"
 
@@ -127,54 +126,23 @@ int ws_take(struct buf *in, struct buf *partial, int *partial_op, int *ret_opcod
 	}
 }
 
-static int dial(const char *host, const char *port, int *ret_fd, struct err *e)
+/* Collect a refused upgrade's answer (the daemon's JSON error). */
+static bool collect(const char *p, size_t n, void *arg)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0)
-		return err_set(e, EHOSTUNREACH, "cannot resolve '%s': %s", host, gai_strerror(rc));
-	int fd = -1, err = ECONNREFUSED;
-	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
-			err = errno;
-			close(fd);
-			fd = -1;
-		}
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		return err_set(e, err, "cannot reach the daemon at %s:%s: %s", host, port, strerror(err));
-	*ret_fd = fd;
-	return 0;
+	struct buf *b = arg;
+	if (b->len < 4096)
+		buf_add(b, p, n);
+	return true;
 }
 
 int ws_connect(const char *base_url, const char *path_query, const char *token, int *ret_fd,
 	       struct buf *ret_leftover, struct err *e)
 {
-	if (strncmp(base_url, "http://", 7) != 0)
-		return err_set(e, EINVAL, "'bhatti shell' speaks plain http:// only, not '%s'", base_url);
-	const char *hp = base_url + 7;
-	size_t hl = strcspn(hp, "/");
-	char host[256], port[16] = "80";
-	if (hl >= sizeof(host))
-		return err_set(e, EINVAL, "URL host too long");
-	memcpy(host, hp, hl);
-	host[hl] = '\0';
-	char *colon = host[0] == '[' ? strstr(host, "]:") : strrchr(host, ':');
-	if (colon) {
-		snprintf(port, sizeof(port), "%s", colon + (host[0] == '[' ? 2 : 1));
-		*colon = host[0] == '[' ? ']' : '\0';
-		if (host[0] == '[') {
-			colon[1] = '\0';
-			memmove(host, host + 1, strlen(host));
-			host[strlen(host) - 1] = '\0';
-		}
+	struct conn c;
+	if (conn_open(&c, base_url, e) < 0) {
+		conn_close(&c);
+		return -1;
 	}
-	int fd = -1;
-	int rc = dial(host, port, &fd, e);
-	if (rc < 0)
-		return rc;
 	uint8_t raw[16];
 	char key[32], want[64], sha_in[128];
 	unsigned char sha[20];
@@ -183,47 +151,39 @@ int ws_connect(const char *base_url, const char *path_query, const char *token, 
 	snprintf(sha_in, sizeof(sha_in), "%s%s", key, WS_GUID);
 	lws_SHA1((const unsigned char *)sha_in, strlen(sha_in), sha);
 	lws_b64_encode_string((const char *)sha, 20, want, sizeof(want));
-	struct buf req = BUF_INIT;
-	buf_addf(&req, "GET %s HTTP/1.1\r\nHost: %.*s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		       "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-		       "Authorization: Bearer %s\r\nUser-Agent: bhatti/" BHATTI_VERSION "\r\n\r\n",
-		 path_query, (int)hl, hp, key, token);
-	rc = write_all(fd, req.data, req.len);
-	memset(req.data, 0, req.len);
-	buf_release(&req);
-	struct buf resp = BUF_INIT;
-	char *end = NULL;
-	while (rc == 0 && !end) {
-		char tmp[4096];
-		ssize_t n = read(fd, tmp, sizeof(tmp));
-		if (n <= 0) {
-			rc = err_set(e, ECONNRESET, "the daemon closed the connection during the upgrade");
-			break;
-		}
-		buf_add(&resp, tmp, (size_t)n);
-		end = strstr(resp.data, "\r\n\r\n");
-		if (!end && resp.len > 65536)
-			rc = err_set(e, EPROTO, "the daemon's upgrade answer is too long");
+	struct buf h = BUF_INIT;
+	buf_addf(&h, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+		     "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n",
+		 key, token);
+	int rc = conn_send_head(&c, "GET", path_query, h.data, -1, e);
+	memset(h.data, 0, h.len);
+	buf_release(&h);
+	struct conn_head hd;
+	if (rc == 0)
+		rc = conn_read_head(&c, &hd, e);
+	if (rc == 0 && hd.status != 101) {
+		struct buf body = BUF_INIT;
+		struct err be = ERR_INIT;
+		conn_read_body(&c, &hd, false, collect, &body, &be);
+		cJSON *j = cJSON_ParseWithLength(body.data, body.len);
+		cJSON *m = cJSON_GetObjectItemCaseSensitive(j, "error");
+		if (cJSON_IsString(m))
+			rc = err_set(e, EPROTO, "%s", m->valuestring);
+		else
+			rc = err_set(e, EPROTO, "the daemon refused the WebSocket (HTTP %d)", hd.status);
+		e->code = hd.status == 404 ? ENOENT : hd.status == 401 ? EACCES : EPROTO;
+		cJSON_Delete(j);
+		buf_release(&body);
+	} else if (rc == 0 && strcmp(hd.ws_accept, want) != 0) {
+		rc = err_set(e, EPROTO, "bad Sec-WebSocket-Accept from the daemon");
 	}
-	if (rc == 0) {
-		*end = '\0';
-		bool ok = strncmp(resp.data, "HTTP/1.1 101", 12) == 0;
-		char *acc = strcasestr(resp.data, "\r\nSec-WebSocket-Accept:");
-		if (!ok) {
-			rc = err_set(e, EPROTO, "the daemon refused the WebSocket: %.*s",
-				     (int)strcspn(resp.data, "\r\n"), resp.data);
-		} else if (!acc || strncmp(acc + 23 + strspn(acc + 23, " "), want, strlen(want)) != 0) {
-			rc = err_set(e, EPROTO, "bad Sec-WebSocket-Accept from the daemon");
-		} else {
-			size_t used = (size_t)(end - resp.data) + 4;
-			buf_add(ret_leftover, resp.data + used, resp.len - used);
-		}
-	}
-	buf_release(&resp);
 	if (rc < 0) {
-		close(fd);
+		conn_close(&c);
 		return rc;
 	}
-	*ret_fd = fd;
+	buf_add(ret_leftover, c.in.data, c.in.len);
+	*ret_fd = c.fd;
+	c.fd = -1;
+	conn_close(&c);
 	return 0;
 }

@@ -59,16 +59,25 @@ static bool page_is_zero(const char *p, size_t n)
 /* Copy [off, end) with pread/pwrite, leaving holes where whole 4 KiB pages
  * are zero: guest memory has many (freed, or zeroed on allocation), and a
  * hole costs neither a write now nor a read at restore. */
+#define COPY_CHUNK (1u << 20)
+
+/* (The chunk is on the heap, not a __thread array: a 1 MiB TLS block is
+ * zeroed by the loader at the start of every process that links this,
+ * including every `bhatti` CLI command.) */
 static int copy_range_rw(int in, int out, off_t off, off_t end, struct err *e)
 {
-	static __thread char chunk[1 << 20];
-	while (off < end) {
-		size_t want = (size_t)MIN((off_t)sizeof(chunk), end - off);
+	char *chunk = xmalloc(COPY_CHUNK);
+	int rc = 0;
+	while (off < end && rc == 0) {
+		size_t want = (size_t)MIN((off_t)COPY_CHUNK, end - off);
 		ssize_t n = pread(in, chunk, want, off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n <= 0)
-			return err_set(e, n < 0 ? errno : EIO, "read: %s", n < 0 ? strerror(errno) : "short");
+		if (n <= 0) {
+			rc = err_set(e, n < 0 ? errno : EIO, "read: %s",
+				     n < 0 ? strerror(errno) : "short");
+			break;
+		}
 		size_t i = 0, len = (size_t)n;
 		while (i < len) {
 			size_t pg = MIN((size_t)4096, len - i);
@@ -79,13 +88,16 @@ static int copy_range_rw(int in, int out, off_t off, off_t end, struct err *e)
 			size_t j = i + pg;
 			while (j < len && !page_is_zero(chunk + j, MIN((size_t)4096, len - j)))
 				j += MIN((size_t)4096, len - j);
-			if (write_all_at(out, chunk + i, j - i, off + (off_t)i) < 0)
-				return err_set(e, errno, "write: %s", strerror(errno));
+			if (write_all_at(out, chunk + i, j - i, off + (off_t)i) < 0) {
+				rc = err_set(e, errno, "write: %s", strerror(errno));
+				break;
+			}
 			i = j;
 		}
 		off += n;
 	}
-	return 0;
+	free(chunk);
+	return rc;
 }
 
 /* Copy only the data extents of in (holes stay holes in out). */
@@ -328,6 +340,7 @@ int fileop_load_delta_now(const char *base, const char *delta, const char *mem, 
 	struct stat st;
 	int in = -1, out = -1, r = 0;
 	const char *target = mem;
+	char *a = NULL;
 
 	if (!in_place) {
 		buf_addf(&tmp, "%s.load", mem);
@@ -339,8 +352,10 @@ int fileop_load_delta_now(const char *base, const char *delta, const char *mem, 
 		r = err_set(e, errno, "cannot read '%s': %s", delta, strerror(errno));
 		goto done;
 	}
-	if (!in_place && !delta)
-		return err_set(e, EINVAL, "a load needs a delta or a file in place");
+	if (!in_place && !delta) {
+		r = err_set(e, EINVAL, "a load needs a delta or a file in place");
+		goto done;
+	}
 	out = open(target, O_WRONLY | O_CLOEXEC | (in_place ? 0 : O_CREAT | O_TRUNC), 0600);
 	if (out < 0 || (!in_place && ftruncate(out, st.st_size) < 0)) {
 		r = err_set(e, errno, "cannot write '%s': %s", target, strerror(errno));
@@ -349,14 +364,14 @@ int fileop_load_delta_now(const char *base, const char *delta, const char *mem, 
 	if (base && (r = copy_into(base, out, e)) < 0)
 		goto done;
 	/* every page of the delta is written, zero pages included */
+	a = xmalloc(COPY_CHUNK);
 	for (off_t pos = 0; pos < st.st_size;) {
 		off_t data = lseek(in, pos, SEEK_DATA);
 		if (data < 0)
 			break;
 		off_t hole = lseek(in, data, SEEK_HOLE);
-		static __thread char a[1 << 20];
 		for (off_t off = data; off < hole;) {
-			size_t n = (size_t)MIN((off_t)sizeof(a), hole - off);
+			size_t n = (size_t)MIN((off_t)COPY_CHUNK, hole - off);
 			if (base ? read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0
 				 : copy_range_rw(in, out, off, off + (off_t)n, e) < 0) {
 				r = err_set(e, errno, "applying the delta: %s", strerror(errno));
@@ -375,6 +390,7 @@ done:
 		close(out);
 	if (r < 0 && !in_place)
 		unlink(target);
+	free(a);
 	buf_release(&tmp);
 	return r;
 }

@@ -9,7 +9,7 @@ set -eu
 # (QEMU, the tools images/*.sh use); age and sqlite3 for the tests.
 PKGS="build-essential pkg-config musl-tools clang libclang-rt-14-dev file
 libcjson-dev libyaml-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev
-libwebsockets-dev libvterm-dev libncurses-dev libcmocka-dev
+libwebsockets-dev libssl-dev libcap-dev zlib1g-dev libvterm-dev libncurses-dev libcmocka-dev
 tmux socat python3 procps psmisc
 qemu-system-x86 busybox-static e2fsprogs xz-utils cpio kmod debootstrap
 openssh-client age sqlite3 curl"
