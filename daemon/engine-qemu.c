@@ -709,6 +709,19 @@ static void kill_qemu(struct qvm *q)
 	}
 }
 
+/* The guest kernel's command line (caller frees). Part of a template's
+ * key: a template booted with another command line is not reused.
+ * Under TCG it also tells the host's TSC rate (see host_tsc_khz()). */
+static char *kernel_cmdline(struct engine *eng, bool kvm)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "console=ttyS0 quiet panic=-1 lohar.root=/dev/vda lohar.rootfstype=ext4");
+	if (!kvm && QE(eng)->tsc_khz)
+		buf_addf(&b, " tsc_early_khz=%u lpj=%u tsc=reliable", QE(eng)->tsc_khz,
+			 QE(eng)->tsc_khz * 4);
+	return buf_detach(&b, NULL);
+}
+
 static char **qemu_argv(struct qvm *q, bool incoming)
 {
 	struct vm *vm = q->vm;
@@ -747,11 +760,7 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARG("-initrd");
 	ARGF("%s/initramfs.cpio", eng->cfg.images_dir);
 	ARG("-append");
-	if (kvm || !QE(eng)->tsc_khz)
-		ARG("console=ttyS0 quiet panic=-1 lohar.root=/dev/vda lohar.rootfstype=ext4");
-	else /* see host_tsc_khz() */
-		ARGF("console=ttyS0 quiet panic=-1 lohar.root=/dev/vda lohar.rootfstype=ext4 "
-		     "tsc_early_khz=%u lpj=%u tsc=reliable", QE(eng)->tsc_khz, QE(eng)->tsc_khz * 4);
+	v[n++] = kernel_cmdline(eng, kvm);
 	ARG("-drive");
 	ARGF("id=root,file=%s/disk.ext4,format=raw,if=none,discard=unmap", vm->dir);
 	ARG("-device");
@@ -1409,6 +1418,7 @@ static void start_both_ready(struct qvm *q)
 
 static void start_qmp_up(struct qvm *q)
 {
+	STEP(q, "QEMU up");
 	q->start_qmp_up = true;
 	start_both_ready(q);
 }
@@ -1531,6 +1541,11 @@ static void inputs_hash(struct engine *eng, const char *image, char *out /* 17 *
 	if (qemu)
 		stat_into(&h, qemu);
 	free(qemu);
+	for (int kvm = 0; kvm <= 1; kvm++) {
+		char *cmdline = kernel_cmdline(eng, kvm);
+		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);
+		free(cmdline);
+	}
 	crypto_generichash_final(&h, d, sizeof(d));
 	sodium_bin2hex(out, 17, d, sizeof(d));
 }
