@@ -27,7 +27,9 @@ static void hkdf32(uint8_t out[32], const uint8_t *ikm, size_t ikm_len, const ui
 {
 	uint8_t prk[32];
 	crypto_auth_hmacsha256_state st;
-	crypto_auth_hmacsha256_init(&st, salt, salt_len);
+	/* an empty salt is an empty HMAC key (never NULL: libsodium declares
+	 * the key non-null) */
+	crypto_auth_hmacsha256_init(&st, salt ? salt : (const uint8_t *)"", salt_len);
 	crypto_auth_hmacsha256_update(&st, ikm, ikm_len);
 	crypto_auth_hmacsha256_final(&st, prk);
 	const uint8_t one = 1;

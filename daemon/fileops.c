@@ -22,7 +22,7 @@
 #include "log.h"
 #include "loop.h"
 
-enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_FILL_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
+enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_FILL_DELTA, JOB_PATCH_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
 
 struct job {
 	enum job_kind kind;
@@ -333,8 +333,11 @@ static int copy_into(const char *src, int out, struct err *e)
 	return r;
 }
 
-int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
-			  struct err *e)
+/* all_pages: write every page of the delta, zero pages too (onto a file
+ * that already holds the base); otherwise zero pages are written only
+ * over a base copied first, and skipped over a fresh all-zero file. */
+static int load_delta(const char *base, const char *delta, const char *mem, bool in_place,
+		      bool all_pages, struct err *e)
 {
 	struct buf tmp = BUF_INIT;
 	struct stat st;
@@ -372,8 +375,8 @@ int fileop_load_delta_now(const char *base, const char *delta, const char *mem, 
 		off_t hole = lseek(in, data, SEEK_HOLE);
 		for (off_t off = data; off < hole;) {
 			size_t n = (size_t)MIN((off_t)COPY_CHUNK, hole - off);
-			if (base ? read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0
-				 : copy_range_rw(in, out, off, off + (off_t)n, e) < 0) {
+			if (all_pages ? read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0
+				      : copy_range_rw(in, out, off, off + (off_t)n, e) < 0) {
 				r = err_set(e, errno, "applying the delta: %s", strerror(errno));
 				goto done;
 			}
@@ -393,6 +396,17 @@ done:
 	free(a);
 	buf_release(&tmp);
 	return r;
+}
+
+int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
+			  struct err *e)
+{
+	return load_delta(base, delta, mem, in_place, base != NULL, e);
+}
+
+int fileop_patch_delta_now(const char *delta, const char *mem, struct err *e)
+{
+	return load_delta(NULL, delta, mem, true, true, e);
 }
 
 static int write_file(const char *path, const char *text, bool durable, struct err *e)
@@ -500,6 +514,7 @@ static void *worker(void *unused UNUSED)
 		case JOB_SAVE_DELTA: j->rc = fileop_save_delta_now(j->a, j->b, j->c, &j->err); break;
 		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, false, &j->err); break;
 		case JOB_FILL_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, true, &j->err); break;
+		case JOB_PATCH_DELTA: j->rc = fileop_patch_delta_now(j->a, j->b, &j->err); break;
 		case JOB_WRITE: j->rc = write_file(j->a, j->b, false, &j->err); break;
 		case JOB_WRITE_DURABLE: j->rc = write_file(j->a, j->b, true, &j->err); break;
 		}
@@ -604,6 +619,11 @@ void fileop_fill_delta(const char *base, const char *delta, const char *mem,
 		       fileop_done_fn done, void *arg)
 {
 	submit3(JOB_FILL_DELTA, base, delta, mem, done, arg);
+}
+
+void fileop_patch_delta(const char *delta, const char *mem, fileop_done_fn done, void *arg)
+{
+	submit(JOB_PATCH_DELTA, delta, mem, done, arg);
 }
 
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)

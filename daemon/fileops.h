@@ -39,6 +39,9 @@ void fileop_load_delta(const char *base, const char *delta, const char *mem,
  * may be NULL: the base alone (a new clone). */
 void fileop_fill_delta(const char *base, const char *delta, const char *mem,
 		       fileop_done_fn done, void *arg);
+/* Write every page of delta (zero pages too) into mem in place: mem
+ * already holds the base (a copy made ahead of a start). */
+void fileop_patch_delta(const char *delta, const char *mem, fileop_done_fn done, void *arg);
 /* Replace path with text atomically (temporary file + rename); durable:
  * fsync the file and its directory first. Jobs run in order, so a write
  * queued after a flush lands after it. */
@@ -55,6 +58,7 @@ int fileop_remove_tree_now(const char *path, struct err *e);
 int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e);
 int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
 			  struct err *e);
+int fileop_patch_delta_now(const char *delta, const char *mem, struct err *e);
 
 /* Allocated bytes of a file (st_blocks * 512), for reports. */
 uint64_t file_allocated(const char *path);

@@ -400,6 +400,25 @@ static void test_pause_stops_the_guest(void **state)
 	destroy(vm);
 }
 
+/* The ready spare memory file in the engine's tmpfs dir (spare-*.mem). */
+static bool find_spare(const char *dir, char *out, size_t n)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	bool found = false;
+	while (d && !found && (de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		if (strncmp(de->d_name, "spare-", 6) == 0 && l > 4 &&
+		    strcmp(de->d_name + l - 4, ".mem") == 0 && !strstr(de->d_name, ".part.")) {
+			snprintf(out, n, "%s/%s", dir, de->d_name);
+			found = true;
+		}
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 static void test_cold_stop_and_start(void **state)
 {
 	struct efix *fx = *state;
@@ -440,7 +459,26 @@ static void test_cold_stop_and_start(void **state)
 	assert_true(llabs(strtoll(now, NULL, 10) - (long long)wall_sec()) <= 5);
 	/* stop/start are idempotent */
 	assert_int_equal(vm_start_sync(vm, &e), 0);
-	free(note); free(comm); free(now);
+
+	/* while it is stopped, a copy of its template's memory is made on
+	 * tmpfs; a start takes it and writes only the sandbox's own pages
+	 * over it: they must all win (random data, and zeroes) */
+	const char *sums = "md5sum /tmp/r /tmp/z /tmp/note";
+	char *sum1 = sh(vm, "head -c 4000000 /dev/urandom > /tmp/r && "
+			    "dd if=/dev/zero of=/tmp/z bs=1M count=2 2>/dev/null && "
+			    "md5sum /tmp/r /tmp/z /tmp/note", NULL);
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	char spare[512] = "";
+	for (int i = 0; i < 1000 && !find_spare(engine_mem_dir(fx->eng), spare, sizeof(spare)); i++)
+		loop_run_once(10);
+	assert_true(spare[0]);
+	assert_int_equal(vm_start_sync(vm, &e), 0);
+	assert_int_equal(access(spare, F_OK), -1); /* taken */
+	char *sum2 = sh(vm, sums, NULL);
+	assert_string_equal(sum1, sum2);
+	char *comm2 = sh(vm, cmd, NULL);
+	assert_string_equal(comm2, "sleep\n");
+	free(note); free(comm); free(now); free(sum1); free(sum2); free(comm2);
 	buf_release(&mem);
 	destroy(vm);
 }
