@@ -721,11 +721,15 @@ static void kill_qemu(struct qvm *q)
 /* The guest kernel's command line (caller frees). Part of a template's
  * key: a template booted with another command line is not reused.
  * Under TCG it also tells the host's TSC rate (see host_tsc_khz()). */
-static char *kernel_cmdline(struct engine *eng, bool kvm)
+static char *kernel_cmdline(struct engine *eng, bool kvm, bool for_key)
 {
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "console=ttyS0 quiet panic=-1 lohar.root=/dev/vda lohar.rootfstype=ext4");
-	if (!kvm && QE(eng)->tsc_khz)
+	/* (the measured rate moves by a few kHz between runs: in a key it
+	 * would make every restart build new templates) */
+	if (!kvm && for_key)
+		buf_addf(&b, " tsc_early_khz=N lpj=N tsc=reliable");
+	else if (!kvm && QE(eng)->tsc_khz)
 		buf_addf(&b, " tsc_early_khz=%u lpj=%u tsc=reliable", QE(eng)->tsc_khz,
 			 QE(eng)->tsc_khz * 4);
 	return buf_detach(&b, NULL);
@@ -769,7 +773,7 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARG("-initrd");
 	ARGF("%s/initramfs.cpio", eng->cfg.images_dir);
 	ARG("-append");
-	v[n++] = kernel_cmdline(eng, kvm);
+	v[n++] = kernel_cmdline(eng, kvm, false);
 	ARG("-drive");
 	ARGF("id=root,file=%s/disk.ext4,format=raw,if=none,discard=unmap", vm->dir);
 	ARG("-device");
@@ -1559,7 +1563,7 @@ static void inputs_hash(struct engine *eng, const char *image, char *out /* 17 *
 		stat_into(&h, qemu);
 	free(qemu);
 	for (int kvm = 0; kvm <= 1; kvm++) {
-		char *cmdline = kernel_cmdline(eng, kvm);
+		char *cmdline = kernel_cmdline(eng, kvm, true);
 		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);
 		free(cmdline);
 	}
@@ -2518,13 +2522,13 @@ static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 }
 
 /* What an earlier engine's pool left: its QEMUs and directories. */
-static void pool_sweep(struct engine *eng)
+/* Kill every QEMU an earlier engine left running from a path that starts
+ * with `prefix` (the pool, a template build interrupted by a crash): no
+ * sandbox is made of them. */
+static void kill_orphans_under(struct engine *eng, const char *prefix, const char *what)
 {
-	char *dir = epath(eng, "pool", NULL);
 	DIR *d = opendir("/proc");
 	struct dirent *de;
-	struct buf needle = BUF_INIT;
-	buf_addf(&needle, "%s/", dir);
 	while (d && (de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
@@ -2542,14 +2546,21 @@ static void pool_sweep(struct engine *eng)
 				cmd[i] = ' ';
 		cmd[n] = '\0';
 		pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
-		if (strstr(cmd, "qemu-system") && strstr(cmd, needle.data) &&
-		    !pid_of_a_sandbox(eng, pid)) {
-			log_info("killing a pool QEMU left by an earlier engine (pid %s)", de->d_name);
+		if (strstr(cmd, "qemu-system") && strstr(cmd, prefix) && !pid_of_a_sandbox(eng, pid)) {
+			log_info("killing %s QEMU left by an earlier engine (pid %s)", what, de->d_name);
 			kill(pid, SIGKILL);
 		}
 	}
 	if (d)
 		closedir(d);
+}
+
+static void pool_sweep(struct engine *eng)
+{
+	char *dir = epath(eng, "pool", NULL);
+	struct buf needle = BUF_INIT;
+	buf_addf(&needle, "%s/", dir);
+	kill_orphans_under(eng, needle.data, "a pool");
 	fileop_remove_tree_now(dir, NULL);
 	buf_release(&needle);
 	free(dir);
@@ -2558,6 +2569,12 @@ static void pool_sweep(struct engine *eng)
 static void remove_stale_templates(struct engine *eng)
 {
 	char *dir = epath(eng, "templates", NULL);
+	/* a template build a crash interrupted (templates/.build-<key>/) may
+	 * still be booting: kill it before its directory goes */
+	struct buf needle = BUF_INIT;
+	buf_addf(&needle, "%s/.", dir);
+	kill_orphans_under(eng, needle.data, "a template build");
+	buf_release(&needle);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	if (!d) {

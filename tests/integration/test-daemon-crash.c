@@ -1,7 +1,8 @@
 /* test-daemon-crash.c — end to end: kill -9 of `bhatti serve` and a
  * restart keep every sandbox usable (running ones are re-adopted with
  * their processes, stopped ones stay restorable), a crash in the middle of
- * a create leaks no VM and no half row; and the rate limits (a daemon with
+ * a create (or of the template build a first create waits for) leaks no
+ * VM and no half row; and the rate limits (a daemon with
  * small limits) answer 429 with Retry-After.
  *
  * Real daemon, real CLI and curl, real VMs (TCG here).
@@ -186,10 +187,47 @@ static void test_pool_clone_survives_restart(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
+/* kill -9 while the first create is booting the template: the restarted
+ * daemon kills the half-built template's QEMU (nothing is left running
+ * that no sandbox owns) and builds a new one for the next create. */
+static void test_kill9_during_template_build(void **state UNUSED)
+{
+	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	char *key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	pid_t pid = fork();
+	if (pid == 0) {
+		http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"first\"}", NULL);
+		_exit(0);
+	}
+	/* the template's boot takes seconds under TCG: wait for its QEMU */
+	for (int i = 0; i < 100 && count_qemu_under(d.data) == 0; i++)
+		usleep(50 * 1000);
+	assert_int_equal(count_qemu_under(d.data), 1);
+	daemon_kill9(&d);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(daemon_restart(&d), 0);
+	int left = 1;
+	for (int i = 0; i < 50 && (left = count_qemu_under(d.data)) > 0; i++)
+		usleep(100 * 1000);
+	assert_int_equal(left, 0);
+	assert_int_equal(count_state(&d, key, NULL), 0);   /* no half row */
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "second", NULL), 0);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "second", "--", "echo", "ok", NULL), 0);
+	assert_string_equal(o.data, "ok\n");
+	buf_release(&o);
+	buf_release(&e);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_kill9_and_restart, stop_daemon),
+		cmocka_unit_test_teardown(test_kill9_during_template_build, stop_daemon),
 		cmocka_unit_test_teardown(test_rate_limits, stop_daemon),
 		cmocka_unit_test_teardown(test_pool_clone_survives_restart, stop_daemon),
 	};
