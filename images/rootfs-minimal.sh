@@ -36,9 +36,9 @@ echo 'lohar ALL=(ALL) NOPASSWD:ALL' > "$stage/etc/sudoers.d/lohar"
 chmod 0440 "$stage/etc/sudoers.d/lohar"
 mkdir -p "$stage/workspace" "$stage/etc/lohar"
 chown 1000:1000 "$stage/workspace"
-echo "bhatti" > "$stage/etc/hostname"
-printf '127.0.0.1\tlocalhost\n127.0.1.1\tbhatti\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
-	> "$stage/etc/hosts"
+# lohar writes these at boot and at every CONFIGURE, in RAM (agent/init.c)
+ln -sf /run/bhatti/hostname "$stage/etc/hostname"
+ln -sf /run/bhatti/hosts "$stage/etc/hosts"
 echo "minimal" > "$stage/etc/lohar/tier"
 # Every sandbox would share these: a user who wants sshd runs ssh-keygen -A.
 rm -f "$stage"/etc/ssh/ssh_host_*

@@ -39,8 +39,9 @@ tty:x:5:
 lohar:x:1000:
 nogroup:x:65534:
 GR
-echo "bhatti" > "$stage/etc/hostname"
-printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost\n' > "$stage/etc/hosts"
+# lohar writes these at boot and at every CONFIGURE, in RAM (agent/init.c)
+ln -sf /run/bhatti/hostname "$stage/etc/hostname"
+ln -sf /run/bhatti/hosts "$stage/etc/hosts"
 echo "tiny" > "$stage/etc/lohar/tier"
 chown -R 1000:1000 "$stage/home/lohar" "$stage/workspace"
 
