@@ -478,6 +478,15 @@ static void test_cold_stop_and_start(void **state)
 	assert_string_equal(sum1, sum2);
 	char *comm2 = sh(vm, cmd, NULL);
 	assert_string_equal(comm2, "sleep\n");
+	/* a stop at once after a start: the start's clean-up of the stale
+	 * snapshot must not take the new one */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(vm_stop_sync(vm, &e), 0);
+		assert_int_equal(vm_start_sync(vm, &e), 0);
+	}
+	char *sum3 = sh(vm, sums, NULL);
+	assert_string_equal(sum1, sum3);
+	free(sum3);
 	free(note); free(comm); free(now); free(sum1); free(sum2); free(comm2);
 	buf_release(&mem);
 	destroy(vm);
