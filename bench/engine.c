@@ -243,8 +243,10 @@ static void bench_cold(struct vm *vm, int runs, double hot)
 		if (vm_stop_sync(vm, &e) < 0)
 			die("stop", &e);
 		s[i] = ms_since(t0);
-		/* the memory left RAM: make sure the next start reads it back */
-		usleep(300000);
+		/* the memory left RAM (make sure the next start reads it back),
+		 * and the engine has made its copy of the template's memory for
+		 * a start (a second after a stop): a cold sandbox waits longer */
+		usleep(1300000);
 		t0 = now_ns();
 		if (vm_start_sync(vm, &e) < 0)
 			die("start", &e);

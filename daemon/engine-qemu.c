@@ -1938,7 +1938,10 @@ static void pool_drain(struct tmpl *t)
  * writes only its delta, and a new copy is made a second later if stopped
  * clones remain. Costs the template's resident memory once per template
  * with stopped clones. Leftovers after a crash end in .mem and are removed
- * by the next engine's adoption like any memory no QEMU owns. */
+ * by the next engine's adoption like any memory no QEMU owns. The copy is
+ * made SPARE_DELAY_MS after a stop, so a start that follows a stop at once
+ * (a script's stop && start) does not queue behind it in the worker. */
+#define SPARE_DELAY_MS 1000
 
 static char *spare_path(struct tmpl *t, bool part)
 {
@@ -2018,7 +2021,7 @@ static bool spare_take(struct qvm *q)
 		log_warn("vm '%s': rename '%s': %s", q->vm->id, t->spare, strerror(errno));
 	free(t->spare);
 	t->spare = NULL;
-	spare_want(t, 1000);
+	spare_want(t, SPARE_DELAY_MS);
 	return ok;
 }
 
@@ -2172,8 +2175,10 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	 * has not used yet) */
 	struct tmpl *t = q->base_key && !q->template_build ? tmpl_obtain(vm, q->base_key) : NULL;
 	vm_op_finish(vm, VM_STOPPED, 0, NULL);
+	/* not at once: a start right after this stop would queue its memory
+	 * load behind the copy (the worker runs jobs in order) */
 	if (t)
-		spare_want(t, 0);
+		spare_want(t, SPARE_DELAY_MS);
 }
 
 static void stop_exited(struct qvm *q)
