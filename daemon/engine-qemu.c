@@ -776,7 +776,10 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARG("-append");
 	v[n++] = kernel_cmdline(eng, kvm, false);
 	ARG("-drive");
-	ARGF("id=root,file=%s/disk.ext4,format=raw,if=none,discard=unmap", vm->dir);
+	/* auto-read-only=off: otherwise a cold stop (migration inactivates the
+	 * disk) reopens the file read-only by its path, and a sandbox taken
+	 * from the pool no longer has the path QEMU was started with */
+	ARGF("id=root,file=%s/disk.ext4,format=raw,if=none,discard=unmap,auto-read-only=off", vm->dir);
 	ARG("-device");
 	ARG("virtio-blk-device,drive=root");
 	ARG("-device");

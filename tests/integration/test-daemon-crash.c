@@ -160,9 +160,33 @@ static void test_rate_limits(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
+/* The command line of sandbox id's QEMU (spaces for NULs), or NULL: its
+ * pid is in the sandbox's vm.json. */
+static char *qemu_cmdline_of(const char *data, const char *id)
+{
+	char p[600];
+	size_t len;
+	snprintf(p, sizeof(p), "%s/sandboxes/%s/vm.json", data, id ? id : "-");
+	char *meta = host_read_file(p, &len);
+	cJSON *m = meta ? cJSON_Parse(meta) : NULL;
+	free(meta);
+	int pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "pid"));
+	cJSON_Delete(m);
+	if (pid <= 0)
+		return NULL;
+	snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
+	char *cmd = host_read_file(p, &len);
+	for (size_t i = 0; cmd && i + 1 < len; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	return cmd;
+}
+
 /* A sandbox created from the pool of warmed clones survives a daemon
  * restart (its QEMU still names the pool directory it was born in; the
- * new daemon must adopt it, not sweep it away with the old pool). */
+ * new daemon must adopt it, not sweep it away with the old pool), and
+ * stops and starts like any other (QEMU must not reopen its disk by the
+ * pool path, which is gone). */
 static void test_pool_clone_survives_restart(void **state UNUSED)
 {
 	assert_int_equal(daemon_start(&d, "pool_size: 1\n"), 0);
@@ -173,6 +197,14 @@ static void test_pool_clone_survives_restart(void **state UNUSED)
 	/* wait until the pool is refilled, then take from it */
 	usleep(2500 * 1000);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "pooled", NULL), 0);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "inspect", "pooled", "--json", NULL), 0);
+	cJSON *j = cJSON_Parse(o.data);
+	char *cmd = qemu_cmdline_of(d.data, cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+	cJSON_Delete(j);
+	assert_non_null(cmd);
+	assert_non_null(strstr(cmd, "/pool/")); /* it came from the pool */
+	free(cmd);
 	assert_int_equal(daemon_stop(&d, false), 0);
 	assert_int_equal(daemon_restart(&d), 0);
 	buf_reset(&o);
@@ -181,6 +213,13 @@ static void test_pool_clone_survives_restart(void **state UNUSED)
 	buf_reset(&o);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "warm1", "--", "echo", "ok", NULL), 0);
 	assert_string_equal(o.data, "ok\n");
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "pooled", "--", "sh", "-c",
+				"echo kept > /tmp/note", NULL), 0);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "stop", "pooled", NULL), 0);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "start", "pooled", NULL), 0);
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "pooled", "--", "cat", "/tmp/note", NULL), 0);
+	assert_string_equal(o.data, "kept\n");
 	buf_release(&o);
 	buf_release(&e);
 	free(key);
