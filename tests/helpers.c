@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <sodium.h>
 
 #include "helpers.h"
@@ -476,6 +477,19 @@ int count_qemu_under(const char *dir)
 	if (pd)
 		closedir(pd);
 	return n;
+}
+
+int sandbox_qemu_pid(const char *data_dir, const char *id)
+{
+	char p[600];
+	size_t len;
+	snprintf(p, sizeof(p), "%s/sandboxes/%s/vm.json", data_dir, id ? id : "-");
+	char *meta = host_read_file(p, &len);
+	cJSON *m = meta ? cJSON_Parse(meta) : NULL;
+	free(meta);
+	int pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "pid"));
+	cJSON_Delete(m);
+	return pid > 0 ? pid : 0;
 }
 
 int daemon_stop(struct daemon_proc *d, bool remove)

@@ -160,20 +160,14 @@ static void test_rate_limits(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
-/* The command line of sandbox id's QEMU (spaces for NULs), or NULL: its
- * pid is in the sandbox's vm.json. */
+/* The command line of sandbox id's QEMU (spaces for NULs), or NULL. */
 static char *qemu_cmdline_of(const char *data, const char *id)
 {
-	char p[600];
-	size_t len;
-	snprintf(p, sizeof(p), "%s/sandboxes/%s/vm.json", data, id ? id : "-");
-	char *meta = host_read_file(p, &len);
-	cJSON *m = meta ? cJSON_Parse(meta) : NULL;
-	free(meta);
-	int pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "pid"));
-	cJSON_Delete(m);
+	int pid = sandbox_qemu_pid(data, id);
 	if (pid <= 0)
 		return NULL;
+	char p[64];
+	size_t len;
 	snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
 	char *cmd = host_read_file(p, &len);
 	for (size_t i = 0; cmd && i + 1 < len; i++)
