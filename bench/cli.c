@@ -226,6 +226,26 @@ int main(int argc, char **argv)
 	}
 	stats_print("`bhatti create` + first `bhatti exec`", v, (size_t)nc, "ms");
 
+	/* the image a user would ssh into: bench/engine measures ssh on it
+	 * (the daemon has no port forward to reach a sandbox's sshd yet) */
+	const char *images = getenv("BHATTI_IMAGES") ? getenv("BHATTI_IMAGES") : "build/images";
+	struct buf mimg = BUF_INIT;
+	buf_addf(&mimg, "%s/rootfs-minimal.ext4", images);
+	if (access(mimg.data, R_OK) == 0) {
+		const char *cm[] = { "create", "--name", "mini", "--image", "minimal", NULL };
+		const char *em[] = { "exec", "mini", "--", "true", NULL };
+		cli_once(cm);
+		for (int i = 0; i < 3; i++)
+			cli_once(em);
+		for (int i = 0; i < 50; i++)
+			v[i] = cli_once(em);
+		stats_print("`bhatti exec mini -- true` (minimal)", v, 50, "ms");
+		printf("%-40s compare: ssh into the same image, bench/engine\n", "");
+	} else {
+		printf("%-40s skipped: no minimal image (make images-minimal)\n", "CLI exec on minimal");
+	}
+	buf_release(&mimg);
+
 	bench_agent(runs, &raw_p50);
 	printf("\nCLI exec p50 - API exec p50   = %.2f ms\n", cli_p50 - api_p50);
 	printf("CLI exec p50 - raw agent p50  = %.2f ms   (target <= 5 ms)\n", cli_p50 - raw_p50);
