@@ -256,11 +256,37 @@ static void test_kill9_during_template_build(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
+/* A second `bhatti serve` on the same data dir is refused before it
+ * touches anything (it would adopt the first one's VMs and clean up what
+ * it takes for leftovers); the first one's sandboxes go on working. */
+static void test_second_daemon_refused(void **state UNUSED)
+{
+	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	char *key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "one", NULL), 0);
+	char bin[600];
+	snprintf(bin, sizeof(bin), "%s/bhatti", test_build_dir());
+	char *argv[] = { bin, (char *)"serve", (char *)"--config", d.config, NULL };
+	buf_reset(&e);
+	assert_int_equal(test_run(argv, NULL, NULL, 0, NULL, &e, 20000), 1);
+	assert_non_null(strstr(e.data, "another bhatti serve"));
+	buf_reset(&o);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "one", "--", "echo", "ok", NULL), 0);
+	assert_string_equal(o.data, "ok\n");
+	buf_release(&o);
+	buf_release(&e);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_kill9_and_restart, stop_daemon),
 		cmocka_unit_test_teardown(test_kill9_during_template_build, stop_daemon),
+		cmocka_unit_test_teardown(test_second_daemon_refused, stop_daemon),
 		cmocka_unit_test_teardown(test_rate_limits, stop_daemon),
 		cmocka_unit_test_teardown(test_pool_clone_survives_restart, stop_daemon),
 	};
