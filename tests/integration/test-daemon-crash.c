@@ -51,11 +51,18 @@ static int count_state(struct daemon_proc *dp, const char *key, const char *stat
 	return n;
 }
 
-static void test_kill9_and_restart(void **state UNUSED)
+/* Start the test's daemon with extra config and make user "u"; its key. */
+static char *start_with_user(const char *config)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	assert_int_equal(daemon_start(&d, config), 0);
 	char *key = daemon_user(&d, "u", NULL);
 	assert_non_null(key);
+	return key;
+}
+
+static void test_kill9_and_restart(void **state UNUSED)
+{
+	char *key = start_with_user("pool_size: 0\n");
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "hot", NULL), 0);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "hot", "--", "sh", "-c",
@@ -125,10 +132,8 @@ static void test_kill9_and_restart(void **state UNUSED)
 
 static void test_rate_limits(void **state UNUSED)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 0\nlimits:\n  creates_per_min: 2\n"
-					  "  execs_per_min: 3\n"), 0);
-	char *key = daemon_user(&d, "u", NULL);
-	assert_non_null(key);
+	char *key = start_with_user("pool_size: 0\nlimits:\n  creates_per_min: 2\n"
+					  "  execs_per_min: 3\n");
 	struct buf b = BUF_INIT;
 	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"a\"}", &b), 201);
 	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"b\"}", &b), 201);
@@ -183,9 +188,7 @@ static char *qemu_cmdline_of(const char *data, const char *id)
  * pool path, which is gone). */
 static void test_pool_clone_survives_restart(void **state UNUSED)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 1\n"), 0);
-	char *key = daemon_user(&d, "u", NULL);
-	assert_non_null(key);
+	char *key = start_with_user("pool_size: 1\n");
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "warm1", NULL), 0);
 	/* wait until the pool is refilled, then take from it */
@@ -225,9 +228,7 @@ static void test_pool_clone_survives_restart(void **state UNUSED)
  * that no sandbox owns) and builds a new one for the next create. */
 static void test_kill9_during_template_build(void **state UNUSED)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
-	char *key = daemon_user(&d, "u", NULL);
-	assert_non_null(key);
+	char *key = start_with_user("pool_size: 0\n");
 	pid_t pid = fork();
 	if (pid == 0) {
 		http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"first\"}", NULL);
@@ -261,9 +262,7 @@ static void test_kill9_during_template_build(void **state UNUSED)
  * it takes for leftovers); the first one's sandboxes go on working. */
 static void test_second_daemon_refused(void **state UNUSED)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
-	char *key = daemon_user(&d, "u", NULL);
-	assert_non_null(key);
+	char *key = start_with_user("pool_size: 0\n");
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "one", NULL), 0);
 	char bin[600];
