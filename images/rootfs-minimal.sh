@@ -12,7 +12,7 @@ out=$1
 size=${MINIMAL_SIZE:-4G}
 mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 stage="$out/rootfs-minimal.stage"
-pkgs=bash,sudo,ca-certificates,curl,procps,iproute2,less,openssh-server,openssh-client
+pkgs=bash,sudo,ca-certificates,curl,procps,iproute2,less,openssh-server,openssh-client,libnss-myhostname
 
 if [ "$(id -u)" != 0 ]; then
 	echo "rootfs-minimal: debootstrap needs root" >&2
@@ -36,9 +36,12 @@ echo 'lohar ALL=(ALL) NOPASSWD:ALL' > "$stage/etc/sudoers.d/lohar"
 chmod 0440 "$stage/etc/sudoers.d/lohar"
 mkdir -p "$stage/workspace" "$stage/etc/lohar"
 chown 1000:1000 "$stage/workspace"
-# lohar writes these at boot and at every CONFIGURE, in RAM (agent/init.c)
-ln -sf /run/bhatti/hostname "$stage/etc/hostname"
-ln -sf /run/bhatti/hosts "$stage/etc/hosts"
+# the hostname lives in the kernel only: lohar writes no file for it (a
+# symlink tells it the image manages these; agent/init.c)
+ln -sf /proc/sys/kernel/hostname "$stage/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+	> "$stage/etc/lohar/hosts"
+ln -sf lohar/hosts "$stage/etc/hosts"
 echo "minimal" > "$stage/etc/lohar/tier"
 # Every sandbox would share these: a user who wants sshd runs ssh-keygen -A.
 rm -f "$stage"/etc/ssh/ssh_host_*

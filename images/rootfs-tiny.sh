@@ -39,9 +39,12 @@ tty:x:5:
 lohar:x:1000:
 nogroup:x:65534:
 GR
-# lohar writes these at boot and at every CONFIGURE, in RAM (agent/init.c)
-ln -sf /run/bhatti/hostname "$stage/etc/hostname"
-ln -sf /run/bhatti/hosts "$stage/etc/hosts"
+# the hostname lives in the kernel only: lohar writes no file for it (a
+# symlink tells it the image manages these; agent/init.c)
+ln -sf /proc/sys/kernel/hostname "$stage/etc/hostname"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' \
+	> "$stage/etc/lohar/hosts"
+ln -sf lohar/hosts "$stage/etc/hosts"
 echo "tiny" > "$stage/etc/lohar/tier"
 chown -R 1000:1000 "$stage/home/lohar" "$stage/workspace"
 

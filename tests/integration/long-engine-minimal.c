@@ -87,12 +87,14 @@ static void test_minimal_bash_sudo(void **state UNUSED)
 	assert_null(strstr(out, "missing"));
 	assert_non_null(strstr(out, "certs\nlohar\n/home/lohar /bin/bash\n0\n"));
 	free(out);
-	/* the sandbox's name resolves (sudo warns when it does not): /etc/hosts
-	 * links to the file lohar keeps in /run */
+	/* the sandbox's name resolves (sudo warns when it does not) through
+	 * NSS myhostname, and /etc/hostname reads the kernel's name: lohar
+	 * writes no file for it */
 	out = run(vm, "sudo true 2>&1; hostname; cat /etc/hostname; getent hosts \"$(hostname)\"", &code);
 	assert_int_equal(code, 0);
 	assert_null(strstr(out, "unable to resolve"));
-	assert_non_null(strstr(out, "deb\ndeb\n127.0.1.1       deb"));
+	assert_non_null(strstr(out, "deb\ndeb\n"));
+	assert_non_null(strstr(out, " deb"));
 	free(out);
 	assert_int_equal(vm_destroy_sync(vm, &e), 0);
 }
