@@ -1171,6 +1171,21 @@ static void give_to_vm_user(struct vm *vm, const char *path, int fd)
 		log_warn("vm '%s': chown '%s': %s", vm->id, path, strerror(errno));
 }
 
+/* A new all-zero guest-memory file of memory_mb, QEMU's to map (owned by
+ * vm_user). 0, or -errno with the message in e. */
+static int make_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e)
+{
+	struct qeng *qe = QE(eng);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int r = 0;
+	if (fd < 0 || ftruncate(fd, (off_t)memory_mb << 20) < 0 ||
+	    (qe->drop_user && fchown(fd, qe->vm_uid, qe->vm_gid) < 0))
+		r = err_set(e, errno, "cannot create '%s': %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
 /* ---- configure ---------------------------------------------------------------------- */
 
 /* identity: the whole setup (first boot, or a clone taking its own
@@ -1379,16 +1394,26 @@ static void restore_qmp_ready(struct qvm *q)
 	qcmd(q, "migrate-set-capabilities", migrate_caps(), -1, restore_caps_done);
 }
 
-/* Rename the sandbox's file `name` aside now and let the worker remove it
- * (a stop may write a new one under the name at once: the loop renames
- * the device state into place itself, not through the worker). */
+/* Rename path to `aside` now and let the worker remove it: freeing a big
+ * file takes milliseconds (tmpfs pages; ext4 with discard), and the name is
+ * free at once for a new file (a start right after a stop; a stop right
+ * after a start, whose device state the loop renames into place itself,
+ * not through the worker). */
+static void remove_aside(const char *path, const char *aside)
+{
+	if (rename(path, aside) == 0)
+		fileop_remove_tree(aside, NULL, NULL);
+	else if (errno != ENOENT)
+		unlink(path);
+}
+
+/* The sandbox's file `name` is stale: away with it. */
 static void discard_file(struct vm *vm, const char *name)
 {
 	char *path = vpath(vm, name);
 	struct buf aside = BUF_INIT;
 	buf_addf(&aside, "%s.stale", path);
-	if (rename(path, aside.data) == 0)
-		fileop_remove_tree(aside.data, NULL, NULL);
+	remove_aside(path, aside.data);
 	buf_release(&aside);
 	free(path);
 }
@@ -1483,30 +1508,25 @@ static void restore_overlapped(struct qvm *q, const char *state, const char *bas
 {
 	struct vm *vm = q->vm;
 	struct err e = ERR_INIT;
-	int fd = -1;
 	q->start_qmp_up = q->start_mem_ready = false;
 	/* a start of a clone: its template's memory may be waiting already */
 	bool spare = base && delta && spare_take(q);
 	if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
 		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
-	} else if (!spare && ((fd = open(q->hot_mem, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
-					 0600)) < 0 ||
-			      ftruncate(fd, (off_t)vm->spec.memory_mb << 20) < 0)) {
-		step_fail(q, errno, "cannot create '%s': %s", q->hot_mem, strerror(errno));
-	} else {
-		if (!spare)
-			give_to_vm_user(vm, q->hot_mem, fd);
-		if (spare)
-			fileop_patch_delta(delta, q->hot_mem, mem_filled, vm);
-		else
-			fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
-		if (spawn_qemu(q, true, &e) < 0)
-			step_fail(q, e.code, "%s", err_str(&e));
-		else
-			qmp_connect(q, start_qmp_up);
+		return;
 	}
-	if (fd >= 0)
-		close(fd);
+	if (spare) {
+		fileop_patch_delta(delta, q->hot_mem, mem_filled, vm);
+	} else if (make_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
+		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
+	} else {
+		step_fail(q, e.code, "%s", err_str(&e));
+		return;
+	}
+	if (spawn_qemu(q, true, &e) < 0)
+		step_fail(q, e.code, "%s", err_str(&e));
+	else
+		qmp_connect(q, start_qmp_up);
 }
 
 static void q_start(struct vm *vm)
@@ -1994,21 +2014,17 @@ static void spare_fill_timer(struct timer *tm)
 	struct tmpl *t = tm->data;
 	if (t->spare || t->spare_filling || QE(t->eng)->closing || !tmpl_has_stopped_clone(t))
 		return;
-	struct qeng *qe = QE(t->eng);
 	char *part = spare_path(t, true);
 	struct buf base = BUF_INIT;
+	struct err e = ERR_INIT;
 	buf_addf(&base, "%s/mem", t->dir);
-	int fd = open(part, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || ftruncate(fd, (off_t)t->memory_mb << 20) < 0 ||
-	    (qe->drop_user && fchown(fd, qe->vm_uid, qe->vm_gid) < 0)) {
-		log_warn("template '%s': cannot make '%s': %s", t->key, part, strerror(errno));
+	if (make_mem_file(t->eng, part, t->memory_mb, &e) < 0) {
+		log_warn("template '%s': %s", t->key, err_str(&e));
 		unlink(part);
 	} else {
 		t->spare_filling = true;
 		fileop_fill_delta(base.data, NULL, part, spare_filled, t);
 	}
-	if (fd >= 0)
-		close(fd);
 	buf_release(&base);
 	free(part);
 }
@@ -2149,16 +2165,12 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 		vm_op_finish(vm, VM_FAILED, -err.code, &err);
 		return;
 	}
-	/* freeing ~100 MB of tmpfs pages takes ~10 ms: the worker does it,
-	 * under another name (a start right after this one creates a new
-	 * file under the old name at once, before the worker gets here) */
+	/* freeing ~100 MB of tmpfs pages takes ~10 ms (the aside name ends in
+	 * .mem: a crash leftover is removed at the next adoption) */
 	static unsigned trash_seq;
 	struct buf trash = BUF_INIT;
 	buf_addf(&trash, "%s/%s-freed-%u.mem", QE(vm->eng)->hot_dir, vm->id, ++trash_seq);
-	if (rename(q->hot_mem, trash.data) == 0)
-		fileop_remove_tree(trash.data, NULL, NULL);
-	else
-		unlink(q->hot_mem);
+	remove_aside(q->hot_mem, trash.data);
 	buf_release(&trash);
 	q->paused = false;
 	vm->state = VM_STOPPED;
@@ -2550,7 +2562,6 @@ static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 	return found;
 }
 
-/* What an earlier engine's pool left: its QEMUs and directories. */
 /* Kill every QEMU an earlier engine left running from a path that starts
  * with `prefix` (the pool, a template build interrupted by a crash): no
  * sandbox is made of them. */
@@ -2584,6 +2595,7 @@ static void kill_orphans_under(struct engine *eng, const char *prefix, const cha
 		closedir(d);
 }
 
+/* What an earlier engine's pool left: its QEMUs and directories. */
 static void pool_sweep(struct engine *eng)
 {
 	char *dir = epath(eng, "pool", NULL);

@@ -56,14 +56,14 @@ static bool page_is_zero(const char *p, size_t n)
 	return true;
 }
 
+/* Copy buffers are on the heap, not __thread arrays: a 1 MiB TLS block is
+ * zeroed by the loader at the start of every process that links this,
+ * including every `bhatti` CLI command. */
+#define COPY_CHUNK (1u << 20)
+
 /* Copy [off, end) with pread/pwrite, leaving holes where whole 4 KiB pages
  * are zero: guest memory has many (freed, or zeroed on allocation), and a
  * hole costs neither a write now nor a read at restore. */
-#define COPY_CHUNK (1u << 20)
-
-/* (The chunk is on the heap, not a __thread array: a 1 MiB TLS block is
- * zeroed by the loader at the start of every process that links this,
- * including every `bhatti` CLI command.) */
 static int copy_range_rw(int in, int out, off_t off, off_t end, struct err *e)
 {
 	char *chunk = xmalloc(COPY_CHUNK);

@@ -8,11 +8,11 @@
  * running; the next start adopts them.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
@@ -30,42 +30,6 @@
 #include "server.h"
 
 static struct server S;
-
-static char *join(const char *dir, const char *name);
-
-/* One daemon per data dir: a second one would adopt the first one's VMs,
- * remove the memory of its template builds and drop rows of its creates
- * in flight before finding the port taken. An flock on data_dir/serve.lock
- * (held for the life of the process; close-on-exec, so QEMU does not
- * inherit it) says who owns the dir. */
-static int lock_data_dir(const char *dir)
-{
-	char *path = join(dir, "serve.lock");
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		fprintf(stderr, "bhatti serve: cannot open '%s': %s\n", path, strerror(errno));
-		free(path);
-		return -1;
-	}
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		char pid[32] = "";
-		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
-		pid[n > 0 ? n : 0] = '\0';
-		pid[strcspn(pid, "\n")] = '\0';
-		fprintf(stderr, "bhatti serve: another bhatti serve%s%s%s is using %s\n"
-				"hint: stop it first, or give this one another data dir (--data-dir)\n",
-			pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", dir);
-		close(fd);
-		free(path);
-		return -1;
-	}
-	char pid[32];
-	int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
-	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
-		log_warn("cannot write '%s': %s", path, strerror(errno));
-	free(path);
-	return 0;   /* fd stays open: the lock lives as long as we do */
-}
 static struct watch sig_watch;
 
 static void on_signal(struct watch *w, uint32_t events UNUSED)
@@ -105,6 +69,40 @@ static char *join(const char *dir, const char *name)
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s/%s", dir, name);
 	return buf_detach(&b, NULL);
+}
+
+/* One daemon per data dir: a second one would adopt the first one's VMs,
+ * remove the memory of its template builds and drop rows of its creates
+ * in flight before finding the port taken. An flock on data_dir/serve.lock
+ * (held for the life of the process; close-on-exec, so QEMU does not
+ * inherit it) says who owns the dir. */
+static int lock_data_dir(const char *dir)
+{
+	char *path = join(dir, "serve.lock");
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		fprintf(stderr, "bhatti serve: cannot open '%s': %s\n", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char pid[32] = "";
+		ssize_t n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fprintf(stderr, "bhatti serve: another bhatti serve%s%s%s is using %s\n"
+				"hint: stop it first, or give this one another data dir (--data-dir)\n",
+			pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", dir);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("cannot write '%s': %s", path, strerror(errno));
+	free(path);
+	return 0;   /* fd stays open: the lock lives as long as we do */
 }
 
 static void replace(char **slot, const char *v)

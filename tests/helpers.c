@@ -453,6 +453,18 @@ void daemon_kill9(struct daemon_proc *d)
 	d->pid = 0;
 }
 
+char *proc_cmdline(int pid)
+{
+	char p[64];
+	size_t len;
+	snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
+	char *cmd = host_read_file(p, &len);
+	for (size_t i = 0; cmd && i + 1 < len; i++)
+		if (!cmd[i])
+			cmd[i] = ' ';
+	return cmd;
+}
+
 int count_qemu_under(const char *dir)
 {
 	int n = 0;
@@ -461,16 +473,8 @@ int count_qemu_under(const char *dir)
 	while (pd && (de = readdir(pd))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		char p[300];
-		snprintf(p, sizeof(p), "/proc/%s/cmdline", de->d_name);
-		size_t len;
-		char *cmd = host_read_file(p, &len);
-		if (!cmd)
-			continue;
-		for (size_t i = 0; i + 1 < len; i++)
-			if (!cmd[i])
-				cmd[i] = ' ';
-		if (strstr(cmd, "qemu-system") && strstr(cmd, dir))
+		char *cmd = proc_cmdline((int)strtol(de->d_name, NULL, 10));
+		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, dir))
 			n++;
 		free(cmd);
 	}

@@ -110,6 +110,9 @@ int http_call(struct daemon_proc *d, const char *method, const char *path, const
 	      const char *body, struct buf *out);
 /* How many qemu-system processes have dir in their command line. */
 int count_qemu_under(const char *dir);
+/* /proc/<pid>/cmdline with spaces between the arguments (caller frees), or
+ * NULL. */
+char *proc_cmdline(int pid);
 /* The pid of sandbox id's QEMU from its vm.json under data_dir (0 when
  * there is none). A sandbox taken from the pool runs a QEMU whose command
  * line names the pool, so this is how a test finds it. */

@@ -165,22 +165,6 @@ static void test_rate_limits(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
-/* The command line of sandbox id's QEMU (spaces for NULs), or NULL. */
-static char *qemu_cmdline_of(const char *data, const char *id)
-{
-	int pid = sandbox_qemu_pid(data, id);
-	if (pid <= 0)
-		return NULL;
-	char p[64];
-	size_t len;
-	snprintf(p, sizeof(p), "/proc/%d/cmdline", pid);
-	char *cmd = host_read_file(p, &len);
-	for (size_t i = 0; cmd && i + 1 < len; i++)
-		if (!cmd[i])
-			cmd[i] = ' ';
-	return cmd;
-}
-
 /* A sandbox created from the pool of warmed clones survives a daemon
  * restart (its QEMU still names the pool directory it was born in; the
  * new daemon must adopt it, not sweep it away with the old pool), and
@@ -197,7 +181,8 @@ static void test_pool_clone_survives_restart(void **state UNUSED)
 	buf_reset(&o);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "inspect", "pooled", "--json", NULL), 0);
 	cJSON *j = cJSON_Parse(o.data);
-	char *cmd = qemu_cmdline_of(d.data, cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+	const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(j, "id"));
+	char *cmd = proc_cmdline(sandbox_qemu_pid(d.data, id));
 	cJSON_Delete(j);
 	assert_non_null(cmd);
 	assert_non_null(strstr(cmd, "/pool/")); /* it came from the pool */
