@@ -258,15 +258,12 @@ static uint64_t proc_starttime(pid_t pid)
 	return v;
 }
 
-/* A QEMU whose pid we never recorded (a crash between its spawn and the
- * vm.json that names it): the process whose command line names this
- * sandbox's QMP socket. 0 if none. */
-static pid_t qemu_by_socket(const char *qmp_path)
+/* The next QEMU process in the /proc listing d whose command line names
+ * `needle` (a path); 0 at the end of the listing. */
+static pid_t qemu_naming_next(DIR *d, const char *needle)
 {
-	DIR *d = opendir("/proc");
 	struct dirent *de;
-	pid_t found = 0;
-	while (d && !found && (de = readdir(d))) {
+	while ((de = readdir(d))) {
 		if (de->d_name[0] < '1' || de->d_name[0] > '9')
 			continue;
 		char path[300], cmd[8192];
@@ -276,15 +273,25 @@ static pid_t qemu_by_socket(const char *qmp_path)
 			continue;
 		ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
 		close(fd);
-		if (n <= 0 || !strstr(cmd, "qemu-system"))
+		if (n <= 0)
 			continue;
 		for (ssize_t k = 0; k < n; k++)
 			if (cmd[k] == '\0')
 				cmd[k] = ' ';
 		cmd[n] = '\0';
-		if (strstr(cmd, qmp_path))
-			found = (pid_t)strtol(de->d_name, NULL, 10);
+		if (strstr(cmd, "qemu-system") && strstr(cmd, needle))
+			return (pid_t)strtol(de->d_name, NULL, 10);
 	}
+	return 0;
+}
+
+/* A QEMU whose pid we never recorded (a crash between its spawn and the
+ * vm.json that names it): the process whose command line names this
+ * sandbox's QMP socket. 0 if none. */
+static pid_t qemu_by_socket(const char *qmp_path)
+{
+	DIR *d = opendir("/proc");
+	pid_t found = d ? qemu_naming_next(d, qmp_path) : 0;
 	if (d)
 		closedir(d);
 	return found;
@@ -2568,28 +2575,12 @@ static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 static void kill_orphans_under(struct engine *eng, const char *prefix, const char *what)
 {
 	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+	pid_t pid;
+	while (d && (pid = qemu_naming_next(d, prefix)) > 0) {
+		if (pid_of_a_sandbox(eng, pid))
 			continue;
-		char path[300], cmd[8192];
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		for (ssize_t i = 0; i < n; i++)
-			if (!cmd[i])
-				cmd[i] = ' ';
-		cmd[n] = '\0';
-		pid_t pid = (pid_t)strtol(de->d_name, NULL, 10);
-		if (strstr(cmd, "qemu-system") && strstr(cmd, prefix) && !pid_of_a_sandbox(eng, pid)) {
-			log_info("killing %s QEMU left by an earlier engine (pid %s)", what, de->d_name);
-			kill(pid, SIGKILL);
-		}
+		log_info("killing %s QEMU left by an earlier engine (pid %d)", what, (int)pid);
+		kill(pid, SIGKILL);
 	}
 	if (d)
 		closedir(d);
