@@ -28,7 +28,8 @@
  *
  *   boot:    copy image → spawn → QMP → agent HELLO (new token) → CONFIGURE
  *   clone:   template → copy disk → spawn while the template's memory
- *            fills the tmpfs file → restore → CONFIGURE (new identity)
+ *            fills the tmpfs file (or over the template's spare copy:
+ *            see "memory spares") → restore → CONFIGURE (new identity)
  *   restore: spawn -incoming defer → QMP caps → getfd + migrate-incoming
  *            → MIGRATION completed → cont → agent HELLO
  *   start:   spawn -incoming defer while the file worker fills the tmpfs
@@ -47,7 +48,8 @@
  * paused, ahead of need. A create takes one: its directory and memory
  * file are renamed to the sandbox's, its vCPUs continue, and CONFIGURE
  * gives it its identity (token, hostname, env, secrets, clock, RNG seed);
- * a refill starts a second later. Pool VMs are not adopted: a new engine
+ * a refill starts a second later (or a second after a create that found
+ * the pool empty: after a restart, the template comes from disk). Pool VMs are not adopted: a new engine
  * kills what an old one left and builds the pool again.
  *
  * Templates (data_dir/templates/<image>-<cpus>c-<mem>m-<accel>-<hash>/):
@@ -169,9 +171,10 @@ struct tmpl {
 	struct vm *build;           /* the pool clone being made, or NULL */
 	struct timer refill;
 	char *spare;                /* a copy of its memory on tmpfs for the next
-				     * start of a stopped clone, or NULL */
+				     * clone or start of a stopped clone, or NULL */
 	bool spare_filling;
 	struct timer spare_timer;
+	uint64_t cloned_ms;         /* when a create last cloned it (0: never) */
 	char token[65];
 	char error[ERR_MSG_MAX];
 	int code;
@@ -196,8 +199,9 @@ static void pool_fill_timer(struct timer *tm);
 static void pool_claim(struct vm *vm, struct tmpl *t);
 static void q_vm_free_state(struct qvm *q);
 static bool spare_take(struct qvm *q);
+static struct tmpl *tmpl_find(struct engine *eng, const char *key);
 static void spare_want(struct tmpl *t, uint64_t delay_ms);
-static void spare_fill_timer(struct timer *tm);
+static void spare_timer_fired(struct timer *tm);
 
 /* ---- small helpers ------------------------------------------------------------ */
 
@@ -1239,7 +1243,11 @@ static void create_done(struct qvm *q)
 	}
 	vm->state = VM_RUNNING;
 	meta_write(vm);
+	/* a clone: copy its template's memory again for the next create */
+	struct tmpl *t = q->base_key ? tmpl_find(vm->eng, q->base_key) : NULL;
 	vm_op_finish(vm, VM_RUNNING, 0, NULL);
+	if (t)
+		spare_want(t, 0);
 }
 
 static void boot_agent_ready(struct qvm *q)
@@ -1516,14 +1524,19 @@ static void restore_overlapped(struct qvm *q, const char *state, const char *bas
 	struct vm *vm = q->vm;
 	struct err e = ERR_INIT;
 	q->start_qmp_up = q->start_mem_ready = false;
-	/* a start of a clone: its template's memory may be waiting already */
-	bool spare = base && delta && spare_take(q);
+	/* a clone or a start of one: its template's memory may be waiting
+	 * already (a pool clone is made in the background: it leaves the
+	 * spare to a create or start someone waits for) */
+	bool spare = base && !q->pool_of && spare_take(q);
 	if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
 		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
 		return;
 	}
-	if (spare) {
+	if (spare && delta) {
 		fileop_patch_delta(delta, q->hot_mem, mem_filled, vm);
+	} else if (spare) {
+		q->start_mem_ready = true; /* a clone of the spare as it is */
+		STEP(q, "memory loaded");
 	} else if (make_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
 		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
 	} else {
@@ -1783,7 +1796,7 @@ static struct tmpl *tmpl_obtain(struct vm *vm, const char *key)
 	t->cpus = vm->spec.cpus;
 	t->memory_mb = vm->spec.memory_mb;
 	timer_init(&t->refill, pool_fill_timer, t);
-	timer_init(&t->spare_timer, spare_fill_timer, t);
+	timer_init(&t->spare_timer, spare_timer_fired, t);
 	t->next = qe->tmpls;
 	qe->tmpls = t;
 	if (tmpl_load(t))
@@ -1797,10 +1810,15 @@ static void tmpl_get(struct vm *vm)
 	struct tmpl *t = tmpl_obtain(vm, key);
 	free(key);
 	if (t->state == TMPL_READY) {
-		if (t->nready)
+		if (t->nready) {
 			pool_claim(vm, t);
-		else
+		} else {
 			clone_have_template(vm, t);
+			/* the pool is empty: a template loaded from disk (after a
+			 * restart) has had no claim or build to start it */
+			if (!t->building && t->eng->cfg.pool_size > 0)
+				timer_arm(&t->refill, 1000);
+		}
 		return;
 	}
 	struct tmpl_waiter *w = xcalloc(1, sizeof(*w));
@@ -1959,18 +1977,33 @@ static void pool_drain(struct tmpl *t)
 
 /* ---- memory spares ------------------------------------------------------------------ */
 
-/* A start of a stopped clone rebuilds its RAM on tmpfs: the template's
- * memory plus the clone's delta. Copying the template's part (~70 MB for
- * `tiny`) was the longest step before the restore (30 ms of a ~135 ms
- * start under TCG; most of a start under KVM). So while a template has
- * stopped clones, one copy of its memory waits on tmpfs
- * (hot_dir/spare-<key>.mem): a start renames it to its own memory file and
- * writes only its delta, and a new copy is made a second later if stopped
- * clones remain. Costs the template's resident memory once per template
- * with stopped clones. Leftovers after a crash end in .mem and are removed
- * by the next engine's adoption like any memory no QEMU owns. The copy is
- * made SPARE_DELAY_MS after a stop, so a start that follows a stop at once
- * (a script's stop && start) does not queue behind it in the worker. */
+/* A clone's RAM on tmpfs starts as a copy of its template's memory, and a
+ * start of a stopped clone rebuilds it as that copy plus the clone's delta.
+ * Copying the template's part (~70 MB for `tiny`, ~55 ms here) was the
+ * longest step before the restore: QEMU is up in ~35 ms. So one copy of a
+ * template's memory waits on tmpfs (hot_dir/spare-<key>.mem) while it is
+ * likely to be wanted:
+ *
+ *   - while the template has stopped clones (their next start), and
+ *   - for spare_linger_ms (10 minutes) after a create last cloned it
+ *     (scripts and agents create sandboxes in bursts: create, use,
+ *     destroy, again).
+ *
+ * A create renames the spare to its own memory file and restores over it
+ * as it is; a start writes only its delta over it. A new copy is made once
+ * the create is done, or SPARE_DELAY_MS after a start or a stop (not at
+ * once: a start that follows a stop, as in a script's stop && start, would
+ * queue its memory load behind the copy: the worker runs jobs in order).
+ * Pool clones are made in the background and leave the spare alone.
+ * Costs the template's resident memory once per template in use; the
+ * spare goes when the reasons do. Leftovers after a crash end in .mem and
+ * are removed by the next engine's adoption like any memory no QEMU owns.
+ *
+ *   no spare ──(wanted: timer)──▶ filling ──(copied, still wanted)──▶ ready
+ *      ▲                                        │ (not wanted: removed)   │
+ *      └───────────── taken by a create or start, or dropped ◀────────────┘
+ *                     (timer at the linger's end, destroy, shutdown)
+ */
 #define SPARE_DELAY_MS 1000
 
 static char *spare_path(struct tmpl *t, bool part)
@@ -1990,11 +2023,29 @@ static bool tmpl_has_stopped_clone(struct tmpl *t)
 	return false;
 }
 
+static bool spare_lingers(struct tmpl *t)
+{
+	return t->cloned_ms && now_ms() < t->cloned_ms + t->eng->cfg.spare_linger_ms;
+}
+
+static bool spare_wanted(struct tmpl *t)
+{
+	return !QE(t->eng)->closing && t->state == TMPL_READY &&
+	       (spare_lingers(t) || tmpl_has_stopped_clone(t));
+}
+
 static void spare_want(struct tmpl *t, uint64_t delay_ms)
 {
-	if (t->spare || t->spare_filling || QE(t->eng)->closing || t->state != TMPL_READY)
+	if (t->spare || t->spare_filling || !spare_wanted(t))
 		return;
 	timer_arm(&t->spare_timer, delay_ms);
+}
+
+/* While only the linger keeps a ready spare, look again when it ends. */
+static void spare_arm_linger_end(struct tmpl *t)
+{
+	if (t->spare && spare_lingers(t))
+		timer_arm(&t->spare_timer, t->cloned_ms + t->eng->cfg.spare_linger_ms - now_ms() + 1);
 }
 
 static void spare_filled(int rc, const struct err *e, void *arg)
@@ -2003,23 +2054,42 @@ static void spare_filled(int rc, const struct err *e, void *arg)
 	char *part = spare_path(t, true), *path = spare_path(t, false);
 	t->spare_filling = false;
 	if (rc < 0) {
-		log_warn("template '%s': copying its memory for the next start: %s", t->key,
+		log_warn("template '%s': copying its memory for the next clone: %s", t->key,
 			 err_str(e));
 		unlink(part);
-	} else if (QE(t->eng)->closing || !tmpl_has_stopped_clone(t) || rename(part, path) < 0) {
+	} else if (!spare_wanted(t) || rename(part, path) < 0) {
 		unlink(part);
 	} else {
 		t->spare = path;
 		path = NULL;
+		spare_arm_linger_end(t);
 	}
 	free(part);
 	free(path);
 }
 
-static void spare_fill_timer(struct timer *tm)
+/* At engine shutdown, or when it is no longer wanted. */
+static void spare_drop(struct tmpl *t)
+{
+	timer_cancel(&t->spare_timer);
+	if (t->spare)
+		unlink(t->spare);
+	free(t->spare);
+	t->spare = NULL;
+}
+
+static void spare_timer_fired(struct timer *tm)
 {
 	struct tmpl *t = tm->data;
-	if (t->spare || t->spare_filling || QE(t->eng)->closing || !tmpl_has_stopped_clone(t))
+	if (!spare_wanted(t)) {
+		spare_drop(t);
+		return;
+	}
+	if (t->spare) {
+		spare_arm_linger_end(t);
+		return;
+	}
+	if (t->spare_filling)
 		return;
 	char *part = spare_path(t, true);
 	struct buf base = BUF_INIT;
@@ -2042,6 +2112,7 @@ static bool spare_take(struct qvm *q)
 	struct tmpl *t = q->base_key ? tmpl_find(q->vm->eng, q->base_key) : NULL;
 	if (!t || !t->spare)
 		return false;
+	timer_cancel(&t->spare_timer);
 	bool ok = rename(t->spare, q->hot_mem) == 0;
 	if (!ok)
 		log_warn("vm '%s': rename '%s': %s", q->vm->id, t->spare, strerror(errno));
@@ -2051,21 +2122,11 @@ static bool spare_take(struct qvm *q)
 	return ok;
 }
 
-/* At engine shutdown, or when no stopped clone is left to use it. */
-static void spare_drop(struct tmpl *t)
-{
-	timer_cancel(&t->spare_timer);
-	if (t->spare)
-		unlink(t->spare);
-	free(t->spare);
-	t->spare = NULL;
-}
-
-/* A clone of t went away: is the spare still of use? */
+/* A clone of t went away: is the spare still wanted? */
 static void spare_recheck(struct qvm *q)
 {
 	struct tmpl *t = q->base_key ? tmpl_find(q->vm->eng, q->base_key) : NULL;
-	if (t && !tmpl_has_stopped_clone(t))
+	if (t && !spare_wanted(t))
 		spare_drop(t);
 }
 
@@ -2106,6 +2167,8 @@ static void clone_have_template(struct vm *vm, struct tmpl *t)
 	q->tmpl = t;
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
+	if (!q->pool_of)
+		t->cloned_ms = now_ms(); /* keeps a spare for the next create */
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
 	/* QEMU opens the disk when it starts: copy it first (it is small and
 	 * a reflink where it can be), then memory and QEMU in parallel */

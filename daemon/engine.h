@@ -45,6 +45,8 @@ struct engine_config {
 	const char *mem_dir;    /* tmpfs for running guests' memory; NULL = /dev/shm */
 	bool no_templates;      /* always cold-boot (no clone) */
 	int pool_size;          /* ready clones kept per template: 0 = 1, -1 = none */
+	unsigned spare_linger_ms; /* a template's spare memory copy stays this long
+				   * after a create cloned it: 0 = 10 minutes */
 };
 
 enum vm_state {

@@ -50,18 +50,22 @@ static const char *images_dir(void)
 	return d && d[0] ? d : "build/images";
 }
 
-static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
+static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct engine **ret)
 {
 	struct err e = ERR_INIT;
-	struct engine_config cfg = {
-		.data_dir = fx->data, .images_dir = images_dir(),
-		.accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto",
-		.no_templates = no_templates,
-	};
-	int r = engine_new(&cfg, on_event, fx, ret, &e);
+	cfg->data_dir = fx->data;
+	cfg->images_dir = images_dir();
+	cfg->accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto";
+	int r = engine_new(cfg, on_event, fx, ret, &e);
 	if (r < 0)
 		fprintf(stderr, "engine: %s\n", err_str(&e));
 	return r;
+}
+
+static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
+{
+	struct engine_config cfg = { .no_templates = no_templates };
+	return open_engine_cfg(fx, &cfg, ret);
 }
 
 static int setup(void **state)
@@ -492,6 +496,59 @@ static void test_cold_stop_and_start(void **state)
 	destroy(vm);
 }
 
+/* A create leaves a copy of its template's memory on tmpfs (a spare) for
+ * the next create, which takes that very file as its RAM: the clone made
+ * from it is a clone of its own all the same (identity, random state,
+ * cold stop and start against the template). The spare goes when no
+ * create has cloned the template for the linger (here 2 s). */
+static void test_clone_takes_the_spare(void **state UNUSED)
+{
+	struct efix other = { .data = test_tmpdir("engine-spare") };
+	struct engine_config cfg = { .pool_size = -1, .spare_linger_ms = 2000 };
+	struct engine *en;
+	struct err e = ERR_INIT;
+	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
+	struct vm *a, *b;
+	struct vm_spec sa = { .id = "first" }, sb = { .id = "second" };
+	if (vm_create_sync(en, &sa, &a, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	char spare[512] = "";
+	for (int i = 0; i < 1000 && !find_spare(engine_mem_dir(en), spare, sizeof(spare)); i++)
+		loop_run_once(10);
+	assert_true(spare[0]);
+	struct stat st_spare, st_b;
+	assert_int_equal(stat(spare, &st_spare), 0);
+	if (vm_create_sync(en, &sb, &b, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	assert_string_equal(vm_origin(b), "clone");
+	char hot[600];
+	snprintf(hot, sizeof(hot), "%s/second.mem", engine_mem_dir(en));
+	assert_int_equal(stat(hot, &st_b), 0);
+	assert_true(st_b.st_ino == st_spare.st_ino); /* its RAM is the spare */
+	char *ha = sh(a, "hostname", NULL), *hb = sh(b, "hostname", NULL);
+	assert_string_equal(ha, "first\n");
+	assert_string_equal(hb, "second\n");
+	char *ra = sh(a, "head -c 32 /dev/urandom | od -An -tx1", NULL);
+	char *rb = sh(b, "head -c 32 /dev/urandom | od -An -tx1", NULL);
+	assert_string_not_equal(ra, rb);
+	char *sum1 = sh(b, "head -c 3000000 /dev/urandom > /tmp/r && md5sum /tmp/r", NULL);
+	assert_int_equal(vm_stop_sync(b, &e), 0);
+	assert_int_equal(vm_start_sync(b, &e), 0);
+	char *sum2 = sh(b, "md5sum /tmp/r", NULL);
+	assert_string_equal(sum1, sum2);
+	destroy(a);
+	destroy(b);
+	/* no create for the linger: the spare is removed */
+	for (int i = 0; i < 500 && find_spare(engine_mem_dir(en), spare, sizeof(spare)); i++)
+		loop_run_once(10);
+	assert_false(find_spare(engine_mem_dir(en), spare, sizeof(spare)));
+	engine_free(en);
+	assert_int_equal(count_qemu(other.data), 0);
+	test_rmtree(other.data);
+	free(other.data);
+	free(ha); free(hb); free(ra); free(rb); free(sum1); free(sum2);
+}
+
 static void test_qemu_killed_is_detected(void **state)
 {
 	struct efix *fx = *state;
@@ -545,8 +602,19 @@ static void test_readopt_after_engine_restart(void **state)
 	assert_int_equal(vm_start_sync(cold, &e), 0);
 	char *h = sh(cold, "hostname", NULL);
 	assert_string_equal(h, "sleeper\n");
+	/* the new engine found the template on disk and no pool (the old
+	 * engine's pool clones were killed): a create clones, and the pool
+	 * fills again */
+	struct vm *late = create(fx, "late", NULL);
+	struct buf pool = BUF_INIT;
+	buf_addf(&pool, "%s/pool", fx->data);
+	for (int i = 0; i < 600 && count_qemu(pool.data) == 0; i++)
+		loop_run_once(50);
+	assert_int_equal(count_qemu(pool.data), 1);
+	buf_release(&pool);
 	free(m);
 	free(h);
+	destroy(late);
 	destroy(hot);
 	destroy(cold);
 }
@@ -626,8 +694,16 @@ static void test_nothing_left_behind(void **state)
 	struct buf sb = BUF_INIT;
 	buf_addf(&sb, "%s/sandboxes", fx->data);
 	assert_int_equal(count_entries(sb.data), 0);
-	assert_int_equal(count_entries(engine_mem_dir(fx->eng)), 0);
+	/* what stays in the memory dir is the templates' spare memory
+	 * (the engine's own, for the next create), until the engine closes */
+	char *mem_dir = xstrdup(engine_mem_dir(fx->eng)), spare[512];
+	int spares = find_spare(mem_dir, spare, sizeof(spare)) ? 1 : 0;
+	assert_int_equal(count_entries(mem_dir), spares);
 	assert_int_equal(count_qemu(fx->data), 0);
+	engine_free(fx->eng);
+	fx->eng = NULL;
+	assert_int_equal(count_entries(mem_dir), 0);
+	free(mem_dir);
 	buf_release(&sb);
 }
 
@@ -640,6 +716,7 @@ int main(void)
 		cmocka_unit_test(test_pty_session_reattach),
 		cmocka_unit_test(test_pause_stops_the_guest),
 		cmocka_unit_test(test_cold_stop_and_start),
+		cmocka_unit_test(test_clone_takes_the_spare),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
 		cmocka_unit_test(test_qemu_as_vm_user),
