@@ -49,8 +49,9 @@
  * file are renamed to the sandbox's, its vCPUs continue, and CONFIGURE
  * gives it its identity (token, hostname, env, secrets, clock, RNG seed);
  * a refill starts a second later (or a second after a create that found
- * the pool empty: after a restart, the template comes from disk). Pool VMs are not adopted: a new engine
- * kills what an old one left and builds the pool again.
+ * the pool empty: after a restart, the template comes from disk). Pool
+ * VMs are not adopted: a new engine kills what an old one left and builds
+ * the pool again.
  *
  * Templates (data_dir/templates/<image>-<cpus>c-<mem>m-<accel>-<hash>/):
  * a VM booted once and cold-snapshotted, never run again; clones copy its
@@ -1250,12 +1251,13 @@ static void create_done(struct qvm *q)
 		spare_want(t, 0);
 }
 
-static void boot_finish_hidden(struct qvm *q)
+static void template_warmed(struct qvm *q)
 {
-	if (q->agent_rc < 0) {
-		step_fail(q, q->agent_err.code, "warming the page cache: %s", err_str(&q->agent_err));
-		return;
-	}
+	/* only an optimisation: an image without a shell still makes a
+	 * template (a broken guest fails the stop that comes next) */
+	if (q->agent_rc < 0)
+		log_warn("template build '%s': warming the page cache: %s", q->vm->id,
+			 err_str(&q->agent_err));
 	vm_op_finish(q->vm, VM_RUNNING, 0, NULL);
 }
 
@@ -1268,7 +1270,7 @@ static void boot_agent_ready(struct qvm *q)
 		 * through the block device (~100 ms of a first exec under TCG) */
 		char *argv[] = { (char *)"sh", (char *)"-c", (char *)"true; /bin/true", NULL };
 		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
-		agent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, boot_finish_hidden);
+		agent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
 		return;
 	}
 	if (q->probe) { /* it only wanted to know */
