@@ -1,9 +1,10 @@
 /* cli.c — benchmark of the whole path a user takes: `bhatti exec NAME --
  * true` (a CLI process, HTTP, the daemon, the agent, the guest), the API
  * alone (one keep-alive HTTP client in this process), and the raw agent
- * round trip on an engine VM of the same image and shape in this process;
- * `bhatti create` to first exec; 10 and 20 concurrent CLI execs. Prints
- * p50/p99 (docs/benchmarks.md).
+ * round trip on an engine VM of the same image and shape in this process
+ * (those three interleaved, one of each per round); `bhatti create` to
+ * first exec; 10 and 20 concurrent CLI execs. Prints p50/p99
+ * (docs/benchmarks.md).
  *
  *   build/bench/cli [RUNS]      (default 200)
  *
@@ -85,72 +86,91 @@ static size_t sink(char *p UNUSED, size_t s, size_t n, void *a UNUSED)
 }
 
 /* The API alone: POST /exec on one keep-alive connection. */
-static void bench_api(int runs, double *ret_p50)
+struct api {
+	CURL *c;
+	struct curl_slist *h;
+	struct buf url, auth;
+};
+
+static void api_open(struct api *a)
 {
-	CURL *c = curl_easy_init();
-	struct buf url = BUF_INIT, auth = BUF_INIT;
-	buf_addf(&url, "%s/sandboxes/bench/exec", D.url);
-	buf_addf(&auth, "Authorization: Bearer %s", KEY);
-	struct curl_slist *h = curl_slist_append(NULL, auth.data);
-	h = curl_slist_append(h, "Content-Type: application/json");
-	curl_easy_setopt(c, CURLOPT_URL, url.data);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"cmd\":[\"true\"]}");
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-	double *v = calloc((size_t)runs, sizeof(double));
-	for (int i = 0; i < runs; i++) {
-		uint64_t t0 = now_ns();
-		long code = 0;
-		if (curl_easy_perform(c) != CURLE_OK ||
-		    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200)
-			die("API exec failed");
-		v[i] = ms_since(t0);
-	}
-	*ret_p50 = stats_pct(v, (size_t)runs, 50);
-	stats_print("API POST /exec `true` (keep-alive)", v, (size_t)runs, "ms");
-	free(v);
-	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
-	buf_release(&url);
-	buf_release(&auth);
+	a->c = curl_easy_init();
+	buf_init(&a->url);
+	buf_init(&a->auth);
+	buf_addf(&a->url, "%s/sandboxes/bench/exec", D.url);
+	buf_addf(&a->auth, "Authorization: Bearer %s", KEY);
+	a->h = curl_slist_append(NULL, a->auth.data);
+	a->h = curl_slist_append(a->h, "Content-Type: application/json");
+	curl_easy_setopt(a->c, CURLOPT_URL, a->url.data);
+	curl_easy_setopt(a->c, CURLOPT_HTTPHEADER, a->h);
+	curl_easy_setopt(a->c, CURLOPT_POSTFIELDS, "{\"cmd\":[\"true\"]}");
+	curl_easy_setopt(a->c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(a->c, CURLOPT_TCP_NODELAY, 1L);
+}
+
+static double api_once(struct api *a)
+{
+	uint64_t t0 = now_ns();
+	long code = 0;
+	if (curl_easy_perform(a->c) != CURLE_OK ||
+	    curl_easy_getinfo(a->c, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200)
+		die("API exec failed");
+	return ms_since(t0);
+}
+
+static void api_close(struct api *a)
+{
+	curl_slist_free_all(a->h);
+	curl_easy_cleanup(a->c);
+	buf_release(&a->url);
+	buf_release(&a->auth);
 }
 
 /* The raw agent round trip: an engine VM of the same image and shape in
  * this process (the daemon's VM channel takes one client, its own). */
-static void bench_agent(int runs, double *ret_p50)
+struct raw {
+	char *dir;
+	struct engine *eng;
+	struct vm *vm;
+};
+
+static void raw_open(struct raw *r)
 {
-	char *dir = test_tmpdir("bench-cli-engine");
 	struct err e = ERR_INIT;
+	r->dir = test_tmpdir("bench-cli-engine");
 	if (loop_init() < 0 || fileops_init(&e) < 0)
 		die("loop");
 	const char *img = getenv("BHATTI_IMAGES");
-	struct engine_config cfg = { .data_dir = dir, .images_dir = img ? img : "build/images",
+	struct engine_config cfg = { .data_dir = r->dir, .images_dir = img ? img : "build/images",
 				     .accel = "tcg", .pool_size = -1 };
-	struct engine *eng;
-	struct vm *vm;
 	struct vm_spec spec = { .id = "raw" };
-	if (engine_new(&cfg, NULL, NULL, &eng, &e) < 0 || vm_create_sync(eng, &spec, &vm, &e) < 0)
+	if (engine_new(&cfg, NULL, NULL, &r->eng, &e) < 0 ||
+	    vm_create_sync(r->eng, &spec, &r->vm, &e) < 0)
 		die(err_str(&e));
+}
+
+static double raw_once(struct raw *r)
+{
 	char *argv[] = { "true", NULL };
 	struct proto_exec req = { .argv = argv, .env = (char *[]){ NULL }, .cwd = (char *)"",
 				  .output_path = (char *)"" };
-	double *v = calloc((size_t)runs, sizeof(double));
-	for (int i = 0; i < runs; i++) {
-		struct ac_exec_result r;
-		uint64_t t0 = now_ns();
-		if (ac_exec(vm_agent(vm), &req, NULL, 0, &r, 30000, &e) < 0)
-			die(err_str(&e));
-		v[i] = ms_since(t0);
-		ac_exec_result_release(&r);
-	}
-	*ret_p50 = stats_pct(v, (size_t)runs, 50);
-	stats_print("raw agent exec `true` (engine, same shape)", v, (size_t)runs, "ms");
-	free(v);
-	vm_destroy_sync(vm, &e);
-	engine_free(eng);
-	test_rmtree(dir);
-	free(dir);
+	struct ac_exec_result res;
+	struct err e = ERR_INIT;
+	uint64_t t0 = now_ns();
+	if (ac_exec(vm_agent(r->vm), &req, NULL, 0, &res, 30000, &e) < 0)
+		die(err_str(&e));
+	double ms = ms_since(t0);
+	ac_exec_result_release(&res);
+	return ms;
+}
+
+static void raw_close(struct raw *r)
+{
+	struct err e = ERR_INIT;
+	vm_destroy_sync(r->vm, &e);
+	engine_free(r->eng);
+	test_rmtree(r->dir);
+	free(r->dir);
 }
 
 static void bench_concurrent(int n, int rounds)
@@ -191,21 +211,43 @@ int main(int argc, char **argv)
 	double first = cli_once(create);
 	printf("%-40s %.1f ms (template build + clone)\n", "first create", first);
 
+	/* the CLI, the API and the raw agent in turn, one of each per round,
+	 * so the three rows see the same machine (its speed drifts by 2x over
+	 * minutes here) */
 	const char *exec[] = { "exec", "bench", "--", "true", NULL };
-	for (int i = 0; i < 5; i++)
-		cli_once(exec);   /* warm up */
-	double *v = calloc((size_t)(runs > 50 ? runs : 50), sizeof(double));
-	for (int i = 0; i < runs; i++)
-		v[i] = cli_once(exec);
-	double cli_p50 = stats_pct(v, (size_t)runs, 50);
-	stats_print("`bhatti exec bench -- true` (CLI process)", v, (size_t)runs, "ms");
+	struct api api;
+	struct raw raw;
+	api_open(&api);
+	raw_open(&raw);
+	for (int i = 0; i < 5; i++) { /* warm up */
+		cli_once(exec);
+		api_once(&api);
+		raw_once(&raw);
+	}
+	double *vc = calloc((size_t)runs, sizeof(double)), *va = calloc((size_t)runs, sizeof(double));
+	double *vr = calloc((size_t)runs, sizeof(double));
+	for (int i = 0; i < runs; i++) {
+		vc[i] = cli_once(exec);
+		va[i] = api_once(&api);
+		vr[i] = raw_once(&raw);
+	}
+	double cli_p50 = stats_pct(vc, (size_t)runs, 50), api_p50 = stats_pct(va, (size_t)runs, 50);
+	double raw_p50 = stats_pct(vr, (size_t)runs, 50);
+	stats_print("`bhatti exec bench -- true` (CLI process)", vc, (size_t)runs, "ms");
+	stats_print("API POST /exec `true` (keep-alive)", va, (size_t)runs, "ms");
+	stats_print("raw agent exec `true` (engine, same shape)", vr, (size_t)runs, "ms");
+	free(vc);
+	free(va);
+	free(vr);
+	api_close(&api);
+	raw_close(&raw);
+
+	double *v = calloc(50, sizeof(double));
 	const char *version[] = { "version", NULL };
 	for (int i = 0; i < 50; i++)
 		v[i] = cli_once(version);
 	stats_print("`bhatti version` (CLI + GET /health)", v, 50, "ms");
 
-	double api_p50, raw_p50;
-	bench_api(runs, &api_p50);
 	bench_concurrent(10, 20);
 	bench_concurrent(20, 20);
 
@@ -246,7 +288,6 @@ int main(int argc, char **argv)
 	}
 	buf_release(&mimg);
 
-	bench_agent(runs, &raw_p50);
 	printf("\nCLI exec p50 - API exec p50   = %.2f ms\n", cli_p50 - api_p50);
 	printf("CLI exec p50 - raw agent p50  = %.2f ms   (target <= 5 ms)\n", cli_p50 - raw_p50);
 	printf("API exec p50 / raw agent p50  = %.2fx     (target <= 2x)\n", api_p50 / raw_p50);
