@@ -123,15 +123,18 @@ void cli_settings(void)
 	free(path);
 	const char *env_url = getenv("BHATTI_URL"), *env_tok = getenv("BHATTI_TOKEN");
 	const char *url = CLI_DEFAULT_URL, *from = "default";
+	/* flags > environment > ~/.bhatti/config.yaml > default: the
+	 * environment is how one command (or a script) points elsewhere
+	 * without touching the saved settings */
 	if (CLI.flag_url)
 		url = CLI.flag_url, from = "flag";
-	else if (fc.url && fc.url[0])
-		url = fc.url, from = "config";
 	else if (env_url && env_url[0])
 		url = env_url, from = "env";
+	else if (fc.url && fc.url[0])
+		url = fc.url, from = "config";
 	const char *tok = CLI.flag_token ? CLI.flag_token
-			  : fc.token && fc.token[0] ? fc.token
 			  : env_tok && env_tok[0] ? env_tok
+			  : fc.token && fc.token[0] ? fc.token
 			  : "";
 	free(CLI.url);
 	free(CLI.token);

@@ -3,8 +3,8 @@
  * as one line.
  *
  * Sits between the command files (cli/cmd-*.c) and conn.c. Settings
- * precedence: flag (--url, --token) > ~/.bhatti/config.yaml (url, token) >
- * environment (BHATTI_URL, BHATTI_TOKEN) > http://127.0.0.1:8080.
+ * precedence: flag (--url, --token) > environment (BHATTI_URL,
+ * BHATTI_TOKEN) > ~/.bhatti/config.yaml (url, token) > http://127.0.0.1:8080.
  *
  * Also the small option parser every command uses.
  */

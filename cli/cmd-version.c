@@ -46,6 +46,6 @@ int cmd_help(int argc UNUSED, char **argv UNUSED)
 	       "commands:\n");
 	for (size_t i = 0; i < n; i++)
 		printf("  %-10s %s\n", cmds[i].name, cmds[i].summary);
-	printf("\nsettings: --url/--token > ~/.bhatti/config.yaml > BHATTI_URL/BHATTI_TOKEN\n");
+	printf("\nsettings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
 	return 0;
 }

@@ -417,6 +417,10 @@ static void test_setup_and_version(void **state UNUSED)
 	assert_int_equal(st.st_mode & 0777, 0600);
 	/* now without BHATTI_TOKEN: the config file is used */
 	assert_int_equal(CLI(NULL, NULL, "list", "--json"), 0);
+	/* the environment comes before the file, a flag before both */
+	assert_int_not_equal(CLI("bht_wrong", NULL, "list", "--json"), 0);
+	assert_non_null(strstr(ERR.data, "invalid API key"));
+	assert_int_equal(CLI("bht_wrong", NULL, "--token", F->alice, "list", "--json"), 0);
 	assert_int_equal(CLI(NULL, NULL, "version"), 0);
 	assert_non_null(strstr(OUT.data, "0.1.0"));
 	assert_non_null(strstr(OUT.data, F->d.url));
