@@ -87,6 +87,7 @@
 #define PROBE_TIMEOUT_MS    8000    /* a working KVM answers in well under 1 s */
 #define SYNC_TIMEOUT_MS     5000
 #define RETRY_MS            2
+#define SPARE_DELAY_MS      1000    /* a spare copy after a start or stop ("memory spares") */
 
 struct tmpl;
 
@@ -1470,7 +1471,12 @@ static void start_done(struct qvm *q)
 	 * ext4 mounted with discard cost ~50 ms of a stop here) */
 	discard_file(vm, "mem");
 	discard_file(vm, "state");
+	/* stopped clones left: their template's memory again, for the next
+	 * start (not at once: see "memory spares") */
+	struct tmpl *t = q->base_key ? tmpl_find(vm->eng, q->base_key) : NULL;
 	vm_op_finish(vm, VM_RUNNING, 0, NULL);
+	if (t)
+		spare_want(t, SPARE_DELAY_MS);
 }
 
 static void pool_warmed(struct qvm *q);
@@ -2027,8 +2033,6 @@ static void pool_drain(struct tmpl *t)
  *      └───────────── taken by a create or start, or dropped ◀────────────┘
  *                     (timer at the linger's end, destroy, shutdown)
  */
-#define SPARE_DELAY_MS 1000
-
 static char *spare_path(struct tmpl *t, bool part)
 {
 	struct buf b = BUF_INIT;
@@ -2141,7 +2145,6 @@ static bool spare_take(struct qvm *q)
 		log_warn("vm '%s': rename '%s': %s", q->vm->id, t->spare, strerror(errno));
 	free(t->spare);
 	t->spare = NULL;
-	spare_want(t, SPARE_DELAY_MS);
 	return ok;
 }
 
