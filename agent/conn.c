@@ -198,6 +198,8 @@ void stream_consumed(struct stream *s, size_t n)
 	if (s->ended || !s->conn)
 		return;
 	s->recv_consumed += (uint32_t)n;
+	if (!s->recv_consumed)
+		return;   /* nothing to give back (an increment of 0 means nothing) */
 	/* Batch grants, but never sit on credit the host is waiting for. */
 	if (s->recv_consumed >= PROTO_WINDOW / 4 || s->recv_window == 0 ||
 	    s->recv_consumed + s->recv_window >= PROTO_WINDOW) {

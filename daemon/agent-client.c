@@ -18,12 +18,18 @@
 struct ac_stream {
 	struct ac *ac;
 	uint32_t id;
-	const struct ac_stream_cb *cb;   /* NULL: orphaned, ignore until END */
+	const struct reply_rule *rule;   /* what the agent may send on it */
+	const struct ac_stream_cb *cb;   /* NULL: orphaned, dropped at END */
 	void *arg;
 	uint32_t send_window;
 	uint32_t recv_window;            /* credit the agent may still use */
 	uint32_t recv_consumed;          /* consumed, not yet granted back */
+	uint8_t seen;                    /* bit i: rule->once[i] came */
 	bool held;
+	bool close_sent;
+	struct buf wbuf;                 /* ac_write bytes waiting for credit ... */
+	size_t woff;                     /* ... from this offset on */
+	bool want_eof, eof_sent;
 	struct ac_stream *next;
 };
 
@@ -35,12 +41,62 @@ struct ac {
 	uint32_t next_id;
 	bool ready;
 	bool dead;
+	bool pumping;                    /* pump_all is on the stack */
 	struct err dead_err;
 	struct proto_hello_ok hello;
 	bool have_hello;
 	void (*notify)(void *arg);
 	void *notify_arg;
 };
+
+/* ---- what the agent may send ----------------------------------------------------
+ *
+ * By the request that opened the stream (docs/protocol.md): the reply
+ * types that may come before the end, each at most once; the types that
+ * may end it (ERROR always may); the channels DATA may come on. Anything
+ * else, a repeat, or a frame for a stream the host does not have ends the
+ * connection: an agent is a tenant, and without this a guest could grow
+ * the daemon's memory or its log without bound with repeated non-DATA
+ * frames (which no window limits).
+ */
+#define CH(c) (1u << (c))
+
+struct reply_rule {
+	uint8_t request;
+	uint8_t once[2];     /* 0 = none */
+	uint8_t end[2];      /* besides ERROR; 0 = none */
+	uint8_t data;        /* CH() bits */
+};
+
+static const struct reply_rule rules[] = {
+	{ PROTO_PING, { 0 }, { PROTO_PONG }, 0 },
+	{ PROTO_CONFIGURE, { 0 }, { PROTO_OK }, 0 },
+	{ PROTO_ACTIVITY, { 0 }, { PROTO_ACTIVITY_INFO }, 0 },
+	{ PROTO_SYNC, { 0 }, { PROTO_OK }, 0 },
+	{ PROTO_EXEC, { PROTO_EXEC_STARTED }, { PROTO_EXIT, PROTO_EXEC_STARTED },
+	  CH(PROTO_CH_OUT) | CH(PROTO_CH_ERR) },
+	{ PROTO_SESSION_OPEN, { PROTO_SESSION }, { PROTO_EXIT, PROTO_OK }, CH(PROTO_CH_OUT) },
+	{ PROTO_SESSION_ATTACH, { PROTO_SESSION }, { PROTO_EXIT, PROTO_OK }, CH(PROTO_CH_OUT) },
+	{ PROTO_SESSION_LIST, { 0 }, { PROTO_SESSION_LIST_RESULT }, 0 },
+	{ PROTO_SESSION_INFO, { 0 }, { PROTO_SESSION_LIST_RESULT }, 0 },
+	{ PROTO_SESSION_KILL, { 0 }, { PROTO_OK }, 0 },
+	{ PROTO_FILE_READ, { PROTO_FILE_META }, { PROTO_OK }, CH(PROTO_CH_OUT) },
+	{ PROTO_FILE_WRITE, { 0 }, { PROTO_OK }, 0 },
+	{ PROTO_FILE_STAT, { 0 }, { PROTO_FILE_META }, 0 },
+	{ PROTO_FILE_LS, { 0 }, { PROTO_LS_RESULT }, 0 },
+	{ PROTO_FORWARD, { PROTO_OK, PROTO_EOF }, { PROTO_OK }, CH(PROTO_CH_OUT) },
+};
+
+/* A request type with no rule gets this one: only an ERROR may answer it. */
+static const struct reply_rule error_only = { 0, { 0 }, { 0 }, 0 };
+
+static const struct reply_rule *rule_for(uint8_t request)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(rules); i++)
+		if (rules[i].request == request)
+			return &rules[i];
+	return &error_only;
+}
 
 /* Output was queued: let an external loop know it should flush. */
 static void kick(struct ac *ac)
@@ -88,21 +144,19 @@ static void stream_close(struct ac_stream *s, const struct err *e)
 	}
 	if (s->cb && s->cb->closed)
 		s->cb->closed(s, e, s->arg);
+	buf_release(&s->wbuf);
 	free(s);
 }
 
 static int ac_die(struct ac *ac, int code, const char *fmt, ...) PRINTF(3, 4);
-static int ac_die(struct ac *ac, int code, const char *fmt, ...)
+static int ac_vdie(struct ac *ac, int code, const char *fmt, va_list ap)
 {
-	va_list ap;
 	if (ac->dead)
 		return -ac->dead_err.code;
 	ac->dead = true;
 	ac->ready = false;
 	ac->dead_err.code = code < 0 ? -code : code;
-	va_start(ap, fmt);
 	vsnprintf(ac->dead_err.msg, sizeof(ac->dead_err.msg), fmt, ap);
-	va_end(ap);
 	if (ac->fd >= 0)
 		close(ac->fd);
 	ac->fd = -1;
@@ -110,6 +164,23 @@ static int ac_die(struct ac *ac, int code, const char *fmt, ...)
 	while (ac->streams)
 		stream_close(ac->streams, &ac->dead_err);
 	return -ac->dead_err.code;
+}
+
+static int ac_die(struct ac *ac, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int r = ac_vdie(ac, code, fmt, ap);
+	va_end(ap);
+	return r;
+}
+
+void ac_close(struct ac *ac, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	ac_vdie(ac, code, fmt, ap);
+	va_end(ap);
 }
 
 void ac_free(struct ac *ac)
@@ -122,13 +193,6 @@ void ac_free(struct ac *ac)
 	if (ac->have_hello)
 		proto_msg_release(PROTO_HELLO_OK, &ac->hello);
 	free(ac);
-}
-
-void ac_forget_callbacks(struct ac *ac)
-{
-	for (struct ac_stream *s = ac->streams; s; s = s->next)
-		s->cb = NULL;
-	ac->notify = NULL;
 }
 
 int ac_fd(const struct ac *ac)
@@ -163,10 +227,43 @@ static int copy_dead(struct ac *ac, struct err *e)
 	return -ac->dead_err.code;
 }
 
+/* Queue a message toward the agent. Past AC_OUT_HARD the agent has not read
+ * its channel for a long while: end the connection (false). */
+static bool queue_msg(struct ac *ac, uint32_t stream, uint8_t type, const void *msg)
+{
+	if (ac->dead)
+		return false;
+	if (ac->out.len > AC_OUT_HARD) {
+		ac_die(ac, ENOBUFS, "the agent does not read its channel (%zu bytes waiting)",
+		       ac->out.len);
+		return false;
+	}
+	proto_put_msg(&ac->out, stream, type, 0, msg);
+	kick(ac);
+	return true;
+}
+
+static void pump(struct ac_stream *s);
+
+/* The queue fell below AC_OUT_SOFT: streams with buffered writes go on. */
+static void pump_all(struct ac *ac)
+{
+	if (ac->pumping)
+		return;
+	ac->pumping = true;
+	for (struct ac_stream *s = ac->streams, *next; s && !ac->dead; s = next) {
+		next = s->next;
+		if (s->wbuf.len > s->woff || (s->want_eof && !s->eof_sent))
+			pump(s);
+	}
+	ac->pumping = false;
+}
+
 int ac_flush(struct ac *ac, struct err *e)
 {
 	if (ac->dead)
 		return copy_dead(ac, e);
+	bool was_high = ac->out.len >= AC_OUT_SOFT;
 	while (ac->out.len) {
 		ssize_t n = send(ac->fd, ac->out.data, ac->out.len, MSG_NOSIGNAL);
 		if (n < 0) {
@@ -179,7 +276,9 @@ int ac_flush(struct ac *ac, struct err *e)
 		}
 		buf_consume(&ac->out, (size_t)n);
 	}
-	return 0;
+	if (was_high && ac->out.len < AC_OUT_SOFT)
+		pump_all(ac);
+	return ac->dead ? copy_dead(ac, e) : 0;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------- */
@@ -201,8 +300,7 @@ static void grant(struct ac_stream *s, bool force)
 	struct proto_window w = { .increment = s->recv_consumed };
 	s->recv_window += s->recv_consumed;
 	s->recv_consumed = 0;
-	proto_put_msg(&s->ac->out, s->id, PROTO_WINDOW_UPDATE, 0, &w);
-	kick(s->ac);
+	queue_msg(s->ac, s->id, PROTO_WINDOW_UPDATE, &w);
 }
 
 static void on_stream0(struct ac *ac, const struct proto_frame *f)
@@ -227,56 +325,113 @@ static void on_stream0(struct ac *ac, const struct proto_frame *f)
 		}
 		return;
 	}
-	log_debug("agent client: ignoring message type %u on stream 0", f->type);
+	ac_die(ac, EPROTO, "the agent sent %s (type %u) on stream 0",
+	       proto_type_name(f->type) ? proto_type_name(f->type) : "an unknown message", f->type);
+}
+
+/* Is f a frame the agent may send on s now? Records a "once" type. */
+static bool frame_allowed(struct ac_stream *s, const struct proto_frame *f)
+{
+	const struct reply_rule *r = s->rule;
+	if (f->flags & PROTO_F_END)
+		return f->type == PROTO_ERROR || (f->type && (f->type == r->end[0] ||
+							      f->type == r->end[1]));
+	for (int i = 0; i < 2; i++) {
+		if (r->once[i] && f->type == r->once[i]) {
+			if (s->seen & (1u << i))
+				return false;
+			s->seen |= (uint8_t)(1u << i);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void on_data(struct ac *ac, struct ac_stream *s, const struct proto_frame *f)
+{
+	struct proto_data d;
+	struct err e = ERR_INIT;
+	if (proto_decode_data(f, &d, &e) < 0) {
+		ac_die(ac, EPROTO, "%s", err_str(&e));
+		return;
+	}
+	if (d.len == 0 || d.channel > 7 || !(s->rule->data & CH(d.channel))) {
+		ac_die(ac, EPROTO, "the agent sent DATA (%zu bytes, channel %u) that stream %u "
+				   "(%s) does not carry", d.len, d.channel, s->id,
+		       proto_type_name(s->rule->request) ? proto_type_name(s->rule->request) : "?");
+		return;
+	}
+	if (d.len > s->recv_window) {
+		ac_die(ac, EPROTO, "agent overran the flow-control window on stream %u", s->id);
+		return;
+	}
+	s->recv_window -= (uint32_t)d.len;
+	if (s->cb && s->cb->data)
+		s->cb->data(s, d.channel, d.data, d.len, s->arg);
+	if (ac->dead)
+		return;
+	s->recv_consumed += (uint32_t)d.len;
+	grant(s, !s->cb);   /* an orphan's bytes are dropped: let them flow */
+}
+
+static void on_window(struct ac *ac, struct ac_stream *s, const struct proto_frame *f)
+{
+	struct proto_window w;
+	if (proto_decode(f, &w, NULL) < 0) {
+		ac_die(ac, EPROTO, "malformed WINDOW_UPDATE from the agent");
+		return;
+	}
+	/* credit given back can never exceed what was sent: the agent's
+	 * window is PROTO_WINDOW (an increment of 0 changes nothing: older
+	 * agents sent it) */
+	if (w.increment > PROTO_WINDOW - s->send_window) {
+		ac_die(ac, EPROTO, "the agent granted %u bytes of credit on stream %u, which has "
+				   "%u of %u", w.increment, s->id, s->send_window, PROTO_WINDOW);
+		return;
+	}
+	s->send_window += w.increment;
+	pump(s);
+	if (!ac->dead && s->cb && s->cb->window)
+		s->cb->window(s, s->arg);
 }
 
 static void dispatch(struct ac *ac, const struct proto_frame *f)
 {
-	struct ac_stream *s;
-
 	if (f->stream == 0) {
 		on_stream0(ac, f);
 		return;
 	}
 	if (!ac->ready)
 		return; /* stale output from before a snapshot: not for us */
-	s = find_stream(ac, f->stream);
-	if (!s)
-		return; /* late frame for a stream we gave up on */
+	struct ac_stream *s = find_stream(ac, f->stream);
+	if (!s) {
+		/* streams stay until their END (an orphan too): this is a
+		 * stream the agent never had or already ended */
+		ac_die(ac, EPROTO, "the agent sent %s on stream %u, which is not open",
+		       proto_type_name(f->type) ? proto_type_name(f->type) : "a message", f->stream);
+		return;
+	}
 	switch (f->type) {
-	case PROTO_DATA: {
-		struct proto_data d;
-		struct err e = ERR_INIT;
-		if (proto_decode_data(f, &d, &e) < 0) {
-			ac_die(ac, EPROTO, "%s", err_str(&e));
-			return;
-		}
-		if (d.len > s->recv_window) {
-			ac_die(ac, EPROTO, "agent overran the flow-control window on stream %u", s->id);
-			return;
-		}
-		s->recv_window -= (uint32_t)d.len;
-		if (s->cb && s->cb->data)
-			s->cb->data(s, d.channel, d.data, d.len, s->arg);
-		s->recv_consumed += (uint32_t)d.len;
-		grant(s, false);
+	case PROTO_DATA:
+		on_data(ac, s, f);
 		return;
-	}
-	case PROTO_WINDOW_UPDATE: {
-		struct proto_window w;
-		if (proto_decode(f, &w, NULL) < 0) {
-			ac_die(ac, EPROTO, "malformed WINDOW_UPDATE from the agent");
-			return;
-		}
-		s->send_window += w.increment;
-		if (s->cb && s->cb->window)
-			s->cb->window(s, s->arg);
+	case PROTO_WINDOW_UPDATE:
+		on_window(ac, s, f);
 		return;
-	}
 	default:
+		if (!frame_allowed(s, f)) {
+			ac_die(ac, EPROTO, "the agent sent %s%s on stream %u (%s), which does not "
+					   "allow it%s",
+			       proto_type_name(f->type) ? proto_type_name(f->type) : "an unknown message",
+			       f->flags & PROTO_F_END ? " (END)" : "", s->id,
+			       proto_type_name(s->rule->request) ? proto_type_name(s->rule->request)
+								 : "unknown request",
+			       f->flags & PROTO_F_END ? "" : " here or again");
+			return;
+		}
 		if (s->cb && s->cb->frame)
 			s->cb->frame(s, f, s->arg);
-		if (f->flags & PROTO_F_END)
+		if ((f->flags & PROTO_F_END) && !ac->dead)
 			stream_close(s, NULL);
 	}
 }
@@ -390,8 +545,10 @@ struct ac_stream *ac_open(struct ac *ac, uint8_t type, const void *msg,
 	uint32_t id = ac->next_id++;
 	if (ac->next_id == 0)
 		ac->next_id = 1;
+	size_t before = ac->out.len;
 	int r = proto_put_msg(&ac->out, id, type, 0, msg);
 	if (r < 0) {
+		buf_setlen(&ac->out, before);
 		err_set(e, EMSGSIZE, "%s request is larger than a frame (%u bytes)",
 			proto_type_name(type), PROTO_MAX_PAYLOAD);
 		return NULL;
@@ -399,10 +556,12 @@ struct ac_stream *ac_open(struct ac *ac, uint8_t type, const void *msg,
 	struct ac_stream *s = xcalloc(1, sizeof(*s));
 	s->ac = ac;
 	s->id = id;
+	s->rule = rule_for(type);
 	s->cb = cb;
 	s->arg = arg;
 	s->send_window = PROTO_WINDOW;
 	s->recv_window = PROTO_WINDOW;
+	buf_init(&s->wbuf);
 	s->next = ac->streams;
 	ac->streams = s;
 	kick(ac);
@@ -414,11 +573,32 @@ uint32_t ac_stream_id(const struct ac_stream *s)
 	return s->id;
 }
 
-size_t ac_send_room(const struct ac_stream *s)
+void ac_stream_orphan(struct ac_stream *s)
 {
-	if (s->ac->dead)
+	if (!s)
+		return;
+	s->cb = NULL;
+	s->arg = NULL;
+	buf_release(&s->wbuf);
+	s->woff = 0;
+	s->want_eof = false;
+	ac_send_close(s);
+	if (s->held) {
+		s->held = false;
+		grant(s, true);
+	}
+}
+
+static size_t credit(const struct ac_stream *s)
+{
+	if (s->ac->dead || s->ac->out.len >= AC_OUT_SOFT)
 		return 0;
 	return MIN(s->send_window, PROTO_DATA_CHUNK);
+}
+
+size_t ac_send_room(const struct ac_stream *s)
+{
+	return ac_write_queued(s) ? 0 : credit(s);
 }
 
 void ac_send_data(struct ac_stream *s, uint8_t channel, const void *p, size_t n)
@@ -432,6 +612,55 @@ void ac_send_data(struct ac_stream *s, uint8_t channel, const void *p, size_t n)
 	kick(s->ac);
 }
 
+/* Send what credit allows of the buffered writes, then their EOF. */
+static void pump(struct ac_stream *s)
+{
+	size_t room;
+	bool sent = false;
+	while (s->woff < s->wbuf.len && (room = credit(s)) > 0) {
+		size_t n = MIN(room, s->wbuf.len - s->woff);
+		ac_send_data(s, PROTO_CH_IN, s->wbuf.data + s->woff, n);
+		s->woff += n;
+		sent = true;
+	}
+	/* sent bytes are dropped from the front now and then, not per chunk
+	 * (a 100 MB upload would be moved 1600 times) */
+	if (s->woff == s->wbuf.len) {
+		buf_reset(&s->wbuf);
+		s->woff = 0;
+	} else if (s->woff >= (1u << 20) && s->woff > s->wbuf.len / 2) {
+		buf_consume(&s->wbuf, s->woff);
+		s->woff = 0;
+	}
+	if (s->woff == s->wbuf.len && s->want_eof && !s->eof_sent && !s->ac->dead) {
+		s->eof_sent = true;
+		ac_send_eof(s, PROTO_CH_IN);
+	}
+	if (sent && !s->ac->dead && s->cb && s->cb->window && s->ac->pumping)
+		s->cb->window(s, s->arg);
+}
+
+void ac_write(struct ac_stream *s, const void *p, size_t n)
+{
+	if (!n || s->ac->dead || s->want_eof || !s->cb)
+		return;
+	buf_add(&s->wbuf, p, n);
+	pump(s);
+}
+
+void ac_write_eof(struct ac_stream *s)
+{
+	if (s->want_eof || s->ac->dead)
+		return;
+	s->want_eof = true;
+	pump(s);
+}
+
+size_t ac_write_queued(const struct ac_stream *s)
+{
+	return s->wbuf.len - s->woff;
+}
+
 void ac_send_eof(struct ac_stream *s, uint8_t channel)
 {
 	struct proto_eof eof = { .channel = channel };
@@ -440,14 +669,14 @@ void ac_send_eof(struct ac_stream *s, uint8_t channel)
 
 void ac_send_msg(struct ac_stream *s, uint8_t type, const void *msg)
 {
-	if (!s->ac->dead) {
-		proto_put_msg(&s->ac->out, s->id, type, 0, msg);
-		kick(s->ac);
-	}
+	queue_msg(s->ac, s->id, type, msg);
 }
 
 void ac_send_close(struct ac_stream *s)
 {
+	if (s->close_sent)
+		return;
+	s->close_sent = true;
 	ac_send_msg(s, PROTO_CLOSE, NULL);
 }
 
@@ -460,9 +689,31 @@ void ac_hold(struct ac_stream *s, bool hold)
 
 /* ---- blocking helpers ------------------------------------------------------------------ */
 
+/* The helpers' input: bytes in the caller's memory (it outlives the call,
+ * so they are sent from there without a copy), then EOF. */
+struct push {
+	const uint8_t *p;
+	size_t len, off;
+	bool eof_sent;
+};
+
+static void push(struct ac_stream *s, struct push *in)
+{
+	size_t room;
+	while (in->off < in->len && (room = ac_send_room(s)) > 0) {
+		size_t n = MIN(room, in->len - in->off);
+		ac_send_data(s, PROTO_CH_IN, in->p + in->off, n);
+		in->off += n;
+	}
+	if (in->off == in->len && !in->eof_sent) {
+		ac_send_eof(s, PROTO_CH_IN);
+		in->eof_sent = true;
+	}
+}
+
 /* Shared by the helpers: run the private loop until *done or timeout. On
- * timeout the stream is cancelled and orphaned (its callbacks point into
- * the caller's stack frame, which is about to go away). */
+ * timeout the stream is orphaned (its callbacks point into the caller's
+ * stack frame, which is about to go away). */
 static int wait_done(struct ac *ac, struct ac_stream *s, const bool *done,
 		     int timeout_ms, struct err *e)
 {
@@ -472,8 +723,7 @@ static int wait_done(struct ac *ac, struct ac_stream *s, const bool *done,
 		if (deadline) {
 			int64_t left = (int64_t)(deadline - now_ms());
 			if (left <= 0) {
-				s->cb = NULL;
-				ac_send_close(s);
+				ac_stream_orphan(s);
 				ac_flush(ac, NULL);
 				return err_set(e, ETIMEDOUT, "no answer from the agent within %d ms",
 					       timeout_ms);
@@ -555,30 +805,11 @@ int ac_call(struct ac *ac, uint8_t type, const void *req, uint8_t want,
 
 struct exec_ctx {
 	struct ac_exec_result *res;
-	const uint8_t *in;
-	size_t in_len, in_off;
-	bool in_eof_sent;
-	bool want_stdin;
+	struct push in;          /* stdin (with PROTO_EXEC_STDIN) */
 	bool done;
 	int rc;
 	struct err err;
 };
-
-static void exec_push_stdin(struct ac_stream *s, struct exec_ctx *x)
-{
-	if (!x->want_stdin || x->in_eof_sent)
-		return;
-	size_t room;
-	while (x->in_off < x->in_len && (room = ac_send_room(s)) > 0) {
-		size_t n = MIN(room, x->in_len - x->in_off);
-		ac_send_data(s, PROTO_CH_IN, x->in + x->in_off, n);
-		x->in_off += n;
-	}
-	if (x->in_off == x->in_len) {
-		ac_send_eof(s, PROTO_CH_IN);
-		x->in_eof_sent = true;
-	}
-}
 
 static void exec_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
 {
@@ -614,7 +845,9 @@ static void exec_data(struct ac_stream *s UNUSED, uint8_t ch, const uint8_t *p, 
 
 static void exec_window(struct ac_stream *s, void *arg)
 {
-	exec_push_stdin(s, arg);
+	struct exec_ctx *x = arg;
+	if (x->in.p)
+		push(s, &x->in);
 }
 
 static void exec_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
@@ -640,17 +873,17 @@ void ac_exec_result_release(struct ac_exec_result *r)
 int ac_exec(struct ac *ac, const struct proto_exec *req, const void *stdin_data,
 	    size_t stdin_len, struct ac_exec_result *ret, int timeout_ms, struct err *e)
 {
-	struct exec_ctx x = {
-		.res = ret, .in = stdin_data, .in_len = stdin_len,
-		.want_stdin = req->flags & PROTO_EXEC_STDIN, .rc = -EIO,
-	};
+	struct exec_ctx x = { .res = ret, .rc = -EIO };
+	if (req->flags & PROTO_EXEC_STDIN)
+		x.in = (struct push){ .p = stdin_data ? stdin_data : (const uint8_t *)"", .len = stdin_len };
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&ret->out);
 	buf_init(&ret->err);
 	struct ac_stream *s = ac_open(ac, PROTO_EXEC, req, &exec_cb, &x, e);
 	if (!s)
 		return -EIO;
-	exec_push_stdin(s, &x);
+	if (x.in.p)
+		push(s, &x.in);
 	int r = wait_done(ac, s, &x.done, timeout_ms, e);
 	if (r < 0)
 		return r;
@@ -732,27 +965,11 @@ int ac_read_file(struct ac *ac, const struct proto_file_read *req, struct buf *o
 /* file write: stream the bytes within the window, then EOF, then OK */
 
 struct write_ctx {
-	const uint8_t *data;
-	size_t len, off;
-	bool eof_sent;
+	struct push in;
 	bool done;
 	int rc;
 	struct err err;
 };
-
-static void write_push(struct ac_stream *s, struct write_ctx *x)
-{
-	size_t room;
-	while (x->off < x->len && (room = ac_send_room(s)) > 0) {
-		size_t n = MIN(room, x->len - x->off);
-		ac_send_data(s, PROTO_CH_IN, x->data + x->off, n);
-		x->off += n;
-	}
-	if (x->off == x->len && !x->eof_sent) {
-		ac_send_eof(s, PROTO_CH_IN);
-		x->eof_sent = true;
-	}
-}
 
 static void write_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, void *arg)
 {
@@ -765,7 +982,7 @@ static void write_frame(struct ac_stream *s UNUSED, const struct proto_frame *f,
 
 static void write_window(struct ac_stream *s, void *arg)
 {
-	write_push(s, arg);
+	push(s, &((struct write_ctx *)arg)->in);
 }
 
 static void write_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg)
@@ -785,11 +1002,11 @@ static const struct ac_stream_cb write_cb = {
 int ac_write_file(struct ac *ac, const struct proto_file_write *req, const void *data,
 		  size_t len, int timeout_ms, struct err *e)
 {
-	struct write_ctx x = { .data = data, .len = len, .rc = -EIO };
+	struct write_ctx x = { .in = { .p = data, .len = len }, .rc = -EIO };
 	struct ac_stream *s = ac_open(ac, PROTO_FILE_WRITE, req, &write_cb, &x, e);
 	if (!s)
 		return -EIO;
-	write_push(s, &x);
+	push(s, &x.in);
 	int r = wait_done(ac, s, &x.done, timeout_ms, e);
 	if (r < 0)
 		return r;

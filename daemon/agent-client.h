@@ -14,8 +14,23 @@
  *
  * Ownership: ac_connect_unix()/ac_new() return a client the caller frees
  * with ac_free(). Streams belong to the client: a stream is freed right
- * after its `closed` callback; ac_free() closes (with an error) and frees
- * every open stream.
+ * after its `closed` callback; ac_close()/ac_free() close (with an error)
+ * and free every open stream. An owner that goes away before its stream
+ * has ended calls ac_stream_orphan(): no callback of the stream runs any
+ * more, the agent is asked to cancel, and the client frees the stream
+ * when the agent ends it. That is the rule that keeps callbacks off freed
+ * memory: whoever frees the `arg` of a stream orphans the stream first.
+ *
+ * The agent is not trusted (a tenant with root in the guest can replace
+ * it): every frame it sends must be one its stream's request allows
+ * (docs/protocol.md, "what the host accepts"), at most once where the
+ * protocol says once; its window credit must add up; a stream it never
+ * had or already ended is not its to write to. Any violation ends the
+ * connection. The output queue toward the agent is bounded: buffered
+ * writes (ac_write) wait in their stream while more than AC_OUT_SOFT is
+ * queued, and a queue above AC_OUT_HARD (an agent that does not read its
+ * channel while the host keeps sending control messages) ends the
+ * connection.
  */
 #ifndef BHATTI_AGENT_CLIENT_H
 #define BHATTI_AGENT_CLIENT_H
@@ -36,12 +51,18 @@ struct ac_stream_cb {
 	void (*frame)(struct ac_stream *s, const struct proto_frame *f, void *arg);
 	/* Output bytes (channel PROTO_CH_OUT or PROTO_CH_ERR). */
 	void (*data)(struct ac_stream *s, uint8_t channel, const uint8_t *p, size_t n, void *arg);
-	/* More room to send (ac_send_room grew). */
+	/* More room to send (ac_send_room grew), or bytes queued with
+	 * ac_write went out (ac_write_queued fell). */
 	void (*window)(struct ac_stream *s, void *arg);
 	/* Exactly once, last: e is NULL after a normal END frame, else why the
 	 * stream died (connection lost, protocol error). s is freed after. */
 	void (*closed)(struct ac_stream *s, const struct err *e, void *arg);
 };
+
+/* Output queued toward the agent: above SOFT, buffered writes wait; above
+ * HARD, the agent is not reading and the connection is ended. */
+#define AC_OUT_SOFT (1u << 20)
+#define AC_OUT_HARD (8u << 20)
 
 /* ---- connection ------------------------------------------------------------- */
 
@@ -52,9 +73,9 @@ int ac_connect_unix(const char *path, const char *token, const char *client_name
  * HELLO; the client becomes ready when HELLO_OK arrives (ac_ready). */
 struct ac *ac_new(int fd, const char *token, const char *client_name);
 void ac_free(struct ac *ac);
-/* Stop every callback of every open stream (they will not run, not even
- * `closed`): for an owner about to go away while the client lives on. */
-void ac_forget_callbacks(struct ac *ac);
+/* End the connection now: the fd is closed and every open stream gets its
+ * `closed` callback with (code, message). Later calls are no-ops. */
+void ac_close(struct ac *ac, int code, const char *fmt, ...) PRINTF(3, 4);
 
 int ac_fd(const struct ac *ac);
 bool ac_ready(const struct ac *ac);
@@ -82,13 +103,26 @@ int ac_poll(struct ac *ac, int timeout_ms, struct err *e);
 struct ac_stream *ac_open(struct ac *ac, uint8_t type, const void *msg,
 			  const struct ac_stream_cb *cb, void *arg, struct err *e);
 uint32_t ac_stream_id(const struct ac_stream *s);
-/* Bytes that may be sent now (flow-control credit, capped at one chunk). */
+/* The owner goes away: see the top of this file. s must not be used
+ * after this call. */
+void ac_stream_orphan(struct ac_stream *s);
+
+/* Buffered input (channel PROTO_CH_IN): the bytes are copied into the
+ * stream and sent as credit allows; ac_write_eof() sends EOF after them.
+ * The caller bounds what it queues with ac_write_queued() (the `window`
+ * callback runs when some of it went out). */
+void ac_write(struct ac_stream *s, const void *p, size_t n);
+void ac_write_eof(struct ac_stream *s);
+size_t ac_write_queued(const struct ac_stream *s);
+
+/* Low level, for tests of the agent's flow control: bytes that may be
+ * sent now (credit, capped at one chunk; 0 while buffered writes wait or
+ * the output queue is above AC_OUT_SOFT), and DATA of at most that. */
 size_t ac_send_room(const struct ac_stream *s);
-/* Send DATA; n <= ac_send_room(s). */
 void ac_send_data(struct ac_stream *s, uint8_t channel, const void *p, size_t n);
 void ac_send_eof(struct ac_stream *s, uint8_t channel);
 void ac_send_msg(struct ac_stream *s, uint8_t type, const void *msg);
-/* Ask the agent to cancel/detach; the stream still ends with a frame. */
+/* Ask the agent to cancel/detach (once); the stream still ends with a frame. */
 void ac_send_close(struct ac_stream *s);
 /* Hold back receive credit (the consumer is slow); release with false. */
 void ac_hold(struct ac_stream *s, bool hold);

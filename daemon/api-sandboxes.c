@@ -61,14 +61,17 @@ void api_sandbox_create(struct http_req *r)
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
 	};
 	bool existing;
-	r->ctx = (void *)(intptr_t)201;
-	int rc = sbx_create(r->srv, &r->user, &req, api_reply_sandbox, r, &existing, &sb, &e);
-	if (rc < 0) {
-		r->ctx = NULL;
-		if (rc == -EDQUOT)
-			http_reply_error(r, 429, "%s", err_str(&e));
-		else
-			http_reply_err(r, rc == -ENOENT ? -EINVAL : rc, &e);
+	void *w = api_wait(r, NULL, 201);
+	int rc = sbx_create(r->srv, &r->user, &req, api_sandbox_done, w, &existing, &sb, &e);
+	if (rc == 0 && existing) {
+		http_header(r, "X-Bhatti-Existing", "true");
+		http_reply_json(r, 200, api_sandbox_json(sb));
+	} else if (rc == 0) {
+		api_wait_on(r, sb);
+	} else if (rc == -EDQUOT) {
+		http_reply_error(r, 429, "%s", err_str(&e));
+	} else {
+		http_reply_err(r, rc == -ENOENT ? -EINVAL : rc, &e);
 	}
 out:
 	json_release(create_fields, ARRAY_SIZE(create_fields), &b);
@@ -115,44 +118,32 @@ void api_sandbox_patch(struct http_req *r)
 	json_release(patch_fields, ARRAY_SIZE(patch_fields), &b);
 }
 
-static void deleted(struct sbx *sb UNUSED, int rc, const struct err *e, void *arg)
+/* Run op on the caller's sandbox; answer when it ends. */
+static void sandbox_op(struct http_req *r, int (*op)(struct sbx *, sbx_done_fn, void *, struct err *),
+		       int status)
 {
-	struct http_req *r = arg;
-	if (rc < 0)
-		http_reply_err(r, rc, e);
-	else
-		http_reply_empty(r, 204);
+	struct sbx *sb = api_sandbox(r);
+	if (!sb)
+		return;
+	struct err e = ERR_INIT;
+	int rc = op(sb, api_sandbox_done, api_wait(r, sb, status), &e);
+	if (rc < 0) {
+		api_wait_failed(r);
+		http_reply_err(r, rc, &e);
+	}
 }
 
 void api_sandbox_delete(struct http_req *r)
 {
-	struct sbx *sb = api_sandbox(r);
-	if (!sb)
-		return;
-	struct err e = ERR_INIT;
-	int rc = sbx_destroy(sb, deleted, r, &e);
-	if (rc < 0)
-		http_reply_err(r, rc, &e);
-}
-
-static void stop_or_start(struct http_req *r,
-			  int (*op)(struct sbx *, sbx_done_fn, void *, struct err *))
-{
-	struct sbx *sb = api_sandbox(r);
-	if (!sb)
-		return;
-	struct err e = ERR_INIT;
-	int rc = op(sb, api_reply_sandbox, r, &e);
-	if (rc < 0)
-		http_reply_err(r, rc, &e);
+	sandbox_op(r, sbx_destroy, 204);
 }
 
 void api_sandbox_stop(struct http_req *r)
 {
-	stop_or_start(r, sbx_stop);
+	sandbox_op(r, sbx_stop, 200);
 }
 
 void api_sandbox_start(struct http_req *r)
 {
-	stop_or_start(r, sbx_start);
+	sandbox_op(r, sbx_start, 200);
 }

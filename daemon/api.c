@@ -86,48 +86,131 @@ static bool utf8_text(const uint8_t *p, size_t n)
 	return true;
 }
 
-void api_add_bytes(cJSON *o, const char *key, const uint8_t *p, size_t n)
+/* The length of p as the inside of a JSON string. */
+static size_t escaped_len(const uint8_t *p, size_t n)
 {
-	if (utf8_text(p, n)) {
-		char *s = xstrndup((const char *)p, n);
-		cJSON_AddStringToObject(o, key, s);
-		free(s);
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += p[i] == '"' || p[i] == '\\' || p[i] == '\n' || p[i] == '\r' || p[i] == '\t' ? 2
+		       : p[i] < 0x20 ? 6 : 1;
+	return len;
+}
+
+void api_json_bytes(struct buf *out, const char *key, const uint8_t *p, size_t n)
+{
+	if (utf8_text(p, n) && escaped_len(p, n) <= 2 * n + 16) {
+		buf_addf(out, "\"%s\":\"", key);
+		buf_grow(out, n + n / 8 + 2);
+		for (size_t i = 0; i < n; i++) {
+			uint8_t c = p[i];
+			if (c == '"' || c == '\\') {
+				buf_addch(out, '\\');
+				buf_addch(out, (char)c);
+			} else if (c == '\n') {
+				buf_add(out, "\\n", 2);
+			} else if (c == '\r') {
+				buf_add(out, "\\r", 2);
+			} else if (c == '\t') {
+				buf_add(out, "\\t", 2);
+			} else if (c < 0x20) {
+				buf_addf(out, "\\u%04x", c);
+			} else {
+				buf_addch(out, (char)c);
+			}
+		}
+		buf_addch(out, '"');
 		return;
 	}
 	size_t blen = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
-	char *b = xmalloc(blen);
-	sodium_bin2base64(b, blen, p, n, sodium_base64_VARIANT_ORIGINAL);
-	char k[64];
-	snprintf(k, sizeof(k), "%s_b64", key);
-	cJSON_AddStringToObject(o, k, b);
-	free(b);
+	buf_addf(out, "\"%s_b64\":\"", key);
+	buf_grow(out, blen + 1);
+	sodium_bin2base64(out->data + out->len, blen, p, n, sodium_base64_VARIANT_ORIGINAL);
+	buf_setlen(out, out->len + blen - 1);
+	buf_addch(out, '"');
 }
 
 int api_rate(struct http_req *r, enum rate_kind k)
 {
-	unsigned retry;
-	if (ratelimit_take(r->srv->rl, r->user.id, k, now_ms(), &retry))
-		return 0;
-	char v[16];
-	snprintf(v, sizeof(v), "%u", retry);
-	http_header(r, "Retry-After", v);
-	http_reply_error(r, 429, "rate limit: at most %lld %s per minute; retry in %u s",
-			 (long long)(k == RATE_CREATE ? r->srv->cfg.limits.creates_per_min
-						      : r->srv->cfg.limits.execs_per_min),
-			 k == RATE_CREATE ? "creates" : "execs", retry);
-	return -EAGAIN;
+	return http_rate(r, k);
 }
 
-void api_reply_sandbox(struct sbx *sb, int rc, const struct err *e, void *arg)
+int api_slot_take(struct http_req *r, struct api_slot *s, enum rate_kind k UNUSED)
 {
-	struct http_req *r = arg;
-	if (rc < 0) {
-		http_reply_err(r, rc, e);
-		return;
+	const struct settings *c = &r->srv->cfg;
+	if (!ratelimit_hold(r->srv->rl, r->user.id, c->limits.max_execs_per_user,
+			    c->limits.max_execs)) {
+		http_header(r, "Retry-After", "1");
+		http_reply_error(r, 429, "too many commands running at once: at most %lld per user, "
+					 "%lld in all; retry when one has ended",
+				 (long long)c->limits.max_execs_per_user, (long long)c->limits.max_execs);
+		return -EAGAIN;
 	}
-	int status = r->ctx ? (int)(intptr_t)r->ctx : 200;
-	r->ctx = NULL;
-	http_reply_json(r, status, api_sandbox_json(sb));
+	*s = (struct api_slot){ .rl = r->srv->rl, .user_id = r->user.id, .held = true };
+	return 0;
+}
+
+void api_slot_release(struct api_slot *s)
+{
+	if (s->held)
+		ratelimit_unhold(s->rl, s->user_id);
+	s->held = false;
+}
+
+int api_guest_status(const struct guest_end *end, int rc)
+{
+	return end->lost ? 409 : http_status_for(rc);
+}
+
+/* ---- waiting for a sandbox operation ---- */
+
+struct wait_ctx {
+	struct http_req *r;
+	struct sbx *sb;          /* while the wait is ours */
+	int status;
+};
+
+static void wait_ctx_free(void *p)
+{
+	struct wait_ctx *w = p;
+	if (w->sb)
+		sbx_cancel_wait(w->sb, w);
+	free(w);
+}
+
+void *api_wait(struct http_req *r, struct sbx *sb, int status)
+{
+	struct wait_ctx *w = xcalloc(1, sizeof(*w));
+	w->r = r;
+	w->sb = sb;
+	w->status = status;
+	r->ctx = w;
+	r->ctx_free = wait_ctx_free;
+	return w;
+}
+
+void api_wait_on(struct http_req *r, struct sbx *sb)
+{
+	struct wait_ctx *w = r->ctx;
+	w->sb = sb;
+}
+
+void api_wait_failed(struct http_req *r)
+{
+	struct wait_ctx *w = r->ctx;
+	w->sb = NULL;
+}
+
+void api_sandbox_done(struct sbx *sb, int rc, const struct err *e, void *arg)
+{
+	struct wait_ctx *w = arg;
+	struct http_req *r = w->r;
+	w->sb = NULL;
+	if (rc < 0)
+		http_reply_err(r, rc, e);
+	else if (w->status == 204)
+		http_reply_empty(r, 204);
+	else
+		http_reply_json(r, w->status, api_sandbox_json(sb));
 }
 
 void api_health(struct http_req *r)

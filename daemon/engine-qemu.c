@@ -485,18 +485,25 @@ static void agent_client_free(void *p)
 	ac_free(p);
 }
 
-/* Drop the agent connection. No callback of it runs any more (its pending
- * request's continuation is the caller's business); the client itself is
- * freed after this loop turn, as we may be inside one of its calls. */
+/* Drop the agent connection. The engine's own pending request is orphaned
+ * (its continuation is the caller's business); every other stream on the
+ * connection (an exec, a shell, a file of the API) is told it ended, so no
+ * owner keeps a pointer to it. The client itself is freed after this loop
+ * turn, as we may be inside one of its calls. */
 static void agent_close(struct qvm *q)
 {
 	struct ac *ac = q->vm->agent;
 	if (ac) {
-		ac_forget_callbacks(ac);
+		if (q->agent_req)
+			ac_stream_orphan(q->agent_req);
+		ac_set_notify(ac, NULL, NULL);
 		watch_del(&q->agent_w);
 		task_cancel(&q->agent_flush);
-		loop_defer_free(agent_client_free, ac);
 		q->vm->agent = NULL;
+		ac_close(ac, ECONNABORTED, "sandbox '%s' is %s", q->vm->id,
+			 q->vm->op == OP_STOP ? "stopping" : q->vm->op == OP_DESTROY ? "being destroyed"
+			 : "no longer running");
+		loop_defer_free(agent_client_free, ac);
 	}
 	q->agent_req = NULL;
 	q->on_req = NULL;

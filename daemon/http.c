@@ -7,6 +7,7 @@
  * when its epoll fd is readable, lws calls us and we run one turn of it.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -75,17 +76,16 @@ static void req_maybe_free(struct http_req *r)
 		loop_defer_free(req_free, r);
 }
 
+/* The connection is done with r (its answer is written, or the client
+ * left): a request not finished yet is finished now, unanswered. */
 static void req_detach(struct http_req *r)
 {
 	if (!r->conn)
 		return;
 	r->conn->req = NULL;
 	r->conn = NULL;
-	if (!r->finished && !r->gone) {
-		r->gone = true;
-		if (r->on_gone)
-			r->on_gone(r);
-	}
+	if (!r->finished)
+		r->gone = r->finished = true;
 	req_maybe_free(r);
 }
 
@@ -135,6 +135,10 @@ static void finish(struct http_req *r)
 
 void http_reply_json(struct http_req *r, int status, cJSON *obj)
 {
+	if (r->finished) {
+		cJSON_Delete(obj);
+		return;
+	}
 	if (r->method == HTTP_WS) {
 		/* on a WebSocket an answer is a last text frame (errors carry
 		 * "type": "error"), then the close */
@@ -153,6 +157,19 @@ void http_reply_json(struct http_req *r, int status, cJSON *obj)
 	buf_addch(&r->out, '\n');
 	free(s);
 	respond(r, status, "application/json", (int64_t)r->out.len);
+	finish(r);
+}
+
+void http_reply_text(struct http_req *r, int status, const char *ctype, struct buf *body)
+{
+	if (r->finished) {
+		buf_release(body);
+		return;
+	}
+	buf_release(&r->out);
+	r->out = *body;
+	buf_init(body);
+	respond(r, status, ctype, (int64_t)r->out.len);
 	finish(r);
 }
 
@@ -193,12 +210,16 @@ void http_reply_err(struct http_req *r, int rc, const struct err *e)
 
 void http_reply_empty(struct http_req *r, int status)
 {
+	if (r->finished)
+		return;
 	respond(r, status, NULL, 0);
 	finish(r);
 }
 
 void http_stream_start(struct http_req *r, int status, const char *ctype, int64_t len)
 {
+	if (r->finished)
+		return;
 	respond(r, status, ctype, len);
 }
 
@@ -531,6 +552,26 @@ static int authenticate(struct http_req *r, struct lws *wsi)
 	return 0;
 }
 
+int http_rate(struct http_req *r, enum rate_kind k)
+{
+	unsigned retry;
+	if (k == RATE_NONE || ratelimit_take(r->srv->rl, r->user.id, k, now_ms(), &retry))
+		return 0;
+	static const char *const what[RATE_KINDS] = {
+		[RATE_CREATE] = "creates", [RATE_EXEC] = "execs, file writes and shells",
+		[RATE_READ] = "requests",
+	};
+	const struct settings *c = &r->srv->cfg;
+	int64_t per_min = k == RATE_CREATE ? c->limits.creates_per_min
+			  : k == RATE_EXEC ? c->limits.execs_per_min : c->limits.reads_per_min;
+	char v[16];
+	snprintf(v, sizeof(v), "%u", retry);
+	http_header(r, "Retry-After", v);
+	http_reply_error(r, 429, "rate limit: at most %lld %s per minute; retry in %u s",
+			 (long long)per_min, what[k], retry);
+	return -EAGAIN;
+}
+
 static void dispatch(struct http_req *r, const struct route *rt)
 {
 	r->on_body = NULL;
@@ -595,6 +636,8 @@ static void start_request(struct http_conn *c, const char *uri)
 	if (!rt)
 		return;
 	if (!(rt->flags & ROUTE_NO_AUTH) && authenticate(r, c->wsi) < 0)
+		return;
+	if (!(rt->flags & ROUTE_NO_AUTH) && http_rate(r, rt->rate) < 0)
 		return;
 	size_t limit = rt->max_body ? rt->max_body : HTTP_MAX_JSON_BODY;
 	if (r->srv->cfg.limits.max_body && limit > r->srv->cfg.limits.max_body)
@@ -665,7 +708,7 @@ static void start_ws(struct http_conn *c)
 	struct http_req *r = req_new(c, HTTP_WS, uri ? uri : "/");
 	free(uri);
 	const struct route *rt = route_find(r);
-	if (rt && authenticate(r, c->wsi) == 0)
+	if (rt && authenticate(r, c->wsi) == 0 && http_rate(r, rt->rate) == 0)
 		dispatch(r, rt);
 }
 
@@ -768,7 +811,10 @@ int http_start(struct server *srv, const char *host, int port, struct err *e)
 		return err_set(e, EADDRINUSE, "cannot listen on %s:%d (in use, or a bad address)",
 			       host && host[0] ? host : "*", port);
 	struct lws_vhost *vh = lws_get_vhost_by_name(H.ctx, "bhatti");
-	lws_sock_file_fd_type fd = { .filefd = loop_fd() };
+	/* a duplicate: lws closes what it adopted when its context goes, and
+	 * the loop lives on after http_free() (the engine's shutdown runs it
+	 * to finish its file jobs) */
+	lws_sock_file_fd_type fd = { .filefd = fcntl(loop_fd(), F_DUPFD_CLOEXEC, 3) };
 	H.loop_wsi = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "bhatti-loop", NULL);
 	if (!H.loop_wsi) {
 		lws_context_destroy(H.ctx);

@@ -12,15 +12,19 @@
  *
  * Lifetime of a request (one per HTTP request or WebSocket):
  *
- *   received ──dispatch──► handler running ──terminal call──► finished
- *        │                      │                                │
- *        └── client goes away ──┴──► on_gone() (once) ───────────┘
+ *   received ──dispatch──► handler running ──terminal call──► finished ──► freed
+ *        │                      │                                ▲
+ *        └── client goes away ──┴────────────────────────────────┘
  *
- * Every request ends with exactly one terminal call: http_reply_*,
- * http_stream_end or http_ws_close (after the client went away these are
- * no-ops that just finish the request). The request is freed once it is
- * finished and its connection is done with it, never inside a callback
- * that still uses it (loop_defer_free).
+ * A request is finished by its terminal call (http_reply_*,
+ * http_stream_end or http_ws_close), or by its client going away (then
+ * later terminal calls are no-ops), or by this module on bad input (an
+ * over-size WebSocket message). It is freed once finished and detached
+ * from its connection, never inside a callback that still uses it
+ * (loop_defer_free). Freeing runs the handler's ctx_free, which must
+ * release everything the handler started that could call back into the
+ * request (guest operations: guest_op_free; sandbox waits: api_wait): a
+ * handler never learns of the end in any other way.
  *
  * One process event loop: libwebsockets' poll waits on its sockets and on
  * the shared loop's epoll fd (shared/loop.h), see http_run().
@@ -35,6 +39,7 @@
 
 #include "buf.h"
 #include "err.h"
+#include "ratelimit.h"
 #include "store.h"
 
 enum http_method {
@@ -62,6 +67,9 @@ struct route {
 	http_handler_fn handler;
 	unsigned flags;
 	size_t max_body;              /* bytes; 0 = HTTP_MAX_JSON_BODY */
+	enum rate_kind rate;          /* the caller's rate-limit class, taken
+				       * before the handler runs (RATE_NONE:
+				       * the handler decides) */
 };
 
 #define HTTP_MAX_JSON_BODY (1u << 20)
@@ -86,11 +94,10 @@ struct http_req {
 	/* Handler state: freed with ctx_free when the request is freed. */
 	void *ctx;
 	void (*ctx_free)(void *ctx);
-	/* Optional callbacks a handler sets. */
+	/* Optional callbacks a handler sets (none runs once it is finished). */
 	void (*on_body)(struct http_req *r, const uint8_t *p, size_t n);
 	void (*on_body_end)(struct http_req *r);
 	void (*on_drain)(struct http_req *r);   /* queued output fell low */
-	void (*on_gone)(struct http_req *r);    /* client left before the end */
 	void (*on_ws_message)(struct http_req *r, bool binary, const uint8_t *p, size_t n);
 
 	/* private to http.c */
@@ -123,6 +130,8 @@ bool http_gone(const struct http_req *r);
 void http_header(struct http_req *r, const char *name, const char *value);
 /* Takes ownership of obj (object or array). */
 void http_reply_json(struct http_req *r, int status, cJSON *obj);
+/* A body already made (its bytes are taken: body is left empty). */
+void http_reply_text(struct http_req *r, int status, const char *ctype, struct buf *body);
 void http_reply_error(struct http_req *r, int status, const char *fmt, ...) PRINTF(3, 4);
 /* The status for a negative errno from the core, with e's message. */
 void http_reply_err(struct http_req *r, int rc, const struct err *e);
@@ -145,5 +154,9 @@ void http_ws_close(struct http_req *r);   /* terminal */
 
 /* HTTP status for a negative errno from the core. */
 int http_status_for(int rc);
+
+/* Take a token of the caller's rate-limit class k: 0, or -EAGAIN after
+ * answering 429 with Retry-After. */
+int http_rate(struct http_req *r, enum rate_kind k);
 
 #endif

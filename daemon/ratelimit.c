@@ -14,10 +14,12 @@ struct bucket {
 struct user_buckets {
 	int64_t user_id;
 	struct bucket b[RATE_KINDS];
+	int64_t held;        /* running now (ratelimit_hold) */
 };
 
 struct ratelimit {
 	int64_t per_min[RATE_KINDS];
+	int64_t held;        /* everyone's */
 	struct user_buckets *users;
 	size_t n, cap;
 };
@@ -49,6 +51,7 @@ static struct user_buckets *find(struct ratelimit *rl, int64_t user_id, uint64_t
 	}
 	struct user_buckets *u = &rl->users[rl->n++];
 	u->user_id = user_id;
+	u->held = 0;
 	for (int k = 0; k < RATE_KINDS; k++)
 		u->b[k] = (struct bucket){ .tokens = (double)rl->per_min[k], .at_ms = now };
 	return u;
@@ -71,4 +74,23 @@ bool ratelimit_take(struct ratelimit *rl, int64_t user_id, enum rate_kind k, uin
 	double wait_s = (1.0 - b->tokens) / per_ms / 1000.0;
 	*ret_retry_after = (unsigned)fmax(1.0, ceil(wait_s));
 	return false;
+}
+
+bool ratelimit_hold(struct ratelimit *rl, int64_t user_id, int64_t max_user, int64_t max_all)
+{
+	struct user_buckets *u = find(rl, user_id, 0);
+	if ((max_user > 0 && u->held >= max_user) || (max_all > 0 && rl->held >= max_all))
+		return false;
+	u->held++;
+	rl->held++;
+	return true;
+}
+
+void ratelimit_unhold(struct ratelimit *rl, int64_t user_id)
+{
+	struct user_buckets *u = find(rl, user_id, 0);
+	if (u->held > 0) {
+		u->held--;
+		rl->held--;
+	}
 }

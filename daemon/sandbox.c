@@ -17,7 +17,10 @@
 #include "loop.h"
 #include "sandbox.h"
 
-enum wait_kind { WAIT_OP, WAIT_WAKE };
+/* Who waits for what: the end of an engine operation (create, stop,
+ * start), a wake (then the sandbox is looked at again), or a destroy
+ * (which outlives the operations it preempts). */
+enum wait_kind { WAIT_OP, WAIT_WAKE, WAIT_DESTROY };
 
 struct sbx_waiter {
 	struct sbx_waiter *next;
@@ -125,6 +128,15 @@ static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	while (list) {
 		struct sbx_waiter *w = list;
 		list = w->next;
+		if (w->kind == WAIT_DESTROY) {
+			/* not this operation's: keep it */
+			w->next = NULL;
+			struct sbx_waiter **pp = &sb->waiters;
+			while (*pp)
+				pp = &(*pp)->next;
+			*pp = w;
+			continue;
+		}
 		if (w->fn) {
 			if (w->kind == WAIT_OP)
 				w->fn(sb, rc, e, w->arg);
@@ -254,32 +266,36 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 
 /* ---- destroy ------------------------------------------------------------------- */
 
-struct destroy_op {
-	struct sbx *sb;
-	sbx_done_fn done;
-	void *arg;
-};
-
 static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
-	struct destroy_op *d = arg;
-	struct sbx *sb = d->sb;
+	struct sbx *sb = arg;
 	struct err se = ERR_INIT;
 	if (rc < 0) {
 		log_warn("sandbox '%s': destroy: %s", sb->row.id, err_str(e));
 		sb->destroying = false;
-		d->done(sb, rc, e, d->arg);
-		free(d);
-		return;
+	} else {
+		sb->vm = NULL;
+		rc = store_sandbox_delete(sb->srv->store, sb->row.id, &se);
+		if (rc < 0)
+			log_error("sandbox '%s': %s", sb->row.id, err_str(&se));
+		e = rc < 0 ? &se : NULL;
 	}
-	sb->vm = NULL;
-	rc = store_sandbox_delete(sb->srv->store, sb->row.id, &se);
-	if (rc < 0)
-		log_error("sandbox '%s': %s", sb->row.id, err_str(&se));
-	d->done(sb, rc, rc < 0 ? &se : NULL, d->arg);
-	free(d);
+	/* the destroy's waiters (those of a preempted operation were told
+	 * already by op_done) */
+	for (struct sbx_waiter **pp = &sb->waiters; *pp;) {
+		struct sbx_waiter *w = *pp;
+		if (w->kind != WAIT_DESTROY) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		if (w->fn)
+			w->fn(sb, rc, e, w->arg);
+		free(w);
+	}
+	if (!sb->destroying)
+		return;
 	unlink_sbx(sb);
-	/* waiters of a preempted operation were told already by op_done */
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
@@ -287,19 +303,16 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
 	if (sb->destroying)
 		return err_set(e, EBUSY, "sandbox '%s' is already being destroyed", sb->row.name);
-	struct destroy_op *d = xcalloc(1, sizeof(*d));
-	d->sb = sb;
-	d->done = done;
-	d->arg = arg;
 	sb->destroying = true;
+	add_waiter(sb, WAIT_DESTROY, done, arg);
 	if (!sb->vm) {
-		destroyed(NULL, 0, NULL, d);
+		destroyed(NULL, 0, NULL, sb);
 		return 0;
 	}
-	int rc = vm_destroy(sb->vm, destroyed, d, e);
+	int rc = vm_destroy(sb->vm, destroyed, sb, e);
 	if (rc < 0) {
 		sb->destroying = false;
-		free(d);
+		sbx_cancel_wait(sb, arg);
 	}
 	return rc;
 }

@@ -194,7 +194,8 @@ int cmd_serve(int argc, char **argv)
 	if (sbx_init(&S, &e) < 0)
 		return fail("sandboxes", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
-				      [RATE_EXEC] = S.cfg.limits.execs_per_min };
+				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
+				      [RATE_READ] = S.cfg.limits.reads_per_min };
 	S.rl = ratelimit_new(rates);
 
 	sigset_t mask;

@@ -83,6 +83,9 @@ static const struct config_key keys[] = {
 		       LIMIT_MAX_MEMORY_MB),
 	CONFIG_KEY_INT("limits.creates_per_min", S, limits.creates_per_min, 0, 1000000),
 	CONFIG_KEY_INT("limits.execs_per_min", S, limits.execs_per_min, 0, 1000000),
+	CONFIG_KEY_INT("limits.reads_per_min", S, limits.reads_per_min, 0, 1000000),
+	CONFIG_KEY_INT("limits.max_execs_per_user", S, limits.max_execs_per_user, 0, 1000000),
+	CONFIG_KEY_INT("limits.max_execs", S, limits.max_execs, 0, 1000000),
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 };
 #undef S
@@ -104,6 +107,9 @@ static void defaults(struct settings *s)
 			.max_memory_mb = 4096,
 			.creates_per_min = 10,
 			.execs_per_min = 120,
+			.reads_per_min = 1200,
+			.max_execs_per_user = 32,
+			.max_execs = 256,
 			.max_body = 100ull << 20,
 		},
 	};

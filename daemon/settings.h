@@ -18,7 +18,10 @@
  *     max_cpus: 4
  *     max_memory_mb: 4096
  *     creates_per_min: 10       # per user; 0 = no limit
- *     execs_per_min: 120        # per user; 0 = no limit
+ *     execs_per_min: 120        # per user: execs, file writes, shells; 0 = none
+ *     reads_per_min: 1200       # per user: every other request; 0 = none
+ *     max_execs_per_user: 32    # execs running at once, per user; 0 = none
+ *     max_execs: 256            # execs running at once, everyone; 0 = none
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -61,6 +64,9 @@ struct settings {
 		int64_t max_memory_mb;
 		int64_t creates_per_min;
 		int64_t execs_per_min;
+		int64_t reads_per_min;
+		int64_t max_execs_per_user;
+		int64_t max_execs;
 		uint64_t max_body;      /* bytes */
 	} limits;
 };

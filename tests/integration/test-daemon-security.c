@@ -1,0 +1,280 @@
+/* test-daemon-security.c — regression tests for the security review of
+ * issue 10, end to end: a real `bhatti serve` (under ASan in `make asan`,
+ * where a use-after-free is a report in the daemon's log and a failed
+ * teardown), real VMs, raw HTTP and WebSocket clients.
+ *
+ *   - an over-size WebSocket message to a shell, then a reattach to the
+ *     same session, then output: the first attachment's agent stream must
+ *     have been closed when the request ended (it used to call into the
+ *     freed shell context);
+ *   - a stop while an exec streams, a shell is attached and a session list
+ *     is answered: every request ends with an answer, nothing points at
+ *     the agent connection the stop dropped.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "helpers.h"
+#include "ws.h"
+
+static struct daemon_proc d;
+static char *key;
+
+static int setup(void **state UNUSED)
+{
+	if (daemon_start(&d, "pool_size: 0\n") < 0)
+		return -1;
+	key = daemon_user(&d, "mallory", NULL);
+	return key ? 0 : -1;
+}
+
+static int teardown(void **state UNUSED)
+{
+	int rc = daemon_stop(&d, true);
+	free(key);
+	return rc;
+}
+
+/* A WebSocket to path; fails the test when refused. */
+struct wsc {
+	int fd;
+	struct buf in, partial, msg;
+	int partial_op;
+};
+
+static void wsc_open(struct wsc *w, const char *path)
+{
+	struct err e = ERR_INIT;
+	memset(w, 0, sizeof(*w));
+	buf_init(&w->in);
+	buf_init(&w->partial);
+	buf_init(&w->msg);
+	w->partial_op = -1;
+	if (ws_connect(d.url, path, key, &w->fd, &w->in, &e) < 0)
+		fail_msg("websocket %s: %s", path, err_str(&e));
+}
+
+static void wsc_close(struct wsc *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	w->fd = -1;
+	buf_release(&w->in);
+	buf_release(&w->partial);
+	buf_release(&w->msg);
+}
+
+static void wsc_send(struct wsc *w, int op, const void *p, size_t n)
+{
+	struct buf out = BUF_INIT;
+	ws_frame(&out, op, p, n);
+	/* the daemon may close before it has read all of an over-size one */
+	(void)write_all(w->fd, out.data, out.len);
+	buf_release(&out);
+}
+
+/* The next message (1), or 0 at the end of the connection; waits up to ms. */
+static int wsc_next(struct wsc *w, int *ret_op, int ms)
+{
+	for (int waited = 0;; waited += 50) {
+		int r = ws_take(&w->in, &w->partial, &w->partial_op, ret_op, &w->msg);
+		assert_true(r >= 0);
+		if (r == 1)
+			return 1;
+		if (waited > ms)
+			fail_msg("no message within %d ms", ms);
+		struct timeval tv = { 0, 50000 };
+		fd_set fs;
+		FD_ZERO(&fs);
+		FD_SET(w->fd, &fs);
+		if (select(w->fd + 1, &fs, NULL, NULL, &tv) <= 0)
+			continue;
+		char tmp[65536];
+		ssize_t n = read(w->fd, tmp, sizeof(tmp));
+		if (n <= 0)
+			return 0;
+		buf_add(&w->in, tmp, (size_t)n);
+	}
+}
+
+/* Read until a text message of type `type`; returns it (caller deletes). */
+static cJSON *wsc_wait_type(struct wsc *w, const char *type, struct buf *output)
+{
+	int op;
+	while (wsc_next(w, &op, 60000) == 1) {
+		if (op == WS_BINARY && output)
+			buf_add(output, w->msg.data, w->msg.len);
+		if (op != WS_TEXT)
+			continue;
+		cJSON *j = cJSON_ParseWithLength(w->msg.data, w->msg.len);
+		const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(j, "type"));
+		if (t && strcmp(t, type) == 0)
+			return j;
+		cJSON_Delete(j);
+	}
+	return NULL;
+}
+
+/* Read binary output until it holds needle. */
+static void wsc_wait_output(struct wsc *w, const char *needle)
+{
+	struct buf out = BUF_INIT;
+	int op;
+	while (!strstr(out.data, needle)) {
+		if (wsc_next(w, &op, 60000) != 1)
+			fail_msg("connection ended before '%s'; got: %s", needle, out.data);
+		if (op == WS_BINARY)
+			buf_add(&out, w->msg.data, w->msg.len);
+	}
+	buf_release(&out);
+}
+
+static int health(void)
+{
+	return http_call(&d, "GET", "/health", NULL, NULL, NULL);
+}
+
+/* Issue 10, item 1: an over-size shell message ended the request without
+ * closing its agent stream; reattaching made the agent end that stream,
+ * whose callback wrote into the freed shell context. */
+static void test_oversize_ws_message_then_reattach(void **state UNUSED)
+{
+	struct buf out = BUF_INIT;
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"sh1\"}", &out), 201);
+	buf_release(&out);
+
+	struct wsc a;
+	wsc_open(&a, "/sandboxes/sh1/ws?cols=80&rows=24");
+	cJSON *s = wsc_wait_type(&a, "session", NULL);
+	assert_non_null(s);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", cJSON_GetStringValue(cJSON_GetObjectItem(s, "id")));
+	cJSON_Delete(s);
+
+	/* 1.1 MB in one binary message: over the daemon's 1 MiB cap */
+	size_t big = 1100 * 1000;
+	char *junk = malloc(big);
+	memset(junk, ':', big);
+	wsc_send(&a, WS_BINARY, junk, big);
+	free(junk);
+	int op;
+	while (wsc_next(&a, &op, 30000) == 1 && op != WS_CLOSE)
+		;
+	wsc_close(&a);
+
+	/* reattach: the agent hands the session to the new stream */
+	struct wsc b;
+	char path[256];
+	snprintf(path, sizeof(path), "/sandboxes/sh1/ws?cols=80&rows=24&session=%s", id);
+	wsc_open(&b, path);
+	s = wsc_wait_type(&b, "session", NULL);
+	assert_non_null(s);
+	cJSON_Delete(s);
+	const char *cmd = "echo marker-$((40+2))\n";
+	wsc_send(&b, WS_BINARY, cmd, strlen(cmd));
+	wsc_wait_output(&b, "marker-42");
+	wsc_close(&b);
+	assert_int_equal(health(), 200);
+}
+
+/* curl in the background, its output into a file; returns its pid. */
+static pid_t curl_bg(const char *method, const char *path, const char *body, const char *accept,
+		     const char *outfile)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		char url[512], auth[512], acc[128];
+		snprintf(url, sizeof(url), "%s%s", d.url, path);
+		snprintf(auth, sizeof(auth), "Authorization: Bearer %s", key);
+		snprintf(acc, sizeof(acc), "Accept: %s", accept);
+		int fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		dup2(fd, 1);
+		execlp("curl", "curl", "-sS", "-N", "-X", method, "-H", auth, "-H", acc,
+		       "--data-binary", body, url, (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Issue 10: a stop drops the agent connection under running streams. An
+ * exec streaming output, an attached shell and a session list must each
+ * end with an answer (they used to be left pointing at the dropped
+ * connection: no answer ever, and a use-after-free when the client left). */
+static void test_stop_while_streaming(void **state UNUSED)
+{
+	struct buf out = BUF_INIT;
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"st1\"}", &out), 201);
+	buf_release(&out);
+
+	char *tmp = test_tmpdir("sec");
+	char file[600];
+	snprintf(file, sizeof(file), "%s/exec.out", tmp);
+	pid_t curl = curl_bg("POST", "/sandboxes/st1/exec",
+			     "{\"cmd\":[\"sh\",\"-c\",\"while :; do echo tick; sleep 0.1; done\"]}",
+			     "application/x-ndjson", file);
+	struct wsc w;
+	wsc_open(&w, "/sandboxes/st1/ws?cols=80&rows=24");
+	cJSON *s = wsc_wait_type(&w, "session", NULL);
+	assert_non_null(s);
+	cJSON_Delete(s);
+	/* the exec is running once it printed */
+	for (int i = 0; i < 300; i++) {
+		char *t = read_text(file);
+		bool ticking = t && strstr(t, "tick");
+		free(t);
+		if (ticking)
+			break;
+		usleep(100 * 1000);
+	}
+
+	buf_init(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/st1/stop", key, "{}", &out), 200);
+	buf_release(&out);
+
+	/* the exec's answer ends, with an error line */
+	assert_true(pid_wait_gone(curl, 20000));
+	waitpid(curl, NULL, 0);
+	char *t = read_text(file);
+	assert_non_null(t);
+	assert_non_null(strstr(t, "\"type\":\"error\""));
+	free(t);
+	/* the shell hears why and is closed */
+	s = wsc_wait_type(&w, "error", NULL);
+	assert_non_null(s);
+	cJSON_Delete(s);
+	wsc_close(&w);
+
+	/* the sandbox starts again and works */
+	buf_init(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/st1/start", key, "{}", &out), 200);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/st1/exec", key,
+				   "{\"cmd\":[\"echo\",\"back\"]}", &out), 200);
+	assert_non_null(strstr(out.data, "back"));
+	buf_release(&out);
+	test_rmtree(tmp);
+	free(tmp);
+	assert_int_equal(health(), 200);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_oversize_ws_message_then_reattach),
+		cmocka_unit_test(test_stop_while_streaming),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
