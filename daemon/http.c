@@ -1,10 +1,21 @@
-/* http.c — libwebsockets glue: listening, routing, authentication, request
- * bodies, whole and streamed responses, WebSocket messages (see http.h).
+/* http.c — libwebsockets glue: routing, authentication, rate limits,
+ * request bodies, whole and streamed responses, WebSocket messages (see
+ * http.h).
  *
  * Sits between lws (one protocol handles plain HTTP and WebSocket
- * upgrades) and the route table (routes.c) with its handlers. The shared
- * event loop (engine, agent channels, timers) is one more fd in lws' poll:
- * when its epoll fd is readable, lws calls us and we run one turn of it.
+ * upgrades) and the route table (routes.c) with its handlers. The
+ * listening sockets are ours (listen.c: bound exactly as configured,
+ * capped per client address); each accepted connection is adopted into
+ * lws. The shared event loop (engine, agent channels, timers, the
+ * listening sockets) is one more fd in lws' poll: when its epoll fd is
+ * readable, lws calls us and we run one turn of it.
+ *
+ * Strictness: a malformed or repeated Content-Length, a chunked body or
+ * an unknown method is answered (400, 411, 405) and the connection
+ * closed; a WebSocket is authenticated (and rate-limited) before the
+ * upgrade, so a refused one gets a plain HTTP answer; a client sending a
+ * second request before the first is answered is told so (400) and
+ * closed, never silently.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,14 +28,25 @@
 #include <sodium.h>
 
 #include "http.h"
+#include "listen.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
 
-/* Per connection (lws' per-session data): the current request. */
+/* Per protocol binding (lws' per-session data): the current request. */
 struct http_conn {
 	struct lws *wsi;
 	struct http_req *req;
+};
+
+/* Per accepted connection, from the accept to lws' WSI_DESTROY (the wsi's
+ * opaque user data): its client address's count, and a WebSocket request
+ * between its authentication (before the upgrade) and the upgrade. */
+struct link {
+	struct listen_peer *peer;
+	struct http_req *upgrading;
+	const struct route *route;
+	unsigned body_ends;        /* BODY_COMPLETIONs of the current request */
 };
 
 struct ws_msg {
@@ -39,6 +61,8 @@ struct ws_msg {
 
 static struct {
 	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	struct listener *listener;
 	struct server *srv;
 	struct lws *loop_wsi;    /* the shared loop's epoll fd, adopted */
 	bool stop;
@@ -139,7 +163,7 @@ void http_reply_json(struct http_req *r, int status, cJSON *obj)
 		cJSON_Delete(obj);
 		return;
 	}
-	if (r->method == HTTP_WS) {
+	if (r->ws_open) {
 		/* on a WebSocket an answer is a last text frame (errors carry
 		 * "type": "error"), then the close */
 		if (cJSON_GetObjectItemCaseSensitive(obj, "error"))
@@ -282,7 +306,7 @@ static int write_headers(struct http_req *r, struct lws *wsi)
  * more body and loop on it.) 0 keep going, -1 close the connection. */
 static int transaction_done(struct http_conn *c, struct http_req *r)
 {
-	bool close = r->clen < 0;
+	bool close = r->clen < 0 || r->close_after;
 	req_detach(r);
 	if (close)
 		return -1;
@@ -424,10 +448,10 @@ static void on_ws_receive(struct http_conn *c, const uint8_t *p, size_t n)
 
 /* ---- routing -------------------------------------------------------------------- */
 
-static const char *method_name(enum http_method m)
+static const char *method_name(const struct http_req *r)
 {
 	static const char *const names[] = { "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "GET" };
-	return names[m];
+	return r->method == HTTP_OTHER ? r->method_name : names[r->method];
 }
 
 /* Does path match pattern? Fills params (heap) on a match. */
@@ -479,8 +503,7 @@ static const struct route *route_find(struct http_req *r)
 		path_known = true;
 	}
 	if (path_known)
-		http_reply_error(r, 405, "method %s not allowed on '%s'", method_name(r->method),
-				 r->path);
+		http_reply_error(r, 405, "method %s not allowed on '%s'", method_name(r), r->path);
 	else
 		http_reply_error(r, 404, "no route '%s'", r->path);
 	return NULL;
@@ -596,17 +619,53 @@ static struct http_req *req_new(struct http_conn *c, enum http_method m, const c
 	return r;
 }
 
-static enum http_method method_of(struct lws *wsi)
+static enum http_method method_of(struct lws *wsi, const char **ret_name)
 {
-	static const struct { enum lws_token_indexes t; enum http_method m; } map[] = {
-		{ WSI_TOKEN_GET_URI, HTTP_GET },	 { WSI_TOKEN_POST_URI, HTTP_POST },
-		{ WSI_TOKEN_PUT_URI, HTTP_PUT },	 { WSI_TOKEN_PATCH_URI, HTTP_PATCH },
-		{ WSI_TOKEN_DELETE_URI, HTTP_DELETE }, { WSI_TOKEN_HEAD_URI, HTTP_HEAD },
+	static const struct {
+		enum lws_token_indexes t;
+		enum http_method m;
+		const char *name;
+	} map[] = {
+		{ WSI_TOKEN_GET_URI, HTTP_GET, "GET" },	     { WSI_TOKEN_POST_URI, HTTP_POST, "POST" },
+		{ WSI_TOKEN_PUT_URI, HTTP_PUT, "PUT" },	     { WSI_TOKEN_PATCH_URI, HTTP_PATCH, "PATCH" },
+		{ WSI_TOKEN_DELETE_URI, HTTP_DELETE, "DELETE" }, { WSI_TOKEN_HEAD_URI, HTTP_HEAD, "HEAD" },
+		{ WSI_TOKEN_OPTIONS_URI, HTTP_OTHER, "OPTIONS" },
+		{ WSI_TOKEN_CONNECT, HTTP_OTHER, "CONNECT" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(map); i++)
-		if (lws_hdr_total_length(wsi, map[i].t) > 0)
+		if (lws_hdr_total_length(wsi, map[i].t) > 0) {
+			*ret_name = map[i].name;
 			return map[i].m;
-	return HTTP_GET;
+		}
+	*ret_name = "an unknown method";
+	return HTTP_OTHER;
+}
+
+/* Content-Length: absent (0, *ret_len = 0), one decimal number (0), or
+ * -EINVAL: malformed or given more than once (a client and the server
+ * disagreeing about where a body ends is how requests are smuggled). */
+static int content_length(struct lws *wsi, bool *ret_present, uint64_t *ret_len)
+{
+	*ret_present = false;
+	*ret_len = 0;
+	int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+	if (n <= 0)
+		return 0;
+	if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, 1) > 0)
+		return -EINVAL;
+	char v[32];
+	if (n >= (int)sizeof(v) ||
+	    lws_hdr_copy(wsi, v, sizeof(v), WSI_TOKEN_HTTP_CONTENT_LENGTH) != n)
+		return -EINVAL;
+	uint64_t len = 0;
+	for (int i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9' || len > (UINT64_MAX - 9) / 10)
+			return -EINVAL;
+		len = len * 10 + (uint64_t)(v[i] - '0');
+	}
+	*ret_present = true;
+	*ret_len = len;
+	return 0;
 }
 
 /* Pending route between headers and body completion. */
@@ -617,24 +676,30 @@ struct pending {
 
 static void start_request(struct http_conn *c, const char *uri)
 {
-	enum http_method m = method_of(c->wsi);
+	const char *mname;
+	enum http_method m = method_of(c->wsi, &mname);
 	struct http_req *r = req_new(c, m, uri);
+	r->method_name = mname;
 	char *accept = hdr(c->wsi, WSI_TOKEN_HTTP_ACCEPT);
 	r->want_ndjson = accept && strstr(accept, "application/x-ndjson");
 	free(accept);
-	char *cl = hdr(c->wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-	char *te = hdr(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
-	r->content_length = cl ? strtoull(cl, NULL, 10) : 0;
-	bool zero_post = cl && r->content_length == 0 && m == HTTP_POST;
-	free(cl);
-	if (te) {
-		free(te);
+	bool has_cl;
+	if (content_length(c->wsi, &has_cl, &r->content_length) < 0) {
+		r->close_after = true;
+		http_reply_error(r, 400, "malformed or repeated Content-Length");
+		return;
+	}
+	if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		r->close_after = true;
 		http_reply_error(r, 411, "chunked request bodies are not supported: send Content-Length");
 		return;
 	}
+	bool zero_post = has_cl && r->content_length == 0 && m == HTTP_POST;
 	const struct route *rt = route_find(r);
-	if (!rt)
+	if (!rt) {
+		r->close_after = r->content_length > 0;   /* its body is not read */
 		return;
+	}
 	if (!(rt->flags & ROUTE_NO_AUTH) && authenticate(r, c->wsi) < 0)
 		return;
 	if (!(rt->flags & ROUTE_NO_AUTH) && http_rate(r, rt->rate) < 0)
@@ -643,6 +708,7 @@ static void start_request(struct http_conn *c, const char *uri)
 	if (r->srv->cfg.limits.max_body && limit > r->srv->cfg.limits.max_body)
 		limit = (size_t)r->srv->cfg.limits.max_body;   /* the admin's cap */
 	if (r->content_length > limit) {
+		r->close_after = true;
 		http_reply_error(r, 413, "request body too large: %llu bytes, at most %zu",
 				 (unsigned long long)r->content_length, limit);
 		return;
@@ -676,6 +742,7 @@ static void body_chunk(struct http_conn *c, const uint8_t *p, size_t n)
 	if (r->ctx_free == free && r->ctx) {
 		struct pending *pd = r->ctx;
 		if (r->body.len + n > pd->limit) {
+			r->close_after = true;
 			http_reply_error(r, 413, "request body too large: at most %zu bytes", pd->limit);
 			return;
 		}
@@ -702,14 +769,110 @@ static void body_done(struct http_conn *c)
 	}
 }
 
-static void start_ws(struct http_conn *c)
+/* A refused upgrade: the answer, written at once as plain HTTP. */
+static void write_now(struct http_req *r, struct lws *wsi)
 {
-	char *uri = hdr(c->wsi, WSI_TOKEN_GET_URI);
+	if (write_headers(r, wsi) < 0 || !r->out.len)
+		return;
+	size_t n = MIN(r->out.len, (size_t)WRITE_CHUNK);
+	memcpy(wbuf + LWS_PRE, r->out.data, n);
+	lws_write(wsi, wbuf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL);
+}
+
+/* A WebSocket upgrade is asked for: route, authenticate and rate-limit it
+ * before anything is upgraded. 0 lets it go on, 1 when it was refused
+ * with an HTTP answer (lws ends the transaction). */
+static int confirm_upgrade(struct lws *wsi)
+{
+	struct link *lk = lws_get_opaque_user_data(wsi);
+	char *uri = hdr(wsi, WSI_TOKEN_GET_URI);
+	/* no per-session data yet: a connection for the time of this call */
+	struct http_conn tmp = { .wsi = wsi }, *c = &tmp;
 	struct http_req *r = req_new(c, HTTP_WS, uri ? uri : "/");
 	free(uri);
 	const struct route *rt = route_find(r);
-	if (rt && authenticate(r, c->wsi) == 0 && http_rate(r, rt->rate) == 0)
-		dispatch(r, rt);
+	bool ok = rt && lk && !lk->upgrading && authenticate(r, wsi) == 0 &&
+		  http_rate(r, rt->rate) == 0;
+	c->req = NULL;
+	r->conn = NULL;
+	if (!ok) {
+		if (!r->finished)
+			http_reply_error(r, 400, "cannot upgrade this connection");
+		write_now(r, wsi);
+		req_maybe_free(r);
+		return 1;
+	}
+	lk->upgrading = r;
+	lk->route = rt;
+	return 0;
+}
+
+/* The WebSocket is up: its request (authenticated before) runs. */
+static int established(struct http_conn *c, struct lws *wsi)
+{
+	struct link *lk = lws_get_opaque_user_data(wsi);
+	c->wsi = wsi;
+	c->req = NULL;
+	struct http_req *r = lk ? lk->upgrading : NULL;
+	if (!r)
+		return -1;
+	lk->upgrading = NULL;
+	r->conn = c;
+	r->ws_open = true;
+	c->req = r;
+	dispatch(r, lk->route);
+	return 0;
+}
+
+/* A connection ended (lws frees it): its count, and an upgrade that never
+ * happened. */
+static void link_free(struct lws *wsi)
+{
+	struct link *lk = lws_get_opaque_user_data(wsi);
+	if (!lk)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	if (lk->upgrading) {
+		lk->upgrading->finished = true;
+		req_maybe_free(lk->upgrading);
+	}
+	listen_peer_done(lk->peer);
+	free(lk);
+}
+
+/* A pipelining client (a request sent before the one before it was
+ * answered) that lws cannot serve: say so and close, never drop it
+ * unseen. -1: the connection closes. */
+static int pipelined(struct http_conn *c)
+{
+	static const char msg[] =
+		"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+		"Content-Length: 93\r\nConnection: close\r\n\r\n"
+		"{\"error\":\"a request pipelined with or behind one that has a body: send it after the answer\"}\n";
+	log_warn("http: a client pipelined requests with a body; answering 400 and closing");
+	bool answering = c->req && c->req->headers_sent;
+	if (c->req)
+		req_detach(c->req);
+	if (!answering) {
+		memcpy(wbuf + LWS_PRE, msg, sizeof(msg) - 1);
+		lws_write(c->wsi, wbuf + LWS_PRE, sizeof(msg) - 1, LWS_WRITE_RAW);
+	}
+	return -1;
+}
+
+/* The body of the current request is complete. When bytes of another
+ * request follow a body in lws 4.1's buffer (a pipelining client), lws
+ * feeds them to the finished body's reader, which ends the body again
+ * without consuming them, over and over, at 100% CPU: a second completion
+ * for one request is that, and ends the connection with a 400 (pipelined
+ * requests without bodies are served in order). */
+static int body_complete(struct http_conn *c, struct lws *wsi)
+{
+	struct link *lk = lws_get_opaque_user_data(wsi);
+	if (lk && ++lk->body_ends > 1)
+		return pipelined(c);
+	body_done(c);
+	return 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -717,30 +880,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
 	struct http_conn *c = user;
 	switch (reason) {
-	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_HTTP: {
+		struct link *lk = lws_get_opaque_user_data(wsi);
 		c->wsi = wsi;
-		if (c->req)  /* a pipelined request while one is answered */
-			return -1;
+		if (lk)
+			lk->body_ends = 0;
+		if (c->req)
+			return pipelined(c);
 		start_request(c, in ? (const char *)in : "/");
 		return 0;
+	}
 	case LWS_CALLBACK_HTTP_BODY:
 		if (len)
 			body_chunk(c, in, len);
 		return 0;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		body_done(c);
-		return 0;
+		return body_complete(c, wsi);
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return on_http_writeable(c);
 	case LWS_CALLBACK_CLOSED_HTTP:
 		if (c && c->req)
 			req_detach(c->req);
 		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return confirm_upgrade(wsi);
 	case LWS_CALLBACK_ESTABLISHED:
-		c->wsi = wsi;
-		c->req = NULL;
-		start_ws(c);
-		return 0;
+		return established(c, wsi);
 	case LWS_CALLBACK_RECEIVE:
 		on_ws_receive(c, in, len);
 		return 0;
@@ -749,6 +914,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	case LWS_CALLBACK_CLOSED:
 		if (c && c->req)
 			req_detach(c->req);
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		link_free(wsi);
 		return 0;
 	default:
 		break;
@@ -790,38 +958,57 @@ static void lws_log(int level, const char *line)
 		log_debug("lws: %.*s", (int)n, line);
 }
 
+/* A connection the listener accepted: lws serves it from now on. */
+static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
+{
+	struct lws *wsi = lws_adopt_socket_vhost(H.vh, fd);   /* closes fd on failure */
+	if (!wsi)
+		return false;
+	struct link *lk = xcalloc(1, sizeof(*lk));
+	lk->peer = peer;
+	lws_set_opaque_user_data(wsi, lk);
+	return true;
+}
+
 int http_start(struct server *srv, const char *host, int port, struct err *e)
 {
 	H.srv = srv;
 	lws_set_log_level(getenv("BHATTI_LWS_DEBUG") ? 0xff : (LLL_ERR | LLL_WARN), lws_log);
 	struct lws_context_creation_info info;
 	memset(&info, 0, sizeof(info));
-	info.port = port;
-	info.iface = host && host[0] ? host : NULL;
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* listen.c listens */
 	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_DISABLE_IPV6 * 0;
 	info.timeout_secs = 120;
+	info.timeout_secs_ah_idle = HTTP_HEADER_TIMEOUT_S;
 	info.keepalive_timeout = 30;
 	info.max_http_header_data = 8192;
-	info.max_http_header_pool = 256;
+	info.max_http_header_pool = 1024;
 	info.vhost_name = "bhatti";
 	info.server_string = "bhatti";
 	H.ctx = lws_create_context(&info);
 	if (!H.ctx)
-		return err_set(e, EADDRINUSE, "cannot listen on %s:%d (in use, or a bad address)",
-			       host && host[0] ? host : "*", port);
-	struct lws_vhost *vh = lws_get_vhost_by_name(H.ctx, "bhatti");
+		return err_set(e, EIO, "cannot start libwebsockets");
+	H.vh = lws_get_vhost_by_name(H.ctx, "bhatti");
 	/* a duplicate: lws closes what it adopted when its context goes, and
 	 * the loop lives on after http_free() (the engine's shutdown runs it
 	 * to finish its file jobs) */
 	lws_sock_file_fd_type fd = { .filefd = fcntl(loop_fd(), F_DUPFD_CLOEXEC, 3) };
-	H.loop_wsi = lws_adopt_descriptor_vhost(vh, LWS_ADOPT_RAW_FILE_DESC, fd, "bhatti-loop", NULL);
-	if (!H.loop_wsi) {
-		lws_context_destroy(H.ctx);
-		H.ctx = NULL;
-		return err_set(e, EIO, "cannot adopt the event loop into libwebsockets");
+	H.loop_wsi = lws_adopt_descriptor_vhost(H.vh, LWS_ADOPT_RAW_FILE_DESC, fd, "bhatti-loop",
+						 NULL);
+	int r = H.loop_wsi ? 0 : err_set(e, EIO, "cannot adopt the event loop into libwebsockets");
+	if (r == 0)
+		r = listen_start(host, port, (unsigned)srv->cfg.limits.max_conns_per_ip, adopt, NULL,
+				 &H.listener, e);
+	if (r < 0) {
+		http_free();
+		return r;
 	}
 	return 0;
+}
+
+const char *http_listening(void)
+{
+	return H.listener ? listen_describe(H.listener) : "";
 }
 
 int http_run(void)
@@ -844,7 +1031,10 @@ void http_stop(void)
 
 void http_free(void)
 {
+	/* lws first: destroying its connections gives their counts back */
 	if (H.ctx)
 		lws_context_destroy(H.ctx);
 	H.ctx = NULL;
+	listen_free(H.listener);
+	H.listener = NULL;
 }

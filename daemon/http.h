@@ -50,6 +50,7 @@ enum http_method {
 	HTTP_PATCH,
 	HTTP_DELETE,
 	HTTP_WS,      /* GET with a WebSocket upgrade */
+	HTTP_OTHER,   /* any other method: no route has it */
 };
 
 struct server;
@@ -73,6 +74,8 @@ struct route {
 };
 
 #define HTTP_MAX_JSON_BODY (1u << 20)
+/* A connection has this long to send a request's head. */
+#define HTTP_HEADER_TIMEOUT_S 5
 #define HTTP_MAX_PARAMS 2
 /* Streamed responses: handlers stop producing above this much queued
  * output and continue from on_drain. */
@@ -108,13 +111,18 @@ struct http_req {
 	int64_t clen;                       /* -1 = unknown (stream) */
 	struct buf out;
 	bool started, headers_sent, final, finished, gone, body_paused;
+	bool ws_open;                       /* upgraded: answers are messages */
+	bool close_after;                   /* close the connection after the answer */
+	const char *method_name;            /* HTTP_OTHER: its name */
 	struct ws_msg *wsq, **wsq_tail;
 	size_t wsq_bytes;
 	struct buf wsrx;
 };
 
-/* Start listening (host may be NULL/"" for every interface). */
+/* Start listening (host may be NULL/"" for every interface; listen.h). */
 int http_start(struct server *srv, const char *host, int port, struct err *e);
+/* What it listens on ("127.0.0.1:8080"), for the log. */
+const char *http_listening(void);
 /* Serve until http_stop(); runs the shared loop too. */
 int http_run(void);
 void http_stop(void);

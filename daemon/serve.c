@@ -211,8 +211,8 @@ int cmd_serve(int argc, char **argv)
 	}
 	if (http_start(&S, host, port, &e) < 0)
 		return fail("listen", &e);
-	log_info("listening on http://%s:%d (accelerator %s, data in %s)",
-		 host && host[0] ? host : "*", port, engine_accel(S.eng), S.cfg.data_dir);
+	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),
+		 engine_accel(S.eng), S.cfg.data_dir);
 	rc = http_run();
 	http_free();
 	watch_close(&sig_watch);

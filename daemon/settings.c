@@ -86,6 +86,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_INT("limits.reads_per_min", S, limits.reads_per_min, 0, 1000000),
 	CONFIG_KEY_INT("limits.max_execs_per_user", S, limits.max_execs_per_user, 0, 1000000),
 	CONFIG_KEY_INT("limits.max_execs", S, limits.max_execs, 0, 1000000),
+	CONFIG_KEY_INT("limits.max_conns_per_ip", S, limits.max_conns_per_ip, 0, 1000000),
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 };
 #undef S
@@ -110,6 +111,7 @@ static void defaults(struct settings *s)
 			.reads_per_min = 1200,
 			.max_execs_per_user = 32,
 			.max_execs = 256,
+			.max_conns_per_ip = 128,
 			.max_body = 100ull << 20,
 		},
 	};

@@ -22,6 +22,7 @@
  *     reads_per_min: 1200       # per user: every other request; 0 = none
  *     max_execs_per_user: 32    # execs running at once, per user; 0 = none
  *     max_execs: 256            # execs running at once, everyone; 0 = none
+ *     max_conns_per_ip: 128     # open API connections per client address; 0 = none
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -67,6 +68,7 @@ struct settings {
 		int64_t reads_per_min;
 		int64_t max_execs_per_user;
 		int64_t max_execs;
+		int64_t max_conns_per_ip;
 		uint64_t max_body;      /* bytes */
 	} limits;
 };

@@ -418,6 +418,11 @@ int daemon_restart(struct daemon_proc *d)
 
 int daemon_start(struct daemon_proc *d, const char *extra_config)
 {
+	return daemon_start_on(d, "127.0.0.1", extra_config);
+}
+
+int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config)
+{
 	memset(d, 0, sizeof(*d));
 	d->dir = test_tmpdir("daemon");
 	chmod(d->dir, 0711);
@@ -426,7 +431,7 @@ int daemon_start(struct daemon_proc *d, const char *extra_config)
 	d->home = pathf("%s/home", d->dir);
 	d->log = pathf("%s/serve.log", d->dir);
 	d->port = free_port();
-	d->url = pathf("http://127.0.0.1:%d", d->port);
+	d->url = pathf("http://%s:%d", host[0] ? host : "127.0.0.1", d->port);
 	mkdir(d->home, 0700);
 	const char *img = getenv("BHATTI_IMAGES");
 	char cwd[4096];
@@ -437,8 +442,8 @@ int daemon_start(struct daemon_proc *d, const char *extra_config)
 	FILE *f = fopen(d->config, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listen: \"127.0.0.1:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s",
-		d->port, d->data, images, extra_config ? extra_config : "");
+	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s", host, d->port,
+		d->data, images, extra_config ? extra_config : "");
 	fclose(f);
 	free(images);
 	return daemon_restart(d);

@@ -88,6 +88,9 @@ struct daemon_proc {
 	int port;
 };
 int daemon_start(struct daemon_proc *d, const char *extra_config);
+/* The same listening on host ("127.0.0.1", "[::1]", "" for every
+ * interface); d->url names the host (127.0.0.1 for every interface). */
+int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config);
 /* Start again on the same dir and port (after a stop or a kill). */
 int daemon_restart(struct daemon_proc *d);
 /* SIGKILL (crash) without cleanup of the dir. */

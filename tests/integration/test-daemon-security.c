@@ -9,7 +9,16 @@
  *     freed shell context);
  *   - a stop while an exec streams, a shell is attached and a session list
  *     is answered: every request ends with an answer, nothing points at
- *     the agent connection the stop dropped.
+ *     the agent connection the stop dropped;
+ *   - the API listens on exactly the configured address (item 3): the test
+ *     runs in a network namespace of its own with a second address,
+ *     192.0.2.1 (TEST-NET-1) on a veth pair, and nothing reaches a
+ *     listener that was not asked for;
+ *   - HTTP strictness: unknown methods, malformed or repeated
+ *     Content-Length, pipelined bodies (lws spun at 100% CPU), WebSocket
+ *     authentication before the upgrade;
+ *   - 300 half-open connections from one address do not starve another
+ *     address, and are closed after the header timeout.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +28,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/select.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -270,11 +283,245 @@ static void test_stop_while_streaming(void **state UNUSED)
 	assert_int_equal(health(), 200);
 }
 
+/* ---- the HTTP front ---- */
+
+/* This test's own network namespace, with 192.0.2.1 on a veth interface:
+ * a non-loopback address of "this host" that no other test can reach. */
+static bool netns;
+
+static int sh(const char *cmd)
+{
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	return test_run(argv, NULL, NULL, 0, NULL, NULL, 10000);
+}
+
+static void enter_netns(void)
+{
+	if (geteuid() != 0 || unshare(CLONE_NEWNET) < 0)
+		return;
+	/* (a veth pair: this kernel may have no dummy interfaces) */
+	if (sh("ip link set lo up") != 0) {
+		fprintf(stderr, "cannot bring up lo in the test's network namespace\n");
+		exit(1);
+	}
+	netns = sh("ip link add bt0 type veth peer name bt1 && ip addr add 192.0.2.1/24 dev bt0 && "
+		   "ip link set bt1 up && ip link set bt0 up") == 0;
+}
+
+/* Connect from `from` (NULL: any) to host:port; -1 when refused. */
+static int dial(const char *from, const char *host, int port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+	int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (from) {
+		struct sockaddr_in a = { .sin_family = AF_INET };
+		inet_pton(AF_INET, from, &a.sin_addr);
+		if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	int r;
+	if (v6) {
+		struct sockaddr_in6 a = { .sin6_family = AF_INET6, .sin6_port = htons((uint16_t)port) };
+		inet_pton(AF_INET6, host, &a.sin6_addr);
+		r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	} else {
+		struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+		inet_pton(AF_INET, host, &a.sin_addr);
+		r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+	}
+	if (r < 0) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send req on a new connection and read until the daemon closes it or
+ * ms pass; the answer in out. */
+static void raw(const char *req, size_t len, struct buf *out, int ms)
+{
+	int fd = dial(NULL, "127.0.0.1", d.port);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, req, len), 0);
+	buf_reset(out);
+	for (int waited = 0; waited < ms; waited += 50) {
+		struct timeval tv = { 0, 50000 };
+		fd_set fs;
+		FD_ZERO(&fs);
+		FD_SET(fd, &fs);
+		if (select(fd + 1, &fs, NULL, NULL, &tv) <= 0)
+			continue;
+		char tmp[4096];
+		ssize_t n = read(fd, tmp, sizeof(tmp));
+		if (n <= 0)
+			break;
+		buf_add(out, tmp, (size_t)n);
+	}
+	close(fd);
+}
+
+static long cpu_ticks(pid_t pid)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+	char *t = read_text(p);
+	char *c = t ? strrchr(t, ')') : NULL;
+	long ut = 0, st = 0;
+	/* after "pid (comm)": fields 3.. ; utime is 14, stime 15 */
+	if (c)
+		sscanf(c + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld", &ut, &st);
+	free(t);
+	return ut + st;
+}
+
+static bool reachable(const char *host, int port)
+{
+	int fd = dial(NULL, host, port);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* Issue 10, item 3: "listen: 127.0.0.1:8080" listened on every interface,
+ * IPv4 and IPv6. */
+static void test_listens_exactly_as_configured(void **state UNUSED)
+{
+	if (!netns)
+		skip();
+	/* the group's daemon: 127.0.0.1 only */
+	assert_true(reachable("127.0.0.1", d.port));
+	assert_false(reachable("192.0.2.1", d.port));
+	assert_false(reachable("::1", d.port));
+
+	struct daemon_proc all, v6;
+	assert_int_equal(daemon_start_on(&all, "", NULL), 0);
+	assert_true(reachable("127.0.0.1", all.port));
+	assert_true(reachable("192.0.2.1", all.port));
+	assert_true(reachable("::1", all.port));
+	assert_int_equal(daemon_stop(&all, true), 0);
+
+	assert_int_equal(daemon_start_on(&v6, "[::1]", NULL), 0);
+	assert_true(reachable("::1", v6.port));
+	assert_false(reachable("127.0.0.1", v6.port));
+	assert_false(reachable("192.0.2.1", v6.port));
+	assert_int_equal(daemon_stop(&v6, true), 0);
+}
+
+static void test_http_strictness(void **state UNUSED)
+{
+	static struct buf out = BUF_INIT;   /* (a failed assertion leaves it) */
+	char req[1024];
+
+	/* an unknown method is not a GET */
+	const char opt[] = "OPTIONS /health HTTP/1.1\r\nHost: x\r\n\r\n";
+	raw(opt, strlen(opt), &out, 2000);
+	assert_non_null(strstr(out.data, "HTTP/1.1 405"));
+
+	/* Content-Length: malformed, or twice */
+	const char *bad_cl[] = {
+		"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 2x\r\n\r\n{}",
+		"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}",
+		"POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_cl); i++) {
+		raw(bad_cl[i], strlen(bad_cl[i]), &out, 2000);
+		if (!strstr(out.data, "HTTP/1.1 400"))
+			fail_msg("'%s' answered: %s", bad_cl[i], out.data);
+	}
+
+	/* pipelined requests behind a body: answered 400, and the daemon
+	 * does not spin (lws 4.1 did, at 100% CPU, for good) */
+	int n = snprintf(req, sizeof(req),
+			 "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+			 "POST /sandboxes HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}"
+			 "GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+	raw(req, (size_t)n, &out, 2000);
+	assert_non_null(strstr(out.data, "HTTP/1.1 200"));
+	assert_non_null(strstr(out.data, "HTTP/1.1 400"));
+	long t0 = cpu_ticks(d.pid);
+	usleep(1000 * 1000);
+	long used = cpu_ticks(d.pid) - t0;
+	if (used > 30)
+		fail_msg("the daemon used %ld ticks in a second after a pipelined request", used);
+	/* pipelined GETs are served in order */
+	n = snprintf(req, sizeof(req), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+				       "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+	raw(req, (size_t)n, &out, 2000);
+	char *second = strstr(out.data, "HTTP/1.1 200");
+	assert_non_null(second);
+	assert_non_null(strstr(second + 1, "HTTP/1.1 200"));
+
+	/* a WebSocket is refused before the upgrade: plain HTTP statuses */
+	const char *ws = "GET /sandboxes/sh1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			 "Sec-WebSocket-Version: 13\r\n%s\r\n";
+	n = snprintf(req, sizeof(req), ws, "");
+	raw(req, (size_t)n, &out, 2000);
+	if (!strstr(out.data, " 401 ") || strstr(out.data, " 101 "))
+		fail_msg("unauthenticated upgrade answered: %s", out.data);
+	char auth[300];
+	snprintf(auth, sizeof(auth), "Authorization: Bearer %s\r\n", key);
+	n = snprintf(req, sizeof(req),
+		     "GET /nosuch/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		     "Sec-WebSocket-Version: 13\r\n%s\r\n", auth);
+	raw(req, (size_t)n, &out, 2000);
+	assert_non_null(strstr(out.data, " 404 "));
+	buf_release(&out);
+	assert_int_equal(health(), 200);
+}
+
+/* 300 half-open connections from one address: the others are served at
+ * once, the address gets at most limits.max_conns_per_ip, and what it
+ * holds is closed after the header timeout. */
+static void test_half_open_flood(void **state UNUSED)
+{
+	int fds[300], refused = 0;
+	const char partial[] = "GET /health HTTP/1.1\r\nHost: x\r\n";
+	for (int i = 0; i < 300; i++) {
+		fds[i] = dial("127.0.0.2", "127.0.0.1", d.port);
+		assert_true(fds[i] >= 0);
+		(void)write_all(fds[i], partial, strlen(partial));
+	}
+	uint64_t t0 = now_ms();
+	assert_int_equal(health(), 200);
+	assert_true(now_ms() - t0 < 2000);
+	usleep(300 * 1000);
+	for (int i = 0; i < 300; i++) {
+		char b[64];
+		ssize_t n = recv(fds[i], b, sizeof(b) - 1, MSG_DONTWAIT);
+		if (n > 0 && strncmp(b, "HTTP/1.1 429", 12) == 0)
+			refused++;
+	}
+	assert_int_equal(refused, 300 - 128);
+	/* the header timeout (5 s) closes the rest */
+	usleep(7000 * 1000);
+	int closed = 0;
+	for (int i = 0; i < 300; i++) {
+		char b[256];
+		ssize_t n;
+		while ((n = recv(fds[i], b, sizeof(b), MSG_DONTWAIT)) > 0)
+			;
+		/* (a refused one may be reset: it closed with our bytes unread) */
+		closed += n == 0 || (n < 0 && errno == ECONNRESET);
+		close(fds[i]);
+	}
+	assert_int_equal(closed, 300);
+	assert_int_equal(health(), 200);
+}
+
 int main(void)
 {
+	enter_netns();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_oversize_ws_message_then_reattach),
 		cmocka_unit_test(test_stop_while_streaming),
+		cmocka_unit_test(test_listens_exactly_as_configured),
+		cmocka_unit_test(test_http_strictness),
+		cmocka_unit_test(test_half_open_flood),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
