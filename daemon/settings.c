@@ -11,9 +11,9 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
-#include "names.h"
 #include "num.h"
 #include "settings.h"
+#include "valid.h"
 
 /* ---- checks on string values (config.h: "key 'x' " + message) ------------ */
 
@@ -56,7 +56,9 @@ static int check_log_level(const char *v, struct err *e)
 
 static int check_image(const char *v, struct err *e)
 {
-	return name_valid(v) ? 0 : err_set(e, EINVAL, "must be an image name (%s)", NAME_RULE);
+	if (valid_image(v, NULL) == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be an image name (%s)", VALID_IMAGE_RULE);
 }
 
 static int check_not_empty(const char *v, struct err *e)

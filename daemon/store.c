@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "valid.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define KEY_RAW_BYTES 32
@@ -593,13 +594,6 @@ static bool key_well_formed(const char *key)
 	return ok;
 }
 
-static int check_user_name(const char *name, struct err *e)
-{
-	if (!name_valid(name))
-		return err_set(e, EINVAL, "invalid user name '%s'", name ? name : "");
-	return 0;
-}
-
 int store_user_create(struct store *st, const char *name, int64_t max_sandboxes,
 		      int64_t max_cpus, int64_t max_memory_mb, char **ret_key,
 		      struct user *ret_user, struct err *e)
@@ -610,7 +604,7 @@ int store_user_create(struct store *st, const char *name, int64_t max_sandboxes,
 	struct q q;
 	int r;
 
-	if ((r = check_user_name(name, e)) < 0)
+	if ((r = valid_user_name(name, e)) < 0)
 		return r;
 	if (max_sandboxes < 0 || max_cpus < 0 || max_memory_mb < 0)
 		return err_set(e, EINVAL, "limits of user '%s' must not be negative", name);
@@ -799,10 +793,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	struct q q;
 	int rc;
 
-	if (!sandbox_id_valid(r->id))
-		return err_set(e, EINVAL, "invalid sandbox id '%s'", r->id ? r->id : "");
-	if (!name_valid(r->name))
-		return err_set(e, EINVAL, "invalid sandbox name '%s'", r->name ? r->name : "");
+	if ((rc = valid_sandbox_id(r->id, e)) < 0 || (rc = valid_sandbox_name(r->name, e)) < 0)
+		return rc;
 	if ((rc = q_begin(st, Q_SB_INSERT, &q, e)) < 0)
 		return rc;
 	q_text(&q, 1, r->id);
@@ -883,8 +875,8 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 	struct q q;
 	int r;
 
-	if (!name_valid(new_name))
-		return err_set(e, EINVAL, "invalid sandbox name '%s'", new_name ? new_name : "");
+	if ((r = valid_sandbox_name(new_name, e)) < 0)
+		return r;
 	if ((r = q_begin(st, Q_SB_RENAME, &q, e)) < 0)
 		return r;
 	q_text(&q, 1, new_name);
@@ -959,8 +951,8 @@ int store_secret_put(struct store *st, int64_t user_id, const char *name,
 	bool created = false, updated = false;
 	int r;
 
-	if (!name_valid(name))
-		return err_set(e, EINVAL, "invalid secret name '%s'", name ? name : "");
+	if ((r = valid_secret_name(name, e)) < 0)
+		return r;
 	if ((r = tx_begin(st, e)) < 0)
 		return r;
 	r = secret_write(st, Q_SECRET_INSERT, user_id, name, ct, n, now, &created, e);

@@ -92,7 +92,7 @@ int store_user_delete(struct store *st, const char *name, struct err *e);
 /* ---- sandboxes ------------------------------------------------------------ */
 
 struct sandbox_row {
-	char *id;               /* SANDBOX_ID_LEN lower-case hex (names.h) */
+	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex (valid.h) */
 	int64_t user_id;
 	char *name;
 	int64_t cpus;

@@ -226,13 +226,21 @@ static void test_bad_input(void **state UNUSED)
 {
 	struct buf b = BUF_INIT;
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"-bad\"}", &b), 400);
-	assert_error_json(&b, "invalid name");
+	assert_error_json(&b, "invalid sandbox name '-bad': it starts with '-'");
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":\"a b\"}", &b), 400);
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"name\":", &b), 400);
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "[1]", &b), 400);
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"cpus\":\"two\"}", &b), 400);
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"image\":\"nope\"}", &b), 400);
 	assert_error_json(&b, "nope");
+	/* one rule for image names everywhere (shared/valid.c), and env names checked here */
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"image\":\"Tiny.v2\"}", &b), 400);
+	assert_error_json(&b, "invalid image name 'Tiny.v2': 'T' is not allowed");
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"image\":\"my_img\"}", &b), 400);
+	assert_error_json(&b, "invalid image name 'my_img': '_' is not allowed");
+	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, "{\"env\":{\"1BAD\":\"x\"}}", &b),
+			 400);
+	assert_error_json(&b, "invalid environment variable name '1BAD'");
 	/* a 2 MiB JSON body */
 	size_t n = 2u << 20;
 	char *big = malloc(n + 32);
@@ -243,7 +251,7 @@ static void test_bad_input(void **state UNUSED)
 	assert_int_equal(HTTP("POST", "/sandboxes", F->alice, big, &b), 413);
 	free(big);
 	assert_int_not_equal(CLI(F->alice, NULL, "create", "--name", "bad name!"), 0);
-	assert_non_null(strstr(ERR.data, "invalid name"));
+	assert_non_null(strstr(ERR.data, "invalid sandbox name 'bad name!'"));
 	assert_int_not_equal(CLI(F->alice, NULL, "exec", "ghost", "--", "true"), 0);
 	assert_non_null(strstr(ERR.data, "no sandbox 'ghost'"));
 	/* nothing was created by any of it */
@@ -351,6 +359,14 @@ static void test_secrets(void **state UNUSED)
 	assert_non_null(strstr(OUT.data, "API_TOKEN"));
 	assert_null(strstr(OUT.data, "hunter2"));
 	assert_int_not_equal(CLI(F->alice, "x", "secret", "set", "bad-name"), 0);
+	assert_non_null(strstr(ERR.data, "invalid secret name 'bad-name': '-' is not allowed"));
+	/* the API and the store agree on the rule: a leading '_' is a valid
+	 * environment name (the store used to refuse it, a 500) */
+	struct buf hb = BUF_INIT;
+	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"_UNDER\",\"value\":\"v\"}",
+			      &hb), 201);
+	assert_int_equal(HTTP("DELETE", "/secrets/_UNDER", F->alice, NULL, &hb), 204);
+	buf_release(&hb);
 	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "sec", "--secret", "API_TOKEN"), 0);
 	assert_int_equal(CLI(F->alice, NULL, "exec", "sec", "--", "sh", "-c", "echo \"$API_TOKEN\""), 0);
 	assert_string_equal(OUT.data, "hunter2-very-secret\n");

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "names.h"
 #include "settings.h"
+#include "valid.h"
 
 #define DATA "tests/data/settings/"
 
@@ -183,7 +183,12 @@ static void test_bad_values(void **state)
 		{ "log_level: verbose",
 		  "t.yaml:1: key 'log_level' must be debug, info, warn, error or off" },
 		{ "default_image: ../etc", "t.yaml:1: key 'default_image' must be an image name "
-		  "(" NAME_RULE ")" },
+		  "(" VALID_IMAGE_RULE ")" },
+		/* the API's rule too (shared/valid.c): no capitals, dots or '_' */
+		{ "default_image: Tiny.v2", "t.yaml:1: key 'default_image' must be an image name "
+		  "(" VALID_IMAGE_RULE ")" },
+		{ "default_image: my_img", "t.yaml:1: key 'default_image' must be an image name "
+		  "(" VALID_IMAGE_RULE ")" },
 		{ "vm_user: ''", "t.yaml:1: key 'vm_user' must not be empty" },
 		{ "pool_size: 17", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
 		  "to 16" },

@@ -629,7 +629,8 @@ static void test_sandbox_insert_errors(void **state)
 	r.id = "a00000000009";
 	r.name = "no spaces";
 	assert_int_equal(store_sandbox_insert(f->st, &r, &e), -EINVAL);
-	assert_string_equal(e.msg, "invalid sandbox name 'no spaces'");
+	assert_string_equal(e.msg, "invalid sandbox name 'no spaces': ' ' is not allowed; use "
+			    VALID_NAME_RULE);
 	int64_t n;
 	assert_int_equal(store_sandbox_count(f->st, -1, &n, &e), 0);
 	assert_int_equal(n, 1);
@@ -784,14 +785,15 @@ static void crash_writer(const char *path, int64_t user, unsigned from, int fd)
 	if (store_open(path, &st, &e) < 0)
 		_exit(3);
 	for (unsigned i = from;; i++) {
-		char id[16], name[32];
+		char id[16], name[32], secret[32];
 		snprintf(id, sizeof(id), "%012x", i);
 		snprintf(name, sizeof(name), "sb-%u", i);
+		snprintf(secret, sizeof(secret), "SB_%u", i);
 		struct sandbox_row r = { .id = id, .user_id = user, .name = name, .cpus = 1,
 					 .memory_mb = 64, .image = "tiny", .created_at = i + 1 };
 		if (store_sandbox_insert(st, &r, &e) < 0)
 			_exit(4);
-		if (i % 10 == 0 && store_secret_put(st, user, name, id, 12, NULL, &e) < 0)
+		if (i % 10 == 0 && store_secret_put(st, user, secret, id, 12, NULL, &e) < 0)
 			_exit(5);
 		if (write_all(fd, &i, sizeof(i)) < 0)
 			_exit(6);
