@@ -1,7 +1,7 @@
 /* api-secrets.c — /secrets: list names, set (encrypted at rest in the age
- * format to the daemon's key), delete (docs/api.md). Values never leave
- * the daemon through the API; they reach sandboxes as environment
- * variables over the agent channel (sandbox.c).
+ * format to the daemon's key; at most limits.max_secrets per user), delete
+ * (docs/api.md). Values never leave the daemon through the API; they reach
+ * sandboxes as environment variables over the agent channel (sandbox.c).
  *
  * Sits between the HTTP request and the store + age (daemon/age.h).
  */
@@ -55,12 +55,18 @@ void api_secret_set(struct http_req *r)
 	struct err e = ERR_INIT;
 	struct buf ct = BUF_INIT;
 	bool created = false;
+	int64_t max = r->srv->cfg.limits.max_secrets;
+	int rc;
 	if (valid_secret_name(b.name, &e) < 0) {
 		http_reply_error(r, 400, "%s", err_str(&e));
 	} else if (age_encrypt(r->srv->age.public, b.value, strlen(b.value), &ct, &e) < 0) {
 		http_reply_err(r, -EIO, &e);
-	} else if (store_secret_put(r->srv->store, r->user.id, b.name, ct.data, ct.len, &created,
-				    &e) < 0) {
+	} else if ((rc = store_secret_put(r->srv->store, r->user.id, b.name, ct.data, ct.len, max,
+					  &created, &e)) == -EDQUOT) {
+		http_reply_error(r, 429, "quota: user '%s' may have at most %lld secrets (delete one "
+					 "first; setting an existing name replaces it)",
+				 r->user.name, (long long)max);
+	} else if (rc < 0) {
 		http_reply_err(r, -EIO, &e);
 	} else {
 		cJSON *o = cJSON_CreateObject();

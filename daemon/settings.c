@@ -85,6 +85,7 @@ static const struct config_key keys[] = {
 		       LIMIT_MAX_MEMORY_MB),
 	CONFIG_KEY_INT("limits.creates_per_min", S, limits.creates_per_min, 0, 1000000),
 	CONFIG_KEY_INT("limits.execs_per_min", S, limits.execs_per_min, 0, 1000000),
+	CONFIG_KEY_INT("limits.max_secrets", S, limits.max_secrets, 0, LIMIT_MAX_SECRETS),
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 };
 #undef S
@@ -106,6 +107,7 @@ static void defaults(struct settings *s)
 			.max_memory_mb = 4096,
 			.creates_per_min = 10,
 			.execs_per_min = 120,
+			.max_secrets = 100,
 			.max_body = 100ull << 20,
 		},
 	};

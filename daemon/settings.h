@@ -19,6 +19,7 @@
  *     max_memory_mb: 4096
  *     creates_per_min: 10       # per user; 0 = no limit
  *     execs_per_min: 120        # per user; 0 = no limit
+ *     max_secrets: 100          # per user (the same for every user)
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -36,6 +37,7 @@
 #define LIMIT_MAX_CPUS 1024
 #define LIMIT_MIN_MEMORY_MB 64
 #define LIMIT_MAX_MEMORY_MB (1 << 24)
+#define LIMIT_MAX_SECRETS 100000
 
 #define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
 #define SETTINGS_ENV "BHATTI_CONFIG"
@@ -61,6 +63,7 @@ struct settings {
 		int64_t max_memory_mb;
 		int64_t creates_per_min;
 		int64_t execs_per_min;
+		int64_t max_secrets;    /* per user */
 		uint64_t max_body;      /* bytes */
 	} limits;
 };

@@ -137,6 +137,7 @@ enum stmt_id {
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
 	Q_SECRET_LIST,
+	Q_SECRET_COUNT,
 	Q_SECRET_DELETE,
 	Q_SECRET_DELETE_USER,
 	Q_COUNT
@@ -176,6 +177,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SECRET_GET] = "SELECT ciphertext FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_LIST] = "SELECT " SECRET_COLS " FROM secrets "
 			  "WHERE user_id = ?1 ORDER BY name",
+	[Q_SECRET_COUNT] = "SELECT count(*) FROM secrets WHERE user_id = ?1",
 	[Q_SECRET_DELETE] = "DELETE FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_DELETE_USER] = "DELETE FROM secrets WHERE user_id = ?1",
 };
@@ -446,7 +448,7 @@ static int set_wal(struct store *st, struct err *e)
 /* Run migrations[version..n), each in its own transaction. */
 static int migrate(struct store *st, const char *const *migs, size_t n, struct err *e)
 {
-	int64_t v;
+	int64_t v = 0;
 	int r = user_version(st, &v, e);
 
 	while (r == 0 && v != (int64_t)n) {
@@ -944,20 +946,37 @@ static int secret_write(struct store *st, enum stmt_id id, int64_t user_id,
 	return r < 0 ? r : 0;
 }
 
-int store_secret_put(struct store *st, int64_t user_id, const char *name,
-		     const void *ct, size_t n, bool *ret_created, struct err *e)
+/* How many secrets the user has, inside the caller's transaction. */
+static int secret_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
 {
-	int64_t now = wall_sec();
+	struct q q;
+	int r = q_begin(st, Q_SECRET_COUNT, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, user_id);
+	return run_i64(&q, ret, e);
+}
+
+int store_secret_put(struct store *st, int64_t user_id, const char *name,
+		     const void *ct, size_t n, int64_t max, bool *ret_created,
+		     struct err *e)
+{
+	int64_t now = wall_sec(), count = 0;
 	bool created = false, updated = false;
 	int r;
 
 	if ((r = valid_secret_name(name, e)) < 0)
 		return r;
+	if (max < 0)
+		return err_set(e, EINVAL, "the secrets quota must not be negative");
 	if ((r = tx_begin(st, e)) < 0)
 		return r;
 	r = secret_write(st, Q_SECRET_INSERT, user_id, name, ct, n, now, &created, e);
 	if (r == 0 && !created)
 		r = secret_write(st, Q_SECRET_UPDATE, user_id, name, ct, n, now, &updated, e);
+	/* a new row over the quota is rolled back with the transaction */
+	if (r == 0 && created && (r = secret_count(st, user_id, &count, e)) == 0 && count > max)
+		r = err_set(e, EDQUOT, "quota: at most %" PRId64 " secrets", max);
 	r = tx_end(st, r, e);
 	if (r == 0 && ret_created)
 		*ret_created = created;

@@ -41,7 +41,7 @@ static int setup(void **state)
 {
 	F = calloc(1, sizeof(*F));
 	/* the default pool of one warmed clone: creates take from it, as for users */
-	if (daemon_start(&F->d, "pool_size: 1\nlimits:\n  execs_per_min: 600\n") < 0)
+	if (daemon_start(&F->d, "pool_size: 1\nlimits:\n  execs_per_min: 600\n  max_secrets: 3\n") < 0)
 		return -1;
 	F->alice = daemon_user(&F->d, "alice", NULL);
 	F->bob = daemon_user(&F->d, "bob", NULL);
@@ -366,6 +366,24 @@ static void test_secrets(void **state UNUSED)
 	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"_UNDER\",\"value\":\"v\"}",
 			      &hb), 201);
 	assert_int_equal(HTTP("DELETE", "/secrets/_UNDER", F->alice, NULL, &hb), 204);
+	/* at most limits.max_secrets per user (3 here, API_TOKEN one of them):
+	 * a fourth is refused, replacing one is not a new one, others may */
+	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"S2\",\"value\":\"v\"}", &hb),
+			 201);
+	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"S3\",\"value\":\"v\"}", &hb),
+			 201);
+	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"S4\",\"value\":\"v\"}", &hb),
+			 429);
+	assert_error_json(&hb, "quota: user 'alice' may have at most 3 secrets");
+	assert_int_not_equal(CLI(F->alice, "v", "secret", "set", "S4"), 0);
+	assert_non_null(strstr(ERR.data, "at most 3 secrets"));
+	assert_int_equal(HTTP("POST", "/secrets", F->alice, "{\"name\":\"S3\",\"value\":\"w\"}", &hb),
+			 200);
+	assert_int_equal(HTTP("POST", "/secrets", F->bob, "{\"name\":\"S4\",\"value\":\"v\"}", &hb),
+			 201);
+	assert_int_equal(HTTP("DELETE", "/secrets/S4", F->bob, NULL, &hb), 204);
+	assert_int_equal(HTTP("DELETE", "/secrets/S3", F->alice, NULL, &hb), 204);
+	assert_int_equal(HTTP("DELETE", "/secrets/S2", F->alice, NULL, &hb), 204);
 	buf_release(&hb);
 	assert_int_equal(CLI(F->alice, NULL, "create", "--name", "sec", "--secret", "API_TOKEN"), 0);
 	assert_int_equal(CLI(F->alice, NULL, "exec", "sec", "--", "sh", "-c", "echo \"$API_TOKEN\""), 0);
