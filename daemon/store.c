@@ -851,14 +851,21 @@ int store_sandbox_list(struct store *st, int64_t user_id, struct sandbox_row **r
 	return r;
 }
 
-int store_sandbox_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+/* What a count(*) query whose one parameter is a user id answers. */
+static int count_of(struct store *st, enum stmt_id id, int64_t user_id, int64_t *ret,
+		    struct err *e)
 {
 	struct q q;
-	int r = q_begin(st, Q_SB_COUNT, &q, e);
+	int r = q_begin(st, id, &q, e);
 	if (r < 0)
 		return r;
 	q_i64(&q, 1, user_id);
 	return run_i64(&q, ret, e);
+}
+
+int store_sandbox_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+{
+	return count_of(st, Q_SB_COUNT, user_id, ret, e);
 }
 
 /* Step a bound UPDATE or DELETE of one sandbox; -ENOENT if no row changed. */
@@ -946,17 +953,6 @@ static int secret_write(struct store *st, enum stmt_id id, int64_t user_id,
 	return r < 0 ? r : 0;
 }
 
-/* How many secrets the user has, inside the caller's transaction. */
-static int secret_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
-{
-	struct q q;
-	int r = q_begin(st, Q_SECRET_COUNT, &q, e);
-	if (r < 0)
-		return r;
-	q_i64(&q, 1, user_id);
-	return run_i64(&q, ret, e);
-}
-
 int store_secret_put(struct store *st, int64_t user_id, const char *name,
 		     const void *ct, size_t n, int64_t max, bool *ret_created,
 		     struct err *e)
@@ -975,7 +971,7 @@ int store_secret_put(struct store *st, int64_t user_id, const char *name,
 	if (r == 0 && !created)
 		r = secret_write(st, Q_SECRET_UPDATE, user_id, name, ct, n, now, &updated, e);
 	/* a new row over the quota is rolled back with the transaction */
-	if (r == 0 && created && (r = secret_count(st, user_id, &count, e)) == 0 && count > max)
+	if (r == 0 && created && (r = count_of(st, Q_SECRET_COUNT, user_id, &count, e)) == 0 && count > max)
 		r = err_set(e, EDQUOT, "quota: at most %" PRId64 " secrets", max);
 	r = tx_end(st, r, e);
 	if (r == 0 && ret_created)
