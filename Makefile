@@ -39,7 +39,7 @@ HOST_LIBS := -lcjson -Wl,-Bstatic -lyaml -lsodium -lsqlite3 -lwebsockets -lssl -
 TEST_LIBS := -lcurl -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
-              shared/num.c shared/wire.c shared/proto.c
+              shared/num.c shared/wire.c shared/proto.c shared/valid.c
 HSHARE_SRC := $(wildcard shared/json.c shared/config.c)
 AGENT_SRC  := $(sort $(wildcard agent/*.c))
 CLI_SRC    := $(sort $(wildcard cli/*.c))

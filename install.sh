@@ -91,6 +91,7 @@ limits:
   max_memory_mb: 4096
   creates_per_min: 10
   execs_per_min: 120
+  max_secrets: 100
 EOF
 	chmod 0644 "$CONF_DIR/config.yaml"
 	say "wrote $CONF_DIR/config.yaml"

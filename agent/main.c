@@ -8,6 +8,7 @@
  *         [--token T] [--workspace DIR] [--user UID:GID|self] [--log LEVEL]
  */
 #include <errno.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,6 +178,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "lohar: --listen wants unix:PATH, not '%s'\n", listen_arg);
 		return 2;
 	}
+
+	/* Work done for uid 1000 (commands drop to it; file operations take
+	 * its file permissions, op-file.c) must not count root's supplementary
+	 * groups: lohar keeps none (PID 1 has none anyway). */
+	if (agent.switch_user && setgroups(0, NULL) < 0)
+		log_warn("cannot drop supplementary groups: %s", strerror(errno));
 
 	if (loop_init() < 0 || setup_signals() < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));

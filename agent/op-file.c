@@ -7,6 +7,16 @@
  * sees the old content or the new, never a mix, and a crash leaves one or
  * the other. A write that fails, is cancelled, or loses its host removes
  * the temporary file.
+ *
+ * Whose permissions: every file request works with uid/gid 1000's file
+ * permissions (agent.uid/gid), as exec runs commands, unless it carries
+ * PROTO_FILE_ROOT. lohar has one thread, so around each filesystem call
+ * it switches its filesystem ids (setfsuid/setfsgid: while the fsuid is
+ * not 0 the kernel also drops the capabilities that bypass permission
+ * checks) and switches back before it returns to the loop (fs_enter,
+ * fs_leave). What a write creates is then owned by 1000 without a chown.
+ * lohar keeps no supplementary groups when it switches users (main.c), so
+ * root's groups never count for 1000.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -15,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,16 +56,35 @@ static void meta_of(const struct stat *st, struct proto_file_meta *m)
 	m->gid = st->st_gid;
 }
 
-/* Owner of what a write creates: uid 1000 unless asked for root. */
-static void write_owner(bool as_root, uid_t *uid, gid_t *gid)
+/* ---- whose permissions (see the top of the file) ------------------------- */
+
+static void fs_leave(bool entered)
 {
-	if (as_root || !agent.switch_user) {
-		*uid = (uid_t)-1; /* leave as created */
-		*gid = (gid_t)-1;
-	} else {
-		*uid = agent.uid;
-		*gid = agent.gid;
+	if (entered) {
+		setfsuid(geteuid());
+		setfsgid(getegid());
 	}
+}
+
+/* Take uid/gid 1000's file permissions unless the request asked for root
+ * (or lohar is not root: test mode with --user self). *ret_entered says
+ * whether to fs_leave(); -EPERM when the switch did not take. */
+static int fs_enter(uint32_t flags, bool *ret_entered, struct err *e)
+{
+	*ret_entered = false;
+	if ((flags & PROTO_FILE_ROOT) || !agent.switch_user)
+		return 0;
+	setfsgid(agent.gid);
+	setfsuid(agent.uid);
+	*ret_entered = true;
+	/* an id of -1 changes nothing and returns the current one */
+	if ((uid_t)setfsuid((uid_t)-1) != agent.uid || (gid_t)setfsgid((gid_t)-1) != agent.gid) {
+		fs_leave(true);
+		*ret_entered = false;
+		return err_set(e, EPERM, "cannot take the file permissions of uid %u",
+			       (unsigned)agent.uid);
+	}
+	return 0;
 }
 
 /* mkdir -p of path's parent directory; new directories get uid/gid. */
@@ -216,6 +246,7 @@ int file_write_atomic(const char *path, const void *data, size_t len,
 
 struct fwrite {
 	struct atomic_file af;
+	uint32_t flags;            /* the request's: PROTO_FILE_ROOT */
 	uint64_t expected;         /* or PROTO_FILE_SIZE_UNKNOWN */
 	uint64_t written;
 };
@@ -278,7 +309,13 @@ static void fw_eof(struct stream *s, uint8_t channel)
 		fwrite_fail(s, EPROTO, msg);
 		return;
 	}
-	if (atomic_commit(&w->af, true, &e) < 0) {
+	/* the rename over the target needs the request's permissions too */
+	bool entered;
+	int r = fs_enter(w->flags, &entered, &e);
+	if (r == 0)
+		r = atomic_commit(&w->af, true, &e);
+	fs_leave(entered);
+	if (r < 0) {
 		fwrite_fail(s, e.code, err_str(&e));
 		return;
 	}
@@ -309,8 +346,6 @@ void op_file_write(struct stream *s, const struct proto_frame *f)
 {
 	struct proto_file_write req;
 	struct err e = ERR_INIT;
-	uid_t uid;
-	gid_t gid;
 
 	if (op_decode(s, f, &req) < 0)
 		return;
@@ -324,11 +359,17 @@ void op_file_write(struct stream *s, const struct proto_frame *f)
 		stream_end_error(s, EINVAL, "invalid mode %o", req.mode);
 	} else {
 		struct fwrite *w = xcalloc(1, sizeof(*w));
-		write_owner(req.flags & PROTO_WRITE_ROOT, &uid, &gid);
-		if (atomic_begin(&w->af, path, req.mode, uid, gid, &e) < 0) {
+		bool entered;
+		/* what it creates is owned by whoever's permissions it has */
+		int r = fs_enter(req.flags, &entered, &e);
+		if (r == 0)
+			r = atomic_begin(&w->af, path, req.mode, (uid_t)-1, (gid_t)-1, &e);
+		fs_leave(entered);
+		if (r < 0) {
 			free(w);
 			stream_end_error(s, e.code, "%s", err_str(&e));
 		} else {
+			w->flags = req.flags;
 			w->expected = req.size;
 			s->ops = &fwrite_ops;
 			s->op = w;
@@ -499,15 +540,23 @@ void op_file_read(struct stream *s, const struct proto_frame *f)
 {
 	struct proto_file_read req;
 	struct stat st;
+	struct err e = ERR_INIT;
+	bool entered = false;
+	int fd = -1, code = 0;
 
 	if (op_decode(s, f, &req) < 0)
 		return;
 	char *path = agent_resolve_path(req.path);
-	int fd = req.path[0] ? open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK) : -1;
+	if (req.path[0] && fs_enter(req.flags, &entered, &e) == 0) {
+		fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		code = errno;
+		fs_leave(entered);
+	}
 	if (!req.path[0]) {
 		stream_end_error(s, EINVAL, "empty path");
+	} else if (e.code) {
+		stream_end_error(s, e.code, "%s", err_str(&e));
 	} else if (fd < 0) {
-		int code = errno;
 		stream_end_error(s, code, "%s '%s'%s%s", code == ENOENT ? "no such file" : "cannot open",
 				 req.path, code == ENOENT ? "" : ": ", code == ENOENT ? "" : strerror(code));
 	} else if (fstat(fd, &st) < 0 || S_ISDIR(st.st_mode)) {
@@ -547,23 +596,33 @@ void op_file_stat(struct stream *s, const struct proto_frame *f)
 	struct stat st;
 	struct proto_file_meta meta;
 	char target[4096];
+	struct err e = ERR_INIT;
+	bool entered = false;
+	int r = -1, code = 0;
 
 	if (op_decode(s, f, &req) < 0)
 		return;
 	char *path = agent_resolve_path(req.path);
+	if (req.path[0] && fs_enter(req.flags, &entered, &e) == 0) {
+		r = lstat(path, &st);
+		code = errno;
+		if (r == 0 && S_ISLNK(st.st_mode)) {
+			ssize_t n = readlink(path, target, sizeof(target) - 1);
+			target[n > 0 ? n : 0] = '\0';
+		}
+		fs_leave(entered);
+	}
 	if (!req.path[0]) {
 		stream_end_error(s, EINVAL, "empty path");
-	} else if (lstat(path, &st) < 0) {
-		int code = errno;
+	} else if (e.code) {
+		stream_end_error(s, e.code, "%s", err_str(&e));
+	} else if (r < 0) {
 		stream_end_error(s, code, "%s '%s'%s%s", code == ENOENT ? "no such file" : "cannot stat",
 				 req.path, code == ENOENT ? "" : ": ", code == ENOENT ? "" : strerror(code));
 	} else {
 		meta_of(&st, &meta);
-		if (S_ISLNK(st.st_mode)) {
-			ssize_t n = readlink(path, target, sizeof(target) - 1);
-			target[n > 0 ? n : 0] = '\0';
+		if (S_ISLNK(st.st_mode))
 			meta.link_target = target;
-		}
 		stream_end(s, PROTO_FILE_META, &meta);
 	}
 	free(path);
@@ -617,6 +676,9 @@ void op_file_ls(struct stream *s, const struct proto_frame *f)
 	struct proto_file_ls req;
 	struct proto_ls_result res = { 0 };
 	struct dirent *de;
+	struct err e = ERR_INIT;
+	bool entered;
+	DIR *d;
 
 	if (op_decode(s, f, &req) < 0)
 		return;
@@ -624,9 +686,15 @@ void op_file_ls(struct stream *s, const struct proto_frame *f)
 	uint32_t max = req.max_entries ? req.max_entries : AGENT_LS_DEFAULT;
 	if (max > AGENT_LS_MAX)
 		max = AGENT_LS_MAX;
-	DIR *d = opendir(path);
+	if (fs_enter(req.flags, &entered, &e) < 0) {
+		stream_end_error(s, e.code, "%s", err_str(&e));
+		goto out;
+	}
+	/* the listing and each entry's stat, with the request's permissions */
+	d = opendir(path);
 	if (!d) {
 		int code = errno;
+		fs_leave(entered);
 		if (code == ENOENT)
 			stream_end_error(s, code, "no such directory '%s'", req.path);
 		else if (code == ENOTDIR)
@@ -667,6 +735,7 @@ void op_file_ls(struct stream *s, const struct proto_frame *f)
 		}
 	}
 	closedir(d);
+	fs_leave(entered);
 	stream_end(s, PROTO_LS_RESULT, &res);
 	proto_msg_release(PROTO_LS_RESULT, &res);
 out:

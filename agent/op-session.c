@@ -38,8 +38,8 @@
 #include "agent.h"
 #include "log.h"
 #include "ring.h"
+#include "valid.h"
 
-#define SESSION_ID_MAX 63
 #define SESSION_KILL_GRACE_MS 5000
 
 struct session {
@@ -392,20 +392,6 @@ static void session_attach(struct session *ss, struct stream *s, uint16_t rows, 
 
 /* ---- creating sessions ----------------------------------------------------- */
 
-static bool valid_id(const char *id)
-{
-	size_t n = strlen(id);
-	if (n == 0 || n > SESSION_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '.' || c == '_' || c == '-'))
-			return false;
-	}
-	return true;
-}
-
 static char *new_id(void)
 {
 	char id[16];
@@ -445,10 +431,8 @@ static int session_create(const struct session_spec *spec, struct session **ret,
 	char *cwd = NULL;
 	struct session *ss;
 
-	if (spec->id && spec->id[0] && !valid_id(spec->id))
-		return err_set(e, EINVAL,
-			       "invalid session id '%s' (letters, digits, '.', '_', '-'; at most %d)",
-			       spec->id, SESSION_ID_MAX);
+	if (spec->id && spec->id[0] && valid_session_id(spec->id, e) < 0)
+		return -EINVAL;
 	if (spec->id && spec->id[0] && session_find(spec->id))
 		return err_set(e, EEXIST, "session '%s' already exists", spec->id);
 	if (session_count_running() >= AGENT_MAX_SESSIONS)

@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "log.h"
+#include "valid.h"
 
 static const struct agent_op agent_ops[] = {
 	{ PROTO_PING, op_ping },
@@ -83,34 +84,13 @@ void op_sync(struct stream *s, const struct proto_frame *f UNUSED)
 
 /* ---- CONFIGURE ---------------------------------------------------------------- */
 
-static bool valid_env(char *const *v, const char **ret_bad)
+/* Every "NAME=value" of v; the values may be secrets and are never named. */
+static int check_env(char *const *v, struct err *e)
 {
-	for (size_t i = 0; v && v[i]; i++) {
-		const char *eq = strchr(v[i], '=');
-		bool ok = eq && eq != v[i];
-		for (const char *p = v[i]; ok && p < eq; p++)
-			ok = (*p == '_' || (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-			      (p != v[i] && *p >= '0' && *p <= '9'));
-		if (!ok) {
-			*ret_bad = v[i];
-			return false;
-		}
-	}
-	return true;
-}
-
-static bool valid_hostname(const char *h)
-{
-	size_t n = strlen(h);
-	if (n == 0 || n > 63 || h[0] == '-' || h[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = h[i];
-		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-		      c == '-'))
-			return false;
-	}
-	return true;
+	int r = 0;
+	for (size_t i = 0; r == 0 && v && v[i]; i++)
+		r = valid_env_entry(v[i], e);
+	return r;
 }
 
 /* <linux/random.h> is not in musl's headers; these are the kernel's values. */
@@ -144,21 +124,17 @@ static int seed_rng(const struct proto_blob *seed, struct err *e)
 
 static int apply_configure(const struct proto_configure *c, struct err *e)
 {
-	const char *bad;
 	int r;
 
 	/* Validate everything first so a bad request changes nothing. */
-	if ((c->what & PROTO_CFG_HOSTNAME) && !valid_hostname(c->hostname))
-		return err_set(e, EINVAL, "invalid hostname '%s'", c->hostname);
+	if ((c->what & PROTO_CFG_HOSTNAME) && (r = valid_hostname(c->hostname, e)) < 0)
+		return r;
 	if ((c->what & PROTO_CFG_TOKEN) && !c->token[0])
 		return err_set(e, EINVAL, "empty token");
-	if ((c->what & PROTO_CFG_ENV) && !valid_env(c->env, &bad))
-		return err_set(e, EINVAL, "invalid environment entry '%s' (want NAME=value)", bad);
-	if ((c->what & PROTO_CFG_SECRETS) && !valid_env(c->secrets, &bad)) {
-		const char *eq = strchr(bad, '=');
-		return err_set(e, EINVAL, "invalid secret name '%.*s'",
-			       (int)(eq ? eq - bad : (long)strlen(bad)), bad);
-	}
+	if ((c->what & PROTO_CFG_ENV) && (r = check_env(c->env, e)) < 0)
+		return err_prefix(e, "environment");
+	if ((c->what & PROTO_CFG_SECRETS) && (r = check_env(c->secrets, e)) < 0)
+		return err_prefix(e, "secrets");
 	for (size_t i = 0; (c->what & PROTO_CFG_FILES) && i < c->nfiles; i++)
 		if (c->files[i].path[0] != '/')
 			return err_set(e, EINVAL, "config file path '%s' is not absolute",

@@ -209,7 +209,10 @@ static void put_body_end(struct http_req *r)
 
 /* ---- the handlers ---- */
 
-static struct file_ctx *file_begin(struct http_req *r, struct sbx **ret_sb)
+/* The sandbox, the path and as_root of a file request, or NULL after
+ * answering 400/404. */
+static struct file_ctx *file_begin(struct http_req *r, struct sbx **ret_sb,
+				   struct guest_file_req *ret_req)
 {
 	struct sbx *sb = api_sandbox(r);
 	if (!sb)
@@ -219,12 +222,18 @@ static struct file_ctx *file_begin(struct http_req *r, struct sbx **ret_sb)
 		http_reply_error(r, 400, "missing query parameter 'path'");
 		return NULL;
 	}
+	const char *root = http_query(r, "as_root");
+	if (root && strcmp(root, "true") != 0 && strcmp(root, "false") != 0) {
+		http_reply_error(r, 400, "query parameter 'as_root' must be true or false");
+		return NULL;
+	}
 	struct file_ctx *f = xcalloc(1, sizeof(*f));
 	f->r = r;
 	f->path = xstrdup(path);
 	r->ctx = f;
 	r->ctx_free = file_ctx_free;
 	*ret_sb = sb;
+	*ret_req = (struct guest_file_req){ .path = f->path, .as_root = root && root[0] == 't' };
 	return f;
 }
 
@@ -246,14 +255,14 @@ void api_file_get(struct http_req *r)
 	const char *ls = http_query(r, "ls");
 	bool list = ls && (strcmp(ls, "true") == 0 || strcmp(ls, "1") == 0);
 	struct sbx *sb;
-	struct file_ctx *f = file_begin(r, &sb);
+	struct guest_file_req req;
+	struct file_ctx *f = file_begin(r, &sb, &req);
 	if (!f)
 		return;
 	if (list) {
-		f->op = guest_file_ls(sb, f->path, &ls_cb, f);
+		f->op = guest_file_ls(sb, &req, &ls_cb, f);
 		return;
 	}
-	struct guest_file_req req = { .path = f->path };
 	if (query_u64(r, "offset", &req.offset) < 0 || query_u64(r, "limit", &req.limit) < 0 ||
 	    query_u64(r, "max_bytes", &req.max_bytes) < 0)
 		return;
@@ -266,18 +275,20 @@ void api_file_get(struct http_req *r)
 void api_file_head(struct http_req *r)
 {
 	struct sbx *sb;
-	struct file_ctx *f = file_begin(r, &sb);
+	struct guest_file_req req;
+	struct file_ctx *f = file_begin(r, &sb, &req);
 	if (f)
-		f->op = guest_file_stat(sb, f->path, &stat_cb, f);
+		f->op = guest_file_stat(sb, &req, &stat_cb, f);
 }
 
 void api_file_put(struct http_req *r)
 {
 	struct sbx *sb;
-	struct file_ctx *f = file_begin(r, &sb);
+	struct guest_file_req req;
+	struct file_ctx *f = file_begin(r, &sb, &req);
 	if (!f)
 		return;
-	struct guest_file_req req = { .path = f->path, .size = r->content_length };
+	req.size = r->content_length;
 	const char *mode = http_query(r, "mode");
 	if (mode) {
 		char *end;

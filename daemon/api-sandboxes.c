@@ -7,6 +7,7 @@
 
 #include "api.h"
 #include "server.h"
+#include "valid.h"
 
 struct create_body {
 	char *name;
@@ -29,12 +30,13 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
 };
 
-static bool image_name_ok(const char *s)
+/* What the handler can refuse before any work (names: sbx_create). */
+static int check_create(const struct create_body *b, struct err *e)
 {
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
-			return false;
-	return s[0] != '\0';
+	int r = b->image ? valid_image(b->image, e) : 0;
+	for (char **kv = b->env; r == 0 && kv && *kv; kv++)
+		r = valid_env_entry(*kv, e);
+	return r;
 }
 
 void api_sandbox_create(struct http_req *r)
@@ -43,8 +45,8 @@ void api_sandbox_create(struct http_req *r)
 	if (api_parse(r, create_fields, ARRAY_SIZE(create_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	if (b.image && !image_name_ok(b.image)) {
-		http_reply_error(r, 400, "invalid image '%s'", b.image);
+	if (check_create(&b, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
 		goto out;
 	}
 	/* an existing name answers without spending a create token */

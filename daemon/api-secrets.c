@@ -1,7 +1,7 @@
 /* api-secrets.c — /secrets: list names, set (encrypted at rest in the age
- * format to the daemon's key), delete (docs/api.md). Values never leave
- * the daemon through the API; they reach sandboxes as environment
- * variables over the agent channel (sandbox.c).
+ * format to the daemon's key; at most limits.max_secrets per user), delete
+ * (docs/api.md). Values never leave the daemon through the API; they reach
+ * sandboxes as environment variables over the agent channel (sandbox.c).
  *
  * Sits between the HTTP request and the store + age (daemon/age.h).
  */
@@ -11,6 +11,7 @@
 
 #include "api.h"
 #include "server.h"
+#include "valid.h"
 
 void api_secret_list(struct http_req *r)
 {
@@ -46,17 +47,6 @@ static const struct json_field secret_fields[] = {
 	JSON_FIELD_STR("value", struct secret_body, value, JSON_REQUIRED, 64 << 10),
 };
 
-static bool env_name_ok(const char *s)
-{
-	if (!((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') || s[0] == '_'))
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		      (*p >= '0' && *p <= '9') || *p == '_'))
-			return false;
-	return true;
-}
-
 void api_secret_set(struct http_req *r)
 {
 	struct secret_body b = { 0 };
@@ -65,13 +55,18 @@ void api_secret_set(struct http_req *r)
 	struct err e = ERR_INIT;
 	struct buf ct = BUF_INIT;
 	bool created = false;
-	if (!env_name_ok(b.name)) {
-		http_reply_error(r, 400, "invalid secret name '%s': it becomes an environment "
-					 "variable ([A-Za-z_][A-Za-z0-9_]*)", b.name);
+	int64_t max = r->srv->cfg.limits.max_secrets;
+	int rc;
+	if (valid_secret_name(b.name, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
 	} else if (age_encrypt(r->srv->age.public, b.value, strlen(b.value), &ct, &e) < 0) {
 		http_reply_err(r, -EIO, &e);
-	} else if (store_secret_put(r->srv->store, r->user.id, b.name, ct.data, ct.len, &created,
-				    &e) < 0) {
+	} else if ((rc = store_secret_put(r->srv->store, r->user.id, b.name, ct.data, ct.len, max,
+					  &created, &e)) == -EDQUOT) {
+		http_reply_error(r, 429, "quota: user '%s' may have at most %lld secrets (delete one "
+					 "first; setting an existing name replaces it)",
+				 r->user.name, (long long)max);
+	} else if (rc < 0) {
 		http_reply_err(r, -EIO, &e);
 	} else {
 		cJSON *o = cJSON_CreateObject();

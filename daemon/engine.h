@@ -69,7 +69,8 @@ struct vm_spec {
 	unsigned cpus;          /* 0 = 1 */
 	unsigned memory_mb;     /* 0 = 512 */
 	char **env;             /* "K=V" */
-	char **secrets;         /* "K=V": env for every process, never on disk */
+	char **secrets;         /* "K=V": env for every process; in no file bhatti
+				 * writes, except the guest's memory (a cold stop) */
 	const char *init;       /* shell script, run once as session "init" */
 	struct proto_cfg_file *files;
 	size_t nfiles;

@@ -38,7 +38,7 @@ struct guest_op {
 	uint32_t flags, timeout_ms;
 	char *session;                /* shell: attach to it */
 	uint16_t rows, cols;
-	char *path;                   /* files */
+	char *path;                   /* files (flags: PROTO_FILE_ROOT) */
 	struct proto_file_read rd;
 	uint32_t mode;
 	uint64_t size;
@@ -345,17 +345,19 @@ static struct ac_stream *open_stream(struct guest_op *op, struct ac *ac, struct 
 		return ac_open(ac, PROTO_SESSION_LIST, NULL, &stream_cb, op, e);
 	case K_READ:
 		op->rd.path = op->path;
+		op->rd.flags = op->flags;
 		return ac_open(ac, PROTO_FILE_READ, &op->rd, &stream_cb, op, e);
 	case K_WRITE: {
-		struct proto_file_write w = { .path = op->path, .mode = op->mode, .size = op->size };
+		struct proto_file_write w = { .path = op->path, .mode = op->mode, .size = op->size,
+					      .flags = op->flags };
 		return ac_open(ac, PROTO_FILE_WRITE, &w, &stream_cb, op, e);
 	}
 	case K_STAT: {
-		struct proto_path st = { .path = op->path };
+		struct proto_path st = { .path = op->path, .flags = op->flags };
 		return ac_open(ac, PROTO_FILE_STAT, &st, &stream_cb, op, e);
 	}
 	case K_LS: {
-		struct proto_file_ls ls = { .path = op->path };
+		struct proto_file_ls ls = { .path = op->path, .flags = op->flags };
 		return ac_open(ac, PROTO_FILE_LS, &ls, &stream_cb, op, e);
 	}
 	}
@@ -443,11 +445,19 @@ struct guest_op *guest_sessions(struct sbx *sb, const struct guest_cb *cb, void 
 	return begin(op_new(K_SESSIONS, sb, cb, arg));
 }
 
+static struct guest_op *file_op(enum kind kind, struct sbx *sb, const struct guest_file_req *req,
+				 const struct guest_cb *cb, void *arg)
+{
+	struct guest_op *op = op_new(kind, sb, cb, arg);
+	op->path = xstrdup(req->path);
+	op->flags = req->as_root ? PROTO_FILE_ROOT : 0;
+	return op;
+}
+
 struct guest_op *guest_file_read(struct sbx *sb, const struct guest_file_req *req,
 				 const struct guest_cb *cb, void *arg)
 {
-	struct guest_op *op = op_new(K_READ, sb, cb, arg);
-	op->path = xstrdup(req->path);
+	struct guest_op *op = file_op(K_READ, sb, req, cb, arg);
 	op->rd.offset = req->offset;
 	op->rd.limit = req->limit;
 	op->rd.max_bytes = req->max_bytes;
@@ -457,27 +467,22 @@ struct guest_op *guest_file_read(struct sbx *sb, const struct guest_file_req *re
 struct guest_op *guest_file_write(struct sbx *sb, const struct guest_file_req *req,
 				  const struct guest_cb *cb, void *arg)
 {
-	struct guest_op *op = op_new(K_WRITE, sb, cb, arg);
-	op->path = xstrdup(req->path);
+	struct guest_op *op = file_op(K_WRITE, sb, req, cb, arg);
 	op->mode = req->mode;
 	op->size = req->size;
 	return begin(op);
 }
 
-struct guest_op *guest_file_stat(struct sbx *sb, const char *path, const struct guest_cb *cb,
-				 void *arg)
+struct guest_op *guest_file_stat(struct sbx *sb, const struct guest_file_req *req,
+				 const struct guest_cb *cb, void *arg)
 {
-	struct guest_op *op = op_new(K_STAT, sb, cb, arg);
-	op->path = xstrdup(path);
-	return begin(op);
+	return begin(file_op(K_STAT, sb, req, cb, arg));
 }
 
-struct guest_op *guest_file_ls(struct sbx *sb, const char *path, const struct guest_cb *cb,
-			       void *arg)
+struct guest_op *guest_file_ls(struct sbx *sb, const struct guest_file_req *req,
+			       const struct guest_cb *cb, void *arg)
 {
-	struct guest_op *op = op_new(K_LS, sb, cb, arg);
-	op->path = xstrdup(path);
-	return begin(op);
+	return begin(file_op(K_LS, sb, req, cb, arg));
 }
 
 /* ---- while it runs -------------------------------------------------------------------- */

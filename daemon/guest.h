@@ -137,6 +137,8 @@ struct guest_shell_req {
 
 struct guest_file_req {
 	const char *path;
+	bool as_root;             /* root's permissions (a new file owned by root);
+				   * else uid 1000's, as a command runs */
 	uint64_t offset, limit;   /* read: in lines; 0 = from the start, all */
 	uint64_t max_bytes;       /* read: 0 = no cap */
 	uint32_t mode;            /* write: 0 = 0644 */
@@ -153,10 +155,10 @@ struct guest_op *guest_file_read(struct sbx *sb, const struct guest_file_req *re
 				 const struct guest_cb *cb, void *arg);
 struct guest_op *guest_file_write(struct sbx *sb, const struct guest_file_req *req,
 				  const struct guest_cb *cb, void *arg);
-struct guest_op *guest_file_stat(struct sbx *sb, const char *path, const struct guest_cb *cb,
-				 void *arg);
-struct guest_op *guest_file_ls(struct sbx *sb, const char *path, const struct guest_cb *cb,
-			       void *arg);
+struct guest_op *guest_file_stat(struct sbx *sb, const struct guest_file_req *req,
+				 const struct guest_cb *cb, void *arg);
+struct guest_op *guest_file_ls(struct sbx *sb, const struct guest_file_req *req,
+			       const struct guest_cb *cb, void *arg);
 
 /* Bytes to the guest (stdin, PTY keys, file contents), queued until the
  * stream is open and its credit allows; then EOF. The caller bounds what

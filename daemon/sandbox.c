@@ -16,6 +16,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sandbox.h"
+#include "valid.h"
 
 /* Who waits for what: the end of an engine operation (create, stop,
  * start), a wake (then the sandbox is looked at again), or a destroy
@@ -251,10 +252,10 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 
 int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 {
-	if (!name_valid(name))
-		return err_set(e, EINVAL, "invalid name '%s': use letters, digits, '.', '_', '-' "
-					  "(at most 63, starting with a letter or digit)", name);
-	int rc = store_sandbox_rename(sb->srv->store, sb->row.user_id, sb->row.id, name, e);
+	int rc = valid_sandbox_name(name, e);
+	if (rc < 0)
+		return rc;
+	rc = store_sandbox_rename(sb->srv->store, sb->row.user_id, sb->row.id, name, e);
 	if (rc == -EEXIST)
 		return err_set(e, EEXIST, "you already have a sandbox named '%s'", name);
 	if (rc < 0)
@@ -318,17 +319,6 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 }
 
 /* ---- create -------------------------------------------------------------------- */
-
-static bool hostname_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '-'))
-			return false;
-	return true;
-}
 
 /* Decrypt the secrets asked for into "NAME=value" (ret: NULL-terminated). */
 static int gather_secrets(struct server *srv, const struct user *u, const struct sbx_create *req,
@@ -435,9 +425,8 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	       sbx_done_fn done, void *arg, bool *ret_existing, struct sbx **ret, struct err *e)
 {
 	*ret_existing = false;
-	if (req->name && !name_valid(req->name))
-		return err_set(e, EINVAL, "invalid name '%s': use letters, digits, '.', '_', '-' "
-					  "(at most 63, starting with a letter or digit)", req->name);
+	if (req->name && valid_sandbox_name(req->name, e) < 0)
+		return -EINVAL;
 	if (req->name) {
 		struct sbx *old = sbx_find(srv, u, req->name);
 		if (old && strcmp(old->row.name, req->name) == 0) {
@@ -462,7 +451,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	if (rc < 0)
 		return rc;
 
-	char id[SANDBOX_ID_LEN + 1];
+	char id[VALID_SANDBOX_ID_LEN + 1];
 	do
 		sandbox_id_new(id);
 	while (engine_find(srv->eng, id));
@@ -489,7 +478,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	struct sbx *sb = sbx_add(srv, &row);
 	struct vm_spec spec = {
 		.id = sb->row.id,
-		.hostname = hostname_ok(sb->row.name) ? sb->row.name : sb->row.id,
+		.hostname = valid_hostname(sb->row.name, NULL) == 0 ? sb->row.name : sb->row.id,
 		.image = sb->row.image,
 		.cpus = (unsigned)cpus,
 		.memory_mb = (unsigned)mem,

@@ -11,9 +11,9 @@
 #include "buf.h"
 #include "config.h"
 #include "log.h"
-#include "names.h"
 #include "num.h"
 #include "settings.h"
+#include "valid.h"
 
 /* ---- checks on string values (config.h: "key 'x' " + message) ------------ */
 
@@ -56,7 +56,9 @@ static int check_log_level(const char *v, struct err *e)
 
 static int check_image(const char *v, struct err *e)
 {
-	return name_valid(v) ? 0 : err_set(e, EINVAL, "must be an image name (%s)", NAME_RULE);
+	if (valid_image(v, NULL) == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be an image name (%s)", VALID_IMAGE_RULE);
 }
 
 static int check_not_empty(const char *v, struct err *e)
@@ -87,6 +89,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_INT("limits.max_execs_per_user", S, limits.max_execs_per_user, 0, 1000000),
 	CONFIG_KEY_INT("limits.max_execs", S, limits.max_execs, 0, 1000000),
 	CONFIG_KEY_INT("limits.max_conns_per_ip", S, limits.max_conns_per_ip, 0, 1000000),
+	CONFIG_KEY_INT("limits.max_secrets", S, limits.max_secrets, 0, LIMIT_MAX_SECRETS),
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 };
 #undef S
@@ -112,6 +115,7 @@ static void defaults(struct settings *s)
 			.max_execs_per_user = 32,
 			.max_execs = 256,
 			.max_conns_per_ip = 128,
+			.max_secrets = 100,
 			.max_body = 100ull << 20,
 		},
 	};

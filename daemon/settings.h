@@ -23,6 +23,7 @@
  *     max_execs_per_user: 32    # execs running at once, per user; 0 = none
  *     max_execs: 256            # execs running at once, everyone; 0 = none
  *     max_conns_per_ip: 128     # open API connections per client address; 0 = none
+ *     max_secrets: 100          # per user (the same for every user)
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -40,6 +41,7 @@
 #define LIMIT_MAX_CPUS 1024
 #define LIMIT_MIN_MEMORY_MB 64
 #define LIMIT_MAX_MEMORY_MB (1 << 24)
+#define LIMIT_MAX_SECRETS 100000
 
 #define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
 #define SETTINGS_ENV "BHATTI_CONFIG"
@@ -69,6 +71,7 @@ struct settings {
 		int64_t max_execs_per_user;
 		int64_t max_execs;
 		int64_t max_conns_per_ip;
+		int64_t max_secrets;    /* per user */
 		uint64_t max_body;      /* bytes */
 	} limits;
 };

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "valid.h"
 
 #define BUSY_TIMEOUT_MS 5000
 #define KEY_RAW_BYTES 32
@@ -136,6 +137,7 @@ enum stmt_id {
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
 	Q_SECRET_LIST,
+	Q_SECRET_COUNT,
 	Q_SECRET_DELETE,
 	Q_SECRET_DELETE_USER,
 	Q_COUNT
@@ -175,6 +177,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SECRET_GET] = "SELECT ciphertext FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_LIST] = "SELECT " SECRET_COLS " FROM secrets "
 			  "WHERE user_id = ?1 ORDER BY name",
+	[Q_SECRET_COUNT] = "SELECT count(*) FROM secrets WHERE user_id = ?1",
 	[Q_SECRET_DELETE] = "DELETE FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_DELETE_USER] = "DELETE FROM secrets WHERE user_id = ?1",
 };
@@ -445,7 +448,7 @@ static int set_wal(struct store *st, struct err *e)
 /* Run migrations[version..n), each in its own transaction. */
 static int migrate(struct store *st, const char *const *migs, size_t n, struct err *e)
 {
-	int64_t v;
+	int64_t v = 0;
 	int r = user_version(st, &v, e);
 
 	while (r == 0 && v != (int64_t)n) {
@@ -593,13 +596,6 @@ static bool key_well_formed(const char *key)
 	return ok;
 }
 
-static int check_user_name(const char *name, struct err *e)
-{
-	if (!name_valid(name))
-		return err_set(e, EINVAL, "invalid user name '%s'", name ? name : "");
-	return 0;
-}
-
 int store_user_create(struct store *st, const char *name, int64_t max_sandboxes,
 		      int64_t max_cpus, int64_t max_memory_mb, char **ret_key,
 		      struct user *ret_user, struct err *e)
@@ -610,7 +606,7 @@ int store_user_create(struct store *st, const char *name, int64_t max_sandboxes,
 	struct q q;
 	int r;
 
-	if ((r = check_user_name(name, e)) < 0)
+	if ((r = valid_user_name(name, e)) < 0)
 		return r;
 	if (max_sandboxes < 0 || max_cpus < 0 || max_memory_mb < 0)
 		return err_set(e, EINVAL, "limits of user '%s' must not be negative", name);
@@ -799,10 +795,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	struct q q;
 	int rc;
 
-	if (!sandbox_id_valid(r->id))
-		return err_set(e, EINVAL, "invalid sandbox id '%s'", r->id ? r->id : "");
-	if (!name_valid(r->name))
-		return err_set(e, EINVAL, "invalid sandbox name '%s'", r->name ? r->name : "");
+	if ((rc = valid_sandbox_id(r->id, e)) < 0 || (rc = valid_sandbox_name(r->name, e)) < 0)
+		return rc;
 	if ((rc = q_begin(st, Q_SB_INSERT, &q, e)) < 0)
 		return rc;
 	q_text(&q, 1, r->id);
@@ -857,14 +851,21 @@ int store_sandbox_list(struct store *st, int64_t user_id, struct sandbox_row **r
 	return r;
 }
 
-int store_sandbox_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+/* What a count(*) query whose one parameter is a user id answers. */
+static int count_of(struct store *st, enum stmt_id id, int64_t user_id, int64_t *ret,
+		    struct err *e)
 {
 	struct q q;
-	int r = q_begin(st, Q_SB_COUNT, &q, e);
+	int r = q_begin(st, id, &q, e);
 	if (r < 0)
 		return r;
 	q_i64(&q, 1, user_id);
 	return run_i64(&q, ret, e);
+}
+
+int store_sandbox_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+{
+	return count_of(st, Q_SB_COUNT, user_id, ret, e);
 }
 
 /* Step a bound UPDATE or DELETE of one sandbox; -ENOENT if no row changed. */
@@ -883,8 +884,8 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 	struct q q;
 	int r;
 
-	if (!name_valid(new_name))
-		return err_set(e, EINVAL, "invalid sandbox name '%s'", new_name ? new_name : "");
+	if ((r = valid_sandbox_name(new_name, e)) < 0)
+		return r;
 	if ((r = q_begin(st, Q_SB_RENAME, &q, e)) < 0)
 		return r;
 	q_text(&q, 1, new_name);
@@ -953,19 +954,25 @@ static int secret_write(struct store *st, enum stmt_id id, int64_t user_id,
 }
 
 int store_secret_put(struct store *st, int64_t user_id, const char *name,
-		     const void *ct, size_t n, bool *ret_created, struct err *e)
+		     const void *ct, size_t n, int64_t max, bool *ret_created,
+		     struct err *e)
 {
-	int64_t now = wall_sec();
+	int64_t now = wall_sec(), count = 0;
 	bool created = false, updated = false;
 	int r;
 
-	if (!name_valid(name))
-		return err_set(e, EINVAL, "invalid secret name '%s'", name ? name : "");
+	if ((r = valid_secret_name(name, e)) < 0)
+		return r;
+	if (max < 0)
+		return err_set(e, EINVAL, "the secrets quota must not be negative");
 	if ((r = tx_begin(st, e)) < 0)
 		return r;
 	r = secret_write(st, Q_SECRET_INSERT, user_id, name, ct, n, now, &created, e);
 	if (r == 0 && !created)
 		r = secret_write(st, Q_SECRET_UPDATE, user_id, name, ct, n, now, &updated, e);
+	/* a new row over the quota is rolled back with the transaction */
+	if (r == 0 && created && (r = count_of(st, Q_SECRET_COUNT, user_id, &count, e)) == 0 && count > max)
+		r = err_set(e, EDQUOT, "quota: at most %" PRId64 " secrets", max);
 	r = tx_end(st, r, e);
 	if (r == 0 && ret_created)
 		*ret_created = created;

@@ -13,7 +13,7 @@
  * call leaves a statement active (which would pin a WAL read snapshot).
  *
  * Errors: -EINVAL bad argument (invalid name or id, negative limit),
- * -ENOENT not found, -EEXIST name taken, -EBUSY the database is locked
+ * -EDQUOT over a quota the call enforces, -ENOENT not found, -EEXIST name taken, -EBUSY the database is locked
  * (or, for store_user_delete, the user still has sandboxes), -EIO any
  * other SQLite failure ("database: <sqlite message>").
  *
@@ -92,7 +92,7 @@ int store_user_delete(struct store *st, const char *name, struct err *e);
 /* ---- sandboxes ------------------------------------------------------------ */
 
 struct sandbox_row {
-	char *id;               /* SANDBOX_ID_LEN lower-case hex (names.h) */
+	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex (valid.h) */
 	int64_t user_id;
 	char *name;
 	int64_t cpus;
@@ -145,9 +145,11 @@ struct secret_meta {
 void secret_meta_release(struct secret_meta *m);
 void secret_meta_array_free(struct secret_meta *v, size_t n);
 
-/* Create or replace; *ret_created (may be NULL) says which. */
+/* Create or replace; *ret_created (may be NULL) says which. -EDQUOT when
+ * it would create the user's (max + 1)th secret (replacing one never is). */
 int store_secret_put(struct store *st, int64_t user_id, const char *name,
-		     const void *ct, size_t n, bool *ret_created, struct err *e);
+		     const void *ct, size_t n, int64_t max, bool *ret_created,
+		     struct err *e);
 
 /* The ciphertext, appended to ret_ct; -ENOENT. */
 int store_secret_get(struct store *st, int64_t user_id, const char *name,

@@ -152,7 +152,8 @@ LAYOUT(L_file_read, struct proto_file_read,
        F(struct proto_file_read, PK_STR, path),
        F(struct proto_file_read, PK_U64, offset),
        F(struct proto_file_read, PK_U64, limit),
-       F(struct proto_file_read, PK_U64, max_bytes));
+       F(struct proto_file_read, PK_U64, max_bytes),
+       F(struct proto_file_read, PK_U32, flags));
 LAYOUT(L_file_meta, struct proto_file_meta,
        F(struct proto_file_meta, PK_U8, type),
        F(struct proto_file_meta, PK_U32, mode),
@@ -167,10 +168,12 @@ LAYOUT(L_file_write, struct proto_file_write,
        F(struct proto_file_write, PK_U64, size),
        F(struct proto_file_write, PK_U32, flags));
 LAYOUT(L_path, struct proto_path,
-       F(struct proto_path, PK_STR, path));
+       F(struct proto_path, PK_STR, path),
+       F(struct proto_path, PK_U32, flags));
 LAYOUT(L_file_ls, struct proto_file_ls,
        F(struct proto_file_ls, PK_STR, path),
-       F(struct proto_file_ls, PK_U32, max_entries));
+       F(struct proto_file_ls, PK_U32, max_entries),
+       F(struct proto_file_ls, PK_U32, flags));
 LAYOUT(L_dirent, struct proto_dirent,
        F(struct proto_dirent, PK_STR, name),
        F(struct proto_dirent, PK_U8, type),

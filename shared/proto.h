@@ -28,7 +28,7 @@
 #include "buf.h"
 #include "err.h"
 
-#define PROTO_VERSION     1
+#define PROTO_VERSION     2
 #define PROTO_MAGIC       0xB7
 #define PROTO_HDR_SIZE    12
 #define PROTO_MAX_FRAME   (1u << 20)                 /* header + payload */
@@ -296,11 +296,19 @@ struct proto_session_list {
 	size_t count;
 };
 
+/* The flags of every file request (FILE_READ, FILE_WRITE, FILE_STAT,
+ * FILE_LS): the agent works with uid/gid 1000's file permissions, and what
+ * a write creates is owned by 1000, unless PROTO_FILE_ROOT. */
+enum {
+	PROTO_FILE_ROOT = 1u << 0,  /* root's permissions; a write's new file owned by root */
+};
+
 struct proto_file_read {
 	char *path;
 	uint64_t offset;     /* lines to skip */
 	uint64_t limit;      /* lines to send; 0 = all */
 	uint64_t max_bytes;  /* 0 = no cap */
+	uint32_t flags;      /* PROTO_FILE_ROOT */
 };
 
 enum {
@@ -321,24 +329,23 @@ struct proto_file_meta {
 
 #define PROTO_FILE_SIZE_UNKNOWN UINT64_MAX
 
-enum {
-	PROTO_WRITE_ROOT = 1u << 0,  /* owned by root instead of uid 1000 */
-};
-
 struct proto_file_write {
 	char *path;
 	uint32_t mode;       /* 0 = 0644 */
 	uint64_t size;       /* announced size or PROTO_FILE_SIZE_UNKNOWN */
-	uint32_t flags;
+	uint32_t flags;      /* PROTO_FILE_ROOT */
 };
 
+/* FILE_STAT's request. */
 struct proto_path {
 	char *path;
+	uint32_t flags;      /* PROTO_FILE_ROOT */
 };
 
 struct proto_file_ls {
 	char *path;
 	uint32_t max_entries; /* 0 = default (1000) */
+	uint32_t flags;      /* PROTO_FILE_ROOT */
 };
 
 struct proto_dirent {

@@ -69,7 +69,7 @@ int main(int argc, char **argv)
 	};
 	struct proto_ls_result ls = { ents, 2, 2, 0 };
 	proto_put_msg(&b, 4, PROTO_LS_RESULT, PROTO_F_END, &ls);
-	struct proto_file_read fr = { (char *)"/etc/hosts", 1, 2, 3 };
+	struct proto_file_read fr = { (char *)"/etc/hosts", 1, 2, 3, PROTO_FILE_ROOT };
 	proto_put_msg(&b, 5, PROTO_FILE_READ, 0, &fr);
 	struct proto_session_open so = { (char *)"x", argv_, env, (char *)"", 24, 80, 0, 60 };
 	proto_put_msg(&b, 6, PROTO_SESSION_OPEN, 0, &so);

@@ -3,7 +3,7 @@
  * trips, write modes and parents, atomic replacement under concurrent
  * readers, the 100 MiB write limit, short/cancelled/abandoned writes, line
  * offset/limit and byte caps on reads, stat, capped directory listings,
- * and FORWARD to TCP servers on 127.0.0.1 with half-close both ways. Sits
+ * uid 1000's permissions unless PROTO_FILE_ROOT, and FORWARD to TCP servers on 127.0.0.1 with half-close both ways. Sits
  * between daemon/agent-client.c and agent/op-file.c, agent/op-forward.c;
  * test mode shares the host filesystem, so results are checked on disk.
  */
@@ -17,6 +17,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -1376,6 +1377,125 @@ static void test_forward_refused(void **state)
 	assert_no_forwards(fx);
 }
 
+/* ---- whose permissions: uid 1000 unless PROTO_FILE_ROOT ------------------------ */
+
+static void host_owner(const char *path, uid_t uid, gid_t gid)
+{
+	struct stat st;
+	assert_int_equal(lstat(path, &st), 0);
+	if (st.st_uid != uid || st.st_gid != gid)
+		fail_msg("'%s' is owned by %u:%u, want %u:%u", path, (unsigned)st.st_uid,
+			 (unsigned)st.st_gid, (unsigned)uid, (unsigned)gid);
+}
+
+/* A lohar that switches to uid/gid 1000 (the agent in a VM does): every
+ * file request works with 1000's permissions unless it carries
+ * PROTO_FILE_ROOT, and what a write creates is owned by 1000. */
+static void test_as_uid_1000(void **state)
+{
+	struct fixture *fx = *state;
+	if (geteuid() != 0)
+		skip(); /* switching users needs root */
+	struct lohar_proc *lp = &fx->other;
+	/* started with root's group as a supplementary group, which lohar
+	 * must drop (a root shell may have it; PID 1 has none) */
+	gid_t groups[64], root_group = 0;
+	int ngroups = getgroups(64, groups);
+	assert_true(ngroups >= 0);
+	assert_int_equal(setgroups(1, &root_group), 0);
+	int started = lohar_start(lp, "t", "1000:1000");
+	assert_int_equal(setgroups((size_t)ngroups, groups), 0);
+	assert_int_equal(started, 0);
+	assert_int_equal(chmod(lp->dir, 0755), 0); /* 1000 reaches the workspace */
+	struct ac *ac = lohar_connect(lp, "t");
+	struct err e = ERR_INIT;
+	struct buf out = BUF_INIT, path = BUF_INIT;
+	struct proto_ok ok;
+
+	/* a file only root can read, like /etc/shadow; and one its group can:
+	 * root's own groups do not count for 1000 */
+	buf_addf(&path, "%s/shadow", lp->workspace);
+	put_host_file(path.data, "root:secret\n", 12, 0600);
+	buf_reset(&path);
+	buf_addf(&path, "%s/group-0", lp->workspace);
+	put_host_file(path.data, "for gid 0\n", 10, 0640);
+	struct proto_file_read rq = { .path = (char *)"shadow" };
+	assert_int_equal(ac_read_file(ac, &rq, &out, NULL, &ok, 5000, &e), -EACCES);
+	assert_string_equal(e.msg, "cannot open 'shadow': Permission denied");
+	assert_int_equal(out.len, 0);
+	rq.path = (char *)"group-0";
+	assert_int_equal(ac_read_file(ac, &rq, &out, NULL, &ok, 5000, &e), -EACCES);
+	rq.flags = PROTO_FILE_ROOT;
+	assert_int_equal(ac_read_file(ac, &rq, &out, NULL, &ok, 5000, &e), 0);
+	assert_string_equal(out.data, "for gid 0\n");
+	buf_reset(&out);
+	rq.path = (char *)"shadow";
+	assert_int_equal(ac_read_file(ac, &rq, &out, NULL, &ok, 5000, &e), 0);
+	assert_string_equal(out.data, "root:secret\n");
+
+	/* a directory only root may enter: stat and ls inside it */
+	buf_reset(&path);
+	buf_addf(&path, "%s/private", lp->workspace);
+	assert_int_equal(mkdir(path.data, 0700), 0);
+	assert_int_equal(chmod(path.data, 0700), 0);
+	buf_addf(&path, "/f");
+	put_host_file(path.data, "x", 1, 0644);
+	struct proto_path sreq = { .path = (char *)"private/f" };
+	struct proto_file_meta m;
+	assert_int_equal(ac_call(ac, PROTO_FILE_STAT, &sreq, PROTO_FILE_META, &m, 5000, &e),
+			 -EACCES);
+	sreq.flags = PROTO_FILE_ROOT;
+	assert_int_equal(ac_call(ac, PROTO_FILE_STAT, &sreq, PROTO_FILE_META, &m, 5000, &e), 0);
+	assert_int_equal(m.size, 1);
+	proto_msg_release(PROTO_FILE_META, &m);
+	struct proto_file_ls lreq = { .path = (char *)"private" };
+	struct proto_ls_result res;
+	assert_int_equal(ac_call(ac, PROTO_FILE_LS, &lreq, PROTO_LS_RESULT, &res, 5000, &e),
+			 -EACCES);
+	lreq.flags = PROTO_FILE_ROOT;
+	assert_int_equal(ac_call(ac, PROTO_FILE_LS, &lreq, PROTO_LS_RESULT, &res, 5000, &e), 0);
+	assert_int_equal(res.count, 1);
+	assert_string_equal(res.entries[0].name, "f");
+	proto_msg_release(PROTO_LS_RESULT, &res);
+
+	/* a new file and its new parents belong to 1000 */
+	struct proto_file_write w = { .path = (char *)"new/dir/made.txt", .size = 3 };
+	assert_int_equal(ac_write_file(ac, &w, "abc", 3, 5000, &e), 0);
+	buf_reset(&path);
+	buf_addf(&path, "%s/new/dir/made.txt", lp->workspace);
+	assert_host_file(path.data, "abc");
+	host_owner(path.data, 1000, 1000);
+	assert_int_equal(host_mode(path.data), 0644);
+	buf_reset(&path);
+	buf_addf(&path, "%s/new/dir", lp->workspace);
+	host_owner(path.data, 1000, 1000);
+
+	/* no write into a directory only root may write to (PUT /etc/shadow);
+	 * nothing is left behind; with the flag it works and root owns it */
+	buf_reset(&path);
+	buf_addf(&path, "%s/etc", lp->workspace);
+	assert_int_equal(mkdir(path.data, 0755), 0);
+	assert_int_equal(chmod(path.data, 0755), 0);
+	w.path = (char *)"etc/shadow";
+	assert_int_equal(ac_write_file(ac, &w, "own", 3, 5000, &e), -EACCES);
+	assert_int_equal(count_temps(path.data), 0);
+	buf_addf(&path, "/shadow");
+	assert_int_equal(access(path.data, F_OK), -1);
+	w.flags = PROTO_FILE_ROOT;
+	assert_int_equal(ac_write_file(ac, &w, "own", 3, 5000, &e), 0);
+	assert_host_file(path.data, "own");
+	host_owner(path.data, 0, 0);
+	/* replacing root's file there stays refused without the flag */
+	w.flags = 0;
+	assert_int_equal(ac_write_file(ac, &w, "new", 3, 5000, &e), -EACCES);
+	assert_host_file(path.data, "own");
+
+	buf_release(&out);
+	buf_release(&path);
+	ac_free(ac);
+	assert_int_equal(lohar_stop(lp), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1393,6 +1513,7 @@ int main(void)
 		cmocka_unit_test(test_read_fifo_and_cancel),
 		cmocka_unit_test(test_stat),
 		cmocka_unit_test(test_ls),
+		cmocka_unit_test(test_as_uid_1000),
 		cmocka_unit_test(test_forward_half_close),
 		cmocka_unit_test(test_forward_1mb_echo),
 		cmocka_unit_test(test_forward_close_resets),

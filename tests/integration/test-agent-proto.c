@@ -434,14 +434,17 @@ static void test_bad_version(void **state)
 	struct fixture *fx = *state;
 	struct raw r;
 	raw_open(fx, &r);
+	char msg[128];
 	raw_hello_tok(&r, PROTO_VERSION + 1, "tok");
-	assert_conn_error(&r, EPROTONOSUPPORT,
-			  "protocol version 2 is not supported (lohar speaks version 1)");
+	snprintf(msg, sizeof(msg), "protocol version %d is not supported (lohar speaks version %d)",
+		 PROTO_VERSION + 1, PROTO_VERSION);
+	assert_conn_error(&r, EPROTONOSUPPORT, msg);
 	raw_close(&r);
 	raw_open(fx, &r);
 	raw_hello_tok(&r, 0, "tok");
-	assert_conn_error(&r, EPROTONOSUPPORT,
-			  "protocol version 0 is not supported (lohar speaks version 1)");
+	snprintf(msg, sizeof(msg), "protocol version 0 is not supported (lohar speaks version %d)",
+		 PROTO_VERSION);
+	assert_conn_error(&r, EPROTONOSUPPORT, msg);
 	raw_close(&r);
 	assert_still_serving(fx);
 }

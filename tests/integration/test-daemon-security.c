@@ -283,6 +283,44 @@ static void test_stop_while_streaming(void **state UNUSED)
 	assert_int_equal(health(), 200);
 }
 
+/* Issue 10: the file API ran as root in the guest (PUT /etc/shadow worked
+ * without as_root). It works with uid 1000's permissions unless asked. */
+static void test_files_as_uid_1000(void **state UNUSED)
+{
+	struct buf out = BUF_INIT;
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+				   "{\"cmd\":[\"sh\",\"-c\",\"mkdir -p /root && chmod 700 /root && "
+				   "echo secret > /root/only && chmod 600 /root/only\"],"
+				   "\"as_root\":true}", &out), 200);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "GET", "/sandboxes/sh1/files?path=/root/only", key, NULL,
+				   &out), 403);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "GET", "/sandboxes/sh1/files?path=/root/only&as_root=true",
+				   key, NULL, &out), 200);
+	assert_string_equal(out.data, "secret\n");
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/root/new", key, "x", &out),
+			 403);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/root/new&as_root=true",
+				   key, "x", &out), 201);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+				   "{\"cmd\":[\"stat\",\"-c\",\"%u\",\"/root/new\"],\"as_root\":true}",
+				   &out), 200);
+	assert_non_null(strstr(out.data, "\"stdout\":\"0\\n\""));
+	buf_reset(&out);
+	/* and a new file where 1000 may write is 1000's */
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/tmp/mine", key, "x", &out),
+			 201);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+				   "{\"cmd\":[\"stat\",\"-c\",\"%u\",\"/tmp/mine\"]}", &out), 200);
+	assert_non_null(strstr(out.data, "\"stdout\":\"1000\\n\""));
+	buf_release(&out);
+}
+
 /* ---- the HTTP front ---- */
 
 /* This test's own network namespace, with 192.0.2.1 on a veth interface:
@@ -519,6 +557,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_oversize_ws_message_then_reattach),
 		cmocka_unit_test(test_stop_while_streaming),
+		cmocka_unit_test(test_files_as_uid_1000),
 		cmocka_unit_test(test_listens_exactly_as_configured),
 		cmocka_unit_test(test_http_strictness),
 		cmocka_unit_test(test_half_open_flood),

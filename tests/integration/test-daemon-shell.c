@@ -1,8 +1,9 @@
 /* test-daemon-shell.c — end to end under tmux: `bhatti shell NAME` gives a
  * real terminal in the sandbox (over the daemon's WebSocket), Ctrl+\
  * detaches and says how to come back, `bhatti shell NAME` again reattaches
- * and shows the scrollback, a window resize reaches the guest, and `bhatti
- * ps` lists the session.
+ * and shows the scrollback, a window resize reaches the guest, `bhatti
+ * ps` lists the session, and the CLI exits 0 on a detach and with the
+ * shell's status when it exits.
  *
  * Real tmux (a real terminal for the CLI), real daemon, real VM.
  */
@@ -60,6 +61,42 @@ static char *wait_screen(const char *needle, int ms)
 	return NULL;
 }
 
+/* Wait until `bhatti ps` shows the shell's session running and attached:
+ * the CLI is connected and the guest shell has its terminal, so keys typed
+ * from now on reach it (they wait in the terminal until the shell reads
+ * them). No prompt is assumed: a "$" could be anywhere on the screen. */
+static void wait_attached(const char *key, int ms)
+{
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	for (int waited = 0; waited <= ms; waited += 200) {
+		buf_reset(&o);
+		if (bhatti(&d, key, NULL, &o, &e, "ps", "dev", "--json", NULL) == 0) {
+			cJSON *j = cJSON_Parse(o.data), *s;
+			bool found = false;
+			cJSON_ArrayForEach(s, j)
+				found |= cJSON_IsTrue(cJSON_GetObjectItem(s, "running")) &&
+					 cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"));
+			cJSON_Delete(j);
+			if (found) {
+				buf_release(&o);
+				buf_release(&e);
+				return;
+			}
+		}
+		usleep(200 * 1000);
+	}
+	fail_msg("no attached session after %d ms; ps said: %s %s", ms, o.data, e.data);
+}
+
+/* The pane's last "CLI-EXIT=N" is exactly want. */
+static void assert_cli_exit(const char *screen, int want)
+{
+	char line[32];
+	snprintf(line, sizeof(line), "CLI-EXIT=%d\n", want);
+	if (!strstr(screen, line))
+		fail_msg("want %s on the screen; it shows:\n%s", line, screen);
+}
+
 static void test_shell_detach_reattach(void **state UNUSED)
 {
 	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
@@ -78,7 +115,7 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(tmux(NULL, "new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "-c",
 			      cwd, cmd, NULL), 0);
-	free(wait_screen("$", 30000));
+	wait_attached(key, 30000);
 	tmux(NULL, "send-keys", "-t", "t", "echo marker-$((6*7)); tty", "Enter", NULL);
 	free(wait_screen("marker-42", 15000));
 	free(wait_screen("/dev/pts/", 5000));
@@ -88,6 +125,7 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	/* Ctrl+\ detaches */
 	tmux(NULL, "send-keys", "-t", "t", "C-\\", NULL);
 	char *s = wait_screen("CLI-EXIT=", 10000);
+	assert_cli_exit(s, 0);   /* a detach is not a failure */
 	assert_non_null(strstr(s, "detached"));
 	assert_non_null(strstr(s, "bhatti shell dev"));
 	free(s);
@@ -114,8 +152,10 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	/* and it is live, at the new size */
 	tmux(NULL, "send-keys", "-t", "t", "clear; stty size", "Enter", NULL);
 	free(wait_screen("40 120", 10000));
-	tmux(NULL, "send-keys", "-t", "t", "exit", "Enter", NULL);
+	/* the shell's exit status is the CLI's */
+	tmux(NULL, "send-keys", "-t", "t", "exit 7", "Enter", NULL);
 	s = wait_screen("CLI-EXIT=", 10000);
+	assert_cli_exit(s, 7);
 	free(s);
 	tmux(NULL, "kill-server", NULL);
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "destroy", "-y", "dev", NULL), 0);

@@ -1,4 +1,4 @@
-/* test-agent-loop.c — unit tests for lohar's event loop (agent/loop.c):
+/* test-agent-loop.c — unit tests for the event loop lohar runs on (shared/loop.c):
  * timers fire in deadline order, tasks run on the next turn and cannot
  * starve fds, a parked watch (empty interest) does not spin on a hung-up
  * pipe, deferred frees run after the batch. Real epoll, timerfd, pipes. */

@@ -342,26 +342,28 @@ static void test_sessions(void **state)
 static void test_files(void **state)
 {
 	(void)state;
-	struct proto_file_read r = { "/var/log/syslog", 100, 50, 1 << 20 }, r2;
+	struct proto_file_read r = { "/var/log/syslog", 100, 50, 1 << 20, PROTO_FILE_ROOT }, r2;
 	roundtrip(PROTO_FILE_READ, 0, 31, &r, &r2);
 	assert_string_equal(r2.path, "/var/log/syslog");
 	assert_int_equal(r2.offset, 100);
 	assert_int_equal(r2.limit, 50);
 	assert_int_equal(r2.max_bytes, 1 << 20);
+	assert_int_equal(r2.flags, PROTO_FILE_ROOT);
 	proto_msg_release(PROTO_FILE_READ, &r2);
 
 	struct proto_file_write w = { "/tmp/upload.bin", 0600, PROTO_FILE_SIZE_UNKNOWN,
-				      PROTO_WRITE_ROOT }, w2;
+				      PROTO_FILE_ROOT }, w2;
 	roundtrip(PROTO_FILE_WRITE, 0, 32, &w, &w2);
 	assert_string_equal(w2.path, "/tmp/upload.bin");
 	assert_int_equal(w2.mode, 0600);
 	assert_true(w2.size == PROTO_FILE_SIZE_UNKNOWN);
-	assert_int_equal(w2.flags, PROTO_WRITE_ROOT);
+	assert_int_equal(w2.flags, PROTO_FILE_ROOT);
 	proto_msg_release(PROTO_FILE_WRITE, &w2);
 
-	struct proto_path p = { "/etc/hostname" }, p2;
+	struct proto_path p = { "/etc/hostname", PROTO_FILE_ROOT }, p2;
 	roundtrip(PROTO_FILE_STAT, 0, 33, &p, &p2);
 	assert_string_equal(p2.path, "/etc/hostname");
+	assert_int_equal(p2.flags, PROTO_FILE_ROOT);
 	proto_msg_release(PROTO_FILE_STAT, &p2);
 
 	struct proto_file_meta m = { PROTO_FT_LINK, 0777, 11, -86400, 1000, 100,
@@ -376,10 +378,11 @@ static void test_files(void **state)
 	assert_string_equal(m2.link_target, "../target");
 	proto_msg_release(PROTO_FILE_META, &m2);
 
-	struct proto_file_ls ls = { "/home/u", 5000 }, ls2;
+	struct proto_file_ls ls = { "/home/u", 5000, PROTO_FILE_ROOT }, ls2;
 	roundtrip(PROTO_FILE_LS, 0, 34, &ls, &ls2);
 	assert_string_equal(ls2.path, "/home/u");
 	assert_int_equal(ls2.max_entries, 5000);
+	assert_int_equal(ls2.flags, PROTO_FILE_ROOT);
 	proto_msg_release(PROTO_FILE_LS, &ls2);
 
 	struct proto_dirent ents[] = {
@@ -927,18 +930,20 @@ static void test_put_msg_too_large(void **state)
 	assert_int_equal(b.len, 14);
 	assert_string_equal(b.data, "already queued");
 
-	/* a body of exactly PROTO_MAX_PAYLOAD fits, and decodes */
-	huge[PROTO_MAX_PAYLOAD - 4] = '\0';
-	struct proto_path p = { huge }, p2;
+	/* a body of exactly PROTO_MAX_PAYLOAD fits, and decodes (u32 length,
+	 * the path, u32 flags) */
+	huge[PROTO_MAX_PAYLOAD - 8] = '\0';
+	struct proto_path p = { huge, PROTO_FILE_ROOT }, p2;
 	buf_reset(&b);
 	assert_int_equal(proto_put_msg(&b, 1, PROTO_FILE_STAT, 0, &p), 0);
 	assert_int_equal(b.len, PROTO_MAX_FRAME);
 	roundtrip(PROTO_FILE_STAT, 0, 1, &p, &p2);
-	assert_int_equal(strlen(p2.path), PROTO_MAX_PAYLOAD - 4);
+	assert_int_equal(strlen(p2.path), PROTO_MAX_PAYLOAD - 8);
+	assert_int_equal(p2.flags, PROTO_FILE_ROOT);
 	proto_msg_release(PROTO_FILE_STAT, &p2);
 	/* one byte more does not */
-	huge[PROTO_MAX_PAYLOAD - 4] = 'a';
-	huge[PROTO_MAX_PAYLOAD - 3] = '\0';
+	huge[PROTO_MAX_PAYLOAD - 8] = 'a';
+	huge[PROTO_MAX_PAYLOAD - 7] = '\0';
 	assert_int_equal(proto_put_msg(&b, 1, PROTO_FILE_STAT, 0, &p), -EMSGSIZE);
 	assert_int_equal(b.len, PROTO_MAX_FRAME);
 	free(huge);

@@ -16,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "names.h"
 #include "settings.h"
+#include "valid.h"
 
 #define DATA "tests/data/settings/"
 
@@ -39,6 +39,7 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.max_memory_mb, 4096);
 	assert_int_equal(s->limits.creates_per_min, 10);
 	assert_int_equal(s->limits.execs_per_min, 120);
+	assert_int_equal(s->limits.max_secrets, 100);
 	assert_int_equal(s->limits.max_body, 100ull << 20);
 }
 
@@ -83,6 +84,7 @@ static void test_full_file(void **state)
 	assert_int_equal(s.limits.max_memory_mb, 16384);
 	assert_int_equal(s.limits.creates_per_min, 0);
 	assert_int_equal(s.limits.execs_per_min, 600);
+	assert_int_equal(s.limits.max_secrets, 7);
 	assert_int_equal(s.limits.max_body, 1ull << 30);
 	settings_release(&s);
 }
@@ -183,7 +185,12 @@ static void test_bad_values(void **state)
 		{ "log_level: verbose",
 		  "t.yaml:1: key 'log_level' must be debug, info, warn, error or off" },
 		{ "default_image: ../etc", "t.yaml:1: key 'default_image' must be an image name "
-		  "(" NAME_RULE ")" },
+		  "(" VALID_IMAGE_RULE ")" },
+		/* the API's rule too (shared/valid.c): no capitals, dots or '_' */
+		{ "default_image: Tiny.v2", "t.yaml:1: key 'default_image' must be an image name "
+		  "(" VALID_IMAGE_RULE ")" },
+		{ "default_image: my_img", "t.yaml:1: key 'default_image' must be an image name "
+		  "(" VALID_IMAGE_RULE ")" },
 		{ "vm_user: ''", "t.yaml:1: key 'vm_user' must not be empty" },
 		{ "pool_size: 17", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
 		  "to 16" },
@@ -192,6 +199,8 @@ static void test_bad_values(void **state)
 		{ "limits:\n  max_body: 10", "t.yaml:2: key 'limits.max_body' must be a size "
 		  "from 1K to 16G" },
 		{ "limits:\n  max_sandboxes: -1", "t.yaml:2: key 'limits.max_sandboxes' must be a "
+		  "whole number from 0 to 100000" },
+		{ "limits:\n  max_secrets: -1", "t.yaml:2: key 'limits.max_secrets' must be a "
 		  "whole number from 0 to 100000" },
 		{ "engine: qemu\nengine: qemu", "t.yaml:2: duplicate key 'engine'" },
 	};

@@ -520,8 +520,8 @@ static void test_user_delete(void **state)
 	int64_t bob = new_user(f->st, "bob", NULL);
 	new_sandbox(f->st, alice, "aaaaaaaaaaa1", "one", 0);
 	new_sandbox(f->st, alice, "aaaaaaaaaaa2", "two", 0);
-	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", "ct", 2, NULL, &e), 0);
-	assert_int_equal(store_secret_put(f->st, bob, "TOKEN", "ct", 2, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", "ct", 2, 100, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, bob, "TOKEN", "ct", 2, 100, NULL, &e), 0);
 
 	assert_int_equal(store_user_delete(f->st, "alice", &e), -EBUSY);
 	assert_string_equal(e.msg, "user 'alice' still has 2 sandboxes");
@@ -629,7 +629,8 @@ static void test_sandbox_insert_errors(void **state)
 	r.id = "a00000000009";
 	r.name = "no spaces";
 	assert_int_equal(store_sandbox_insert(f->st, &r, &e), -EINVAL);
-	assert_string_equal(e.msg, "invalid sandbox name 'no spaces'");
+	assert_string_equal(e.msg, "invalid sandbox name 'no spaces': ' ' is not allowed; use "
+			    VALID_NAME_RULE);
 	int64_t n;
 	assert_int_equal(store_sandbox_count(f->st, -1, &n, &e), 0);
 	assert_int_equal(n, 1);
@@ -717,33 +718,33 @@ static void test_secrets(void **state)
 	int64_t bob = new_user(f->st, "bob", NULL);
 	static const char bin[] = { 'a', 0, 'b', (char)0xff, 0 };
 
-	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", bin, sizeof(bin), &created,
+	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", bin, sizeof(bin), 100, &created,
 					  &e), 0);
 	assert_true(created);
 	assert_int_equal(store_secret_get(f->st, alice, "TOKEN", &ct, &e), 0);
 	assert_int_equal(ct.len, sizeof(bin));
 	assert_memory_equal(ct.data, bin, sizeof(bin));
 	/* replace */
-	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", "v2", 2, &created, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "TOKEN", "v2", 2, 100, &created, &e), 0);
 	assert_false(created);
 	buf_reset(&ct);
 	assert_int_equal(store_secret_get(f->st, alice, "TOKEN", &ct, &e), 0);
 	assert_int_equal(ct.len, 2);
 	assert_memory_equal(ct.data, "v2", 2);
 	/* empty ciphertext is a value, not NULL */
-	assert_int_equal(store_secret_put(f->st, alice, "EMPTY", NULL, 0, &created, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "EMPTY", NULL, 0, 100, &created, &e), 0);
 	assert_true(created);
 	buf_reset(&ct);
 	assert_int_equal(store_secret_get(f->st, alice, "EMPTY", &ct, &e), 0);
 	assert_int_equal(ct.len, 0);
-	assert_int_equal(store_secret_put(f->st, alice, "API_KEY", "k", 1, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "API_KEY", "k", 1, 100, NULL, &e), 0);
 
 	/* per user */
 	buf_reset(&ct);
 	assert_int_equal(store_secret_get(f->st, bob, "TOKEN", &ct, &e), -ENOENT);
 	assert_string_equal(e.msg, "secret 'TOKEN' not found");
 	assert_int_equal(ct.len, 0);
-	assert_int_equal(store_secret_put(f->st, bob, "TOKEN", "b", 1, &created, &e), 0);
+	assert_int_equal(store_secret_put(f->st, bob, "TOKEN", "b", 1, 100, &created, &e), 0);
 	assert_true(created);
 
 	assert_int_equal(store_secret_list(f->st, alice, &m, &n, &e), 0);
@@ -762,12 +763,49 @@ static void test_secrets(void **state)
 	assert_int_equal(store_secret_get(f->st, bob, "TOKEN", &ct, &e), 0);
 	assert_memory_equal(ct.data, "b", 1);
 
-	assert_int_equal(store_secret_put(f->st, alice, "no spaces", "x", 1, NULL, &e), -EINVAL);
-	assert_int_equal(store_secret_put(f->st, 999, "X", "x", 1, NULL, &e), -ENOENT);
+	assert_int_equal(store_secret_put(f->st, alice, "no spaces", "x", 1, 100, NULL, &e),
+			 -EINVAL);
+	assert_int_equal(store_secret_put(f->st, 999, "X", "x", 1, 100, NULL, &e), -ENOENT);
 	assert_string_equal(e.msg, "user 999 not found");
 	assert_int_equal(store_secret_list(f->st, 999, &m, &n, &e), 0);
 	assert_int_equal(n, 0);
 	secret_meta_array_free(m, n);
+	buf_release(&ct);
+}
+
+/* At most `max` secrets per user: a new one over it is refused and not
+ * stored; replacing one is not a new one; other users are not counted. */
+static void test_secret_quota(void **state)
+{
+	struct fix *f = *state;
+	struct err e = ERR_INIT;
+	struct buf ct = BUF_INIT;
+	bool created;
+	int64_t alice = new_user(f->st, "alice", NULL);
+	int64_t bob = new_user(f->st, "bob", NULL);
+
+	assert_int_equal(store_secret_put(f->st, alice, "A", "1", 1, 2, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "B", "2", 1, 2, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "C", "3", 1, 2, &created, &e), -EDQUOT);
+	assert_string_equal(e.msg, "quota: at most 2 secrets");
+	assert_int_equal(store_secret_get(f->st, alice, "C", &ct, &e), -ENOENT);
+	sqlite3 *db = raw_open(f->path);
+	assert_text(db, "SELECT count(*) FROM secrets", "2");
+	sqlite3_close(db);
+	/* replacing at the limit */
+	assert_int_equal(store_secret_put(f->st, alice, "B", "two", 3, 2, &created, &e), 0);
+	assert_false(created);
+	assert_int_equal(store_secret_get(f->st, alice, "B", &ct, &e), 0);
+	assert_memory_equal(ct.data, "two", 3);
+	/* per user */
+	assert_int_equal(store_secret_put(f->st, bob, "C", "3", 1, 2, &created, &e), 0);
+	assert_true(created);
+	/* room again after a delete; none at all with 0 */
+	assert_int_equal(store_secret_delete(f->st, alice, "A", &e), 0);
+	assert_int_equal(store_secret_put(f->st, alice, "C", "3", 1, 2, NULL, &e), 0);
+	assert_int_equal(store_secret_put(f->st, bob, "D", "4", 1, 0, NULL, &e), -EDQUOT);
+	assert_int_equal(store_secret_put(f->st, bob, "D", "4", 1, -1, NULL, &e), -EINVAL);
+	assert_int_equal(store_active_statements(f->st), 0);
 	buf_release(&ct);
 }
 
@@ -784,14 +822,15 @@ static void crash_writer(const char *path, int64_t user, unsigned from, int fd)
 	if (store_open(path, &st, &e) < 0)
 		_exit(3);
 	for (unsigned i = from;; i++) {
-		char id[16], name[32];
+		char id[16], name[32], secret[32];
 		snprintf(id, sizeof(id), "%012x", i);
 		snprintf(name, sizeof(name), "sb-%u", i);
+		snprintf(secret, sizeof(secret), "SB_%u", i);
 		struct sandbox_row r = { .id = id, .user_id = user, .name = name, .cpus = 1,
 					 .memory_mb = 64, .image = "tiny", .created_at = i + 1 };
 		if (store_sandbox_insert(st, &r, &e) < 0)
 			_exit(4);
-		if (i % 10 == 0 && store_secret_put(st, user, name, id, 12, NULL, &e) < 0)
+		if (i % 10 == 0 && store_secret_put(st, user, secret, id, 12, INT64_MAX, NULL, &e) < 0)
 			_exit(5);
 		if (write_all(fd, &i, sizeof(i)) < 0)
 			_exit(6);
@@ -879,6 +918,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sandbox_insert_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_sandbox_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secret_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
