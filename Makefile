@@ -17,8 +17,16 @@ AGENT_CC ?= musl-gcc
 SAN      ?=
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' \
-            -Ishared -Idaemon -MMD -MP
+CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP
+
+# Include paths by directory: what a layer may see. client/ sees shared/
+# only; cli/ sees shared/ and client/ (the daemon only through
+# "../daemon/local.h"). Everything else (daemon/, agent/, shared/, tests,
+# benchmarks) INC.
+INC        := -Ishared -Idaemon
+INC_client := -Ishared -Iclient
+INC_cli    := -Ishared -Iclient -Icli
+inc_of      = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC))
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN    := -fsanitize=address,undefined
@@ -33,15 +41,16 @@ endif
 # (libwebsockets pulls OpenSSL, libcap, zlib) is most of its start-up on a
 # VM with slow page faults (docs/benchmarks.md). cJSON ships no archive.
 # libcurl is for the tests and benchmarks only (the CLI has its own HTTP
-# client, cli/conn.c).
+# client, client/client.c).
 HOST_LIBS := -lcjson -Wl,-Bstatic -lyaml -lsodium -lsqlite3 -lwebsockets -lssl -lcrypto -lcap -lz \
              -Wl,-Bdynamic -lutil -lm -ldl -lpthread
 TEST_LIBS := -lcurl -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
               shared/num.c shared/wire.c shared/proto.c shared/valid.c
-HSHARE_SRC := $(wildcard shared/json.c shared/config.c)
+HSHARE_SRC := $(wildcard shared/json.c shared/config.c shared/opt.c)
 AGENT_SRC  := $(sort $(wildcard agent/*.c))
+CLIENT_SRC := $(sort $(wildcard client/*.c))
 CLI_SRC    := $(sort $(wildcard cli/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
 
@@ -51,6 +60,7 @@ mobj = $(patsubst %.c,$(BUILD)/musl/%.o,$(1))
 CORE_HOBJ   := $(call hobj,$(CORE_SRC))
 HSHARE_HOBJ := $(call hobj,$(HSHARE_SRC))
 DAEMON_HOBJ := $(call hobj,$(DAEMON_SRC))
+CLIENT_HOBJ := $(call hobj,$(CLIENT_SRC))
 CLI_HOBJ    := $(call hobj,$(CLI_SRC))
 AGENT_MOBJ  := $(call mobj,$(CORE_SRC) $(AGENT_SRC))
 
@@ -61,8 +71,9 @@ LIBCORE   := $(BUILD)/host/libcore.a
 LIBHSHARE := $(BUILD)/host/libhshare.a
 LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
+LIBCLIENT := $(BUILD)/host/libclient.a
 LIBCLI    := $(BUILD)/host/libcli.a
-TEST_LIBS_A := $(LIBCLI) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
+TEST_LIBS_A := $(LIBCLI) $(LIBCLIENT) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 # tests/integration/long-*.c run only in `make test-long` (slow images)
@@ -88,14 +99,14 @@ deps:
 $(BUILD)/host/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
-	@$(CC) $(CFLAGS) -c $< -o $@
+	@$(CC) $(CFLAGS) $(call inc_of,$<) -c $< -o $@
 
 $(BUILD)/musl/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC musl $<"
-	@$(AGENT_CC) $(CFLAGS) -c $< -o $@
+	@$(AGENT_CC) $(CFLAGS) $(INC) -c $< -o $@
 
-$(BUILD)/bhatti: $(CLI_HOBJ) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bhatti: $(CLI_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@echo "  LD      $@"
 	@$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
@@ -140,6 +151,7 @@ FORCE:
 
 $(LIBCORE): $(CORE_HOBJ)
 $(LIBHSHARE): $(HSHARE_HOBJ)
+$(LIBCLIENT): $(CLIENT_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
 $(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
@@ -155,17 +167,17 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
 
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
@@ -193,7 +205,7 @@ $(BUILD)/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(CORE_SRC)
 
 $(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBCORE)
 	@mkdir -p $(dir $@)
-	@$(CC) $(CFLAGS) -o $@ $^
+	@$(CC) $(CFLAGS) $(INC) -o $@ $^
 
 fuzz: deps $(BUILD)/fuzz/fuzz-proto $(BUILD)/fuzz/gen-seeds
 	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds

@@ -6,13 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "client.h"
 #include "num.h"
-
-static const char usage[] =
-	"usage: bhatti create [--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
-	"                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
-	"                     [--all-secrets] [--json]\n";
 
 /* "K=V,K2=V2" entries (repeatable) into an object. */
 static int add_env(cJSON *env, const char *spec)
@@ -33,27 +27,17 @@ static int add_env(cJSON *env, const char *spec)
 	return rc;
 }
 
-int cmd_create(int argc, char **argv)
+static int run(struct cli *c)
 {
-	char *name = NULL, *cpus = NULL, *mem = NULL, *image = NULL, *init = NULL;
-	char **env = NULL, **secrets = NULL, **pos;
-	bool all = false;
-	const struct cli_opt opts[] = {
-		{ "--name", &name, NULL, NULL },	 { "--cpus", &cpus, NULL, NULL },
-		{ "--memory", &mem, NULL, NULL },	 { "--image", &image, NULL, NULL },
-		{ "--init", &init, NULL, NULL },	 { "--env", NULL, NULL, &env },
-		{ "--secret", NULL, NULL, &secrets }, { "--all-secrets", NULL, &all, NULL },
-	};
-	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, NULL) < 0)
-		return 2;
-	if (CLI.help) {
-		fputs(usage, stdout);
-		return 0;
-	}
-	if (pos[0] && !name)
-		name = pos[0];   /* `bhatti create dev` works too */
-	else if (pos[0])
-		return cli_error(2, "unexpected argument '%s'\n%s", pos[0], usage);
+	const struct args *a = &c->args;
+	const char *name = args_get(a, "--name"), *cpus = args_get(a, "--cpus");
+	const char *mem = args_get(a, "--memory"), *image = args_get(a, "--image");
+	const char *init = args_get(a, "--init");
+	char *const *env = args_list(a, "--env"), *const *secrets = args_list(a, "--secret");
+	if (a->pos[0] && name)
+		return cli_usage_error(c, "unexpected argument '%s'", a->pos[0]);
+	if (a->pos[0])
+		name = a->pos[0];   /* `bhatti create dev` works too */
 	cJSON *b = cJSON_CreateObject();
 	int rc = 0;
 	if (name)
@@ -74,20 +58,19 @@ int cmd_create(int argc, char **argv)
 		cJSON_AddStringToObject(b, "init", init);
 	if (env) {
 		cJSON *o = cJSON_AddObjectToObject(b, "env");
-		for (char **p = env; *p && !rc; p++)
+		for (char *const *p = env; *p && !rc; p++)
 			rc = add_env(o, *p);
 	}
 	if (secrets) {
-		cJSON *a = cJSON_AddArrayToObject(b, "secrets");
-		for (char **p = secrets; *p; p++)
-			cJSON_AddItemToArray(a, cJSON_CreateString(*p));
+		cJSON *arr = cJSON_AddArrayToObject(b, "secrets");
+		for (char *const *p = secrets; *p; p++)
+			cJSON_AddItemToArray(arr, cJSON_CreateString(*p));
 	}
-	if (all)
+	if (args_has(a, "--all-secrets"))
 		cJSON_AddBoolToObject(b, "all_secrets", true);
-	struct cli_resp r;
+	struct client_resp r;
 	if (!rc) {
-		cli_settings();
-		if (cli_call("POST", "/sandboxes", b, &r) < 0)
+		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
 			rc = 1;
 		else if (r.status != 200 && r.status != 201)
 			rc = cli_fail(&r);
@@ -95,20 +78,34 @@ int cmd_create(int argc, char **argv)
 			cJSON *j = cli_json(&r);
 			if (!j)
 				rc = 1;
-			else if (CLI.json)
+			else if (c->json)
 				cli_print_json(j);
 			else
 				printf("%s %s (%s, %s)\n", r.existing ? "exists:" : "created:",
-				       cJSON_GetObjectItem(j, "name")->valuestring,
-				       cJSON_GetObjectItem(j, "id")->valuestring,
-				       cJSON_GetObjectItem(j, "state")->valuestring);
+				       cli_jstr(j, "name"), cli_jstr(j, "id"), cli_jstr(j, "state"));
 			cJSON_Delete(j);
 		}
-		cli_resp_release(&r);
+		client_resp_release(&r);
 	}
 	cJSON_Delete(b);
-	free(env);
-	free(secrets);
-	free(pos);
 	return rc;
 }
+
+static const struct opt opts[] = {
+	{ "--name", NULL, OPT_VALUE },	 { "--cpus", NULL, OPT_VALUE },
+	{ "--memory", NULL, OPT_VALUE }, { "--image", NULL, OPT_VALUE },
+	{ "--init", NULL, OPT_VALUE },	 { "--env", NULL, OPT_LIST },
+	{ "--secret", NULL, OPT_LIST },	 { "--all-secrets", NULL, OPT_FLAG },
+	OPT_END,
+};
+
+const struct cli_cmd cmd_create_entry = {
+	.name = "create",
+	.summary = "create a sandbox",
+	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
+		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
+		 "                     [--all-secrets] [--json]",
+	.opts = opts,
+	.max_args = 1,
+	.run = run,
+};

@@ -10,7 +10,6 @@
 #include <sodium.h>
 
 #include "cli.h"
-#include "client.h"
 #include "num.h"
 
 #define STDIN_CAP (48u << 20)
@@ -42,8 +41,14 @@ static void emit(cJSON *o, struct exec_out *x)
 			free(raw);
 		}
 	} else if (strcmp(type, "exit") == 0) {
+		cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "exit_code");
+		if (!cJSON_IsNumber(code)) {
+			snprintf(x->error, sizeof(x->error),
+				 "the daemon said the command exited but not with which code");
+			return;
+		}
 		x->exited = true;
-		x->exit_code = cJSON_GetObjectItem(o, "exit_code")->valueint;
+		x->exit_code = code->valueint;
 		if (cJSON_IsTrue(cJSON_GetObjectItem(o, "timed_out")))
 			fprintf(stderr, "bhatti: the command timed out and was killed\n");
 	} else if (strcmp(type, "error") == 0) {
@@ -87,45 +92,30 @@ static int read_stdin(struct buf *in)
 	}
 }
 
-int cmd_exec(int argc, char **argv)
+static int run(struct cli *c)
 {
-	char *cwd = NULL, *timeout = NULL, **env = NULL, **pos;
-	bool root = false, no_stdin = false;
-	int dd;
-	const struct cli_opt opts[] = {
-		{ "--cwd", &cwd, NULL, NULL },	   { "--timeout", &timeout, NULL, NULL },
-		{ "--env", NULL, NULL, &env },	   { "--root", NULL, &root, NULL },
-		{ "-n", NULL, &no_stdin, NULL },
-	};
-	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, &dd) < 0)
-		return 2;
-	if (CLI.help || !pos[0] || !pos[1]) {
-		free(pos);
-		free(env);
-		fputs("usage: bhatti exec NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n]\n"
-		      "                  -- COMMAND [ARGS...]\n"
-		      "stdin is sent to the command unless it is a terminal (or -n is given)\n",
-		      CLI.help ? stdout : stderr);
-		return CLI.help ? 0 : 2;
-	}
+	const struct args *a = &c->args;
+	const char *cwd = args_get(a, "--cwd"), *timeout = args_get(a, "--timeout");
+	char *const *env = args_list(a, "--env");
 	int rc = 0;
 	cJSON *b = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(b, "cmd");
-	for (char **p = pos + 1; *p; p++)
-		cJSON_AddItemToArray(cmd, cJSON_CreateString(*p));
+	for (size_t i = 1; i < a->npos; i++)
+		cJSON_AddItemToArray(cmd, cJSON_CreateString(a->pos[i]));
 	if (cwd)
 		cJSON_AddStringToObject(b, "cwd", cwd);
-	if (root)
+	if (args_has(a, "--root"))
 		cJSON_AddBoolToObject(b, "as_root", true);
 	if (timeout) {
 		uint32_t t;
 		struct err e = ERR_INIT;
 		if (num_parse_u32(timeout, 1, 7 * 86400, &t, "--timeout (seconds)", &e) < 0)
 			rc = cli_error(2, "%s", err_str(&e));
-		cJSON_AddNumberToObject(b, "timeout_sec", t);
+		else
+			cJSON_AddNumberToObject(b, "timeout_sec", t);
 	}
-	if (env) {
+	if (env && !rc) {
 		cJSON *o = cJSON_AddObjectToObject(b, "env");
-		for (char **p = env; *p && !rc; p++) {
+		for (char *const *p = env; *p; p++) {
 			char *eq = strchr(*p, '=');
 			if (!eq || eq == *p) {
 				rc = cli_error(2, "--env wants K=V, not '%s'", *p);
@@ -136,7 +126,7 @@ int cmd_exec(int argc, char **argv)
 			free(k);
 		}
 	}
-	if (!rc && !no_stdin && !isatty(0)) {
+	if (!rc && !args_has(a, "-n") && !isatty(0)) {
 		struct buf in = BUF_INIT;
 		rc = read_stdin(&in);
 		if (!rc) {
@@ -150,14 +140,11 @@ int cmd_exec(int argc, char **argv)
 		buf_release(&in);
 	}
 	if (!rc) {
-		cli_settings();
-		char *esc = cli_escape(pos[0]);
 		struct buf path = BUF_INIT;
-		buf_addf(&path, "/sandboxes/%s/exec", esc);
-		free(esc);
+		buf_addf(&path, "/sandboxes/%s/exec", c->esc[0]);
 		struct exec_out x = { .line = BUF_INIT };
-		struct cli_resp r;
-		if (cli_stream("POST", path.data, b, "application/x-ndjson", on_chunk, &x, &r) < 0)
+		struct client_resp r;
+		if (cli_stream(c, "POST", path.data, b, "application/x-ndjson", on_chunk, &x, &r) < 0)
 			rc = 1;
 		else if (r.status != 200)
 			rc = cli_fail(&r);
@@ -166,12 +153,29 @@ int cmd_exec(int argc, char **argv)
 		else
 			rc = cli_error(1, "%s", x.error[0] ? x.error
 							   : "the connection ended before the command did");
-		cli_resp_release(&r);
+		client_resp_release(&r);
 		buf_release(&x.line);
 		buf_release(&path);
 	}
 	cJSON_Delete(b);
-	free(env);
-	free(pos);
 	return rc;
 }
+
+static const struct opt opts[] = {
+	{ "--cwd", NULL, OPT_VALUE }, { "--timeout", NULL, OPT_VALUE },
+	{ "--env", NULL, OPT_LIST },  { "--root", NULL, OPT_FLAG },
+	{ "-n", NULL, OPT_FLAG },     OPT_END,
+};
+
+const struct cli_cmd cmd_exec_entry = {
+	.name = "exec",
+	.summary = "run a command in a sandbox: exec NAME -- cmd args...",
+	.usage = "NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n]\n"
+		 "                  -- COMMAND [ARGS...]",
+	.help = "stdin is sent to the command unless it is a terminal (or -n is given)",
+	.opts = opts,
+	.min_args = 2,
+	.max_args = -1,
+	.flags = CLI_NAME,
+	.run = run,
+};

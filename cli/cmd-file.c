@@ -10,33 +10,32 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "client.h"
+#include "httpc.h"
 #include "num.h"
-
-static const char usage[] =
-	"usage: bhatti file read NAME PATH [--offset LINES] [--limit LINES] [--max-bytes N]\n"
-	"       bhatti file write NAME PATH [--mode 0644] [--from LOCAL_FILE | < stdin]\n"
-	"       bhatti file ls NAME PATH [--json]\n";
 
 static bool to_stdout(const char *p, size_t n, void *arg UNUSED)
 {
 	return write_all(1, p, n) == 0;
 }
 
-static char *files_path(const char *name, const char *path, const char *extra)
+/* The files URL of NAME PATH (the first two positionals) and more query
+ * (--root: with root's permissions in the guest). */
+static char *files_path(const struct cli *c, const char *extra)
 {
-	char *a = cli_escape(name), *b = cli_escape(path);
+	char *p = httpc_escape(c->args.pos[1]);
 	struct buf u = BUF_INIT;
-	buf_addf(&u, "/sandboxes/%s/files?path=%s%s", a, b, extra ? extra : "");
-	free(a);
-	free(b);
+	buf_addf(&u, "/sandboxes/%s/files?path=%s%s%s", c->esc[0], p, extra ? extra : "",
+		 args_has(&c->args, "--root") ? "&as_root=true" : "");
+	free(p);
 	return buf_detach(&u, NULL);
 }
 
-static int file_read(char **pos, const char *offset, const char *limit, const char *maxb)
+static int file_read(struct cli *c)
 {
 	struct buf q = BUF_INIT;
-	const char *names[] = { "offset", "limit", "max_bytes" }, *vals[] = { offset, limit, maxb };
+	const char *names[] = { "offset", "limit", "max_bytes" };
+	const char *vals[] = { args_get(&c->args, "--offset"), args_get(&c->args, "--limit"),
+			       args_get(&c->args, "--max-bytes") };
 	for (int i = 0; i < 3; i++) {
 		uint64_t v;
 		struct err e = ERR_INIT;
@@ -48,19 +47,20 @@ static int file_read(char **pos, const char *offset, const char *limit, const ch
 		}
 		buf_addf(&q, "&%s=%llu", names[i], (unsigned long long)v);
 	}
-	char *path = files_path(pos[0], pos[1], q.data);
+	char *path = files_path(c, q.data);
 	buf_release(&q);
-	struct cli_resp r;
-	int rc = cli_stream("GET", path, NULL, NULL, to_stdout, NULL, &r) < 0 ? 1 : 0;
+	struct client_resp r;
+	int rc = cli_stream(c, "GET", path, NULL, NULL, to_stdout, NULL, &r) < 0 ? 1 : 0;
 	if (!rc && r.status != 200)
 		rc = cli_fail(&r);
-	cli_resp_release(&r);
+	client_resp_release(&r);
 	free(path);
 	return rc;
 }
 
-static int file_write(char **pos, const char *mode, const char *from)
+static int file_write(struct cli *c)
 {
+	const char *mode = args_get(&c->args, "--mode"), *from = args_get(&c->args, "--from");
 	int fd = 0;
 	if (from && (fd = open(from, O_RDONLY | O_CLOEXEC)) < 0)
 		return cli_error(1, "cannot open '%s': %s", from, strerror(errno));
@@ -86,86 +86,83 @@ static int file_write(char **pos, const char *mode, const char *from)
 	struct buf extra = BUF_INIT;
 	if (mode)
 		buf_addf(&extra, "&mode=%s", mode);
-	char *path = files_path(pos[0], pos[1], extra.data);
+	char *path = files_path(c, extra.data);
 	buf_release(&extra);
-	struct cli_resp r;
-	int rc = cli_upload(path, fd, (size_t)st.st_size, &r) < 0 ? 1 : 0;
+	struct client_resp r;
+	int rc = cli_upload(c, path, fd, (size_t)st.st_size, &r) < 0 ? 1 : 0;
 	if (!rc && r.status != 201 && r.status != 200)
 		rc = cli_fail(&r);
-	else if (!rc && !CLI.json)
-		fprintf(stderr, "wrote %lld bytes to %s:%s\n", (long long)st.st_size, pos[0], pos[1]);
+	else if (!rc && !c->json)
+		fprintf(stderr, "wrote %lld bytes to %s:%s\n", (long long)st.st_size, c->args.pos[0],
+			c->args.pos[1]);
 	else if (!rc)
 		fwrite(r.body.data, 1, r.body.len, stdout);
-	cli_resp_release(&r);
+	client_resp_release(&r);
 	free(path);
 	if (fd != 0)
 		close(fd);
 	return rc;
 }
 
-static int file_ls(char **pos)
+static int file_ls(struct cli *c)
 {
-	char *path = files_path(pos[0], pos[1], "&ls=true");
-	struct cli_resp r;
-	int rc = cli_call("GET", path, NULL, &r) < 0 ? 1 : 0;
+	char *path = files_path(c, "&ls=true");
+	cJSON *j;
+	int rc = cli_call_json(c, "GET", path, &j);
 	free(path);
 	if (rc)
 		return rc;
-	cJSON *j = r.status == 200 ? cli_json(&r) : NULL;
-	if (r.status != 200)
-		rc = cli_fail(&r);
-	else if (!j)
-		rc = 1;
-	else if (CLI.json)
+	if (c->json)
 		cli_print_json(j);
 	else {
 		cJSON *d;
 		cJSON_ArrayForEach(d, cJSON_GetObjectItem(j, "entries"))
 		{
-			const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(d, "type"));
-			printf("%s %10.0f  %s  %s%s\n", cJSON_GetStringValue(cJSON_GetObjectItem(d, "mode")),
-			       cJSON_GetNumberValue(cJSON_GetObjectItem(d, "size")),
-			       cJSON_GetStringValue(cJSON_GetObjectItem(d, "mtime")),
-			       cJSON_GetStringValue(cJSON_GetObjectItem(d, "name")),
-			       type && type[0] == 'd' ? "/" : "");
+			const char *type = cli_jstr(d, "type");
+			printf("%s %10.0f  %s  %s%s\n", cli_jstr(d, "mode"),
+			       cJSON_GetNumberValue(cJSON_GetObjectItem(d, "size")), cli_jstr(d, "mtime"),
+			       cli_jstr(d, "name"), type[0] == 'd' ? "/" : "");
 		}
 		if (cJSON_IsTrue(cJSON_GetObjectItem(j, "truncated")))
-			printf("... (truncated: %d entries in all)\n",
-			       cJSON_GetObjectItem(j, "total")->valueint);
+			printf("... (truncated: %d entries in all)\n", cli_jint(j, "total"));
 	}
 	cJSON_Delete(j);
-	cli_resp_release(&r);
-	return rc;
+	return 0;
 }
 
-int cmd_file(int argc, char **argv)
-{
-	char *offset = NULL, *limit = NULL, *maxb = NULL, *mode = NULL, *from = NULL, **pos;
-	const struct cli_opt opts[] = {
-		{ "--offset", &offset, NULL, NULL }, { "--limit", &limit, NULL, NULL },
-		{ "--max-bytes", &maxb, NULL, NULL }, { "--mode", &mode, NULL, NULL },
-		{ "--from", &from, NULL, NULL },
-	};
-	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, NULL) < 0)
-		return 2;
-	int rc;
-	if (CLI.help) {
-		fputs(usage, stdout);
-		rc = 0;
-	} else if (!pos[0] || !pos[1] || !pos[2] || pos[3]) {
-		fputs(usage, stderr);
-		rc = 2;
-	} else {
-		cli_settings();
-		if (strcmp(pos[0], "read") == 0)
-			rc = file_read(pos + 1, offset, limit, maxb);
-		else if (strcmp(pos[0], "write") == 0)
-			rc = file_write(pos + 1, mode, from);
-		else if (strcmp(pos[0], "ls") == 0)
-			rc = file_ls(pos + 1);
-		else
-			rc = cli_error(2, "unknown file command '%s' (read, write, ls)", pos[0]);
-	}
-	free(pos);
-	return rc;
-}
+static const struct opt read_opts[] = {
+	{ "--offset", NULL, OPT_VALUE },
+	{ "--limit", NULL, OPT_VALUE },
+	{ "--max-bytes", NULL, OPT_VALUE },
+	{ "--root", NULL, OPT_FLAG },
+	OPT_END,
+};
+
+static const struct opt write_opts[] = {
+	{ "--mode", NULL, OPT_VALUE },
+	{ "--from", NULL, OPT_VALUE },
+	{ "--root", NULL, OPT_FLAG },
+	OPT_END,
+};
+
+static const struct opt ls_opts[] = {
+	{ "--root", NULL, OPT_FLAG },
+	OPT_END,
+};
+
+static const struct cli_cmd subs[] = {
+	{ .name = "read",
+	  .usage = "NAME PATH [--offset LINES] [--limit LINES] [--max-bytes N] [--root]",
+	  .opts = read_opts, .min_args = 2, .max_args = 2, .flags = CLI_NAME, .run = file_read },
+	{ .name = "write", .usage = "NAME PATH [--mode 0644] [--from LOCAL_FILE | < stdin] [--root]",
+	  .opts = write_opts, .min_args = 2, .max_args = 2, .flags = CLI_NAME, .run = file_write },
+	{ .name = "ls", .usage = "NAME PATH [--json] [--root]", .opts = ls_opts, .min_args = 2,
+	  .max_args = 2, .flags = CLI_NAME, .run = file_ls },
+	{ .name = NULL },
+};
+
+const struct cli_cmd cmd_file_entry = {
+	.name = "file",
+	.summary = "read, write or list files in a sandbox",
+	.subs = subs,
+};

@@ -10,11 +10,6 @@
 #include <sodium.h>
 
 #include "cli.h"
-#include "client.h"
-
-static const char usage[] = "usage: bhatti secret set NAME [--value V | < stdin]\n"
-			    "       bhatti secret list [--json]\n"
-			    "       bhatti secret delete NAME\n";
 
 static int read_value(struct buf *v)
 {
@@ -49,76 +44,81 @@ static int read_value(struct buf *v)
 	return 0;
 }
 
-int cmd_secret(int argc, char **argv)
+static int secret_list(struct cli *c)
 {
-	char *value = NULL, **pos;
-	const struct cli_opt opts[] = { { "--value", &value, NULL, NULL } };
-	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, NULL) < 0)
-		return 2;
-	int rc = 0;
-	const char *sub = pos[0];
-	if (CLI.help || !sub) {
-		fputs(usage, CLI.help ? stdout : stderr);
-		free(pos);
-		return CLI.help ? 0 : 2;
-	}
-	cli_settings();
-	struct cli_resp r = { 0 };
-	if (strcmp(sub, "list") == 0 && !pos[1]) {
-		if (cli_call("GET", "/secrets", NULL, &r) < 0)
-			rc = 1;
-		else if (r.status != 200)
-			rc = cli_fail(&r);
-		else {
-			cJSON *j = cli_json(&r), *s;
-			if (j && CLI.json)
-				cli_print_json(j);
-			else if (j && cJSON_GetArraySize(j) == 0)
-				puts("no secrets yet: bhatti secret set NAME");
-			else if (j) {
-				printf("%-32s %s\n", "NAME", "UPDATED");
-				cJSON_ArrayForEach(s, j)
-					printf("%-32s %s\n", cJSON_GetStringValue(cJSON_GetObjectItem(s, "name")),
-					       cJSON_GetStringValue(cJSON_GetObjectItem(s, "updated_at")));
-			}
-			rc = j ? rc : 1;
-			cJSON_Delete(j);
-		}
-	} else if (strcmp(sub, "set") == 0 && pos[1] && !pos[2]) {
-		struct buf v = BUF_INIT;
-		if (value)
-			buf_adds(&v, value);
-		else
-			read_value(&v);
-		cJSON *b = cJSON_CreateObject();
-		cJSON_AddStringToObject(b, "name", pos[1]);
-		cJSON_AddStringToObject(b, "value", v.data);
-		if (cli_call("POST", "/secrets", b, &r) < 0)
-			rc = 1;
-		else if (r.status != 200 && r.status != 201)
-			rc = cli_fail(&r);
-		else
-			fprintf(stderr, "secret '%s' %s\n", pos[1], r.status == 201 ? "set" : "replaced");
-		sodium_memzero(v.data, v.len);
-		buf_release(&v);
-		cJSON_Delete(b);
-	} else if (strcmp(sub, "delete") == 0 && pos[1] && !pos[2]) {
-		char *esc = cli_escape(pos[1]);
-		struct buf path = BUF_INIT;
-		buf_addf(&path, "/secrets/%s", esc);
-		free(esc);
-		if (cli_call("DELETE", path.data, NULL, &r) < 0)
-			rc = 1;
-		else if (r.status != 204)
-			rc = cli_fail(&r);
-		else
-			fprintf(stderr, "secret '%s' deleted\n", pos[1]);
-		buf_release(&path);
+	cJSON *j, *s;
+	int rc = cli_call_json(c, "GET", "/secrets", &j);
+	if (rc)
+		return rc;
+	if (c->json) {
+		cli_print_json(j);
+	} else if (cJSON_GetArraySize(j) == 0) {
+		puts("no secrets yet: bhatti secret set NAME");
 	} else {
-		fputs(usage, stderr);
-		rc = 2;
+		printf("%-32s %s\n", "NAME", "UPDATED");
+		cJSON_ArrayForEach(s, j)
+			printf("%-32s %s\n", cli_jstr(s, "name"), cli_jstr(s, "updated_at"));
 	}
-	cli_resp_release(&r);
-	free(pos);
+	cJSON_Delete(j);
+	return 0;
+}
+
+static int secret_set(struct cli *c)
+{
+	const char *name = c->args.pos[0], *value = args_get(&c->args, "--value");
+	struct client_resp r;
+	struct buf v = BUF_INIT;
+	int rc = 0;
+	if (value)
+		buf_adds(&v, value);
+	else
+		read_value(&v);
+	cJSON *b = cJSON_CreateObject();
+	cJSON_AddStringToObject(b, "name", name);
+	cJSON_AddStringToObject(b, "value", v.data);
+	if (cli_call(c, "POST", "/secrets", b, &r) < 0)
+		rc = 1;
+	else if (r.status != 200 && r.status != 201)
+		rc = cli_fail(&r);
+	else
+		fprintf(stderr, "secret '%s' %s\n", name, r.status == 201 ? "set" : "replaced");
+	sodium_memzero(v.data, v.len);
+	buf_release(&v);
+	cJSON_Delete(b);
+	client_resp_release(&r);
 	return rc;
 }
+
+static int secret_delete(struct cli *c)
+{
+	struct buf path = BUF_INIT;
+	buf_addf(&path, "/secrets/%s", c->esc[0]);
+	struct client_resp r;
+	int rc = 0;
+	if (cli_call(c, "DELETE", path.data, NULL, &r) < 0)
+		rc = 1;
+	else if (r.status != 204)
+		rc = cli_fail(&r);
+	else
+		fprintf(stderr, "secret '%s' deleted\n", c->args.pos[0]);
+	buf_release(&path);
+	client_resp_release(&r);
+	return rc;
+}
+
+static const struct opt set_opts[] = { { "--value", NULL, OPT_VALUE }, OPT_END };
+
+static const struct cli_cmd subs[] = {
+	{ .name = "set", .usage = "NAME [--value V | < stdin]", .opts = set_opts, .min_args = 1,
+	  .max_args = 1, .run = secret_set },
+	{ .name = "list", .usage = "[--json]", .run = secret_list },
+	{ .name = "delete", .usage = "NAME", .min_args = 1, .max_args = 1, .flags = CLI_NAME,
+	  .run = secret_delete },
+	{ .name = NULL },
+};
+
+const struct cli_cmd cmd_secret_entry = {
+	.name = "secret",
+	.summary = "set, list or delete your secrets",
+	.subs = subs,
+};

@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "client.h"
 
 static char *ask(const char *prompt, const char *dflt, bool secret)
 {
@@ -36,23 +35,17 @@ static char *ask(const char *prompt, const char *dflt, bool secret)
 	return xstrdup(line[0] ? line : dflt ? dflt : "");
 }
 
-int cmd_setup(int argc, char **argv)
+static int run(struct cli *c)
 {
-	char **pos;
-	if (cli_parse(argc, argv, NULL, 0, &pos, NULL) < 0)
-		return 2;
-	free(pos);
-	if (CLI.help) {
-		puts("usage: bhatti setup [--url URL] [--token KEY]\n"
-		     "Checks the key against the daemon and saves both in ~/.bhatti/config.yaml.");
-		return 0;
-	}
-	char *url = CLI.flag_url ? xstrdup(CLI.flag_url) : NULL;
-	char *token = CLI.flag_token ? xstrdup(CLI.flag_token) : NULL;
-	if ((!url || !token) && !isatty(0))
+	char *url = c->flag_url ? xstrdup(c->flag_url) : NULL;
+	char *token = c->flag_token ? xstrdup(c->flag_token) : NULL;
+	if ((!url || !token) && !isatty(0)) {
+		free(url);
+		free(token);
 		return cli_error(2, "give --url and --token (stdin is not a terminal, so I cannot ask)");
+	}
 	if (!url)
-		url = ask("API URL", CLI_DEFAULT_URL, false);
+		url = ask("API URL", CLIENT_DEFAULT_URL, false);
 	if (url && !token)
 		token = ask("API key (bht_...)", NULL, true);
 	if (!url || !token || !token[0]) {
@@ -60,36 +53,35 @@ int cmd_setup(int argc, char **argv)
 		free(token);
 		return cli_error(2, "setup needs a URL and an API key");
 	}
-	CLI.flag_url = url;
-	CLI.flag_token = token;
-	cli_settings();
-	struct cli_resp r;
+	c->flag_url = url;
+	c->flag_token = token;
+	struct client *cl = cli_client(c);
+	struct client_resp r;
 	int rc = 0;
-	if (cli_call("GET", "/sandboxes", NULL, &r) < 0) {
+	if (cli_call(c, "GET", "/sandboxes", NULL, &r) < 0) {
 		rc = 1;
 	} else if (r.status != 200) {
 		rc = cli_fail(&r);
 		fprintf(stderr, "bhatti: nothing saved\n");
 	}
-	cli_resp_release(&r);
+	client_resp_release(&r);
 	if (rc == 0) {
-		char *path = cli_config_path();
+		char *path = client_config_path();
 		struct buf dir = BUF_INIT, tmp = BUF_INIT, body = BUF_INIT;
 		buf_add(&dir, path, (size_t)(strrchr(path, '/') - path));
 		mkdir(dir.data, 0700);
 		buf_addf(&tmp, "%s.tmp", path);
-		buf_addf(&body, "# written by bhatti setup\nurl: \"%s\"\ntoken: \"%s\"\n", CLI.url,
-			 CLI.token);
+		buf_addf(&body, "# written by bhatti setup\nurl: \"%s\"\ntoken: \"%s\"\n", cl->url,
+			 cl->token);
 		int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||
 		    rename(tmp.data, path) < 0)
 			rc = cli_error(1, "cannot write %s: %s", path, strerror(errno));
 		else
-			printf("saved %s (API %s)\n", path, CLI.url);
+			printf("saved %s (API %s)\n", path, cl->url);
 		if (fd >= 0)
 			close(fd);
-		memset(body.data, 0, body.len);
-		buf_release(&body);
+		client_scrub(&body);
 		buf_release(&tmp);
 		buf_release(&dir);
 		free(path);
@@ -98,3 +90,11 @@ int cmd_setup(int argc, char **argv)
 	free(token);
 	return rc;
 }
+
+const struct cli_cmd cmd_setup_entry = {
+	.name = "setup",
+	.summary = "save the daemon's URL and your API key (~/.bhatti/config.yaml)",
+	.usage = "[--url URL] [--token KEY]",
+	.help = "Checks the key against the daemon and saves both in ~/.bhatti/config.yaml.",
+	.run = run,
+};

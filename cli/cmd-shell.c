@@ -5,10 +5,14 @@
  * `bhatti shell NAME` again reattaches to the one detached session (or
  * --session ID picks one) and the daemon replays its scrollback first.
  *
- * One poll loop over stdin, the socket and a signalfd for SIGWINCH.
+ * Sits between the local terminal and the session module (client/shell.c),
+ * on the process's one event loop (shared/loop): watches on stdin, the
+ * socket (inside the module) and a signalfd for SIGWINCH. Writes to the
+ * socket never block the loop (the module queues them); reading stdin
+ * pauses while more than INPUT_HIGH bytes wait to be sent. Output goes to
+ * stdout as it comes.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +23,11 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "client.h"
-#include "ws.h"
+#include "loop.h"
+#include "shell.h"
 
-#define DETACH_KEY 0x1c   /* Ctrl+\ */
+#define DETACH_KEY 0x1c          /* Ctrl+\ */
+#define INPUT_HIGH (256u << 10)  /* stop reading stdin while this much waits */
 
 static struct termios saved;
 static bool raw_on;
@@ -53,231 +58,199 @@ static void win_size(unsigned *cols, unsigned *rows)
 		*cols = ws.ws_col, *rows = ws.ws_row;
 }
 
-/* The one detached, running session other than "init", if exactly one. */
-static char *pick_session(const char *name, bool *ret_unreachable)
-{
-	char *esc = cli_escape(name);
-	struct buf path = BUF_INIT;
-	buf_addf(&path, "/sandboxes/%s/sessions", esc);
-	free(esc);
-	struct cli_resp r;
-	char *id = NULL;
-	int found = 0;
-	*ret_unreachable = false;
-	if (cli_call("GET", path.data, NULL, &r) < 0)
-		*ret_unreachable = true;   /* the message is out */
-	else if (r.status == 200) {
-		cJSON *j = cJSON_ParseWithLength(r.body.data, r.body.len), *s;
-		cJSON_ArrayForEach(s, j)
-		{
-			const char *sid = cJSON_GetStringValue(cJSON_GetObjectItem(s, "id"));
-			if (sid && strcmp(sid, "init") != 0 &&
-			    cJSON_IsTrue(cJSON_GetObjectItem(s, "running")) &&
-			    !cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"))) {
-				found++;
-				free(id);
-				id = xstrdup(sid);
-			}
-		}
-		cJSON_Delete(j);
-	}
-	cli_resp_release(&r);
-	buf_release(&path);
-	if (found != 1) {
-		free(id);
-		return NULL;
-	}
-	return id;
-}
-
-struct shell {
-	int fd;
-	const char *name;
-	struct buf in, partial, msg, out;
-	int partial_op;
+struct term {
+	struct shell *s;
+	struct watch in, winch;
+	struct task in_task;     /* stdin that epoll cannot watch (a file, /dev/null) */
+	bool in_reading;
 	char session[128];
-	int exit_code;
-	bool exited, detached;
-	char error[512];
+	int rc;
+	bool detached;
+	struct err err;
 };
 
-static int send_frame(struct shell *s, int op, const void *p, size_t n)
+/* ---- stdin ------------------------------------------------------------------ */
+
+static void stdin_pause(struct term *t, bool pause)
 {
-	buf_reset(&s->out);
-	ws_frame(&s->out, op, p, n);
-	return write_all(s->fd, s->out.data, s->out.len);
+	if (!t->in_reading)
+		return;
+	if (t->in.fd >= 0)
+		watch_set(&t->in, pause ? 0 : EPOLLIN);
+	else if (pause)
+		task_cancel(&t->in_task);
+	else
+		task_post(&t->in_task);
 }
 
-static void send_resize(struct shell *s)
+static void stdin_stop(struct term *t)
 {
-	unsigned c, r;
-	win_size(&c, &r);
-	char msg[96];
-	int n = snprintf(msg, sizeof(msg), "{\"type\":\"resize\",\"cols\":%u,\"rows\":%u}", c, r);
-	send_frame(s, WS_TEXT, msg, (size_t)n);
+	watch_del(&t->in);   /* the fd stays open: it is our stdin */
+	task_cancel(&t->in_task);
+	t->in_reading = false;
 }
 
-/* Handle one message from the daemon; false when the session is over. */
-static bool on_message(struct shell *s, int op, const struct buf *m)
+static void read_stdin(struct term *t)
 {
-	if (op == WS_BINARY) {
-		write_all(1, m->data, m->len);
-		return true;
+	char tmp[4096];
+	ssize_t n = read(0, tmp, sizeof(tmp));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		stdin_stop(t);   /* keep showing output until the end */
+		return;
 	}
-	if (op == WS_PING) {
-		send_frame(s, WS_PONG, m->data, m->len);
-		return true;
+	char *k = raw_on ? memchr(tmp, DETACH_KEY, (size_t)n) : NULL;
+	shell_input(t->s, tmp, k ? (size_t)(k - tmp) : (size_t)n);
+	if (k) {
+		stdin_stop(t);
+		shell_detach(t->s);
+		return;
 	}
-	if (op == WS_CLOSE)
-		return false;
-	if (op != WS_TEXT)
-		return true;
-	cJSON *j = cJSON_ParseWithLength(m->data, m->len);
-	const char *type = j ? cJSON_GetStringValue(cJSON_GetObjectItem(j, "type")) : NULL;
-	bool go_on = true;
-	if (type && strcmp(type, "session") == 0) {
-		snprintf(s->session, sizeof(s->session), "%s",
-			 cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
-	} else if (type && strcmp(type, "exit") == 0) {
-		s->exited = true;
-		s->exit_code = cJSON_GetObjectItem(j, "exit_code")->valueint;
-		go_on = false;
-	} else if (type && strcmp(type, "error") == 0) {
-		snprintf(s->error, sizeof(s->error), "%s",
-			 cJSON_GetStringValue(cJSON_GetObjectItem(j, "error")));
-		go_on = false;
-	} else if (type && strcmp(type, "detached") == 0) {
-		go_on = false;
-	}
-	cJSON_Delete(j);
-	return go_on;
+	if (t->in.fd < 0)
+		task_post(&t->in_task);
+	if (shell_queued(t->s) > INPUT_HIGH)
+		stdin_pause(t, true);
 }
 
-static int loop(struct shell *s)
+static void on_stdin(struct watch *w, uint32_t events UNUSED)
 {
+	read_stdin(w->data);
+}
+
+static void on_stdin_task(struct task *tk)
+{
+	read_stdin(tk->data);
+}
+
+static void stdin_start(struct term *t)
+{
+	t->in_reading = true;
+	if (watch_add(&t->in, 0, EPOLLIN) < 0)
+		task_post(&t->in_task);   /* EPERM: a regular file never blocks */
+}
+
+/* ---- the session's callbacks ------------------------------------------------ */
+
+static void on_attached(struct shell *s UNUSED, const char *picked, void *arg)
+{
+	if (picked)
+		fprintf(stderr, "[reattaching to session %s]\r\n", picked);
+	term_raw();
+	stdin_start(arg);
+}
+
+static void on_output(struct shell *s UNUSED, const char *p, size_t n, void *arg UNUSED)
+{
+	write_all(1, p, n);
+}
+
+static void on_drained(struct shell *s UNUSED, void *arg)
+{
+	stdin_pause(arg, false);
+}
+
+static void finish(struct term *t)
+{
+	snprintf(t->session, sizeof(t->session), "%s", shell_session_id(t->s));
+	stdin_stop(t);
+	shell_free(t->s);
+	t->s = NULL;
+	loop_stop();
+}
+
+static void on_exit_code(struct shell *s UNUSED, int code, void *arg)
+{
+	struct term *t = arg;
+	t->rc = code;
+	finish(t);
+}
+
+static void on_error(struct shell *s UNUSED, const struct err *e, void *arg)
+{
+	struct term *t = arg;
+	t->err = *e;
+	finish(t);
+}
+
+static void on_detached(struct shell *s UNUSED, bool asked, void *arg)
+{
+	struct term *t = arg;
+	t->detached = asked;   /* by the daemon: the end, without a word (as before) */
+	finish(t);
+}
+
+static const struct shell_cb shell_cb = {
+	.attached = on_attached,
+	.output = on_output,
+	.drained = on_drained,
+	.exit = on_exit_code,
+	.error = on_error,
+	.detached = on_detached,
+};
+
+/* ---- window size ------------------------------------------------------------- */
+
+static void on_winch(struct watch *w, uint32_t events UNUSED)
+{
+	struct term *t = w->data;
+	struct signalfd_siginfo si;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si))
+		;
+	unsigned cols, rows;
+	win_size(&cols, &rows);
+	if (t->s)
+		shell_resize(t->s, cols, rows);
+}
+
+/* ---- the command ---------------------------------------------------------------- */
+
+static int run(struct cli *c)
+{
+	if (loop_init() < 0)
+		return cli_error(1, "cannot start the event loop: %s", strerror(errno));
+	struct term t = { .err = ERR_INIT };
+	watch_init(&t.in, on_stdin, &t);
+	watch_init(&t.winch, on_winch, &t);
+	task_init(&t.in_task, on_stdin_task, &t);
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGWINCH);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	bool stdin_open = true;
-	for (;;) {
-		/* messages already received (the handshake may carry some) */
-		int op, r;
-		while ((r = ws_take(&s->in, &s->partial, &s->partial_op, &op, &s->msg)) == 1)
-			if (!on_message(s, op, &s->msg))
-				goto done;
-		if (r < 0) {
-			snprintf(s->error, sizeof(s->error), "bad data from the daemon");
-			goto done;
-		}
-		struct pollfd pf[3] = { { s->fd, POLLIN, 0 },
-					{ stdin_open ? 0 : -1, POLLIN, 0 },
-					{ sfd, POLLIN, 0 } };
-		if (poll(pf, 3, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (pf[2].revents) {
-			struct signalfd_siginfo si;
-			while (read(sfd, &si, sizeof(si)) == sizeof(si))
-				;
-			send_resize(s);
-		}
-		if (pf[1].revents) {
-			char tmp[4096];
-			ssize_t n = read(0, tmp, sizeof(tmp));
-			if (n <= 0) {
-				stdin_open = false;   /* keep showing output until the end */
-				continue;
-			}
-			char *k = raw_on ? memchr(tmp, DETACH_KEY, (size_t)n) : NULL;
-			size_t upto = k ? (size_t)(k - tmp) : (size_t)n;
-			if (upto)
-				send_frame(s, WS_BINARY, tmp, upto);
-			if (k) {
-				s->detached = true;
-				send_frame(s, WS_CLOSE, "\x03\xe8", 2);
-				goto done;
-			}
-		}
-		if (pf[0].revents) {
-			char tmp[65536];
-			ssize_t n = read(s->fd, tmp, sizeof(tmp));
-			if (n <= 0) {
-				if (!s->exited && !s->error[0])
-					snprintf(s->error, sizeof(s->error),
-						 "the connection to the daemon was lost");
-				goto done;
-			}
-			buf_add(&s->in, tmp, (size_t)n);
-		}
-	}
-done:
-	if (sfd >= 0)
+	if (sfd >= 0 && watch_add(&t.winch, sfd, EPOLLIN) < 0)
 		close(sfd);
-	return 0;
-}
-
-int cmd_shell(int argc, char **argv)
-{
-	char *session = NULL, **pos;
-	const struct cli_opt opts[] = { { "--session", &session, NULL, NULL } };
-	if (cli_parse(argc, argv, opts, ARRAY_SIZE(opts), &pos, NULL) < 0)
-		return 2;
-	if (CLI.help || !pos[0] || pos[1]) {
-		free(pos);
-		fputs("usage: bhatti shell NAME [--session ID]\n"
-		      "Ctrl+\\ detaches; 'bhatti shell NAME' reattaches (scrollback first).\n",
-		      CLI.help ? stdout : stderr);
-		return CLI.help ? 0 : 2;
-	}
-	cli_settings();
-	struct shell s = { .fd = -1, .name = pos[0], .partial_op = -1, .in = BUF_INIT,
-			   .partial = BUF_INIT, .msg = BUF_INIT, .out = BUF_INIT };
-	bool unreachable = false;
-	char *pick = session ? NULL : pick_session(pos[0], &unreachable);
-	if (unreachable) {
-		free(pos);
-		return 1;
-	}
-	const char *sess = session ? session : pick;
-	unsigned cols, rows;
-	win_size(&cols, &rows);
-	char *esc = cli_escape(pos[0]), *sesc = sess ? cli_escape(sess) : NULL;
-	struct buf path = BUF_INIT;
-	buf_addf(&path, "/sandboxes/%s/ws?cols=%u&rows=%u%s%s", esc, cols, rows,
-		 sesc ? "&session=" : "", sesc ? sesc : "");
-	free(esc);
-	free(sesc);
-	struct err e = ERR_INIT;
-	int rc = ws_connect(CLI.url, path.data, CLI.token, &s.fd, &s.in, &e);
-	buf_release(&path);
-	if (rc < 0) {
-		free(pick);
-		free(pos);
-		return cli_error(1, "%s", err_str(&e));
-	}
-	if (pick)
-		fprintf(stderr, "[reattaching to session %s]\r\n", pick);
-	term_raw();
-	loop(&s);
+	struct shell_opts o = {
+		.name = c->args.pos[0],
+		.session = args_get(&c->args, "--session"),
+		.pick = true,
+	};
+	win_size(&o.cols, &o.rows);
+	t.s = shell_open(cli_client(c), &o, &shell_cb, &t);
+	loop_run();
 	term_restore();
-	close(s.fd);
-	if (s.detached)
+	watch_close(&t.winch);
+	loop_run_once(0);   /* the deferred frees of the last turn */
+	if (t.detached) {
 		fprintf(stderr, "\n[detached from session %s; reattach with: bhatti shell %s "
 				"(or --session %s)]\n",
-			s.session, pos[0], s.session);
-	else if (s.error[0])
-		rc = cli_error(1, "%s", s.error);
-	else if (s.exited)
-		rc = s.exit_code;
-	free(pick);
-	free(pos);
-	buf_release(&s.in);
-	buf_release(&s.partial);
-	buf_release(&s.msg);
-	buf_release(&s.out);
-	return rc;
+			t.session, c->args.pos[0], t.session);
+		return 0;
+	}
+	if (t.err.code)
+		return cli_report(&t.err);
+	return t.rc;
 }
+
+static const struct opt opts[] = { { "--session", NULL, OPT_VALUE }, OPT_END };
+
+const struct cli_cmd cmd_shell_entry = {
+	.name = "shell",
+	.summary = "interactive shell in a sandbox (Ctrl+\\ detaches)",
+	.usage = "NAME [--session ID]",
+	.help = "Ctrl+\\ detaches; 'bhatti shell NAME' reattaches (scrollback first).",
+	.opts = opts,
+	.min_args = 1,
+	.max_args = 1,
+	.run = run,
+};

@@ -6,52 +6,55 @@
 #include <string.h>
 
 #include "cli.h"
-#include "client.h"
 
-static int power(int argc, char **argv, const char *what)
+static int power(struct cli *c, const char *what)
 {
-	char **pos;
-	if (cli_parse(argc, argv, NULL, 0, &pos, NULL) < 0)
-		return 2;
-	if (CLI.help || !pos[0]) {
-		free(pos);
-		fprintf(CLI.help ? stdout : stderr, "usage: bhatti %s NAME... [--json]\n", what);
-		return CLI.help ? 0 : 2;
-	}
-	cli_settings();
 	int rc = 0;
-	for (char **p = pos; *p; p++) {
-		char *esc = cli_escape(*p);
+	for (size_t i = 0; i < c->args.npos; i++) {
 		struct buf path = BUF_INIT;
-		buf_addf(&path, "/sandboxes/%s/%s", esc, what);
-		free(esc);
-		struct cli_resp r;
-		if (cli_call("POST", path.data, NULL, &r) < 0) {
-			rc = 1;
-		} else if (r.status != 200) {
-			rc = cli_fail(&r);
-		} else {
-			cJSON *j = cli_json(&r);
-			if (j && CLI.json)
-				cli_print_json(j);
-			else if (j)
-				printf("%s: %s\n", *p,
-				       cJSON_GetStringValue(cJSON_GetObjectItem(j, "state")));
-			cJSON_Delete(j);
-		}
-		cli_resp_release(&r);
+		cJSON *j;
+		buf_addf(&path, "/sandboxes/%s/%s", c->esc[i], what);
+		int r = cli_call_json(c, "POST", path.data, &j);
 		buf_release(&path);
+		if (r) {
+			rc = r;
+			continue;
+		}
+		if (c->json)
+			cli_print_json(j);
+		else
+			printf("%s: %s\n", c->args.pos[i], cli_jstr(j, "state"));
+		cJSON_Delete(j);
 	}
-	free(pos);
 	return rc;
 }
 
-int cmd_stop(int argc, char **argv)
+static int stop(struct cli *c)
 {
-	return power(argc, argv, "stop");
+	return power(c, "stop");
 }
 
-int cmd_start(int argc, char **argv)
+static int start(struct cli *c)
 {
-	return power(argc, argv, "start");
+	return power(c, "start");
 }
+
+const struct cli_cmd cmd_stop_entry = {
+	.name = "stop",
+	.summary = "stop a sandbox (snapshot to disk, memory freed)",
+	.usage = "NAME... [--json]",
+	.min_args = 1,
+	.max_args = -1,
+	.flags = CLI_NAMES,
+	.run = stop,
+};
+
+const struct cli_cmd cmd_start_entry = {
+	.name = "start",
+	.summary = "start a stopped sandbox where it was",
+	.usage = "NAME... [--json]",
+	.min_args = 1,
+	.max_args = -1,
+	.flags = CLI_NAMES,
+	.run = start,
+};

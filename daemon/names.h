@@ -13,12 +13,4 @@
 /* A new random sandbox id (libsodium's generator) into out. */
 void sandbox_id_new(char out[VALID_SANDBOX_ID_LEN + 1]);
 
-/* cli/cmd-user.c's older spelling of valid_user_name() and its rule; they
- * go when that file calls valid_user_name() itself. */
-static inline bool name_valid(const char *s)
-{
-	return valid_user_name(s, NULL) == 0;
-}
-#define NAME_RULE VALID_NAME_RULE
-
 #endif

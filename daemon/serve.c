@@ -3,8 +3,9 @@
  * still run), reconciles them with the store, and serves the HTTP API
  * until SIGTERM/SIGINT.
  *
- * Sits between main() (cli/main.c routes "serve" here) and everything the
- * daemon is made of (server.h). Stopping the daemon leaves sandboxes
+ * Sits between main() (cli/main.c routes "serve" here through local.h,
+ * with the options parsed against serve_opts) and everything the daemon
+ * is made of (server.h). Stopping the daemon leaves sandboxes
  * running; the next start adopts them.
  */
 #include <errno.h>
@@ -24,9 +25,9 @@
 #include "http.h"
 #include "json.h"
 #include "log.h"
+#include "local.h"
 #include "loop.h"
 #include "sandbox.h"
-#include "serve.h"
 #include "server.h"
 
 static struct server S;
@@ -47,16 +48,13 @@ static void on_vm_event(struct vm *vm, enum vm_state state, const struct err *e,
 		 e ? err_str(e) : "");
 }
 
-static int usage(void)
-{
-	fprintf(stderr,
-		"usage: bhatti serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR]\n"
-		"                    [--log debug|info|warn|error]\n"
-		"\n"
-		"Runs the daemon. Config: --config, else $BHATTI_CONFIG, else\n"
-		"/etc/bhatti/config.yaml (all defaults when that file is missing).\n");
-	return 2;
-}
+const struct opt serve_opts[] = {
+	{ "--config", NULL, OPT_VALUE },
+	{ "--listen", NULL, OPT_VALUE },
+	{ "--data-dir", NULL, OPT_VALUE },
+	{ "--log", NULL, OPT_VALUE },
+	OPT_END,
+};
 
 static int fail(const char *what, const struct err *e)
 {
@@ -111,27 +109,10 @@ static void replace(char **slot, const char *v)
 	*slot = xstrdup(v);
 }
 
-int cmd_serve(int argc, char **argv)
+int serve_main(const struct args *a)
 {
-	const char *config = NULL, *listen = NULL, *data_dir = NULL, *level = NULL;
-	for (int i = 1; i < argc; i++) {
-		const char *a = argv[i];
-		const char **slot = strcmp(a, "--config") == 0     ? &config
-				    : strcmp(a, "--listen") == 0   ? &listen
-				    : strcmp(a, "--data-dir") == 0 ? &data_dir
-				    : strcmp(a, "--log") == 0      ? &level
-								   : NULL;
-		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-			usage();
-			return 0;
-		}
-		if (!slot || i + 1 >= argc) {
-			fprintf(stderr, "bhatti serve: %s '%s'\n",
-				slot ? "missing value for" : "unknown option", a);
-			return usage();
-		}
-		*slot = argv[++i];
-	}
+	const char *config = args_get(a, "--config"), *listen = args_get(a, "--listen");
+	const char *data_dir = args_get(a, "--data-dir"), *level = args_get(a, "--log");
 	struct err e = ERR_INIT;
 	log_init("bhatti", LOG_INFO);
 	json_init();

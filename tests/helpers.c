@@ -657,3 +657,171 @@ int http_call(struct daemon_proc *d, const char *method, const char *path, const
 	free(auth);
 	return status;
 }
+
+/* ---- a canned HTTP server --------------------------------------------------- */
+
+static void canned_serve(struct canned_conn *cc, int fd)
+{
+	size_t got = 0;
+	cc->request[0] = '\0';
+	while (got < sizeof(cc->request) - 1 && !strstr(cc->request, "\r\n\r\n")) {
+		ssize_t n = read(fd, cc->request + got, 1);   /* not a byte past the head */
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+		cc->request[got] = '\0';
+	}
+	if (cc->serve)
+		cc->serve(fd, cc->request, cc->arg);
+	for (const char *const *p = cc->pieces; p && *p; p++) {
+		if (write_all(fd, *p, strlen(*p)) < 0)
+			break;
+		usleep(2000);
+	}
+	char tmp[4096];
+	ssize_t n;
+	while (cc->read_rest && (n = read(fd, tmp, sizeof(tmp))) > 0)
+		buf_add(&cc->rest, tmp, (size_t)n);
+	close(fd);
+}
+
+static void *canned_thread(void *arg)
+{
+	struct canned *c = arg;
+	for (size_t i = 0; i < c->n; i++) {
+		int fd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			break;
+		canned_serve(&c->conns[i], fd);
+	}
+	return NULL;
+}
+
+void canned_start(struct canned *c, struct canned_conn *conns, size_t n)
+{
+	memset(c, 0, sizeof(*c));
+	c->conns = conns;
+	c->n = n;
+	for (size_t i = 0; i < n; i++)
+		buf_init(&conns[i].rest);
+	c->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(c->lfd, 8) < 0 || getsockname(c->lfd, (struct sockaddr *)&a, &al) < 0) {
+		fprintf(stderr, "canned_start: %s\n", strerror(errno));
+		abort();
+	}
+	snprintf(c->url, sizeof(c->url), "http://127.0.0.1:%u", ntohs(a.sin_port));
+	if (pthread_create(&c->th, NULL, canned_thread, c) != 0)
+		abort();
+}
+
+void canned_end(struct canned *c)
+{
+	shutdown(c->lfd, SHUT_RDWR);   /* a connection that never came: accept() returns */
+	pthread_join(c->th, NULL);
+	close(c->lfd);
+}
+
+void free_port_url(char *url, size_t n)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &al) < 0)
+		abort();
+	close(fd);
+	snprintf(url, n, "http://127.0.0.1:%u", ntohs(a.sin_port));
+}
+
+/* ---- a canned WebSocket peer ------------------------------------------------ */
+
+void ws_server_frame(struct buf *out, bool fin, int opcode, const void *p, size_t n)
+{
+	uint8_t h[10];
+	size_t hl = 0;
+	h[hl++] = (uint8_t)((fin ? 0x80 : 0) | opcode);
+	if (n < 126) {
+		h[hl++] = (uint8_t)n;
+	} else if (n <= 0xffff) {
+		h[hl++] = 126;
+		h[hl++] = (uint8_t)(n >> 8);
+		h[hl++] = (uint8_t)n;
+	} else {
+		h[hl++] = 127;
+		for (int i = 7; i >= 0; i--)
+			h[hl++] = (uint8_t)((uint64_t)n >> (8 * i));
+	}
+	buf_add(out, h, hl);
+	buf_add(out, p, n);
+}
+
+int ws_client_frame(struct buf *in, int *ret_opcode, struct buf *out)
+{
+	const uint8_t *d = (const uint8_t *)in->data;
+	if (in->len < 2)
+		return 0;
+	uint64_t len = d[1] & 0x7f;
+	size_t hl = 2;
+	if (len == 126 && in->len >= 4)
+		len = (uint64_t)d[2] << 8 | d[3], hl = 4;
+	else if (len == 127 && in->len >= 10) {
+		len = 0;
+		for (int i = 0; i < 8; i++)
+			len = len << 8 | d[2 + i];
+		hl = 10;
+	} else if (len >= 126) {
+		return 0;
+	}
+	if (in->len < hl + 4 + len)
+		return 0;
+	const uint8_t *mask = d + hl;
+	for (uint64_t i = 0; i < len; i++)
+		buf_addch(out, (char)(d[hl + 4 + i] ^ mask[i & 3]));
+	*ret_opcode = d[0] & 0x0f;
+	buf_consume(in, hl + 4 + (size_t)len);
+	return 1;
+}
+
+void canned_ws_serve(int fd, const char *request, void *arg)
+{
+	struct canned_ws *w = arg;
+	const char *k = strstr(request, "Sec-WebSocket-Key: ");
+	char key[64] = "", accept[64] = "";
+	if (k)
+		snprintf(key, sizeof(key), "%.*s", (int)strcspn(k + 19, "\r\n"), k + 19);
+	w->accept(key, accept);
+	if (w->bad_accept)
+		accept[0] = accept[0] == 'A' ? 'B' : 'A';
+	if (w->delay_ms)
+		usleep((useconds_t)w->delay_ms * 1000);
+	char peek;
+	w->early = recv(fd, &peek, 1, MSG_PEEK | MSG_DONTWAIT) == 1;
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n", accept);
+	buf_add(&b, w->first.data, w->first.len);
+	if (write_all(fd, b.data, b.len) < 0)
+		w->wait_frames = 0;
+	buf_release(&b);
+	struct buf scan = BUF_INIT, payload = BUF_INIT;
+	for (int got = 0; got < w->wait_frames;) {
+		int op;
+		if (ws_client_frame(&scan, &op, &payload)) {
+			got++;
+			continue;
+		}
+		char tmp[4096];
+		ssize_t n = read(fd, tmp, sizeof(tmp));
+		if (n <= 0)
+			break;
+		buf_add(&w->got, tmp, (size_t)n);
+		buf_add(&scan, tmp, (size_t)n);
+	}
+	buf_release(&scan);
+	buf_release(&payload);
+	if (w->then.len && write_all(fd, w->then.data, w->then.len) < 0)
+		return;
+}

@@ -6,6 +6,7 @@
 #ifndef BHATTI_TEST_HELPERS_H
 #define BHATTI_TEST_HELPERS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -120,5 +121,56 @@ char *proc_cmdline(int pid);
  * there is none). A sandbox taken from the pool runs a QEMU whose command
  * line names the pool, so this is how a test finds it. */
 int sandbox_qemu_pid(const char *data_dir, const char *id);
+
+/* ---- a canned HTTP server (the client library's tests) ---- */
+
+/* One connection of a canned server: read the request head, then write
+ * the pieces (a short pause between them; or let serve() answer), then,
+ * with read_rest, read what the client sends until it closes; close. */
+struct canned_conn {
+	const char *const *pieces;   /* NULL-terminated, or NULL */
+	void (*serve)(int fd, const char *request, void *arg);
+	void *arg;
+	bool read_rest;
+	char request[4096];          /* the request head it got */
+	struct buf rest;             /* read_rest: the bytes after the head */
+};
+
+/* Listens on a free loopback port (url: "http://127.0.0.1:PORT") and
+ * serves conns[0..n) one after another in a thread. */
+struct canned {
+	int lfd;
+	char url[64];
+	struct canned_conn *conns;
+	size_t n;
+	pthread_t th;
+};
+void canned_start(struct canned *c, struct canned_conn *conns, size_t n);
+/* Wait for the thread (the connections made are served; one that never
+ * came is given up), close the listener. */
+void canned_end(struct canned *c);
+/* The url of a loopback port nobody listens on. */
+void free_port_url(char *url, size_t n);
+
+/* A canned WebSocket peer: as canned_conn.serve (arg: struct canned_ws),
+ * it answers the upgrade (101 with the accept value, or a wrong one), after
+ * delay_ms, sends `first`, reads until it got wait_frames whole client
+ * frames (kept in `got`, unmasked), then sends `then`. */
+struct canned_ws {
+	void (*accept)(const char *key, char *out);   /* wsc_accept */
+	bool bad_accept;
+	int delay_ms;
+	struct buf first, then;
+	int wait_frames;
+	struct buf got;          /* the client's bytes read while waiting (masked
+				  * frames; the rest is canned_conn.rest) */
+	bool early;              /* bytes came before the 101 was sent */
+};
+void canned_ws_serve(int fd, const char *request, void *arg);
+/* A server frame (unmasked). */
+void ws_server_frame(struct buf *out, bool fin, int opcode, const void *p, size_t n);
+/* Take one masked client frame from the front of in, unmasked into out
+ * (appended): 1, or 0 when in holds no whole frame. */
+int ws_client_frame(struct buf *in, int *ret_opcode, struct buf *out);
 
 #endif

@@ -182,7 +182,10 @@ static void assert_failed(const struct run *r, int status, const char *msg)
 	if (r->status != status || !strstr(r->err, msg))
 		fail_msg("want exit %d and '%s' on stderr, got exit %d: %s", status, msg,
 			 r->status, r->err);
-	assert_int_equal(strncmp(r->err, "bhatti: ", 8), 0);
+	/* "bhatti: …", or "bhatti user SUB: …" for a usage error found by the
+	 * command table */
+	assert_true(strncmp(r->err, "bhatti: ", 8) == 0 ||
+		    (status == 2 && strncmp(r->err, "bhatti user ", 12) == 0));
 	assert_string_equal(r->out, "");
 }
 
@@ -338,13 +341,13 @@ static void test_errors(void **state)
 	struct run r;
 	static const struct { const char *args[4]; const char *msg; } usage[] = {
 		{ { "create", "--name", "bad name" },
-		  "bhatti: invalid user name 'bad name'\nhint: " },
+		  "bhatti: invalid user name 'bad name': ' ' is not allowed" },
 		{ { "create", "--name", "-x" }, "bhatti: invalid user name '-x'" },
 		{ { "create" }, "needs a user name" },
 		{ { "create", "a", "b" }, "unexpected argument 'b'" },
 		{ { "create", "a", "--max-cpus", "0" }, "--max-cpus: 0 is out of range" },
 		{ { "create", "a", "--max-memory", "1.5G" }, "--max-memory: '1.5G' must be" },
-		{ { "list", "--name", "a" }, "'bhatti user list' has no option '--name'" },
+		{ { "list", "--name", "a" }, "bhatti user list: unknown option '--name'" },
 		{ { "list", "--bogus" }, "unknown option '--bogus'" },
 		{ { "delete", "--name" }, "option '--name' needs a value" },
 		{ { "frob" }, "unknown command 'user frob'" },

@@ -41,7 +41,7 @@
 
 #include "buf.h"
 #include "helpers.h"
-#include "ws.h"
+#include "wsc.h"
 
 static struct daemon_proc d;
 static char *key;
@@ -61,49 +61,67 @@ static int teardown(void **state UNUSED)
 	return rc;
 }
 
-/* A WebSocket to path; fails the test when refused. */
-struct wsc {
+static int dial(const char *from, const char *host, int port);
+
+/* A WebSocket to path (a raw upgrade over a socket, the frames through
+ * the client library's codec); fails the test when refused. */
+struct wsconn {
 	int fd;
-	struct buf in, partial, msg;
-	int partial_op;
+	struct buf in;
+	struct wsc dec;
 };
 
-static void wsc_open(struct wsc *w, const char *path)
+static void wsc_open(struct wsconn *w, const char *path)
 {
-	struct err e = ERR_INIT;
 	memset(w, 0, sizeof(*w));
 	buf_init(&w->in);
-	buf_init(&w->partial);
-	buf_init(&w->msg);
-	w->partial_op = -1;
-	if (ws_connect(d.url, path, key, &w->fd, &w->in, &e) < 0)
-		fail_msg("websocket %s: %s", path, err_str(&e));
+	wsc_init(&w->dec);
+	w->fd = dial(NULL, "127.0.0.1", d.port);
+	assert_true(w->fd >= 0);
+	char k[WSC_KEY_LEN], want[WSC_ACCEPT_LEN], req[1024];
+	wsc_key(k);
+	wsc_accept(k, want);
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+			 "Authorization: Bearer %s\r\n\r\n", path, k, key);
+	assert_int_equal(write_all(w->fd, req, (size_t)n), 0);
+	char *end;
+	while (!(end = w->in.len ? memmem(w->in.data, w->in.len, "\r\n\r\n", 4) : NULL)) {
+		char tmp[4096];
+		ssize_t r = read(w->fd, tmp, sizeof(tmp));
+		if (r <= 0)
+			fail_msg("websocket %s: the daemon closed the connection: %s", path, w->in.data);
+		buf_add(&w->in, tmp, (size_t)r);
+	}
+	if (strncmp(w->in.data, "HTTP/1.1 101", 12) != 0 || !strstr(w->in.data, want))
+		fail_msg("websocket %s refused: %s", path, w->in.data);
+	buf_consume(&w->in, (size_t)(end - w->in.data) + 4);
 }
 
-static void wsc_close(struct wsc *w)
+static void wsc_close(struct wsconn *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
 	w->fd = -1;
 	buf_release(&w->in);
-	buf_release(&w->partial);
-	buf_release(&w->msg);
+	wsc_release(&w->dec);
 }
 
-static void wsc_send(struct wsc *w, int op, const void *p, size_t n)
+static void wsc_send(struct wsconn *w, int op, const void *p, size_t n)
 {
 	struct buf out = BUF_INIT;
-	ws_frame(&out, op, p, n);
+	wsc_frame(&out, op, p, n);
 	/* the daemon may close before it has read all of an over-size one */
 	(void)write_all(w->fd, out.data, out.len);
 	buf_release(&out);
 }
 
 /* The next message (1), or 0 at the end of the connection; waits up to ms. */
-static int wsc_next(struct wsc *w, int *ret_op, int ms)
+static int wsc_next(struct wsconn *w, int *ret_op, int ms)
 {
 	for (int waited = 0;; waited += 50) {
-		int r = ws_take(&w->in, &w->partial, &w->partial_op, ret_op, &w->msg);
+		int r = wsc_take(&w->dec, &w->in, ret_op);
 		assert_true(r >= 0);
 		if (r == 1)
 			return 1;
@@ -124,15 +142,15 @@ static int wsc_next(struct wsc *w, int *ret_op, int ms)
 }
 
 /* Read until a text message of type `type`; returns it (caller deletes). */
-static cJSON *wsc_wait_type(struct wsc *w, const char *type, struct buf *output)
+static cJSON *wsc_wait_type(struct wsconn *w, const char *type, struct buf *output)
 {
 	int op;
 	while (wsc_next(w, &op, 60000) == 1) {
-		if (op == WS_BINARY && output)
-			buf_add(output, w->msg.data, w->msg.len);
-		if (op != WS_TEXT)
+		if (op == WSC_BINARY && output)
+			buf_add(output, w->dec.msg.data, w->dec.msg.len);
+		if (op != WSC_TEXT)
 			continue;
-		cJSON *j = cJSON_ParseWithLength(w->msg.data, w->msg.len);
+		cJSON *j = cJSON_ParseWithLength(w->dec.msg.data, w->dec.msg.len);
 		const char *t = cJSON_GetStringValue(cJSON_GetObjectItem(j, "type"));
 		if (t && strcmp(t, type) == 0)
 			return j;
@@ -142,15 +160,15 @@ static cJSON *wsc_wait_type(struct wsc *w, const char *type, struct buf *output)
 }
 
 /* Read binary output until it holds needle. */
-static void wsc_wait_output(struct wsc *w, const char *needle)
+static void wsc_wait_output(struct wsconn *w, const char *needle)
 {
 	struct buf out = BUF_INIT;
 	int op;
 	while (!strstr(out.data, needle)) {
 		if (wsc_next(w, &op, 60000) != 1)
 			fail_msg("connection ended before '%s'; got: %s", needle, out.data);
-		if (op == WS_BINARY)
-			buf_add(&out, w->msg.data, w->msg.len);
+		if (op == WSC_BINARY)
+			buf_add(&out, w->dec.msg.data, w->dec.msg.len);
 	}
 	buf_release(&out);
 }
@@ -169,7 +187,7 @@ static void test_oversize_ws_message_then_reattach(void **state UNUSED)
 	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"sh1\"}", &out), 201);
 	buf_release(&out);
 
-	struct wsc a;
+	struct wsconn a;
 	wsc_open(&a, "/sandboxes/sh1/ws?cols=80&rows=24");
 	cJSON *s = wsc_wait_type(&a, "session", NULL);
 	assert_non_null(s);
@@ -181,15 +199,15 @@ static void test_oversize_ws_message_then_reattach(void **state UNUSED)
 	size_t big = 1100 * 1000;
 	char *junk = malloc(big);
 	memset(junk, ':', big);
-	wsc_send(&a, WS_BINARY, junk, big);
+	wsc_send(&a, WSC_BINARY, junk, big);
 	free(junk);
 	int op;
-	while (wsc_next(&a, &op, 30000) == 1 && op != WS_CLOSE)
+	while (wsc_next(&a, &op, 30000) == 1 && op != WSC_CLOSE)
 		;
 	wsc_close(&a);
 
 	/* reattach: the agent hands the session to the new stream */
-	struct wsc b;
+	struct wsconn b;
 	char path[256];
 	snprintf(path, sizeof(path), "/sandboxes/sh1/ws?cols=80&rows=24&session=%s", id);
 	wsc_open(&b, path);
@@ -197,7 +215,7 @@ static void test_oversize_ws_message_then_reattach(void **state UNUSED)
 	assert_non_null(s);
 	cJSON_Delete(s);
 	const char *cmd = "echo marker-$((40+2))\n";
-	wsc_send(&b, WS_BINARY, cmd, strlen(cmd));
+	wsc_send(&b, WSC_BINARY, cmd, strlen(cmd));
 	wsc_wait_output(&b, "marker-42");
 	wsc_close(&b);
 	assert_int_equal(health(), 200);
@@ -238,7 +256,7 @@ static void test_stop_while_streaming(void **state UNUSED)
 	pid_t curl = curl_bg("POST", "/sandboxes/st1/exec",
 			     "{\"cmd\":[\"sh\",\"-c\",\"while :; do echo tick; sleep 0.1; done\"]}",
 			     "application/x-ndjson", file);
-	struct wsc w;
+	struct wsconn w;
 	wsc_open(&w, "/sandboxes/st1/ws?cols=80&rows=24");
 	cJSON *s = wsc_wait_type(&w, "session", NULL);
 	assert_non_null(s);

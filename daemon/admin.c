@@ -1,10 +1,12 @@
-/* cmd-user.c — `bhatti user create|list|rotate-key|delete`: the local
+/* admin.c — `bhatti user create|list|rotate-key|delete`: the local
  * administration of users and their API keys. Sits between the command
- * line and the daemon's store (daemon/store.c), which it opens directly as
- * <data_dir>/state.db — no daemon needs to run, and one that runs sees the
- * change at once (SQLite WAL). Reads the settings (daemon/settings.c) for
- * the data directory and a new user's default limits; creates the data
- * directory (0700) if it is missing; touches nothing else.
+ * line (cli/main.c parses the options against the tables here, declared in
+ * local.h) and the daemon's store (daemon/store.c), which it opens
+ * directly as <data_dir>/state.db — no daemon needs to run, and one that
+ * runs sees the change at once (SQLite WAL). Reads the settings
+ * (daemon/settings.c) for the data directory and a new user's default
+ * limits; creates the data directory (0700) if it is missing; touches
+ * nothing else.
  *
  *   bhatti user create --name NAME [--max-sandboxes N] [--max-cpus N] [--max-memory MB]
  *   bhatti user list [--json]
@@ -16,9 +18,7 @@
  * stderr), 2 usage error.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,59 +26,36 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#include "cli.h"
 #include "json.h"
+#include "local.h"
+#include "names.h"
 #include "num.h"
 #include "settings.h"
 #include "store.h"
 
 #define EXIT_USAGE 2
 
-/* Options a subcommand accepts (besides --data-dir, --config, --help). */
-enum {
-	OPT_NAME = 1 << 0,   /* --name NAME, or NAME alone */
-	OPT_LIMITS = 1 << 1, /* --max-sandboxes, --max-cpus, --max-memory */
-	OPT_JSON = 1 << 2,
+#define COMMON_OPTS { "--data-dir", NULL, OPT_VALUE }, { "--config", NULL, OPT_VALUE }
+
+const struct opt admin_create_opts[] = {
+	{ "--name", NULL, OPT_VALUE },
+	{ "--max-sandboxes", NULL, OPT_VALUE },
+	{ "--max-cpus", NULL, OPT_VALUE },
+	{ "--max-memory", NULL, OPT_VALUE },
+	COMMON_OPTS,
+	OPT_END,
 };
 
+const struct opt admin_list_opts[] = { { "--json", NULL, OPT_FLAG }, COMMON_OPTS, OPT_END };
+
+const struct opt admin_name_opts[] = { { "--name", NULL, OPT_VALUE }, COMMON_OPTS, OPT_END };
+
 struct user_cmd {
+	const struct args *a;
 	const char *name;
-	const char *data_dir;     /* NULL: from the settings */
-	const char *config;
-	const char *max_sandboxes, *max_cpus, *max_memory;
-	bool json;
 	struct settings set;
 	struct store *st;
 };
-
-struct user_sub {
-	const char *verb;
-	unsigned opts;
-	const char *usage;
-	int (*run)(struct user_cmd *c);
-};
-
-static int user_create(struct user_cmd *c);
-static int user_list(struct user_cmd *c);
-static int user_rotate_key(struct user_cmd *c);
-static int user_delete(struct user_cmd *c);
-
-static const struct user_sub subs[] = {
-	{ "create", OPT_NAME | OPT_LIMITS,
-	  "create --name NAME [--max-sandboxes N] [--max-cpus N] [--max-memory MB]", user_create },
-	{ "list", OPT_JSON, "list [--json]", user_list },
-	{ "rotate-key", OPT_NAME, "rotate-key [--name] NAME", user_rotate_key },
-	{ "delete", OPT_NAME, "delete [--name] NAME", user_delete },
-};
-
-static void usage(FILE *f)
-{
-	fprintf(f, "usage:");
-	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-		fprintf(f, "%s bhatti user %s\n", i ? "      " : "", subs[i].usage);
-	fprintf(f, "options of every command: --data-dir DIR (default: data_dir of the "
-		"config), --config FILE\n");
-}
 
 static int usage_error(const char *fmt, ...) PRINTF(1, 2);
 
@@ -118,67 +95,18 @@ static const char *store_hint(int r)
 	}
 }
 
-/* ---- options -------------------------------------------------------------- */
-
-/* The long options; each string option fills a member of struct user_cmd.
- * getopt_long() returns OPT_BASE + the index in this table. */
-#define OPT_BASE 256
-static const struct user_opt {
-	const char *name;
-	unsigned need;    /* the OPT_* bit a subcommand must have; 0: every one */
-	int has_arg;      /* required_argument: a string, else the flag --json */
-	size_t off;       /* the string's const char * member of struct user_cmd */
-} user_opts[] = {
-	{ "name", OPT_NAME, required_argument, offsetof(struct user_cmd, name) },
-	{ "data-dir", 0, required_argument, offsetof(struct user_cmd, data_dir) },
-	{ "config", 0, required_argument, offsetof(struct user_cmd, config) },
-	{ "max-sandboxes", OPT_LIMITS, required_argument,
-	  offsetof(struct user_cmd, max_sandboxes) },
-	{ "max-cpus", OPT_LIMITS, required_argument, offsetof(struct user_cmd, max_cpus) },
-	{ "max-memory", OPT_LIMITS, required_argument, offsetof(struct user_cmd, max_memory) },
-	{ "json", OPT_JSON, no_argument, 0 },
-};
-
-/* argv[0] is the subcommand. Returns -1 to go on, else an exit status. */
-static int parse_opts(const struct user_sub *sub, int argc, char **argv, struct user_cmd *c)
+/* The user's name: --name NAME, or NAME alone. -1 to go on, else an exit status. */
+static int take_name(struct user_cmd *c, const char *verb)
 {
-	struct option longs[ARRAY_SIZE(user_opts) + 2] = { { 0 } };
-	int opt;
-
-	for (size_t i = 0; i < ARRAY_SIZE(user_opts); i++)
-		longs[i] = (struct option){ user_opts[i].name, user_opts[i].has_arg, NULL,
-					    OPT_BASE + (int)i };
-	longs[ARRAY_SIZE(user_opts)] = (struct option){ "help", no_argument, NULL, 'h' };
-	opterr = 0;
-	optind = 0; /* glibc: start afresh */
-	while ((opt = getopt_long(argc, argv, ":h", longs, NULL)) != -1) {
-		const struct user_opt *o;
-		if (opt == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (opt == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		if (opt == 'h') {
-			usage(stdout);
-			return 0;
-		}
-		o = &user_opts[opt - OPT_BASE];
-		if ((o->need & sub->opts) != o->need)
-			return usage_error("'bhatti user %s' has no option '--%s'", sub->verb,
-					   o->name);
-		if (o->has_arg == required_argument)
-			*(const char **)((char *)c + o->off) = optarg;
-		else
-			c->json = true;
-	}
-	if (optind < argc && (sub->opts & OPT_NAME) && !c->name)
-		c->name = argv[optind++];
-	if (optind < argc)
-		return usage_error("unexpected argument '%s'", argv[optind]);
-	if ((sub->opts & OPT_NAME) && !c->name)
-		return usage_error("'bhatti user %s' needs a user name (--name NAME)", sub->verb);
-	if (c->name && !name_valid(c->name)) {
-		fprintf(stderr, "bhatti: invalid user name '%s'\nhint: a name is %s\n", c->name,
-			NAME_RULE);
+	const char *opt = args_get(c->a, "--name"), *pos = c->a->pos[0];
+	if (opt && pos)
+		return usage_error("unexpected argument '%s'", pos);
+	c->name = opt ? opt : pos;
+	if (!c->name)
+		return usage_error("'bhatti user %s' needs a user name (--name NAME)", verb);
+	struct err e = ERR_INIT;
+	if (valid_user_name(c->name, &e) < 0) {
+		fprintf(stderr, "bhatti: %s\n", err_str(&e));
 		return EXIT_USAGE;
 	}
 	return -1;
@@ -193,10 +121,10 @@ static int open_store(struct user_cmd *c)
 	struct err e = ERR_INIT;
 	int r;
 
-	r = settings_load(c->config, &c->set, &e);
+	r = settings_load(args_get(c->a, "--config"), &c->set, &e);
 	if (r < 0)
 		return fail(&e, "fix the configuration file, or name another with --config FILE");
-	dir = c->data_dir ? c->data_dir : c->set.data_dir;
+	dir = args_get(c->a, "--data-dir") ? args_get(c->a, "--data-dir") : c->set.data_dir;
 	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		int err = errno;
 		err_set(&e, err, "cannot create data directory '%s': %s", dir, strerror(err));
@@ -230,16 +158,16 @@ static int user_create(struct user_cmd *c)
 {
 	int64_t max_sb = c->set.limits.max_sandboxes, max_cpus = c->set.limits.max_cpus;
 	int64_t max_mem = c->set.limits.max_memory_mb;
+	const char *sb = args_get(c->a, "--max-sandboxes"), *cpus = args_get(c->a, "--max-cpus");
+	const char *mem = args_get(c->a, "--max-memory");
 	struct err e = ERR_INIT;
 	struct user u;
 	char *key;
 	int r;
 
-	if ((c->max_sandboxes && num_parse_i64(c->max_sandboxes, 0, LIMIT_MAX_SANDBOXES,
-					       &max_sb, "--max-sandboxes", &e) < 0) ||
-	    (c->max_cpus && num_parse_i64(c->max_cpus, 1, LIMIT_MAX_CPUS, &max_cpus,
-					  "--max-cpus", &e) < 0) ||
-	    (c->max_memory && parse_memory_mb(c->max_memory, &max_mem, &e) < 0)) {
+	if ((sb && num_parse_i64(sb, 0, LIMIT_MAX_SANDBOXES, &max_sb, "--max-sandboxes", &e) < 0) ||
+	    (cpus && num_parse_i64(cpus, 1, LIMIT_MAX_CPUS, &max_cpus, "--max-cpus", &e) < 0) ||
+	    (mem && parse_memory_mb(mem, &max_mem, &e) < 0)) {
 		fail(&e, NULL);
 		return EXIT_USAGE;
 	}
@@ -337,7 +265,7 @@ static int user_list(struct user_cmd *c)
 	counts = xcalloc(n ? n : 1, sizeof(*counts));
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = store_sandbox_count(c->st, users[i].id, &counts[i], &e);
-	if (r == 0 && c->json)
+	if (r == 0 && args_has(c->a, "--json"))
 		print_json(users, counts, n);
 	else if (r == 0 && n)
 		print_table(users, counts, n);
@@ -383,31 +311,15 @@ static int user_delete(struct user_cmd *c)
 
 /* ---- entry ---------------------------------------------------------------- */
 
-int cmd_user(int argc, char **argv)
+/* Check the name (verb: a subcommand that needs one), open the store, run. */
+static int admin_run(const struct args *a, const char *verb, int (*fn)(struct user_cmd *c))
 {
-	const struct user_sub *sub = NULL;
-	struct user_cmd c = { 0 };
-	int r;
-
-	if (argc < 2) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
-	    strcmp(argv[1], "help") == 0) {
-		usage(stdout);
-		return 0;
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(subs); i++)
-		if (strcmp(argv[1], subs[i].verb) == 0)
-			sub = &subs[i];
-	if (!sub)
-		return usage_error("unknown command 'user %s'", argv[1]);
-	r = parse_opts(sub, argc - 1, argv + 1, &c);
+	struct user_cmd c = { .a = a };
+	int r = verb ? take_name(&c, verb) : -1;
 	if (r < 0)
 		r = open_store(&c);
 	if (r < 0)
-		r = sub->run(&c);
+		r = fn(&c);
 	store_free(c.st);
 	settings_release(&c.set);
 	if (fflush(stdout) != 0 && r == 0) {
@@ -415,4 +327,24 @@ int cmd_user(int argc, char **argv)
 		r = 1;
 	}
 	return r;
+}
+
+int admin_user_create(const struct args *a)
+{
+	return admin_run(a, "create", user_create);
+}
+
+int admin_user_list(const struct args *a)
+{
+	return admin_run(a, NULL, user_list);
+}
+
+int admin_user_rotate_key(const struct args *a)
+{
+	return admin_run(a, "rotate-key", user_rotate_key);
+}
+
+int admin_user_delete(const struct args *a)
+{
+	return admin_run(a, "delete", user_delete);
 }

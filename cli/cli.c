@@ -1,0 +1,182 @@
+/* cli.c — what the CLI's commands share (see cli.h): the client made on
+ * first use, requests whose errors are printed, and the printing of
+ * errors and JSON. Sits between the command files and client/ (which
+ * never prints). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+struct client *cli_client(struct cli *c)
+{
+	if (c->client)
+		return c->client;
+	struct err warn = ERR_INIT;
+	client_settings_resolve(&c->set, c->flag_url, c->flag_token, &warn);
+	if (warn.code)
+		fprintf(stderr, "bhatti: warning: %s\n", err_str(&warn));
+	c->client = client_new(&c->set);
+	return c->client;
+}
+
+static int perform(struct cli *c, const struct client_req *rq, struct client_resp *ret)
+{
+	struct err e = ERR_INIT;
+	if (client_call(cli_client(c), rq, ret, &e) < 0) {
+		cli_report(&e);
+		return -1;
+	}
+	return 0;
+}
+
+int cli_stream(struct cli *c, const char *method, const char *path, const cJSON *body,
+	       const char *accept, bool (*fn)(const char *p, size_t n, void *arg), void *arg,
+	       struct client_resp *ret)
+{
+	char *s = body ? cJSON_PrintUnformatted(body) : NULL;
+	struct client_req rq = CLIENT_REQ_INIT;
+	rq.method = method;
+	rq.path = path;
+	rq.body = s;
+	rq.len = s ? strlen(s) : 0;
+	rq.ctype = s ? "application/json" : NULL;
+	rq.accept = accept;
+	rq.on_body = fn;
+	rq.arg = arg;
+	int rc = perform(c, &rq, ret);
+	free(s);
+	return rc;
+}
+
+int cli_call(struct cli *c, const char *method, const char *path, const cJSON *body,
+	     struct client_resp *ret)
+{
+	return cli_stream(c, method, path, body, NULL, NULL, NULL, ret);
+}
+
+int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret)
+{
+	struct client_resp r;
+	if (cli_call(c, method, path, NULL, &r) < 0)
+		return 1;
+	int rc = 0;
+	cJSON *j = NULL;
+	if (r.status != 200)
+		rc = cli_fail(&r);
+	else if (!(j = cli_json(&r)))
+		rc = 1;
+	client_resp_release(&r);
+	if (rc == 0)
+		*ret = j;
+	return rc;
+}
+
+int cli_upload(struct cli *c, const char *path, int fd, size_t size, struct client_resp *ret)
+{
+	struct client_req rq = CLIENT_REQ_INIT;
+	rq.method = "PUT";
+	rq.path = path;
+	rq.body_fd = fd;
+	rq.len = size;
+	rq.ctype = "application/octet-stream";
+	return perform(c, &rq, ret);
+}
+
+/* ---- errors and output ------------------------------------------------------ */
+
+void cli_usage(FILE *f, const char *group, const struct cli_cmd *cmd, bool more)
+{
+	if (cmd->subs) {
+		for (const struct cli_cmd *s = cmd->subs; s->name; s++)
+			fprintf(f, "%s bhatti %s %s%s%s\n", s == cmd->subs ? "usage:" : "      ",
+				cmd->name, s->name, s->usage[0] ? " " : "", s->usage);
+	} else {
+		fprintf(f, "usage: bhatti %s%s%s%s%s\n", group ? group : "", group ? " " : "",
+			cmd->name, cmd->usage && cmd->usage[0] ? " " : "", cmd->usage ? cmd->usage : "");
+	}
+	if (more && cmd->help)
+		fprintf(f, "%s\n", cmd->help);
+}
+
+int cli_usage_error(const struct cli *c, const char *fmt, ...)
+{
+	va_list ap;
+	fprintf(stderr, "bhatti %s%s%s: ", c->group ? c->group : "", c->group ? " " : "",
+		c->cmd->name);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cli_usage(stderr, c->group, c->cmd, false);
+	return EXIT_USAGE;
+}
+
+int cli_report(const struct err *e)
+{
+	fprintf(stderr, "bhatti: %s\n", err_str(e));
+	if (client_unreachable(e))
+		fprintf(stderr, "hint: is 'bhatti serve' running? Set the URL with "
+				"'bhatti setup', --url or BHATTI_URL\n");
+	return 1;
+}
+
+int cli_error(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("bhatti: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return code;
+}
+
+int cli_fail(const struct client_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
+	cJSON *m = j ? cJSON_GetObjectItemCaseSensitive(j, "error") : NULL;
+	if (cJSON_IsString(m))
+		fprintf(stderr, "bhatti: %s\n", m->valuestring);
+	else
+		fprintf(stderr, "bhatti: the daemon answered %d%s%.*s\n", r->status,
+			r->body.len ? ": " : "", (int)MIN(r->body.len, 200), r->body.data);
+	if (r->status == 401)
+		fprintf(stderr, "hint: check your API key ('bhatti setup', --token or BHATTI_TOKEN)\n");
+	else if (r->status == 429 && r->retry_after[0])
+		fprintf(stderr, "hint: try again in %s s\n", r->retry_after);
+	else if (r->status == 404 && cJSON_IsString(m) && strstr(m->valuestring, "no sandbox"))
+		fprintf(stderr, "hint: 'bhatti list' shows your sandboxes\n");
+	cJSON_Delete(j);
+	return 1;
+}
+
+cJSON *cli_json(const struct client_resp *r)
+{
+	cJSON *j = cJSON_ParseWithLength(r->body.data, r->body.len);
+	if (!j)
+		fprintf(stderr, "bhatti: the daemon sent something that is not JSON\n");
+	return j;
+}
+
+void cli_print_json(const cJSON *j)
+{
+	char *s = cJSON_Print(j);
+	if (s)
+		puts(s);
+	free(s);
+}
+
+const char *cli_jstr(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+int cli_jint(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valueint : 0;
+}

@@ -1,0 +1,400 @@
+/* client.c — settings, the client object, dialing and the synchronous
+ * calls of the client library (see client.h). */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client.h"
+#include "config.h"
+#include "httpc.h"
+#include "num.h"
+
+/* ---- settings ------------------------------------------------------------- */
+
+char *client_config_path(void)
+{
+	const char *home = getenv("HOME");
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s/.bhatti/config.yaml", home && home[0] ? home : ".");
+	return buf_detach(&b, NULL);
+}
+
+struct file_cfg {
+	char *url;
+	char *token;
+};
+
+static const struct config_key file_keys[] = {
+	CONFIG_KEY_STR("url", struct file_cfg, url),
+	CONFIG_KEY_STR("token", struct file_cfg, token),
+};
+
+void client_settings_resolve(struct client_settings *s, const char *flag_url,
+			     const char *flag_token, struct err *warning)
+{
+	struct file_cfg fc = { 0 };
+	char *path = client_config_path();
+	struct err e = ERR_INIT;
+	if (access(path, F_OK) == 0 &&
+	    config_load_file(path, file_keys, ARRAY_SIZE(file_keys), &fc, &e) < 0)
+		err_set(warning, e.code ? e.code : EINVAL, "ignoring %s: %s", path, err_str(&e));
+	free(path);
+	const char *env_url = getenv("BHATTI_URL"), *env_tok = getenv("BHATTI_TOKEN");
+	const char *url = CLIENT_DEFAULT_URL, *from = "default";
+	/* flags > environment > ~/.bhatti/config.yaml > default: the
+	 * environment is how one command (or a script) points elsewhere
+	 * without touching the saved settings */
+	if (flag_url)
+		url = flag_url, from = "flag";
+	else if (env_url && env_url[0])
+		url = env_url, from = "env";
+	else if (fc.url && fc.url[0])
+		url = fc.url, from = "config";
+	const char *tok = flag_token ? flag_token
+			  : env_tok && env_tok[0] ? env_tok
+			  : fc.token && fc.token[0] ? fc.token
+			  : "";
+	s->url = xstrdup(url);
+	size_t n = strlen(s->url);
+	while (n && s->url[n - 1] == '/')
+		s->url[--n] = '\0';
+	s->token = xstrdup(tok);
+	s->url_from = from;
+	s->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
+	config_release(file_keys, ARRAY_SIZE(file_keys), &fc);
+}
+
+void client_settings_release(struct client_settings *s)
+{
+	free(s->url);
+	if (s->token)
+		memset(s->token, 0, strlen(s->token));
+	free(s->token);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ---- the client ------------------------------------------------------------ */
+
+/* "http://host[:port][/prefix]" → host, port, Host: value and prefix. */
+static int parse_url(struct client *c, const char *url, struct err *e)
+{
+	if (strncasecmp(url, "https://", 8) == 0)
+		return err_set(e, EINVAL,
+			       "'%s': the CLI speaks plain http:// only (for a remote daemon use an "
+			       "SSH tunnel: ssh -L 8080:127.0.0.1:8080 HOST)", url);
+	if (strncasecmp(url, "http://", 7) != 0)
+		return err_set(e, EINVAL, "'%s' is not an http:// URL", url);
+	const char *hp = url + 7;
+	size_t hl = strcspn(hp, "/?#");
+	if (hl == 0 || hl >= sizeof(c->host))
+		return err_set(e, EINVAL, "'%s': no host or a host that is too long", url);
+	memcpy(c->host, hp, hl);
+	c->host[hl] = '\0';
+	const char *rest = hp + hl;
+	if (strlen(rest) >= sizeof(c->prefix) || strpbrk(rest, "?#"))
+		return err_set(e, EINVAL, "'%s': the URL may have a path but no query", url);
+	snprintf(c->prefix, sizeof(c->prefix), "%s", rest);
+	size_t pl = strlen(c->prefix);
+	while (pl && c->prefix[pl - 1] == '/')
+		c->prefix[--pl] = '\0';
+
+	const char *h = c->host, *colon;
+	size_t nl;
+	if (h[0] == '[') {   /* [v6]:port */
+		const char *close = strchr(h, ']');
+		if (!close)
+			return err_set(e, EINVAL, "'%s': unclosed '[' in the host", url);
+		nl = (size_t)(close - h - 1);
+		h++;
+		colon = close[1] == ':' ? close + 1 : NULL;
+		if (close[1] && !colon)
+			return err_set(e, EINVAL, "'%s': junk after ']'", url);
+	} else {
+		colon = strchr(h, ':');
+		nl = colon ? (size_t)(colon - h) : strlen(h);
+	}
+	if (nl == 0 || nl >= sizeof(c->name))
+		return err_set(e, EINVAL, "'%s': bad host", url);
+	memcpy(c->name, h, nl);
+	c->name[nl] = '\0';
+	const char *p = colon ? colon + 1 : "80";
+	uint32_t pn;
+	if (num_parse_u32(p, 1, 65535, &pn, "port", NULL) < 0)
+		return err_set(e, EINVAL, "'%s': bad port '%s'", url, p);
+	snprintf(c->port, sizeof(c->port), "%u", pn);
+	return 0;
+}
+
+struct client *client_new(const struct client_settings *s)
+{
+	struct client *c = xcalloc(1, sizeof(*c));
+	c->url = xstrdup(s->url ? s->url : CLIENT_DEFAULT_URL);
+	c->token = xstrdup(s->token ? s->token : "");
+	c->connect_timeout_ms = s->connect_timeout_ms > 0 ? s->connect_timeout_ms
+							  : CLIENT_CONNECT_TIMEOUT_MS;
+	parse_url(c, c->url, &c->url_err);
+	return c;
+}
+
+void client_free(struct client *c)
+{
+	if (!c)
+		return;
+	memset(c->token, 0, strlen(c->token));
+	free(c->token);
+	free(c->url);
+	free(c);
+}
+
+bool client_unreachable(const struct err *e)
+{
+	switch (e->code) {
+	case ECONNREFUSED:
+	case EHOSTUNREACH:
+	case ENETUNREACH:
+	case ETIMEDOUT:
+	case EADDRNOTAVAIL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- dialing ------------------------------------------------------------------ */
+
+int client_resolve(const struct client *c, struct addrinfo **ret, struct err *e)
+{
+	if (c->url_err.code)
+		return err_set(e, c->url_err.code, "%s", c->url_err.msg);
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV };
+	int rc = getaddrinfo(c->name, c->port, &hints, ret);
+	if (rc != 0)
+		return err_set(e, EHOSTUNREACH, "cannot resolve '%s': %s", c->name, gai_strerror(rc));
+	return 0;
+}
+
+int client_connect_start(const struct addrinfo *ai, int *ret_fd)
+{
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+			ai->ai_protocol);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	*ret_fd = fd;
+	if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+		return 0;
+	return -errno;   /* -EINPROGRESS: the fd is the caller's to wait on */
+}
+
+int client_connect_result(int fd)
+{
+	int err = 0;
+	socklen_t sl = sizeof(err);
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &sl) < 0)
+		return -errno;
+	return -err;
+}
+
+int client_connect_error(const struct client *c, int code, struct err *e)
+{
+	return err_set(e, code, "cannot reach the daemon at %s (%s)", c->url, strerror(code));
+}
+
+/* A blocking, connected socket to the daemon. */
+static int dial(const struct client *c, int *ret_fd, struct err *e)
+{
+	struct addrinfo *res;
+	int rc = client_resolve(c, &res, e);
+	if (rc < 0)
+		return rc;
+	int err = ECONNREFUSED, fd = -1;
+	for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+		rc = client_connect_start(ai, &fd);
+		if (rc == -EINPROGRESS) {
+			struct pollfd p = { .fd = fd, .events = POLLOUT };
+			int n;
+			do
+				n = poll(&p, 1, c->connect_timeout_ms);
+			while (n < 0 && errno == EINTR);
+			rc = n == 0 ? -ETIMEDOUT : n < 0 ? -errno : client_connect_result(fd);
+		}
+		if (rc < 0) {
+			err = -rc;
+			if (fd >= 0)
+				close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		return client_connect_error(c, err, e);
+	fd_set_nonblock(fd, false);
+	*ret_fd = fd;
+	return 0;
+}
+
+void client_head(const struct client *c, struct buf *out, const char *method, const char *path,
+		 const char *extra, long long body_len)
+{
+	struct buf h = BUF_INIT;
+	if (c->token[0])
+		buf_addf(&h, "Authorization: Bearer %s\r\n", c->token);
+	buf_adds(&h, extra ? extra : "");
+	httpc_request(out, method, c->host, c->prefix, path, h.data, body_len);
+	client_scrub(&h);
+}
+
+void client_scrub(struct buf *b)
+{
+	memset(b->data, 0, b->len);
+	buf_release(b);
+}
+
+/* ---- synchronous calls ------------------------------------------------------- */
+
+void client_resp_release(struct client_resp *r)
+{
+	buf_release(&r->body);
+}
+
+static int send_all(int fd, const void *p, size_t n, struct err *e)
+{
+	const char *q = p;
+	while (n) {
+		/* MSG_NOSIGNAL: a daemon that answered early (413, 401) and
+		 * closed must not kill us with SIGPIPE before we read why */
+		ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return err_set(e, errno, "writing to the daemon: %s", strerror(errno));
+		q += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* The body: from memory, or rq->len bytes read from rq->body_fd. */
+static int send_body(int fd, const struct client_req *rq, struct err *e)
+{
+	if (rq->body_fd < 0)
+		return rq->len ? send_all(fd, rq->body, rq->len, e) : 0;
+	char tmp[65536];
+	size_t left = rq->len;
+	while (left) {
+		ssize_t n = read(rq->body_fd, tmp, MIN(sizeof(tmp), left));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return err_set(e, n < 0 ? errno : EIO, "reading the local file: %s",
+				       n < 0 ? strerror(errno) : "it got shorter while being sent");
+		if (send_all(fd, tmp, (size_t)n, e) < 0)
+			return -1;
+		left -= (size_t)n;
+	}
+	return 0;
+}
+
+struct answer {
+	const struct client_req *rq;
+	struct client_resp *r;
+};
+
+static bool answer_head(void *arg, const struct httpc_head *h)
+{
+	struct answer *a = arg;
+	a->r->status = h->status;
+	snprintf(a->r->retry_after, sizeof(a->r->retry_after), "%s", h->retry_after);
+	a->r->existing = h->existing;
+	return true;
+}
+
+static bool answer_body(void *arg, const char *p, size_t n)
+{
+	struct answer *a = arg;
+	if (a->rq->on_body && a->r->status >= 200 && a->r->status < 300)
+		return a->rq->on_body(p, n, a->rq->arg);   /* false: the consumer stopped */
+	if (a->r->body.len < CLIENT_MAX_ERROR_BODY)
+		buf_add(&a->r->body, p, n);
+	return true;
+}
+
+static const struct httpc_sink answer_sink = { .head = answer_head, .body = answer_body };
+
+/* Read and parse the answer. 0 at its end (or when on_body stopped). */
+static int read_answer(int fd, const struct client_req *rq, struct client_resp *r,
+		       struct err *e)
+{
+	struct httpc p;
+	struct answer a = { .rq = rq, .r = r };
+	httpc_init(&p, strcmp(rq->method, "HEAD") == 0);
+	char tmp[65536];
+	int rc = HTTPC_MORE;
+	while (rc == HTTPC_MORE) {
+		ssize_t n;
+		do
+			n = read(fd, tmp, sizeof(tmp));
+		while (n < 0 && errno == EINTR);
+		size_t used;
+		if (n < 0)
+			rc = err_set(e, errno, "reading from the daemon: %s", strerror(errno));
+		else if (n == 0)
+			rc = httpc_eof(&p, e);
+		else
+			rc = httpc_feed(&p, tmp, (size_t)n, &answer_sink, &a, &used, e);
+	}
+	httpc_release(&p);
+	return rc < 0 ? rc : 0;
+}
+
+int client_call(struct client *c, const struct client_req *rq, struct client_resp *ret,
+		struct err *e)
+{
+	memset(ret, 0, sizeof(*ret));
+	buf_init(&ret->body);
+	int fd = -1;
+	int rc = dial(c, &fd, e);
+	if (rc < 0)
+		return rc;
+	struct buf h = BUF_INIT, extra = BUF_INIT;
+	if (rq->ctype)
+		buf_addf(&extra, "Content-Type: %s\r\n", rq->ctype);
+	if (rq->accept)
+		buf_addf(&extra, "Accept: %s\r\n", rq->accept);
+	buf_adds(&extra, "Connection: close\r\n");
+	bool has_body = rq->body_fd >= 0 || rq->body || strcmp(rq->method, "PUT") == 0 ||
+			strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PATCH") == 0;
+	client_head(c, &h, rq->method, rq->path, extra.data, has_body ? (long long)rq->len : -1);
+	buf_release(&extra);
+	rc = send_all(fd, h.data, h.len, e);
+	client_scrub(&h);
+	/* a failed send may still have an answer (the daemon refused the
+	 * body early): read it before reporting the send error */
+	struct err send_e = ERR_INIT;
+	if (rc == 0 && has_body)
+		send_body(fd, rq, &send_e);
+	if (rc == 0)
+		rc = read_answer(fd, rq, ret, e);
+	close(fd);
+	if (rc < 0) {
+		if (send_e.code && e)
+			*e = send_e;
+		rc = send_e.code ? -send_e.code : rc;
+		err_prefix(e, "%s %s", rq->method, rq->path);
+		client_resp_release(ret);
+		memset(ret, 0, sizeof(*ret));
+		buf_init(&ret->body);
+		return rc;
+	}
+	return 0;
+}
