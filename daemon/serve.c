@@ -154,6 +154,10 @@ int serve_main(const struct args *a)
 	signal(SIGPIPE, SIG_IGN);
 	char *db = join(S.cfg.data_dir, "state.db"), *key = join(S.cfg.data_dir, "age.key");
 	int rc = store_open(db, &S.store, &e);
+	/* a write that finds `bhatti user` writing waits 100 ms, then the
+	 * request is answered 503: the event loop serves everyone else */
+	if (rc == 0)
+		store_set_busy_timeout(S.store, STORE_DAEMON_BUSY_MS);
 	free(db);
 	if (rc < 0)
 		return fail("store", &e);

@@ -204,6 +204,9 @@ static int db_fail(struct store *st, int rc, int code, struct err *e)
 			  sqlite3_errmsg(st->db) : sqlite3_errstr(rc);
 	if (!code)
 		code = prim == SQLITE_BUSY || prim == SQLITE_LOCKED ? EBUSY : EIO;
+	if (code == EBUSY)
+		return err_set(e, code, "%s: %s (another process is writing to it, e.g. 'bhatti "
+					"user'); try again", st->label, msg);
 	return err_set(e, code, "%s: %s", st->label, msg);
 }
 
@@ -517,6 +520,11 @@ int store_open_migrations(const char *path, const char *const *migs, size_t n,
 fail:
 	store_free(st);
 	return r;
+}
+
+void store_set_busy_timeout(struct store *st, int ms)
+{
+	sqlite3_busy_timeout(st->db, ms);
 }
 
 int store_open(const char *path, struct store **ret, struct err *e)

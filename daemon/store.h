@@ -2,9 +2,9 @@
  * API keys, sandboxes, secrets.
  *
  * One connection per struct store, in WAL mode with synchronous=FULL (a
- * call that returned 0 has reached the disk), foreign keys on and a 5 s
- * busy timeout, so `bhatti serve` and the `bhatti user` admin commands can
- * use the same file at once. The schema is a list of numbered migrations;
+ * call that returned 0 has reached the disk), foreign keys on and a busy
+ * timeout (5 s, store_set_busy_timeout), so `bhatti serve` and the `bhatti
+ * user` admin commands can use the same file at once. The schema is a list of numbered migrations;
  * PRAGMA user_version records how many have run, each runs in its own
  * transaction, and a file written by a newer bhatti is refused.
  *
@@ -44,6 +44,12 @@ struct store;
  * its schema up to date. -ENOTSUP for a database from a newer bhatti. */
 int store_open(const char *path, struct store **ret, struct err *e);
 void store_free(struct store *st);
+
+/* How long a write waits for another process's write lock before -EBUSY.
+ * The daemon waits briefly (a request must not hold its one event loop);
+ * the admin commands wait the default 5 s. */
+void store_set_busy_timeout(struct store *st, int ms);
+#define STORE_DAEMON_BUSY_MS 100
 
 /* For tests: store_open() with another list of migrations. */
 int store_open_migrations(const char *path, const char *const *migrations, size_t n,

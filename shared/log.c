@@ -44,9 +44,34 @@ int log_parse_level(const char *s, enum log_level *ret_level)
 	return -EINVAL;
 }
 
+/* Copy msg into out (room bytes) with control characters escaped, so text
+ * from a guest, QEMU or a client cannot forge log lines or drive a
+ * terminal. Returns the length written. */
+static size_t escape_into(char *out, size_t room, const char *msg)
+{
+	size_t o = 0;
+	for (const unsigned char *p = (const unsigned char *)msg; *p && o + 5 < room; p++) {
+		unsigned char c = *p;
+		if (c >= 0x20 && c != 0x7f) {
+			out[o++] = (char)c;
+			continue;
+		}
+		out[o++] = '\\';
+		if (c == '\n' || c == '\r' || c == '\t') {
+			out[o++] = c == '\n' ? 'n' : c == '\r' ? 'r' : 't';
+		} else {
+			static const char hex[] = "0123456789abcdef";
+			out[o++] = 'x';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	return o;
+}
+
 void log_msg(enum log_level level, const char *fmt, ...)
 {
-	char line[2048];
+	char line[2048], msg[1024];
 	struct timespec ts;
 	struct tm tm;
 	int n;
@@ -62,10 +87,10 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		     tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_prog,
 		     log_names[level]);
 	va_start(ap, fmt);
-	if (n > 0 && (size_t)n < sizeof(line))
-		vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	size_t len = strnlen(line, sizeof(line) - 2);
+	size_t len = n > 0 && (size_t)n < sizeof(line) ? (size_t)n : 0;
+	len += escape_into(line + len, sizeof(line) - len - 1, msg);
 	line[len++] = '\n';
 	/* one write() so lines from several processes do not interleave */
 	if (write(STDERR_FILENO, line, len) < 0) {

@@ -3,7 +3,10 @@
  *   2026-11-24T18:09:30.123Z lohar info: listening on unix:/tmp/a.sock
  *
  * log_init() once from main(); the level can also come from BHATTI_LOG
- * (debug|info|warn|error). Messages follow the err.h style.
+ * (debug|info|warn|error). Messages follow the err.h style. Control
+ * characters in a message are written escaped (\n, \t, \x1b, ...): much
+ * of what is logged comes from guests, QEMU and clients, and must not
+ * forge a line or drive the terminal of whoever reads the log.
  */
 #ifndef BHATTI_LOG_H
 #define BHATTI_LOG_H

@@ -339,6 +339,54 @@ static void test_files_as_uid_1000(void **state UNUSED)
 	buf_release(&out);
 }
 
+/* Issue 10: the store's 5 s busy timeout stalled the event loop while
+ * `bhatti user` (or anything) held the database's write lock: every
+ * request waited. Now a write waits 100 ms and is answered 503; reads and
+ * other requests go on. */
+static void test_database_lock_does_not_stall(void **state UNUSED)
+{
+	char db[600];
+	snprintf(db, sizeof(db), "%s/state.db", d.data);
+	int in[2];
+	assert_int_equal(pipe(in), 0);
+	pid_t sq = fork();
+	if (sq == 0) {
+		dup2(in[0], 0);
+		close(in[1]);
+		int null = open("/dev/null", O_WRONLY);
+		dup2(null, 1);
+		execlp("sqlite3", "sqlite3", db, (char *)NULL);
+		_exit(127);
+	}
+	close(in[0]);
+	const char *lock = "BEGIN IMMEDIATE;\nINSERT INTO secrets SELECT * FROM secrets WHERE 0;\n";
+	assert_int_equal(write_all(in[1], lock, strlen(lock)), 0);
+	usleep(500 * 1000);   /* the lock is held from here */
+
+	struct buf out = BUF_INIT;
+	uint64_t t0 = now_ms();
+	int st = http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"locked\"}", &out);
+	uint64_t took = now_ms() - t0;
+	if (st != 503)
+		fail_msg("create under a held write lock answered %d: %s", st, out.data);
+	assert_true(took < 1500);
+	t0 = now_ms();
+	assert_int_equal(health(), 200);
+	assert_int_equal(http_call(&d, "GET", "/sandboxes", key, NULL, NULL), 200);
+	assert_true(now_ms() - t0 < 1500);
+
+	const char *unlock = "COMMIT;\n.quit\n";
+	assert_int_equal(write_all(in[1], unlock, strlen(unlock)), 0);
+	close(in[1]);
+	waitpid(sq, NULL, 0);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"locked\"}", &out),
+			 201);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "DELETE", "/sandboxes/locked", key, NULL, &out), 204);
+	buf_release(&out);
+}
+
 /* ---- the HTTP front ---- */
 
 /* This test's own network namespace, with 192.0.2.1 on a veth interface:
@@ -576,6 +624,7 @@ int main(void)
 		cmocka_unit_test(test_oversize_ws_message_then_reattach),
 		cmocka_unit_test(test_stop_while_streaming),
 		cmocka_unit_test(test_files_as_uid_1000),
+		cmocka_unit_test(test_database_lock_does_not_stall),
 		cmocka_unit_test(test_listens_exactly_as_configured),
 		cmocka_unit_test(test_http_strictness),
 		cmocka_unit_test(test_half_open_flood),
