@@ -300,7 +300,8 @@ static void test_busy(void **state)
 	t0 = now_ms();
 	assert_int_equal(store_user_create(f->st, "alice", 1, 1, 64, &key, NULL, &e), -EBUSY);
 	assert_true(now_ms() - t0 >= 4500);
-	assert_string_equal(e.msg, "database: database is locked");
+	assert_string_equal(e.msg, "database: database is locked (another process is writing to it, "
+				   "e.g. 'bhatti user'); try again");
 	/* reads still work in WAL mode while another connection writes */
 	assert_int_equal(sqlite3_exec(db, "INSERT INTO users (name, key_hash, max_sandboxes, "
 				      "max_cpus, max_memory_mb, created_at) VALUES "
