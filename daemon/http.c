@@ -1011,6 +1011,11 @@ const char *http_listening(void)
 	return H.listener ? listen_describe(H.listener) : "";
 }
 
+int http_port(void)
+{
+	return H.listener ? listen_port(H.listener) : 0;
+}
+
 int http_run(void)
 {
 	H.stop = false;

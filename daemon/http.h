@@ -121,8 +121,9 @@ struct http_req {
 
 /* Start listening (host may be NULL/"" for every interface; listen.h). */
 int http_start(struct server *srv, const char *host, int port, struct err *e);
-/* What it listens on ("127.0.0.1:8080"), for the log. */
+/* What it listens on ("127.0.0.1:8080"), for the log, and its port. */
 const char *http_listening(void);
+int http_port(void);
 /* Serve until http_stop(); runs the shared loop too. */
 int http_run(void);
 void http_stop(void);

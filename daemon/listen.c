@@ -37,6 +37,7 @@ struct listener {
 	void *arg;
 	struct listen_peer *peers;
 	struct buf desc;
+	int port;                 /* the first socket's (chosen by the kernel for 0) */
 };
 
 /* ---- client addresses ------------------------------------------------------ */
@@ -158,16 +159,18 @@ static void on_accept(struct watch *w, uint32_t events UNUSED)
 
 /* ---- binding ------------------------------------------------------------------------- */
 
-static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+/* Is got the address asked for? (Port 0 asks the kernel to choose.) */
+static bool same_address(const struct sockaddr *got, const struct sockaddr *asked)
 {
-	if (a->sa_family != b->sa_family)
+	if (got->sa_family != asked->sa_family)
 		return false;
-	if (a->sa_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	if (got->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)got, *y = (const void *)asked;
+		return (x->sin_port == y->sin_port || !y->sin_port) &&
+		       x->sin_addr.s_addr == y->sin_addr.s_addr;
 	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-	return x->sin6_port == y->sin6_port &&
+	const struct sockaddr_in6 *x = (const void *)got, *y = (const void *)asked;
+	return (x->sin6_port == y->sin6_port || !y->sin6_port) &&
 	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
 }
 
@@ -224,7 +227,10 @@ static int bind_one(struct listener *l, const struct addrinfo *ai, bool dual_sta
 		return -EADDRNOTAVAIL;
 	}
 	buf_release(&want);
-	describe(&l->desc, ai->ai_addr);
+	describe(&l->desc, (struct sockaddr *)&got);
+	if (!l->port)
+		l->port = ntohs(got.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&got)->sin6_port
+							  : ((struct sockaddr_in *)&got)->sin_port);
 	struct watch *w = &l->socks[l->nsocks++];
 	watch_init(w, on_accept, l);
 	return watch_add(w, fd, EPOLLIN);
@@ -293,4 +299,9 @@ void listen_free(struct listener *l)
 const char *listen_describe(const struct listener *l)
 {
 	return l->desc.data;
+}
+
+int listen_port(const struct listener *l)
+{
+	return l->port;
 }

@@ -34,5 +34,7 @@ void listen_free(struct listener *l);
 void listen_peer_done(struct listen_peer *peer);
 /* "127.0.0.1:8080, [::1]:8080" (for the log). */
 const char *listen_describe(const struct listener *l);
+/* The port (the kernel's choice when 0 was asked for: tests). */
+int listen_port(const struct listener *l);
 
 #endif
