@@ -86,7 +86,7 @@
 
 /* ---- create ------------------------------------------------------------------------ */
 
-void create_done(struct qvm *q)
+void q_create_done(struct qvm *q)
 {
 	struct vm *vm = q->vm;
 	STEP(q, "configured");
@@ -122,19 +122,19 @@ static void boot_agent_ready(struct qvm *q)
 		 * through the block device (~100 ms of a first exec under TCG) */
 		char *argv[] = { (char *)"sh", (char *)"-c", (char *)"true; /bin/true", NULL };
 		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
-		agent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
+		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
 		return;
 	}
 	if (q->probe) { /* it only wanted to know */
 		vm_op_finish(q->vm, VM_RUNNING, 0, NULL);
 		return;
 	}
-	configure(q, true, create_done);
+	qagent_configure(q, true, q_create_done);
 }
 
 static void boot_qmp_ready(struct qvm *q)
 {
-	agent_connect(q, q->token, q->probe ? PROBE_TIMEOUT_MS : BOOT_TIMEOUT_MS,
+	qagent_connect(q, q->token, q->probe ? PROBE_TIMEOUT_MS : BOOT_TIMEOUT_MS,
 		      boot_agent_ready);
 }
 
@@ -150,17 +150,17 @@ static void boot_disk_ready(int rc, const struct err *e, void *arg)
 		return;
 	}
 	meta_write(vm);
-	char *disk = vpath(vm, "disk.ext4");
-	give_to_vm_user(vm, disk, -1);
+	char *disk = qvm_path(vm, "disk.ext4");
+	qemu_chown(vm, disk, -1);
 	free(disk);
-	if (spawn_qemu(q, false, &se) < 0) {
+	if (qemu_spawn(q, false, &se) < 0) {
 		step_fail(q, se.code, "%s", err_str(&se));
 		return;
 	}
-	qmp_connect(q, boot_qmp_ready);
+	qemu_qmp_connect(q, boot_qmp_ready);
 }
 
-int prepare_dir(struct vm *vm, struct err *e)
+int q_prepare_dir(struct vm *vm, struct err *e)
 {
 	struct qeng *qe = QE(vm->eng);
 	if (strlen(vm->dir) + sizeof("/agent.sock") > 107)
@@ -174,13 +174,13 @@ int prepare_dir(struct vm *vm, struct err *e)
 	return 0;
 }
 
-void boot_begin(struct vm *vm)
+void q_boot(struct vm *vm)
 {
 	struct qvm *q = QV(vm);
-	char *src, *dst = vpath(vm, "disk.ext4");
+	char *src, *dst = qvm_path(vm, "disk.ext4");
 	struct buf name = BUF_INIT;
 	buf_addf(&name, "rootfs-%s.ext4", vm->spec.image);
-	src = image_path(vm->eng, name.data);
+	src = qeng_image_path(vm->eng, name.data);
 	snprintf(vm->origin, sizeof(vm->origin), "boot");
 	if (access(src, R_OK) < 0)
 		step_fail(q, ENOENT, "no image '%s' (%s is missing; run 'make images')",
@@ -198,13 +198,13 @@ static void q_create(struct vm *vm)
 	struct qvm *q = qvm_new(vm, qe->accel);
 	q->t0_ns = now_ns();
 	struct err e = ERR_INIT;
-	random_hex(q->token, 32);
-	if (prepare_dir(vm, &e) < 0) {
+	q_random_hex(q->token, 32);
+	if (q_prepare_dir(vm, &e) < 0) {
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
 	if (vm->eng->cfg.no_templates || vm->hidden)
-		boot_begin(vm);
+		q_boot(vm);
 	else
 		tmpl_get(vm);
 }
@@ -229,12 +229,12 @@ static void resumed(struct qvm *q)
 
 static void q_pause(struct vm *vm)
 {
-	qcmd(QV(vm), "stop", NULL, -1, paused);
+	qemu_cmd(QV(vm), "stop", NULL, -1, paused);
 }
 
 static void q_resume(struct vm *vm)
 {
-	qcmd(QV(vm), "cont", NULL, -1, resumed);
+	qemu_cmd(QV(vm), "cont", NULL, -1, resumed);
 }
 
 /* ---- stop (cold snapshot) ---------------------------------------------------------------- */
@@ -269,14 +269,14 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	static unsigned trash_seq;
 	struct buf trash = BUF_INIT;
 	buf_addf(&trash, "%s/%s-freed-%u.mem", QE(vm->eng)->hot_dir, vm->id, ++trash_seq);
-	remove_aside(q->hot_mem, trash.data);
+	q_remove_aside(q->hot_mem, trash.data);
 	buf_release(&trash);
 	q->paused = false;
 	vm->state = VM_STOPPED;
 	/* a template keeps its pages (clones read them soon) and its files
 	 * are renamed into place, durably, by tmpl_build_stopped */
 	if (!q->template_build) {
-		char *mem = vpath(vm, "mem"), *state = vpath(vm, "state");
+		char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
 		/* the save above was the last job of this VM in the worker */
 		meta_write_now(vm);
 		fileop_flush_drop(mem, stop_flushed, xstrdup(vm->id));
@@ -297,7 +297,7 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 
 static void stop_exited(struct qvm *q)
 {
-	char *mem = vpath(q->vm, "mem"), *base = base_mem(q);
+	char *mem = qvm_path(q->vm, "mem"), *base = qvm_base_mem(q);
 	STEP(q, "QEMU exited");
 	fileop_save_delta(q->hot_mem, base, mem, stop_mem_saved, q->vm);
 	free(mem);
@@ -307,14 +307,14 @@ static void stop_exited(struct qvm *q)
 static void stop_migrated(struct qvm *q)
 {
 	STEP(q, "snapshot saved");
-	char *part = vpath(q->vm, "state.part"), *state = vpath(q->vm, "state");
-	close_state_fd(q);
+	char *part = qvm_path(q->vm, "state.part"), *state = qvm_path(q->vm, "state");
+	qemu_close_state_fd(q);
 	if (rename(part, state) < 0) {
 		step_fail(q, errno, "cannot store the snapshot: %s", strerror(errno));
 	} else {
 		q->on_exit = stop_exited;
 		q->expect_exit = true;
-		qcmd(q, "quit", NULL, -1, NULL);
+		qemu_cmd(q, "quit", NULL, -1, NULL);
 	}
 	free(part);
 	free(state);
@@ -333,22 +333,22 @@ static void stop_migrate_sent(struct qvm *q)
 		return;
 	}
 	q->on_migrated = stop_migrated;
-	after(q, STEP_TIMEOUT_MS, stop_migrate_timeout);
+	step_after(q, STEP_TIMEOUT_MS, stop_migrate_timeout);
 }
 
 static void stop_getfd_done(struct qvm *q)
 {
-	qcmd(q, "migrate", args_str("uri", "fd:snapshot"), -1, stop_migrate_sent);
+	qemu_cmd(q, "migrate", qemu_args_str("uri", "fd:snapshot"), -1, stop_migrate_sent);
 }
 
 static void stop_caps_done(struct qvm *q)
 {
-	char *part = vpath(q->vm, "state.part");
+	char *part = qvm_path(q->vm, "state.part");
 	q->state_fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (q->state_fd < 0)
 		step_fail(q, errno, "cannot create '%s': %s", part, strerror(errno));
 	else
-		qcmd(q, "getfd", args_str("fdname", "snapshot"), q->state_fd, stop_getfd_done);
+		qemu_cmd(q, "getfd", qemu_args_str("fdname", "snapshot"), q->state_fd, stop_getfd_done);
 	free(part);
 }
 
@@ -357,8 +357,8 @@ static void stop_cpus_stopped(struct qvm *q)
 	STEP(q, "vCPUs stopped");
 	q->migrated = false;
 	/* the agent session ends here: a restore starts a new one */
-	agent_close(q);
-	qcmd(q, "migrate-set-capabilities", migrate_caps(), -1, stop_caps_done);
+	qagent_close(q);
+	qemu_cmd(q, "migrate-set-capabilities", qemu_migrate_caps(), -1, stop_caps_done);
 }
 
 static void stop_synced(struct qvm *q)
@@ -366,7 +366,7 @@ static void stop_synced(struct qvm *q)
 	STEP(q, "guest synced");
 	if (q->agent_rc < 0 && !q->paused && !q->template_build)
 		log_warn("vm '%s': sync in the guest: %s", q->vm->id, err_str(&q->agent_err));
-	qcmd(q, "stop", NULL, -1, stop_cpus_stopped);
+	qemu_cmd(q, "stop", NULL, -1, stop_cpus_stopped);
 }
 
 static void q_stop(struct vm *vm)
@@ -375,7 +375,7 @@ static void q_stop(struct vm *vm)
 	q->t0_ns = now_ns();
 	/* a paused guest cannot answer, and a template has nothing to sync */
 	if (!q->paused && !q->template_build && vm->agent && ac_ready(vm->agent))
-		agent_request(q, PROTO_SYNC, NULL, SYNC_TIMEOUT_MS, stop_synced);
+		qagent_request(q, PROTO_SYNC, NULL, SYNC_TIMEOUT_MS, stop_synced);
 	else
 		stop_synced(q);
 }
@@ -402,12 +402,12 @@ void q_destroy(struct vm *vm)
 	struct qvm *q = QV(vm);
 	if (!q)
 		q = qvm_new(vm, QE(vm->eng)->accel);
-	cleanup_runtime(q);
+	step_cleanup(q);
 	tmpl_unwait(q);
 	q->tmpl = NULL;
 	if (q->pid > 0 && q->pidw.fd >= 0) {
 		q->on_exit = destroy_exited;
-		kill_qemu(q);
+		qemu_kill(q);
 	} else {
 		destroy_exited(q);
 	}
@@ -429,7 +429,7 @@ static void q_vm_free(struct vm *vm)
 	struct qvm *q = QV(vm);
 	if (!q)
 		return;
-	cleanup_runtime(q);
+	step_cleanup(q);
 	tmpl_unwait(q);
 	watch_close(&q->pidw);
 	/* QEMU keeps running (and its memory file): a restarted engine adopts it */

@@ -86,7 +86,7 @@ void meta_record(struct vm *vm, bool durable)
 	if (vm->hidden)
 		return; /* template builders and probes are not adopted */
 	char *text = meta_text(vm, false);
-	char *path = vpath(vm, "vm.json");
+	char *path = qvm_path(vm, "vm.json");
 	fileop_write(path, text, durable, meta_written, path);
 	free(text);
 }
@@ -165,8 +165,8 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 		vm->state = VM_PAUSED;
 	} else if (strcmp(st, "running") == 0) {
 		vm->state = VM_RUNNING;
-		if (agent_open(q, q->token, &ae) == 0)
-			q->on_hello = agent_reconnected;
+		if (qagent_open(q, q->token, &ae) == 0)
+			q->on_hello = qagent_reconnected;
 	} else {
 		vm_fail(vm, "QEMU is in state '%s'", st);
 	}
@@ -175,7 +175,7 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 
 static void adopt_one(struct engine *eng, const char *id)
 {
-	char *dir = epath(eng, "sandboxes", id);
+	char *dir = qeng_path(eng, "sandboxes", id);
 	cJSON *m = meta_read(dir);
 	struct vm *vm = vm_new(eng, id, NULL, VM_FAILED, false);
 	struct qvm *q = qvm_new(vm, jstr(m, "accel", QE(eng)->accel));
@@ -184,13 +184,13 @@ static void adopt_one(struct engine *eng, const char *id)
 	if (!m) {
 		snprintf(vm->error, sizeof(vm->error), "incomplete sandbox (no vm.json): destroy it");
 		vm->unfinished = true;
-		char *qmp = vpath(vm, "qmp.sock");
+		char *qmp = qvm_path(vm, "qmp.sock");
 		pid_t pid = qemu_by_socket(qmp);
 		free(qmp);
-		if (pid > 0 && (q->pid_start = proc_starttime(pid)) > 0) {
+		if (pid > 0 && (q->pid_start = qemu_starttime(pid)) > 0) {
 			q->pid = pid;
 			q->our_child = false;
-			watch_pid(q, &e);
+			qemu_watch(q, &e);
 		}
 		return;
 	}
@@ -209,30 +209,30 @@ static void adopt_one(struct engine *eng, const char *id)
 	vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	pid_t pid = (pid_t)jnum(m, "pid");
 	uint64_t start = (uint64_t)jnum(m, "pid_start");
-	bool alive = pid > 0 && start && proc_starttime(pid) == start;
+	bool alive = pid > 0 && start && qemu_starttime(pid) == start;
 	if (!alive && vm->unfinished) {
-		char *qmp = vpath(vm, "qmp.sock");
-		if ((pid = qemu_by_socket(qmp)) > 0 && (start = proc_starttime(pid)) > 0)
+		char *qmp = qvm_path(vm, "qmp.sock");
+		if ((pid = qemu_by_socket(qmp)) > 0 && (start = qemu_starttime(pid)) > 0)
 			alive = true;
 		free(qmp);
 	}
 
 	if (alive && (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0)) {
-		char *qmp = vpath(vm, "qmp.sock");
+		char *qmp = qvm_path(vm, "qmp.sock");
 		int fd;
 		q->pid = pid;
 		q->pid_start = start;
 		q->our_child = false;
-		if (watch_pid(q, &e) < 0 || unix_connect(qmp, &fd) < 0) {
+		if (qemu_watch(q, &e) < 0 || unix_connect(qmp, &fd) < 0) {
 			snprintf(vm->error, sizeof(vm->error), "cannot reach QEMU (pid %d)", (int)pid);
 		} else {
 			vm->state = VM_STARTING; /* until QEMU answers */
-			q->qmp = qmp_new(fd, on_qmp_event, on_qmp_closed, q);
+			q->qmp = qmp_new(fd, qemu_on_qmp_event, qemu_on_qmp_closed, q);
 			qmp_cmd(q->qmp, "query-status", NULL, -1, adopt_status, q);
 		}
 		free(qmp);
 	} else if (strcmp(state, "stopped") == 0) {
-		char *mem = vpath(vm, "mem"), *snap = vpath(vm, "state");
+		char *mem = qvm_path(vm, "mem"), *snap = qvm_path(vm, "state");
 		char now[64];
 		boot_id(now);
 		const cJSON *unflushed = cJSON_GetObjectItemCaseSensitive(m, "unflushed");
@@ -249,7 +249,7 @@ static void adopt_one(struct engine *eng, const char *id)
 		snprintf(vm->error, sizeof(vm->error), "was %s when the engine stopped", state);
 		q->pid = pid;
 		q->pid_start = start;
-		watch_pid(q, &e);
+		qemu_watch(q, &e);
 	} else if (!vm->error[0]) {
 		snprintf(vm->error, sizeof(vm->error), "QEMU exited while the engine was away");
 	}
@@ -260,7 +260,7 @@ static void adopt_one(struct engine *eng, const char *id)
 
 int q_adopt(struct engine *eng, struct err *e)
 {
-	char *dir = epath(eng, "sandboxes", NULL);
+	char *dir = qeng_path(eng, "sandboxes", NULL);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	free(dir);
@@ -312,7 +312,7 @@ int q_adopt(struct engine *eng, struct err *e)
  * from the pool keeps the pool path in its command line. */
 static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 {
-	char *dir = epath(eng, "sandboxes", NULL);
+	char *dir = qeng_path(eng, "sandboxes", NULL);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	bool found = false;
@@ -335,7 +335,7 @@ static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 /* Kill every QEMU an earlier engine left running from a path that starts
  * with `prefix` (the pool, a template build interrupted by a crash): no
  * sandbox is made of them. */
-void kill_orphans_under(struct engine *eng, const char *prefix, const char *what)
+void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what)
 {
 	DIR *d = opendir("/proc");
 	pid_t pid;

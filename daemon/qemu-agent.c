@@ -26,7 +26,7 @@ static void agent_client_free(void *p)
 /* Drop the agent connection. No callback of it runs any more (its pending
  * request's continuation is the caller's business); the client itself is
  * freed after this loop turn, as we may be inside one of its calls. */
-void agent_close(struct qvm *q)
+void qagent_close(struct qvm *q)
 {
 	struct ac *ac = q->vm->agent;
 	if (ac) {
@@ -48,7 +48,7 @@ static void agent_update(struct qvm *q)
 		watch_set(&q->agent_w, EPOLLIN | (ac_want_write(ac) ? EPOLLOUT : 0));
 }
 
-void agent_flush_task(struct task *t)
+void qagent_flush_task(struct task *t)
 {
 	struct qvm *q = t->data;
 	if (q->vm->agent && !ac_dead(q->vm->agent))
@@ -64,7 +64,7 @@ static void agent_notify(void *arg)
 
 static void agent_lost(struct qvm *q, const struct err *e);
 
-void on_agent_io(struct watch *w, uint32_t events)
+void qagent_on_io(struct watch *w, uint32_t events)
 {
 	struct qvm *q = w->data;
 	struct ac *ac = q->vm->agent;
@@ -102,20 +102,20 @@ static void agent_lost(struct qvm *q, const struct err *e)
 		log_debug("vm '%s': agent connection lost: %s", vm->id, err_str(e));
 	else
 		log_warn("vm '%s': agent connection lost: %s", vm->id, err_str(e));
-	agent_close(q);
+	qagent_close(q);
 	if (waiting) {
 		step_fail(q, EIO, "agent connection lost: %s", err_str(e));
 		return;
 	}
 	if (vm->op == OP_NONE && vm->state == VM_RUNNING && q->pid > 0) {
 		q->deadline = now_ms() + 10000;
-		after(q, 100, agent_retry);
+		step_after(q, 100, agent_retry);
 	}
 }
 
-int agent_open(struct qvm *q, const char *token, struct err *e)
+int qagent_open(struct qvm *q, const char *token, struct err *e)
 {
-	char *path = vpath(q->vm, "agent.sock");
+	char *path = qvm_path(q->vm, "agent.sock");
 	int fd, r = unix_connect(path, &fd);
 	free(path);
 	if (r < 0)
@@ -127,7 +127,7 @@ int agent_open(struct qvm *q, const char *token, struct err *e)
 	return 0;
 }
 
-void agent_reconnected(struct qvm *q)
+void qagent_reconnected(struct qvm *q)
 {
 	log_info("vm '%s': agent reconnected", q->vm->id);
 }
@@ -137,15 +137,15 @@ static void agent_retry(struct qvm *q)
 	struct err e = ERR_INIT;
 	if (q->vm->state != VM_RUNNING || q->vm->op != OP_NONE || q->vm->agent)
 		return;
-	if (past_deadline(q)) {
+	if (step_past_deadline(q)) {
 		vm_fail(q->vm, "the agent in the sandbox stopped answering");
 		meta_write(q->vm);
 		return;
 	}
-	if (agent_open(q, q->token, &e) < 0)
-		after(q, 200, agent_retry);
+	if (qagent_open(q, q->token, &e) < 0)
+		step_after(q, 200, agent_retry);
 	else
-		q->on_hello = agent_reconnected;
+		q->on_hello = qagent_reconnected;
 }
 
 static void agent_hello_timeout(struct qvm *q)
@@ -155,15 +155,15 @@ static void agent_hello_timeout(struct qvm *q)
 }
 
 /* Connect and wait for HELLO_OK, then `next`; fail after timeout_ms. */
-void agent_connect(struct qvm *q, const char *token, uint64_t timeout_ms, qstep_fn next)
+void qagent_connect(struct qvm *q, const char *token, uint64_t timeout_ms, qstep_fn next)
 {
 	struct err e = ERR_INIT;
-	if (agent_open(q, token, &e) < 0) {
+	if (qagent_open(q, token, &e) < 0) {
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
 	q->on_hello = next;
-	after(q, timeout_ms, agent_hello_timeout);
+	step_after(q, timeout_ms, agent_hello_timeout);
 }
 
 /* One request to the agent; q->on_req runs when it ends, with q->agent_rc
@@ -215,12 +215,12 @@ static void req_timeout(struct qvm *q)
 	if (q->agent_req)
 		ac_send_close(q->agent_req);
 	/* drop the connection: the next one starts a clean session */
-	agent_close(q);
+	qagent_close(q);
 	if (next)
 		next(q);
 }
 
-void agent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
+void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
 			  qstep_fn next)
 {
 	struct err e = ERR_INIT;
@@ -235,7 +235,7 @@ void agent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeou
 	}
 	q->on_req = next;
 	q->on_timer = NULL;
-	after(q, timeout_ms, req_timeout);
+	step_after(q, timeout_ms, req_timeout);
 }
 
 /* ---- configure ---------------------------------------------------------------------- */
@@ -243,7 +243,7 @@ void agent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeou
 /* identity: the whole setup (first boot, or a clone taking its own
  * identity: new token, RNG seed, ...); otherwise just the clock (a start
  * restores the same VM: its RNG state is its own, no other copy has it). */
-void configure(struct qvm *q, bool identity, qstep_fn next)
+void qagent_configure(struct qvm *q, bool identity, qstep_fn next)
 {
 	struct vm *vm = q->vm;
 	uint8_t seed[64];
@@ -268,6 +268,6 @@ void configure(struct qvm *q, bool identity, qstep_fn next)
 		c.nfiles = vm->spec.nfiles;
 		c.init = (char *)(vm->spec.init ? vm->spec.init : "");
 	}
-	agent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
+	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 	sodium_memzero(seed, sizeof(seed));
 }

@@ -55,13 +55,13 @@ static bool probe_kvm(struct engine *eng)
 	vm->done = probe_done;
 	vm->done_arg = &c;
 	struct qvm *q = qvm_new(vm, "kvm");
-	random_hex(q->token, 32);
+	q_random_hex(q->token, 32);
 	q->probe = true;
-	if (prepare_dir(vm, &e) < 0) {
+	if (q_prepare_dir(vm, &e) < 0) {
 		vm_forget(vm);
 		return false;
 	}
-	boot_begin(vm);
+	q_boot(vm);
 	while (!c.over)
 		loop_run_once(-1);
 	bool ok = c.rc == 0;
@@ -94,8 +94,8 @@ static void accel_decide(struct engine *eng)
 	}
 	/* cached verdict for this kernel and QEMU? */
 	char hash[17];
-	inputs_hash(eng, "tiny", hash);
-	char *cache = epath(eng, "accel-probe", NULL);
+	tmpl_inputs_hash(eng, "tiny", hash);
+	char *cache = qeng_path(eng, "accel-probe", NULL);
 	char line[64] = "";
 	int fd = open(cache, O_RDONLY | O_CLOEXEC);
 	if (fd >= 0) {
@@ -156,15 +156,15 @@ int q_init(struct engine *eng, struct err *e)
 		return err_set(e, EIO, "libsodium failed to initialise");
 	const char *need[] = { "vmlinux", "initramfs.cpio" };
 	for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
-		char *p = image_path(eng, need[i]);
+		char *p = qeng_image_path(eng, need[i]);
 		int ok = access(p, R_OK);
 		free(p);
 		if (ok < 0)
 			return err_set(e, ENOENT, "no %s in '%s' (run 'make images')", need[i],
 				       eng->cfg.images_dir);
 	}
-	char *sb = epath(eng, "sandboxes", NULL), *tp = epath(eng, "templates", NULL);
-	char *pl = epath(eng, "pool", NULL);
+	char *sb = qeng_path(eng, "sandboxes", NULL), *tp = qeng_path(eng, "templates", NULL);
+	char *pl = qeng_path(eng, "pool", NULL);
 	int r = mkdir_p(sb, 0700);
 	if (r == 0)
 		r = mkdir_p(tp, 0700);
@@ -202,7 +202,7 @@ int q_init(struct engine *eng, struct err *e)
 		return err_set(e, -r, "cannot create '%s': %s", qe->hot_dir, strerror(-r));
 	if (qe->drop_user && chown(qe->hot_dir, qe->vm_uid, qe->vm_gid) < 0)
 		return err_set(e, errno, "chown '%s': %s", qe->hot_dir, strerror(errno));
-	remove_stale_templates(eng);
+	tmpl_remove_stale(eng);
 	pool_sweep(eng);
 	accel_decide(eng);
 	snprintf(eng->accel, sizeof(eng->accel), "%s", qe->accel);

@@ -34,7 +34,7 @@ void pool_warmed(struct qvm *q)
 		return;
 	}
 	STEP(q, "warmed up");
-	qcmd(q, "stop", NULL, -1, pool_warmed_paused);
+	qemu_cmd(q, "stop", NULL, -1, pool_warmed_paused);
 }
 
 static void pool_built(struct vm *p, int rc, const struct err *e, void *arg)
@@ -61,7 +61,7 @@ static void pool_build(struct tmpl *t)
 				.memory_mb = t->memory_mb, .hostname = "bhatti" };
 	struct vm *p = vm_new(eng, id, &spec, VM_CREATING, true);
 	free(p->dir);
-	p->dir = epath(eng, "pool", id);
+	p->dir = qeng_path(eng, "pool", id);
 	p->op = OP_CREATE;
 	p->done = pool_built;
 	p->done_arg = t;
@@ -72,10 +72,10 @@ static void pool_build(struct tmpl *t)
 	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
 	t->building++;
 	t->build = p;
-	if (prepare_dir(p, &e) < 0)
+	if (q_prepare_dir(p, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
-		clone_have_template(p, t);
+		tmpl_clone(p, t);
 }
 
 static void pool_fill(struct tmpl *t)
@@ -102,7 +102,7 @@ static void pool_claim_cont(struct qvm *q)
 {
 	q->paused = false;
 	STEP(q, "vCPUs running");
-	configure(q, true, create_done);
+	qagent_configure(q, true, q_create_done);
 }
 
 /* Give vm (a create that just began) the runtime of a pooled clone: the
@@ -113,7 +113,7 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	struct qvm *q = QV(p), *fresh = QV(vm);
 	if (rename(p->dir, vm->dir) < 0 || rename(q->hot_mem, fresh->hot_mem) < 0) {
 		log_warn("pool for '%s': cannot take a clone: %s", t->key, strerror(errno));
-		clone_have_template(vm, t);
+		tmpl_clone(vm, t);
 		return;
 	}
 	free(q->hot_mem);
@@ -129,12 +129,12 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
-	random_hex(q->token, 32);
+	q_random_hex(q->token, 32);
 	fresh->vm = vm;
 	q_vm_free_state(fresh);
 	vm_free_now(p);
 	STEP(q, "taken from the pool");
-	qcmd(q, "cont", NULL, -1, pool_claim_cont);
+	qemu_cmd(q, "cont", NULL, -1, pool_claim_cont);
 	timer_arm(&t->refill, 1000);
 }
 
@@ -142,7 +142,7 @@ static void pool_kill_now(struct vm *p)
 {
 	struct qvm *q = QV(p);
 	if (q) {
-		cleanup_runtime(q);
+		step_cleanup(q);
 		if (q->pid > 0 && q->pidw.fd >= 0) {
 			syscall(SYS_pidfd_send_signal, q->pidw.fd, SIGKILL, NULL, 0);
 			if (q->our_child)
@@ -282,7 +282,7 @@ void spare_timer_fired(struct timer *tm)
 	struct buf base = BUF_INIT;
 	struct err e = ERR_INIT;
 	buf_addf(&base, "%s/mem", t->dir);
-	if (make_mem_file(t->eng, part, t->memory_mb, &e) < 0) {
+	if (qemu_mem_file(t->eng, part, t->memory_mb, &e) < 0) {
 		log_warn("template '%s': %s", t->key, err_str(&e));
 		unlink(part);
 	} else {
@@ -321,10 +321,10 @@ void spare_recheck(struct qvm *q)
 /* What an earlier engine's pool left: its QEMUs and directories. */
 void pool_sweep(struct engine *eng)
 {
-	char *dir = epath(eng, "pool", NULL);
+	char *dir = qeng_path(eng, "pool", NULL);
 	struct buf needle = BUF_INIT;
 	buf_addf(&needle, "%s/", dir);
-	kill_orphans_under(eng, needle.data, "a pool");
+	qemu_kill_orphans(eng, needle.data, "a pool");
 	fileop_remove_tree_now(dir, NULL);
 	buf_release(&needle);
 	free(dir);

@@ -27,28 +27,28 @@
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-char *vpath(const struct vm *vm, const char *name)
+char *qvm_path(const struct vm *vm, const char *name)
 {
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s/%s", vm->dir, name);
 	return buf_detach(&b, NULL);
 }
 
-char *epath(const struct engine *eng, const char *a, const char *b)
+char *qeng_path(const struct engine *eng, const char *a, const char *b)
 {
 	struct buf p = BUF_INIT;
 	buf_addf(&p, "%s/%s%s%s", eng->cfg.data_dir, a, b ? "/" : "", b ? b : "");
 	return buf_detach(&p, NULL);
 }
 
-char *image_path(const struct engine *eng, const char *name)
+char *qeng_image_path(const struct engine *eng, const char *name)
 {
 	struct buf p = BUF_INIT;
 	buf_addf(&p, "%s/%s", eng->cfg.images_dir, name);
 	return buf_detach(&p, NULL);
 }
 
-void random_hex(char *out, size_t bytes)
+void q_random_hex(char *out, size_t bytes)
 {
 	uint8_t r[32];
 	if (bytes > sizeof(r))
@@ -58,7 +58,7 @@ void random_hex(char *out, size_t bytes)
 	sodium_memzero(r, sizeof(r));
 }
 
-uint64_t proc_starttime(pid_t pid)
+uint64_t qemu_starttime(pid_t pid)
 {
 	char path[64], buf[1024];
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
@@ -139,7 +139,7 @@ int mkdir_p(const char *path, mode_t mode)
 }
 
 /* The memory a clone's cold snapshot is a delta against, or NULL. */
-char *base_mem(struct qvm *q)
+char *qvm_base_mem(struct qvm *q)
 {
 	if (!q->base_key)
 		return NULL;
@@ -159,13 +159,13 @@ static void on_qtimer(struct timer *t)
 		fn(q);
 }
 
-void after(struct qvm *q, uint64_t ms, qstep_fn fn)
+void step_after(struct qvm *q, uint64_t ms, qstep_fn fn)
 {
 	q->on_timer = fn;
 	timer_arm(&q->timer, ms);
 }
 
-bool past_deadline(struct qvm *q)
+bool step_past_deadline(struct qvm *q)
 {
 	return q->deadline && now_ms() > q->deadline;
 }
@@ -184,7 +184,7 @@ static void on_pidfd(struct watch *w, uint32_t events UNUSED)
 	qemu_exited(q, status);
 }
 
-int watch_pid(struct qvm *q, struct err *e)
+int qemu_watch(struct qvm *q, struct err *e)
 {
 	int fd = (int)syscall(SYS_pidfd_open, q->pid, 0);
 	if (fd < 0)
@@ -194,7 +194,7 @@ int watch_pid(struct qvm *q, struct err *e)
 	return watch_add(&q->pidw, fd, EPOLLIN);
 }
 
-void kill_qemu(struct qvm *q)
+void qemu_kill(struct qvm *q)
 {
 	if (q->pid > 0 && q->pidw.fd >= 0) {
 		q->expect_exit = true;
@@ -205,7 +205,7 @@ void kill_qemu(struct qvm *q)
 /* The guest kernel's command line (caller frees). Part of a template's
  * key: a template booted with another command line is not reused.
  * Under TCG it also tells the host's TSC rate (see host_tsc_khz()). */
-char *kernel_cmdline(struct engine *eng, bool kvm, bool for_key)
+char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key)
 {
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "console=ttyS0 quiet panic=-1 lohar.root=/dev/vda lohar.rootfstype=ext4");
@@ -257,7 +257,7 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARG("-initrd");
 	ARGF("%s/initramfs.cpio", eng->cfg.images_dir);
 	ARG("-append");
-	v[n++] = kernel_cmdline(eng, kvm, false);
+	v[n++] = qemu_kernel_cmdline(eng, kvm, false);
 	ARG("-drive");
 	/* auto-read-only=off: otherwise a cold stop (migration inactivates the
 	 * disk) reopens the file read-only by its path, and a sandbox taken
@@ -285,13 +285,13 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	return v;
 }
 
-int spawn_qemu(struct qvm *q, bool incoming, struct err *e)
+int qemu_spawn(struct qvm *q, bool incoming, struct err *e)
 {
 	struct vm *vm = q->vm;
 	struct qeng *qe = QE(vm->eng);
 	char **argv = qemu_argv(q, incoming);
-	char *log = vpath(vm, "qemu.log");
-	char *qmp = vpath(vm, "qmp.sock"), *agent = vpath(vm, "agent.sock");
+	char *log = qvm_path(vm, "qemu.log");
+	char *qmp = qvm_path(vm, "qmp.sock"), *agent = qvm_path(vm, "agent.sock");
 	int r = 0;
 
 	unlink(qmp);
@@ -326,8 +326,8 @@ int spawn_qemu(struct qvm *q, bool incoming, struct err *e)
 	q->pid = pid;
 	q->our_child = true;
 	q->expect_exit = false;
-	q->pid_start = proc_starttime(pid);
-	r = watch_pid(q, e);
+	q->pid_start = qemu_starttime(pid);
+	r = qemu_watch(q, e);
 	if (r < 0) {
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -347,7 +347,7 @@ out:
 
 /* ---- QMP ---------------------------------------------------------------------------- */
 
-void on_qmp_event(struct qmp *qm UNUSED, const char *ev, const cJSON *data, void *arg)
+void qemu_on_qmp_event(struct qmp *qm UNUSED, const char *ev, const cJSON *data, void *arg)
 {
 	struct qvm *q = arg;
 	if (strcmp(ev, "MIGRATION") != 0)
@@ -368,7 +368,7 @@ void on_qmp_event(struct qmp *qm UNUSED, const char *ev, const cJSON *data, void
 		step_fail(q, EIO, "migration %s (see %s/qemu.log)", st, q->vm->dir);
 }
 
-void on_qmp_closed(struct qmp *qm UNUSED, const struct err *e, void *arg)
+void qemu_on_qmp_closed(struct qmp *qm UNUSED, const struct err *e, void *arg)
 {
 	struct qvm *q = arg;
 	log_debug("vm '%s': %s", q->vm->id, err_str(e));
@@ -376,29 +376,29 @@ void on_qmp_closed(struct qmp *qm UNUSED, const struct err *e, void *arg)
 
 static void qmp_connect_try(struct qvm *q)
 {
-	char *path = vpath(q->vm, "qmp.sock");
+	char *path = qvm_path(q->vm, "qmp.sock");
 	int fd, r = unix_connect(path, &fd);
 	free(path);
 	if (r == 0) {
 		qstep_fn next = q->on_qmp;
 		q->on_qmp = NULL;
-		q->qmp = qmp_new(fd, on_qmp_event, on_qmp_closed, q);
+		q->qmp = qmp_new(fd, qemu_on_qmp_event, qemu_on_qmp_closed, q);
 		next(q);
 		return;
 	}
 	if (q->pid <= 0)
 		return; /* QEMU is gone; qemu_exited reports it */
-	if (past_deadline(q)) {
+	if (step_past_deadline(q)) {
 		q->on_qmp = NULL;
 		step_fail(q, ETIMEDOUT, "QEMU did not open its control socket (see %s/qemu.log)",
 			  q->vm->dir);
 		return;
 	}
-	after(q, RETRY_MS, qmp_connect_try);
+	step_after(q, RETRY_MS, qmp_connect_try);
 }
 
 /* QEMU creates its sockets while it starts: retry until it has. */
-void qmp_connect(struct qvm *q, qstep_fn next)
+void qemu_qmp_connect(struct qvm *q, qstep_fn next)
 {
 	q->on_qmp = next;
 	q->deadline = now_ms() + STEP_TIMEOUT_MS;
@@ -432,7 +432,7 @@ static void qcall_reply(struct qmp *qm UNUSED, int rc, const cJSON *ret UNUSED,
 		next(q);
 }
 
-void qcmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next)
+void qemu_cmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next)
 {
 	struct qcall *c = xcalloc(1, sizeof(*c));
 	c->q = q;
@@ -444,7 +444,7 @@ void qcmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next)
 	}
 }
 
-cJSON *migrate_caps(void)
+cJSON *qemu_migrate_caps(void)
 {
 	cJSON *caps = cJSON_CreateArray();
 	const char *names[] = { "x-ignore-shared", "events" };
@@ -459,14 +459,14 @@ cJSON *migrate_caps(void)
 	return args;
 }
 
-cJSON *args_str(const char *k, const char *v)
+cJSON *qemu_args_str(const char *k, const char *v)
 {
 	cJSON *a = cJSON_CreateObject();
 	cJSON_AddStringToObject(a, k, v);
 	return a;
 }
 
-void close_state_fd(struct qvm *q)
+void qemu_close_state_fd(struct qvm *q)
 {
 	if (q->state_fd >= 0)
 		close(q->state_fd);
@@ -487,13 +487,13 @@ static void qmp_close_conn(struct qvm *q)
 /* ---- failing a step ------------------------------------------------------------------ */
 
 /* Stop every wait of the current step: timers, QMP, agent, files. */
-void cleanup_runtime(struct qvm *q)
+void step_cleanup(struct qvm *q)
 {
 	timer_cancel(&q->timer);
 	q->on_timer = NULL;
-	agent_close(q);
+	qagent_close(q);
 	qmp_close_conn(q);
-	close_state_fd(q);
+	qemu_close_state_fd(q);
 }
 
 static void create_failed_removed(int rc UNUSED, const struct err *e UNUSED, void *arg)
@@ -514,7 +514,7 @@ static void create_failed_exit(struct qvm *q)
  * QEMU said (its last line) in the error instead of pointing at the file. */
 static void quote_qemu_log(struct qvm *q)
 {
-	char *path = vpath(q->vm, "qemu.log"), tail[256] = "";
+	char *path = qvm_path(q->vm, "qemu.log"), tail[256] = "";
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	free(path);
 	if (fd < 0)
@@ -555,20 +555,20 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 
 	switch (vm->op) {
 	case OP_CREATE:
-		cleanup_runtime(q);
+		step_cleanup(q);
 		quote_qemu_log(q);
 		if (q->pid > 0 && q->pidw.fd >= 0) {
 			q->on_exit = create_failed_exit;
-			kill_qemu(q);
+			qemu_kill(q);
 		} else {
 			create_failed_exit(q);
 		}
 		return;
 	case OP_START:
-		cleanup_runtime(q);
+		step_cleanup(q);
 		if (q->pid > 0) {
 			q->on_exit = NULL;
-			kill_qemu(q);
+			qemu_kill(q);
 		}
 		unlink(q->hot_mem); /* the snapshot on disk is untouched */
 		vm->state = VM_STOPPED;
@@ -580,7 +580,7 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 	case OP_RESUME: {
 		timer_cancel(&q->timer);
 		q->on_migrated = NULL;
-		close_state_fd(q);
+		qemu_close_state_fd(q);
 		if (q->pid <= 0 || !q->qmp) {
 			vm->state = VM_FAILED;
 			meta_write(vm);
@@ -592,8 +592,8 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
 		if (back == VM_RUNNING && !vm->agent) {
 			struct err e = ERR_INIT;
-			if (agent_open(q, q->token, &e) == 0)
-				q->on_hello = agent_reconnected;
+			if (qagent_open(q, q->token, &e) == 0)
+				q->on_hello = qagent_reconnected;
 		}
 		vm->state = back;
 		meta_write(vm);
@@ -601,7 +601,7 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 		return;
 	}
 	default:
-		cleanup_runtime(q);
+		step_cleanup(q);
 		vm_fail(vm, "%s", err.msg);
 		return;
 	}
@@ -619,7 +619,7 @@ static void qemu_exited(struct qvm *q, int status)
 	q->expect_exit = false;
 	q->on_exit = NULL;
 	if (expected) {
-		cleanup_runtime(q);
+		step_cleanup(q);
 		if (cont)
 			cont(q);
 		return;
@@ -631,7 +631,7 @@ static void qemu_exited(struct qvm *q, int status)
 		snprintf(why, sizeof(why), "exited with status %d", WEXITSTATUS(status));
 	else
 		snprintf(why, sizeof(why), "exited");
-	cleanup_runtime(q);
+	step_cleanup(q);
 	if (vm->op == OP_CREATE || vm->op == OP_START) {
 		step_fail(q, EIO, "QEMU %s during %s (see %s/qemu.log)", why,
 			  vm->op == OP_CREATE ? "create" : "start", vm->dir);
@@ -644,7 +644,7 @@ static void qemu_exited(struct qvm *q, int status)
 }
 
 /* Files QEMU opens itself belong to the user it runs as. */
-void give_to_vm_user(struct vm *vm, const char *path, int fd)
+void qemu_chown(struct vm *vm, const char *path, int fd)
 {
 	struct qeng *qe = QE(vm->eng);
 	if (!qe->drop_user)
@@ -656,7 +656,7 @@ void give_to_vm_user(struct vm *vm, const char *path, int fd)
 
 /* A new all-zero guest-memory file of memory_mb, QEMU's to map (owned by
  * vm_user). 0, or -errno with the message in e. */
-int make_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e)
+int qemu_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e)
 {
 	struct qeng *qe = QE(eng);
 	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
@@ -682,8 +682,8 @@ struct qvm *qvm_new(struct vm *vm, const char *accel)
 	q->hot_mem = buf_detach(&hot, NULL);
 	timer_init(&q->timer, on_qtimer, q);
 	watch_init(&q->pidw, on_pidfd, q);
-	watch_init(&q->agent_w, on_agent_io, q);
-	task_init(&q->agent_flush, agent_flush_task, q);
+	watch_init(&q->agent_w, qagent_on_io, q);
+	task_init(&q->agent_flush, qagent_flush_task, q);
 	vm->be = q;
 	return q;
 }

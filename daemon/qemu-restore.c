@@ -28,14 +28,14 @@ static void restore_cont(struct qvm *q)
 	STEP(q, "vCPUs running");
 	/* a clone's guest still knows the template's token */
 	const char *token = q->tmpl ? q->tmpl->token : q->token;
-	agent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
+	qagent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
 }
 
 static void restore_migrated(struct qvm *q)
 {
 	STEP(q, "snapshot loaded");
-	close_state_fd(q);
-	qcmd(q, "cont", NULL, -1, restore_cont);
+	qemu_close_state_fd(q);
+	qemu_cmd(q, "cont", NULL, -1, restore_cont);
 }
 
 static void restore_migrate_timeout(struct qvm *q)
@@ -51,24 +51,24 @@ static void restore_incoming_sent(struct qvm *q)
 		return;
 	}
 	q->on_migrated = restore_migrated;
-	after(q, RESTORE_TIMEOUT_MS, restore_migrate_timeout);
+	step_after(q, RESTORE_TIMEOUT_MS, restore_migrate_timeout);
 }
 
 static void restore_getfd_done(struct qvm *q)
 {
-	qcmd(q, "migrate-incoming", args_str("uri", "fd:snapshot"), -1, restore_incoming_sent);
+	qemu_cmd(q, "migrate-incoming", qemu_args_str("uri", "fd:snapshot"), -1, restore_incoming_sent);
 }
 
 static void restore_caps_done(struct qvm *q)
 {
-	qcmd(q, "getfd", args_str("fdname", "snapshot"), q->state_fd, restore_getfd_done);
+	qemu_cmd(q, "getfd", qemu_args_str("fdname", "snapshot"), q->state_fd, restore_getfd_done);
 }
 
 static void restore_qmp_ready(struct qvm *q)
 {
 	STEP(q, "QMP connected");
 	q->migrated = false;
-	qcmd(q, "migrate-set-capabilities", migrate_caps(), -1, restore_caps_done);
+	qemu_cmd(q, "migrate-set-capabilities", qemu_migrate_caps(), -1, restore_caps_done);
 }
 
 /* Rename path to `aside` now and let the worker remove it: freeing a big
@@ -76,7 +76,7 @@ static void restore_qmp_ready(struct qvm *q)
  * free at once for a new file (a start right after a stop; a stop right
  * after a start, whose device state the loop renames into place itself,
  * not through the worker). */
-void remove_aside(const char *path, const char *aside)
+void q_remove_aside(const char *path, const char *aside)
 {
 	if (rename(path, aside) == 0)
 		fileop_remove_tree(aside, NULL, NULL);
@@ -87,10 +87,10 @@ void remove_aside(const char *path, const char *aside)
 /* The sandbox's file `name` is stale: away with it. */
 static void discard_file(struct vm *vm, const char *name)
 {
-	char *path = vpath(vm, name);
+	char *path = qvm_path(vm, name);
 	struct buf aside = BUF_INIT;
 	buf_addf(&aside, "%s.stale", path);
-	remove_aside(path, aside.data);
+	q_remove_aside(path, aside.data);
 	buf_release(&aside);
 	free(path);
 }
@@ -127,7 +127,7 @@ static void pool_exec_done(struct qvm *q)
 		step_fail(q, q->agent_err.code, "warming up: %s", err_str(&q->agent_err));
 		return;
 	}
-	configure(q, false, pool_warmed);
+	qagent_configure(q, false, pool_warmed);
 }
 
 static void restore_agent_ready(struct qvm *q)
@@ -138,15 +138,15 @@ static void restore_agent_ready(struct qvm *q)
 		char *argv[] = { (char *)"true", NULL };
 		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
 		q->tmpl = NULL;
-		agent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, pool_exec_done);
+		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, pool_exec_done);
 		return;
 	}
 	if (q->vm->op == OP_CREATE) {
 		/* a clone: its own token, hostname, env, clock and random seed */
 		q->tmpl = NULL;
-		configure(q, true, create_done);
+		qagent_configure(q, true, q_create_done);
 	} else {
-		configure(q, false, start_done);
+		qagent_configure(q, false, start_done);
 	}
 }
 
@@ -203,22 +203,22 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 	} else if (spare) {
 		q->start_mem_ready = true; /* a clone of the spare as it is */
 		STEP(q, "memory loaded");
-	} else if (make_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
+	} else if (qemu_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
 		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
 	} else {
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
-	if (spawn_qemu(q, true, &e) < 0)
+	if (qemu_spawn(q, true, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
-		qmp_connect(q, start_qmp_up);
+		qemu_qmp_connect(q, start_qmp_up);
 }
 
 void q_start(struct vm *vm)
 {
 	struct qvm *q = QV(vm);
-	char *mem = vpath(vm, "mem"), *base = base_mem(q), *state = vpath(vm, "state");
+	char *mem = qvm_path(vm, "mem"), *base = qvm_base_mem(q), *state = qvm_path(vm, "state");
 	q->t0_ns = now_ns();
 	q->tmpl = NULL;
 	if (base && access(base, R_OK) < 0) {

@@ -58,7 +58,7 @@ static char *qemu_binary(const struct engine *eng)
 }
 
 /* What a template depends on: kernel, initramfs (lohar), rootfs, QEMU. */
-void inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
+void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 {
 	crypto_generichash_state h;
 	uint8_t d[8];
@@ -82,7 +82,7 @@ void inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 	 * the old way are rebuilt (2: the page cache is warmed first) */
 	crypto_generichash_update(&h, (const uint8_t *)"recipe 2", 9);
 	for (int kvm = 0; kvm <= 1; kvm++) {
-		char *cmdline = kernel_cmdline(eng, kvm, true);
+		char *cmdline = qemu_kernel_cmdline(eng, kvm, true);
 		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);
 		free(cmdline);
 	}
@@ -94,7 +94,7 @@ static char *tmpl_key(struct vm *vm)
 {
 	char hash[17];
 	struct buf k = BUF_INIT;
-	inputs_hash(vm->eng, vm->spec.image, hash);
+	tmpl_inputs_hash(vm->eng, vm->spec.image, hash);
 	buf_addf(&k, "%s-%uc-%um-%s-%s", vm->spec.image, vm->spec.cpus, vm->spec.memory_mb,
 		 QE(vm->eng)->accel, hash);
 	return buf_detach(&k, NULL);
@@ -134,7 +134,7 @@ static void tmpl_notify(struct tmpl *t)
 		struct tmpl_waiter *w = t->waiters;
 		t->waiters = w->next;
 		QV(w->vm)->waiting = NULL;
-		clone_have_template(w->vm, t);
+		tmpl_clone(w->vm, t);
 		free(w);
 	}
 }
@@ -226,11 +226,11 @@ static void tmpl_build(struct engine *eng, struct tmpl *t, const struct vm_spec 
 	struct qvm *q = qvm_new(b, QE(eng)->accel);
 	struct err e = ERR_INIT;
 	q->template_build = true;
-	random_hex(q->token, 32);
-	if (prepare_dir(b, &e) < 0)
+	q_random_hex(q->token, 32);
+	if (q_prepare_dir(b, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
-		boot_begin(b);
+		q_boot(b);
 }
 
 /* The template `key` of vm's shape: known, or loaded from disk (state
@@ -244,7 +244,7 @@ struct tmpl *tmpl_obtain(struct vm *vm, const char *key)
 		return t;
 	t = xcalloc(1, sizeof(*t));
 	t->key = xstrdup(key);
-	t->dir = epath(eng, "templates", key);
+	t->dir = qeng_path(eng, "templates", key);
 	t->state = TMPL_FAILED;
 	t->eng = eng;
 	t->image = xstrdup(vm->spec.image);
@@ -268,7 +268,7 @@ void tmpl_get(struct vm *vm)
 		if (t->nready) {
 			pool_claim(vm, t);
 		} else {
-			clone_have_template(vm, t);
+			tmpl_clone(vm, t);
 			/* the pool is empty: a template loaded from disk (after a
 			 * restart) has had no claim or build to start it */
 			if (!t->building && t->eng->cfg.pool_size > 0)
@@ -299,8 +299,8 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 		return;
 	}
 	meta_write(vm);
-	char *disk = vpath(vm, "disk.ext4");
-	give_to_vm_user(vm, disk, -1);
+	char *disk = qvm_path(vm, "disk.ext4");
+	qemu_chown(vm, disk, -1);
 	free(disk);
 	struct buf state = BUF_INIT, base = BUF_INIT;
 	buf_addf(&state, "%s/state", q->tmpl->dir);
@@ -310,7 +310,7 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 	buf_release(&base);
 }
 
-void clone_have_template(struct vm *vm, struct tmpl *t)
+void tmpl_clone(struct vm *vm, struct tmpl *t)
 {
 	struct qvm *q = QV(vm);
 	if (vm->op != OP_CREATE)
@@ -328,7 +328,7 @@ void clone_have_template(struct vm *vm, struct tmpl *t)
 	/* QEMU opens the disk when it starts: copy it first (it is small and
 	 * a reflink where it can be), then memory and QEMU in parallel */
 	struct buf src = BUF_INIT;
-	char *dst = vpath(vm, "disk.ext4");
+	char *dst = qvm_path(vm, "disk.ext4");
 	buf_addf(&src, "%s/disk.ext4", t->dir);
 	fileop_copy(src.data, dst, clone_disk_copied, vm);
 	buf_release(&src);
@@ -340,7 +340,7 @@ void clone_have_template(struct vm *vm, struct tmpl *t)
 /* Is template `key` the base of some sandbox's cold snapshot? */
 static bool template_in_use(struct engine *eng, const char *key)
 {
-	char *dir = epath(eng, "sandboxes", NULL);
+	char *dir = qeng_path(eng, "sandboxes", NULL);
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	bool used = false;
@@ -360,14 +360,14 @@ static bool template_in_use(struct engine *eng, const char *key)
 	return used;
 }
 
-void remove_stale_templates(struct engine *eng)
+void tmpl_remove_stale(struct engine *eng)
 {
-	char *dir = epath(eng, "templates", NULL);
+	char *dir = qeng_path(eng, "templates", NULL);
 	/* a template build a crash interrupted (templates/.build-<key>/) may
 	 * still be booting: kill it before its directory goes */
 	struct buf needle = BUF_INIT;
 	buf_addf(&needle, "%s/.", dir);
-	kill_orphans_under(eng, needle.data, "a template build");
+	qemu_kill_orphans(eng, needle.data, "a template build");
 	buf_release(&needle);
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -388,7 +388,7 @@ void remove_stale_templates(struct engine *eng)
 			char hash[17];
 			if (dash && last) {
 				char *image = xstrndup(de->d_name, (size_t)(dash - de->d_name));
-				inputs_hash(eng, image, hash);
+				tmpl_inputs_hash(eng, image, hash);
 				stale = strcmp(last + 1, hash) != 0;
 				free(image);
 			}

@@ -138,12 +138,12 @@ static inline struct qvm *QV(struct vm *vm)
 
 /* ---- engine-qemu.c: the operations begun there ---- */
 
-/* A create is configured: RUNNING (a clone's template makes a new spare). */
-void create_done(struct qvm *q);
-/* The VM's directory, owned by the VM user; its sockets' paths must fit. */
-int prepare_dir(struct vm *vm, struct err *e);
-/* Cold boot: copy the image, spawn, HELLO, then as the VM's role says. */
-void boot_begin(struct vm *vm);
+/* A create (boot, clone or pool claim) is configured: RUNNING. */
+void q_create_done(struct qvm *q);
+/* The VM's directory (0700, given to the VM user); its sockets must fit. */
+int q_prepare_dir(struct vm *vm, struct err *e);
+/* Cold boot: copy the image, spawn, HELLO, then what the VM is for. */
+void q_boot(struct vm *vm);
 void q_destroy(struct vm *vm);
 /* Free a qvm that owns no runtime (a create's, replaced by a pool clone's). */
 void q_vm_free_state(struct qvm *q);
@@ -151,62 +151,87 @@ void q_vm_free_state(struct qvm *q);
 /* ---- qemu-proc.c: a VM's runtime ---- */
 
 struct qvm *qvm_new(struct vm *vm, const char *accel);
-char *vpath(const struct vm *vm, const char *name);          /* vm->dir/name */
-char *epath(const struct engine *eng, const char *a, const char *b); /* data_dir/a[/b] */
-char *image_path(const struct engine *eng, const char *name); /* images_dir/name */
-void random_hex(char *out, size_t bytes);                   /* 2 * bytes + 1 chars */
-uint64_t proc_starttime(pid_t pid);
+/* Paths (caller frees): vm->dir/name; data_dir/a[/b]; images_dir/name;
+ * the memory a clone's cold snapshot is a delta against (NULL: none). */
+char *qvm_path(const struct vm *vm, const char *name);
+char *qeng_path(const struct engine *eng, const char *a, const char *b);
+char *qeng_image_path(const struct engine *eng, const char *name);
+char *qvm_base_mem(struct qvm *q);
+int mkdir_p(const char *path, mode_t mode);
+/* bytes random bytes as hex into out (2 * bytes + 1 chars). */
+void q_random_hex(char *out, size_t bytes);
+
+/* The step's one timer (retries and deadlines): fn runs after ms. */
+void step_after(struct qvm *q, uint64_t ms, qstep_fn fn);
+bool step_past_deadline(struct qvm *q);
+/* Stop every wait of the current step: timer, QMP, agent, state fd. */
+void step_cleanup(struct qvm *q);
+/* The operation failed: leave the VM as the operation requires. */
+void step_fail(struct qvm *q, int code, const char *fmt, ...) PRINTF(3, 4);
+
+/* QEMU processes: /proc/<pid>/stat's start time (a pid reuse guard); the
+ * next QEMU in a /proc listing whose command line names needle; the QEMU
+ * serving a QMP socket path. */
+uint64_t qemu_starttime(pid_t pid);
 pid_t qemu_naming_next(DIR *d, const char *needle);
 pid_t qemu_by_socket(const char *qmp_path);
-int mkdir_p(const char *path, mode_t mode);
-char *base_mem(struct qvm *q);
-/* Run fn after ms (the step's one timer: retries and deadlines). */
-void after(struct qvm *q, uint64_t ms, qstep_fn fn);
-bool past_deadline(struct qvm *q);
-int watch_pid(struct qvm *q, struct err *e);
-void kill_qemu(struct qvm *q);
-char *kernel_cmdline(struct engine *eng, bool kvm, bool for_key);
-int spawn_qemu(struct qvm *q, bool incoming, struct err *e);
-void on_qmp_event(struct qmp *qm, const char *ev, const cJSON *data, void *arg);
-void on_qmp_closed(struct qmp *qm, const struct err *e, void *arg);
-void qmp_connect(struct qvm *q, qstep_fn next);
-void qcmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next);
-cJSON *migrate_caps(void);
-cJSON *args_str(const char *k, const char *v);
-void close_state_fd(struct qvm *q);
-void cleanup_runtime(struct qvm *q);
-void step_fail(struct qvm *q, int code, const char *fmt, ...) PRINTF(3, 4);
-void give_to_vm_user(struct vm *vm, const char *path, int fd);
-int make_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e);
+char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key);
+int qemu_spawn(struct qvm *q, bool incoming, struct err *e);
+int qemu_watch(struct qvm *q, struct err *e);   /* its pidfd */
+void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
+/* Files QEMU opens itself belong to the user it runs as. */
+void qemu_chown(struct vm *vm, const char *path, int fd);
+int qemu_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e);
+
+/* QMP: connect (retrying while QEMU starts), then commands whose failure
+ * fails the step. */
+void qemu_qmp_connect(struct qvm *q, qstep_fn next);
+void qemu_on_qmp_event(struct qmp *qm, const char *ev, const cJSON *data, void *arg);
+void qemu_on_qmp_closed(struct qmp *qm, const struct err *e, void *arg);
+void qemu_cmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next);
+cJSON *qemu_migrate_caps(void);
+cJSON *qemu_args_str(const char *k, const char *v);
+void qemu_close_state_fd(struct qvm *q);
 
 /* ---- qemu-agent.c: the agent channel ---- */
 
-void on_agent_io(struct watch *w, uint32_t events);
-void agent_flush_task(struct task *t);
-int agent_open(struct qvm *q, const char *token, struct err *e);
-void agent_close(struct qvm *q);
-void agent_reconnected(struct qvm *q);
-void agent_connect(struct qvm *q, const char *token, uint64_t timeout_ms, qstep_fn next);
-void agent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
-		   qstep_fn next);
-void configure(struct qvm *q, bool identity, qstep_fn next);
+void qagent_on_io(struct watch *w, uint32_t events);
+void qagent_flush_task(struct task *t);
+int qagent_open(struct qvm *q, const char *token, struct err *e);
+void qagent_close(struct qvm *q);
+/* Connect and wait for HELLO_OK, then next; the step fails after timeout_ms. */
+void qagent_connect(struct qvm *q, const char *token, uint64_t timeout_ms, qstep_fn next);
+/* (an on_hello that only logs: the channel is back) */
+void qagent_reconnected(struct qvm *q);
+/* One request; next runs when it ends, with q->agent_rc and q->agent_err. */
+void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
+		    qstep_fn next);
+/* CONFIGURE: a new identity (token, hostname, env, secrets, files, init,
+ * RNG seed) and the clock, or only the clock. */
+void qagent_configure(struct qvm *q, bool identity, qstep_fn next);
 
 /* ---- qemu-restore.c: restore and start ---- */
 
+/* Spawn QEMU -incoming on the device state `state` while the file worker
+ * fills the memory file from base (+ delta); then restore. */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
 			const char *delta);
-void remove_aside(const char *path, const char *aside);
+/* Rename path to aside and let the file worker remove it. */
+void q_remove_aside(const char *path, const char *aside);
 void q_start(struct vm *vm);
 
 /* ---- qemu-template.c: templates ---- */
 
-void inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
+void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
 struct tmpl *tmpl_find(struct engine *eng, const char *key);
+/* Known, or found on disk (TMPL_READY), or new (TMPL_FAILED until built). */
 struct tmpl *tmpl_obtain(struct vm *vm, const char *key);
+/* A create's template: take a pool clone, clone it, or wait for its build. */
 void tmpl_get(struct vm *vm);
 void tmpl_unwait(struct qvm *q);
-void clone_have_template(struct vm *vm, struct tmpl *t);
-void remove_stale_templates(struct engine *eng);
+/* Clone vm (a create, or a pool clone) from the ready template t. */
+void tmpl_clone(struct vm *vm, struct tmpl *t);
+void tmpl_remove_stale(struct engine *eng);
 
 /* ---- qemu-pool.c: the pool and the memory spares ---- */
 
@@ -223,13 +248,15 @@ void spare_recheck(struct qvm *q);
 
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 
+/* vm.json through the file worker (durable: fsync'd), or now. */
 void meta_record(struct vm *vm, bool durable);
-void meta_write_now(struct vm *vm);
 void meta_write(struct vm *vm);
+void meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
 const char *jstr(const cJSON *o, const char *k, const char *def);
 int q_adopt(struct engine *eng, struct err *e);
-void kill_orphans_under(struct engine *eng, const char *prefix, const char *what);
+/* Kill QEMUs run from under prefix that are no sandbox's. */
+void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what);
 
 /* ---- qemu-init.c ---- */
 
