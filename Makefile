@@ -162,7 +162,7 @@ $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl

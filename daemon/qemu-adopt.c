@@ -136,17 +136,6 @@ cJSON *meta_read(const char *dir)
 	return o;
 }
 
-const char *jstr(const cJSON *o, const char *k, const char *def)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : def;
-}
-
-static double jnum(const cJSON *o, const char *k)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsNumber(v) ? v->valuedouble : 0;
-}
 
 /* ---- adopt ------------------------------------------------------------------------------ */
 
@@ -160,7 +149,7 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 		vm_fail(vm, "cannot query QEMU: %s", err_str(e));
 		return;
 	}
-	const char *st = jstr(ret, "status", "");
+	const char *st = json_get_str(ret, "status", "");
 	if (strcmp(st, "paused") == 0) {
 		vm->state = VM_PAUSED;
 	} else if (strcmp(st, "running") == 0) {
@@ -178,7 +167,7 @@ static void adopt_one(struct engine *eng, const char *id)
 	char *dir = qeng_path(eng, "sandboxes", id);
 	cJSON *m = meta_read(dir);
 	struct vm *vm = vm_new(eng, id, NULL, VM_FAILED, false);
-	struct qvm *q = qvm_new(vm, jstr(m, "accel", QE(eng)->accel));
+	struct qvm *q = qvm_new(vm, json_get_str(m, "accel", QE(eng)->accel));
 	struct err e = ERR_INIT;
 	free(dir);
 	if (!m) {
@@ -196,19 +185,19 @@ static void adopt_one(struct engine *eng, const char *id)
 	}
 	free((char *)vm->spec.hostname);
 	free((char *)vm->spec.image);
-	vm->spec.hostname = xstrdup(jstr(m, "hostname", id));
-	vm->spec.image = xstrdup(jstr(m, "image", "tiny"));
-	vm->spec.cpus = (unsigned)jnum(m, "cpus");
-	vm->spec.memory_mb = (unsigned)jnum(m, "memory_mb");
-	snprintf(vm->origin, sizeof(vm->origin), "%s", jstr(m, "origin", "boot"));
-	snprintf(q->token, sizeof(q->token), "%s", jstr(m, "token", ""));
-	if (jstr(m, "template", NULL))
-		q->base_key = xstrdup(jstr(m, "template", ""));
-	snprintf(vm->error, sizeof(vm->error), "%s", jstr(m, "error", ""));
-	const char *state = jstr(m, "state", "");
+	vm->spec.hostname = xstrdup(json_get_str(m, "hostname", id));
+	vm->spec.image = xstrdup(json_get_str(m, "image", "tiny"));
+	vm->spec.cpus = (unsigned)json_get_num(m, "cpus");
+	vm->spec.memory_mb = (unsigned)json_get_num(m, "memory_mb");
+	snprintf(vm->origin, sizeof(vm->origin), "%s", json_get_str(m, "origin", "boot"));
+	snprintf(q->token, sizeof(q->token), "%s", json_get_str(m, "token", ""));
+	if (json_get_str(m, "template", NULL))
+		q->base_key = xstrdup(json_get_str(m, "template", ""));
+	snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
+	const char *state = json_get_str(m, "state", "");
 	vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
-	pid_t pid = (pid_t)jnum(m, "pid");
-	uint64_t start = (uint64_t)jnum(m, "pid_start");
+	pid_t pid = (pid_t)json_get_num(m, "pid");
+	uint64_t start = (uint64_t)json_get_num(m, "pid_start");
 	bool alive = pid > 0 && start && qemu_starttime(pid) == start;
 	if (!alive && vm->unfinished) {
 		char *qmp = qvm_path(vm, "qmp.sock");
@@ -236,7 +225,7 @@ static void adopt_one(struct engine *eng, const char *id)
 		char now[64];
 		boot_id(now);
 		const cJSON *unflushed = cJSON_GetObjectItemCaseSensitive(m, "unflushed");
-		if (cJSON_IsTrue(unflushed) && strcmp(jstr(m, "boot_id", ""), now) != 0)
+		if (cJSON_IsTrue(unflushed) && strcmp(json_get_str(m, "boot_id", ""), now) != 0)
 			snprintf(vm->error, sizeof(vm->error),
 				 "the host restarted before its cold snapshot reached the disk");
 		else if (access(mem, R_OK) == 0 && access(snap, R_OK) == 0)
@@ -322,7 +311,7 @@ static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
 		struct buf sb = BUF_INIT;
 		buf_addf(&sb, "%s/%s", dir, de->d_name);
 		cJSON *m = meta_read(sb.data);
-		found = m && (pid_t)jnum(m, "pid") == pid;
+		found = m && (pid_t)json_get_num(m, "pid") == pid;
 		cJSON_Delete(m);
 		buf_release(&sb);
 	}

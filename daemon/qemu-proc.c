@@ -123,21 +123,6 @@ pid_t qemu_by_socket(const char *qmp_path)
 	return found;
 }
 
-int mkdir_p(const char *path, mode_t mode)
-{
-	char *dup = xstrdup(path);
-	for (char *p = dup + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		mkdir(dup, 0755);
-		*p = '/';
-	}
-	int r = mkdir(dup, mode) < 0 && errno != EEXIST ? -errno : 0;
-	free(dup);
-	return r;
-}
-
 /* The memory a clone's cold snapshot is a delta against, or NULL. */
 char *qvm_base_mem(struct qvm *q)
 {
@@ -352,7 +337,7 @@ void qemu_on_qmp_event(struct qmp *qm UNUSED, const char *ev, const cJSON *data,
 	struct qvm *q = arg;
 	if (strcmp(ev, "MIGRATION") != 0)
 		return;
-	const char *st = jstr(data, "status", "");
+	const char *st = json_get_str(data, "status", "");
 	bool ok = strcmp(st, "completed") == 0;
 	if (!ok && strcmp(st, "failed") != 0 && strcmp(st, "cancelled") != 0)
 		return;

@@ -350,7 +350,7 @@ static bool template_in_use(struct engine *eng, const char *key)
 		struct buf p = BUF_INIT;
 		buf_addf(&p, "%s/%s", dir, de->d_name);
 		cJSON *m = meta_read(p.data);
-		used = m && strcmp(jstr(m, "template", ""), key) == 0;
+		used = m && strcmp(json_get_str(m, "template", ""), key) == 0;
 		cJSON_Delete(m);
 		buf_release(&p);
 	}

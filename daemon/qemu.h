@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "engine-internal.h"
+#include "json.h"
 #include "log.h"
 #include "loop.h"
 #include "qmp.h"
@@ -157,7 +158,6 @@ char *qvm_path(const struct vm *vm, const char *name);
 char *qeng_path(const struct engine *eng, const char *a, const char *b);
 char *qeng_image_path(const struct engine *eng, const char *name);
 char *qvm_base_mem(struct qvm *q);
-int mkdir_p(const char *path, mode_t mode);
 /* bytes random bytes as hex into out (2 * bytes + 1 chars). */
 void q_random_hex(char *out, size_t bytes);
 
@@ -253,7 +253,6 @@ void meta_record(struct vm *vm, bool durable);
 void meta_write(struct vm *vm);
 void meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
-const char *jstr(const cJSON *o, const char *k, const char *def);
 int q_adopt(struct engine *eng, struct err *e);
 /* Kill QEMUs run from under prefix that are no sandbox's. */
 void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what);
