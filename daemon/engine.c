@@ -418,7 +418,7 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.vm_user = cfg->vm_user ? xstrdup(cfg->vm_user) : NULL;
 	eng->cfg.mem_dir = xstrdup(cfg->mem_dir ? cfg->mem_dir : "/dev/shm");
 	eng->cfg.no_templates = cfg->no_templates;
-	eng->cfg.pool_size = cfg->pool_size == 0 ? 1 : cfg->pool_size < 0 ? 0 : cfg->pool_size;
+	eng->cfg.pool_size = cfg->pool_size > 0 ? cfg->pool_size : 0;
 	eng->cfg.spare_linger_ms = cfg->spare_linger_ms ? cfg->spare_linger_ms : 10 * 60 * 1000;
 	eng->be = &engine_qemu;
 	eng->on_event = on_event;

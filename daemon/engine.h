@@ -44,7 +44,7 @@ struct engine_config {
 	const char *vm_user;    /* run QEMU as this user when root; NULL = self */
 	const char *mem_dir;    /* tmpfs for running guests' memory; NULL = /dev/shm */
 	bool no_templates;      /* always cold-boot (no clone) */
-	int pool_size;          /* ready clones kept per template: 0 = 1, -1 = none */
+	int pool_size;          /* ready clones kept per template (at most 8): 0 = none */
 	unsigned spare_linger_ms; /* a template's spare memory copy stays this long
 				   * after a create cloned it: 0 = 10 minutes */
 };

@@ -187,7 +187,7 @@ int cmd_serve(int argc, char **argv)
 		.images_dir = S.cfg.images_dir,
 		.accel = S.cfg.accel,
 		.vm_user = S.cfg.vm_user,
-		.pool_size = (int)S.cfg.pool_size == 0 ? -1 : (int)S.cfg.pool_size,
+		.pool_size = (int)S.cfg.pool_size,
 	};
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);

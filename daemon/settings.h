@@ -8,7 +8,7 @@
  *   accel: auto                 # auto | kvm | tcg
  *   vm_user: bhatti             # QEMU's user when started as root
  *   default_image: tiny
- *   pool_size: 1                # warm clones per template, -1 = none
+ *   pool_size: 1                # warm clones per template, 0 = none
  *   log_level: info             # debug | info | warn | error | off
  *   defaults:                   # a new sandbox's size
  *     cpus: 1
@@ -49,7 +49,7 @@ struct settings {
 	char *accel;
 	char *vm_user;          /* NULL = QEMU runs as the daemon's user */
 	char *default_image;
-	int64_t pool_size;
+	int64_t pool_size;          /* 0 = none (-1 in a config is read as 0) */
 	char *log_level;
 	struct {
 		int64_t cpus;

@@ -64,7 +64,7 @@ static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct en
 
 static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
 {
-	struct engine_config cfg = { .no_templates = no_templates };
+	struct engine_config cfg = { .no_templates = no_templates, .pool_size = 1 };
 	return open_engine_cfg(fx, &cfg, ret);
 }
 
@@ -476,7 +476,7 @@ static void test_cold_stop_and_start(void **state)
 static void test_clone_takes_the_spare(void **state UNUSED)
 {
 	struct efix other = { .data = test_tmpdir("engine-spare") };
-	struct engine_config cfg = { .pool_size = -1, .spare_linger_ms = 2000 };
+	struct engine_config cfg = { .spare_linger_ms = 2000 }; /* no pool */
 	struct engine *en;
 	struct err e = ERR_INIT;
 	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
@@ -601,7 +601,7 @@ static void test_qemu_as_vm_user(void **state UNUSED)
 	chmod(other.data, 0711); /* the data dir must let the VM user through */
 	struct err e = ERR_INIT;
 	struct engine_config cfg = { .data_dir = other.data, .images_dir = images_dir(),
-				     .accel = "tcg", .vm_user = "nobody", .pool_size = -1 };
+				     .accel = "tcg", .vm_user = "nobody" };
 	if (engine_new(&cfg, NULL, NULL, &en, &e) < 0)
 		fail_msg("engine: %s", err_str(&e));
 	struct vm_spec spec = { .id = "confined" };
