@@ -115,7 +115,7 @@ static void template_warmed(struct qvm *q)
 
 static void boot_agent_ready(struct qvm *q)
 {
-	if (q->template_build) {
+	if (q->role == QVM_TEMPLATE_BUILD) {
 		/* the template keeps the boot token. Before it is snapshotted,
 		 * a shell and `true` are read from disk once: every clone then
 		 * has them in its page cache, and its first exec does not go
@@ -125,7 +125,7 @@ static void boot_agent_ready(struct qvm *q)
 		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
 		return;
 	}
-	if (q->probe) { /* it only wanted to know */
+	if (q->role == QVM_PROBE) { /* it only wanted to know */
 		vm_op_finish(q->vm, VM_RUNNING, 0, NULL);
 		return;
 	}
@@ -134,8 +134,8 @@ static void boot_agent_ready(struct qvm *q)
 
 static void boot_qmp_ready(struct qvm *q)
 {
-	qagent_connect(q, q->token, q->probe ? PROBE_TIMEOUT_MS : BOOT_TIMEOUT_MS,
-		      boot_agent_ready);
+	qagent_connect(q, q->token, q->role == QVM_PROBE ? PROBE_TIMEOUT_MS : BOOT_TIMEOUT_MS,
+		       boot_agent_ready);
 }
 
 static void boot_disk_ready(int rc, const struct err *e, void *arg)
@@ -275,7 +275,7 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	vm->state = VM_STOPPED;
 	/* a template keeps its pages (clones read them soon) and its files
 	 * are renamed into place, durably, by tmpl_build_stopped */
-	if (!q->template_build) {
+	if (q->role != QVM_TEMPLATE_BUILD) {
 		char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
 		/* the save above was the last job of this VM in the worker */
 		meta_write_now(vm);
@@ -287,7 +287,9 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	}
 	/* (a sandbox adopted after a restart names a template this engine
 	 * has not used yet) */
-	struct tmpl *t = q->base_key && !q->template_build ? tmpl_obtain(vm, q->base_key) : NULL;
+	struct tmpl *t = NULL;
+	if (q->base_key && q->role != QVM_TEMPLATE_BUILD)
+		t = tmpl_obtain(vm, q->base_key);
 	vm_op_finish(vm, VM_STOPPED, 0, NULL);
 	/* not at once: a start right after this stop would queue its memory
 	 * load behind the copy (the worker runs jobs in order) */
@@ -364,7 +366,7 @@ static void stop_cpus_stopped(struct qvm *q)
 static void stop_synced(struct qvm *q)
 {
 	STEP(q, "guest synced");
-	if (q->agent_rc < 0 && !q->paused && !q->template_build)
+	if (q->agent_rc < 0 && !q->paused && q->role != QVM_TEMPLATE_BUILD)
 		log_warn("vm '%s': sync in the guest: %s", q->vm->id, err_str(&q->agent_err));
 	qemu_cmd(q, "stop", NULL, -1, stop_cpus_stopped);
 }
@@ -374,7 +376,7 @@ static void q_stop(struct vm *vm)
 	struct qvm *q = QV(vm);
 	q->t0_ns = now_ns();
 	/* a paused guest cannot answer, and a template has nothing to sync */
-	if (!q->paused && !q->template_build && vm->agent && ac_ready(vm->agent))
+	if (!q->paused && q->role != QVM_TEMPLATE_BUILD && vm->agent && ac_ready(vm->agent))
 		qagent_request(q, PROTO_SYNC, NULL, SYNC_TIMEOUT_MS, stop_synced);
 	else
 		stop_synced(q);
@@ -404,7 +406,7 @@ void q_destroy(struct vm *vm)
 		q = qvm_new(vm, QE(vm->eng)->accel);
 	step_cleanup(q);
 	tmpl_unwait(q);
-	q->tmpl = NULL;
+	q->source = NULL;
 	if (q->pid > 0 && q->pidw.fd >= 0) {
 		q->on_exit = destroy_exited;
 		qemu_kill(q);

@@ -98,7 +98,7 @@ static void agent_lost(struct qvm *q, const struct err *e)
 {
 	struct vm *vm = q->vm;
 	bool waiting = q->on_hello != NULL;
-	if (q->probe)
+	if (q->role == QVM_PROBE)
 		log_debug("vm '%s': agent connection lost: %s", vm->id, err_str(e));
 	else
 		log_warn("vm '%s': agent connection lost: %s", vm->id, err_str(e));
@@ -221,7 +221,7 @@ static void req_timeout(struct qvm *q)
 }
 
 void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
-			  qstep_fn next)
+		    qstep_fn next)
 {
 	struct err e = ERR_INIT;
 	q->agent_rc = -EIO;

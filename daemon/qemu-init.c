@@ -56,7 +56,7 @@ static bool probe_kvm(struct engine *eng)
 	vm->done_arg = &c;
 	struct qvm *q = qvm_new(vm, "kvm");
 	q_random_hex(q->token, 32);
-	q->probe = true;
+	q->role = QVM_PROBE;
 	if (q_prepare_dir(vm, &e) < 0) {
 		vm_forget(vm);
 		return false;

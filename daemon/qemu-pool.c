@@ -67,7 +67,7 @@ static void pool_build(struct tmpl *t)
 	p->done_arg = t;
 	struct qvm *q = qvm_new(p, QE(eng)->accel);
 	struct err e = ERR_INIT;
-	q->pool_of = t;
+	q->role = QVM_POOL_CLONE;
 	q->t0_ns = now_ns();
 	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
 	t->building++;
@@ -124,7 +124,7 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	vm->agent = p->agent;
 	p->agent = NULL;
 	p->be = NULL;
-	q->pool_of = NULL;
+	q->role = QVM_SANDBOX;
 	q->t0_ns = now_ns();
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);

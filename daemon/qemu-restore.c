@@ -27,7 +27,7 @@ static void restore_cont(struct qvm *q)
 {
 	STEP(q, "vCPUs running");
 	/* a clone's guest still knows the template's token */
-	const char *token = q->tmpl ? q->tmpl->token : q->token;
+	const char *token = q->source ? q->source->token : q->token;
 	qagent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
 }
 
@@ -133,17 +133,17 @@ static void pool_exec_done(struct qvm *q)
 static void restore_agent_ready(struct qvm *q)
 {
 	STEP(q, "agent answered");
-	if (q->pool_of) {
+	if (q->role == QVM_POOL_CLONE) {
 		/* translate the exec and configure paths once, now */
 		char *argv[] = { (char *)"true", NULL };
 		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
-		q->tmpl = NULL;
+		q->source = NULL;
 		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, pool_exec_done);
 		return;
 	}
 	if (q->vm->op == OP_CREATE) {
 		/* a clone: its own token, hostname, env, clock and random seed */
-		q->tmpl = NULL;
+		q->source = NULL;
 		qagent_configure(q, true, q_create_done);
 	} else {
 		qagent_configure(q, false, start_done);
@@ -185,7 +185,7 @@ static void mem_filled(int rc, const struct err *e, void *arg)
 /* Spawn QEMU -incoming on the device state `state` while the file worker
  * fills the memory file from base (+ delta). */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
-			       const char *delta)
+			const char *delta)
 {
 	struct vm *vm = q->vm;
 	struct err e = ERR_INIT;
@@ -193,7 +193,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 	/* a clone or a start of one: its template's memory may be waiting
 	 * already (a pool clone is made in the background: it leaves the
 	 * spare to a create or start someone waits for) */
-	bool spare = base && !q->pool_of && spare_take(q);
+	bool spare = base && q->role != QVM_POOL_CLONE && spare_take(q);
 	if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
 		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
 		return;
@@ -220,7 +220,7 @@ void q_start(struct vm *vm)
 	struct qvm *q = QV(vm);
 	char *mem = qvm_path(vm, "mem"), *base = qvm_base_mem(q), *state = qvm_path(vm, "state");
 	q->t0_ns = now_ns();
-	q->tmpl = NULL;
+	q->source = NULL;
 	if (base && access(base, R_OK) < 0) {
 		step_fail(q, ENOENT, "the template it was cloned from is gone ('%s')", base);
 	} else {

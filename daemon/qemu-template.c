@@ -133,7 +133,7 @@ static void tmpl_notify(struct tmpl *t)
 	while (t->waiters) {
 		struct tmpl_waiter *w = t->waiters;
 		t->waiters = w->next;
-		QV(w->vm)->waiting = NULL;
+		QV(w->vm)->waits_for = NULL;
 		tmpl_clone(w->vm, t);
 		free(w);
 	}
@@ -141,7 +141,7 @@ static void tmpl_notify(struct tmpl *t)
 
 void tmpl_unwait(struct qvm *q)
 {
-	struct tmpl *t = q->waiting;
+	struct tmpl *t = q->waits_for;
 	if (!t)
 		return;
 	for (struct tmpl_waiter **pp = &t->waiters; *pp; pp = &(*pp)->next) {
@@ -152,7 +152,7 @@ void tmpl_unwait(struct qvm *q)
 			break;
 		}
 	}
-	q->waiting = NULL;
+	q->waits_for = NULL;
 }
 
 static void tmpl_fail(struct tmpl *t, const struct err *e)
@@ -225,7 +225,7 @@ static void tmpl_build(struct engine *eng, struct tmpl *t, const struct vm_spec 
 	b->done_arg = t;
 	struct qvm *q = qvm_new(b, QE(eng)->accel);
 	struct err e = ERR_INIT;
-	q->template_build = true;
+	q->role = QVM_TEMPLATE_BUILD;
 	q_random_hex(q->token, 32);
 	if (q_prepare_dir(b, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
@@ -280,7 +280,7 @@ void tmpl_get(struct vm *vm)
 	w->vm = vm;
 	w->next = t->waiters;
 	t->waiters = w;
-	QV(vm)->waiting = t;
+	QV(vm)->waits_for = t;
 	if (t->state == TMPL_FAILED)
 		tmpl_build(vm->eng, t, &vm->spec);
 }
@@ -303,8 +303,8 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 	qemu_chown(vm, disk, -1);
 	free(disk);
 	struct buf state = BUF_INIT, base = BUF_INIT;
-	buf_addf(&state, "%s/state", q->tmpl->dir);
-	buf_addf(&base, "%s/mem", q->tmpl->dir);
+	buf_addf(&state, "%s/state", q->source->dir);
+	buf_addf(&base, "%s/mem", q->source->dir);
 	restore_overlapped(q, state.data, base.data, NULL);
 	buf_release(&state);
 	buf_release(&base);
@@ -319,10 +319,10 @@ void tmpl_clone(struct vm *vm, struct tmpl *t)
 		step_fail(q, t->code, "building the '%s' template failed: %s", vm->spec.image, t->error);
 		return;
 	}
-	q->tmpl = t;
+	q->source = t;
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
-	if (!q->pool_of)
+	if (q->role != QVM_POOL_CLONE)
 		t->cloned_ms = now_ms(); /* keeps a spare for the next create */
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
 	/* QEMU opens the disk when it starts: copy it first (it is small and

@@ -49,6 +49,17 @@ struct qeng {
 struct qvm;
 typedef void (*qstep_fn)(struct qvm *q);
 
+/* What a VM is for. Only sandboxes are the engine's users' (registered,
+ * recorded in vm.json, adopted after a restart); the others are hidden VMs
+ * the backend makes for itself. */
+enum qvm_role {
+	QVM_SANDBOX,            /* a sandbox: created, cloned or taken from the pool */
+	QVM_TEMPLATE_BUILD,     /* booted once, page cache warmed, cold-stopped: a template */
+	QVM_PROBE,              /* booted once under KVM: does KVM work here? */
+	QVM_POOL_CLONE,         /* a clone restored, warmed and paused in its template's
+				 * pool until a create takes it (then a sandbox) */
+};
+
 /* Per VM. Each wait has its own continuation, so they cannot mix up. */
 struct qvm {
 	struct vm *vm;
@@ -79,11 +90,11 @@ struct qvm {
 				     * the cold snapshot is a delta against */
 	int state_fd;
 	bool paused;                /* vCPUs stopped by a pause */
-	bool template_build;        /* a hidden VM that becomes a template */
-	bool probe;                 /* a hidden VM that probes the accelerator */
-	struct tmpl *pool_of;       /* a hidden clone waiting in a template's pool */
-	struct tmpl *tmpl;          /* the template a clone restores */
-	struct tmpl *waiting;       /* the template a create waits for */
+	enum qvm_role role;
+	struct tmpl *source;        /* the template a clone is being restored from
+				     * (until its agent answers: the guest still
+				     * has the template's token) */
+	struct tmpl *waits_for;     /* the template a create waits for (its build) */
 	bool start_qmp_up;          /* start/clone: QMP connected ... */
 	bool start_mem_ready;       /* ... and memory loaded: now restore */
 	struct err step_err;
