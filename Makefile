@@ -62,6 +62,7 @@ LIBHSHARE := $(BUILD)/host/libhshare.a
 LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
 LIBCLI    := $(BUILD)/host/libcli.a
+LIBTEST   := $(BUILD)/host/libtest.a
 TEST_LIBS_A := $(LIBCLI) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
@@ -71,7 +72,9 @@ LONG_SRC  := $(sort $(wildcard tests/integration/long-*.c))
 LONG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(LONG_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c)
+# tests/helpers.c and the test double of the engine's backend
+# (tests/fake-backend.c), as an archive: a test links what it uses
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/fake-backend.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -143,6 +146,7 @@ $(LIBHSHARE): $(HSHARE_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
 $(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
+$(LIBTEST): $(TEST_HELPER_HOBJ)
 $(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
@@ -152,17 +156,17 @@ $(BUILD)/host/empty.o:
 	@mkdir -p $(dir $@)
 	@echo '' | $(CC) -x c -c - -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl

@@ -441,12 +441,12 @@ static void q_vm_free(struct vm *vm)
 	vm->be = NULL;
 }
 
-const char *engine_mem_dir(const struct engine *eng)
+static const char *q_mem_dir(const struct engine *eng)
 {
 	return QE((struct engine *)eng)->hot_dir;
 }
 
-int vm_pid(const struct vm *vm)
+static int q_pid(const struct vm *vm)
 {
 	const struct qvm *q = vm->be;
 	return q ? (int)q->pid : 0;
@@ -501,4 +501,6 @@ const struct engine_backend engine_qemu = {
 	.start = q_start,
 	.destroy = q_destroy,
 	.vm_free = q_vm_free,
+	.pid = q_pid,
+	.mem_dir = q_mem_dir,
 };

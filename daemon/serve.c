@@ -183,6 +183,7 @@ int cmd_serve(int argc, char **argv)
 	if (loop_init() < 0 || fileops_init(&e) < 0)
 		return fail("event loop", &e);
 	struct engine_config ec = {
+		.backend_name = S.cfg.engine,
 		.data_dir = S.cfg.data_dir,
 		.images_dir = S.cfg.images_dir,
 		.accel = S.cfg.accel,
