@@ -138,21 +138,29 @@ static void boot_qmp_ready(struct qvm *q)
 		       boot_agent_ready);
 }
 
-static void boot_disk_ready(int rc, const struct err *e, void *arg)
+bool q_disk_copied(struct vm *vm, int rc, const struct err *e)
 {
-	struct vm *vm = arg;
-	struct qvm *q = QV(vm);
-	struct err se = ERR_INIT;
 	if (vm->op != OP_CREATE)
-		return; /* destroyed meanwhile */
+		return false; /* destroyed meanwhile */
+	STEP(QV(vm), "disk copied");
 	if (rc < 0) {
-		step_fail(q, -rc, "%s", err_str(e));
-		return;
+		step_fail(QV(vm), -rc, "%s", err_str(e));
+		return false;
 	}
 	meta_write(vm);
 	char *disk = qvm_path(vm, "disk.ext4");
 	qemu_chown(vm, disk, -1);
 	free(disk);
+	return true;
+}
+
+static void boot_disk_ready(int rc, const struct err *e, void *arg)
+{
+	struct vm *vm = arg;
+	struct qvm *q = QV(vm);
+	struct err se = ERR_INIT;
+	if (!q_disk_copied(vm, rc, e))
+		return;
 	if (qemu_spawn(q, false, &se) < 0) {
 		step_fail(q, se.code, "%s", err_str(&se));
 		return;
@@ -190,6 +198,18 @@ void q_boot(struct vm *vm)
 	free(src);
 	free(dst);
 	buf_release(&name);
+}
+
+struct qvm *q_hidden_create(struct engine *eng, const struct vm_spec *spec, enum qvm_role role,
+			    const char *accel, vm_done_fn done, void *arg)
+{
+	struct vm *vm = vm_new(eng, spec->id, spec, VM_CREATING, true);
+	vm->op = OP_CREATE;
+	vm->done = done;
+	vm->done_arg = arg;
+	struct qvm *q = qvm_new(vm, accel);
+	q->role = role;
+	return q;
 }
 
 static void q_create(struct vm *vm)

@@ -47,16 +47,12 @@ static void probe_destroyed(struct vm *vm UNUSED, int rc UNUSED, const struct er
 static bool probe_kvm(struct engine *eng)
 {
 	struct vm_spec spec = { .id = ".accel-probe", .image = "tiny", .cpus = 1, .memory_mb = 256 };
-	struct vm *vm = vm_new(eng, spec.id, &spec, VM_CREATING, true);
 	struct probe_ctx c = { 0 };
+	struct qvm *q = q_hidden_create(eng, &spec, QVM_PROBE, "kvm", probe_done, &c);
+	struct vm *vm = q->vm;
 	struct err e = ERR_INIT;
 	fileop_remove_tree_now(vm->dir, NULL);
-	vm->op = OP_CREATE;
-	vm->done = probe_done;
-	vm->done_arg = &c;
-	struct qvm *q = qvm_new(vm, "kvm");
 	q_random_hex(q->token, 32);
-	q->role = QVM_PROBE;
 	if (q_prepare_dir(vm, &e) < 0) {
 		vm_forget(vm);
 		return false;

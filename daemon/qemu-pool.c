@@ -59,15 +59,11 @@ static void pool_build(struct tmpl *t)
 	snprintf(id, sizeof(id), "pool-%u-%u", (unsigned)getpid(), ++seq);
 	struct vm_spec spec = { .id = id, .image = t->image, .cpus = t->cpus,
 				.memory_mb = t->memory_mb, .hostname = "bhatti" };
-	struct vm *p = vm_new(eng, id, &spec, VM_CREATING, true);
+	struct qvm *q = q_hidden_create(eng, &spec, QVM_POOL_CLONE, QE(eng)->accel, pool_built, t);
+	struct vm *p = q->vm;
+	struct err e = ERR_INIT;
 	free(p->dir);
 	p->dir = qeng_path(eng, "pool", id);
-	p->op = OP_CREATE;
-	p->done = pool_built;
-	p->done_arg = t;
-	struct qvm *q = qvm_new(p, QE(eng)->accel);
-	struct err e = ERR_INIT;
-	q->role = QVM_POOL_CLONE;
 	q->t0_ns = now_ns();
 	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
 	t->building++;

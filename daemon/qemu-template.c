@@ -215,17 +215,13 @@ static void tmpl_build(struct engine *eng, struct tmpl *t, const struct vm_spec 
 	buf_addf(&id, ".build-%s", t->key);
 	struct vm_spec spec = { .id = id.data, .image = like->image, .cpus = like->cpus,
 				.memory_mb = like->memory_mb, .hostname = "bhatti" };
-	struct vm *b = vm_new(eng, id.data, &spec, VM_CREATING, true);
+	struct qvm *q = q_hidden_create(eng, &spec, QVM_TEMPLATE_BUILD, QE(eng)->accel, tmpl_booted, t);
+	struct vm *b = q->vm;
+	struct err e = ERR_INIT;
 	buf_release(&id);
 	log_info("building template '%s' (one cold boot)", t->key);
 	t->state = TMPL_BUILDING;
 	fileop_remove_tree_now(b->dir, NULL); /* a leftover from a crash */
-	b->op = OP_CREATE;
-	b->done = tmpl_booted;
-	b->done_arg = t;
-	struct qvm *q = qvm_new(b, QE(eng)->accel);
-	struct err e = ERR_INIT;
-	q->role = QVM_TEMPLATE_BUILD;
 	q_random_hex(q->token, 32);
 	if (q_prepare_dir(b, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
@@ -291,17 +287,8 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 {
 	struct vm *vm = arg;
 	struct qvm *q = QV(vm);
-	if (vm->op != OP_CREATE)
+	if (!q_disk_copied(vm, rc, e))
 		return;
-	STEP(q, "disk copied");
-	if (rc < 0) {
-		step_fail(q, -rc, "%s", err_str(e));
-		return;
-	}
-	meta_write(vm);
-	char *disk = qvm_path(vm, "disk.ext4");
-	qemu_chown(vm, disk, -1);
-	free(disk);
 	struct buf state = BUF_INIT, base = BUF_INIT;
 	buf_addf(&state, "%s/state", q->source->dir);
 	buf_addf(&base, "%s/mem", q->source->dir);

@@ -156,6 +156,14 @@ void q_create_done(struct qvm *q);
 int q_prepare_dir(struct vm *vm, struct err *e);
 /* Cold boot: copy the image, spawn, HELLO, then what the VM is for. */
 void q_boot(struct vm *vm);
+/* A create's disk copy is done (rc): false when the create is over (it
+ * failed, or a destroy came); else vm.json records the VM and the disk
+ * is given to the user QEMU runs as. */
+bool q_disk_copied(struct vm *vm, int rc, const struct err *e);
+/* A VM the backend makes for itself (not registered, no vm.json), begun
+ * as a create whose end goes to done. */
+struct qvm *q_hidden_create(struct engine *eng, const struct vm_spec *spec, enum qvm_role role,
+			    const char *accel, vm_done_fn done, void *arg);
 void q_destroy(struct vm *vm);
 /* Free a qvm that owns no runtime (a create's, replaced by a pool clone's). */
 void q_vm_free_state(struct qvm *q);
