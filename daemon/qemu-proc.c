@@ -390,8 +390,9 @@ void qemu_qmp_connect(struct qvm *q, qstep_fn next)
 	qmp_connect_try(q);
 }
 
-/* A QMP command whose failure fails the step; on success `next`. The
- * reply may come after the VM moved on (destroy): `gen` tells. */
+/* A QMP command whose failure fails the step; on success `next`. A step
+ * that moves on (a destroy) closes QMP first: the replies still pending
+ * then fail with -ECONNABORTED, which qcall_reply ignores. */
 struct qcall {
 	struct qvm *q;
 	qstep_fn next;
