@@ -19,6 +19,7 @@ struct engine_backend {
 	const char *name;
 	int (*init)(struct engine *eng, struct err *e);  /* accelerator, dirs */
 	int (*adopt)(struct engine *eng, struct err *e); /* find existing VMs */
+	void (*settle)(struct engine *eng);              /* NULL: nothing to wait for */
 	void (*fini)(struct engine *eng);                /* VMs keep running */
 	/* Can this spec be created at all (image exists, ...)? */
 	int (*check)(struct engine *eng, const struct vm_spec *spec, struct err *e);

@@ -513,6 +513,7 @@ const struct engine_backend engine_qemu = {
 	.init = q_init,
 	.check = q_check,
 	.adopt = q_adopt,
+	.settle = q_settle,
 	.fini = q_fini,
 	.create = q_create,
 	.pause = q_pause,

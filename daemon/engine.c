@@ -449,6 +449,12 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	return 0;
 }
 
+void engine_settle(struct engine *eng)
+{
+	if (eng->be->settle)
+		eng->be->settle(eng);
+}
+
 void engine_free(struct engine *eng)
 {
 	if (!eng)

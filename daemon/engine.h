@@ -96,6 +96,12 @@ typedef void (*vm_event_fn)(struct vm *vm, enum vm_state state, const struct err
 int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	       struct engine **ret, struct err *e);
 void engine_free(struct engine *eng);
+/* Stop the engine's background work (pool refills, memory spares) and let
+ * what is half made finish, running the event loop (at most a minute):
+ * for a caller whose loop goes away before engine_free() (the daemon: its
+ * HTTP layer closes the loop's fd). engine_free() does it too, when it
+ * has not been done. VMs keep running. */
+void engine_settle(struct engine *eng);
 const char *engine_accel(const struct engine *eng);  /* "kvm" or "tcg" */
 /* Where running guests' memory lives (on tmpfs); NULL if the backend has
  * no such place. */

@@ -209,13 +209,14 @@ int q_init(struct engine *eng, struct err *e)
 	return 0;
 }
 
-void q_fini(struct engine *eng)
+/* No more pool refills or spares; let templates and pool clones being
+ * built, and spares being copied, finish (a second or two; their file jobs
+ * are in flight), so nothing is left half-made. Runs the event loop. */
+void q_settle(struct engine *eng)
 {
 	struct qeng *qe = QE(eng);
 	if (!qe)
 		return;
-	/* let templates and pool clones being built finish (a second or two;
-	 * their file jobs are in flight), so nothing is left half-made */
 	qe->closing = true;
 	uint64_t until = now_ms() + 60000;
 	for (;;) {
@@ -230,6 +231,14 @@ void q_fini(struct engine *eng)
 		loop_run_once(50);
 	}
 	loop_run_once(0); /* deferred frees of what just finished */
+}
+
+void q_fini(struct engine *eng)
+{
+	struct qeng *qe = QE(eng);
+	if (!qe)
+		return;
+	q_settle(eng); /* (done already when the caller settled the engine) */
 	while (qe->tmpls) {
 		struct tmpl *t = qe->tmpls;
 		qe->tmpls = t->next;

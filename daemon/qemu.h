@@ -279,6 +279,7 @@ void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what)
 /* ---- qemu-init.c ---- */
 
 int q_init(struct engine *eng, struct err *e);
+void q_settle(struct engine *eng);
 void q_fini(struct engine *eng);
 
 #endif

@@ -214,6 +214,10 @@ int cmd_serve(int argc, char **argv)
 	log_info("listening on http://%s:%d (accelerator %s, data in %s)",
 		 host && host[0] ? host : "*", port, engine_accel(S.eng), S.cfg.data_dir);
 	rc = http_run();
+	/* while the loop still runs: http_free() closes its fd (adopted by
+	 * libwebsockets), and a spare or template being made would otherwise
+	 * hold engine_free() for its whole minute, then be left half made */
+	engine_settle(S.eng);
 	http_free();
 	watch_close(&sig_watch);
 	engine_free(S.eng);
