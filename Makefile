@@ -19,11 +19,15 @@ SAN      ?=
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP
 
-# Include paths by directory: what a layer may see. client/ sees shared/
-# only; cli/ sees shared/ and client/ (the daemon only through
-# "../daemon/local.h"). Everything else (daemon/, agent/, shared/, tests,
-# benchmarks) INC.
+# Include paths by directory: what a layer may see (docs/architecture.md,
+# "Layers"). shared/ sees itself only; agent/, daemon/ and client/ see
+# shared/ and themselves; cli/ sees shared/ and client/ (the daemon only
+# through "../daemon/local.h"). Tests and benchmarks see everything (INC).
+# tests/check-layers.sh checks the same rules on the sources.
 INC        := -Ishared -Idaemon
+INC_shared := -Ishared
+INC_agent  := -Ishared -Iagent
+INC_daemon := -Ishared -Idaemon
 INC_client := -Ishared -Iclient
 INC_cli    := -Ishared -Iclient -Icli
 inc_of      = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC))
@@ -107,7 +111,7 @@ $(BUILD)/host/%.o: %.c
 $(BUILD)/musl/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC musl $<"
-	@$(AGENT_CC) $(CFLAGS) $(INC) -c $< -o $@
+	@$(AGENT_CC) $(CFLAGS) $(call inc_of,$<) -c $< -o $@
 
 $(BUILD)/bhatti: $(CLI_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@echo "  LD      $@"
@@ -185,16 +189,16 @@ $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-unit: all $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN)
 
 # Everything in `make test`, plus what needs the Debian `minimal` image
 # (debootstrap: a minute or more the first time).
 test-long: deps
 	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "engine.h"
 #include "log.h"
 #include "loop.h"
 #include "sandbox.h"
@@ -75,6 +76,21 @@ void sbx_touch(struct sbx *sb)
 }
 
 /* ---- states ---------------------------------------------------------------- */
+
+const char *sbx_origin(const struct sbx *sb)
+{
+	return sb->vm ? vm_origin(sb->vm) : "";
+}
+
+const char *sbx_error(const struct sbx *sb)
+{
+	return sb->vm ? vm_error(sb->vm) : "the VM is gone";
+}
+
+const char *server_accel(const struct server *srv)
+{
+	return engine_accel(srv->eng);
+}
 
 const char *sbx_state(const struct sbx *sb)
 {
@@ -405,6 +421,15 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
+void sbx_new_id(char out[VALID_SANDBOX_ID_LEN + 1])
+{
+	unsigned char r[VALID_SANDBOX_ID_LEN / 2];
+	if (sodium_init() < 0)
+		abort(); /* no usable random source: nothing can be created safely */
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(out, VALID_SANDBOX_ID_LEN + 1, r, sizeof(r));
+}
+
 static int count_for(struct server *srv, int64_t user_id)
 {
 	int n = 0;
@@ -459,7 +484,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 
 	char id[VALID_SANDBOX_ID_LEN + 1];
 	do
-		sandbox_id_new(id);
+		sbx_new_id(id);
 	while (engine_find(srv->eng, id));
 	struct buf nb = BUF_INIT;
 	if (req->name)

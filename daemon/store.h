@@ -32,7 +32,7 @@
 
 #include "buf.h"
 #include "err.h"
-#include "names.h"
+#include "valid.h"
 
 #define STORE_SCHEMA_VERSION 1    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"

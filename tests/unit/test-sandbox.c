@@ -636,7 +636,7 @@ static void test_init_reconciles(void **state UNUSED)
 	struct err e = ERR_INIT;
 	char id[8][VALID_SANDBOX_ID_LEN + 1];
 	for (int i = 0; i < 8; i++)
-		sandbox_id_new(id[i]);
+		sbx_new_id(id[i]);
 	/* the daemon stops; this is what it left */
 	engine_free(FX->srv.eng);
 	sbx_release_all(&FX->srv);
