@@ -136,10 +136,29 @@ static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg);
 
 /* An engine operation ended: the op's waiters get its result, wake
  * waiters look again. */
+/* The user's "stopped" is recorded before the VM stops (a crash in the
+ * middle must not leave it to be woken); a stop that did not happen takes
+ * it back. */
+static void unstop(struct sbx *sb)
+{
+	struct err e = ERR_INIT;
+	if (!sb->row.stopped || (sb->vm && vm_state(sb->vm) == VM_STOPPED))
+		return;
+	if (store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, &e) < 0)
+		log_warn("sandbox '%s': %s", sb->row.id, err_str(&e));
+	else
+		sb->row.stopped = false;
+}
+
 static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
 	sb->busy = false;
+	if (sb->stopping) {
+		sb->stopping = false;
+		if (rc < 0)
+			unstop(sb);
+	}
 	struct sbx_waiter *list = sb->waiters;
 	sb->waiters = NULL;
 	while (list) {
@@ -240,24 +259,40 @@ static int run_op(struct sbx *sb, int (*op)(struct vm *, vm_done_fn, void *, str
 	return 0;
 }
 
-int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
+/* Can the user's stop or start begin? Checked before the user's wish is
+ * recorded: a refused one must not change it. */
+static int check_op(struct sbx *sb, struct err *e)
 {
 	if (sb->vm && vm_state(sb->vm) == VM_FAILED)
 		return err_set(e, ENOTCONN, "sandbox '%s' failed: %s; destroy it", sb->row.name,
 			       vm_error(sb->vm));
-	int rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, e);
+	if (sb->busy)
+		return err_set(e, EBUSY, "sandbox '%s' is busy (%s); try again", sb->row.name,
+			       sbx_state(sb));
+	return 0;
+}
+
+int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
+{
+	int rc = check_op(sb, e);
+	if (rc == 0)
+		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, e);
 	if (rc < 0)
 		return rc;
 	sb->row.stopped = true;
-	return run_op(sb, vm_stop, done, arg, e);
+	rc = run_op(sb, vm_stop, done, arg, e);
+	if (rc < 0)
+		unstop(sb);
+	else
+		sb->stopping = true;
+	return rc;
 }
 
 int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
-	if (sb->vm && vm_state(sb->vm) == VM_FAILED)
-		return err_set(e, ENOTCONN, "sandbox '%s' failed: %s; destroy it", sb->row.name,
-			       vm_error(sb->vm));
-	int rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
+	int rc = check_op(sb, e);
+	if (rc == 0)
+		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
 	if (rc < 0)
 		return rc;
 	sb->row.stopped = false;

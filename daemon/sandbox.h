@@ -37,7 +37,8 @@ struct sbx {
 	struct server *srv;
 	struct sandbox_row row;
 	struct vm *vm;            /* NULL when the VM is gone (lost) */
-	bool busy;                /* an engine operation is running */
+	bool busy;                /* an engine operation is running ... */
+	bool stopping;            /* ... and it is the user's stop */
 	bool destroying;
 	struct sbx_waiter *waiters;
 	uint64_t last_used_ms;    /* for the thermal manager */
