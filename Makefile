@@ -26,6 +26,7 @@ CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"
 INC        := -Ishared -Idaemon
 INC_client := -Ishared -Iclient
 INC_cli    := -Ishared -Iclient -Icli
+INC_tests  := -Ishared -Idaemon -Iclient
 inc_of      = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC))
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -80,13 +81,16 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/test-*.c))
 LONG_SRC  := $(sort $(wildcard tests/integration/long-*.c))
 LONG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(LONG_SRC))
+# tests/integration/soak-*.c run only in `make soak` (long: see below)
+SOAK_SRC  := $(sort $(wildcard tests/integration/soak-*.c))
+SOAK_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(SOAK_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c)
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long asan fuzz fuzz-run bench clean images images-minimal
+.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-run bench clean images images-minimal
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
@@ -174,10 +178,10 @@ $(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
 
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
@@ -191,6 +195,19 @@ test-unit: all $(UNIT_BIN)
 test-long: deps
 	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+
+# The proof of issue 10, long (about 40 minutes here): SOAK_CYCLES sandbox
+# life cycles with leak checks, fault injection (kill -9 of the daemon and
+# of QEMU, ENOSPC during a stop; SOAK_TRIALS, SOAK_SEED), and bench/load
+# (LOAD_SECONDS of 50 clients on 10 sandboxes). Figures in docs/security.md.
+soak: deps
+	@$(MAKE) --no-print-directory all images $(SOAK_BIN) $(BUILD)/bench/load
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) TEST_TIMEOUT=$${TEST_TIMEOUT:-5400} \
+		sh tests/run.sh $(SOAK_BIN); rc=$$?; \
+		grep -h '^#' $(patsubst $(BUILD)/tests/%,$(BUILD)/test-logs/%.log,$(SOAK_BIN)); \
+		[ $$rc -eq 0 ] || exit $$rc
+	@echo "== $(BUILD)/bench/load"
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) $(BUILD)/bench/load
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test

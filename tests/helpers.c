@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "client.h"
 #include "helpers.h"
 #include "util.h"
 
@@ -501,6 +502,15 @@ int sandbox_qemu_pid(const char *data_dir, const char *id)
 	return pid > 0 ? pid : 0;
 }
 
+char *daemon_mem_dir(const struct daemon_proc *d)
+{
+	uint8_t h[8];
+	char hex[17];
+	crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	return pathf("/dev/shm/bhatti-%s", hex);
+}
+
 int daemon_stop(struct daemon_proc *d, bool remove)
 {
 	int rc = 0;
@@ -532,11 +542,7 @@ int daemon_stop(struct daemon_proc *d, bool remove)
 		if (!getenv("KEEP_TEST_DIRS"))
 			test_rmtree(d->dir);
 		/* the running guests' memory on tmpfs (engine_mem_dir) */
-		uint8_t h[8];
-		char hex[17];
-		crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		char *shm = pathf("/dev/shm/bhatti-%s", hex);
+		char *shm = daemon_mem_dir(d);
 		char *rm[] = { "rm", "-rf", "--", shm, NULL };
 		test_run(rm, NULL, NULL, 0, NULL, NULL, 5000);
 		free(shm);
@@ -655,6 +661,31 @@ int http_call(struct daemon_proc *d, const char *method, const char *path, const
 	buf_release(&o);
 	free(url);
 	free(auth);
+	return status;
+}
+
+int api_call(struct daemon_proc *d, const char *token, const char *method, const char *path,
+	     const void *body, size_t len, struct buf *out)
+{
+	struct client_settings s = { .url = d->url, .token = (char *)(token ? token : "") };
+	struct client *c = client_new(&s);
+	struct client_req rq = CLIENT_REQ_INIT;
+	rq.method = method;
+	rq.path = path;
+	rq.body = body;
+	rq.len = len;
+	struct client_resp resp;
+	struct err e = ERR_INIT;
+	int status = -1;
+	if (client_call(c, &rq, &resp, &e) == 0) {
+		status = resp.status;
+		if (out)
+			buf_add(out, resp.body.data, resp.body.len);
+		client_resp_release(&resp);
+	} else if (out) {
+		buf_addf(out, "%s", err_str(&e));
+	}
+	client_free(c);
 	return status;
 }
 

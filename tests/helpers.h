@@ -112,6 +112,14 @@ int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data
  * method, path, token (NULL = no header), json body (NULL = none). */
 int http_call(struct daemon_proc *d, const char *method, const char *path, const char *token,
 	      const char *body, struct buf *out);
+/* The same in this process (the client library: no curl process, so a
+ * loop of thousands of calls measures the daemon, not process start-up):
+ * the status, or -1 when no answer came (then out gets the error). body
+ * may be NULL. out (may be NULL) gets the body appended. */
+int api_call(struct daemon_proc *d, const char *token, const char *method, const char *path,
+	     const void *body, size_t len, struct buf *out);
+/* The engine's memory directory (tmpfs) for d's data dir; caller frees. */
+char *daemon_mem_dir(const struct daemon_proc *d);
 /* How many qemu-system processes have dir in their command line. */
 int count_qemu_under(const char *dir);
 /* /proc/<pid>/cmdline with spaces between the arguments (caller frees), or
