@@ -424,10 +424,16 @@ int daemon_start(struct daemon_proc *d, const char *extra_config)
 
 int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config)
 {
+	return daemon_start_at(d, host, NULL, extra_config);
+}
+
+int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_dir,
+		    const char *extra_config)
+{
 	memset(d, 0, sizeof(*d));
 	d->dir = test_tmpdir("daemon");
 	chmod(d->dir, 0711);
-	d->data = pathf("%s/data", d->dir);
+	d->data = data_dir ? pathf("%s", data_dir) : pathf("%s/data", d->dir);
 	d->config = pathf("%s/config.yaml", d->dir);
 	d->home = pathf("%s/home", d->dir);
 	d->log = pathf("%s/serve.log", d->dir);

@@ -92,6 +92,10 @@ int daemon_start(struct daemon_proc *d, const char *extra_config);
 /* The same listening on host ("127.0.0.1", "[::1]", "" for every
  * interface); d->url names the host (127.0.0.1 for every interface). */
 int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config);
+/* The same with the data dir elsewhere (NULL: in the temp dir), e.g. on a
+ * small filesystem; daemon_stop(d, true) removes only the temp dir. */
+int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_dir,
+		    const char *extra_config);
 /* Start again on the same dir and port (after a stop or a kill). */
 int daemon_restart(struct daemon_proc *d);
 /* SIGKILL (crash) without cleanup of the dir. */
