@@ -74,6 +74,7 @@ LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
 LIBCLIENT := $(BUILD)/host/libclient.a
 LIBCLI    := $(BUILD)/host/libcli.a
+LIBTEST   := $(BUILD)/host/libtest.a
 TEST_LIBS_A := $(LIBCLI) $(LIBCLIENT) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
@@ -86,7 +87,10 @@ SOAK_SRC  := $(sort $(wildcard tests/integration/soak-*.c))
 SOAK_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(SOAK_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c)
+# tests/helpers.c, the leak audit of the long runs (tests/audit.c) and the
+# test double of the engine's backend (tests/fake-backend.c), as an
+# archive: a test links what it uses
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -159,6 +163,7 @@ $(LIBCLIENT): $(CLIENT_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
 $(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
+$(LIBTEST): $(TEST_HELPER_HOBJ)
 $(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
@@ -168,17 +173,17 @@ $(BUILD)/host/empty.o:
 	@mkdir -p $(dir $@)
 	@echo '' | $(CC) -x c -c - -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
