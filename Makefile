@@ -6,7 +6,8 @@
 #   make test       deps + build + every unit and integration test
 #   make asan       the same under AddressSanitizer/UBSan (build/asan/)
 #   make fuzz       libFuzzer target for the protocol decoder (clang)
-#   make bench      benchmarks under bench/
+#   make bench      benchmarks under bench/ (bench/load only in make soak)
+#   make soak       the long proof (~40 min): soak, fault and load tests
 #
 # Objects go to $(BUILD)/host (glibc) and $(BUILD)/musl (static agent).
 
@@ -236,7 +237,7 @@ fuzz: deps $(BUILD)/fuzz/fuzz-proto $(BUILD)/fuzz/gen-seeds
 		-print_final_stats=1 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
 
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(filter-out %/load,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build

@@ -181,7 +181,9 @@ static void test_cycles(void **state UNUSED)
 	int pooled = 0, cloned = 0, stops = 0, kept = 0, checkpoints = 0;
 	long warm_rss = 0, max_rss = 0;
 	uint64_t t0 = now_ms();
-	printf("# soak: %ld cycles, checkpoint every %ld\n", cycles, every);
+	printf("# soak: %ld cycles, checkpoint every %ld; RSS must stay flat after the first "
+	       "checkpoint (trend over the rest < 2 MiB, no checkpoint > 4 MiB above it), fds equal at "
+	       "every checkpoint\n", cycles, every);
 	printf("# %6s %8s %8s %6s %6s %10s %s\n", "cycle", "rss_kB", "fds", "qemu", "shm", "shm_bytes",
 	       "s");
 	for (long i = 1; i <= cycles; i++) {
@@ -248,7 +250,7 @@ static void test_cycles(void **state UNUSED)
 				buf_adds(&first.fd_kinds, a.fd_kinds.data);
 				warm_rss = a.rss_kb;
 			}
-			printf("  %6ld %8ld %8d %6d %6d %10lld %.0f   (fds: %s)\n", i, a.rss_kb, a.fds,
+			printf("# %6ld %8ld %8d %6d %6d %10lld %.0f   (fds: %s)\n", i, a.rss_kb, a.fds,
 			       a.qemu, a.shm_files, a.shm_bytes, (double)(now_ms() - t0) / 1000,
 			       a.fd_kinds.data);
 			fflush(stdout);
