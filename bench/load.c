@@ -61,10 +61,7 @@ static uint64_t RNG;
 
 static uint64_t rng(void)
 {
-	uint64_t z = (RNG += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return test_rng(&RNG);
 }
 
 static void lat_add(enum kind k, double ms)
@@ -162,6 +159,19 @@ static bool status_ok(struct lclient *c, struct async_req *r, const struct err *
 	return true;
 }
 
+/* Start c's request: method on c->path, body (may be NULL), done. */
+static void send_req(struct lclient *c, const char *method, const struct buf *body,
+		     const struct async_req_cb *cb)
+{
+	struct client_req rq = CLIENT_REQ_INIT;
+	rq.method = method;
+	rq.path = c->path.data;
+	rq.body = body ? body->data : NULL;
+	rq.len = body ? body->len : 0;
+	c->t0 = now_ns();
+	c->req = async_request(CLIENT, &rq, cb, c);
+}
+
 static void exec_done(struct async_req *r, const struct err *e, void *arg)
 {
 	struct lclient *c = arg;
@@ -206,14 +216,8 @@ static void start_exec(struct lclient *c)
 	}
 	buf_reset(&c->path);
 	buf_addf(&c->path, "/sandboxes/%s/exec", c->sandbox);
-	struct client_req rq = CLIENT_REQ_INIT;
-	rq.method = "POST";
-	rq.path = c->path.data;
-	rq.body = c->body.data;
-	rq.len = c->body.len;
 	static const struct async_req_cb cb = { .done = exec_done };
-	c->t0 = now_ns();
-	c->req = async_request(CLIENT, &rq, &cb, c);
+	send_req(c, "POST", &c->body, &cb);
 }
 
 static void get_done(struct async_req *r, const struct err *e, void *arg)
@@ -246,12 +250,8 @@ static void put_done(struct async_req *r, const struct err *e, void *arg)
 		problem(&WRONG, "client %d: PUT of %zu bytes answered %.200s", c->n, c->expect.len, b->data);
 	cJSON_Delete(j);
 	c->kind = K_GET;
-	struct client_req rq = CLIENT_REQ_INIT;
-	rq.method = "GET";
-	rq.path = c->path.data;
 	static const struct async_req_cb cb = { .done = get_done };
-	c->t0 = now_ns();
-	c->req = async_request(CLIENT, &rq, &cb, c);
+	send_req(c, "GET", NULL, &cb);
 }
 
 static void start_file(struct lclient *c)
@@ -264,14 +264,8 @@ static void start_file(struct lclient *c)
 	buf_setlen(&c->expect, n);
 	buf_reset(&c->path);
 	buf_addf(&c->path, "/sandboxes/%s/files?path=/tmp/load-%d", c->sandbox, c->n);
-	struct client_req rq = CLIENT_REQ_INIT;
-	rq.method = "PUT";
-	rq.path = c->path.data;
-	rq.body = c->expect.data;
-	rq.len = c->expect.len;
 	static const struct async_req_cb cb = { .done = put_done };
-	c->t0 = now_ns();
-	c->req = async_request(CLIENT, &rq, &cb, c);
+	send_req(c, "PUT", &c->expect, &cb);
 }
 
 /* ---- shells ---- */
@@ -382,12 +376,6 @@ static void wake_fired(struct timer *t)
 }
 
 /* ---- main ---- */
-
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-	return v && v[0] ? strtol(v, NULL, 10) : def;
-}
 
 static void die(const char *what)
 {

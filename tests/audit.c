@@ -109,26 +109,18 @@ struct qemu {
 
 static void find_qemus(const char *data, struct qemu **ret, size_t *ret_n)
 {
-	struct qemu *v = NULL;
-	size_t n = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int pid = (int)strtol(de->d_name, NULL, 10);
-		char *cmd = proc_cmdline(pid);
-		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, data) && pid_alive(pid)) {
-			v = xrealloc(v, (n + 1) * sizeof(*v));
-			v[n++] = (struct qemu){ .pid = pid, .cmd = cmd };
-			cmd = NULL;
-		}
-		free(cmd);
-	}
-	if (d)
-		closedir(d);
+	int pids[512];
+	int n = qemu_pids(data, pids, 512);
+	if (n > 512)
+		n = 512;
+	struct qemu *v = xcalloc((size_t)n + 1, sizeof(*v));
+	for (int i = 0; i < n; i++)
+		v[i] = (struct qemu){ .pid = pids[i], .cmd = proc_cmdline(pids[i]) };
+	for (int i = 0; i < n; i++)
+		if (!v[i].cmd)
+			v[i].cmd = xstrdup("");   /* gone since */
 	*ret = v;
-	*ret_n = n;
+	*ret_n = (size_t)n;
 }
 
 static struct qemu *qemu_by_pid(struct qemu *v, size_t n, int pid)

@@ -477,7 +477,7 @@ char *proc_cmdline(int pid)
 	return cmd;
 }
 
-int count_qemu_under(const char *dir)
+int qemu_pids(const char *needle, int *pids, int max)
 {
 	int n = 0;
 	DIR *pd = opendir("/proc");
@@ -485,14 +485,37 @@ int count_qemu_under(const char *dir)
 	while (pd && (de = readdir(pd))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		char *cmd = proc_cmdline((int)strtol(de->d_name, NULL, 10));
-		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, dir))
+		int pid = (int)strtol(de->d_name, NULL, 10);
+		char *cmd = proc_cmdline(pid);
+		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, needle) && pid_alive(pid)) {
+			if (n < max)
+				pids[n] = pid;
 			n++;
+		}
 		free(cmd);
 	}
 	if (pd)
 		closedir(pd);
 	return n;
+}
+
+int count_qemu_under(const char *dir)
+{
+	return qemu_pids(dir, NULL, 0);
+}
+
+long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? strtol(v, NULL, 0) : def;
+}
+
+uint64_t test_rng(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 int sandbox_qemu_pid(const char *data_dir, const char *id)

@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent-client.h"
@@ -126,6 +127,12 @@ int api_call(struct daemon_proc *d, const char *token, const char *method, const
 char *daemon_mem_dir(const struct daemon_proc *d);
 /* How many qemu-system processes have dir in their command line. */
 int count_qemu_under(const char *dir);
+/* The same, and the first max of their pids into pids. */
+int qemu_pids(const char *needle, int *pids, int max);
+/* An environment variable as a number (strtol base 0), or def. */
+long env_long(const char *name, long def);
+/* splitmix64: seeded chance that the same seed repeats. */
+uint64_t test_rng(uint64_t *state);
 /* /proc/<pid>/cmdline with spaces between the arguments (caller frees), or
  * NULL. */
 char *proc_cmdline(int pid);

@@ -48,12 +48,6 @@ static int stop_daemon(void **state UNUSED)
 	return 0;
 }
 
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-	return v && v[0] ? strtol(v, NULL, 10) : def;
-}
-
 /* One API call that must answer `want`; the body in out (reset first). */
 static void call(const char *method, const char *path, const char *body, int want, struct buf *out)
 {

@@ -63,20 +63,10 @@ static int stop_daemon(void **state UNUSED)
 	return 0;
 }
 
-static long env_long(const char *name, long def)
-{
-	const char *v = getenv(name);
-	return v && v[0] ? strtol(v, NULL, 0) : def;
-}
-
-/* splitmix64: the trials' only source of chance */
 static uint64_t rng_state;
 static uint64_t rng(void)
 {
-	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
+	return test_rng(&rng_state);
 }
 
 static int call(const char *method, const char *path, const char *body, struct buf *out)
@@ -212,20 +202,8 @@ static int qemu_target(const char *id, int pool_pid)
 	}
 	char needle[512];
 	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
-	DIR *pd = opendir("/proc");
-	struct dirent *de;
 	int found = 0;
-	while (pd && !found && (de = readdir(pd))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int pid = (int)strtol(de->d_name, NULL, 10);
-		char *cmd = proc_cmdline(pid);
-		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, needle) && pid_alive(pid))
-			found = pid;
-		free(cmd);
-	}
-	if (pd)
-		closedir(pd);
+	qemu_pids(needle, &found, 1);
 	if (!found && pool_pid > 0 && pid_alive(pool_pid))
 		found = pool_pid;
 	return found;
@@ -235,21 +213,9 @@ static int qemu_target(const char *id, int pool_pid)
 static int pool_qemu(void)
 {
 	char needle[512];
-	snprintf(needle, sizeof(needle), "%s/pool/", d.data);
-	DIR *pd = opendir("/proc");
-	struct dirent *de;
 	int found = 0;
-	while (pd && !found && (de = readdir(pd))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		int pid = (int)strtol(de->d_name, NULL, 10);
-		char *cmd = proc_cmdline(pid);
-		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, needle) && pid_alive(pid))
-			found = pid;
-		free(cmd);
-	}
-	if (pd)
-		closedir(pd);
+	snprintf(needle, sizeof(needle), "%s/pool/", d.data);
+	qemu_pids(needle, &found, 1);
 	return found;
 }
 
