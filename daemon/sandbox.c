@@ -4,9 +4,10 @@
  *
  * Sits between the API handlers and the store + engine + secrets key.
  * Crash safety: a row is written before its VM is created and removed
- * after its VM is destroyed; at start-up sbx_init() reconciles the two
- * (a VM without a row is destroyed, a row without a VM directory is a
- * create that never finished and is dropped).
+ * after its VM is destroyed, and marked (destroying) before the destroy
+ * begins; at start-up sbx_init() reconciles the two (a VM without a row
+ * is destroyed, a row without a VM directory is a create that never
+ * finished and is dropped, a marked row's destroy is finished).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -318,6 +319,18 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 
 /* ---- destroy ------------------------------------------------------------------- */
 
+/* The store's record that a destroy began (so that a crash in its middle
+ * does not leave half a sandbox: the next daemon finishes it). Best
+ * effort: a destroy goes on without it (a full disk must not keep a
+ * sandbox alive). */
+static void mark_destroying(struct sbx *sb, bool on)
+{
+	struct err se = ERR_INIT;
+	if (store_sandbox_set_destroying(sb->srv->store, sb->row.id, on, &se) < 0)
+		log_warn("sandbox '%s': %s", sb->row.id, err_str(&se));
+	sb->row.destroying = on;
+}
+
 static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
@@ -325,6 +338,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 	if (rc < 0) {
 		log_warn("sandbox '%s': destroy: %s", sb->row.id, err_str(e));
 		sb->destroying = false;
+		mark_destroying(sb, false);
 	} else {
 		sb->vm = NULL;
 		rc = store_sandbox_delete(sb->srv->store, sb->row.id, &se);
@@ -361,9 +375,12 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 		destroyed(NULL, 0, NULL, sb);
 		return 0;
 	}
+	if (!sb->row.destroying)
+		mark_destroying(sb, true);
 	int rc = vm_destroy(sb->vm, destroyed, sb, e);
 	if (rc < 0) {
 		sb->destroying = false;
+		mark_destroying(sb, false);
 		sbx_cancel_wait(sb, arg);
 	}
 	return rc;
@@ -604,8 +621,8 @@ int sbx_init(struct server *srv, struct err *e)
 		}
 		if (!vm) {
 			struct err se = ERR_INIT;
-			log_warn("sandbox '%s' (%s): no VM (a create interrupted by a crash): dropping it",
-				 rows[i].name, rows[i].id);
+			log_warn("sandbox '%s' (%s): no VM (%s interrupted by a crash): dropping it",
+				 rows[i].name, rows[i].id, rows[i].destroying ? "a destroy" : "a create");
 			if (store_sandbox_delete(srv->store, rows[i].id, &se) < 0)
 				log_error("%s", err_str(&se));
 			sandbox_row_release(&rows[i]);
@@ -614,6 +631,13 @@ int sbx_init(struct server *srv, struct err *e)
 		struct sbx *sb = sbx_add(srv, &rows[i]);
 		sb->vm = vm;
 		sbx_touch(sb);
+		if (sb->row.destroying) {
+			struct err de = ERR_INIT;
+			log_warn("sandbox '%s' (%s): finishing a destroy a crash interrupted",
+				 sb->row.name, sb->row.id);
+			if (sbx_destroy(sb, NULL, NULL, &de) < 0)
+				log_warn("sandbox '%s': %s", sb->row.id, err_str(&de));
+		}
 	}
 	free(rows);
 	engine_each(srv->eng, destroy_orphan, srv);
