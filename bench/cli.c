@@ -3,7 +3,8 @@
  * alone (one keep-alive HTTP client in this process), and the raw agent
  * round trip on an engine VM of the same image and shape in this process
  * (those three interleaved, one of each per round); `bhatti create` to
- * first exec; 10 and 20 concurrent CLI execs. Prints p50/p99
+ * first exec; 10 and 20 concurrent CLI execs; `bhatti help` beside
+ * fork + exec of /bin/true. Prints p50/p99
  * (docs/benchmarks.md).
  *
  *   build/bench/cli [RUNS]      (default 200)
@@ -242,6 +243,28 @@ int main(int argc, char **argv)
 	api_close(&api);
 	raw_close(&raw);
 
+	/* the CLI alone: no daemon asked (target <= 2 ms), beside the cost
+	 * of starting any process from here (fork + exec of /bin/true) */
+	double *vh = calloc((size_t)runs, sizeof(double)), *vt = calloc((size_t)runs, sizeof(double));
+	const char *help[] = { "help", NULL };
+	for (int i = 0; i < runs; i++) {
+		vh[i] = cli_once(help);
+		uint64_t t0 = now_ns();
+		pid_t pid = fork();
+		if (pid == 0) {
+			execl("/bin/true", "true", (char *)NULL);
+			_exit(127);
+		}
+		if (wait_ok(pid) != 0)
+			die("/bin/true failed");
+		vt[i] = ms_since(t0);
+	}
+	double help_p50 = stats_pct(vh, (size_t)runs, 50), true_p50 = stats_pct(vt, (size_t)runs, 50);
+	stats_print("`bhatti help` (CLI process, no daemon)", vh, (size_t)runs, "ms");
+	stats_print("fork + exec /bin/true (process floor)", vt, (size_t)runs, "ms");
+	free(vh);
+	free(vt);
+
 	double *v = calloc(50, sizeof(double));
 	const char *version[] = { "version", NULL };
 	for (int i = 0; i < 50; i++)
@@ -291,6 +314,8 @@ int main(int argc, char **argv)
 	printf("\nCLI exec p50 - API exec p50   = %.2f ms\n", cli_p50 - api_p50);
 	printf("CLI exec p50 - raw agent p50  = %.2f ms   (target <= 5 ms)\n", cli_p50 - raw_p50);
 	printf("API exec p50 / raw agent p50  = %.2fx     (target <= 2x)\n", api_p50 / raw_p50);
+	printf("`bhatti help` p50             = %.2f ms  (%.2f ms over /bin/true; target <= 2 ms)\n",
+	       help_p50, help_p50 - true_p50);
 	free(v);
 	free(KEY);
 	daemon_stop(&D, true);

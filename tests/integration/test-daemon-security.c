@@ -306,36 +306,41 @@ static void test_stop_while_streaming(void **state UNUSED)
 static void test_files_as_uid_1000(void **state UNUSED)
 {
 	struct buf out = BUF_INIT;
-	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+	assert_int_equal(http_call(&d, "POST", "/sandboxes", key, "{\"name\":\"files1\"}", &out),
+			 201);
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/files1/exec", key,
 				   "{\"cmd\":[\"sh\",\"-c\",\"mkdir -p /root && chmod 700 /root && "
 				   "echo secret > /root/only && chmod 600 /root/only\"],"
 				   "\"as_root\":true}", &out), 200);
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "GET", "/sandboxes/sh1/files?path=/root/only", key, NULL,
+	assert_int_equal(http_call(&d, "GET", "/sandboxes/files1/files?path=/root/only", key, NULL,
 				   &out), 403);
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "GET", "/sandboxes/sh1/files?path=/root/only&as_root=true",
+	assert_int_equal(http_call(&d, "GET", "/sandboxes/files1/files?path=/root/only&as_root=true",
 				   key, NULL, &out), 200);
 	assert_string_equal(out.data, "secret\n");
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/root/new", key, "x", &out),
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/files1/files?path=/root/new", key, "x", &out),
 			 403);
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/root/new&as_root=true",
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/files1/files?path=/root/new&as_root=true",
 				   key, "x", &out), 201);
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/files1/exec", key,
 				   "{\"cmd\":[\"stat\",\"-c\",\"%u\",\"/root/new\"],\"as_root\":true}",
 				   &out), 200);
 	assert_non_null(strstr(out.data, "\"stdout\":\"0\\n\""));
 	buf_reset(&out);
 	/* and a new file where 1000 may write is 1000's */
-	assert_int_equal(http_call(&d, "PUT", "/sandboxes/sh1/files?path=/tmp/mine", key, "x", &out),
+	assert_int_equal(http_call(&d, "PUT", "/sandboxes/files1/files?path=/tmp/mine", key, "x", &out),
 			 201);
 	buf_reset(&out);
-	assert_int_equal(http_call(&d, "POST", "/sandboxes/sh1/exec", key,
+	assert_int_equal(http_call(&d, "POST", "/sandboxes/files1/exec", key,
 				   "{\"cmd\":[\"stat\",\"-c\",\"%u\",\"/tmp/mine\"]}", &out), 200);
 	assert_non_null(strstr(out.data, "\"stdout\":\"1000\\n\""));
+	buf_reset(&out);
+	assert_int_equal(http_call(&d, "DELETE", "/sandboxes/files1", key, NULL, &out), 204);
 	buf_release(&out);
 }
 
