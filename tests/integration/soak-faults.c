@@ -200,10 +200,14 @@ static int qemu_target(const char *id, int pool_pid)
 		if (pid > 0 && pid_alive(pid))
 			return pid;
 	}
-	char needle[512];
-	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
 	int found = 0;
-	qemu_pids(needle, &found, 1);
+	if (id && id[0]) {
+		/* (never the bare "sandboxes/" prefix: that matches the
+		 * bystanders' QEMUs, and killing one failed a trial) */
+		char needle[512];
+		snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id);
+		qemu_pids(needle, &found, 1);
+	}
 	if (!found && pool_pid > 0 && pid_alive(pool_pid))
 		found = pool_pid;
 	return found;
