@@ -84,6 +84,19 @@ void q_remove_aside(const char *path, const char *aside)
 		unlink(path);
 }
 
+void q_hot_remove_aside(struct engine *eng, const char *name, const char *aside)
+{
+	struct qeng *qe = QE(eng);
+	if (hot_rename(qe, name, aside) == 0) {
+		struct buf p = BUF_INIT;
+		buf_addf(&p, "%s/%s", qe->hot_dir, aside);
+		fileop_remove_tree(p.data, NULL, NULL);
+		buf_release(&p);
+	} else if (errno != ENOENT) {
+		hot_unlink(qe, name);
+	}
+}
+
 /* The sandbox's file `name` is stale: away with it. */
 static void discard_file(struct vm *vm, const char *name)
 {
@@ -203,7 +216,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 	} else if (spare) {
 		q->start_mem_ready = true; /* a clone of the spare as it is */
 		STEP(q, "memory loaded");
-	} else if (qemu_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
+	} else if (qemu_mem_file(q, &e) == 0) {
 		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
 	} else {
 		step_fail(q, e.code, "%s", err_str(&e));

@@ -147,6 +147,7 @@ static const char *jstr(const cJSON *o, const char *k)
 
 static const char *const sandbox_files[] = {
 	"vm.json", "disk.ext4", "mem", "state", "qmp.sock", "agent.sock", "qemu.log", "console.log",
+	"console.log.1", "console.sock",
 };
 
 static void check_sandbox_files(struct audit *a, const char *dir, const char *id)
@@ -305,7 +306,7 @@ static void check_top(struct audit *a, const char *data)
 {
 	static const char *const known[] = { "state.db", "state.db-wal", "state.db-shm", "age.key",
 					     "serve.lock", "sandboxes", "templates", "pool",
-					     "accel-probe" };
+					     "accel-probe", "mem-dir" };
 	DIR *d = opendir(data);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {
