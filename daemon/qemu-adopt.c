@@ -127,6 +127,39 @@ void meta_write_now(struct vm *vm)
 	free(text);
 }
 
+struct meta_then {
+	struct qvm *q;
+	qstep_fn next;
+};
+
+/* (the VM outlives the job: a destroy's removal is queued after it) */
+static void meta_then_written(int rc, const struct err *e, void *arg)
+{
+	struct meta_then *mt = arg;
+	struct qvm *q = mt->q;
+	qstep_fn next = mt->next;
+	free(mt);
+	if (!q->cont_pending)
+		return; /* the step failed meanwhile */
+	q->cont_pending = false;
+	if (rc < 0)
+		step_fail(q, -rc, "writing vm.json: %s", err_str(e));
+	else
+		next(q);
+}
+
+void meta_record_then(struct qvm *q, qstep_fn next)
+{
+	struct meta_then *mt = xcalloc(1, sizeof(*mt));
+	char *text = meta_text(q->vm, false), *path = qvm_path(q->vm, "vm.json");
+	mt->q = q;
+	mt->next = next;
+	q->cont_pending = true;
+	fileop_write(path, text, true, meta_then_written, mt);
+	free(path);
+	free(text);
+}
+
 void meta_write(struct vm *vm)
 {
 	meta_record(vm, false);
@@ -329,7 +362,20 @@ static void adopt_one(struct engine *eng, const char *id)
 		snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
 		vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	}
-	bool live = strcmp(state, "running") == 0 || strcmp(state, "paused") == 0;
+	/* "starting": a start's guest was about to run (qemu-restore.c) */
+	bool live = strcmp(state, "running") == 0 || strcmp(state, "paused") == 0 ||
+		    strcmp(state, "starting") == 0;
+	if (valid && found && strcmp(state, "stopped") == 0) {
+		/* a start interrupted before its guest ran: the snapshot is
+		 * good, its QEMU (ours: it listens on our socket) goes */
+		log_info("vm '%s': killing the QEMU of an unfinished start (pid %d)", id, (int)f.pid);
+		syscall(SYS_pidfd_send_signal, f.pidfd, SIGKILL, NULL, 0);
+		qemu_found_release(&f);
+		found = false;
+		q->pid = 0;
+		q->uid = 0;
+		q->pid_start = 0;
+	}
 	if (valid && live && !found) {
 		snprintf(vm->error, sizeof(vm->error), "QEMU exited while the engine was away");
 	} else if (valid && live && f.pid != pid) {
@@ -347,9 +393,6 @@ static void adopt_one(struct engine *eng, const char *id)
 		f.qmp_fd = -1;
 		qmp_cmd(q->qmp, "query-status", NULL, -1, adopt_status, q);
 		qcon_open(q);
-	} else if (valid && strcmp(state, "stopped") == 0 && found) {
-		snprintf(vm->error, sizeof(vm->error), "a QEMU (pid %d) runs for it, but it was "
-			 "stopped", (int)f.pid);
 	} else if (valid && strcmp(state, "stopped") == 0) {
 		struct vm *v = vm;
 		char *mem = qvm_path(v, "mem"), *snap = qvm_path(v, "state");

@@ -658,6 +658,7 @@ void step_cleanup(struct qvm *q)
 {
 	timer_cancel(&q->timer);
 	q->on_timer = NULL;
+	q->cont_pending = false;
 	qagent_close(q);
 	qmp_close_conn(q);
 	qemu_close_state_fd(q);

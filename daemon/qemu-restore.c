@@ -31,11 +31,24 @@ static void restore_cont(struct qvm *q)
 	qagent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
 }
 
+static void restore_go(struct qvm *q)
+{
+	qemu_cmd(q, "cont", NULL, -1, restore_cont);
+}
+
+/* Until cont, a start's guest has not run: its disk is as the snapshot
+ * left it, and vm.json still says "stopped" (a daemon killed now leaves a
+ * stopped sandbox; the next one kills this QEMU: qemu-adopt.c). Before the
+ * guest runs, vm.json says "starting" with QEMU's pid, durably: from then
+ * on the snapshot is stale, and a new daemon adopts this QEMU. */
 static void restore_migrated(struct qvm *q)
 {
 	STEP(q, "snapshot loaded");
 	qemu_close_state_fd(q);
-	qemu_cmd(q, "cont", NULL, -1, restore_cont);
+	if (q->vm->op == OP_START)
+		meta_record_then(q, restore_go);
+	else
+		restore_go(q);
 }
 
 static void restore_migrate_timeout(struct qvm *q)
@@ -237,9 +250,8 @@ void q_start(struct vm *vm)
 	if (base && access(base, R_OK) < 0) {
 		step_fail(q, ENOENT, "the template it was cloned from is gone ('%s')", base);
 	} else {
-		/* once the guest runs, the disk moves on from the snapshot:
-		 * vm.json must not say "stopped" any more, even after a crash */
-		meta_record(vm, true);
+		/* vm.json says "stopped" until the guest is about to run
+		 * (restore_migrated) */
 		restore_overlapped(q, state, base, mem);
 	}
 	free(mem);

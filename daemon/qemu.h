@@ -103,6 +103,8 @@ struct qvm {
 	struct tmpl *waits_for;     /* the template a create waits for (its build) */
 	bool start_qmp_up;          /* start/clone: QMP connected ... */
 	bool start_mem_ready;       /* ... and memory loaded: now restore */
+	bool cont_pending;          /* a start's "starting" record is being
+				     * written: then cont (step_cleanup clears) */
 	struct err step_err;
 	uint64_t t0_ns;             /* when the operation began (step log) */
 };
@@ -321,8 +323,11 @@ void hot_unlink(struct qeng *qe, const char *name);
 
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 
-/* vm.json through the file worker (durable: fsync'd), or now. */
+/* vm.json through the file worker (durable: fsync'd), or now;
+ * meta_record_then: fsync'd, then next(q) unless the step was failed
+ * meanwhile (q->cont_pending cleared). */
 void meta_record(struct vm *vm, bool durable);
+void meta_record_then(struct qvm *q, qstep_fn next);
 void meta_write(struct vm *vm);
 void meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
