@@ -325,11 +325,9 @@ static void adopt_one(struct engine *eng, const char *id)
 	bool valid = m && meta_check(m, id, &me) == 0;
 	struct vm *vm = vm_new(eng, id, NULL, VM_FAILED, false);
 	struct qvm *q = qvm_new(vm, valid ? json_get_str(m, "accel", "") : QE(eng)->accel);
-	char *qmp = qvm_path(vm, "qmp.sock");
 	/* its QEMU is the one listening on its socket, whatever vm.json says */
 	struct qemu_found f = { .pidfd = -1, .qmp_fd = -1 };
-	bool found = owned == 0 && qemu_by_socket(qmp, &f);
-	free(qmp);
+	bool found = owned == 0 && qemu_by_socket_in(dir, &f);
 	free(dir);
 	if (found) {
 		q->pid = f.pid;
@@ -499,8 +497,8 @@ void qemu_kill_orphans(const char *dir, const char *what)
 			continue;
 		struct buf p = BUF_INIT;
 		struct qemu_found f;
-		buf_addf(&p, "%s/%s/qmp.sock", dir, de->d_name);
-		if (qemu_by_socket(p.data, &f)) {
+		buf_addf(&p, "%s/%s", dir, de->d_name);
+		if (qemu_by_socket_in(p.data, &f)) {
 			log_info("killing %s QEMU left by an earlier engine (pid %d)", what, (int)f.pid);
 			syscall(SYS_pidfd_send_signal, f.pidfd, SIGKILL, NULL, 0);
 			qemu_found_release(&f);

@@ -135,6 +135,42 @@ int qemu_by_socket(const char *qmp_path, struct qemu_found *ret)
 	return 0;
 }
 
+/* dir/qmp.sock, made after dir/vm.json was last written, that nobody
+ * listens on yet: a QEMU spawned just before the last engine died (the
+ * engine binds the socket, QEMU listens once it runs). A socket older
+ * than vm.json belongs to a QEMU that is gone (a stop writes vm.json
+ * after its QEMU quit; a create, start or boot writes it before the
+ * spawn or once QEMU listens). */
+static bool qmp_pending(const char *dir)
+{
+	struct buf sock = BUF_INIT, meta = BUF_INIT;
+	struct stat ss, ms;
+	buf_addf(&sock, "%s/qmp.sock", dir);
+	buf_addf(&meta, "%s/vm.json", dir);
+	bool pending = lstat(sock.data, &ss) == 0 && S_ISSOCK(ss.st_mode) &&
+		       (lstat(meta.data, &ms) < 0 ||
+			ss.st_ctim.tv_sec > ms.st_mtim.tv_sec ||
+			(ss.st_ctim.tv_sec == ms.st_mtim.tv_sec &&
+			 ss.st_ctim.tv_nsec > ms.st_mtim.tv_nsec));
+	buf_release(&sock);
+	buf_release(&meta);
+	return pending;
+}
+
+int qemu_by_socket_in(const char *dir, struct qemu_found *ret)
+{
+	struct buf sock = BUF_INIT;
+	buf_addf(&sock, "%s/qmp.sock", dir);
+	int found = qemu_by_socket(sock.data, ret);
+	/* up to 3 s for a QEMU that has yet to listen */
+	for (int i = 0; !found && i < 30 && qmp_pending(dir); i++) {
+		usleep(100 * 1000);
+		found = qemu_by_socket(sock.data, ret);
+	}
+	buf_release(&sock);
+	return found;
+}
+
 void qemu_found_release(struct qemu_found *f)
 {
 	if (f->pidfd >= 0)

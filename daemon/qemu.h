@@ -209,6 +209,9 @@ struct qemu_found {
 	int qmp_fd;                 /* connected to its QMP socket */
 };
 int qemu_by_socket(const char *qmp_path, struct qemu_found *ret);
+/* The same for the VM directory dir, waiting (at most 3 s) for a QEMU
+ * spawned just before the last engine died to listen on its socket. */
+int qemu_by_socket_in(const char *dir, struct qemu_found *ret);
 void qemu_found_release(struct qemu_found *f);
 char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key);
 /* Start QEMU as a uid of its own (qemu-jail.c) with its files as fds:

@@ -201,9 +201,11 @@ static int qemu_target(const char *id, int pool_pid)
 			return pid;
 	}
 	char needle[512];
-	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
 	int found = 0;
-	qemu_pids(needle, &found, 1);
+	/* (no id yet: "sandboxes/" alone would name the bystanders' QEMUs) */
+	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
+	if (id && id[0])
+		qemu_pids(needle, &found, 1);
 	if (!found && pool_pid > 0 && pid_alive(pool_pid))
 		found = pool_pid;
 	return found;
