@@ -2,6 +2,11 @@
  * besides the event loop; it shares nothing with the loop but the job
  * queues (under one mutex) and an eventfd that wakes the loop when a job
  * is done.
+ *
+ * The daemon runs as root: a file it writes is made afresh (a leftover
+ * temporary name is removed, then O_CREAT | O_EXCL), never through a
+ * symlink (O_NOFOLLOW), and is 0600. The directories it is given are
+ * root's and no one else's to write (qemu-jail.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +51,14 @@ static struct {
 } F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* ---- the work itself (worker thread, or *_now on the caller's) ----------- */
+
+/* A new file at path for writing, 0600: what was there (a leftover of a
+ * crash) goes first; a symlink is never followed. */
+static int create_new(const char *path)
+{
+	unlink(path);
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
 
 static bool page_is_zero(const char *p, size_t n)
 {
@@ -151,7 +164,7 @@ int fileop_copy_now(const char *src, const char *dst, struct err *e)
 		goto done;
 	}
 	buf_addf(&tmp, "%s.part", dst);
-	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	out = create_new(tmp.data);
 	if (out < 0) {
 		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
 		goto done;
@@ -279,7 +292,7 @@ int fileop_save_delta_now(const char *mem, const char *base, const char *dst, st
 		goto done;
 	}
 	buf_addf(&tmp, "%s.part", dst);
-	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	out = create_new(tmp.data);
 	if (out < 0 || ftruncate(out, st.st_size) < 0) {
 		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
 		goto done;
@@ -359,7 +372,7 @@ static int load_delta(const char *base, const char *delta, const char *mem, bool
 		r = err_set(e, EINVAL, "a load needs a delta or a file in place");
 		goto done;
 	}
-	out = open(target, O_WRONLY | O_CLOEXEC | (in_place ? 0 : O_CREAT | O_TRUNC), 0600);
+	out = in_place ? open(target, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) : create_new(target);
 	if (out < 0 || (!in_place && ftruncate(out, st.st_size) < 0)) {
 		r = err_set(e, errno, "cannot write '%s': %s", target, strerror(errno));
 		goto done;
@@ -413,7 +426,7 @@ static int write_file(const char *path, const char *text, bool durable, struct e
 {
 	struct buf tmp = BUF_INIT;
 	buf_addf(&tmp, "%s.tmp", path);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = create_new(tmp.data);
 	int r = 0;
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || (durable && fdatasync(fd) < 0) ||
 	    rename(tmp.data, path) < 0)
@@ -441,7 +454,7 @@ static int write_file(const char *path, const char *text, bool durable, struct e
 
 static int flush_drop(const char *path, struct err *e)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "cannot open '%s': %s", path, strerror(errno));
 	int r = 0;
