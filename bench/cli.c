@@ -143,7 +143,8 @@ static void raw_open(struct raw *r)
 		die("loop");
 	const char *img = getenv("BHATTI_IMAGES");
 	struct engine_config cfg = { .data_dir = r->dir, .images_dir = img ? img : "build/images",
-				     .accel = "tcg" };
+				     .accel = "tcg", .vm_uid_first = TEST_VM_UID_FIRST,
+				     .vm_uid_count = TEST_VM_UID_COUNT };
 	struct vm_spec spec = { .id = "raw" };
 	if (engine_new(&cfg, NULL, NULL, &r->eng, &e) < 0 ||
 	    vm_create_sync(r->eng, &spec, &r->vm, &e) < 0)

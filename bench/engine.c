@@ -89,7 +89,8 @@ static void bench_boot(const char *data, int runs)
 	struct err e = ERR_INIT;
 	struct buf dir = BUF_INIT;
 	buf_addf(&dir, "%s/boot", data);
-	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images, .no_templates = true };
+	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images, .no_templates = true,
+				      .vm_uid_first = TEST_VM_UID_FIRST, .vm_uid_count = TEST_VM_UID_COUNT };
 	if (engine_new(&cfg, NULL, NULL, &cold, &e) < 0)
 		die("engine", &e);
 	double *v = calloc((size_t)runs, sizeof(*v));
@@ -120,7 +121,8 @@ static void bench_clone(const char *data, int runs)
 	struct buf dir = BUF_INIT;
 	buf_addf(&dir, "%s/n", data); /* short: socket paths */
 	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images,
-				     .spare_linger_ms = 1 };
+				     .spare_linger_ms = 1, .vm_uid_first = TEST_VM_UID_FIRST,
+				     .vm_uid_count = TEST_VM_UID_COUNT };
 	if (engine_new(&cfg, NULL, NULL, &nospare, &e) < 0)
 		die("engine", &e);
 	destroy(create(nospare, "warmup", "tiny")); /* its template */
@@ -510,7 +512,8 @@ int main(int argc, char **argv)
 		die("init", &e);
 	/* no pool first: a create that found a pool clone ready would not be
 	 * a clone made on demand (the pool refills a second after a claim) */
-	struct engine_config cfg = { .data_dir = data, .images_dir = images }; /* pool_size 0 */
+	struct engine_config cfg = { .data_dir = data, .images_dir = images, /* pool_size 0 */
+				      .vm_uid_first = TEST_VM_UID_FIRST, .vm_uid_count = TEST_VM_UID_COUNT };
 	uint64_t t0 = now_ns();
 	if (engine_new(&cfg, NULL, NULL, &eng, &e) < 0)
 		die("engine", &e);
