@@ -466,6 +466,15 @@ static const char *q_mem_dir(const struct engine *eng)
 	return QE((struct engine *)eng)->hot_dir;
 }
 
+static uint64_t q_snapshot_bytes(const struct vm *vm)
+{
+	char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
+	uint64_t n = file_allocated(mem) + file_allocated(state);
+	free(mem);
+	free(state);
+	return n;
+}
+
 static int q_pid(const struct vm *vm)
 {
 	const struct qvm *q = vm->be;
@@ -512,6 +521,7 @@ const struct engine_backend engine_qemu = {
 	.name = "qemu",
 	.init = q_init,
 	.check = q_check,
+	.admit = q_admit,
 	.adopt = q_adopt,
 	.settle = q_settle,
 	.fini = q_fini,
@@ -524,4 +534,5 @@ const struct engine_backend engine_qemu = {
 	.vm_free = q_vm_free,
 	.pid = q_pid,
 	.mem_dir = q_mem_dir,
+	.snapshot_bytes = q_snapshot_bytes,
 };

@@ -53,6 +53,13 @@ struct engine_config {
 	int pool_size;          /* ready clones kept per template (at most 8): 0 = none */
 	unsigned spare_linger_ms; /* a template's spare memory copy stays this long
 				   * after a create cloned it: 0 = 10 minutes */
+	/* Guest RAM on tmpfs, everything together (sandboxes running, paused,
+	 * being created or started; pool clones; template builds; memory
+	 * spares), in bytes, counting each at its full memory size: a create
+	 * or start that would go past it is refused (-EAGAIN), after the
+	 * engine's own spares and pool clones have given way. 0 = the tmpfs's
+	 * size, at most 3/4 of the host's memory. */
+	uint64_t mem_budget;
 };
 
 enum vm_state {
@@ -113,7 +120,8 @@ void engine_each(struct engine *eng, void (*fn)(struct vm *vm, void *arg), void 
 
 /* Operations. Each returns 0 when started (done runs later, exactly once)
  * or -errno with e set when it cannot start (done does not run): bad spec,
- * wrong state (-EBUSY while another operation runs). */
+ * wrong state (-EBUSY while another operation runs), no room for its
+ * memory in the budget (-EAGAIN: a create, or a start of a stopped VM). */
 int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, void *arg,
 	      struct vm **ret, struct err *e);
 int vm_pause(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
@@ -139,6 +147,9 @@ struct ac *vm_agent(struct vm *vm);
 const char *vm_dir(const struct vm *vm);
 /* The VMM process's pid (QEMU's) while it runs, else 0. */
 int vm_pid(const struct vm *vm);
+/* Disk bytes of its cold snapshot (memory delta and device state) while
+ * it is STOPPED, else 0. */
+uint64_t vm_snapshot_bytes(const struct vm *vm);
 /* Why the VM is FAILED (or ""). */
 const char *vm_error(const struct vm *vm);
 /* How the VM was created: "clone" or "boot". */

@@ -198,6 +198,7 @@ int q_init(struct engine *eng, struct err *e)
 		return err_set(e, -r, "cannot create '%s': %s", qe->hot_dir, strerror(-r));
 	if (qe->drop_user && chown(qe->hot_dir, qe->vm_uid, qe->vm_gid) < 0)
 		return err_set(e, errno, "chown '%s': %s", qe->hot_dir, strerror(errno));
+	qmem_init(eng);
 	tmpl_remove_stale(eng);
 	pool_sweep(eng);
 	accel_decide(eng);

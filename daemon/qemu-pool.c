@@ -68,7 +68,8 @@ static void pool_build(struct tmpl *t)
 	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
 	t->building++;
 	t->build = p;
-	if (q_prepare_dir(p, &e) < 0)
+	/* its memory counts from now (pool_fill saw room for it) */
+	if (qemu_mem_file(eng, q->hot_mem, t->memory_mb, &e) < 0 || q_prepare_dir(p, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
 		tmpl_clone(p, t);
@@ -81,8 +82,10 @@ static void pool_fill(struct tmpl *t)
 		return;
 	if (t->state != TMPL_READY || want > POOL_MAX)
 		want = t->state == TMPL_READY ? POOL_MAX : 0;
-	/* one at a time: a refill must not starve the sandboxes in use */
-	if (t->nready + t->building < want && t->building == 0)
+	/* one at a time: a refill must not starve the sandboxes in use; and
+	 * only into free room in the memory budget (a sandbox's create or
+	 * start may take it back) */
+	if (t->nready + t->building < want && t->building == 0 && qmem_room(t->eng, t->memory_mb))
 		pool_build(t);
 }
 
@@ -148,6 +151,15 @@ static void pool_kill_now(struct vm *p)
 	}
 	fileop_remove_tree_now(p->dir, NULL);
 	vm_free_now(p);
+}
+
+bool pool_drop_one(struct tmpl *t)
+{
+	if (!t->nready)
+		return false;
+	pool_kill_now(t->ready[--t->nready]);
+	timer_arm(&t->refill, 1000); /* again when there is room */
+	return true;
 }
 
 /* Kill and remove every pool clone (engine shutdown; q_fini has let a
@@ -274,6 +286,12 @@ void spare_timer_fired(struct timer *tm)
 	}
 	if (t->spare_filling)
 		return;
+	if (!qmem_room(t->eng, t->memory_mb)) {
+		/* the sandboxes need the room: a later stop, start or create
+		 * asks again */
+		log_debug("template '%s': no room in the memory budget for a spare", t->key);
+		return;
+	}
 	char *part = spare_path(t, true);
 	struct buf base = BUF_INIT;
 	struct err e = ERR_INIT;

@@ -40,6 +40,7 @@ struct qeng {
 	bool closing;               /* engine_free: no more pool refills */
 	unsigned tsc_khz;           /* host TSC rate, told to TCG guests */
 	char *hot_dir;              /* mem_dir/bhatti-<hash of data_dir> */
+	uint64_t mem_budget;        /* bytes of guest RAM on tmpfs (qemu-mem.c) */
 	bool drop_user;
 	uid_t vm_uid;
 	gid_t vm_gid;
@@ -242,6 +243,8 @@ void q_start(struct vm *vm);
 /* ---- qemu-template.c: templates ---- */
 
 void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
+/* The key of the template of a shape (caller frees). */
+char *tmpl_key_of(struct engine *eng, const struct vm_spec *shape);
 struct tmpl *tmpl_find(struct engine *eng, const char *key);
 /* Known, or found on disk (TMPL_READY), or new (TMPL_FAILED until built). */
 struct tmpl *tmpl_obtain(struct vm *vm, const char *key);
@@ -258,12 +261,30 @@ void pool_warmed(struct qvm *q);
 void pool_fill_timer(struct timer *tm);
 void pool_claim(struct vm *vm, struct tmpl *t);
 void pool_drain(struct tmpl *t);
+/* Kill one ready clone of t to free its memory: false if it has none. */
+bool pool_drop_one(struct tmpl *t);
 void pool_sweep(struct engine *eng);
 void spare_want(struct tmpl *t, uint64_t delay_ms);
 void spare_drop(struct tmpl *t);
 void spare_timer_fired(struct timer *tm);
 bool spare_take(struct qvm *q);
 void spare_recheck(struct qvm *q);
+
+/* ---- qemu-mem.c: guest memory on tmpfs, and its budget ---- */
+
+void qmem_init(struct engine *eng);
+/* Bytes held: every memory file in hot_dir at its full size. */
+uint64_t qmem_used(struct engine *eng);
+/* Background work (pool clones, spares): does memory_mb fit as things are? */
+bool qmem_room(struct engine *eng, unsigned memory_mb);
+/* Room for memory_mb more, the engine's spares and pool clones giving
+ * way (never keep's pool clones; keep's spare last, and not when credit:
+ * the bytes the request takes over from keep at once): reserved as the
+ * file path (all zero, the guest's size) when there is; -EAGAIN when
+ * there is not. */
+int qmem_reserve(struct engine *eng, const char *path, unsigned memory_mb, struct tmpl *keep,
+		 uint64_t credit, struct err *e);
+int q_admit(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struct err *e);
 
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 

@@ -175,6 +175,7 @@ int serve_main(const struct args *a)
 		.accel = S.cfg.accel,
 		.vm_user = S.cfg.vm_user,
 		.pool_size = (int)S.cfg.pool_size,
+		.mem_budget = S.cfg.limits.memory_budget,
 	};
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);

@@ -284,6 +284,11 @@ static void fake_vm_free(struct vm *vm)
 	vm->be = NULL;
 }
 
+static uint64_t fake_snapshot_bytes(const struct vm *vm UNUSED)
+{
+	return FAKE_SNAPSHOT_BYTES;
+}
+
 const struct engine_backend fake_backend = {
 	.name = "fake",
 	.init = fake_init,
@@ -297,4 +302,5 @@ const struct engine_backend fake_backend = {
 	.start = fake_start,
 	.destroy = fake_destroy,
 	.vm_free = fake_vm_free,
+	.snapshot_bytes = fake_snapshot_bytes,
 };

@@ -521,6 +521,52 @@ static void test_clone_takes_the_spare(void **state UNUSED)
 	free(ha); free(hb); free(ra); free(rb); free(sum1); free(sum2);
 }
 
+/* Guest memory on tmpfs has a budget: with room for two guests of 512 MB
+ * (and not three), a third create and a start that would go past it are
+ * refused at once (-EAGAIN, saying why) and leave nothing behind; the
+ * engine's own spare gives way to a sandbox. */
+static void test_memory_budget(void **state UNUSED)
+{
+	struct efix other = { .data = test_tmpdir("engine-budget") };
+	struct engine_config cfg = { .mem_budget = 1100ull << 20 }; /* no pool */
+	struct engine *en;
+	struct err e = ERR_INIT;
+	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
+	struct vm *a, *b, *c;
+	struct vm_spec sa = { .id = "a" }, sb = { .id = "b" }, sc = { .id = "c" };
+	if (vm_create_sync(en, &sa, &a, &e) < 0 || vm_create_sync(en, &sb, &b, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	char hot[600];
+	snprintf(hot, sizeof(hot), "%s/c.mem", engine_mem_dir(en));
+	assert_int_equal(vm_create_sync(en, &sc, &c, &e), -EAGAIN);
+	assert_non_null(strstr(err_str(&e), "no room for 512 MB of guest memory"));
+	assert_null(engine_find(en, "c"));
+	assert_int_equal(access(hot, F_OK), -1);
+	/* b's memory is freed by its stop (its spare may take it meanwhile:
+	 * it gives way) */
+	assert_int_equal(vm_stop_sync(b, &e), 0);
+	for (int i = 0; i < 200; i++)
+		loop_run_once(10);
+	if (vm_create_sync(en, &sc, &c, &e) < 0)
+		fail_msg("create after a stop: %s", err_str(&e));
+	err_clear(&e);
+	assert_int_equal(vm_start_sync(b, &e), -EAGAIN);
+	assert_non_null(strstr(err_str(&e), "no room"));
+	assert_int_equal(vm_state(b), VM_STOPPED);
+	destroy(c);
+	if (vm_start_sync(b, &e) < 0)
+		fail_msg("start: %s", err_str(&e));
+	char *x = sh(b, "echo up", NULL);
+	assert_string_equal(x, "up\n");
+	free(x);
+	destroy(a);
+	destroy(b);
+	engine_free(en);
+	assert_int_equal(count_qemu_under(other.data), 0);
+	test_rmtree(other.data);
+	free(other.data);
+}
+
 static void test_qemu_killed_is_detected(void **state)
 {
 	struct efix *fx = *state;
@@ -689,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_pause_stops_the_guest),
 		cmocka_unit_test(test_cold_stop_and_start),
 		cmocka_unit_test(test_clone_takes_the_spare),
+		cmocka_unit_test(test_memory_budget),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
 		cmocka_unit_test(test_qemu_as_vm_user),
