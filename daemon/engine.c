@@ -458,6 +458,9 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.pool_size = cfg->pool_size > 0 ? cfg->pool_size : 0;
 	eng->cfg.spare_linger_ms = cfg->spare_linger_ms ? cfg->spare_linger_ms : 10 * 60 * 1000;
 	eng->cfg.mem_budget = cfg->mem_budget;
+	eng->cfg.key_wrap = cfg->key_wrap;
+	eng->cfg.key_unwrap = cfg->key_unwrap;
+	eng->cfg.key_arg = cfg->key_arg;
 	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;

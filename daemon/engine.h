@@ -60,6 +60,15 @@ struct engine_config {
 	 * engine's own spares and pool clones have given way. 0 = the tmpfs's
 	 * size, at most 3/4 of the host's memory. */
 	uint64_t mem_budget;
+	/* Encryption at rest of cold snapshots (memory and device state;
+	 * docs/architecture.md): each sandbox gets a random key at create,
+	 * kept in its vm.json as key_wrap made it, and given back by
+	 * key_unwrap only while a stop or a start uses it. The daemon wraps
+	 * with its age identity; the engine never sees that key or its
+	 * format. NULL key_wrap: snapshots in plaintext (tests, benchmarks). */
+	int (*key_wrap)(void *arg, const uint8_t key[32], char **ret_wrapped, struct err *e);
+	int (*key_unwrap)(void *arg, const char *wrapped, uint8_t ret_key[32], struct err *e);
+	void *key_arg;
 };
 
 enum vm_state {

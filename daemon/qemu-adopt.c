@@ -68,6 +68,8 @@ static char *meta_text(struct vm *vm, bool unflushed)
 	cJSON_AddStringToObject(o, "origin", vm_origin(vm));
 	if (q->base_key)
 		cJSON_AddStringToObject(o, "template", q->base_key);
+	if (q->key_wrapped)
+		cJSON_AddStringToObject(o, "key", q->key_wrapped);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
 	if (unflushed) {
@@ -95,22 +97,26 @@ void meta_record(struct vm *vm, bool durable)
  * only once its record says "stopped", so a daemon crash right after the
  * answer still finds a restorable sandbox. Only when no record for this
  * VM is queued in the file worker (it would land after this one). */
-void meta_write_now(struct vm *vm)
+int meta_write_now(struct vm *vm)
 {
 	if (vm->hidden)
-		return;
+		return 0;
 	char *text = meta_text(vm, true);
 	struct buf path = BUF_INIT, tmp = BUF_INIT;
 	buf_addf(&path, "%s/vm.json", vm->dir);
 	buf_addf(&tmp, "%s/vm.json.now", vm->dir);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0)
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0) {
+		r = -errno;
 		log_warn("vm '%s': writing vm.json: %s", vm->id, strerror(errno));
+		unlink(tmp.data);
+	}
 	if (fd >= 0)
 		close(fd);
 	buf_release(&path);
 	buf_release(&tmp);
 	free(text);
+	return r;
 }
 
 void meta_write(struct vm *vm)
@@ -193,6 +199,8 @@ static void adopt_one(struct engine *eng, const char *id)
 	snprintf(q->token, sizeof(q->token), "%s", json_get_str(m, "token", ""));
 	if (json_get_str(m, "template", NULL))
 		q->base_key = xstrdup(json_get_str(m, "template", ""));
+	if (json_get_str(m, "key", NULL))
+		q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
 	snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
 	const char *state = json_get_str(m, "state", "");
 	vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
@@ -223,6 +231,10 @@ static void adopt_one(struct engine *eng, const char *id)
 	} else if (strcmp(state, "stopped") == 0) {
 		char *mem = qvm_path(vm, "mem"), *snap = qvm_path(vm, "state");
 		char now[64];
+		/* its snapshot was written and QEMU was told to quit when the
+		 * engine went away: that QEMU holds nothing anyone needs */
+		if (alive)
+			kill(pid, SIGKILL);
 		boot_id(now);
 		const cJSON *unflushed = cJSON_GetObjectItemCaseSensitive(m, "unflushed");
 		if (cJSON_IsTrue(unflushed) && strcmp(json_get_str(m, "boot_id", ""), now) != 0)

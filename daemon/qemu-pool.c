@@ -127,6 +127,8 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	q->t0_ns = now_ns();
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
+	q->key_wrapped = fresh->key_wrapped; /* the sandbox's snapshot key */
+	fresh->key_wrapped = NULL;
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
 	q_random_hex(q->token, 32);
 	fresh->vm = vm;
@@ -301,7 +303,7 @@ void spare_timer_fired(struct timer *tm)
 		unlink(part);
 	} else {
 		t->spare_filling = true;
-		fileop_fill_delta(base.data, NULL, part, spare_filled, t);
+		fileop_fill_mem(base.data, part, spare_filled, t);
 	}
 	buf_release(&base);
 	free(part);

@@ -89,6 +89,8 @@ struct qvm {
 	char *hot_mem;              /* the running guest's RAM on tmpfs */
 	char *base_key;             /* a clone's template: its memory is the base
 				     * the cold snapshot is a delta against */
+	char *key_wrapped;          /* its snapshot key as key_wrap made it (a
+				     * sandbox of an engine that encrypts at rest) */
 	int state_fd;
 	bool paused;                /* vCPUs stopped by a pause */
 	enum qvm_role role;
@@ -180,6 +182,12 @@ char *qeng_image_path(const struct engine *eng, const char *name);
 char *qvm_base_mem(struct qvm *q);
 /* bytes random bytes as hex into out (2 * bytes + 1 chars). */
 void q_random_hex(char *out, size_t bytes);
+/* A sandbox's snapshot key: q_key_make gives it one (q->key_wrapped) when
+ * the engine encrypts at rest and it has none; q_key_open unwraps it
+ * (*ret_keyed false: it has none, its snapshots are plaintext). Wipe the
+ * key after use. */
+int q_key_make(struct qvm *q, struct err *e);
+int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e);
 
 /* The step's one timer (retries and deadlines): fn runs after ms. */
 void step_after(struct qvm *q, uint64_t ms, qstep_fn fn);
@@ -288,10 +296,11 @@ int q_admit(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struc
 
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 
-/* vm.json through the file worker (durable: fsync'd), or now. */
+/* vm.json through the file worker (durable: fsync'd), or now (0 or
+ * -errno: a failure is logged too). */
 void meta_record(struct vm *vm, bool durable);
 void meta_write(struct vm *vm);
-void meta_write_now(struct vm *vm);
+int meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
 int q_adopt(struct engine *eng, struct err *e);
 /* Kill QEMUs run from under prefix that are no sandbox's. */

@@ -12,6 +12,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "age.h"
 #include "engine.h"
 #include "fileops.h"
 #include "helpers.h"
@@ -28,6 +30,7 @@
 
 struct efix {
 	char *data;
+	struct age_identity age;   /* wraps the sandboxes' snapshot keys */
 	struct engine *eng;
 	int failed_events;
 	char last_event_vm[64];
@@ -50,9 +53,29 @@ static const char *images_dir(void)
 	return d && d[0] ? d : "build/images";
 }
 
+/* Snapshot keys wrapped as the daemon wraps them (age, to an identity in
+ * the data dir): the engine's cold snapshots are encrypted at rest. */
+static int key_wrap(void *arg, const uint8_t key[32], char **ret, struct err *e)
+{
+	return age_wrap_key(((struct efix *)arg)->age.public, key, ret, e);
+}
+
+static int key_unwrap(void *arg, const char *wrapped, uint8_t key[32], struct err *e)
+{
+	return age_unwrap_key(&((struct efix *)arg)->age, wrapped, key, e);
+}
+
 static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct engine **ret)
 {
 	struct err e = ERR_INIT;
+	struct buf id = BUF_INIT;
+	buf_addf(&id, "%s/age.key", fx->data);
+	if (age_identity_load_or_create(id.data, &fx->age, &e) < 0)
+		fail_msg("age identity: %s", err_str(&e));
+	buf_release(&id);
+	cfg->key_wrap = key_wrap;
+	cfg->key_unwrap = key_unwrap;
+	cfg->key_arg = fx;
 	cfg->data_dir = fx->data;
 	cfg->images_dir = images_dir();
 	cfg->accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto";
@@ -468,6 +491,51 @@ static void test_cold_stop_and_start(void **state)
 	destroy(vm);
 }
 
+/* A cold snapshot is encrypted at rest: the guest's environment is in its
+ * memory, and not in the file; one byte changed in the file and the start
+ * is refused (the sandbox FAILED, with the reason), nothing crashes. */
+static void test_tampered_snapshot_is_refused(void **state)
+{
+	struct efix *fx = *state;
+	char *env[] = { (char *)"MARK=at-rest-marker-5f3a9c", NULL };
+	struct vm *vm = create(fx, "tamper", env);
+	struct err e = ERR_INIT;
+	char *x = sh(vm, "echo \"$MARK\" > /tmp/mark; cat /tmp/mark", NULL);
+	assert_string_equal(x, "at-rest-marker-5f3a9c\n");
+	free(x);
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "grep -r -l -a at-rest-marker-5f3a9c %s", vm_dir(vm));
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	struct buf o = BUF_INIT, ge = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &o, &ge, 60000);
+	if (rc != 1)
+		fail_msg("grep for the marker in the stopped sandbox: exit %d, want 1 (not found); "
+			 "found in: %s; errors: %s", rc, o.data, ge.data);
+	buf_release(&o);
+	buf_release(&ge);
+	/* one bit of the first page written */
+	struct buf mem = BUF_INIT;
+	buf_addf(&mem, "%s/mem", vm_dir(vm));
+	int fd = open(mem.data, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	off_t data = lseek(fd, 0, SEEK_DATA);
+	assert_true(data >= 0);
+	unsigned char c;
+	assert_int_equal(pread(fd, &c, 1, data + 100), 1);
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, data + 100), 1);
+	close(fd);
+	assert_int_equal(vm_start_sync(vm, &e), -EBADMSG);
+	assert_int_equal(vm_state(vm), VM_FAILED);
+	assert_non_null(strstr(vm_error(vm), "integrity check"));
+	for (int i = 0; i < 300 && vm_pid(vm) > 0; i++) /* its QEMU is killed */
+		loop_run_once(10);
+	assert_int_equal(vm_pid(vm), 0);
+	buf_release(&mem);
+	destroy(vm);
+}
+
 /* A create leaves a copy of its template's memory on tmpfs (a spare) for
  * the next create, which takes that very file as its RAM: the clone made
  * from it is a clone of its own all the same (identity, random state,
@@ -734,6 +802,7 @@ int main(void)
 		cmocka_unit_test(test_pty_session_reattach),
 		cmocka_unit_test(test_pause_stops_the_guest),
 		cmocka_unit_test(test_cold_stop_and_start),
+		cmocka_unit_test(test_tampered_snapshot_is_refused),
 		cmocka_unit_test(test_clone_takes_the_spare),
 		cmocka_unit_test(test_memory_budget),
 		cmocka_unit_test(test_qemu_killed_is_detected),
