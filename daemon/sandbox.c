@@ -321,6 +321,7 @@ int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 
 int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
+	bool was_stopped = sb->row.stopped;
 	int rc = check_op(sb, e);
 	if (rc == 0)
 		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
@@ -329,7 +330,13 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 	sb->row.stopped = false;
 	if (sb->vm && vm_state(sb->vm) == VM_PAUSED)
 		return run_op(sb, vm_resume, done, arg, e);
-	return run_op(sb, vm_start, done, arg, e);
+	rc = run_op(sb, vm_start, done, arg, e);
+	/* refused (no room in the memory budget): it stays as it was */
+	struct err ignored = ERR_INIT;
+	if (rc < 0 && was_stopped &&
+	    store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, &ignored) == 0)
+		sb->row.stopped = true;
+	return rc;
 }
 
 int sbx_rename(struct sbx *sb, const char *name, struct err *e)
