@@ -24,8 +24,8 @@
  *   vm.json      what a restarted engine needs to adopt it (0600)
  *   disk.ext4    the root disk: a copy of the image (or of the template's)
  *   mem          guest RAM of the last cold snapshot (only its allocated
- *                extents: a sparse file)
- *   state        device state of the last cold snapshot
+ *                extents: a sparse file), encrypted (atrest.h)
+ *   state        device state of the last cold snapshot, encrypted
  *   qmp.sock, agent.sock, qemu.log, console.log
  *
  * While a guest runs, its RAM is a file on tmpfs (mem_dir/bhatti-<hash of
@@ -50,12 +50,15 @@
  *   start:   spawn -incoming defer while the file worker fills the tmpfs
  *            memory file (template + delta; or only the delta, over a
  *            spare copy of the template's memory: see "memory spares")
+ *            and the device state into a memfd, both decrypted and checked
  *            → restore → CONFIGURE (clock) → the now stale mem and state
  *            are renamed aside for the worker to delete
- *   stop:    SYNC → QMP stop → getfd + migrate → completed → quit → exit
- *            → copy mem from tmpfs to disk, rename the tmpfs file aside for
- *            the worker to delete (then the disk copy is flushed and
- *            dropped from the page cache in the background)
+ *   stop:    SYNC → QMP stop → getfd (a memfd) + migrate → completed →
+ *            the worker writes mem (the delta) and state, encrypted →
+ *            vm.json "stopped" → quit → exit → rename the tmpfs file aside
+ *            for the worker to delete (then the snapshot is flushed and
+ *            dropped from the page cache in the background); a write that
+ *            fails (ENOSPC) leaves no file and the guest goes on
  *   destroy: SIGKILL → exit → remove the directory
  *
  * The pool (data_dir/pool/<id>/): per template, pool_size clones restored,
