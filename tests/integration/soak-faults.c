@@ -192,18 +192,20 @@ static void *op_thread(void *arg)
 
 /* The QEMU to kill for a trial on sandbox `name` (id when known): its
  * running QEMU by vm.json, else one naming its directory, else (a create
- * that took the pool's clone) the pool clone seen before. */
+ * that took the pool's clone) the pool clone seen before. Without an id
+ * (a create whose directory is not there yet) never another sandbox's:
+ * the bystanders run too. */
 static int qemu_target(const char *id, int pool_pid)
 {
+	int found = 0;
 	if (id && id[0]) {
 		int pid = sandbox_qemu_pid(d.data, id);
 		if (pid > 0 && pid_alive(pid))
 			return pid;
+		char needle[512];
+		snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id);
+		qemu_pids(needle, &found, 1);
 	}
-	char needle[512];
-	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
-	int found = 0;
-	qemu_pids(needle, &found, 1);
 	if (!found && pool_pid > 0 && pid_alive(pool_pid))
 		found = pool_pid;
 	return found;
