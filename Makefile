@@ -195,16 +195,16 @@ $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(
 
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-unit: all $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN)
 
 # Everything in `make test`, plus what needs the Debian `minimal` image
 # (debootstrap: a minute or more the first time).
 test-long: deps
 	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 
 # The proof of issue 10, long (about 40 minutes here): SOAK_CYCLES sandbox
 # life cycles with leak checks, fault injection (kill -9 of the daemon and

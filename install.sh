@@ -19,7 +19,12 @@ PREFIX=${PREFIX:-/usr/local}
 CONF_DIR=${BHATTI_CONF_DIR:-/etc/bhatti}
 DATA_DIR=${BHATTI_DATA_DIR:-/var/lib/bhatti}
 LISTEN=${BHATTI_LISTEN:-127.0.0.1:8080}
-VM_USER=bhatti-vm
+# Each VM's QEMU runs as a uid of its own from this range (no user, group
+# or subordinate id may use it: it is reserved in /etc/subuid and
+# /etc/subgid, above where useradd hands out subordinate ids).
+VM_UID_FIRST=1000000000
+VM_UID_COUNT=100000
+VM_UIDS=$VM_UID_FIRST-$((VM_UID_FIRST + VM_UID_COUNT - 1))
 LOG=/var/log/bhatti.log
 PIDFILE=/run/bhatti.pid
 
@@ -57,15 +62,14 @@ say "installed $PREFIX/bin/bhatti"
 [ "$mode" = cli ] && exit 0
 
 # --- server --------------------------------------------------------------
-id "$VM_USER" >/dev/null 2>&1 ||
-	useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$VM_USER"
-# QEMU needs /dev/kvm when KVM works; the probe decides at start-up.
-if [ -e /dev/kvm ] && getent group kvm >/dev/null; then
-	usermod -a -G kvm "$VM_USER"
-fi
+for f in /etc/subuid /etc/subgid; do
+	grep -q "^bhatti-vms:$VM_UID_FIRST:$VM_UID_COUNT\$" "$f" 2>/dev/null ||
+		echo "bhatti-vms:$VM_UID_FIRST:$VM_UID_COUNT" >>"$f"
+done
 
+# The daemon makes what it needs under the data dir with the modes it
+# needs (root's, 0700: QEMU is given its files as descriptors).
 mkdir -p "$CONF_DIR" "$DATA_DIR/images"
-chmod 0711 "$DATA_DIR"      # QEMU (as $VM_USER) passes through, cannot list
 chmod 0755 "$DATA_DIR/images"
 for f in vmlinux initramfs.cpio rootfs-tiny.ext4 rootfs-minimal.ext4; do
 	[ -f "build/images/$f" ] || continue
@@ -83,7 +87,7 @@ if [ ! -f "$CONF_DIR/config.yaml" ]; then
 listen: "$LISTEN"
 data_dir: $DATA_DIR
 accel: auto          # auto | kvm | tcg
-vm_user: $VM_USER    # QEMU runs as this user
+vm_uids: $VM_UIDS   # each VM's QEMU runs as its own uid from this range
 default_image: tiny
 limits:
   max_sandboxes: 20
@@ -97,25 +101,19 @@ EOF
 	say "wrote $CONF_DIR/config.yaml"
 else
 	say "keeping $CONF_DIR/config.yaml"
+	# one user for every VM (vm_user) is gone: a uid of its own per VM
+	if grep -q '^vm_user:' "$CONF_DIR/config.yaml"; then
+		sed -i "s/^vm_user:.*/vm_uids: $VM_UIDS   # each VM's QEMU runs as its own uid from this range/" \
+			"$CONF_DIR/config.yaml"
+		say "config: vm_user replaced by vm_uids: $VM_UIDS"
+	fi
 fi
 "$PREFIX/bin/bhatti" serve --help >/dev/null 2>&1 || true
 
 # --- the service ---------------------------------------------------------
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-	cat >/etc/systemd/system/bhatti.service <<EOF
-[Unit]
-Description=bhatti sandbox daemon
-After=network.target
-
-[Service]
-ExecStart=$PREFIX/bin/bhatti serve --config $CONF_DIR/config.yaml
-Restart=on-failure
-# sandboxes (QEMU processes) outlive a daemon restart and are adopted
-KillMode=process
-
-[Install]
-WantedBy=multi-user.target
-EOF
+	sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \
+		scripts/bhatti.service >/etc/systemd/system/bhatti.service
 	systemctl daemon-reload
 	systemctl enable bhatti.service >/dev/null 2>&1
 	systemctl restart bhatti.service

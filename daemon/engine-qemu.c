@@ -17,19 +17,29 @@
  *   qemu-template.c  templates: key, build, load, clone, stale ones
  *   qemu-pool.c      the pool of ready clones; the memory spares
  *   qemu-adopt.c     vm.json; adopting what an earlier engine left
- *   qemu-init.c      init and fini: directories, the VM user, the
- *                    accelerator probe, the host TSC rate
+ *   qemu-console.c   the guest's console, into a bounded console.log
+ *   qemu-jail.c      VM uids, directories root writes into, the tmpfs
+ *                    memory dir
+ *   qemu-init.c      init and fini: images, directories, the accelerator
+ *                    probe, the host TSC rate
  *
- * A sandbox directory (data_dir/sandboxes/<id>/, mode 0700):
+ * A sandbox directory (data_dir/sandboxes/<id>/, root's, mode 0700; QEMU
+ * is given what it uses as descriptors and cannot reach the directory):
  *   vm.json      what a restarted engine needs to adopt it (0600)
  *   disk.ext4    the root disk: a copy of the image (or of the template's)
  *   mem          guest RAM of the last cold snapshot (only its allocated
  *                extents: a sparse file), encrypted (atrest.h)
  *   state        device state of the last cold snapshot, encrypted
- *   qmp.sock, agent.sock, qemu.log, console.log
+ *   qmp.sock, agent.sock, console.sock (bound by the engine, QEMU listens),
+ *   qemu.log (QEMU's output), console.log (+ .1: the guest's console, read
+ *   by the engine and rotated: qemu-console.c)
  *
- * While a guest runs, its RAM is a file on tmpfs (mem_dir/bhatti-<hash of
- * data_dir>/<id>.mem, memory-backend-file share=on): page faults there are
+ * Each QEMU runs as a uid of its own (qemu-jail.c), which owns nothing but
+ * its guest's RAM file while it runs.
+ *
+ * While a guest runs, its RAM is a file on tmpfs (mem_dir/bhatti-XXXXXX/
+ * <id>.mem, a directory of root's: qemu-jail.c; memory-backend-file
+ * share=on): page faults there are
  * cheap, and a running guest writes nothing to disk. Measured against the
  * same file on ext4 (docs/benchmarks.md): restore 90 vs 210-310 ms, first
  * exec after it 90 vs 130-450 ms under TCG. A cold stop saves the memory
@@ -72,7 +82,8 @@
  * the pool again.
  *
  * Templates (data_dir/templates/<image>-<cpus>c-<mem>m-<accel>-<hash>/):
- * a VM booted once and cold-snapshotted, never run again; clones copy its
+ * a VM booted once and cold-snapshotted, never run again (its files are
+ * root's and read-only; no QEMU ever opens them); clones copy its
  * memory and disk (a reflink where the filesystem can) and restore its
  * device state. <hash> covers the kernel, initramfs, rootfs image and
  * QEMU binary, so changing any of them builds a new template.
@@ -88,6 +99,7 @@
 
 #include "fileops.h"
 #include "qemu.h"
+#include "valid.h"
 
 /* ---- create ------------------------------------------------------------------------ */
 
@@ -153,9 +165,6 @@ bool q_disk_copied(struct vm *vm, int rc, const struct err *e)
 		return false;
 	}
 	meta_write(vm);
-	char *disk = qvm_path(vm, "disk.ext4");
-	qemu_chown(vm, disk, -1);
-	free(disk);
 	return true;
 }
 
@@ -166,7 +175,7 @@ static void boot_disk_ready(int rc, const struct err *e, void *arg)
 	struct err se = ERR_INIT;
 	if (!q_disk_copied(vm, rc, e))
 		return;
-	if (qemu_spawn(q, false, &se) < 0) {
+	if (qemu_mem_file(q, &se) < 0 || qemu_spawn(q, false, &se) < 0) {
 		step_fail(q, se.code, "%s", err_str(&se));
 		return;
 	}
@@ -175,16 +184,10 @@ static void boot_disk_ready(int rc, const struct err *e, void *arg)
 
 int q_prepare_dir(struct vm *vm, struct err *e)
 {
-	struct qeng *qe = QE(vm->eng);
-	if (strlen(vm->dir) + sizeof("/agent.sock") > 107)
+	if (strlen(vm->dir) + sizeof("/console.sock") > 107)
 		return err_set(e, ENAMETOOLONG, "sandbox directory '%s' is too long for its sockets",
 			       vm->dir);
-	int r = mkdir_p(vm->dir, 0700);
-	if (r < 0)
-		return err_set(e, -r, "cannot create '%s': %s", vm->dir, strerror(-r));
-	if (qe->drop_user && chown(vm->dir, qe->vm_uid, qe->vm_gid) < 0)
-		return err_set(e, errno, "chown '%s': %s", vm->dir, strerror(errno));
-	return 0;
+	return jail_dir(vm->dir, 0, e);
 }
 
 void q_boot(struct vm *vm)
@@ -283,8 +286,8 @@ static void stop_exited(struct qvm *q)
 	 * .mem: a crash leftover is removed at the next adoption) */
 	static unsigned trash_seq;
 	struct buf trash = BUF_INIT;
-	buf_addf(&trash, "%s/%s-freed-%u.mem", QE(vm->eng)->hot_dir, vm->id, ++trash_seq);
-	q_remove_aside(q->hot_mem, trash.data);
+	buf_addf(&trash, "%s-freed-%u.mem", vm->id, ++trash_seq);
+	q_hot_remove_aside(vm->eng, hot_name(q->hot_mem), trash.data);
 	buf_release(&trash);
 	q->paused = false;
 	vm->state = VM_STOPPED;
@@ -445,7 +448,7 @@ static void destroy_removed(int rc, const struct err *e, void *arg)
 
 static void destroy_exited(struct qvm *q)
 {
-	unlink(q->hot_mem);
+	hot_unlink(QE(q->vm->eng), hot_name(q->hot_mem));
 	spare_recheck(q);
 	fileop_remove_tree(q->vm->dir, destroy_removed, q->vm);
 }
@@ -485,6 +488,7 @@ static void q_vm_free(struct vm *vm)
 		return;
 	step_cleanup(q);
 	tmpl_unwait(q);
+	qcon_close(q);
 	watch_close(&q->pidw);
 	/* QEMU keeps running (and its memory file): a restarted engine adopts it */
 	free(q->hot_mem);
@@ -535,11 +539,10 @@ static int q_check(struct engine *eng, const struct vm_spec *spec, struct err *e
 {
 	const char *image = spec->image && spec->image[0] ? spec->image : "tiny";
 	struct buf p = BUF_INIT, have = BUF_INIT;
-	for (const char *c = image; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '-'))
-			return err_set(e, EINVAL, "invalid image name '%s'", image);
+	int r = valid_image(image, e);
+	if (r < 0)
+		return r;
 	buf_addf(&p, "%s/rootfs-%s.ext4", eng->cfg.images_dir, image);
-	int r = 0;
 	if (access(p.data, R_OK) < 0) {
 		list_images(eng, &have);
 		r = err_set(e, ENOENT, "no image '%s' (available: %s)", image,

@@ -11,6 +11,7 @@
 
 #include "engine-internal.h"
 #include "log.h"
+#include "valid.h"
 
 static const char *const state_names[] = {
 	[VM_CREATING] = "creating", [VM_RUNNING] = "running", [VM_PAUSED] = "paused",
@@ -335,33 +336,19 @@ int vm_destroy(struct vm *vm, vm_done_fn done, void *arg, struct err *e)
 	return r < 0 ? r : 0;
 }
 
-static bool valid_id(const char *id)
-{
-	size_t n = id ? strlen(id) : 0;
-	if (n == 0 || n > 63)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char c = id[i];
-		bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || (c == '-' && i > 0);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
 int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, void *arg,
 	      struct vm **ret, struct err *e)
 {
-	if (!valid_id(spec->id))
-		return err_set(e, EINVAL, "invalid sandbox id '%s' (a-z, 0-9, '-'; at most 63)",
-			       spec->id ? spec->id : "");
+	int r = valid_vm_id(spec->id, e);
+	if (r < 0)
+		return r;
 	if (engine_find(eng, spec->id))
 		return err_set(e, EEXIST, "sandbox '%s' already exists", spec->id);
 	if (spec->cpus > 64)
 		return err_set(e, EINVAL, "cpus must be 1 to 64, not %u", spec->cpus);
 	if (spec->memory_mb && (spec->memory_mb < 64 || spec->memory_mb > 65536))
 		return err_set(e, EINVAL, "memory must be 64 to 65536 MB, not %u", spec->memory_mb);
-	int r = eng->be->check(eng, spec, e);
+	r = eng->be->check(eng, spec, e);
 	struct vm_spec shape = spec_shape(spec);
 	if (r == 0 && eng->be->admit)
 		r = eng->be->admit(eng, &shape, NULL, e);
@@ -452,7 +439,9 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.images_dir = xstrdup(cfg->images_dir);
 	eng->cfg.qemu = xstrdup(cfg->qemu ? cfg->qemu : "qemu-system-x86_64");
 	eng->cfg.accel = xstrdup(cfg->accel ? cfg->accel : "auto");
-	eng->cfg.vm_user = cfg->vm_user ? xstrdup(cfg->vm_user) : NULL;
+	eng->cfg.vm_uid_first = cfg->vm_uid_first;
+	eng->cfg.vm_uid_count = cfg->vm_uid_count;
+	eng->cfg.console_max = cfg->console_max ? cfg->console_max : 1 << 20;
 	eng->cfg.mem_dir = xstrdup(cfg->mem_dir ? cfg->mem_dir : "/dev/shm");
 	eng->cfg.no_templates = cfg->no_templates;
 	eng->cfg.pool_size = cfg->pool_size > 0 ? cfg->pool_size : 0;
@@ -499,7 +488,6 @@ void engine_free(struct engine *eng)
 	free((char *)eng->cfg.images_dir);
 	free((char *)eng->cfg.qemu);
 	free((char *)eng->cfg.accel);
-	free((char *)eng->cfg.vm_user);
 	free((char *)eng->cfg.mem_dir);
 	free(eng);
 }

@@ -47,8 +47,13 @@ struct engine_config {
 	const char *images_dir; /* vmlinux, initramfs.cpio, rootfs-<image>.ext4 */
 	const char *qemu;       /* NULL = "qemu-system-x86_64" */
 	const char *accel;      /* "auto" (default), "kvm" or "tcg" */
-	const char *vm_user;    /* run QEMU as this user when root; NULL = self */
+	/* When the engine is root, each VM's QEMU runs as a uid (and gid) of
+	 * its own from [vm_uid_first, vm_uid_first + vm_uid_count), which no
+	 * user, group or subordinate id may use; root without them is refused
+	 * (QEMU never runs as root). Not root: QEMU runs as the engine's user. */
+	uint32_t vm_uid_first, vm_uid_count;
 	const char *mem_dir;    /* tmpfs for running guests' memory; NULL = /dev/shm */
+	uint64_t console_max;   /* a VM's console.log rotates at this size: 0 = 1 MiB */
 	bool no_templates;      /* always cold-boot (no clone) */
 	int pool_size;          /* ready clones kept per template (at most 8): 0 = none */
 	unsigned spare_linger_ms; /* a template's spare memory copy stays this long

@@ -2,6 +2,11 @@
  * besides the event loop; it shares nothing with the loop but the job
  * queues (under one mutex) and an eventfd that wakes the loop when a job
  * is done.
+ *
+ * The daemon runs as root: a file it writes is made afresh (a leftover
+ * temporary name is removed, then O_CREAT | O_EXCL), never through a
+ * symlink (O_NOFOLLOW), and is 0600. The directories it is given are
+ * root's and no one else's to write (qemu-jail.c).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -53,6 +58,14 @@ static struct {
 } F = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 /* ---- the work itself (worker thread, or *_now on the caller's) ----------- */
+
+/* A new file at path for writing, 0600: what was there (a leftover of a
+ * crash) goes first; a symlink is never followed. */
+static int create_new(const char *path)
+{
+	unlink(path);
+	return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
 
 static bool page_is_zero(const char *p, size_t n)
 {
@@ -158,7 +171,7 @@ int fileop_copy_now(const char *src, const char *dst, struct err *e)
 		goto done;
 	}
 	buf_addf(&tmp, "%s.part", dst);
-	out = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+	out = create_new(tmp.data);
 	if (out < 0) {
 		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
 		goto done;
@@ -356,7 +369,7 @@ int fileop_save_snapshot_now(const char *mem, const char *base, int state_fd, co
 		r = err_set(e, errno, "device state: %s", strerror(errno));
 		goto done;
 	}
-	sout = open(state_part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	sout = create_new(state_part);
 	if (sout < 0) {
 		r = err_set(e, errno, "cannot create '%s': %s", state_part, strerror(errno));
 		goto done;
@@ -366,7 +379,7 @@ int fileop_save_snapshot_now(const char *mem, const char *base, int state_fd, co
 		goto done;
 	}
 	off_t mem_file = key ? (off_t)atrest_mem_file_size((uint64_t)st.st_size) : st.st_size;
-	mout = open(mem_part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	mout = create_new(mem_part);
 	if (mout < 0 || ftruncate(mout, mem_file) < 0) {
 		r = err_set(e, errno, "cannot create '%s': %s", mem_part, strerror(errno));
 		goto done;
@@ -502,7 +515,7 @@ static int fill_mem(const char *base, const char *delta, const char *mem,
 		r = err_set(e, errno, "cannot read '%s': %s", delta, strerror(errno));
 		goto done;
 	}
-	if ((out = open(mem, O_WRONLY | O_CLOEXEC)) < 0 || fstat(out, &mst) < 0) {
+	if ((out = open(mem, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(out, &mst) < 0) {
 		r = err_set(e, errno, "cannot write '%s': %s", mem, strerror(errno));
 		goto done;
 	}
@@ -570,7 +583,7 @@ static int write_file(const char *path, const char *text, bool durable, struct e
 {
 	struct buf tmp = BUF_INIT;
 	buf_addf(&tmp, "%s.tmp", path);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int fd = create_new(tmp.data);
 	int r = 0;
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || (durable && fdatasync(fd) < 0) ||
 	    rename(tmp.data, path) < 0)
@@ -598,7 +611,7 @@ static int write_file(const char *path, const char *text, bool durable, struct e
 
 static int flush_drop(const char *path, struct err *e)
 {
-	int fd = open(path, O_RDWR | O_CLOEXEC);
+	int fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
 		return err_set(e, errno, "cannot open '%s': %s", path, strerror(errno));
 	int r = 0;

@@ -4,21 +4,33 @@
  * start-up (a running QEMU reconnected, a cold snapshot restorable, the
  * rest FAILED), and the QEMUs of pools and template builds nobody owns.
  *
+ * Nothing in vm.json is trusted as it is: every field is checked (a
+ * template key before it becomes a path), and a QEMU is the process found
+ * by its QMP socket (the one listening on it), never the pid vm.json
+ * names: a vm.json whose pid or uid disagrees leaves the sandbox FAILED,
+ * and no process it names is signalled.
+ *
  * Sits between engine_new() (through q_adopt) and what an earlier engine
  * left: sandbox directories, QEMU processes (/proc), their QMP and agent
  * sockets. Touches data_dir/sandboxes/<id>/vm.json, and removes memory
- * files on tmpfs that no running QEMU owns.
+ * files on tmpfs that no running QEMU owns; takes the memory files of
+ * running guests from the memory dir of a version before the VM uids
+ * (mem_dir/bhatti-<hash of data_dir>).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fileops.h"
 #include "qemu.h"
+#include "valid.h"
 
 /* ---- vm.json -------------------------------------------------------------------- */
 
@@ -64,6 +76,7 @@ static char *meta_text(struct vm *vm, bool unflushed)
 	cJSON_AddStringToObject(o, "state", vm_state_name(vm->state));
 	cJSON_AddNumberToObject(o, "pid", q->pid);
 	cJSON_AddNumberToObject(o, "pid_start", (double)q->pid_start);
+	cJSON_AddNumberToObject(o, "uid", q->uid);
 	cJSON_AddStringToObject(o, "token", q->token);
 	cJSON_AddStringToObject(o, "origin", vm_origin(vm));
 	if (q->base_key)
@@ -105,7 +118,8 @@ int meta_write_now(struct vm *vm)
 	struct buf path = BUF_INIT, tmp = BUF_INIT;
 	buf_addf(&path, "%s/vm.json", vm->dir);
 	buf_addf(&tmp, "%s/vm.json.now", vm->dir);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600), r = 0;
+	unlink(tmp.data);
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), r = 0;
 	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0) {
 		r = -errno;
 		log_warn("vm '%s': writing vm.json: %s", vm->id, strerror(errno));
@@ -119,6 +133,39 @@ int meta_write_now(struct vm *vm)
 	return r;
 }
 
+struct meta_then {
+	struct qvm *q;
+	qstep_fn next;
+};
+
+/* (the VM outlives the job: a destroy's removal is queued after it) */
+static void meta_then_written(int rc, const struct err *e, void *arg)
+{
+	struct meta_then *mt = arg;
+	struct qvm *q = mt->q;
+	qstep_fn next = mt->next;
+	free(mt);
+	if (!q->cont_pending)
+		return; /* the step failed meanwhile */
+	q->cont_pending = false;
+	if (rc < 0)
+		step_fail(q, -rc, "writing vm.json: %s", err_str(e));
+	else
+		next(q);
+}
+
+void meta_record_then(struct qvm *q, qstep_fn next)
+{
+	struct meta_then *mt = xcalloc(1, sizeof(*mt));
+	char *text = meta_text(q->vm, false), *path = qvm_path(q->vm, "vm.json");
+	mt->q = q;
+	mt->next = next;
+	q->cont_pending = true;
+	fileop_write(path, text, true, meta_then_written, mt);
+	free(path);
+	free(text);
+}
+
 void meta_write(struct vm *vm)
 {
 	meta_record(vm, false);
@@ -129,7 +176,7 @@ cJSON *meta_read(const char *dir)
 	struct buf path = BUF_INIT, text = BUF_INIT;
 	char chunk[4096];
 	buf_addf(&path, "%s/vm.json", dir);
-	int fd = open(path.data, O_RDONLY | O_CLOEXEC);
+	int fd = open(path.data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	buf_release(&path);
 	if (fd < 0)
 		return NULL;
@@ -168,73 +215,198 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 	log_info("vm '%s': adopted (%s)", vm->id, vm_state_name(vm->state));
 }
 
+/* A whole number in [min, max] under key (absent: def). */
+static bool meta_num(const cJSON *m, const char *key, double min, double max, double def,
+		     double *ret)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(m, key);
+	double d = v ? (cJSON_IsNumber(v) ? v->valuedouble : -1) : def;
+	if (!(d >= min && d <= max) || d != (double)(long long)d)
+		return false;
+	*ret = d;
+	return true;
+}
+
+/* vm.json of the sandbox id, checked field by field: 0, or -EINVAL with
+ * what is wrong in e. */
+static int meta_check(const cJSON *m, const char *id, struct err *e)
+{
+	const char *v;
+	double d;
+	char image[64];
+	if (!cJSON_IsObject(m))
+		return err_set(e, EINVAL, "it is not a JSON object");
+	if (strcmp(json_get_str(m, "id", id), id) != 0)
+		return err_set(e, EINVAL, "it names another sandbox");
+	if (valid_image(json_get_str(m, "image", ""), e) < 0)
+		return -EINVAL;
+	v = json_get_str(m, "hostname", id);
+	if (strcmp(v, id) != 0 && valid_hostname(v, e) < 0)
+		return -EINVAL;
+	if (!meta_num(m, "cpus", 1, 64, -1, &d) || !meta_num(m, "memory_mb", 64, 65536, -1, &d))
+		return err_set(e, EINVAL, "its shape (cpus, memory_mb) is not valid");
+	if (!meta_num(m, "pid", 0, 4194304, 0, &d) || !meta_num(m, "uid", 0, 4294967294.0, 0, &d) ||
+	    !meta_num(m, "pid_start", 0, 9e15, 0, &d))
+		return err_set(e, EINVAL, "its pid, pid_start or uid is not valid");
+	v = json_get_str(m, "token", "");
+	if (strlen(v) != 64 || strspn(v, "0123456789abcdef") != 64)
+		return err_set(e, EINVAL, "its token is not valid");
+	v = json_get_str(m, "accel", "");
+	if (strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
+		return err_set(e, EINVAL, "its accelerator is not valid");
+	v = json_get_str(m, "origin", "boot");
+	if (strcmp(v, "boot") != 0 && strcmp(v, "clone") != 0)
+		return err_set(e, EINVAL, "its origin is not valid");
+	v = json_get_str(m, "template", NULL);
+	if (v && tmpl_key_parse(v, image) < 0)
+		return err_set(e, EINVAL, "its template key '%.80s' is not valid", v);
+	v = json_get_str(m, "key", NULL); /* the snapshot key, wrapped (base64) */
+	if (v && (strlen(v) > 4096 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					   "0123456789+/=") != strlen(v)))
+		return err_set(e, EINVAL, "its snapshot key is not valid");
+	v = json_get_str(m, "state", "");
+	for (enum vm_state st = VM_CREATING; st <= VM_DESTROYING; st++)
+		if (strcmp(v, vm_state_name(st)) == 0)
+			return 0;
+	return err_set(e, EINVAL, "its state is not valid");
+}
+
+/* ---- a memory dir from before the VM uids -------------------------------------------- */
+
+/* mem_dir/bhatti-<hash of data_dir>: where a version before the VM uids
+ * kept guest memory. Opened only if it is a real directory no one but its
+ * owner may write (that version made it 0700; one anybody can write was
+ * made by somebody else, to be left alone); -1 otherwise. */
+static int legacy_open(struct engine *eng, char **ret_path)
+{
+	uint8_t h[8];
+	char hex[17];
+	struct buf p = BUF_INIT;
+	struct stat st;
+	crypto_generichash(h, sizeof(h), (const uint8_t *)eng->cfg.data_dir,
+			   strlen(eng->cfg.data_dir), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	buf_addf(&p, "%s/bhatti-%s", eng->cfg.mem_dir, hex);
+	int fd = open(p.data, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && (fstat(fd, &st) < 0 || (st.st_mode & 022) || strcmp(p.data, QE(eng)->hot_dir) == 0)) {
+		close(fd);
+		fd = -1;
+	}
+	if (fd >= 0 && ret_path)
+		*ret_path = buf_detach(&p, NULL);
+	buf_release(&p);
+	return fd;
+}
+
+/* An adopted guest of that version: move its memory file (a plain file
+ * of its QEMU's uid) into our memory dir, where a stop will look. */
+static void legacy_take_mem(struct engine *eng, struct qvm *q)
+{
+	struct qeng *qe = QE(eng);
+	const char *name = hot_name(q->hot_mem);
+	struct stat st, now;
+	int lfd;
+	if (fstatat(qe->hot_fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 || (lfd = legacy_open(eng, NULL)) < 0)
+		return;
+	if (fstatat(lfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 1 && st.st_uid == q->uid && renameat(lfd, name, qe->hot_fd, name) == 0) {
+		if (fstatat(qe->hot_fd, name, &now, AT_SYMLINK_NOFOLLOW) < 0 || now.st_ino != st.st_ino) {
+			hot_unlink(qe, name); /* swapped on the way: not its memory */
+			log_warn("vm '%s': its memory file changed while moving", q->vm->id);
+		} else {
+			log_info("vm '%s': its memory moved to '%s'", q->vm->id, qe->hot_dir);
+		}
+	}
+	close(lfd);
+}
+
+/* ---- adopt ---------------------------------------------------------------------------- */
+
 static void adopt_one(struct engine *eng, const char *id)
 {
-	char *dir = qeng_path(eng, "sandboxes", id);
-	cJSON *m = meta_read(dir);
-	struct vm *vm = vm_new(eng, id, NULL, VM_FAILED, false);
-	struct qvm *q = qvm_new(vm, json_get_str(m, "accel", QE(eng)->accel));
-	struct err e = ERR_INIT;
-	free(dir);
-	if (!m) {
-		snprintf(vm->error, sizeof(vm->error), "incomplete sandbox (no vm.json): destroy it");
-		vm->unfinished = true;
-		char *qmp = qvm_path(vm, "qmp.sock");
-		pid_t pid = qemu_by_socket(qmp);
-		free(qmp);
-		if (pid > 0 && (q->pid_start = qemu_starttime(pid)) > 0) {
-			q->pid = pid;
-			q->our_child = false;
-			qemu_watch(q, &e);
-		}
+	struct err e = ERR_INIT, me = ERR_INIT;
+	if (valid_vm_id(id, &me) < 0) {
+		log_warn("not a sandbox: %s", err_str(&me));
 		return;
 	}
-	free((char *)vm->spec.hostname);
-	free((char *)vm->spec.image);
-	vm->spec.hostname = xstrdup(json_get_str(m, "hostname", id));
-	vm->spec.image = xstrdup(json_get_str(m, "image", "tiny"));
-	vm->spec.cpus = (unsigned)json_get_num(m, "cpus");
-	vm->spec.memory_mb = (unsigned)json_get_num(m, "memory_mb");
-	snprintf(vm->origin, sizeof(vm->origin), "%s", json_get_str(m, "origin", "boot"));
-	snprintf(q->token, sizeof(q->token), "%s", json_get_str(m, "token", ""));
-	if (json_get_str(m, "template", NULL))
-		q->base_key = xstrdup(json_get_str(m, "template", ""));
-	if (json_get_str(m, "key", NULL))
-		q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
-	snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
-	const char *state = json_get_str(m, "state", "");
-	vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
-	pid_t pid = (pid_t)json_get_num(m, "pid");
-	uint64_t start = (uint64_t)json_get_num(m, "pid_start");
-	bool alive = pid > 0 && start && qemu_starttime(pid) == start;
-	if (!alive && vm->unfinished) {
-		char *qmp = qvm_path(vm, "qmp.sock");
-		if ((pid = qemu_by_socket(qmp)) > 0 && (start = qemu_starttime(pid)) > 0)
-			alive = true;
-		free(qmp);
-	}
-
-	if (alive && (strcmp(state, "running") == 0 || strcmp(state, "paused") == 0)) {
-		char *qmp = qvm_path(vm, "qmp.sock");
-		int fd;
-		q->pid = pid;
-		q->pid_start = start;
+	char *dir = qeng_path(eng, "sandboxes", id);
+	int owned = jail_dir(dir, 0, &me); /* an older install's: ours again */
+	cJSON *m = owned == 0 ? meta_read(dir) : NULL;
+	bool valid = m && meta_check(m, id, &me) == 0;
+	struct vm *vm = vm_new(eng, id, NULL, VM_FAILED, false);
+	struct qvm *q = qvm_new(vm, valid ? json_get_str(m, "accel", "") : QE(eng)->accel);
+	/* its QEMU is the one listening on its socket, whatever vm.json says */
+	struct qemu_found f = { .pidfd = -1, .qmp_fd = -1 };
+	bool found = owned == 0 && qemu_by_socket_in(dir, &f);
+	free(dir);
+	if (found) {
+		q->pid = f.pid;
+		q->uid = f.uid;
+		q->pid_start = qemu_starttime(f.pid);
 		q->our_child = false;
-		if (qemu_watch(q, &e) < 0 || unix_connect(qmp, &fd) < 0) {
-			snprintf(vm->error, sizeof(vm->error), "cannot reach QEMU (pid %d)", (int)pid);
-		} else {
-			vm->state = VM_STARTING; /* until QEMU answers */
-			q->qmp = qmp_new(fd, qemu_on_qmp_event, qemu_on_qmp_closed, q);
-			qmp_cmd(q->qmp, "query-status", NULL, -1, adopt_status, q);
-		}
-		free(qmp);
-	} else if (strcmp(state, "stopped") == 0) {
-		char *mem = qvm_path(vm, "mem"), *snap = qvm_path(vm, "state");
+	}
+	const char *state = valid ? json_get_str(m, "state", "") : "";
+	pid_t pid = valid ? (pid_t)json_get_num(m, "pid") : 0;
+	bool has_uid = valid && cJSON_GetObjectItemCaseSensitive(m, "uid");
+	uid_t uid = has_uid ? (uid_t)json_get_num(m, "uid") : 0;
+	if (owned < 0) {
+		snprintf(vm->error, sizeof(vm->error), "%s", err_str(&me));
+	} else if (!m) {
+		snprintf(vm->error, sizeof(vm->error), "incomplete sandbox (no vm.json): destroy it");
+		vm->unfinished = true;
+	} else if (!valid) {
+		snprintf(vm->error, sizeof(vm->error), "its vm.json is not valid: %s", err_str(&me));
+	} else {
+		free((char *)vm->spec.hostname);
+		free((char *)vm->spec.image);
+		vm->spec.hostname = xstrdup(json_get_str(m, "hostname", id));
+		vm->spec.image = xstrdup(json_get_str(m, "image", ""));
+		vm->spec.cpus = (unsigned)json_get_num(m, "cpus");
+		vm->spec.memory_mb = (unsigned)json_get_num(m, "memory_mb");
+		snprintf(vm->origin, sizeof(vm->origin), "%s", json_get_str(m, "origin", "boot"));
+		snprintf(q->token, sizeof(q->token), "%s", json_get_str(m, "token", ""));
+		if (json_get_str(m, "template", NULL))
+			q->base_key = xstrdup(json_get_str(m, "template", ""));
+		if (json_get_str(m, "key", NULL))
+			q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
+		snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
+		vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
+	}
+	/* "starting": a start's guest was about to run (qemu-restore.c) */
+	bool live = strcmp(state, "running") == 0 || strcmp(state, "paused") == 0 ||
+		    strcmp(state, "starting") == 0;
+	if (valid && found && strcmp(state, "stopped") == 0) {
+		/* a start interrupted before its guest ran: the snapshot is
+		 * good, its QEMU (ours: it listens on our socket) goes */
+		log_info("vm '%s': killing the QEMU of an unfinished start (pid %d)", id, (int)f.pid);
+		syscall(SYS_pidfd_send_signal, f.pidfd, SIGKILL, NULL, 0);
+		qemu_found_release(&f);
+		found = false;
+		q->pid = 0;
+		q->uid = 0;
+		q->pid_start = 0;
+	}
+	if (valid && live && !found) {
+		snprintf(vm->error, sizeof(vm->error), "QEMU exited while the engine was away");
+	} else if (valid && live && f.pid != pid) {
+		snprintf(vm->error, sizeof(vm->error),
+			 "its vm.json names pid %d, but the QEMU on its socket is pid %d", (int)pid,
+			 (int)f.pid);
+	} else if (valid && live && has_uid && f.uid != uid) {
+		snprintf(vm->error, sizeof(vm->error),
+			 "its QEMU runs as uid %u, not as uid %u (vm.json)", (unsigned)f.uid,
+			 (unsigned)uid);
+	} else if (valid && live) {
+		vm->state = VM_STARTING; /* until QEMU answers */
+		legacy_take_mem(eng, q);
+		q->qmp = qmp_new(f.qmp_fd, qemu_on_qmp_event, qemu_on_qmp_closed, q);
+		f.qmp_fd = -1;
+		qmp_cmd(q->qmp, "query-status", NULL, -1, adopt_status, q);
+		qcon_open(q);
+	} else if (valid && strcmp(state, "stopped") == 0) {
+		struct vm *v = vm;
+		char *mem = qvm_path(v, "mem"), *snap = qvm_path(v, "state");
 		char now[64];
-		/* its snapshot was written and QEMU was told to quit when the
-		 * engine went away: that QEMU holds nothing anyone needs */
-		if (alive)
-			kill(pid, SIGKILL);
 		boot_id(now);
 		const cJSON *unflushed = cJSON_GetObjectItemCaseSensitive(m, "unflushed");
 		if (cJSON_IsTrue(unflushed) && strcmp(json_get_str(m, "boot_id", ""), now) != 0)
@@ -246,17 +418,45 @@ static void adopt_one(struct engine *eng, const char *id)
 			snprintf(vm->error, sizeof(vm->error), "its cold snapshot is missing");
 		free(mem);
 		free(snap);
-	} else if (alive) {
+	} else if (valid && found) {
 		snprintf(vm->error, sizeof(vm->error), "was %s when the engine stopped", state);
-		q->pid = pid;
-		q->pid_start = start;
-		qemu_watch(q, &e);
-	} else if (!vm->error[0]) {
+	} else if (valid && !vm->error[0]) {
 		snprintf(vm->error, sizeof(vm->error), "QEMU exited while the engine was away");
 	}
+	/* a QEMU found by its socket is this sandbox's: a destroy kills it */
+	if (found && f.pidfd >= 0 && qemu_watch_fd(q, f.pidfd, &e) == 0)
+		f.pidfd = -1;
+	if (found && q->pidw.fd < 0)
+		q->pid = 0; /* (cannot watch it: never signalled) */
+	qemu_found_release(&f);
 	if (vm->state == VM_FAILED)
 		log_warn("vm '%s': %s", id, vm->error);
 	cJSON_Delete(m);
+}
+
+/* Remove the *.mem files of the memory dir dfd that no running QEMU of
+ * ours maps: a crash during a stop or a create, spares, pool clones. */
+static void sweep_mem(struct engine *eng, int dfd, const char *path)
+{
+	int dup_fd = dup(dfd);
+	DIR *d = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		size_t n = strlen(de->d_name);
+		if (n < 5 || strcmp(de->d_name + n - 4, ".mem") != 0)
+			continue;
+		char *id = xstrndup(de->d_name, n - 4);
+		struct vm *vm = engine_find(eng, id);
+		if (!vm || vm_pid(vm) <= 0) {
+			log_info("removing %s/%s (no running QEMU)", path, de->d_name);
+			unlinkat(dfd, de->d_name, 0);
+		}
+		free(id);
+	}
+	if (d)
+		closedir(d);
+	else if (dup_fd >= 0)
+		close(dup_fd);
 }
 
 int q_adopt(struct engine *eng, struct err *e)
@@ -284,67 +484,38 @@ int q_adopt(struct engine *eng, struct err *e)
 	for (struct vm *vm = eng->vms; vm; vm = vm->next)
 		if (vm->state == VM_STARTING)
 			vm_fail(vm, "QEMU (pid %d) does not answer on its control socket", vm_pid(vm));
-	/* guest memory on tmpfs that no running QEMU owns (a crash during a
-	 * stop or a create) is only taking RAM */
-	d = opendir(QE(eng)->hot_dir);
-	while (d && (de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		if (n < 5 || strcmp(de->d_name + n - 4, ".mem") != 0)
-			continue;
-		char *id = xstrndup(de->d_name, n - 4);
-		struct vm *vm = engine_find(eng, id);
-		if (!vm || vm_pid(vm) <= 0) {
-			struct buf p = BUF_INIT;
-			buf_addf(&p, "%s/%s", QE(eng)->hot_dir, de->d_name);
-			log_info("removing the memory of '%s' (no running QEMU)", id);
-			unlink(p.data);
-			buf_release(&p);
-		}
-		free(id);
+	sweep_mem(eng, QE(eng)->hot_fd, QE(eng)->hot_dir);
+	/* an older version's memory dir: what is left there (spares) goes */
+	char *legacy = NULL;
+	int lfd = legacy_open(eng, &legacy);
+	if (lfd >= 0) {
+		sweep_mem(eng, lfd, legacy);
+		if (rmdir(legacy) == 0)
+			log_info("removed '%s', the memory dir of an earlier version", legacy);
+		close(lfd);
 	}
-	if (d)
-		closedir(d);
+	free(legacy);
 	return 0;
 }
 
 /* ---- what an earlier engine left running --------------------------------------------- */
 
-/* Is pid the QEMU of some sandbox (its vm.json says so)? A clone taken
- * from the pool keeps the pool path in its command line. */
-static bool pid_of_a_sandbox(struct engine *eng, pid_t pid)
+void qemu_kill_orphans(const char *dir, const char *what)
 {
-	char *dir = qeng_path(eng, "sandboxes", NULL);
 	DIR *d = opendir(dir);
 	struct dirent *de;
-	bool found = false;
-	while (d && !found && (de = readdir(d))) {
-		if (de->d_name[0] == '.')
+	while (d && (de = readdir(d))) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
 			continue;
-		struct buf sb = BUF_INIT;
-		buf_addf(&sb, "%s/%s", dir, de->d_name);
-		cJSON *m = meta_read(sb.data);
-		found = m && (pid_t)json_get_num(m, "pid") == pid;
-		cJSON_Delete(m);
-		buf_release(&sb);
-	}
-	if (d)
-		closedir(d);
-	free(dir);
-	return found;
-}
-
-/* Kill every QEMU an earlier engine left running from a path that starts
- * with `prefix` (the pool, a template build interrupted by a crash): no
- * sandbox is made of them. */
-void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what)
-{
-	DIR *d = opendir("/proc");
-	pid_t pid;
-	while (d && (pid = qemu_naming_next(d, prefix)) > 0) {
-		if (pid_of_a_sandbox(eng, pid))
-			continue;
-		log_info("killing %s QEMU left by an earlier engine (pid %d)", what, (int)pid);
-		kill(pid, SIGKILL);
+		struct buf p = BUF_INIT;
+		struct qemu_found f;
+		buf_addf(&p, "%s/%s", dir, de->d_name);
+		if (qemu_by_socket_in(p.data, &f)) {
+			log_info("killing %s QEMU left by an earlier engine (pid %d)", what, (int)f.pid);
+			syscall(SYS_pidfd_send_signal, f.pidfd, SIGKILL, NULL, 0);
+			qemu_found_release(&f);
+		}
+		buf_release(&p);
 	}
 	if (d)
 		closedir(d);

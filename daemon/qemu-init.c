@@ -1,17 +1,16 @@
 /* qemu-init.c — start and end of the QEMU backend: the images it needs,
- * its directories and their modes, the user QEMU runs as, the tmpfs memory
- * dir, the accelerator (configured, or a KVM probe boot whose verdict is
- * cached per kernel and QEMU), the host TSC rate for TCG guests; at the
- * end, builds are let finish and pools and spares dropped (sandboxes keep
- * running).
+ * its directories (root's, 0700: qemu-jail.c), the VM uids, the tmpfs
+ * memory dir, the accelerator (configured, or a KVM probe boot whose
+ * verdict is cached per kernel and QEMU), the host TSC rate for TCG
+ * guests; at the end, builds are let finish and pools and spares dropped
+ * (sandboxes keep running).
  *
  * Sits between engine_new()/engine_free() and the rest of the backend.
- * Touches data_dir (sandboxes/, templates/, pool/, accel-probe) and the
- * tmpfs memory dir.
+ * Touches data_dir (sandboxes/, templates/, pool/, accel-probe, mem-dir)
+ * and the tmpfs memory dir.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <pwd.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +114,8 @@ static void accel_decide(struct engine *eng)
 		 (unsigned long long)(now_ms() - t0));
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s %s\n", hash, qe->accel);
-	fd = open(cache, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	unlink(cache);
+	fd = open(cache, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		if (write_all(fd, b.data, b.len) < 0)
 			log_warn("cannot cache the accelerator verdict");
@@ -144,10 +144,38 @@ static unsigned host_tsc_khz(void)
 
 /* ---- init and fini ------------------------------------------------------------------- */
 
+/* When the engine is root: its data dir must be no one else's to write
+ * (root makes files in it), and the kernel and initrd everyone's to read
+ * (QEMU, as a VM uid, reopens the descriptors it is given). */
+static int check_modes(struct engine *eng, struct err *e)
+{
+	struct stat st;
+	if (geteuid() != 0)
+		return 0;
+	if (stat(eng->cfg.data_dir, &st) < 0)
+		return err_set(e, errno, "data dir '%s': %s", eng->cfg.data_dir, strerror(errno));
+	if (st.st_uid != 0 || (st.st_mode & 022))
+		return err_set(e, EPERM, "data dir '%s' is uid %u's with mode %04o: it must be "
+			       "root's and writable by no one else", eng->cfg.data_dir,
+			       (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	const char *need[] = { "vmlinux", "initramfs.cpio" };
+	for (size_t i = 0; i < ARRAY_SIZE(need); i++) {
+		char *p = qeng_image_path(eng, need[i]);
+		int r = stat(p, &st) == 0 && (st.st_mode & S_IROTH) ? 0 :
+			err_set(e, EACCES, "'%s' must be readable by all (chmod a+r): QEMU runs as "
+				"a VM uid", p);
+		free(p);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 int q_init(struct engine *eng, struct err *e)
 {
 	struct qeng *qe = xcalloc(1, sizeof(*qe));
 	eng->be_state = qe;
+	qe->hot_fd = qe->uid_lock = -1;
 	if (sodium_init() < 0)
 		return err_set(e, EIO, "libsodium failed to initialise");
 	const char *need[] = { "vmlinux", "initramfs.cpio" };
@@ -159,48 +187,24 @@ int q_init(struct engine *eng, struct err *e)
 			return err_set(e, ENOENT, "no %s in '%s' (run 'make images')", need[i],
 				       eng->cfg.images_dir);
 	}
-	char *sb = qeng_path(eng, "sandboxes", NULL), *tp = qeng_path(eng, "templates", NULL);
-	char *pl = qeng_path(eng, "pool", NULL);
-	int r = mkdir_p(sb, 0700);
+	int r = jail_init(eng, e);
 	if (r == 0)
-		r = mkdir_p(tp, 0700);
-	if (r == 0)
-		r = mkdir_p(pl, 0700);
-	/* QEMU as another user must get through them (not list them) */
-	mode_t through = eng->cfg.vm_user && eng->cfg.vm_user[0] && geteuid() == 0 ? 0711 : 0700;
-	chmod(sb, through);
-	chmod(tp, through);
-	chmod(pl, through);
-	free(pl);
-	free(sb);
-	free(tp);
-	if (r < 0)
-		return err_set(e, -r, "cannot create directories in '%s': %s", eng->cfg.data_dir,
-			       strerror(-r));
-	if (eng->cfg.vm_user && eng->cfg.vm_user[0] && geteuid() == 0) {
-		struct passwd *pw = getpwnam(eng->cfg.vm_user);
-		if (!pw)
-			return err_set(e, ENOENT, "no user '%s' to run QEMU as", eng->cfg.vm_user);
-		qe->drop_user = true;
-		qe->vm_uid = pw->pw_uid;
-		qe->vm_gid = pw->pw_gid;
+		r = check_modes(eng, e);
+	/* root's, 0700 (an older install gave them 0711) */
+	const char *dirs[] = { "sandboxes", "templates", "pool" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs) && r == 0; i++) {
+		char *p = qeng_path(eng, dirs[i], NULL);
+		r = jail_dir(p, 0, e);
+		free(p);
 	}
-	/* running guests' memory: one tmpfs directory per data_dir */
-	uint8_t h[8];
-	char hex[17];
-	struct buf hd = BUF_INIT;
-	crypto_generichash(h, sizeof(h), (const uint8_t *)eng->cfg.data_dir,
-			   strlen(eng->cfg.data_dir), NULL, 0);
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	buf_addf(&hd, "%s/bhatti-%s", eng->cfg.mem_dir, hex);
-	qe->hot_dir = buf_detach(&hd, NULL);
-	if ((r = mkdir_p(qe->hot_dir, 0700)) < 0)
-		return err_set(e, -r, "cannot create '%s': %s", qe->hot_dir, strerror(-r));
-	if (qe->drop_user && chown(qe->hot_dir, qe->vm_uid, qe->vm_gid) < 0)
-		return err_set(e, errno, "chown '%s': %s", qe->hot_dir, strerror(errno));
+	if (r == 0)
+		r = jail_hot_dir(eng, e);
+	if (r < 0)
+		return r;
 	qmem_init(eng);
 	tmpl_remove_stale(eng);
-	pool_sweep(eng);
+	if ((r = pool_sweep(eng, e)) < 0)
+		return r;
 	accel_decide(eng);
 	snprintf(eng->accel, sizeof(eng->accel), "%s", qe->accel);
 	if (strcmp(qe->accel, "tcg") == 0) {
@@ -255,7 +259,9 @@ void q_fini(struct engine *eng)
 		free(t->dir);
 		free(t);
 	}
-	rmdir(qe->hot_dir); /* only when empty: running guests keep theirs */
+	if (qe->hot_dir)
+		rmdir(qe->hot_dir); /* only when empty: running guests keep theirs */
+	jail_fini(qe);
 	free(qe->hot_dir);
 	free(qe);
 	eng->be_state = NULL;

@@ -55,7 +55,10 @@ void qmem_init(struct engine *eng)
 
 uint64_t qmem_used(struct engine *eng)
 {
-	DIR *d = opendir(QE(eng)->hot_dir);
+	int fd = openat(QE(eng)->hot_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (fd >= 0 && !d)
+		close(fd);
 	struct dirent *de;
 	uint64_t used = 0;
 	while (d && (de = readdir(d))) {
@@ -119,7 +122,7 @@ int qmem_reserve(struct engine *eng, const char *path, unsigned memory_mb, struc
 			       "sandbox, or try again later", memory_mb,
 			       (unsigned long long)(used >> 20),
 			       (unsigned long long)(qe->mem_budget >> 20));
-	return qemu_mem_file(eng, path, memory_mb, e);
+	return hot_create(qe, hot_name(path), memory_mb, e);
 }
 
 /* The backend's admit: a create (vm NULL) or a start of vm. What the

@@ -5,7 +5,8 @@
  *
  * Sits between the templates (qemu-template.c) and the creates and starts
  * that take from it (engine-qemu.c, qemu-restore.c). Touches data_dir/pool/
- * and the spare files in the tmpfs memory dir.
+ * and the spare files in the tmpfs memory dir (root's until a create or
+ * start takes one: then its QEMU's uid gets it at its spawn).
  */
 #include <errno.h>
 #include <signal.h>
@@ -69,7 +70,7 @@ static void pool_build(struct tmpl *t)
 	t->building++;
 	t->build = p;
 	/* its memory counts from now (pool_fill saw room for it) */
-	if (qemu_mem_file(eng, q->hot_mem, t->memory_mb, &e) < 0 || q_prepare_dir(p, &e) < 0)
+	if (qemu_mem_file(q, &e) < 0 || q_prepare_dir(p, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
 		tmpl_clone(p, t);
@@ -110,7 +111,9 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 {
 	struct vm *p = t->ready[--t->nready];
 	struct qvm *q = QV(p), *fresh = QV(vm);
-	if (rename(p->dir, vm->dir) < 0 || rename(q->hot_mem, fresh->hot_mem) < 0) {
+	struct qeng *qe = QE(vm->eng);
+	if (rename(p->dir, vm->dir) < 0 ||
+	    hot_rename(qe, hot_name(q->hot_mem), hot_name(fresh->hot_mem)) < 0) {
 		log_warn("pool for '%s': cannot take a clone: %s", t->key, strerror(errno));
 		tmpl_clone(vm, t);
 		return;
@@ -149,7 +152,7 @@ static void pool_kill_now(struct vm *p)
 			if (q->our_child)
 				waitpid(q->pid, NULL, 0);
 		}
-		unlink(q->hot_mem);
+		hot_unlink(QE(p->eng), hot_name(q->hot_mem));
 	}
 	fileop_remove_tree_now(p->dir, NULL);
 	vm_free_now(p);
@@ -203,10 +206,12 @@ void pool_drain(struct tmpl *t)
  *      └───────────── taken by a create or start, or dropped ◀────────────┘
  *                     (timer at the linger's end, destroy, shutdown)
  */
-static char *spare_path(struct tmpl *t, bool part)
+/* The spare's name in the memory dir, or (full) its path. */
+static char *spare_name(struct tmpl *t, bool part, bool full)
 {
 	struct buf b = BUF_INIT;
-	buf_addf(&b, "%s/spare-%s%s.mem", QE(t->eng)->hot_dir, t->key, part ? ".part" : "");
+	buf_addf(&b, "%s%sspare-%s%s.mem", full ? QE(t->eng)->hot_dir : "", full ? "/" : "",
+		 t->key, part ? ".part" : "");
 	return buf_detach(&b, NULL);
 }
 
@@ -248,21 +253,22 @@ static void spare_arm_linger_end(struct tmpl *t)
 static void spare_filled(int rc, const struct err *e, void *arg)
 {
 	struct tmpl *t = arg;
-	char *part = spare_path(t, true), *path = spare_path(t, false);
+	struct qeng *qe = QE(t->eng);
+	char *part = spare_name(t, true, false), *name = spare_name(t, false, false);
 	t->spare_filling = false;
 	if (rc < 0) {
 		log_warn("template '%s': copying its memory for the next clone: %s", t->key,
 			 err_str(e));
-		unlink(part);
-	} else if (!spare_wanted(t) || rename(part, path) < 0) {
-		unlink(part);
+		hot_unlink(qe, part);
+	} else if (!spare_wanted(t) || hot_rename(qe, part, name) < 0) {
+		hot_unlink(qe, part);
 	} else {
-		t->spare = path;
-		path = NULL;
+		t->spare = name;
+		name = NULL;
 		spare_arm_linger_end(t);
 	}
 	free(part);
-	free(path);
+	free(name);
 }
 
 /* At engine shutdown, or when it is no longer wanted. */
@@ -270,7 +276,7 @@ void spare_drop(struct tmpl *t)
 {
 	timer_cancel(&t->spare_timer);
 	if (t->spare)
-		unlink(t->spare);
+		hot_unlink(QE(t->eng), t->spare);
 	free(t->spare);
 	t->spare = NULL;
 }
@@ -294,19 +300,20 @@ void spare_timer_fired(struct timer *tm)
 		log_debug("template '%s': no room in the memory budget for a spare", t->key);
 		return;
 	}
-	char *part = spare_path(t, true);
+	char *part = spare_name(t, true, false), *path = spare_name(t, true, true);
 	struct buf base = BUF_INIT;
 	struct err e = ERR_INIT;
 	buf_addf(&base, "%s/mem", t->dir);
-	if (qemu_mem_file(t->eng, part, t->memory_mb, &e) < 0) {
+	if (hot_create(QE(t->eng), part, t->memory_mb, &e) < 0) {
 		log_warn("template '%s': %s", t->key, err_str(&e));
-		unlink(part);
+		hot_unlink(QE(t->eng), part);
 	} else {
 		t->spare_filling = true;
-		fileop_fill_mem(base.data, part, spare_filled, t);
+		fileop_fill_mem(base.data, path, spare_filled, t);
 	}
 	buf_release(&base);
 	free(part);
+	free(path);
 }
 
 /* Move the spare of q's template (if one is ready) to q's memory file. */
@@ -316,7 +323,7 @@ bool spare_take(struct qvm *q)
 	if (!t || !t->spare)
 		return false;
 	timer_cancel(&t->spare_timer);
-	bool ok = rename(t->spare, q->hot_mem) == 0;
+	bool ok = hot_rename(QE(t->eng), t->spare, hot_name(q->hot_mem)) == 0;
 	if (!ok)
 		log_warn("vm '%s': rename '%s': %s", q->vm->id, t->spare, strerror(errno));
 	free(t->spare);
@@ -335,13 +342,12 @@ void spare_recheck(struct qvm *q)
 /* ---- at start-up --------------------------------------------------------------------- */
 
 /* What an earlier engine's pool left: its QEMUs and directories. */
-void pool_sweep(struct engine *eng)
+int pool_sweep(struct engine *eng, struct err *e)
 {
 	char *dir = qeng_path(eng, "pool", NULL);
-	struct buf needle = BUF_INIT;
-	buf_addf(&needle, "%s/", dir);
-	qemu_kill_orphans(eng, needle.data, "a pool");
+	qemu_kill_orphans(dir, "a pool");
 	fileop_remove_tree_now(dir, NULL);
-	buf_release(&needle);
+	int r = jail_dir(dir, 0, e);
 	free(dir);
+	return r;
 }

@@ -1,24 +1,34 @@
 /* qemu-proc.c — a VM's runtime in the QEMU backend: its state (qvm_new),
- * the QEMU process (command line, spawn as vm_user, pidfd, kill), its QMP
- * connection and commands, the step timer, and failing a step (step_fail,
- * qemu_exited: what a failed operation or QEMU's death leaves behind).
+ * the QEMU process (command line, spawn as a uid of its own, pidfd, kill),
+ * its QMP connection and commands, the step timer, and failing a step
+ * (step_fail, qemu_exited: what a failed operation or QEMU's death leaves
+ * behind).
+ *
+ * QEMU is given every file it uses as a descriptor, opened here: the
+ * sockets (bound here; QEMU listens), the disk (an fd set), its memory
+ * file, kernel and initrd (as /proc/self/fd/N), qemu.log as its output.
+ * So it needs no access to any directory, and a QEMU is known by its QMP
+ * socket: the process that listens on it (qemu_by_socket).
  *
  * Sits between the backend's operations (engine-qemu.c, qemu-restore.c,
  * ...) and, per VM, one qemu-system-x86_64 process and its QMP socket
- * (qmp.c). Touches the VM's directory (qemu.log, the sockets, the owner of
- * the files QEMU opens), the VM's memory file on tmpfs, and /proc (a QEMU's
- * start time, a QEMU found by its command line); never other VMs' files.
+ * (qmp.c). Touches the VM's directory (qemu.log, the sockets, the disk),
+ * the VM's memory file on tmpfs (through the memory dir's fd), and /proc
+ * (a QEMU's start time and command line); never other VMs' files.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
+#include <linux/close_range.h>
+#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -120,43 +130,90 @@ uint64_t qemu_starttime(pid_t pid)
 	return v;
 }
 
-/* The next QEMU process in the /proc listing d whose command line names
- * `needle` (a path); 0 at the end of the listing. */
-pid_t qemu_naming_next(DIR *d, const char *needle)
+/* Is pid a QEMU (its program is qemu-system-*)? */
+static bool is_qemu(pid_t pid)
 {
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] < '1' || de->d_name[0] > '9')
-			continue;
-		char path[300], cmd[8192];
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		for (ssize_t k = 0; k < n; k++)
-			if (cmd[k] == '\0')
-				cmd[k] = ' ';
-		cmd[n] = '\0';
-		if (strstr(cmd, "qemu-system") && strstr(cmd, needle))
-			return (pid_t)strtol(de->d_name, NULL, 10);
+	char path[64], cmd[512];
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	cmd[n] = '\0';
+	const char *slash = strrchr(cmd, '/');
+	return strncmp(slash ? slash + 1 : cmd, "qemu-system", 11) == 0;
+}
+
+int qemu_by_socket(const char *qmp_path, struct qemu_found *ret)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	int fd, pidfd = -1;
+	if (unix_connect(qmp_path, &fd) < 0)
+		return 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid > 0 &&
+	    is_qemu(cr.pid) && (pidfd = (int)syscall(SYS_pidfd_open, cr.pid, 0)) >= 0) {
+		/* it still held the socket when the pidfd was taken (a dead
+		 * listener resets our connection): the pid is not reused */
+		struct pollfd p = { .fd = fd, .events = POLLRDHUP };
+		if (poll(&p, 1, 0) == 0 || !(p.revents & (POLLHUP | POLLRDHUP | POLLERR))) {
+			fd_set_cloexec(pidfd);
+			*ret = (struct qemu_found){ .pid = cr.pid, .uid = cr.uid, .pidfd = pidfd,
+						    .qmp_fd = fd };
+			return 1;
+		}
+		close(pidfd);
 	}
+	close(fd);
 	return 0;
 }
 
-/* A QEMU whose pid we never recorded (a crash between its spawn and the
- * vm.json that names it): the process whose command line names this
- * sandbox's QMP socket. 0 if none. */
-pid_t qemu_by_socket(const char *qmp_path)
+/* dir/qmp.sock, made after dir/vm.json was last written, that nobody
+ * listens on yet: a QEMU spawned just before the last engine died (the
+ * engine binds the socket, QEMU listens once it runs). A socket older
+ * than vm.json belongs to a QEMU that is gone (a stop writes vm.json
+ * after its QEMU quit; a create, start or boot writes it before the
+ * spawn or once QEMU listens). */
+static bool qmp_pending(const char *dir)
 {
-	DIR *d = opendir("/proc");
-	pid_t found = d ? qemu_naming_next(d, qmp_path) : 0;
-	if (d)
-		closedir(d);
+	struct buf sock = BUF_INIT, meta = BUF_INIT;
+	struct stat ss, ms;
+	buf_addf(&sock, "%s/qmp.sock", dir);
+	buf_addf(&meta, "%s/vm.json", dir);
+	bool pending = lstat(sock.data, &ss) == 0 && S_ISSOCK(ss.st_mode) &&
+		       (lstat(meta.data, &ms) < 0 ||
+			ss.st_ctim.tv_sec > ms.st_mtim.tv_sec ||
+			(ss.st_ctim.tv_sec == ms.st_mtim.tv_sec &&
+			 ss.st_ctim.tv_nsec > ms.st_mtim.tv_nsec));
+	buf_release(&sock);
+	buf_release(&meta);
+	return pending;
+}
+
+int qemu_by_socket_in(const char *dir, struct qemu_found *ret)
+{
+	struct buf sock = BUF_INIT;
+	buf_addf(&sock, "%s/qmp.sock", dir);
+	int found = qemu_by_socket(sock.data, ret);
+	/* up to 3 s for a QEMU that has yet to listen */
+	for (int i = 0; !found && i < 30 && qmp_pending(dir); i++) {
+		usleep(100 * 1000);
+		found = qemu_by_socket(sock.data, ret);
+	}
+	buf_release(&sock);
 	return found;
+}
+
+void qemu_found_release(struct qemu_found *f)
+{
+	if (f->pidfd >= 0)
+		close(f->pidfd);
+	if (f->qmp_fd >= 0)
+		close(f->qmp_fd);
+	f->pidfd = f->qmp_fd = -1;
 }
 
 /* The memory a clone's cold snapshot is a delta against, or NULL. */
@@ -205,14 +262,20 @@ static void on_pidfd(struct watch *w, uint32_t events UNUSED)
 	qemu_exited(q, status);
 }
 
+int qemu_watch_fd(struct qvm *q, int pidfd, struct err *e)
+{
+	watch_init(&q->pidw, on_pidfd, q);
+	int r = watch_add(&q->pidw, pidfd, EPOLLIN);
+	return r < 0 ? err_set(e, -r, "epoll: %s", strerror(-r)) : 0;
+}
+
 int qemu_watch(struct qvm *q, struct err *e)
 {
 	int fd = (int)syscall(SYS_pidfd_open, q->pid, 0);
 	if (fd < 0)
 		return err_set(e, errno, "pidfd_open(%d): %s", (int)q->pid, strerror(errno));
 	fd_set_cloexec(fd);
-	watch_init(&q->pidw, on_pidfd, q);
-	return watch_add(&q->pidw, fd, EPOLLIN);
+	return qemu_watch_fd(q, fd, e);
 }
 
 void qemu_kill(struct qvm *q)
@@ -240,6 +303,21 @@ char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key)
 	return buf_detach(&b, NULL);
 }
 
+/* What QEMU is given, as the descriptors it has from its start. */
+enum {
+	FD_QMP = 3,         /* listening sockets, bound by the engine */
+	FD_AGENT,
+	FD_CONSOLE,
+	FD_DISK_RW,         /* the disk: fd set 1 (read-write and read-only) */
+	FD_DISK_RO,
+	FD_MEM,             /* guest RAM, /proc/self/fd/N (memory-backend-file
+			     * opens a path; QEMU reopens its own fd) */
+	FD_KERNEL,          /* /proc/self/fd/N too */
+	FD_INITRD,
+	FD_END
+};
+#define NFDS (FD_END - FD_QMP)
+
 static char **qemu_argv(struct qvm *q, bool incoming)
 {
 	struct vm *vm = q->vm;
@@ -251,8 +329,14 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 #define ARGF(...) (buf_reset(&b), buf_addf(&b, __VA_ARGS__), v[n++] = xstrdup(b.data))
 	bool kvm = strcmp(q->accel, "kvm") == 0;
 	ARG(eng->cfg.qemu);
+	/* the VM's directory, for people (ps) and tests: QEMU opens nothing
+	 * by a path (a ',' in QEMU's options is written ',,') */
 	ARG("-name");
-	ARGF("bhatti-%s", vm->id);
+	buf_reset(&b);
+	buf_addf(&b, "guest=bhatti:");
+	for (const char *c = vm->dir; *c; c++)
+		buf_add(&b, *c == ',' ? ",," : c, *c == ',' ? 2 : 1);
+	v[n++] = xstrdup(b.data);
 	ARG("-M");
 	ARG("microvm,memory-backend=mem");
 	ARG("-accel");
@@ -264,36 +348,45 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARG("-m");
 	ARGF("%uM", vm->spec.memory_mb);
 	ARG("-object");
-	ARGF("memory-backend-file,id=mem,size=%uM,mem-path=%s,share=on", vm->spec.memory_mb,
-	     q->hot_mem);
+	ARGF("memory-backend-file,id=mem,size=%uM,mem-path=/proc/self/fd/%d,share=on",
+	     vm->spec.memory_mb, FD_MEM);
 	ARG("-nodefaults");
 	ARG("-no-user-config");
 	ARG("-display");
 	ARG("none");
 	ARG("-no-reboot");
+	/* the console: read by the engine (qemu-console.c); dropped while
+	 * nobody reads it, so a guest never waits for the daemon */
+	ARG("-chardev");
+	ARGF("socket,id=con,fd=%d,server=on,wait=off", FD_CONSOLE);
 	ARG("-serial");
-	ARGF("file:%s/console.log", vm->dir);
+	ARG("chardev:con");
 	ARG("-kernel");
-	ARGF("%s/vmlinux", eng->cfg.images_dir);
+	ARGF("/proc/self/fd/%d", FD_KERNEL);
 	ARG("-initrd");
-	ARGF("%s/initramfs.cpio", eng->cfg.images_dir);
+	ARGF("/proc/self/fd/%d", FD_INITRD);
 	ARG("-append");
 	v[n++] = qemu_kernel_cmdline(eng, kvm, false);
+	ARG("-add-fd");
+	ARGF("fd=%d,set=1", FD_DISK_RW);
+	ARG("-add-fd");
+	ARGF("fd=%d,set=1", FD_DISK_RO);
 	ARG("-drive");
-	/* auto-read-only=off: otherwise a cold stop (migration inactivates the
-	 * disk) reopens the file read-only by its path, and a sandbox taken
-	 * from the pool no longer has the path QEMU was started with */
-	ARGF("id=root,file=%s/disk.ext4,format=raw,if=none,discard=unmap,auto-read-only=off", vm->dir);
+	/* auto-read-only=off: a cold stop (migration inactivates the disk)
+	 * keeps it open read-write instead of reopening it */
+	ARG("id=root,file=/dev/fdset/1,format=raw,if=none,discard=unmap,auto-read-only=off");
 	ARG("-device");
 	ARG("virtio-blk-device,drive=root");
 	ARG("-device");
 	ARG("virtio-serial-device,max_ports=2");
 	ARG("-chardev");
-	ARGF("socket,id=agent,path=%s/agent.sock,server=on,wait=off", vm->dir);
+	ARGF("socket,id=agent,fd=%d,server=on,wait=off", FD_AGENT);
 	ARG("-device");
 	ARG("virtserialport,chardev=agent,name=bhatti.agent");
-	ARG("-qmp");
-	ARGF("unix:%s/qmp.sock,server=on,wait=off", vm->dir);
+	ARG("-chardev");
+	ARGF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
+	ARG("-mon");
+	ARG("chardev=qmp,mode=control");
 	ARG("-sandbox");
 	ARG("on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny");
 	if (incoming) {
@@ -306,45 +399,152 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	return v;
 }
 
+/* A unix socket bound at dir/name, not listening (QEMU listens on it: so
+ * SO_PEERCRED names QEMU to whoever connects). */
+static int sock_bind(const char *dir, const char *name, struct err *e)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int n = snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", dir, name);
+	if (n < 0 || (size_t)n >= sizeof(sa.sun_path))
+		return err_set(e, ENAMETOOLONG, "'%s/%s' is too long for a socket", dir, name);
+	unlink(sa.sun_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int r = err_set(e, errno, "cannot make the socket '%s': %s", sa.sun_path,
+				strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Open what QEMU is given (fds[i] becomes its fd FD_QMP + i). */
+static int spawn_files(struct qvm *q, int fds[NFDS], struct err *e)
+{
+	struct vm *vm = q->vm;
+	const char *socks[] = { "qmp.sock", "agent.sock", "console.sock" };
+	for (int i = 0; i < 3; i++)
+		if ((fds[i] = sock_bind(vm->dir, socks[i], e)) < 0)
+			return fds[i];
+	char *disk = qvm_path(vm, "disk.ext4");
+	char *kernel = qeng_image_path(vm->eng, "vmlinux");
+	char *initrd = qeng_image_path(vm->eng, "initramfs.cpio");
+	struct { int slot; const char *path; int flags; } files[] = {
+		{ FD_DISK_RW, disk, O_RDWR | O_NOFOLLOW },
+		{ FD_DISK_RO, disk, O_RDONLY | O_NOFOLLOW },
+		{ FD_KERNEL, kernel, O_RDONLY },
+		{ FD_INITRD, initrd, O_RDONLY },
+	};
+	int r = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(files) && r == 0; i++) {
+		int fd = open(files[i].path, files[i].flags | O_CLOEXEC);
+		fds[files[i].slot - FD_QMP] = fd;
+		if (fd < 0)
+			r = err_set(e, errno, "cannot open '%s': %s", files[i].path, strerror(errno));
+	}
+	if (r == 0 && (fds[FD_MEM - FD_QMP] = hot_open(QE(vm->eng), hot_name(q->hot_mem))) < 0)
+		r = err_set(e, errno, "cannot open '%s': %s", q->hot_mem, strerror(errno));
+	free(disk);
+	free(kernel);
+	free(initrd);
+	return r;
+}
+
+/* Why a child did not become QEMU, through its close-on-exec pipe. */
+struct spawn_report {
+	int dropping;   /* failed becoming its uid (else: exec) */
+	int err;
+};
+
+/* The child: its descriptors in place (and nothing else past exec), its
+ * own session (it outlives a daemon restart), a uid of its own. */
+static void spawn_child(const struct qeng *qe, uid_t uid, bool kvm, int nullfd, int logfd,
+			const int fds[NFDS], int report, char **argv)
+{
+	sigset_t none;
+	int high[NFDS];
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
+	setsid();
+	for (int i = 0; i < NFDS; i++) /* out of the way of the numbers they get */
+		high[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, 64);
+	report = fcntl(report, F_DUPFD_CLOEXEC, 64);
+	dup2(nullfd, 0);
+	dup2(logfd, 1);
+	dup2(logfd, 2);
+	for (int i = 0; i < NFDS; i++)
+		dup2(high[i], FD_QMP + i);
+	close_range(FD_END, ~0U, CLOSE_RANGE_CLOEXEC);
+	struct spawn_report rep = { .dropping = 1 };
+	int r = qe->drop_uids ? jail_enter(qe, uid, kvm) : 0;
+	if (r == 0) {
+		rep.dropping = 0;
+		execvp(argv[0], argv);
+		r = -errno;
+	}
+	rep.err = -r;
+	if (write(report, &rep, sizeof(rep)) < 0) {
+		/* the parent sees a pipe closed without a report */
+	}
+	_exit(127);
+}
+
 int qemu_spawn(struct qvm *q, bool incoming, struct err *e)
 {
 	struct vm *vm = q->vm;
 	struct qeng *qe = QE(vm->eng);
-	char **argv = qemu_argv(q, incoming);
+	int fds[NFDS], pipefd[2] = { -1, -1 };
+	for (int i = 0; i < NFDS; i++)
+		fds[i] = -1;
 	char *log = qvm_path(vm, "qemu.log");
-	char *qmp = qvm_path(vm, "qmp.sock"), *agent = qvm_path(vm, "agent.sock");
-	int r = 0;
-
-	unlink(qmp);
-	unlink(agent);
-	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	char **argv = NULL;
+	bool locked = false;
+	uid_t uid = 0;
+	int r = spawn_files(q, fds, e);
+	int logfd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
 	int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (logfd < 0 || nullfd < 0) {
+	if (r == 0 && (logfd < 0 || nullfd < 0))
 		r = err_set(e, errno, "cannot open %s: %s", log, strerror(errno));
-		goto out;
+	if (r == 0 && qe->drop_uids && (r = jail_pick_uid(qe, &uid, e)) == 0) {
+		locked = true;
+		/* its RAM is the one file the VM's uid owns (QEMU reopens it) */
+		if (fchown(fds[FD_MEM - FD_QMP], uid, uid) < 0)
+			r = err_set(e, errno, "chown '%s': %s", q->hot_mem, strerror(errno));
 	}
+	if (r == 0 && pipe2(pipefd, O_CLOEXEC) < 0)
+		r = err_set(e, errno, "pipe: %s", strerror(errno));
+	if (r < 0)
+		goto out;
+	argv = qemu_argv(q, incoming);
 	pid_t pid = fork();
 	if (pid < 0) {
 		r = err_set(e, errno, "fork: %s", strerror(errno));
 		goto out;
 	}
-	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		setsid(); /* its own session: it outlives a daemon restart */
-		dup2(nullfd, 0);
-		dup2(logfd, 1);
-		dup2(logfd, 2);
-		if (qe->drop_user && (setgroups(0, NULL) < 0 || setgid(qe->vm_gid) < 0 ||
-				      setuid(qe->vm_uid) < 0))
-			_exit(126);
-		execvp(argv[0], argv);
-		_exit(127);
+	if (pid == 0)
+		spawn_child(qe, uid, strcmp(q->accel, "kvm") == 0, nullfd, logfd, fds, pipefd[1], argv);
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	struct spawn_report rep;
+	ssize_t got;
+	while ((got = read(pipefd[0], &rep, sizeof(rep))) < 0 && errno == EINTR)
+		;
+	if (got != 0) { /* no exec: the pipe did not just close */
+		waitpid(pid, NULL, 0);
+		if (got != (ssize_t)sizeof(rep))
+			r = err_set(e, EIO, "cannot start QEMU");
+		else if (rep.dropping)
+			r = err_set(e, rep.err, "cannot run QEMU as uid %u: %s", (unsigned)uid,
+				    strerror(rep.err));
+		else
+			r = err_set(e, rep.err, "cannot run '%s': %s", argv[0], strerror(rep.err));
+		goto out;
 	}
 	STEP(q, "QEMU spawned");
 	q->pid = pid;
+	q->uid = uid;
 	q->our_child = true;
 	q->expect_exit = false;
 	q->pid_start = qemu_starttime(pid);
@@ -355,14 +555,20 @@ int qemu_spawn(struct qvm *q, bool incoming, struct err *e)
 		q->pid = 0;
 	}
 out:
+	if (locked)
+		jail_release(qe);
+	for (int i = 0; i < NFDS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	for (int i = 0; i < 2; i++)
+		if (pipefd[i] >= 0)
+			close(pipefd[i]);
 	if (logfd >= 0)
 		close(logfd);
 	if (nullfd >= 0)
 		close(nullfd);
 	strv_free(argv);
 	free(log);
-	free(qmp);
-	free(agent);
 	return r;
 }
 
@@ -401,9 +607,20 @@ static void qmp_connect_try(struct qvm *q)
 	int fd, r = unix_connect(path, &fd);
 	free(path);
 	if (r == 0) {
+		/* the socket is served by the QEMU we started (it listens) */
+		struct ucred cr;
+		socklen_t len = sizeof(cr);
+		if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) < 0 || cr.pid != q->pid) {
+			close(fd);
+			q->on_qmp = NULL;
+			step_fail(q, EPERM, "the control socket is not served by its QEMU (pid %d)",
+				  (int)q->pid);
+			return;
+		}
 		qstep_fn next = q->on_qmp;
 		q->on_qmp = NULL;
 		q->qmp = qmp_new(fd, qemu_on_qmp_event, qemu_on_qmp_closed, q);
+		qcon_open(q); /* QEMU is up: its console is listening too */
 		next(q);
 		return;
 	}
@@ -513,6 +730,7 @@ void step_cleanup(struct qvm *q)
 {
 	timer_cancel(&q->timer);
 	q->on_timer = NULL;
+	q->cont_pending = false;
 	qagent_close(q);
 	qmp_close_conn(q);
 	qemu_close_state_fd(q);
@@ -528,7 +746,7 @@ static void create_failed_removed(int rc UNUSED, const struct err *e UNUSED, voi
 
 static void create_failed_exit(struct qvm *q)
 {
-	unlink(q->hot_mem);
+	hot_unlink(QE(q->vm->eng), hot_name(q->hot_mem));
 	fileop_remove_tree(q->vm->dir, create_failed_removed, q->vm);
 }
 
@@ -592,7 +810,7 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			q->on_exit = NULL;
 			qemu_kill(q);
 		}
-		unlink(q->hot_mem); /* the snapshot on disk is untouched */
+		hot_unlink(QE(vm->eng), hot_name(q->hot_mem)); /* the snapshot on disk is untouched */
 		/* a snapshot that fails its check (tampered, damaged, of
 		 * another key) or whose key is gone will never start: FAILED,
 		 * with the reason; anything else may pass: STOPPED */
@@ -642,6 +860,7 @@ static void qemu_exited(struct qvm *q, int status)
 	struct vm *vm = q->vm;
 	qstep_fn cont = q->on_exit;
 	bool expected = q->expect_exit;
+	qcon_close(q);
 	q->pid = 0;
 	q->pid_start = 0;
 	q->expect_exit = false;
@@ -671,30 +890,11 @@ static void qemu_exited(struct qvm *q, int status)
 	meta_write(vm);
 }
 
-/* Files QEMU opens itself belong to the user it runs as. */
-void qemu_chown(struct vm *vm, const char *path, int fd)
+/* A new all-zero memory file for q's guest (root's until QEMU's spawn
+ * gives it to QEMU's uid). 0, or -errno with the message in e. */
+int qemu_mem_file(struct qvm *q, struct err *e)
 {
-	struct qeng *qe = QE(vm->eng);
-	if (!qe->drop_user)
-		return;
-	int r = fd >= 0 ? fchown(fd, qe->vm_uid, qe->vm_gid) : chown(path, qe->vm_uid, qe->vm_gid);
-	if (r < 0)
-		log_warn("vm '%s': chown '%s': %s", vm->id, path, strerror(errno));
-}
-
-/* A new all-zero guest-memory file of memory_mb, QEMU's to map (owned by
- * vm_user). 0, or -errno with the message in e. */
-int qemu_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e)
-{
-	struct qeng *qe = QE(eng);
-	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	int r = 0;
-	if (fd < 0 || ftruncate(fd, (off_t)memory_mb << 20) < 0 ||
-	    (qe->drop_user && fchown(fd, qe->vm_uid, qe->vm_gid) < 0))
-		r = err_set(e, errno, "cannot create '%s': %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	return r;
+	return hot_create(QE(q->vm->eng), hot_name(q->hot_mem), q->vm->spec.memory_mb, e);
 }
 
 /* ---- a VM's runtime state ------------------------------------------------------------ */
@@ -704,6 +904,7 @@ struct qvm *qvm_new(struct vm *vm, const char *accel)
 	struct qvm *q = xcalloc(1, sizeof(*q));
 	q->vm = vm;
 	q->state_fd = -1;
+	q->con_log = -1;
 	snprintf(q->accel, sizeof(q->accel), "%s", accel);
 	struct buf hot = BUF_INIT;
 	buf_addf(&hot, "%s/%s.mem", QE(vm->eng)->hot_dir, vm->id);
@@ -711,6 +912,7 @@ struct qvm *qvm_new(struct vm *vm, const char *accel)
 	timer_init(&q->timer, on_qtimer, q);
 	watch_init(&q->pidw, on_pidfd, q);
 	watch_init(&q->agent_w, qagent_on_io, q);
+	watch_init(&q->con_w, qcon_on_io, q);
 	task_init(&q->agent_flush, qagent_flush_task, q);
 	vm->be = q;
 	return q;

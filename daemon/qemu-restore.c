@@ -33,11 +33,24 @@ static void restore_cont(struct qvm *q)
 	qagent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
 }
 
+static void restore_go(struct qvm *q)
+{
+	qemu_cmd(q, "cont", NULL, -1, restore_cont);
+}
+
+/* Until cont, a start's guest has not run: its disk is as the snapshot
+ * left it, and vm.json still says "stopped" (a daemon killed now leaves a
+ * stopped sandbox; the next one kills this QEMU: qemu-adopt.c). Before the
+ * guest runs, vm.json says "starting" with QEMU's pid, durably: from then
+ * on the snapshot is stale, and a new daemon adopts this QEMU. */
 static void restore_migrated(struct qvm *q)
 {
 	STEP(q, "snapshot loaded");
 	qemu_close_state_fd(q);
-	qemu_cmd(q, "cont", NULL, -1, restore_cont);
+	if (q->vm->op == OP_START)
+		meta_record_then(q, restore_go);
+	else
+		restore_go(q);
 }
 
 static void restore_migrate_timeout(struct qvm *q)
@@ -84,6 +97,19 @@ void q_remove_aside(const char *path, const char *aside)
 		fileop_remove_tree(aside, NULL, NULL);
 	else if (errno != ENOENT)
 		unlink(path);
+}
+
+void q_hot_remove_aside(struct engine *eng, const char *name, const char *aside)
+{
+	struct qeng *qe = QE(eng);
+	if (hot_rename(qe, name, aside) == 0) {
+		struct buf p = BUF_INIT;
+		buf_addf(&p, "%s/%s", qe->hot_dir, aside);
+		fileop_remove_tree(p.data, NULL, NULL);
+		buf_release(&p);
+	} else if (errno != ENOENT) {
+		hot_unlink(qe, name);
+	}
 }
 
 /* The sandbox's file `name` is stale: away with it. */
@@ -209,7 +235,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 		if (spare) {
 			q->start_mem_ready = true; /* a clone of the spare as it is */
 			STEP(q, "memory loaded");
-		} else if (qemu_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) == 0) {
+		} else if (qemu_mem_file(q, &e) == 0) {
 			fileop_fill_mem(base, q->hot_mem, mem_filled, vm);
 		} else {
 			step_fail(q, e.code, "%s", err_str(&e));
@@ -219,7 +245,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 		uint8_t key[32];
 		bool keyed = false;
 		if (q_key_open(q, key, &keyed, &e) < 0 ||
-		    (!spare && qemu_mem_file(vm->eng, q->hot_mem, vm->spec.memory_mb, &e) < 0)) {
+		    (!spare && qemu_mem_file(q, &e) < 0)) {
 			step_fail(q, e.code, "%s", err_str(&e));
 			return;
 		}
@@ -247,9 +273,8 @@ void q_start(struct vm *vm)
 	if (base && access(base, R_OK) < 0) {
 		step_fail(q, ENOENT, "the template it was cloned from is gone ('%s')", base);
 	} else {
-		/* once the guest runs, the disk moves on from the snapshot:
-		 * vm.json must not say "stopped" any more, even after a crash */
-		meta_record(vm, true);
+		/* vm.json says "stopped" until the guest is about to run
+		 * (restore_migrated) */
 		restore_overlapped(q, state, base, mem);
 	}
 	free(mem);

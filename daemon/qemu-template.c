@@ -6,7 +6,11 @@
  * Sits between create (engine-qemu.c) and the template build (a hidden VM
  * driven through the engine's own operations), the restore of a clone
  * (qemu-restore.c) and each template's pool and spare (qemu-pool.c).
- * Touches data_dir/templates/ and a clone's disk copy.
+ * Touches data_dir/templates/ and a clone's disk copy. A template's files
+ * are root's and read-only (0400): no QEMU opens them (a clone's disk and
+ * memory are copies; its device state is read by the engine), and the
+ * build's QEMU, which ran as a uid of its own, is gone before they are
+ * put in place.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +23,7 @@
 
 #include "fileops.h"
 #include "qemu.h"
+#include "valid.h"
 
 /* ---- templates ---------------------------------------------------------------------- */
 
@@ -90,6 +95,38 @@ void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 	sodium_bin2hex(out, 17, d, sizeof(d));
 }
 
+/* A template key, <image>-<cpus>c-<mem>m-<accel>-<hash>, read from the
+ * right (an image name may hold '-'): 0 with the image in image[64], or
+ * -EINVAL. Any key from outside (a directory name, vm.json) is checked
+ * before it becomes a path. */
+int tmpl_key_parse(const char *key, char image[64])
+{
+	const char *end = key + strlen(key), *p[4];
+	for (int i = 0; i < 4; i++) {
+		const char *d = end;
+		while (d > key && d[-1] != '-')
+			d--;
+		if (d == key)
+			return -EINVAL;
+		p[i] = d; /* the start of the i-th field from the right */
+		end = d - 1;
+	}
+	size_t hash_len = strlen(p[0]), accel_len = (size_t)(p[0] - 1 - p[1]);
+	bool ok = hash_len == 16 && strspn(p[0], "0123456789abcdef") == 16 && accel_len == 3 &&
+		  (strncmp(p[1], "kvm", 3) == 0 || strncmp(p[1], "tcg", 3) == 0);
+	for (int i = 2; i < 4 && ok; i++) { /* <mem>m, <cpus>c */
+		size_t len = (size_t)(p[i - 1] - 1 - p[i]), digits = strspn(p[i], "0123456789");
+		ok = len >= 2 && len <= 6 && digits == len - 1 && p[i][0] != '0' &&
+		     p[i][len - 1] == (i == 2 ? 'm' : 'c');
+	}
+	size_t image_len = (size_t)(p[3] - 1 - key);
+	if (!ok || image_len == 0 || image_len > 63)
+		return -EINVAL;
+	memcpy(image, key, image_len);
+	image[image_len] = '\0';
+	return valid_image(image, NULL);
+}
+
 char *tmpl_key_of(struct engine *eng, const struct vm_spec *shape)
 {
 	char hash[17];
@@ -120,8 +157,12 @@ static bool tmpl_load(struct tmpl *t)
 		return false;
 	ssize_t n = read(fd, tok, sizeof(tok) - 1);
 	close(fd);
-	if (n != 64)
+	struct err e = ERR_INIT;
+	if (n != 64 || jail_dir(t->dir, 0400, &e) < 0) {
+		if (n == 64)
+			log_warn("template '%s': %s", t->key, err_str(&e));
 		return false;
+	}
 	tok[n] = '\0';
 	memcpy(t->token, tok, sizeof(t->token));
 	t->state = TMPL_READY;
@@ -177,12 +218,16 @@ static void tmpl_build_stopped(struct vm *b, int rc, const struct err *e, void *
 	}
 	struct buf p = BUF_INIT;
 	buf_addf(&p, "%s/token", b->dir);
-	int fd = open(p.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	unlink(p.data);
+	int fd = open(p.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 	bool ok = fd >= 0 && write_all(fd, q->token, 64) == 0 && fsync(fd) == 0;
 	if (fd >= 0)
 		close(fd);
 	buf_release(&p);
-	if (!ok || rename(b->dir, t->dir) < 0) {
+	/* root's and read-only from now on (its QEMU is gone) */
+	if (ok && jail_dir(b->dir, 0400, &we) < 0)
+		errno = we.code;
+	if (!ok || we.code || rename(b->dir, t->dir) < 0) {
 		err_set(&we, errno, "cannot store the template in '%s': %s", t->dir, strerror(errno));
 		fileop_remove_tree(b->dir, NULL, NULL);
 		vm_forget(b);
@@ -356,10 +401,7 @@ void tmpl_remove_stale(struct engine *eng)
 	char *dir = qeng_path(eng, "templates", NULL);
 	/* a template build a crash interrupted (templates/.build-<key>/) may
 	 * still be booting: kill it before its directory goes */
-	struct buf needle = BUF_INIT;
-	buf_addf(&needle, "%s/.", dir);
-	qemu_kill_orphans(eng, needle.data, "a template build");
-	buf_release(&needle);
+	qemu_kill_orphans(dir, "a template build");
 	DIR *d = opendir(dir);
 	struct dirent *de;
 	if (!d) {
@@ -371,18 +413,13 @@ void tmpl_remove_stale(struct engine *eng)
 			continue;
 		struct buf p = BUF_INIT;
 		buf_addf(&p, "%s/%s", dir, de->d_name);
-		bool stale = de->d_name[0] == '.'; /* an interrupted build */
+		/* an interrupted build, not a template's name, or the inputs of
+		 * <image>-<cpus>c-<mem>m-<accel>-<hash> changed */
+		char image[64], hash[17];
+		bool stale = de->d_name[0] == '.' || tmpl_key_parse(de->d_name, image) < 0;
 		if (!stale) {
-			/* <image>-<cpus>c-<mem>m-<accel>-<hash>: stale if the inputs changed */
-			const char *dash = strchr(de->d_name, '-');
-			const char *last = strrchr(de->d_name, '-');
-			char hash[17];
-			if (dash && last) {
-				char *image = xstrndup(de->d_name, (size_t)(dash - de->d_name));
-				tmpl_inputs_hash(eng, image, hash);
-				stale = strcmp(last + 1, hash) != 0;
-				free(image);
-			}
+			tmpl_inputs_hash(eng, image, hash);
+			stale = strcmp(strrchr(de->d_name, '-') + 1, hash) != 0;
 		}
 		if (stale && de->d_name[0] != '.' && template_in_use(eng, de->d_name)) {
 			log_info("keeping stale template %s: a stopped sandbox was cloned from it",

@@ -39,11 +39,13 @@ struct qeng {
 	char accel[8];
 	bool closing;               /* engine_free: no more pool refills */
 	unsigned tsc_khz;           /* host TSC rate, told to TCG guests */
-	char *hot_dir;              /* mem_dir/bhatti-<hash of data_dir> */
+	char *hot_dir;              /* mem_dir/bhatti-XXXXXX (qemu-jail.c) */
+	int hot_fd;                 /* hot_dir, verified: the loop's way in */
 	uint64_t mem_budget;        /* bytes of guest RAM on tmpfs (qemu-mem.c) */
-	bool drop_user;
-	uid_t vm_uid;
-	gid_t vm_gid;
+	bool drop_uids;             /* root: each QEMU as a uid of its own */
+	uint32_t uid_first, uid_count, uid_next;
+	int uid_lock;               /* the host's VM uid pickers take turns */
+	gid_t kvm_gid;              /* /dev/kvm's group for QEMUs under KVM, or -1 */
 	struct tmpl *tmpls;
 };
 
@@ -68,6 +70,7 @@ struct qvm {
 	pid_t pid;
 	bool our_child;
 	uint64_t pid_start;         /* /proc/<pid>/stat starttime: pid reuse guard */
+	uid_t uid;                  /* the uid QEMU runs as (0: the engine's own) */
 	struct watch pidw;          /* pidfd: readable when QEMU is gone */
 	bool expect_exit;
 	qstep_fn on_exit;           /* QEMU exited as expected (quit, kill) */
@@ -86,7 +89,10 @@ struct qvm {
 	qstep_fn on_timer;
 	uint64_t deadline;
 	char token[65];
-	char *hot_mem;              /* the running guest's RAM on tmpfs */
+	char *hot_mem;              /* the running guest's RAM on tmpfs (hot_dir/<id>.mem) */
+	struct watch con_w;         /* the guest's console, read into console.log */
+	int con_log;
+	uint64_t con_size;
 	char *base_key;             /* a clone's template: its memory is the base
 				     * the cold snapshot is a delta against */
 	char *key_wrapped;          /* its snapshot key as key_wrap made it (a
@@ -100,6 +106,8 @@ struct qvm {
 	struct tmpl *waits_for;     /* the template a create waits for (its build) */
 	bool start_qmp_up;          /* start/clone: QMP connected ... */
 	bool start_mem_ready;       /* ... and memory loaded: now restore */
+	bool cont_pending;          /* a start's "starting" record is being
+				     * written: then cont (step_cleanup clears) */
 	struct err step_err;
 	uint64_t t0_ns;             /* when the operation began (step log) */
 };
@@ -130,7 +138,8 @@ struct tmpl {
 	struct vm *build;           /* the pool clone being made, or NULL */
 	struct timer refill;
 	char *spare;                /* a copy of its memory on tmpfs for the next
-				     * clone or start of a stopped clone, or NULL */
+				     * clone or start of a stopped clone (its name
+				     * in the memory dir), or NULL */
 	bool spare_filling;
 	struct timer spare_timer;
 	uint64_t cloned_ms;         /* when a create last cloned it (0: never) */
@@ -155,13 +164,12 @@ static inline struct qvm *QV(struct vm *vm)
 
 /* A create (boot, clone or pool claim) is configured: RUNNING. */
 void q_create_done(struct qvm *q);
-/* The VM's directory (0700, given to the VM user); its sockets must fit. */
+/* The VM's directory (root's, 0700); its sockets' paths must fit. */
 int q_prepare_dir(struct vm *vm, struct err *e);
 /* Cold boot: copy the image, spawn, HELLO, then what the VM is for. */
 void q_boot(struct vm *vm);
 /* A create's disk copy is done (rc): false when the create is over (it
- * failed, or a destroy came); else vm.json records the VM and the disk
- * is given to the user QEMU runs as. */
+ * failed, or a destroy came); else vm.json records the VM. */
 bool q_disk_copied(struct vm *vm, int rc, const struct err *e);
 /* A VM the backend makes for itself (not registered, no vm.json), begun
  * as a create whose end goes to done. */
@@ -197,19 +205,32 @@ void step_cleanup(struct qvm *q);
 /* The operation failed: leave the VM as the operation requires. */
 void step_fail(struct qvm *q, int code, const char *fmt, ...) PRINTF(3, 4);
 
-/* QEMU processes: /proc/<pid>/stat's start time (a pid reuse guard); the
- * next QEMU in a /proc listing whose command line names needle; the QEMU
- * serving a QMP socket path. */
+/* /proc/<pid>/stat's start time (a pid reuse guard). */
 uint64_t qemu_starttime(pid_t pid);
-pid_t qemu_naming_next(DIR *d, const char *needle);
-pid_t qemu_by_socket(const char *qmp_path);
+/* The QEMU serving the QMP socket qmp_path, found by the socket itself:
+ * the process that listens on it (SO_PEERCRED; QEMU calls listen() on the
+ * socket the engine bound), a qemu-system process, alive when pidfd was
+ * taken. 1 with ret filled (its fds the caller's), 0 if none. */
+struct qemu_found {
+	pid_t pid;
+	uid_t uid;
+	int pidfd;
+	int qmp_fd;                 /* connected to its QMP socket */
+};
+int qemu_by_socket(const char *qmp_path, struct qemu_found *ret);
+/* The same for the VM directory dir, waiting (at most 3 s) for a QEMU
+ * spawned just before the last engine died to listen on its socket. */
+int qemu_by_socket_in(const char *dir, struct qemu_found *ret);
+void qemu_found_release(struct qemu_found *f);
 char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key);
+/* Start QEMU as a uid of its own (qemu-jail.c) with its files as fds:
+ * the memory file hot_mem must exist (qemu_mem_file, or a spare). */
 int qemu_spawn(struct qvm *q, bool incoming, struct err *e);
 int qemu_watch(struct qvm *q, struct err *e);   /* its pidfd */
+int qemu_watch_fd(struct qvm *q, int pidfd, struct err *e);
 void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
-/* Files QEMU opens itself belong to the user it runs as. */
-void qemu_chown(struct vm *vm, const char *path, int fd);
-int qemu_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e);
+/* A new all-zero memory file for q's guest, root's until QEMU's spawn. */
+int qemu_mem_file(struct qvm *q, struct err *e);
 
 /* QMP: connect (retrying while QEMU starts), then commands whose failure
  * fails the step. */
@@ -244,8 +265,10 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next);
  * fills the memory file from base (+ delta); then restore. */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
 			const char *delta);
-/* Rename path to aside and let the file worker remove it. */
+/* Rename path to aside and let the file worker remove it; the same for
+ * the file `name` of the memory dir. */
 void q_remove_aside(const char *path, const char *aside);
+void q_hot_remove_aside(struct engine *eng, const char *name, const char *aside);
 void q_start(struct vm *vm);
 
 /* ---- qemu-template.c: templates ---- */
@@ -253,6 +276,9 @@ void q_start(struct vm *vm);
 void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
 /* The key of the template of a shape (caller frees). */
 char *tmpl_key_of(struct engine *eng, const struct vm_spec *shape);
+/* A key <image>-<cpus>c-<mem>m-<accel>-<hash> read from the right: 0 with
+ * its image, or -EINVAL (check any key from outside before it is a path). */
+int tmpl_key_parse(const char *key, char image[64]);
 struct tmpl *tmpl_find(struct engine *eng, const char *key);
 /* Known, or found on disk (TMPL_READY), or new (TMPL_FAILED until built). */
 struct tmpl *tmpl_obtain(struct vm *vm, const char *key);
@@ -271,7 +297,7 @@ void pool_claim(struct vm *vm, struct tmpl *t);
 void pool_drain(struct tmpl *t);
 /* Kill one ready clone of t to free its memory: false if it has none. */
 bool pool_drop_one(struct tmpl *t);
-void pool_sweep(struct engine *eng);
+int pool_sweep(struct engine *eng, struct err *e);
 void spare_want(struct tmpl *t, uint64_t delay_ms);
 void spare_drop(struct tmpl *t);
 void spare_timer_fired(struct timer *tm);
@@ -294,17 +320,53 @@ int qmem_reserve(struct engine *eng, const char *path, unsigned memory_mb, struc
 		 uint64_t credit, struct err *e);
 int q_admit(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struct err *e);
 
+/* ---- qemu-console.c: the guest's console ---- */
+
+/* Connect to the console socket of q's running QEMU and append what the
+ * guest prints to console.log, rotated to console.log.1 at
+ * cfg.console_max (a VM's console costs at most twice that on disk). */
+void qcon_open(struct qvm *q);
+void qcon_on_io(struct watch *w, uint32_t events);
+void qcon_close(struct qvm *q);
+
+/* ---- qemu-jail.c: uids, directories, the memory dir ---- */
+
+int jail_init(struct engine *eng, struct err *e);
+void jail_fini(struct qeng *qe);
+/* Lock the host's VM uids and pick one no process has; the caller spawns
+ * and then calls jail_release(). */
+int jail_pick_uid(struct qeng *qe, uid_t *ret, struct err *e);
+void jail_release(struct qeng *qe);
+/* In a forked child: become uid (gid the same; /dev/kvm's group too when
+ * kvm), no new privileges. 0 or -errno. */
+int jail_enter(const struct qeng *qe, uid_t uid, bool kvm);
+/* Make path a directory of ours, mode 0700, taking back one an older
+ * install gave away (its symlinks removed, its files ours, file_mode on
+ * them when not 0). */
+int jail_dir(const char *path, mode_t file_mode, struct err *e);
+/* The tmpfs memory dir: the one the last start recorded if it is still
+ * ours, else a new one; its files by name through hot_fd. */
+int jail_hot_dir(struct engine *eng, struct err *e);
+const char *hot_name(const char *path);
+int hot_create(struct qeng *qe, const char *name, unsigned memory_mb, struct err *e);
+int hot_open(struct qeng *qe, const char *name);
+int hot_rename(struct qeng *qe, const char *from, const char *to);
+void hot_unlink(struct qeng *qe, const char *name);
+
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 
 /* vm.json through the file worker (durable: fsync'd), or now (0 or
- * -errno: a failure is logged too). */
+ * -errno: a failure is logged too); meta_record_then: fsync'd, then next(q) unless the step was failed
+ * meanwhile (q->cont_pending cleared). */
 void meta_record(struct vm *vm, bool durable);
+void meta_record_then(struct qvm *q, qstep_fn next);
 void meta_write(struct vm *vm);
 int meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
 int q_adopt(struct engine *eng, struct err *e);
-/* Kill QEMUs run from under prefix that are no sandbox's. */
-void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what);
+/* Kill the QEMU of every directory in dir (found by its QMP socket): what
+ * an earlier engine's pool or template build left. */
+void qemu_kill_orphans(const char *dir, const char *what);
 
 /* ---- qemu-init.c ---- */
 

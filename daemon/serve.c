@@ -186,12 +186,14 @@ int serve_main(const struct args *a)
 		.data_dir = S.cfg.data_dir,
 		.images_dir = S.cfg.images_dir,
 		.accel = S.cfg.accel,
-		.vm_user = S.cfg.vm_user,
 		.pool_size = (int)S.cfg.pool_size,
 		.mem_budget = S.cfg.limits.memory_budget,
 		.key_wrap = key_wrap,
 		.key_unwrap = key_unwrap,
 	};
+	if (S.cfg.vm_uids && settings_parse_uids(S.cfg.vm_uids, &ec.vm_uid_first,
+						 &ec.vm_uid_count, &e) < 0)
+		return fail("vm_uids", &e);
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);
 	if (sbx_init(&S, &e) < 0)

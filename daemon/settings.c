@@ -61,9 +61,17 @@ static int check_image(const char *v, struct err *e)
 	return err_set(e, EINVAL, "must be an image name (%s)", VALID_IMAGE_RULE);
 }
 
-static int check_not_empty(const char *v, struct err *e)
+/* vm_user (one user for every VM) is gone: say what replaces it. */
+static int check_vm_user(const char *v UNUSED, struct err *e)
 {
-	return v[0] ? 0 : err_set(e, EINVAL, "must not be empty");
+	return err_set(e, EINVAL, "is no longer used: each VM now runs as its own uid from "
+		       "'vm_uids' (e.g. vm_uids: 200000-299999); install.sh rewrites the config");
+}
+
+static int check_vm_uids(const char *v, struct err *e)
+{
+	uint32_t first, count;
+	return settings_parse_uids(v, &first, &count, e);
 }
 
 #define S struct settings
@@ -73,7 +81,8 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("images_dir", S, images_dir, check_abs_path),
 	CONFIG_KEY_STR_CHECK("engine", S, engine, check_engine),
 	CONFIG_KEY_STR_CHECK("accel", S, accel, check_accel),
-	CONFIG_KEY_STR_CHECK("vm_user", S, vm_user, check_not_empty),
+	CONFIG_KEY_STR_CHECK("vm_user", S, vm_user, check_vm_user),
+	CONFIG_KEY_STR_CHECK("vm_uids", S, vm_uids, check_vm_uids),
 	CONFIG_KEY_STR_CHECK("default_image", S, default_image, check_image),
 	CONFIG_KEY_INT("pool_size", S, pool_size, -1, 8),   /* the engine keeps at most 8 */
 	CONFIG_KEY_STR_CHECK("log_level", S, log_level, check_log_level),
@@ -242,5 +251,24 @@ int settings_parse_listen(const char *listen, char **ret_host, int *ret_port,
 			       "65535", listen);
 	*ret_host = hlen ? xstrndup(host, hlen) : NULL;
 	*ret_port = port;
+	return 0;
+}
+
+/* ---- VM uids ---------------------------------------------------------------- */
+
+int settings_parse_uids(const char *v, uint32_t *ret_first, uint32_t *ret_count, struct err *e)
+{
+	const char *dash = v ? strchr(v, '-') : NULL;
+	int64_t first = 0, last = 0;
+	char *a = dash ? xstrndup(v, (size_t)(dash - v)) : NULL;
+	bool ok = a && num_parse_i64(a, SETTINGS_UID_MIN, SETTINGS_UID_MAX, &first, "uid", NULL) == 0 &&
+		  num_parse_i64(dash + 1, SETTINGS_UID_MIN, SETTINGS_UID_MAX, &last, "uid", NULL) == 0 &&
+		  first <= last;
+	free(a);
+	if (!ok)
+		return err_set(e, EINVAL, "must be a range FIRST-LAST of uids from %d to %d, e.g. "
+			       "200000-299999", SETTINGS_UID_MIN, SETTINGS_UID_MAX);
+	*ret_first = (uint32_t)first;
+	*ret_count = (uint32_t)(last - first + 1);
 	return 0;
 }

@@ -6,7 +6,8 @@
  *   images_dir: /srv/images     # absolute; default data_dir/images
  *   engine: qemu
  *   accel: auto                 # auto | kvm | tcg
- *   vm_user: bhatti             # QEMU's user when started as root
+ *   vm_uids: 200000-299999      # each VM's QEMU runs as its own uid from this
+ *                               # range (needed when the daemon runs as root)
  *   default_image: tiny
  *   pool_size: 1                # warm clones per template, 0 = none
  *   log_level: info             # debug | info | warn | error | off
@@ -56,7 +57,8 @@ struct settings {
 	char *images_dir;
 	char *engine;
 	char *accel;
-	char *vm_user;          /* NULL = QEMU runs as the daemon's user */
+	char *vm_uids;          /* "FIRST-LAST" (settings_parse_uids); NULL = none */
+	char *vm_user;          /* an old key, refused with a hint (never set) */
 	char *default_image;
 	int64_t pool_size;          /* 0 = none (-1 in a config is read as 0) */
 	char *log_level;
@@ -92,6 +94,12 @@ int settings_load_string(const char *name, const char *text, struct settings *re
 			 struct err *e);
 
 void settings_release(struct settings *s);
+
+/* The range of VM uids, "FIRST-LAST" (the same numbers are the VMs'
+ * gids): no system account (below 1000), nothing near the top of uid_t. */
+#define SETTINGS_UID_MIN 1000
+#define SETTINGS_UID_MAX 2147483646
+int settings_parse_uids(const char *v, uint32_t *ret_first, uint32_t *ret_count, struct err *e);
 
 /* Split a listen address: "host:port", ":port" (*ret_host = NULL: all
  * interfaces) or "[v6addr]:port"; the port is 1 to 65535. */

@@ -48,7 +48,7 @@ struct rule {
 };
 
 enum rule_id {
-	R_NAME, R_SECRET, R_SANDBOX_ID, R_IMAGE, R_ALIAS, R_ENV, R_HOSTNAME, R_LABEL_PART,
+	R_NAME, R_SECRET, R_SANDBOX_ID, R_VM_ID, R_IMAGE, R_ALIAS, R_ENV, R_HOSTNAME, R_LABEL_PART,
 	R_LABEL_VALUE, R_SESSION_ID,
 };
 
@@ -60,6 +60,8 @@ static const struct rule rules[] = {
 	[R_SANDBOX_ID] = { "sandbox id", "12 lower-case hexadecimal digits",
 			   VALID_SANDBOX_ID_LEN, VALID_SANDBOX_ID_LEN, C_DIGIT | C_HEX,
 			   C_DIGIT | C_HEX, C_DIGIT | C_HEX },
+	[R_VM_ID] = { "VM id", VALID_IMAGE_RULE, 1, VALID_NAME_MAX, C_LOWER | C_DIGIT,
+		      C_LOWER | C_DIGIT | C_DASH, C_LOWER | C_DIGIT | C_DASH },
 	[R_IMAGE] = { "image name", VALID_IMAGE_RULE, 1, VALID_NAME_MAX, C_LOWER | C_DIGIT,
 		      C_LOWER | C_DIGIT | C_DASH, C_LOWER | C_DIGIT | C_DASH },
 	[R_ALIAS] = { "alias", "1 to 63 lower-case letters, digits or '-', starting with a "
@@ -184,6 +186,11 @@ int valid_secret_name(const char *s, struct err *e)
 int valid_sandbox_id(const char *s, struct err *e)
 {
 	return check(R_SANDBOX_ID, NULL, s, e);
+}
+
+int valid_vm_id(const char *s, struct err *e)
+{
+	return check(R_VM_ID, NULL, s, e);
 }
 
 int valid_image(const char *s, struct err *e)

@@ -5,6 +5,9 @@
  *   secret name                   [A-Za-z_][A-Za-z0-9_]{0,62} (it becomes an
  *                                 environment variable in the guest)
  *   sandbox id                    [0-9a-f]{12}
+ *   VM id                         [a-z0-9][a-z0-9-]{0,62} (the engine's: the
+ *                                 name of a VM's directory; sandbox ids are
+ *                                 VM ids)
  *   image name                    [a-z0-9][a-z0-9-]{0,62} (the file
  *                                 images_dir/rootfs-<name>.ext4)
  *   publish alias                 [a-z0-9][a-z0-9-]{0,62}, not a reserved word
@@ -54,6 +57,7 @@ int valid_sandbox_name(const char *s, struct err *e);
 int valid_snapshot_name(const char *s, struct err *e);
 int valid_secret_name(const char *s, struct err *e);
 int valid_sandbox_id(const char *s, struct err *e);
+int valid_vm_id(const char *s, struct err *e);
 int valid_image(const char *s, struct err *e);
 int valid_alias(const char *s, struct err *e);
 int valid_env_name(const char *s, struct err *e);

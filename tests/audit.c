@@ -147,6 +147,7 @@ static const char *jstr(const cJSON *o, const char *k)
 
 static const char *const sandbox_files[] = {
 	"vm.json", "disk.ext4", "mem", "state", "qmp.sock", "agent.sock", "qemu.log", "console.log",
+	"console.log.1", "console.sock",
 };
 
 static void check_sandbox_files(struct audit *a, const char *dir, const char *id)
@@ -225,6 +226,17 @@ static void check_sandboxes(struct audit *a, const char *data, const struct name
 	buf_release(&p);
 }
 
+/* Does a QEMU's command line name the directory dir (its files under it,
+ * or the directory itself: -name guest=bhatti:<dir>)? */
+static bool cmd_names_dir(const char *cmd, const char *dir)
+{
+	size_t n = strlen(dir);
+	for (const char *p = strstr(cmd, dir); p; p = strstr(p + 1, dir))
+		if (p[n] == '/' || p[n] == ' ' || p[n] == '\0')
+			return true;
+	return false;
+}
+
 /* pool/ and templates/: each pool clone with its QEMU; template builds
  * finished. Names of pool clones and templates out. */
 static void check_pool_templates(struct audit *a, const char *data, struct qemu *q, size_t nq,
@@ -238,10 +250,10 @@ static void check_pool_templates(struct audit *a, const char *data, struct qemu 
 		if (de->d_name[0] == '.')
 			continue;
 		struct buf needle = BUF_INIT;
-		buf_addf(&needle, "%s/%s/", p.data, de->d_name);
+		buf_addf(&needle, "%s/%s", p.data, de->d_name);
 		bool found = false;
 		for (size_t i = 0; i < nq; i++)
-			if (!q[i].owned && strstr(q[i].cmd, needle.data)) {
+			if (!q[i].owned && cmd_names_dir(q[i].cmd, needle.data)) {
 				q[i].owned = found = true;
 				break;
 			}
@@ -305,7 +317,7 @@ static void check_top(struct audit *a, const char *data)
 {
 	static const char *const known[] = { "state.db", "state.db-wal", "state.db-shm", "age.key",
 					     "serve.lock", "sandboxes", "templates", "pool",
-					     "accel-probe" };
+					     "accel-probe", "mem-dir" };
 	DIR *d = opendir(data);
 	struct dirent *de;
 	while (d && (de = readdir(d))) {

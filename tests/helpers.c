@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
-#include <sodium.h>
 
 #include "client.h"
 #include "helpers.h"
@@ -373,8 +372,7 @@ static int free_port(void)
 	return ntohs(a.sin_port);
 }
 
-static char *pathf(const char *fmt, ...) PRINTF(1, 2);
-static char *pathf(const char *fmt, ...)
+char *test_strf(const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -386,7 +384,7 @@ static char *pathf(const char *fmt, ...)
 
 int daemon_restart(struct daemon_proc *d)
 {
-	char *bin = pathf("%s/bhatti", test_build_dir());
+	char *bin = test_strf("%s/bhatti", test_build_dir());
 	pid_t pid = fork();
 	if (pid == 0) {
 		int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -399,7 +397,7 @@ int daemon_restart(struct daemon_proc *d)
 	free(bin);
 	d->pid = pid;
 	/* wait for /health */
-	char *health = pathf("%s/health", d->url);
+	char *health = test_strf("%s/health", d->url);
 	for (int i = 0; i < 300; i++) {
 		char *argv[] = { "curl", "-fsS", "-o", "/dev/null", health, NULL };
 		if (test_run(argv, NULL, NULL, 0, NULL, NULL, 2000) == 0) {
@@ -432,25 +430,25 @@ int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_di
 {
 	memset(d, 0, sizeof(*d));
 	d->dir = test_tmpdir("daemon");
-	chmod(d->dir, 0711);
-	d->data = data_dir ? pathf("%s", data_dir) : pathf("%s/data", d->dir);
-	d->config = pathf("%s/config.yaml", d->dir);
-	d->home = pathf("%s/home", d->dir);
-	d->log = pathf("%s/serve.log", d->dir);
+	d->data = data_dir ? test_strf("%s", data_dir) : test_strf("%s/data", d->dir);
+	d->config = test_strf("%s/config.yaml", d->dir);
+	d->home = test_strf("%s/home", d->dir);
+	d->log = test_strf("%s/serve.log", d->dir);
 	d->port = free_port();
-	d->url = pathf("http://%s:%d", host[0] ? host : "127.0.0.1", d->port);
+	d->url = test_strf("http://%s:%d", host[0] ? host : "127.0.0.1", d->port);
 	mkdir(d->home, 0700);
 	const char *img = getenv("BHATTI_IMAGES");
 	char cwd[4096];
 	if (!getcwd(cwd, sizeof(cwd)))
 		return -1;
-	char *images = img && img[0] == '/' ? pathf("%s", img)
-					    : pathf("%s/%s", cwd, img && img[0] ? img : "build/images");
+	char *images = img && img[0] == '/' ? test_strf("%s", img)
+					    : test_strf("%s/%s", cwd, img && img[0] ? img : "build/images");
 	FILE *f = fopen(d->config, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s", host, d->port,
-		d->data, images, extra_config ? extra_config : "");
+	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s%s", host,
+		d->port, d->data, images, geteuid() == 0 ? "vm_uids: " TEST_VM_UIDS "\n" : "",
+		extra_config ? extra_config : "");
 	fclose(f);
 	free(images);
 	return daemon_restart(d);
@@ -533,11 +531,14 @@ int sandbox_qemu_pid(const char *data_dir, const char *id)
 
 char *daemon_mem_dir(const struct daemon_proc *d)
 {
-	uint8_t h[8];
-	char hex[17];
-	crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	return pathf("/dev/shm/bhatti-%s", hex);
+	/* the engine records the tmpfs directory it made (qemu-jail.c) */
+	char *rec = test_strf("%s/mem-dir", d->data);
+	char *text = read_text(rec);
+	free(rec);
+	if (!text)
+		return test_strf("/dev/shm/bhatti-none");
+	text[strcspn(text, "\n")] = '\0';
+	return text;
 }
 
 int daemon_stop(struct daemon_proc *d, bool remove)
@@ -568,10 +569,10 @@ int daemon_stop(struct daemon_proc *d, bool remove)
 		test_run(argv, NULL, NULL, 0, NULL, NULL, 5000);
 		for (int i = 0; i < 50 && count_qemu_under(d->data) > 0; i++)
 			usleep(100 * 1000);
-		if (!getenv("KEEP_TEST_DIRS"))
-			test_rmtree(d->dir);
 		/* the running guests' memory on tmpfs (engine_mem_dir) */
 		char *shm = daemon_mem_dir(d);
+		if (!getenv("KEEP_TEST_DIRS"))
+			test_rmtree(d->dir);
 		char *rm[] = { "rm", "-rf", "--", shm, NULL };
 		test_run(rm, NULL, NULL, 0, NULL, NULL, 5000);
 		free(shm);
@@ -590,7 +591,7 @@ int daemon_stop(struct daemon_proc *d, bool remove)
 
 static char *vbhatti_bin(void)
 {
-	return pathf("%s/bhatti", test_build_dir());
+	return test_strf("%s/bhatti", test_build_dir());
 }
 
 char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_args)
@@ -627,8 +628,8 @@ int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data
 	for (const char *const *a = args; *a && n < 63; a++)
 		argv[n++] = (char *)*a;
 	argv[n] = NULL;
-	char *env[4] = { pathf("HOME=%s", d->home), pathf("BHATTI_URL=%s", d->url),
-			 token ? pathf("BHATTI_TOKEN=%s", token) : pathf("BHATTI_TOKEN="), NULL };
+	char *env[4] = { test_strf("HOME=%s", d->home), test_strf("BHATTI_URL=%s", d->url),
+			 token ? test_strf("BHATTI_TOKEN=%s", token) : test_strf("BHATTI_TOKEN="), NULL };
 	int rc = test_run(argv, env, stdin_data, stdin_data ? strlen(stdin_data) : 0, out, err,
 			  180000);
 	free(argv[0]);
@@ -657,8 +658,8 @@ int bhatti(struct daemon_proc *d, const char *token, const char *stdin_data, str
 int http_call(struct daemon_proc *d, const char *method, const char *path, const char *token,
 	      const char *body, struct buf *out)
 {
-	char *url = pathf("%s%s", d->url, path);
-	char *auth = token ? pathf("Authorization: Bearer %s", token) : NULL;
+	char *url = test_strf("%s%s", d->url, path);
+	char *auth = token ? test_strf("Authorization: Bearer %s", token) : NULL;
 	char *argv[20] = { "curl", "-sS", "-X", (char *)method, "-w", "\n%{http_code}" };
 	int n = 6;
 	if (strcmp(method, "HEAD") == 0) {

@@ -62,7 +62,15 @@ int count_zombies(pid_t ppid);
 /* Read a whole file; caller frees; NULL if missing. ret_len may be NULL. */
 char *host_read_file(const char *path, size_t *ret_len);
 char *read_text(const char *path);
+/* printf into a new string (caller frees). */
+char *test_strf(const char *fmt, ...) PRINTF(1, 2);
 
+
+/* The VM uids the tests give engines and daemons that run as root
+ * (vm_uids: 200000-299999; engines sharing a range pick apart). */
+#define TEST_VM_UID_FIRST 200000
+#define TEST_VM_UID_COUNT 100000
+#define TEST_VM_UIDS "200000-299999"
 
 /* ---- processes and a private daemon (end-to-end tests) ---- */
 

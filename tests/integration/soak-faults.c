@@ -192,20 +192,20 @@ static void *op_thread(void *arg)
 
 /* The QEMU to kill for a trial on sandbox `name` (id when known): its
  * running QEMU by vm.json, else one naming its directory, else (a create
- * that took the pool's clone) the pool clone seen before. Without an id
- * (a create whose directory is not there yet) never another sandbox's:
- * the bystanders run too. */
+ * that took the pool's clone) the pool clone seen before. */
 static int qemu_target(const char *id, int pool_pid)
 {
-	int found = 0;
 	if (id && id[0]) {
 		int pid = sandbox_qemu_pid(d.data, id);
 		if (pid > 0 && pid_alive(pid))
 			return pid;
-		char needle[512];
-		snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id);
-		qemu_pids(needle, &found, 1);
 	}
+	char needle[512];
+	int found = 0;
+	/* (no id yet: "sandboxes/" alone would name the bystanders' QEMUs) */
+	snprintf(needle, sizeof(needle), "%s/sandboxes/%s", d.data, id && id[0] ? id : "");
+	if (id && id[0])
+		qemu_pids(needle, &found, 1);
 	if (!found && pool_pid > 0 && pid_alive(pool_pid))
 		found = pool_pid;
 	return found;
@@ -257,7 +257,6 @@ enum after { A_USABLE, A_STOPPED, A_ERROR, A_GONE, A_N };
 static const char *const after_names[] = { "usable", "stopped", "error", "gone" };
 static int outcomes[OP_N][V_N][A_N];
 static int answered[OP_N][V_N];
-static int known_lost;
 
 struct trial {
 	int n;
@@ -335,12 +334,7 @@ static void run_trial(const struct trial *t, struct buf *b)
 	uint64_t t0 = now_ms();
 	assert_int_equal(pthread_create(&c.th, NULL, op_thread, &c), 0);
 	usleep((useconds_t)t->delay_ms * 1000);
-	/* a daemon killed during a start (or just after it answered) loses
-	 * the sandbox and leaks its QEMU: a known finding of the engine's
-	 * (test_kill9_during_start); drawn as it is only with SOAK_KNOWN=1,
-	 * else the trial kills the QEMU instead (the same draws follow) */
-	bool deferred = t->op == OP_START && t->victim == V_DAEMON && !getenv("SOAK_KNOWN");
-	enum victim victim = deferred ? V_QEMU : t->victim;
+	enum victim victim = t->victim;
 	if (victim == V_DAEMON) {
 		daemon_kill9(&d);
 	} else {
@@ -383,9 +377,7 @@ static void run_trial(const struct trial *t, struct buf *b)
 	outcomes[t->op][victim][a]++;
 	printf("# trial %3d: %-7s kill %-6s at %3d ms%s: answered %d%s → %s%s%s\n", t->n,
 	       op_names[t->op], victim_names[victim], kill_ms,
-	       deferred				     ? " (QEMU instead of the daemon: known finding)"
-	       : victim == V_QEMU && !victim_pid ? " (no QEMU: the operation was over)"
-						 : "",
+	       victim == V_QEMU && !victim_pid ? " (no QEMU: the operation was over)" : "",
 	       c.status, restarted ? ", restarted" : "", state, j && a == A_ERROR ? ": " : "",
 	       j && a == A_ERROR ? jstr(j, "error") : "");
 	fflush(stdout);
@@ -401,15 +393,9 @@ static void run_trial(const struct trial *t, struct buf *b)
 			fail_msg("trial %d: stop answered 200 and the sandbox is %s %s", t->n, state,
 				 j ? jstr(j, "error") : "");
 	}
-	if (t->op == OP_START && victim == V_DAEMON && a != A_STOPPED && a != A_USABLE) {
-		/* a known finding of the engine's (test_kill9_during_start):
-		 * counted and listed, fatal with SOAK_KNOWN=1 */
-		known_lost++;
-		if (getenv("SOAK_KNOWN"))
-			fail_msg("trial %d: a daemon killed during a start lost the snapshot a stop "
-				 "had saved: the sandbox is %s %s", t->n, state,
-				 j ? jstr(j, "error") : "");
-	}
+	if (t->op == OP_START && victim == V_DAEMON && a != A_STOPPED && a != A_USABLE)
+		fail_msg("trial %d: a daemon killed during a start lost the snapshot a stop had "
+			 "saved: the sandbox is %s %s", t->n, state, j ? jstr(j, "error") : "");
 	if (t->op == OP_START && c.status == 200 && victim == V_DAEMON && a != A_USABLE)
 		fail_msg("trial %d: start answered 200 and the sandbox is %s", t->n, state);
 	if (a == A_ERROR && !jstr(j, "error")[0])
@@ -527,8 +513,6 @@ static void test_kills(void **state UNUSED)
 				printf(" %s %d", after_names[a], outcomes[o][v][a]);
 			printf("\n");
 		}
-	printf("# faults: %d sandboxes lost their saved snapshot to a daemon killed during their "
-	       "start (known: test_kill9_during_start)\n", known_lost);
 	must("DELETE", "/sandboxes/by-hot", NULL, 204, &b);
 	must("DELETE", "/sandboxes/by-cold", NULL, 204, &b);
 	struct audit au;
@@ -544,30 +528,17 @@ static void test_kills(void **state UNUSED)
 
 /* ---- a daemon killed during a start, or just after its answer ---- */
 
-/* A finding of these trials, in the engine (for the lead; run with
- * SOAK_KNOWN=1). q_start records vm.json as "starting" (pid 0) through
- * the file worker before it spawns QEMU, and the record with the new pid
- * goes the same way after the start has answered. A daemon killed:
- *   - in the middle (QEMU spawned, the "starting" record not landed yet):
- *     the new daemon reads "stopped" and never looks for the QEMU, which
- *     runs on, owned by nobody, with its guest memory (a leak of a QEMU
- *     and 512 MB of address space on tmpfs); the sandbox is "cold";
- *   - a little later ("starting" landed) or just after the answer (the
- *     "running" record with the pid not landed): the new daemon finds
- *     "starting" and a pid that is not alive, says "QEMU exited while the
- *     engine was away" (FAILED) and again never looks for the QEMU (a
- *     destroy of the failed sandbox does not kill it). The snapshot the
- *     stop saved is on disk until the guest runs, and after the answer
- *     the sandbox was running: both are lost.
- * What would hold: adopt_one looks for the QEMU by its QMP socket
- * (qemu_by_socket, as it does for an unfinished create) whatever vm.json
- * says; the record with the pid is written before a start answers (as a
- * stop's is, meta_write_now); and a start interrupted before `cont` goes
- * back to stopped (the disk has not moved on). */
+/* A daemon killed during a start (QEMU spawned, its guest not yet run),
+ * or just after its answer. Found by these trials: the new daemon used to
+ * read "stopped" or "starting" with no live pid, never looked for the
+ * QEMU (leaked, with its guest memory) and lost the sandbox (FAILED: the
+ * snapshot the stop saved was gone with it). Now vm.json says "stopped"
+ * until the guest is about to run and "starting" with QEMU's pid from
+ * then on (durably, before cont), and adoption finds a QEMU by its QMP
+ * socket whatever vm.json says: an unfinished start's QEMU is killed and
+ * the sandbox is stopped, a started one is adopted running. */
 static void test_kill9_during_start(void **state UNUSED)
 {
-	if (!getenv("SOAK_KNOWN"))
-		skip();   /* known to fail: see above */
 	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
 	KEY = daemon_user(&d, "faults", NULL);
 	assert_non_null(KEY);
@@ -767,5 +738,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_kills, stop_daemon),
 		cmocka_unit_test_teardown(test_kill9_during_start, stop_daemon),
 	};
+	if (getenv("SOAK_ONLY")) /* one test by name (a glob) */
+		cmocka_set_test_filter(getenv("SOAK_ONLY"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

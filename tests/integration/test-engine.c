@@ -2,7 +2,9 @@
  * real hosts) booting the `tiny` image: boot and exec, clones with their
  * own identity, files, PTY sessions, pause/resume, cold stop/start with
  * processes and /tmp intact, QEMU dying, re-adoption by a new engine,
- * errors, and nothing left behind. Needs `make images`.
+ * confinement (each QEMU a uid of its own that can write nothing root
+ * writes; the memory dir; a forged vm.json; a bounded console), errors,
+ * and nothing left behind. Needs `make images`.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,15 +15,20 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "age.h"
+#include <cjson/cJSON.h>
+#include <sodium.h>
+
 #include "engine.h"
 #include "fileops.h"
 #include "helpers.h"
@@ -79,6 +86,10 @@ static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct en
 	cfg->data_dir = fx->data;
 	cfg->images_dir = images_dir();
 	cfg->accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto";
+	if (!cfg->vm_uid_count) { /* as root: each QEMU as a uid of its own */
+		cfg->vm_uid_first = TEST_VM_UID_FIRST;
+		cfg->vm_uid_count = TEST_VM_UID_COUNT;
+	}
 	int r = engine_new(cfg, on_event, fx, ret, &e);
 	if (r < 0)
 		fprintf(stderr, "engine: %s\n", err_str(&e));
@@ -87,7 +98,8 @@ static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct en
 
 static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
 {
-	struct engine_config cfg = { .no_templates = no_templates, .pool_size = 1 };
+	struct engine_config cfg = { .no_templates = no_templates, .pool_size = 1,
+				     .console_max = 64 << 10 };
 	return open_engine_cfg(fx, &cfg, ret);
 }
 
@@ -705,45 +717,393 @@ static void test_readopt_after_engine_restart(void **state)
 	destroy(cold);
 }
 
-/* QEMU runs as an unprivileged user when asked (and the engine is root). */
-static void test_qemu_as_vm_user(void **state UNUSED)
+/* ---- confinement (issue 10, items 4 and 5) ------------------------------------------ */
+
+/* /proc/<pid>/status's "Key:" line (without the key), or "" (caller frees). */
+static char *status_line(int pid, const char *key)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	char *st = read_text(path), *line = NULL;
+	char *p = st ? strstr(st, key) : NULL;
+	if (p) {
+		p += strlen(key);
+		line = xstrndup(p, strcspn(p, "\n"));
+	}
+	free(st);
+	return line ? line : xstrdup("");
+}
+
+/* The uid a VM's QEMU runs as: all four of its uids and gids that one
+ * number from the tests' range, no supplementary group, seccomp on. */
+static unsigned qemu_uid(struct vm *vm)
+{
+	int pid = vm_pid(vm);
+	assert_true(pid > 0);
+	char *uid = status_line(pid, "\nUid:\t"), *gid = status_line(pid, "\nGid:\t");
+	char *groups = status_line(pid, "\nGroups:\t"), *sec = status_line(pid, "\nSeccomp:\t");
+	char *nnp = status_line(pid, "\nNoNewPrivs:\t");
+	unsigned u[4] = { 0 }, g[4] = { 0 };
+	assert_int_equal(sscanf(uid, "%u %u %u %u", &u[0], &u[1], &u[2], &u[3]), 4);
+	assert_int_equal(sscanf(gid, "%u %u %u %u", &g[0], &g[1], &g[2], &g[3]), 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(u[i], u[0]);
+		assert_int_equal(g[i], u[0]);
+	}
+	assert_true(u[0] >= TEST_VM_UID_FIRST && u[0] < TEST_VM_UID_FIRST + TEST_VM_UID_COUNT);
+	assert_int_equal(strspn(groups, " "), strlen(groups)); /* none (TCG: no /dev/kvm) */
+	assert_string_equal(sec, "2");   /* -sandbox on */
+	assert_string_equal(nnp, "1");
+	free(uid); free(gid); free(groups); free(sec); free(nnp);
+	return u[0];
+}
+
+/* As uid (a fork), try each of paths: "w:<file>" opening it for writing,
+ * "r:<file>" for reading, "c:<dir>" creating a file in it, "l:<dir>"
+ * listing it, "m:<file>" renaming it. The index of the first that worked
+ * + 1, or 0 when all were refused. */
+static int try_as(unsigned uid, const char *const *paths)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups(0, NULL) < 0 || setresgid(uid, uid, uid) < 0 ||
+		    setresuid(uid, uid, uid) < 0)
+			_exit(100);
+		for (int i = 0; paths[i]; i++) {
+			const char *p = paths[i] + 2;
+			char other[4200];
+			int ok = 0, fd;
+			switch (paths[i][0]) {
+			case 'w': ok = (fd = open(p, O_WRONLY | O_NOFOLLOW)) >= 0; break;
+			case 'r': ok = (fd = open(p, O_RDONLY | O_NOFOLLOW)) >= 0; break;
+			case 'c':
+				snprintf(other, sizeof(other), "%s/planted", p);
+				ok = (fd = open(other, O_WRONLY | O_CREAT | O_EXCL, 0600)) >= 0;
+				break;
+			case 'l': ok = opendir(p) != NULL; fd = -1; break;
+			case 'm':
+				snprintf(other, sizeof(other), "%s.moved", p);
+				ok = rename(p, other) == 0;
+				fd = -1;
+				break;
+			default: _exit(101);
+			}
+			if (ok)
+				_exit(i + 1);
+			if (errno != EACCES && errno != EPERM)
+				_exit(102);
+		}
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void assert_refused(unsigned uid, const char *const *paths)
+{
+	int r = try_as(uid, paths);
+	if (r >= 100)
+		fail_msg("uid %u: the check itself failed (%d)", uid, r);
+	if (r)
+		fail_msg("uid %u could do '%s'", uid, paths[r - 1]);
+}
+
+/* The one template of a data dir (templates/<key>); caller frees. */
+static char *template_dir(const char *data)
+{
+	char *dir = test_strf("%s/templates", data), *found = NULL;
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	while (d && !found && (de = readdir(d)))
+		if (de->d_name[0] != '.')
+			found = test_strf("%s/%s", dir, de->d_name);
+	if (d)
+		closedir(d);
+	free(dir);
+	assert_non_null(found);
+	return found;
+}
+
+/* Each VM's QEMU runs as a uid of its own from vm_uids (the gid the same,
+ * no other group, seccomp), whether it was taken from the pool, cloned or
+ * started again; no two share one; and that uid can write none of the
+ * template's or the spare's files, nor any directory root writes into. */
+static void test_each_vm_its_own_uid(void **state)
+{
+	struct efix *fx = *state;
+	struct err e = ERR_INIT;
+	if (geteuid() != 0)
+		skip();
+	struct vm *a = create(fx, "uid-a", NULL), *b = create(fx, "uid-b", NULL);
+	struct vm *c = create(fx, "uid-c", NULL);
+	unsigned ua = qemu_uid(a), ub = qemu_uid(b), uc = qemu_uid(c);
+	assert_int_not_equal(ua, ub);
+	assert_int_not_equal(ua, uc);
+	assert_int_not_equal(ub, uc);
+	/* a stopped clone: its template's spare memory is made for its start */
+	assert_int_equal(vm_stop_sync(c, &e), 0);
+	char spare[512] = "";
+	for (int i = 0; i < 1000 && !find_spare(engine_mem_dir(fx->eng), spare, sizeof(spare)); i++)
+		loop_run_once(10);
+	assert_true(spare[0]);
+	struct stat st;
+	assert_int_equal(stat(spare, &st), 0);
+	assert_int_equal(st.st_uid, 0); /* root's until a start takes it */
+	char *tmpl = template_dir(fx->data);
+	const char *mem = engine_mem_dir(fx->eng), *data = fx->data;
+	char *paths[] = {
+		test_strf("w:%s/mem", tmpl), test_strf("w:%s/disk.ext4", tmpl), test_strf("w:%s/state", tmpl),
+		test_strf("c:%s", tmpl), test_strf("w:%s", spare), test_strf("m:%s", spare),
+		test_strf("r:%s/uid-b.mem", mem), test_strf("l:%s", mem), test_strf("c:%s", mem),
+		test_strf("c:%s", data), test_strf("c:%s/sandboxes", data), test_strf("c:%s/templates", data),
+		test_strf("c:%s/pool", data), test_strf("c:%s/sandboxes/uid-a", data),
+		test_strf("w:%s/sandboxes/uid-a/disk.ext4", data), NULL
+	};
+	assert_refused(ua, (const char *const *)paths);
+	for (int i = 0; paths[i]; i++)
+		free(paths[i]);
+	free(tmpl);
+	/* a start is a new QEMU, and a uid of its own again */
+	assert_int_equal(vm_start_sync(c, &e), 0);
+	unsigned uc2 = qemu_uid(c);
+	assert_int_not_equal(uc2, ua);
+	assert_int_not_equal(uc2, ub);
+	/* its RAM (the spare it took) is the one file its uid owns */
+	char *mem_c = test_strf("%s/uid-c.mem", engine_mem_dir(fx->eng));
+	assert_int_equal(stat(mem_c, &st), 0);
+	free(mem_c);
+	assert_int_equal(st.st_uid, uc2);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	char *out = sh(c, "echo fine", NULL);
+	assert_string_equal(out, "fine\n");
+	free(out);
+	destroy(a);
+	destroy(b);
+	destroy(c);
+}
+
+/* As root without VM uids, the engine refuses to start: QEMU never runs
+ * as root. */
+static void test_root_needs_vm_uids(void **state UNUSED)
 {
 	if (geteuid() != 0)
 		skip();
-	struct efix other = { .data = test_tmpdir("engine-user") };
-	struct engine *en;
-	chmod(other.data, 0711); /* the data dir must let the VM user through */
-	struct err e = ERR_INIT;
+	struct efix other = { .data = test_tmpdir("engine-nouids") };
 	struct engine_config cfg = { .data_dir = other.data, .images_dir = images_dir(),
-				     .accel = "tcg", .vm_user = "nobody" };
-	if (engine_new(&cfg, NULL, NULL, &en, &e) < 0)
-		fail_msg("engine: %s", err_str(&e));
-	struct vm_spec spec = { .id = "confined" };
-	struct vm *vm;
-	if (vm_create_sync(en, &spec, &vm, &e) < 0)
-		fail_msg("create: %s", err_str(&e));
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/status", vm_pid(vm));
-	char *status = read_text(path);
-	assert_non_null(status);
-	assert_non_null(strstr(status, "\nUid:\t65534\t65534\t65534\t65534\n"));
-	assert_non_null(strstr(status, "\nGid:\t65534\t65534\t65534\t65534\n"));
-	assert_non_null(strstr(status, "\nSeccomp:\t2\n")); /* -sandbox on */
-	free(status);
-	char *out = sh(vm, "echo ok", NULL);
-	assert_string_equal(out, "ok\n");
-	free(out);
-	/* and the cold path works as that user too */
-	assert_int_equal(vm_stop_sync(vm, &e), 0);
-	assert_int_equal(vm_start_sync(vm, &e), 0);
-	out = sh(vm, "echo again", NULL);
-	assert_string_equal(out, "again\n");
-	free(out);
-	destroy(vm);
-	engine_free(en);
-	assert_int_equal(count_qemu_under(other.data), 0);
+				     .accel = "tcg" };
+	struct engine *en = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(engine_new(&cfg, NULL, NULL, &en, &e), -EPERM);
+	assert_null(en);
+	assert_string_equal(e.msg, "refusing to run QEMU as root: set 'vm_uids' in the config "
+			    "(e.g. vm_uids: 200000-299999, a range no user or group uses) so that "
+			    "each VM runs as a uid of its own");
 	test_rmtree(other.data);
 	free(other.data);
+}
+
+/* The tmpfs directory the engine used to keep guest memory in had a name
+ * anyone could compute (/dev/shm/bhatti-<hash of data_dir>), and one that
+ * existed was taken as it was: a user who made it first, world-writable,
+ * with a symlink at the name of a guest's memory file, had root overwrite
+ * the file the link names with the guest's RAM (and give it to the VM
+ * user), and could list, rename and delete guests' RAM there. Made here as
+ * `nobody`; the engine must leave both the directory and the root-only
+ * file alone and keep guest memory where `nobody` cannot reach it. */
+static void test_shm_squat_is_ignored(void **state UNUSED)
+{
+	if (geteuid() != 0)
+		skip();
+	struct efix other = { .data = test_tmpdir("engine-squat") };
+	char secret[600], squat[600], link[700];
+	uint8_t h[8];
+	char hex[17];
+	crypto_generichash(h, sizeof(h), (const uint8_t *)other.data, strlen(other.data), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	snprintf(squat, sizeof(squat), "/dev/shm/bhatti-%s", hex);
+	snprintf(link, sizeof(link), "%s/victim.mem", squat);
+	snprintf(secret, sizeof(secret), "%s/root-only", other.data);
+	int fd = open(secret, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write_all(fd, "root only\n", 10), 0);
+	close(fd);
+	pid_t pid = fork();
+	if (pid == 0) { /* nobody */
+		if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+		    setresuid(65534, 65534, 65534) < 0 || mkdir(squat, 0777) < 0 ||
+		    chmod(squat, 0777) < 0 || symlink(secret, link) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+	struct engine_config cfg = { 0 }; /* no pool */
+	struct engine *en;
+	struct err e = ERR_INIT;
+	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
+	struct vm *vm;
+	struct vm_spec spec = { .id = "victim" };
+	if (vm_create_sync(en, &spec, &vm, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	char *out = sh(vm, "echo up", NULL);
+	assert_string_equal(out, "up\n");
+	free(out);
+	/* the file the link names is as it was, and root's */
+	struct stat sb;
+	assert_int_equal(lstat(secret, &sb), 0);
+	assert_int_equal(sb.st_size, 10);
+	assert_int_equal(sb.st_uid, 0);
+	char *text = read_text(secret);
+	assert_string_equal(text, "root only\n");
+	free(text);
+	/* the squatted directory was not used */
+	const char *mem_dir = engine_mem_dir(en);
+	assert_string_not_equal(mem_dir, squat);
+	assert_int_equal(count_entries(squat), 1);
+	assert_int_equal(stat(mem_dir, &sb), 0);
+	assert_int_equal(sb.st_uid, 0);
+	assert_int_equal(sb.st_mode & 07777, 0700);
+	/* and nobody can list, rename or remove the guest's memory */
+	char l[600], m[700], c[600];
+	snprintf(l, sizeof(l), "l:%s", mem_dir);
+	snprintf(m, sizeof(m), "m:%s/victim.mem", mem_dir);
+	snprintf(c, sizeof(c), "c:%s", mem_dir);
+	const char *paths[] = { l, m, c, NULL };
+	assert_refused(65534, paths);
+	destroy(vm);
+	engine_free(en);
+	unlink(link);
+	rmdir(squat);
+	test_rmtree(other.data);
+	free(other.data);
+}
+
+/* /proc/<pid>/stat's start time (field 22). */
+static unsigned long long proc_starttime(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	char *st = read_text(path);
+	char *p = st ? strrchr(st, ')') : NULL;
+	unsigned long long v = 0;
+	for (int field = 2; p && *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	if (p)
+		sscanf(p, "%llu", &v);
+	free(st);
+	return v;
+}
+
+/* Replace key's value in dir/vm.json (a number, or a string when str). */
+static void forge(const char *dir, const char *key, double num, const char *str)
+{
+	char path[600];
+	snprintf(path, sizeof(path), "%s/vm.json", dir);
+	char *text = read_text(path);
+	cJSON *m = cJSON_Parse(text);
+	assert_non_null(m);
+	cJSON_DeleteItemFromObject(m, key);
+	if (str)
+		cJSON_AddStringToObject(m, key, str);
+	else
+		cJSON_AddNumberToObject(m, key, num);
+	char *out = cJSON_Print(m);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(out, f);
+	fclose(f);
+	free(out);
+	free(text);
+	cJSON_Delete(m);
+}
+
+/* vm.json is not trusted at adoption: one naming the pid of an unrelated
+ * process (with its start time, so that it looks alive) leaves the
+ * sandbox FAILED, and destroying it kills its real QEMU (the one on its
+ * socket), not that process; a template key that climbs out of templates/
+ * is refused before it becomes a path. */
+static void test_forged_vm_json(void **state)
+{
+	struct efix *fx = *state;
+	struct err e = ERR_INIT;
+	struct vm *a = create(fx, "forged-pid", NULL), *b = create(fx, "forged-tmpl", NULL);
+	assert_int_equal(vm_stop_sync(b, &e), 0);
+	int qemu = vm_pid(a);
+	char da[600], db[600];
+	snprintf(da, sizeof(da), "%s", vm_dir(a));
+	snprintf(db, sizeof(db), "%s", vm_dir(b));
+	pid_t bystander = fork();
+	if (bystander == 0) {
+		execlp("sleep", "sleep", "1000", (char *)NULL);
+		_exit(127);
+	}
+	usleep(100 * 1000);
+	engine_free(fx->eng);
+	fx->eng = NULL;
+	forge(da, "pid", bystander, NULL);
+	forge(da, "pid_start", (double)proc_starttime(bystander), NULL);
+	forge(db, "template", 0, "../../sandboxes/forged-pid");
+	assert_int_equal(open_engine(fx, false, &fx->eng), 0);
+	a = engine_find(fx->eng, "forged-pid");
+	b = engine_find(fx->eng, "forged-tmpl");
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_int_equal(vm_state(a), VM_FAILED);
+	char want[128];
+	snprintf(want, sizeof(want), "its vm.json names pid %d, but the QEMU on its socket is pid %d",
+		 (int)bystander, qemu);
+	assert_string_equal(vm_error(a), want);
+	assert_int_equal(vm_state(b), VM_FAILED);
+	assert_non_null(strstr(vm_error(b), "its template key '../../sandboxes/forged-pid' is not valid"));
+	destroy(a);
+	assert_true(pid_wait_gone(qemu, 5000)); /* its own QEMU went */
+	assert_true(pid_alive(bystander));      /* and nothing else */
+	destroy(b);
+	assert_true(pid_alive(bystander));
+	kill(bystander, SIGKILL);
+	waitpid(bystander, NULL, 0);
+}
+
+/* A guest that prints without end fills its console log only up to the
+ * engine's console_max (64 KiB here), twice: console.log and the one
+ * before it, console.log.1; the newest output is kept. */
+static void test_console_is_bounded(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *vm = create(fx, "chatty", NULL);
+	char *argv[] = { (char *)"sh", (char *)"-c",
+			 (char *)"head -c 500000 /dev/zero | tr '\\0' x > /dev/ttyS0; "
+				 "echo END-OF-CHATTER > /dev/ttyS0", NULL };
+	struct proto_exec req = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"",
+				  .flags = PROTO_EXEC_ROOT | PROTO_EXEC_DETACH };
+	struct ac_exec_result r;
+	struct err e = ERR_INIT;
+	if (ac_exec(vm_agent(vm), &req, NULL, 0, &r, 30000, &e) < 0)
+		fail_msg("exec: %s", err_str(&e));
+	ac_exec_result_release(&r);
+	char log[600], old[600];
+	snprintf(log, sizeof(log), "%s/console.log", vm_dir(vm));
+	snprintf(old, sizeof(old), "%s/console.log.1", vm_dir(vm));
+	bool done = false;
+	/* the engine reads the console on the loop */
+	for (uint64_t end = now_ms() + 60000; !done && now_ms() < end;) {
+		loop_run_once(50);
+		char *t = read_text(log);
+		done = t && strstr(t, "END-OF-CHATTER");
+		free(t);
+	}
+	assert_true(done);
+	struct stat a, b;
+	assert_int_equal(stat(log, &a), 0);
+	assert_int_equal(stat(old, &b), 0);
+	assert_true(a.st_size <= 64 << 10);
+	assert_int_equal(b.st_size, 64 << 10);
+	destroy(vm);
 }
 
 static void test_errors(void **state)
@@ -753,7 +1113,7 @@ static void test_errors(void **state)
 	struct vm *vm;
 	struct vm_spec bad = { .id = "Bad_Name" };
 	assert_int_equal(vm_create(fx->eng, &bad, NULL, NULL, &vm, &e), -EINVAL);
-	assert_non_null(strstr(e.msg, "invalid sandbox id 'Bad_Name'"));
+	assert_non_null(strstr(e.msg, "invalid VM id 'Bad_Name'"));
 	struct vm_spec noimg = { .id = "noimg", .image = "nope" };
 	assert_int_equal(vm_create(fx->eng, &noimg, NULL, NULL, &vm, &e), -ENOENT);
 	assert_non_null(strstr(e.msg, "no image 'nope' (available: "));
@@ -807,7 +1167,11 @@ int main(void)
 		cmocka_unit_test(test_memory_budget),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
-		cmocka_unit_test(test_qemu_as_vm_user),
+		cmocka_unit_test(test_each_vm_its_own_uid),
+		cmocka_unit_test(test_root_needs_vm_uids),
+		cmocka_unit_test(test_shm_squat_is_ignored),
+		cmocka_unit_test(test_forged_vm_json),
+		cmocka_unit_test(test_console_is_bounded),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_nothing_left_behind),
 	};

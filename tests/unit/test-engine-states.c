@@ -511,9 +511,9 @@ static void test_create_checks(void **state UNUSED)
 	struct err e = ERR_INIT;
 	struct vm *vm = NULL;
 	static const struct { struct vm_spec spec; int rc; const char *msg; } bad[] = {
-		{ { .id = "Bad_Name" }, -EINVAL, "invalid sandbox id 'Bad_Name'" },
-		{ { .id = "" }, -EINVAL, "invalid sandbox id ''" },
-		{ { .id = "-x" }, -EINVAL, "invalid sandbox id '-x'" },
+		{ { .id = "Bad_Name" }, -EINVAL, "invalid VM id 'Bad_Name'" },
+		{ { .id = "" }, -EINVAL, "invalid VM id ''" },
+		{ { .id = "-x" }, -EINVAL, "invalid VM id '-x'" },
 		{ { .id = "cpus", .cpus = 65 }, -EINVAL, "cpus must be 1 to 64, not 65" },
 		{ { .id = "mem", .memory_mb = 63 }, -EINVAL, "memory must be 64 to 65536 MB" },
 		{ { .id = "img", .image = "nope" }, -ENOENT, "no image 'nope'" },

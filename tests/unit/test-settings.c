@@ -29,7 +29,7 @@ static void assert_defaults(const struct settings *s)
 	assert_string_equal(s->images_dir, "/var/lib/bhatti/images");
 	assert_string_equal(s->engine, "qemu");
 	assert_string_equal(s->accel, "auto");
-	assert_null(s->vm_user);
+	assert_null(s->vm_uids);
 	assert_string_equal(s->default_image, "tiny");
 	assert_int_equal(s->pool_size, 1);
 	assert_string_equal(s->log_level, "info");
@@ -76,7 +76,7 @@ static void test_full_file(void **state)
 	assert_string_equal(s.images_dir, "/srv/images");
 	assert_string_equal(s.engine, "qemu");
 	assert_string_equal(s.accel, "tcg");
-	assert_string_equal(s.vm_user, "bhatti-vm");
+	assert_string_equal(s.vm_uids, "300000-300999");
 	assert_string_equal(s.default_image, "minimal");
 	assert_int_equal(s.pool_size, 0);
 	assert_string_equal(s.log_level, "debug");
@@ -174,6 +174,9 @@ static void test_which_file(void **state)
 	unsetenv(SETTINGS_ENV);
 }
 
+#define VM_UIDS_MSG "t.yaml:1: key 'vm_uids' must be a range FIRST-LAST of uids from 1000 " \
+	"to 2147483646, e.g. 200000-299999"
+
 static void test_bad_values(void **state)
 {
 	(void)state;
@@ -196,7 +199,15 @@ static void test_bad_values(void **state)
 		  "(" VALID_IMAGE_RULE ")" },
 		{ "default_image: my_img", "t.yaml:1: key 'default_image' must be an image name "
 		  "(" VALID_IMAGE_RULE ")" },
-		{ "vm_user: ''", "t.yaml:1: key 'vm_user' must not be empty" },
+		/* one uid for every VM is gone (issue 10 item 5): say what replaces it */
+		{ "vm_user: bhatti-vm", "t.yaml:1: key 'vm_user' is no longer used: each VM now "
+		  "runs as its own uid from 'vm_uids' (e.g. vm_uids: 200000-299999); install.sh "
+		  "rewrites the config" },
+		{ "vm_uids: 200000", VM_UIDS_MSG },
+		{ "vm_uids: 299999-200000", VM_UIDS_MSG },
+		{ "vm_uids: 0-99", VM_UIDS_MSG },
+		{ "vm_uids: 200000-x", VM_UIDS_MSG },
+		{ "vm_uids: 200000-2147483647", VM_UIDS_MSG },
 		{ "pool_size: 9", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
 		  "to 8" },
 		{ "defaults:\n  cpus: 0", "t.yaml:2: key 'defaults.cpus' must be a whole number "
@@ -232,6 +243,20 @@ static void test_pool_size(void **state)
 		assert_int_equal(s.pool_size, cases[i].want);
 		settings_release(&s);
 	}
+}
+
+static void test_parse_uids(void **state UNUSED)
+{
+	uint32_t first = 0, count = 0;
+	assert_int_equal(settings_parse_uids("200000-299999", &first, &count, NULL), 0);
+	assert_int_equal(first, 200000);
+	assert_int_equal(count, 100000);
+	assert_int_equal(settings_parse_uids("5000-5000", &first, &count, NULL), 0);
+	assert_int_equal(first, 5000);
+	assert_int_equal(count, 1);
+	assert_int_equal(settings_parse_uids("999-5000", &first, &count, NULL), -EINVAL);
+	assert_int_equal(settings_parse_uids("-5000", &first, &count, NULL), -EINVAL);
+	assert_int_equal(settings_parse_uids(NULL, &first, &count, NULL), -EINVAL);
 }
 
 static void test_parse_listen(void **state)
@@ -300,6 +325,7 @@ int main(void)
 		cmocka_unit_test(test_which_file),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_pool_size),
+		cmocka_unit_test(test_parse_uids),
 		cmocka_unit_test(test_parse_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

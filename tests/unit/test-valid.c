@@ -50,6 +50,7 @@ static const struct kind {
 	{ "snapshot", valid_snapshot_name, 0, 0 },
 	{ "secret", valid_secret_name, 0, 0 },
 	{ "sandbox-id", valid_sandbox_id, 0, 0 },
+	{ "vm-id", valid_vm_id, 0, 0 },
 	{ "image", valid_image, 0, 0 },
 	{ "alias", valid_alias, 0, 0 },
 	{ "env", valid_env_name, 0, 0 },
