@@ -1,7 +1,8 @@
 /* engine.c — benchmark of the VM engine with real QEMU microVMs: full boot,
  * create by clone to first exec, hot exec, warm resume + exec, cold stop,
- * cold resume + exec, 10 concurrent execs, and the baseline a user would
- * otherwise use: ssh into the same VM. Prints p50/p99 (docs/benchmarks.md
+ * cold resume + exec (encrypted at rest, as the daemon makes snapshots,
+ * and plaintext to compare), 10 concurrent execs, and the baseline a user
+ * would otherwise use: ssh into the same VM. Prints p50/p99 (docs/benchmarks.md
  * records them with the machine and accelerator).
  *
  *   build/bench/engine [DATA_DIR]        (default: a temp dir under /tmp)
@@ -23,6 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "age.h"
 #include "engine.h"
 #include "fileops.h"
 #include "helpers.h"
@@ -261,30 +263,68 @@ static void bench_warm(struct vm *vm, int runs)
 	free(d);
 }
 
-static void bench_cold(struct vm *vm, int runs, double hot)
+/* Snapshot keys wrapped as the daemon wraps them (age, to an identity in
+ * the data dir): the default engine's cold snapshots are encrypted. */
+static struct age_identity bench_age;
+
+static int key_wrap(void *arg UNUSED, const uint8_t key[32], char **ret, struct err *e)
 {
-	double *s = calloc((size_t)runs, sizeof(*s)), *r = calloc((size_t)runs, sizeof(*r));
+	return age_wrap_key(bench_age.public, key, ret, e);
+}
+
+static int key_unwrap(void *arg UNUSED, const char *wrapped, uint8_t key[32], struct err *e)
+{
+	return age_unwrap_key(&bench_age, wrapped, key, e);
+}
+
+/* Cold stop and cold resume, alternately of vm (encrypted at rest, as the
+ * daemon runs) and of a sandbox on an engine of its own (data/p) without
+ * a key (plaintext), so both see the same machine noise. */
+static void bench_cold(const char *data, struct vm *vm, int runs, double hot)
+{
+	struct engine *plain;
 	struct err e = ERR_INIT;
-	for (int i = 0; i < runs; i++) {
+	struct buf dir = BUF_INIT;
+	buf_addf(&dir, "%s/p", data);
+	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images,
+				     .vm_uid_first = TEST_VM_UID_FIRST, .vm_uid_count = TEST_VM_UID_COUNT };
+	if (engine_new(&cfg, NULL, NULL, &plain, &e) < 0)
+		die("engine", &e);
+	struct vm *vms[2] = { vm, create(plain, "plain", "tiny") };
+	double *s[2], *r[2];
+	for (int k = 0; k < 2; k++) {
+		s[k] = calloc((size_t)runs, sizeof(double));
+		r[k] = calloc((size_t)runs, sizeof(double));
+	}
+	for (int i = 0; i < 2 * runs; i++) {
+		int k = i % 2;
 		uint64_t t0 = now_ns();
-		if (vm_stop_sync(vm, &e) < 0)
+		if (vm_stop_sync(vms[k], &e) < 0)
 			die("stop", &e);
-		s[i] = ms_since(t0);
+		s[k][i / 2] = ms_since(t0);
 		/* the memory left RAM (make sure the next start reads it back),
 		 * and the engine has made its copy of the template's memory for
 		 * a start (a second after a stop): a cold sandbox waits longer */
 		usleep(1300000);
 		t0 = now_ns();
-		if (vm_start_sync(vm, &e) < 0)
+		if (vm_start_sync(vms[k], &e) < 0)
 			die("start", &e);
-		exec_true(vm);
-		r[i] = ms_since(t0);
+		exec_true(vms[k]);
+		r[k][i / 2] = ms_since(t0);
 	}
-	stats_print("cold stop (QEMU gone, memory on disk)", s, (size_t)runs, "ms");
-	stats_print("cold resume + exec `true`", r, (size_t)runs, "ms");
-	printf("%-40s p50 = hot + %.1f ms\n", "", stats_pct(r, (size_t)runs, 50) - hot);
-	free(s);
-	free(r);
+	stats_print("cold stop (QEMU gone, memory on disk)", s[0], (size_t)runs, "ms");
+	stats_print("  the same, plaintext (no key)", s[1], (size_t)runs, "ms");
+	stats_print("cold resume + exec `true`", r[0], (size_t)runs, "ms");
+	printf("%-40s p50 = hot + %.1f ms\n", "", stats_pct(r[0], (size_t)runs, 50) - hot);
+	stats_print("  the same, plaintext (no key)", r[1], (size_t)runs, "ms");
+	printf("%-40s p50 = hot + %.1f ms\n", "", stats_pct(r[1], (size_t)runs, 50) - hot);
+	for (int k = 0; k < 2; k++) {
+		free(s[k]);
+		free(r[k]);
+	}
+	destroy(vms[1]);
+	engine_free(plain);
+	buf_release(&dir);
 }
 
 /* ---- ssh through a forward ----------------------------------------------------- */
@@ -512,8 +552,15 @@ int main(int argc, char **argv)
 		die("init", &e);
 	/* no pool first: a create that found a pool clone ready would not be
 	 * a clone made on demand (the pool refills a second after a claim) */
-	struct engine_config cfg = { .data_dir = data, .images_dir = images, /* pool_size 0 */
-				      .vm_uid_first = TEST_VM_UID_FIRST, .vm_uid_count = TEST_VM_UID_COUNT };
+	/* (pool_size 0; snapshots encrypted at rest, as the daemon makes them) */
+	struct engine_config cfg = { .data_dir = data, .images_dir = images, .key_wrap = key_wrap,
+				     .key_unwrap = key_unwrap, .vm_uid_first = TEST_VM_UID_FIRST,
+				     .vm_uid_count = TEST_VM_UID_COUNT };
+	struct buf idpath = BUF_INIT;
+	buf_addf(&idpath, "%s/age.key", data);
+	if (age_identity_load_or_create(idpath.data, &bench_age, &e) < 0)
+		die("age identity", &e);
+	buf_release(&idpath);
 	uint64_t t0 = now_ns();
 	if (engine_new(&cfg, NULL, NULL, &eng, &e) < 0)
 		die("engine", &e);
@@ -534,7 +581,7 @@ int main(int argc, char **argv)
 	double hot = bench_hot(vm, 200, "hot exec `true` (tiny)");
 	bench_concurrent(vm, 10, n);
 	bench_warm(vm, n);
-	bench_cold(vm, n / 2 > 5 ? n / 2 : 5, hot);
+	bench_cold(data, vm, n / 2 > 5 ? n / 2 : 5, hot);
 	destroy(vm);
 	bench_ssh(data, n);
 

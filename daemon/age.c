@@ -469,3 +469,40 @@ int age_decrypt(const struct age_identity *id, const void *ct, size_t n, struct 
 	sodium_memzero(mac_key, sizeof(mac_key));
 	return rc;
 }
+
+/* ---- wrapped keys ------------------------------------------------------------ */
+
+int age_wrap_key(const uint8_t recipient_pub[32], const uint8_t key[32], char **ret,
+		 struct err *e)
+{
+	struct buf ct = BUF_INIT;
+	int r = age_encrypt(recipient_pub, key, 32, &ct, e);
+	if (r == 0) {
+		size_t n = sodium_base64_ENCODED_LEN(ct.len, sodium_base64_VARIANT_ORIGINAL);
+		*ret = xmalloc(n);
+		sodium_bin2base64(*ret, n, (const uint8_t *)ct.data, ct.len,
+				  sodium_base64_VARIANT_ORIGINAL);
+	}
+	buf_release(&ct);
+	return r;
+}
+
+int age_unwrap_key(const struct age_identity *id, const char *wrapped, uint8_t ret_key[32],
+		   struct err *e)
+{
+	size_t len = strlen(wrapped), n = 0, cap = len / 4 * 3 + 3;
+	uint8_t *ct = xmalloc(cap);
+	struct buf pt = BUF_INIT;
+	int r = 0;
+	if (sodium_base642bin(ct, cap, wrapped, len, NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0)
+		r = err_set(e, EBADMSG, "the wrapped key is not base64");
+	else if ((r = age_decrypt(id, ct, n, &pt, e)) == 0 && pt.len != 32)
+		r = err_set(e, EBADMSG, "the wrapped key is not a 32-byte key");
+	if (r == 0)
+		memcpy(ret_key, pt.data, 32);
+	sodium_memzero(pt.data, pt.len);
+	buf_release(&pt);
+	free(ct);
+	return r;
+}

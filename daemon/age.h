@@ -50,4 +50,12 @@ int age_encrypt(const uint8_t recipient_pub[32], const void *pt, size_t n, struc
 int age_decrypt(const struct age_identity *id, const void *ct, size_t n, struct buf *out,
 		struct err *e);
 
+/* A 32-byte key wrapped for a recipient: the age file of it, in standard
+ * base64 (`base64 -d | age -d -i KEYFILE` opens it); caller frees. */
+int age_wrap_key(const uint8_t recipient_pub[32], const uint8_t key[32], char **ret,
+		 struct err *e);
+/* And back: -EBADMSG for anything that is not such a key for id. */
+int age_unwrap_key(const struct age_identity *id, const char *wrapped, uint8_t ret_key[32],
+		   struct err *e);
+
 #endif

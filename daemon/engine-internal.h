@@ -23,6 +23,10 @@ struct engine_backend {
 	void (*fini)(struct engine *eng);                /* VMs keep running */
 	/* Can this spec be created at all (image exists, ...)? */
 	int (*check)(struct engine *eng, const struct vm_spec *spec, struct err *e);
+	/* Is there room for the memory of a create (vm NULL) or of a start of
+	 * vm? Reserves it when there is (the create or start follows at
+	 * once). NULL: always. */
+	int (*admit)(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struct err *e);
 	void (*create)(struct vm *vm);
 	void (*pause)(struct vm *vm);
 	void (*resume)(struct vm *vm);
@@ -32,6 +36,7 @@ struct engine_backend {
 	void (*vm_free)(struct vm *vm);  /* drop backend state, not the VM */
 	int (*pid)(const struct vm *vm);                 /* NULL: 0 */
 	const char *(*mem_dir)(const struct engine *eng); /* NULL: none */
+	uint64_t (*snapshot_bytes)(const struct vm *vm); /* a STOPPED VM's; NULL: 0 */
 };
 
 extern const struct engine_backend engine_qemu;  /* "qemu" */

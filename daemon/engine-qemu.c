@@ -28,8 +28,8 @@
  *   vm.json      what a restarted engine needs to adopt it (0600)
  *   disk.ext4    the root disk: a copy of the image (or of the template's)
  *   mem          guest RAM of the last cold snapshot (only its allocated
- *                extents: a sparse file)
- *   state        device state of the last cold snapshot
+ *                extents: a sparse file), encrypted (atrest.h)
+ *   state        device state of the last cold snapshot, encrypted
  *   qmp.sock, agent.sock, console.sock (bound by the engine, QEMU listens),
  *   qemu.log (QEMU's output), console.log (+ .1: the guest's console, read
  *   by the engine and rotated: qemu-console.c)
@@ -60,12 +60,15 @@
  *   start:   spawn -incoming defer while the file worker fills the tmpfs
  *            memory file (template + delta; or only the delta, over a
  *            spare copy of the template's memory: see "memory spares")
+ *            and the device state into a memfd, both decrypted and checked
  *            → restore → CONFIGURE (clock) → the now stale mem and state
  *            are renamed aside for the worker to delete
- *   stop:    SYNC → QMP stop → getfd + migrate → completed → quit → exit
- *            → copy mem from tmpfs to disk, rename the tmpfs file aside for
- *            the worker to delete (then the disk copy is flushed and
- *            dropped from the page cache in the background)
+ *   stop:    SYNC → QMP stop → getfd (a memfd) + migrate → completed →
+ *            the worker writes mem (the delta) and state, encrypted →
+ *            vm.json "stopped" → quit → exit → rename the tmpfs file aside
+ *            for the worker to delete (then the snapshot is flushed and
+ *            dropped from the page cache in the background); a write that
+ *            fails (ENOSPC) leaves no file and the guest goes on
  *   destroy: SIGKILL → exit → remove the directory
  *
  * The pool (data_dir/pool/<id>/): per template, pool_size clones restored,
@@ -89,7 +92,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fileops.h"
@@ -222,7 +227,7 @@ static void q_create(struct vm *vm)
 	q->t0_ns = now_ns();
 	struct err e = ERR_INIT;
 	q_random_hex(q->token, 32);
-	if (q_prepare_dir(vm, &e) < 0) {
+	if (q_prepare_dir(vm, &e) < 0 || (!vm->hidden && q_key_make(q, &e) < 0)) {
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
@@ -270,23 +275,13 @@ static void stop_flushed(int rc, const struct err *e, void *arg)
 	free(vmid);
 }
 
-/* The guest's memory is on disk: free the tmpfs copy; STOPPED. Then, in
- * the background and in this order: the snapshot is flushed to disk and
- * dropped from the page cache, and only then does vm.json say "stopped". */
-static void stop_mem_saved(int rc, const struct err *e, void *arg)
+/* QEMU is gone: free the tmpfs copy; STOPPED. Then, in the background and
+ * in this order: the snapshot is flushed to disk and dropped from the page
+ * cache, and only then is vm.json's "stopped" made durable. */
+static void stop_exited(struct qvm *q)
 {
-	struct vm *vm = arg;
-	struct qvm *q = QV(vm);
-	STEP(q, "memory saved");
-	if (rc < 0) {
-		/* the tmpfs copy is still whole: the snapshot is not lost yet */
-		struct err err = ERR_INIT;
-		err_set(&err, -rc, "saving the guest memory: %s", err_str(e));
-		vm->state = VM_FAILED;
-		meta_write(vm);
-		vm_op_finish(vm, VM_FAILED, -err.code, &err);
-		return;
-	}
+	struct vm *vm = q->vm;
+	STEP(q, "QEMU exited");
 	/* freeing ~100 MB of tmpfs pages takes ~10 ms (the aside name ends in
 	 * .mem: a crash leftover is removed at the next adoption) */
 	static unsigned trash_seq;
@@ -300,8 +295,6 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 	 * are renamed into place, durably, by tmpl_build_stopped */
 	if (q->role != QVM_TEMPLATE_BUILD) {
 		char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
-		/* the save above was the last job of this VM in the worker */
-		meta_write_now(vm);
 		fileop_flush_drop(mem, stop_flushed, xstrdup(vm->id));
 		fileop_flush_drop(state, stop_flushed, xstrdup(vm->id));
 		meta_record(vm, true);
@@ -320,29 +313,60 @@ static void stop_mem_saved(int rc, const struct err *e, void *arg)
 		spare_want(t, SPARE_DELAY_MS);
 }
 
-static void stop_exited(struct qvm *q)
+/* The snapshot is written (not flushed yet) while QEMU, its vCPUs stopped,
+ * still holds the guest: vm.json says "stopped" (trusted on this boot of
+ * the host until the flush makes it durable), then QEMU quits. When the
+ * snapshot or its record cannot be written (a full disk), nothing of it
+ * stays and the guest goes on (step_fail continues it): the stop fails,
+ * the sandbox is as it was and no memory is lost. */
+static void stop_saved(int rc, const struct err *e, void *arg)
 {
-	char *mem = qvm_path(q->vm, "mem"), *base = qvm_base_mem(q);
-	STEP(q, "QEMU exited");
-	fileop_save_delta(q->hot_mem, base, mem, stop_mem_saved, q->vm);
-	free(mem);
-	free(base);
+	struct vm *vm = arg;
+	struct qvm *q = QV(vm);
+	if (vm->op != OP_STOP)
+		return; /* destroyed meanwhile (its removal of the files comes after) */
+	STEP(q, "snapshot written");
+	if (rc < 0) {
+		step_fail(q, -rc, "saving the snapshot: %s", err_str(e));
+		return;
+	}
+	/* the save was the last job of this VM in the worker */
+	vm->state = VM_STOPPED;
+	int r = meta_write_now(vm);
+	vm->state = VM_STOPPING;
+	if (r < 0) {
+		char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
+		unlink(state);
+		unlink(mem);
+		free(mem);
+		free(state);
+		step_fail(q, -r, "recording the snapshot in vm.json: %s", strerror(-r));
+		return;
+	}
+	q->on_exit = stop_exited;
+	q->expect_exit = true;
+	qemu_cmd(q, "quit", NULL, -1, NULL);
 }
 
+/* The device state is in the memfd: the file worker writes the snapshot
+ * (encrypted with the sandbox's key, when it has one). */
 static void stop_migrated(struct qvm *q)
 {
-	STEP(q, "snapshot saved");
-	char *part = qvm_path(q->vm, "state.part"), *state = qvm_path(q->vm, "state");
-	qemu_close_state_fd(q);
-	if (rename(part, state) < 0) {
-		step_fail(q, errno, "cannot store the snapshot: %s", strerror(errno));
-	} else {
-		q->on_exit = stop_exited;
-		q->expect_exit = true;
-		qemu_cmd(q, "quit", NULL, -1, NULL);
+	struct vm *vm = q->vm;
+	struct err e = ERR_INIT;
+	uint8_t key[32];
+	bool keyed = false;
+	STEP(q, "device state migrated");
+	if (q_key_open(q, key, &keyed, &e) < 0) {
+		step_fail(q, e.code, "%s", err_str(&e));
+		return;
 	}
-	free(part);
-	free(state);
+	char *base = qvm_base_mem(q);
+	fileop_save_snapshot(q->hot_mem, base, q->state_fd, vm->dir, keyed ? key : NULL, stop_saved,
+			     vm);
+	sodium_memzero(key, sizeof(key));
+	qemu_close_state_fd(q);
+	free(base);
 }
 
 static void stop_migrate_timeout(struct qvm *q)
@@ -366,16 +390,15 @@ static void stop_getfd_done(struct qvm *q)
 	qemu_cmd(q, "migrate", qemu_args_str("uri", "fd:snapshot"), -1, stop_migrate_sent);
 }
 
+/* QEMU migrates the device state into a memfd, not a file: the daemon
+ * writes it to disk (encrypted) with the memory, or not at all. */
 static void stop_caps_done(struct qvm *q)
 {
-	char *part = qvm_path(q->vm, "state.part");
-	unlink(part); /* a leftover */
-	q->state_fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	q->state_fd = memfd_create("bhatti-state", MFD_CLOEXEC);
 	if (q->state_fd < 0)
-		step_fail(q, errno, "cannot create '%s': %s", part, strerror(errno));
+		step_fail(q, errno, "memfd_create: %s", strerror(errno));
 	else
 		qemu_cmd(q, "getfd", qemu_args_str("fdname", "snapshot"), q->state_fd, stop_getfd_done);
-	free(part);
 }
 
 static void stop_cpus_stopped(struct qvm *q)
@@ -398,7 +421,14 @@ static void stop_synced(struct qvm *q)
 static void q_stop(struct vm *vm)
 {
 	struct qvm *q = QV(vm);
+	struct err e = ERR_INIT;
 	q->t0_ns = now_ns();
+	/* (a sandbox adopted from an engine that did not encrypt has no key
+	 * yet) */
+	if (q->role == QVM_SANDBOX && q_key_make(q, &e) < 0) {
+		step_fail(q, e.code, "%s", err_str(&e));
+		return;
+	}
 	/* a paused guest cannot answer, and a template has nothing to sync */
 	if (!q->paused && q->role != QVM_TEMPLATE_BUILD && vm->agent && ac_ready(vm->agent))
 		qagent_request(q, PROTO_SYNC, NULL, SYNC_TIMEOUT_MS, stop_synced);
@@ -447,6 +477,7 @@ void q_vm_free_state(struct qvm *q)
 	tmpl_unwait(q);
 	free(q->hot_mem);
 	free(q->base_key);
+	free(q->key_wrapped);
 	free(q);
 }
 
@@ -462,6 +493,7 @@ static void q_vm_free(struct vm *vm)
 	/* QEMU keeps running (and its memory file): a restarted engine adopts it */
 	free(q->hot_mem);
 	free(q->base_key);
+	free(q->key_wrapped);
 	free(q);
 	vm->be = NULL;
 }
@@ -469,6 +501,15 @@ static void q_vm_free(struct vm *vm)
 static const char *q_mem_dir(const struct engine *eng)
 {
 	return QE((struct engine *)eng)->hot_dir;
+}
+
+static uint64_t q_snapshot_bytes(const struct vm *vm)
+{
+	char *mem = qvm_path(vm, "mem"), *state = qvm_path(vm, "state");
+	uint64_t n = file_allocated(mem) + file_allocated(state);
+	free(mem);
+	free(state);
+	return n;
 }
 
 static int q_pid(const struct vm *vm)
@@ -516,6 +557,7 @@ const struct engine_backend engine_qemu = {
 	.name = "qemu",
 	.init = q_init,
 	.check = q_check,
+	.admit = q_admit,
 	.adopt = q_adopt,
 	.settle = q_settle,
 	.fini = q_fini,
@@ -528,4 +570,5 @@ const struct engine_backend engine_qemu = {
 	.vm_free = q_vm_free,
 	.pid = q_pid,
 	.mem_dir = q_mem_dir,
+	.snapshot_bytes = q_snapshot_bytes,
 };

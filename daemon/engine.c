@@ -56,14 +56,26 @@ static char **strv_dup_or_null(char **v)
 	return v ? strv_dup(v) : NULL;
 }
 
-static void spec_copy(struct vm_spec *dst, const struct vm_spec *src)
+/* The shape a spec asks for, its defaults filled in (strings borrowed). */
+static struct vm_spec spec_shape(const struct vm_spec *src)
 {
+	struct vm_spec s = *src;
+	s.hostname = src->hostname && src->hostname[0] ? src->hostname : src->id;
+	s.image = src->image && src->image[0] ? src->image : "tiny";
+	s.cpus = src->cpus ? src->cpus : 1;
+	s.memory_mb = src->memory_mb ? src->memory_mb : 512;
+	return s;
+}
+
+static void spec_copy(struct vm_spec *dst, const struct vm_spec *src_in)
+{
+	struct vm_spec shape = spec_shape(src_in), *src = &shape;
 	memset(dst, 0, sizeof(*dst));
 	dst->id = xstrdup(src->id);
-	dst->hostname = xstrdup(src->hostname && src->hostname[0] ? src->hostname : src->id);
-	dst->image = xstrdup(src->image && src->image[0] ? src->image : "tiny");
-	dst->cpus = src->cpus ? src->cpus : 1;
-	dst->memory_mb = src->memory_mb ? src->memory_mb : 512;
+	dst->hostname = xstrdup(src->hostname);
+	dst->image = xstrdup(src->image);
+	dst->cpus = src->cpus;
+	dst->memory_mb = src->memory_mb;
 	dst->env = strv_dup_or_null(src->env);
 	dst->secrets = strv_dup_or_null(src->secrets);
 	dst->init = src->init ? xstrdup(src->init) : NULL;
@@ -303,6 +315,13 @@ int vm_stop(struct vm *vm, vm_done_fn done, void *arg, struct err *e)
 
 int vm_start(struct vm *vm, vm_done_fn done, void *arg, struct err *e)
 {
+	/* (a start that is no start, "already there" or refused by the
+	 * transition table, needs no room) */
+	if (vm->state == VM_STOPPED && vm->op == OP_NONE && vm->eng->be->admit) {
+		int a = vm->eng->be->admit(vm->eng, &vm->spec, vm, e);
+		if (a < 0)
+			return a;
+	}
 	int r = begin(vm, OP_START, done, arg, e);
 	if (r == 0)
 		vm->eng->be->start(vm);
@@ -330,6 +349,9 @@ int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, v
 	if (spec->memory_mb && (spec->memory_mb < 64 || spec->memory_mb > 65536))
 		return err_set(e, EINVAL, "memory must be 64 to 65536 MB, not %u", spec->memory_mb);
 	r = eng->be->check(eng, spec, e);
+	struct vm_spec shape = spec_shape(spec);
+	if (r == 0 && eng->be->admit)
+		r = eng->be->admit(eng, &shape, NULL, e);
 	if (r < 0)
 		return r;
 	struct vm *vm = vm_new(eng, spec->id, spec, VM_CREATING, false);
@@ -424,6 +446,10 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.no_templates = cfg->no_templates;
 	eng->cfg.pool_size = cfg->pool_size > 0 ? cfg->pool_size : 0;
 	eng->cfg.spare_linger_ms = cfg->spare_linger_ms ? cfg->spare_linger_ms : 10 * 60 * 1000;
+	eng->cfg.mem_budget = cfg->mem_budget;
+	eng->cfg.key_wrap = cfg->key_wrap;
+	eng->cfg.key_unwrap = cfg->key_unwrap;
+	eng->cfg.key_arg = cfg->key_arg;
 	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;
@@ -474,6 +500,13 @@ const char *engine_accel(const struct engine *eng)
 const char *engine_mem_dir(const struct engine *eng)
 {
 	return eng->be->mem_dir ? eng->be->mem_dir(eng) : NULL;
+}
+
+uint64_t vm_snapshot_bytes(const struct vm *vm)
+{
+	if (vm->state != VM_STOPPED || !vm->eng->be->snapshot_bytes)
+		return 0;
+	return vm->eng->be->snapshot_bytes(vm);
 }
 
 int vm_pid(const struct vm *vm)

@@ -58,6 +58,22 @@ struct engine_config {
 	int pool_size;          /* ready clones kept per template (at most 8): 0 = none */
 	unsigned spare_linger_ms; /* a template's spare memory copy stays this long
 				   * after a create cloned it: 0 = 10 minutes */
+	/* Guest RAM on tmpfs, everything together (sandboxes running, paused,
+	 * being created or started; pool clones; template builds; memory
+	 * spares), in bytes, counting each at its full memory size: a create
+	 * or start that would go past it is refused (-EAGAIN), after the
+	 * engine's own spares and pool clones have given way. 0 = the tmpfs's
+	 * size, at most 3/4 of the host's memory. */
+	uint64_t mem_budget;
+	/* Encryption at rest of cold snapshots (memory and device state;
+	 * docs/architecture.md): each sandbox gets a random key at create,
+	 * kept in its vm.json as key_wrap made it, and given back by
+	 * key_unwrap only while a stop or a start uses it. The daemon wraps
+	 * with its age identity; the engine never sees that key or its
+	 * format. NULL key_wrap: snapshots in plaintext (tests, benchmarks). */
+	int (*key_wrap)(void *arg, const uint8_t key[32], char **ret_wrapped, struct err *e);
+	int (*key_unwrap)(void *arg, const char *wrapped, uint8_t ret_key[32], struct err *e);
+	void *key_arg;
 };
 
 enum vm_state {
@@ -118,7 +134,8 @@ void engine_each(struct engine *eng, void (*fn)(struct vm *vm, void *arg), void 
 
 /* Operations. Each returns 0 when started (done runs later, exactly once)
  * or -errno with e set when it cannot start (done does not run): bad spec,
- * wrong state (-EBUSY while another operation runs). */
+ * wrong state (-EBUSY while another operation runs), no room for its
+ * memory in the budget (-EAGAIN: a create, or a start of a stopped VM). */
 int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, void *arg,
 	      struct vm **ret, struct err *e);
 int vm_pause(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
@@ -144,6 +161,9 @@ struct ac *vm_agent(struct vm *vm);
 const char *vm_dir(const struct vm *vm);
 /* The VMM process's pid (QEMU's) while it runs, else 0. */
 int vm_pid(const struct vm *vm);
+/* Disk bytes of its cold snapshot (memory delta and device state) while
+ * it is STOPPED, else 0. */
+uint64_t vm_snapshot_bytes(const struct vm *vm);
 /* Why the VM is FAILED (or ""). */
 const char *vm_error(const struct vm *vm);
 /* How the VM was created: "clone" or "boot". */

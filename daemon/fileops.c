@@ -22,16 +22,23 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atrest.h"
 #include "buf.h"
 #include "fileops.h"
 #include "log.h"
 #include "loop.h"
 
-enum job_kind { JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_DELTA, JOB_LOAD_DELTA, JOB_FILL_DELTA, JOB_PATCH_DELTA, JOB_WRITE, JOB_WRITE_DURABLE };
+enum job_kind {
+	JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_SNAPSHOT, JOB_LOAD_SNAPSHOT, JOB_FILL_MEM,
+	JOB_WRITE, JOB_WRITE_DURABLE,
+};
 
 struct job {
 	enum job_kind kind;
-	char *a, *b, *c;
+	char *a, *b, *c, *d;
+	int fd;                       /* the device state (snapshot jobs; owned) */
+	uint8_t key[ATREST_KEY_BYTES];
+	bool keyed;
 	fileop_done_fn done;
 	void *arg;
 	int rc;
@@ -195,9 +202,9 @@ done:
 
 /* Write [off, off+n) of buf to out, skipping pages equal to `ref` (or, with
  * no ref, pages that are all zero); runs of differing pages go out in one
- * pwrite. */
-static int write_changed(int out, const char *buf, const char *ref, size_t n, off_t off,
-			 struct err *e)
+ * pwrite, encrypted first (in buf) when m is given. */
+static int write_changed(int out, char *buf, const char *ref, size_t n, off_t off,
+			 struct atrest_mem *m, struct err *e)
 {
 	size_t i = 0;
 	while (i < n) {
@@ -214,6 +221,8 @@ static int write_changed(int out, const char *buf, const char *ref, size_t n, of
 				break;
 			j += q;
 		}
+		if (m)
+			atrest_mem_seal(m, (uint8_t *)buf + i, j - i, (uint64_t)off + i);
 		if (write_all_at(out, buf + i, j - i, off + (off_t)i) < 0)
 			return err_set(e, errno, "write: %s", strerror(errno));
 		i = j;
@@ -243,6 +252,7 @@ static int read_full(int fd, char *buf, size_t n, off_t off)
 struct delta_part {
 	int in, ref, out;
 	off_t from, to;
+	struct atrest_mem *m;    /* encrypting: NULL = plaintext */
 	int rc;
 	struct err err;
 };
@@ -265,42 +275,30 @@ static void *delta_part_run(void *arg)
 			    (p->ref >= 0 && read_full(p->ref, b, n, off) < 0))
 				p->rc = err_set(&p->err, errno, "read: %s", strerror(errno));
 			else
-				p->rc = write_changed(p->out, a, p->ref >= 0 ? b : NULL, n, off, &p->err);
+				p->rc = write_changed(p->out, a, p->ref >= 0 ? b : NULL, n, off, p->m,
+						      &p->err);
 			off += (off_t)n;
 		}
 		pos = hole;
 	}
+	/* guest memory: no copy of it stays in the heap */
+	sodium_memzero(a, 1 << 20);
+	sodium_memzero(b, 1 << 20);
 	free(a);
 	free(b);
 	return NULL;
 }
 
-/* The compare reads ~100 MB twice: two threads (QEMU has just exited, so
- * the cores are free), each on half of the file, writing disjoint ranges. */
-int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e)
+/* The pages of mem that differ from base into out (sized already). The
+ * compare reads ~100 MB twice: two threads (QEMU's vCPUs are stopped, so
+ * the cores are free), each on half of the file, writing disjoint ranges
+ * (the halves of an encrypted delta, atrest.h). */
+static int save_delta(int in, int ref, int out, off_t size, struct atrest_mem *m, struct err *e)
 {
-	struct stat st;
-	struct buf tmp = BUF_INIT;
-	int in = -1, ref = -1, out = -1, r = 0;
-
-	if ((in = open(mem, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
-		r = err_set(e, errno, "cannot read '%s': %s", mem, strerror(errno));
-		goto done;
-	}
-	if (base && (ref = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
-		r = err_set(e, errno, "cannot read the base '%s': %s", base, strerror(errno));
-		goto done;
-	}
-	buf_addf(&tmp, "%s.part", dst);
-	out = create_new(tmp.data);
-	if (out < 0 || ftruncate(out, st.st_size) < 0) {
-		r = err_set(e, errno, "cannot create '%s': %s", tmp.data, strerror(errno));
-		goto done;
-	}
-	off_t mid = (st.st_size / 2) & ~(off_t)4095;
+	off_t mid = m ? (off_t)m->split : (size / 2) & ~(off_t)4095;
 	struct delta_part parts[2] = {
-		{ .in = in, .ref = ref, .out = out, .from = 0, .to = mid },
-		{ .in = in, .ref = ref, .out = out, .from = mid, .to = st.st_size },
+		{ .in = in, .ref = ref, .out = out, .from = 0, .to = mid, .m = m },
+		{ .in = in, .ref = ref, .out = out, .from = mid, .to = size, .m = m },
 	};
 	pthread_t second;
 	bool threaded = pthread_create(&second, NULL, delta_part_run, &parts[1]) == 0;
@@ -309,24 +307,118 @@ int fileop_save_delta_now(const char *mem, const char *base, const char *dst, st
 		pthread_join(second, NULL);
 	else
 		delta_part_run(&parts[1]);
-	for (int i = 0; i < 2 && r == 0; i++)
+	for (int i = 0; i < 2; i++)
 		if (parts[i].rc < 0) {
-			r = parts[i].rc;
 			if (e)
 				*e = parts[i].err;
+			return parts[i].rc;
 		}
-	if (r == 0 && rename(tmp.data, dst) < 0)
-		r = err_set(e, errno, "cannot rename to '%s': %s", dst, strerror(errno));
+	return m ? atrest_mem_finish(m, out, e) : 0;
+}
+
+/* The device state (the len bytes of fd state) into out. */
+static int save_state(int state, uint64_t len, int out, const struct atrest_keys *k,
+		      const uint8_t *nonce, struct err *e)
+{
+	if (k)
+		return atrest_state_seal(k, nonce, state, len, out, e);
+	char *buf = xmalloc(COPY_CHUNK);
+	int r = 0;
+	for (uint64_t pos = 0; pos < len && r == 0;) {
+		size_t n = (size_t)MIN((uint64_t)COPY_CHUNK, len - pos);
+		if (read_full(state, buf, n, (off_t)pos) < 0 ||
+		    write_all_at(out, buf, n, (off_t)pos) < 0)
+			r = err_set(e, errno, "copying the device state: %s", strerror(errno));
+		pos += n;
+	}
+	free(buf);
+	return r;
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s/%s", dir, name);
+	return buf_detach(&b, NULL);
+}
+
+int fileop_save_snapshot_now(const char *mem, const char *base, int state_fd, const char *dir,
+			     const uint8_t *key, struct err *e)
+{
+	struct stat st, sst;
+	struct atrest_keys k;
+	struct atrest_mem m;
+	uint8_t nonce[ATREST_NONCE_BYTES];
+	char *mem_part = path_in(dir, "mem.part"), *state_part = path_in(dir, "state.part");
+	char *mem_dst = path_in(dir, "mem"), *state_dst = path_in(dir, "state");
+	int in = -1, ref = -1, mout = -1, sout = -1, r = 0, renamed = 0;
+
+	if (key) {
+		atrest_keys_derive(&k, key);
+		atrest_nonce_new(nonce);
+	}
+	if ((in = open(mem, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, errno, "cannot read '%s': %s", mem, strerror(errno));
+		goto done;
+	}
+	if (base && (ref = open(base, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = err_set(e, errno, "cannot read the base '%s': %s", base, strerror(errno));
+		goto done;
+	}
+	if (fstat(state_fd, &sst) < 0) {
+		r = err_set(e, errno, "device state: %s", strerror(errno));
+		goto done;
+	}
+	sout = create_new(state_part);
+	if (sout < 0) {
+		r = err_set(e, errno, "cannot create '%s': %s", state_part, strerror(errno));
+		goto done;
+	}
+	if ((r = save_state(state_fd, (uint64_t)sst.st_size, sout, key ? &k : NULL, nonce, e)) < 0) {
+		err_prefix(e, "writing '%s'", state_part);
+		goto done;
+	}
+	off_t mem_file = key ? (off_t)atrest_mem_file_size((uint64_t)st.st_size) : st.st_size;
+	mout = create_new(mem_part);
+	if (mout < 0 || ftruncate(mout, mem_file) < 0) {
+		r = err_set(e, errno, "cannot create '%s': %s", mem_part, strerror(errno));
+		goto done;
+	}
+	if (key)
+		atrest_mem_init(&m, &k, (uint64_t)st.st_size, nonce);
+	r = save_delta(in, ref, mout, st.st_size, key ? &m : NULL, e);
+	if (key)
+		atrest_mem_release(&m);
+	if (r < 0) {
+		err_prefix(e, "writing '%s'", mem_part);
+		goto done;
+	}
+	/* the memory first: the pair is complete once the state is there
+	 * (and vm.json, written after, says so) */
+	if (rename(mem_part, mem_dst) < 0 || (renamed = 1, rename(state_part, state_dst) < 0))
+		r = err_set(e, errno, "cannot store the snapshot in '%s': %s", dir, strerror(errno));
 done:
 	if (in >= 0)
 		close(in);
 	if (ref >= 0)
 		close(ref);
-	if (out >= 0)
-		close(out);
-	if (r < 0 && tmp.len)
-		unlink(tmp.data);
-	buf_release(&tmp);
+	if (mout >= 0)
+		close(mout);
+	if (sout >= 0)
+		close(sout);
+	if (r < 0) {
+		/* nothing half-written stays to be trusted later */
+		unlink(mem_part);
+		unlink(state_part);
+		if (renamed)
+			unlink(mem_dst);
+	}
+	if (key)
+		atrest_keys_wipe(&k);
+	free(mem_part);
+	free(state_part);
+	free(mem_dst);
+	free(state_dst);
 	return r;
 }
 
@@ -346,80 +438,145 @@ static int copy_into(const char *src, int out, struct err *e)
 	return r;
 }
 
-/* all_pages: write every page of the delta, zero pages too (onto a file
- * that already holds the base); otherwise zero pages are written only
- * over a base copied first, and skipped over a fresh all-zero file. */
-static int load_delta(const char *base, const char *delta, const char *mem, bool in_place,
-		      bool all_pages, struct err *e)
+/* A plaintext delta: every page of its data extents (zero pages too)
+ * over what out holds. */
+static int apply_plain(int in, off_t size, int out, struct err *e)
 {
-	struct buf tmp = BUF_INIT;
-	struct stat st;
-	int in = -1, out = -1, r = 0;
-	const char *target = mem;
-	char *a = NULL;
-
-	if (!in_place) {
-		buf_addf(&tmp, "%s.load", mem);
-		target = tmp.data;
-	}
-	if (!delta) { /* the base alone (a new clone) */
-		st.st_size = 0;
-	} else if ((in = open(delta, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0) {
-		r = err_set(e, errno, "cannot read '%s': %s", delta, strerror(errno));
-		goto done;
-	}
-	if (!in_place && !delta) {
-		r = err_set(e, EINVAL, "a load needs a delta or a file in place");
-		goto done;
-	}
-	out = in_place ? open(target, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) : create_new(target);
-	if (out < 0 || (!in_place && ftruncate(out, st.st_size) < 0)) {
-		r = err_set(e, errno, "cannot write '%s': %s", target, strerror(errno));
-		goto done;
-	}
-	if (base && (r = copy_into(base, out, e)) < 0)
-		goto done;
-	/* every page of the delta is written, zero pages included */
-	a = xmalloc(COPY_CHUNK);
-	for (off_t pos = 0; pos < st.st_size;) {
+	char *a = xmalloc(COPY_CHUNK);
+	int r = 0;
+	for (off_t pos = 0; pos < size && r == 0;) {
 		off_t data = lseek(in, pos, SEEK_DATA);
 		if (data < 0)
 			break;
 		off_t hole = lseek(in, data, SEEK_HOLE);
-		for (off_t off = data; off < hole;) {
+		for (off_t off = data; off < hole && r == 0;) {
 			size_t n = (size_t)MIN((off_t)COPY_CHUNK, hole - off);
-			if (all_pages ? read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0
-				      : copy_range_rw(in, out, off, off + (off_t)n, e) < 0) {
+			if (read_full(in, a, n, off) < 0 || write_all_at(out, a, n, off) < 0)
 				r = err_set(e, errno, "applying the delta: %s", strerror(errno));
-				goto done;
-			}
 			off += (off_t)n;
 		}
 		pos = hole;
 	}
-	if (!in_place && rename(target, mem) < 0)
-		r = err_set(e, errno, "cannot rename to '%s': %s", mem, strerror(errno));
+	sodium_memzero(a, COPY_CHUNK);
+	free(a);
+	return r;
+}
+
+/* An encrypted delta: the pages its bitmap names, decrypted, over what out
+ * (mem_size bytes) holds; then the tag. ret_nonce: the snapshot's. */
+static int apply_encrypted(int in, off_t file_size, int out, off_t mem_size,
+			   const struct atrest_keys *k, uint8_t ret_nonce[ATREST_NONCE_BYTES],
+			   struct err *e)
+{
+	struct atrest_mem m;
+	int r = atrest_mem_load(&m, k, in, (uint64_t)file_size, (uint64_t)mem_size, e);
+	if (r < 0)
+		return r;
+	uint64_t pages = m.size / ATREST_PAGE, max = COPY_CHUNK / ATREST_PAGE;
+	uint8_t *a = xmalloc(COPY_CHUNK);
+	for (uint64_t pg = 0; pg < pages && r == 0;) {
+		if (!atrest_mem_written(&m, pg)) {
+			pg++;
+			continue;
+		}
+		/* a run of written pages, within one half, at most a chunk */
+		uint64_t end = pg + 1;
+		while (end < pages && end - pg < max && atrest_mem_written(&m, end) &&
+		       (end * ATREST_PAGE != m.split))
+			end++;
+		size_t n = (size_t)((end - pg) * ATREST_PAGE);
+		uint64_t off = pg * ATREST_PAGE;
+		if (read_full(in, (char *)a, n, (off_t)off) < 0)
+			r = err_set(e, errno, "reading the delta: %s", strerror(errno));
+		else if (atrest_mem_open(&m, a, n, off), write_all_at(out, a, n, (off_t)off) < 0)
+			r = err_set(e, errno, "applying the delta: %s", strerror(errno));
+		pg = end;
+	}
+	if (r == 0)
+		r = atrest_mem_verify(&m, e);
+	if (r == 0)
+		memcpy(ret_nonce, m.nonce, ATREST_NONCE_BYTES);
+	sodium_memzero(a, COPY_CHUNK);
+	free(a);
+	atrest_mem_release(&m);
+	return r;
+}
+
+/* The memory file mem (existing, sized, all zero or holding base already)
+ * gets base's pages (if base) and then the delta's (if delta). */
+static int fill_mem(const char *base, const char *delta, const char *mem,
+		    const struct atrest_keys *k, uint8_t ret_nonce[ATREST_NONCE_BYTES],
+		    struct err *e)
+{
+	struct stat st, mst;
+	int in = -1, out = -1, r = 0;
+
+	if (delta && ((in = open(delta, O_RDONLY | O_CLOEXEC)) < 0 || fstat(in, &st) < 0)) {
+		r = err_set(e, errno, "cannot read '%s': %s", delta, strerror(errno));
+		goto done;
+	}
+	if ((out = open(mem, O_WRONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(out, &mst) < 0) {
+		r = err_set(e, errno, "cannot write '%s': %s", mem, strerror(errno));
+		goto done;
+	}
+	if (base && (r = copy_into(base, out, e)) < 0)
+		goto done;
+	if (delta && k) {
+		r = apply_encrypted(in, st.st_size, out, mst.st_size, k, ret_nonce, e);
+	} else if (delta) {
+		if (st.st_size != mst.st_size)
+			r = err_set(e, EBADMSG, "'%s' is no memory snapshot of %lld MB", delta,
+				    (long long)(mst.st_size >> 20));
+		else
+			r = apply_plain(in, st.st_size, out, e);
+	}
 done:
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
-	if (r < 0 && !in_place)
-		unlink(target);
-	free(a);
-	buf_release(&tmp);
 	return r;
 }
 
-int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
-			  struct err *e)
+int fileop_fill_mem_now(const char *base, const char *mem, struct err *e)
 {
-	return load_delta(base, delta, mem, in_place, base != NULL, e);
+	return fill_mem(base, NULL, mem, NULL, NULL, e);
 }
 
-int fileop_patch_delta_now(const char *delta, const char *mem, struct err *e)
+/* The device state file into the fd QEMU reads (from offset 0). */
+static int load_state(const char *path, int state_fd, const struct atrest_keys *k,
+		      uint8_t ret_nonce[ATREST_NONCE_BYTES], struct err *e)
 {
-	return load_delta(NULL, delta, mem, true, true, e);
+	struct stat st;
+	int in = open(path, O_RDONLY | O_CLOEXEC), r;
+	if (in < 0 || fstat(in, &st) < 0) {
+		r = err_set(e, errno, "cannot read '%s': %s", path, strerror(errno));
+	} else if (k) {
+		r = atrest_state_open(k, in, (uint64_t)st.st_size, state_fd, ret_nonce, e);
+	} else {
+		r = save_state(in, (uint64_t)st.st_size, state_fd, NULL, NULL, e);
+	}
+	if (in >= 0)
+		close(in);
+	return r;
+}
+
+int fileop_load_snapshot_now(const char *state, const char *delta, const char *base,
+			     const char *mem, int state_fd, const uint8_t *key, struct err *e)
+{
+	struct atrest_keys k;
+	uint8_t sn[ATREST_NONCE_BYTES], mn[ATREST_NONCE_BYTES];
+	if (key)
+		atrest_keys_derive(&k, key);
+	int r = load_state(state, state_fd, key ? &k : NULL, sn, e);
+	if (r == 0)
+		r = fill_mem(base, delta, mem, key ? &k : NULL, mn, e);
+	if (r == 0 && key && sodium_memcmp(sn, mn, sizeof(sn)) != 0)
+		r = err_set(e, EBADMSG, "the memory and the device state are of different "
+			    "snapshots");
+	if (key)
+		atrest_keys_wipe(&k);
+	return r;
 }
 
 static int write_file(const char *path, const char *text, bool durable, struct err *e)
@@ -524,10 +681,15 @@ static void *worker(void *unused UNUSED)
 		case JOB_COPY: j->rc = fileop_copy_now(j->a, j->b, &j->err); break;
 		case JOB_FLUSH_DROP: j->rc = flush_drop(j->a, &j->err); break;
 		case JOB_REMOVE: j->rc = fileop_remove_tree_now(j->a, &j->err); break;
-		case JOB_SAVE_DELTA: j->rc = fileop_save_delta_now(j->a, j->b, j->c, &j->err); break;
-		case JOB_LOAD_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, false, &j->err); break;
-		case JOB_FILL_DELTA: j->rc = fileop_load_delta_now(j->a, j->b, j->c, true, &j->err); break;
-		case JOB_PATCH_DELTA: j->rc = fileop_patch_delta_now(j->a, j->b, &j->err); break;
+		case JOB_SAVE_SNAPSHOT:
+			j->rc = fileop_save_snapshot_now(j->a, j->b, j->fd, j->c,
+							 j->keyed ? j->key : NULL, &j->err);
+			break;
+		case JOB_LOAD_SNAPSHOT:
+			j->rc = fileop_load_snapshot_now(j->a, j->b, j->c, j->d, j->fd,
+							 j->keyed ? j->key : NULL, &j->err);
+			break;
+		case JOB_FILL_MEM: j->rc = fileop_fill_mem_now(j->a, j->b, &j->err); break;
 		case JOB_WRITE: j->rc = write_file(j->a, j->b, false, &j->err); break;
 		case JOB_WRITE_DURABLE: j->rc = write_file(j->a, j->b, true, &j->err); break;
 		}
@@ -560,9 +722,13 @@ static void on_finished(struct watch *w, uint32_t events UNUSED)
 		list = j->next;
 		if (j->done)
 			j->done(j->rc, j->rc < 0 ? &j->err : NULL, j->arg);
+		if (j->fd >= 0)
+			close(j->fd);
+		sodium_memzero(j->key, sizeof(j->key));
 		free(j->a);
 		free(j->b);
 		free(j->c);
+		free(j->d);
 		free(j);
 	}
 }
@@ -593,16 +759,23 @@ int fileops_init(struct err *e)
 	return 0;
 }
 
-static void submit3(enum job_kind kind, const char *a, const char *b, const char *c,
-		    fileop_done_fn done, void *arg)
+static struct job *job_new(enum job_kind kind, const char *a, const char *b, const char *c,
+			   const char *d, fileop_done_fn done, void *arg)
 {
 	struct job *j = xcalloc(1, sizeof(*j));
 	j->kind = kind;
 	j->a = a ? xstrdup(a) : NULL;
 	j->b = b ? xstrdup(b) : NULL;
 	j->c = c ? xstrdup(c) : NULL;
+	j->d = d ? xstrdup(d) : NULL;
+	j->fd = -1;
 	j->done = done;
 	j->arg = arg;
+	return j;
+}
+
+static void job_submit(struct job *j)
+{
 	pthread_mutex_lock(&F.mu);
 	*F.todo_tail = j;
 	F.todo_tail = &j->next;
@@ -613,30 +786,39 @@ static void submit3(enum job_kind kind, const char *a, const char *b, const char
 static void submit(enum job_kind kind, const char *a, const char *b, fileop_done_fn done,
 		   void *arg)
 {
-	submit3(kind, a, b, NULL, done, arg);
+	job_submit(job_new(kind, a, b, NULL, NULL, done, arg));
 }
 
-void fileop_save_delta(const char *mem, const char *base, const char *dst,
-		       fileop_done_fn done, void *arg)
+/* A job with the device state's fd (a duplicate the job closes: if it
+ * cannot be made, the job fails on the worker, in order with the others)
+ * and a copy of the key (wiped with the job). */
+static void submit_snapshot(struct job *j, int state_fd, const uint8_t *key)
 {
-	submit3(JOB_SAVE_DELTA, mem, base, dst, done, arg);
+	j->fd = fcntl(state_fd, F_DUPFD_CLOEXEC, 0);
+	if (key) {
+		memcpy(j->key, key, sizeof(j->key));
+		j->keyed = true;
+	}
+	job_submit(j);
 }
 
-void fileop_load_delta(const char *base, const char *delta, const char *mem,
-		       fileop_done_fn done, void *arg)
+void fileop_save_snapshot(const char *mem, const char *base, int state_fd, const char *dir,
+			  const uint8_t *key, fileop_done_fn done, void *arg)
 {
-	submit3(JOB_LOAD_DELTA, base, delta, mem, done, arg);
+	submit_snapshot(job_new(JOB_SAVE_SNAPSHOT, mem, base, dir, NULL, done, arg), state_fd, key);
 }
 
-void fileop_fill_delta(const char *base, const char *delta, const char *mem,
-		       fileop_done_fn done, void *arg)
+void fileop_load_snapshot(const char *state, const char *delta, const char *base,
+			  const char *mem, int state_fd, const uint8_t *key,
+			  fileop_done_fn done, void *arg)
 {
-	submit3(JOB_FILL_DELTA, base, delta, mem, done, arg);
+	submit_snapshot(job_new(JOB_LOAD_SNAPSHOT, state, delta, base, mem, done, arg), state_fd,
+			key);
 }
 
-void fileop_patch_delta(const char *delta, const char *mem, fileop_done_fn done, void *arg)
+void fileop_fill_mem(const char *base, const char *mem, fileop_done_fn done, void *arg)
 {
-	submit(JOB_PATCH_DELTA, delta, mem, done, arg);
+	submit(JOB_FILL_MEM, base, mem, done, arg);
 }
 
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)

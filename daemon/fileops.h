@@ -1,7 +1,8 @@
 /* fileops — slow file work done off the event loop: copying a VM's memory
  * or disk image (a reflink where the filesystem can, else only the
- * allocated extents), flushing a memory file and dropping it from the page
- * cache, removing a sandbox directory.
+ * allocated extents), saving and loading cold snapshots (memory deltas
+ * and device states, encrypted at rest with a key: atrest.h), flushing a
+ * file and dropping it from the page cache, removing a sandbox directory.
  *
  * Sits between the engine and one worker thread. Jobs run in order on the
  * worker; each completion callback runs on the event loop thread (through
@@ -12,6 +13,7 @@
 #ifndef BHATTI_FILEOPS_H
 #define BHATTI_FILEOPS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -24,24 +26,32 @@ int fileops_init(struct err *e);
  * data extents (SEEK_DATA/SEEK_HOLE + copy_file_range). dst is written to
  * a temporary name and renamed, so it exists only when complete. */
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg);
-/* Guest memory snapshots relative to a base (the template's memory):
- * save writes to dst only the 4 KiB pages of mem that differ from base
- * (dst is sparse: a hole means "as in base"); load rebuilds mem from base
- * plus the pages in delta. base NULL = no base: save keeps every non-zero
- * page, load is a copy. A clone differs from its template in a few MB out
- * of ~100, so this is what makes cold stop and start cheap. */
-void fileop_save_delta(const char *mem, const char *base, const char *dst,
-		       fileop_done_fn done, void *arg);
-void fileop_load_delta(const char *base, const char *delta, const char *mem,
-		       fileop_done_fn done, void *arg);
-/* The same, into an existing all-zero file of the right size, in place:
- * the file QEMU has already mapped (its start overlaps the load). delta
- * may be NULL: the base alone (a new clone). */
-void fileop_fill_delta(const char *base, const char *delta, const char *mem,
-		       fileop_done_fn done, void *arg);
-/* Write every page of delta (zero pages too) into mem in place: mem
- * already holds the base (a copy made ahead of a start). */
-void fileop_patch_delta(const char *delta, const char *mem, fileop_done_fn done, void *arg);
+/* A cold snapshot: the guest's memory saved as a delta against a base
+ * (the template's memory), only the 4 KiB pages of mem that differ from
+ * base (a sparse file: a hole means "as in base"; base NULL = no base:
+ * every non-zero page), and the device state QEMU migrated into state_fd
+ * (read from offset 0). Written to dir/mem.part and dir/state.part, then
+ * renamed to dir/mem and dir/state; on failure neither is left (nothing
+ * half-written to trust later). key (ATREST_KEY_BYTES, or NULL for
+ * plaintext): both encrypted and tagged at rest (atrest.h). A clone
+ * differs from its template in a few MB out of ~100, so this is what
+ * makes cold stop and start cheap. */
+void fileop_save_snapshot(const char *mem, const char *base, int state_fd, const char *dir,
+			  const uint8_t *key, fileop_done_fn done, void *arg);
+/* Load one: mem (an existing file of the guest's size, all zero, or
+ * holding base already when base is NULL: a spare) gets base's pages and
+ * then every page of delta (zero pages too); the device state file goes
+ * into state_fd from offset 0 (pwrite: its file offset stays where QEMU
+ * will read). With key the two are decrypted, their tags and their shared
+ * nonce checked: -EBADMSG when any does not match (mem and state_fd then
+ * hold garbage). */
+void fileop_load_snapshot(const char *state, const char *delta, const char *base,
+			  const char *mem, int state_fd, const uint8_t *key,
+			  fileop_done_fn done, void *arg);
+/* base's data pages into mem, an existing all-zero file of the right
+ * size, in place: the file QEMU has mapped already (a clone's start
+ * overlaps the copy), or a spare. */
+void fileop_fill_mem(const char *base, const char *mem, fileop_done_fn done, void *arg);
 /* Replace path with text atomically (temporary file + rename); durable:
  * fsync the file and its directory first. Jobs run in order, so a write
  * queued after a flush lands after it. */
@@ -55,10 +65,11 @@ void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg);
 /* The same, synchronously on the calling thread (start-up, tests). */
 int fileop_copy_now(const char *src, const char *dst, struct err *e);
 int fileop_remove_tree_now(const char *path, struct err *e);
-int fileop_save_delta_now(const char *mem, const char *base, const char *dst, struct err *e);
-int fileop_load_delta_now(const char *base, const char *delta, const char *mem, bool in_place,
-			  struct err *e);
-int fileop_patch_delta_now(const char *delta, const char *mem, struct err *e);
+int fileop_save_snapshot_now(const char *mem, const char *base, int state_fd, const char *dir,
+			     const uint8_t *key, struct err *e);
+int fileop_load_snapshot_now(const char *state, const char *delta, const char *base,
+			     const char *mem, int state_fd, const uint8_t *key, struct err *e);
+int fileop_fill_mem_now(const char *base, const char *mem, struct err *e);
 
 /* Allocated bytes of a file (st_blocks * 512), for reports. */
 uint64_t file_allocated(const char *path);

@@ -81,6 +81,8 @@ static char *meta_text(struct vm *vm, bool unflushed)
 	cJSON_AddStringToObject(o, "origin", vm_origin(vm));
 	if (q->base_key)
 		cJSON_AddStringToObject(o, "template", q->base_key);
+	if (q->key_wrapped)
+		cJSON_AddStringToObject(o, "key", q->key_wrapped);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
 	if (unflushed) {
@@ -108,23 +110,27 @@ void meta_record(struct vm *vm, bool durable)
  * only once its record says "stopped", so a daemon crash right after the
  * answer still finds a restorable sandbox. Only when no record for this
  * VM is queued in the file worker (it would land after this one). */
-void meta_write_now(struct vm *vm)
+int meta_write_now(struct vm *vm)
 {
 	if (vm->hidden)
-		return;
+		return 0;
 	char *text = meta_text(vm, true);
 	struct buf path = BUF_INIT, tmp = BUF_INIT;
 	buf_addf(&path, "%s/vm.json", vm->dir);
 	buf_addf(&tmp, "%s/vm.json.now", vm->dir);
 	unlink(tmp.data);
-	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0)
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600), r = 0;
+	if (fd < 0 || write_all(fd, text, strlen(text)) < 0 || rename(tmp.data, path.data) < 0) {
+		r = -errno;
 		log_warn("vm '%s': writing vm.json: %s", vm->id, strerror(errno));
+		unlink(tmp.data);
+	}
 	if (fd >= 0)
 		close(fd);
 	buf_release(&path);
 	buf_release(&tmp);
 	free(text);
+	return r;
 }
 
 struct meta_then {
@@ -254,6 +260,10 @@ static int meta_check(const cJSON *m, const char *id, struct err *e)
 	v = json_get_str(m, "template", NULL);
 	if (v && tmpl_key_parse(v, image) < 0)
 		return err_set(e, EINVAL, "its template key '%.80s' is not valid", v);
+	v = json_get_str(m, "key", NULL); /* the snapshot key, wrapped (base64) */
+	if (v && (strlen(v) > 4096 || strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					   "0123456789+/=") != strlen(v)))
+		return err_set(e, EINVAL, "its snapshot key is not valid");
 	v = json_get_str(m, "state", "");
 	for (enum vm_state st = VM_CREATING; st <= VM_DESTROYING; st++)
 		if (strcmp(v, vm_state_name(st)) == 0)
@@ -357,6 +367,8 @@ static void adopt_one(struct engine *eng, const char *id)
 		snprintf(q->token, sizeof(q->token), "%s", json_get_str(m, "token", ""));
 		if (json_get_str(m, "template", NULL))
 			q->base_key = xstrdup(json_get_str(m, "template", ""));
+		if (json_get_str(m, "key", NULL))
+			q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
 		snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
 		vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	}

@@ -201,6 +201,7 @@ int q_init(struct engine *eng, struct err *e)
 		r = jail_hot_dir(eng, e);
 	if (r < 0)
 		return r;
+	qmem_init(eng);
 	tmpl_remove_stale(eng);
 	if ((r = pool_sweep(eng, e)) < 0)
 		return r;

@@ -69,7 +69,8 @@ static void pool_build(struct tmpl *t)
 	memcpy(q->token, t->token, sizeof(q->token)); /* until a claim */
 	t->building++;
 	t->build = p;
-	if (q_prepare_dir(p, &e) < 0)
+	/* its memory counts from now (pool_fill saw room for it) */
+	if (qemu_mem_file(q, &e) < 0 || q_prepare_dir(p, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
 		tmpl_clone(p, t);
@@ -82,8 +83,10 @@ static void pool_fill(struct tmpl *t)
 		return;
 	if (t->state != TMPL_READY || want > POOL_MAX)
 		want = t->state == TMPL_READY ? POOL_MAX : 0;
-	/* one at a time: a refill must not starve the sandboxes in use */
-	if (t->nready + t->building < want && t->building == 0)
+	/* one at a time: a refill must not starve the sandboxes in use; and
+	 * only into free room in the memory budget (a sandbox's create or
+	 * start may take it back) */
+	if (t->nready + t->building < want && t->building == 0 && qmem_room(t->eng, t->memory_mb))
 		pool_build(t);
 }
 
@@ -127,6 +130,8 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	q->t0_ns = now_ns();
 	free(q->base_key);
 	q->base_key = xstrdup(t->key);
+	q->key_wrapped = fresh->key_wrapped; /* the sandbox's snapshot key */
+	fresh->key_wrapped = NULL;
 	snprintf(vm->origin, sizeof(vm->origin), "clone");
 	q_random_hex(q->token, 32);
 	fresh->vm = vm;
@@ -151,6 +156,15 @@ static void pool_kill_now(struct vm *p)
 	}
 	fileop_remove_tree_now(p->dir, NULL);
 	vm_free_now(p);
+}
+
+bool pool_drop_one(struct tmpl *t)
+{
+	if (!t->nready)
+		return false;
+	pool_kill_now(t->ready[--t->nready]);
+	timer_arm(&t->refill, 1000); /* again when there is room */
+	return true;
 }
 
 /* Kill and remove every pool clone (engine shutdown; q_fini has let a
@@ -280,6 +294,12 @@ void spare_timer_fired(struct timer *tm)
 	}
 	if (t->spare_filling)
 		return;
+	if (!qmem_room(t->eng, t->memory_mb)) {
+		/* the sandboxes need the room: a later stop, start or create
+		 * asks again */
+		log_debug("template '%s': no room in the memory budget for a spare", t->key);
+		return;
+	}
 	char *part = spare_name(t, true, false), *path = spare_name(t, true, true);
 	struct buf base = BUF_INIT;
 	struct err e = ERR_INIT;
@@ -289,7 +309,7 @@ void spare_timer_fired(struct timer *tm)
 		hot_unlink(QE(t->eng), part);
 	} else {
 		t->spare_filling = true;
-		fileop_fill_delta(base.data, NULL, path, spare_filled, t);
+		fileop_fill_mem(base.data, path, spare_filled, t);
 	}
 	buf_release(&base);
 	free(part);

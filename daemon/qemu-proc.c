@@ -68,6 +68,42 @@ void q_random_hex(char *out, size_t bytes)
 	sodium_memzero(r, sizeof(r));
 }
 
+int q_key_make(struct qvm *q, struct err *e)
+{
+	struct engine_config *cfg = &q->vm->eng->cfg;
+	if (!cfg->key_wrap || q->key_wrapped)
+		return 0;
+	uint8_t key[32];
+	char *wrapped = NULL;
+	randombytes_buf(key, sizeof(key));
+	int r = cfg->key_wrap(cfg->key_arg, key, &wrapped, e);
+	sodium_memzero(key, sizeof(key));
+	if (r < 0) {
+		err_prefix(e, "making the snapshot key of '%s'", q->vm->id);
+		return r;
+	}
+	q->key_wrapped = wrapped;
+	return 0;
+}
+
+int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e)
+{
+	struct engine_config *cfg = &q->vm->eng->cfg;
+	*ret_keyed = false;
+	if (!q->key_wrapped)
+		return 0;
+	if (!cfg->key_unwrap)
+		return err_set(e, ENOKEY, "the snapshot of '%s' is encrypted, and this engine has "
+			       "no key to open it", q->vm->id);
+	int r = cfg->key_unwrap(cfg->key_arg, q->key_wrapped, key, e);
+	if (r < 0) {
+		err_prefix(e, "opening the snapshot key of '%s'", q->vm->id);
+		return r;
+	}
+	*ret_keyed = true;
+	return 0;
+}
+
 uint64_t qemu_starttime(pid_t pid)
 {
 	char path[64], buf[1024];
@@ -775,9 +811,15 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			qemu_kill(q);
 		}
 		hot_unlink(QE(vm->eng), hot_name(q->hot_mem)); /* the snapshot on disk is untouched */
-		vm->state = VM_STOPPED;
+		/* a snapshot that fails its check (tampered, damaged, of
+		 * another key) or whose key is gone will never start: FAILED,
+		 * with the reason; anything else may pass: STOPPED */
+		bool never = err.code == EBADMSG || err.code == ENOKEY;
+		vm->state = never ? VM_FAILED : VM_STOPPED;
+		if (never)
+			snprintf(vm->error, sizeof(vm->error), "%s", err.msg);
 		meta_write(vm);
-		vm_op_finish(vm, VM_STOPPED, -err.code, &err);
+		vm_op_finish(vm, vm->state, -err.code, &err);
 		return;
 	case OP_STOP:
 	case OP_PAUSE:

@@ -11,9 +11,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "fileops.h"
@@ -208,8 +210,12 @@ static void mem_filled(int rc, const struct err *e, void *arg)
 	start_both_ready(q);
 }
 
-/* Spawn QEMU -incoming on the device state `state` while the file worker
- * fills the memory file from base (+ delta). */
+/* Spawn QEMU -incoming while the file worker fills the memory file: a
+ * clone (delta NULL) from its template's memory (or over its spare, as it
+ * is) with the template's device state file as it is; a start from the
+ * template's memory (or over its spare) plus the sandbox's delta, its
+ * device state put into a memfd QEMU reads — both decrypted and checked
+ * when the sandbox has a snapshot key. */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
 			const char *delta)
 {
@@ -220,20 +226,37 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 	 * already (a pool clone is made in the background: it leaves the
 	 * spare to a create or start someone waits for) */
 	bool spare = base && q->role != QVM_POOL_CLONE && spare_take(q);
-	if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
-		step_fail(q, errno, "cannot open the snapshot '%s': %s", state, strerror(errno));
-		return;
-	}
-	if (spare && delta) {
-		fileop_patch_delta(delta, q->hot_mem, mem_filled, vm);
-	} else if (spare) {
-		q->start_mem_ready = true; /* a clone of the spare as it is */
-		STEP(q, "memory loaded");
-	} else if (qemu_mem_file(q, &e) == 0) {
-		fileop_fill_delta(base, delta, q->hot_mem, mem_filled, vm);
+	if (!delta) {
+		if ((q->state_fd = open(state, O_RDONLY | O_CLOEXEC)) < 0) {
+			step_fail(q, errno, "cannot open the snapshot '%s': %s", state,
+				  strerror(errno));
+			return;
+		}
+		if (spare) {
+			q->start_mem_ready = true; /* a clone of the spare as it is */
+			STEP(q, "memory loaded");
+		} else if (qemu_mem_file(q, &e) == 0) {
+			fileop_fill_mem(base, q->hot_mem, mem_filled, vm);
+		} else {
+			step_fail(q, e.code, "%s", err_str(&e));
+			return;
+		}
 	} else {
-		step_fail(q, e.code, "%s", err_str(&e));
-		return;
+		uint8_t key[32];
+		bool keyed = false;
+		if (q_key_open(q, key, &keyed, &e) < 0 ||
+		    (!spare && qemu_mem_file(q, &e) < 0)) {
+			step_fail(q, e.code, "%s", err_str(&e));
+			return;
+		}
+		if ((q->state_fd = memfd_create("bhatti-state", MFD_CLOEXEC)) < 0) {
+			sodium_memzero(key, sizeof(key));
+			step_fail(q, errno, "memfd_create: %s", strerror(errno));
+			return;
+		}
+		fileop_load_snapshot(state, delta, spare ? NULL : base, q->hot_mem, q->state_fd,
+				     keyed ? key : NULL, mem_filled, vm);
+		sodium_memzero(key, sizeof(key));
 	}
 	if (qemu_spawn(q, true, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));

@@ -127,13 +127,13 @@ int tmpl_key_parse(const char *key, char image[64])
 	return valid_image(image, NULL);
 }
 
-static char *tmpl_key(struct vm *vm)
+char *tmpl_key_of(struct engine *eng, const struct vm_spec *shape)
 {
 	char hash[17];
 	struct buf k = BUF_INIT;
-	tmpl_inputs_hash(vm->eng, vm->spec.image, hash);
-	buf_addf(&k, "%s-%uc-%um-%s-%s", vm->spec.image, vm->spec.cpus, vm->spec.memory_mb,
-		 QE(vm->eng)->accel, hash);
+	tmpl_inputs_hash(eng, shape->image, hash);
+	buf_addf(&k, "%s-%uc-%um-%s-%s", shape->image, shape->cpus, shape->memory_mb,
+		 QE(eng)->accel, hash);
 	return buf_detach(&k, NULL);
 }
 
@@ -268,7 +268,11 @@ static void tmpl_build(struct engine *eng, struct tmpl *t, const struct vm_spec 
 	t->state = TMPL_BUILDING;
 	fileop_remove_tree_now(b->dir, NULL); /* a leftover from a crash */
 	q_random_hex(q->token, 32);
-	if (q_prepare_dir(b, &e) < 0)
+	/* it boots for a create that waits: its memory is reserved as a
+	 * create's (the engine's spares and pool clones give way) */
+	if (qmem_reserve(eng, q->hot_mem, t->memory_mb, t, 0, &e) < 0)
+		step_fail(q, e.code, "%s", err_str(&e));
+	else if (q_prepare_dir(b, &e) < 0)
 		step_fail(q, e.code, "%s", err_str(&e));
 	else
 		q_boot(b);
@@ -302,7 +306,7 @@ struct tmpl *tmpl_obtain(struct vm *vm, const char *key)
 
 void tmpl_get(struct vm *vm)
 {
-	char *key = tmpl_key(vm);
+	char *key = tmpl_key_of(vm->eng, &vm->spec);
 	struct tmpl *t = tmpl_obtain(vm, key);
 	free(key);
 	if (t->state == TMPL_READY) {

@@ -41,6 +41,7 @@ struct qeng {
 	unsigned tsc_khz;           /* host TSC rate, told to TCG guests */
 	char *hot_dir;              /* mem_dir/bhatti-XXXXXX (qemu-jail.c) */
 	int hot_fd;                 /* hot_dir, verified: the loop's way in */
+	uint64_t mem_budget;        /* bytes of guest RAM on tmpfs (qemu-mem.c) */
 	bool drop_uids;             /* root: each QEMU as a uid of its own */
 	uint32_t uid_first, uid_count, uid_next;
 	int uid_lock;               /* the host's VM uid pickers take turns */
@@ -94,6 +95,8 @@ struct qvm {
 	uint64_t con_size;
 	char *base_key;             /* a clone's template: its memory is the base
 				     * the cold snapshot is a delta against */
+	char *key_wrapped;          /* its snapshot key as key_wrap made it (a
+				     * sandbox of an engine that encrypts at rest) */
 	int state_fd;
 	bool paused;                /* vCPUs stopped by a pause */
 	enum qvm_role role;
@@ -187,6 +190,12 @@ char *qeng_image_path(const struct engine *eng, const char *name);
 char *qvm_base_mem(struct qvm *q);
 /* bytes random bytes as hex into out (2 * bytes + 1 chars). */
 void q_random_hex(char *out, size_t bytes);
+/* A sandbox's snapshot key: q_key_make gives it one (q->key_wrapped) when
+ * the engine encrypts at rest and it has none; q_key_open unwraps it
+ * (*ret_keyed false: it has none, its snapshots are plaintext). Wipe the
+ * key after use. */
+int q_key_make(struct qvm *q, struct err *e);
+int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e);
 
 /* The step's one timer (retries and deadlines): fn runs after ms. */
 void step_after(struct qvm *q, uint64_t ms, qstep_fn fn);
@@ -265,6 +274,8 @@ void q_start(struct vm *vm);
 /* ---- qemu-template.c: templates ---- */
 
 void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
+/* The key of the template of a shape (caller frees). */
+char *tmpl_key_of(struct engine *eng, const struct vm_spec *shape);
 /* A key <image>-<cpus>c-<mem>m-<accel>-<hash> read from the right: 0 with
  * its image, or -EINVAL (check any key from outside before it is a path). */
 int tmpl_key_parse(const char *key, char image[64]);
@@ -284,12 +295,30 @@ void pool_warmed(struct qvm *q);
 void pool_fill_timer(struct timer *tm);
 void pool_claim(struct vm *vm, struct tmpl *t);
 void pool_drain(struct tmpl *t);
+/* Kill one ready clone of t to free its memory: false if it has none. */
+bool pool_drop_one(struct tmpl *t);
 int pool_sweep(struct engine *eng, struct err *e);
 void spare_want(struct tmpl *t, uint64_t delay_ms);
 void spare_drop(struct tmpl *t);
 void spare_timer_fired(struct timer *tm);
 bool spare_take(struct qvm *q);
 void spare_recheck(struct qvm *q);
+
+/* ---- qemu-mem.c: guest memory on tmpfs, and its budget ---- */
+
+void qmem_init(struct engine *eng);
+/* Bytes held: every memory file in hot_dir at its full size. */
+uint64_t qmem_used(struct engine *eng);
+/* Background work (pool clones, spares): does memory_mb fit as things are? */
+bool qmem_room(struct engine *eng, unsigned memory_mb);
+/* Room for memory_mb more, the engine's spares and pool clones giving
+ * way (never keep's pool clones; keep's spare last, and not when credit:
+ * the bytes the request takes over from keep at once): reserved as the
+ * file path (all zero, the guest's size) when there is; -EAGAIN when
+ * there is not. */
+int qmem_reserve(struct engine *eng, const char *path, unsigned memory_mb, struct tmpl *keep,
+		 uint64_t credit, struct err *e);
+int q_admit(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struct err *e);
 
 /* ---- qemu-console.c: the guest's console ---- */
 
@@ -326,13 +355,13 @@ void hot_unlink(struct qeng *qe, const char *name);
 
 /* ---- qemu-adopt.c: vm.json and adoption ---- */
 
-/* vm.json through the file worker (durable: fsync'd), or now;
- * meta_record_then: fsync'd, then next(q) unless the step was failed
+/* vm.json through the file worker (durable: fsync'd), or now (0 or
+ * -errno: a failure is logged too); meta_record_then: fsync'd, then next(q) unless the step was failed
  * meanwhile (q->cont_pending cleared). */
 void meta_record(struct vm *vm, bool durable);
 void meta_record_then(struct qvm *q, qstep_fn next);
 void meta_write(struct vm *vm);
-void meta_write_now(struct vm *vm);
+int meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
 int q_adopt(struct engine *eng, struct err *e);
 /* Kill the QEMU of every directory in dir (found by its QMP socket): what

@@ -260,6 +260,16 @@ static int run_op(struct sbx *sb, int (*op)(struct vm *, vm_done_fn, void *, str
 	return 0;
 }
 
+/* The disk the user's cold snapshots take. */
+static uint64_t snapshot_bytes_of(struct server *srv, int64_t user_id)
+{
+	uint64_t n = 0;
+	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next)
+		if (sb->row.user_id == user_id && sb->vm)
+			n += vm_snapshot_bytes(sb->vm);
+	return n;
+}
+
 /* Can the user's stop or start begin? Checked before the user's wish is
  * recorded: a refused one must not change it. */
 static int check_op(struct sbx *sb, struct err *e)
@@ -273,9 +283,29 @@ static int check_op(struct sbx *sb, struct err *e)
 	return 0;
 }
 
+/* A stop that makes a snapshot may begin while the user's cold snapshots
+ * take less than the quota (the size of this one is known only once it is
+ * written: it may go past it by that much). */
+static int check_snapshot_quota(struct sbx *sb, struct err *e)
+{
+	uint64_t quota = sb->srv->cfg.limits.max_snapshot_disk;
+	bool makes_one = sb->vm && (vm_state(sb->vm) == VM_RUNNING || vm_state(sb->vm) == VM_PAUSED);
+	if (!quota || !makes_one)
+		return 0;
+	uint64_t used = snapshot_bytes_of(sb->srv, sb->row.user_id);
+	if (used < quota)
+		return 0;
+	return err_set(e, EDQUOT, "quota: your cold snapshots take %llu MB of disk, the most a "
+		       "user may keep is %llu MB ('limits.max_snapshot_disk'); start or destroy "
+		       "a stopped sandbox first", (unsigned long long)(used >> 20),
+		       (unsigned long long)(quota >> 20));
+}
+
 int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
 	int rc = check_op(sb, e);
+	if (rc == 0)
+		rc = check_snapshot_quota(sb, e);
 	if (rc == 0)
 		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, e);
 	if (rc < 0)
@@ -291,6 +321,7 @@ int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 
 int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
+	bool was_stopped = sb->row.stopped;
 	int rc = check_op(sb, e);
 	if (rc == 0)
 		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
@@ -299,7 +330,13 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 	sb->row.stopped = false;
 	if (sb->vm && vm_state(sb->vm) == VM_PAUSED)
 		return run_op(sb, vm_resume, done, arg, e);
-	return run_op(sb, vm_start, done, arg, e);
+	rc = run_op(sb, vm_start, done, arg, e);
+	/* refused (no room in the memory budget): it stays as it was */
+	struct err ignored = ERR_INIT;
+	if (rc < 0 && was_stopped &&
+	    store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, &ignored) == 0)
+		sb->row.stopped = true;
+	return rc;
 }
 
 int sbx_rename(struct sbx *sb, const char *name, struct err *e)

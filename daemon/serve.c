@@ -49,6 +49,19 @@ static void on_vm_event(struct vm *vm, enum vm_state state, const struct err *e,
 		 e ? err_str(e) : "");
 }
 
+/* A sandbox's snapshot key, as vm.json keeps it: age-encrypted to the
+ * daemon's own identity (the one that keeps secrets). The engine calls
+ * these; it never sees the identity. */
+static int key_wrap(void *arg UNUSED, const uint8_t key[32], char **ret, struct err *e)
+{
+	return age_wrap_key(S.age.public, key, ret, e);
+}
+
+static int key_unwrap(void *arg UNUSED, const char *wrapped, uint8_t key[32], struct err *e)
+{
+	return age_unwrap_key(&S.age, wrapped, key, e);
+}
+
 const struct opt serve_opts[] = {
 	{ "--config", NULL, OPT_VALUE },
 	{ "--listen", NULL, OPT_VALUE },
@@ -174,6 +187,9 @@ int serve_main(const struct args *a)
 		.images_dir = S.cfg.images_dir,
 		.accel = S.cfg.accel,
 		.pool_size = (int)S.cfg.pool_size,
+		.mem_budget = S.cfg.limits.memory_budget,
+		.key_wrap = key_wrap,
+		.key_unwrap = key_unwrap,
 	};
 	if (S.cfg.vm_uids && settings_parse_uids(S.cfg.vm_uids, &ec.vm_uid_first,
 						 &ec.vm_uid_count, &e) < 0)

@@ -100,6 +100,8 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_INT("limits.max_conns_per_ip", S, limits.max_conns_per_ip, 0, 1000000),
 	CONFIG_KEY_INT("limits.max_secrets", S, limits.max_secrets, 0, LIMIT_MAX_SECRETS),
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
+	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
+	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
 };
 #undef S
 
@@ -126,6 +128,7 @@ static void defaults(struct settings *s)
 			.max_conns_per_ip = 128,
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
+			.max_snapshot_disk = 20ull << 30,
 		},
 	};
 }

@@ -25,6 +25,9 @@
  *     max_execs: 256            # execs running at once, everyone; 0 = no limit
  *     max_conns_per_ip: 128     # open API connections per client address; 0 = no limit
  *     max_secrets: 100          # per user (the same for every user); 0 = no secrets
+ *     max_snapshot_disk: 20G    # per user: disk held by cold snapshots; 0 = no limit
+ *     memory_budget: 0          # guest RAM on tmpfs, all users; 0 = auto (the
+ *                               # tmpfs size, at most 3/4 of the host's memory)
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -74,6 +77,8 @@ struct settings {
 		int64_t max_execs;
 		int64_t max_conns_per_ip;
 		int64_t max_secrets;    /* per user */
+		uint64_t max_snapshot_disk; /* bytes per user; 0 = no limit */
+		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;
 };

@@ -31,6 +31,7 @@ static struct {
 	struct fake_rule *rules;
 	struct fake_adoptee *adopt;
 	unsigned calls[OP_DESTROY + 1];
+	bool full;                 /* no room for memory: admit refuses */
 } F = { .delay_ms = 1 };
 
 /* Per VM. */
@@ -64,6 +65,12 @@ void fake_reset(void)
 	}
 	memset(F.calls, 0, sizeof(F.calls));
 	F.delay_ms = 1;
+	F.full = false;
+}
+
+void fake_set_full(bool full)
+{
+	F.full = full;
 }
 
 void fake_set_delay(unsigned ms)
@@ -244,6 +251,12 @@ static int fake_check(struct engine *eng UNUSED, const struct vm_spec *spec, str
 	return 0;
 }
 
+static int fake_admit(struct engine *eng UNUSED, const struct vm_spec *spec UNUSED,
+		      struct vm *vm UNUSED, struct err *e)
+{
+	return F.full ? err_set(e, EAGAIN, "fake: no room for guest memory") : 0;
+}
+
 static void fake_create(struct vm *vm)
 {
 	begin(vm, OP_CREATE);
@@ -284,12 +297,18 @@ static void fake_vm_free(struct vm *vm)
 	vm->be = NULL;
 }
 
+static uint64_t fake_snapshot_bytes(const struct vm *vm UNUSED)
+{
+	return FAKE_SNAPSHOT_BYTES;
+}
+
 const struct engine_backend fake_backend = {
 	.name = "fake",
 	.init = fake_init,
 	.adopt = fake_adopt_all,
 	.fini = fake_fini,
 	.check = fake_check,
+	.admit = fake_admit,
 	.create = fake_create,
 	.pause = fake_pause,
 	.resume = fake_resume,
@@ -297,4 +316,5 @@ const struct engine_backend fake_backend = {
 	.start = fake_start,
 	.destroy = fake_destroy,
 	.vm_free = fake_vm_free,
+	.snapshot_bytes = fake_snapshot_bytes,
 };

@@ -53,6 +53,11 @@ void fake_release(struct vm *vm);
 void fake_crash(struct vm *vm, const char *why);
 /* How often the backend was asked for op (by any VM) since fake_reset(). */
 unsigned fake_calls(enum vm_op op);
+/* full: the memory budget has no room (admit refuses creates and starts:
+ * -EAGAIN) until fake_set_full(false) or fake_reset(). */
+void fake_set_full(bool full);
+/* The disk a stopped fake VM's snapshot takes (vm_snapshot_bytes). */
+#define FAKE_SNAPSHOT_BYTES (10ull << 20)
 /* The operation vm's backend is running (OP_NONE: none): what engine.c
  * handed down and has not been finished. */
 enum vm_op fake_running(const struct vm *vm);

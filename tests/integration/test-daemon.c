@@ -347,6 +347,37 @@ static void test_files(void **state UNUSED)
 	buf_release(&b);
 }
 
+/* grep -r -a the whole data dir for text: it must answer "not found"
+ * (exit 1; an error, exit 2, proves nothing), and each of `must_exist`
+ * (paths under the data dir, "%s" standing for the sandbox id) must be
+ * there and not empty, so that grep searched it. A file the daemon renames
+ * or deletes under grep is such an error: that alone is retried. */
+static void assert_not_on_disk(const char *text, const char *id, const char *const *must_exist)
+{
+	char cmd[1024], rel[256], path[1024];
+	struct stat st;
+	for (const char *const *f = must_exist; *f; f++) {
+		snprintf(rel, sizeof(rel), *f, id);
+		snprintf(path, sizeof(path), "%s/%s", F->d.data, rel);
+		if (stat(path, &st) < 0 || st.st_size == 0)
+			fail_msg("'%s' is missing or empty: grep would not search it", path);
+	}
+	snprintf(cmd, sizeof(cmd), "grep -r -l -a %s %s", text, F->d.data);
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	struct buf o = BUF_INIT, ge = BUF_INIT;
+	int rc = 2;
+	for (int i = 0; i < 3 && rc == 2; i++) {
+		buf_reset(&o);
+		buf_reset(&ge);
+		rc = test_run(argv, NULL, NULL, 0, &o, &ge, 60000);
+	}
+	if (rc != 1)
+		fail_msg("grep for the secret in the data dir: exit %d, want 1 (not found); "
+			 "found in: %s; errors: %s", rc, o.data, ge.data);
+	buf_release(&o);
+	buf_release(&ge);
+}
+
 static void test_secrets(void **state UNUSED)
 {
 	assert_int_equal(CLI(F->alice, "hunter2-very-secret", "secret", "set", "API_TOKEN"), 0);
@@ -385,34 +416,27 @@ static void test_secrets(void **state UNUSED)
 	assert_string_equal(OUT.data, "hunter2-very-secret\n");
 	assert_int_not_equal(CLI(F->alice, NULL, "create", "--name", "sec2", "--secret", "MISSING"), 0);
 	assert_non_null(strstr(ERR.data, "MISSING"));
-	/* never in plaintext on disk: the database, the sandbox's files. What
-	 * grep searches must be there, and it must answer "not found" (exit 1):
-	 * an error (exit 2) proves nothing. A file the daemon renames or
-	 * deletes under grep is such an error: that alone is retried. */
+	/* never in plaintext on disk: the database, the sandbox's files */
 	assert_int_equal(CLI(F->alice, NULL, "inspect", "sec", "--json"), 0);
 	cJSON *sj = parse(&OUT);
-	char cmd[1024], path[1024];
-	struct stat st;
-	snprintf(path, sizeof(path), "%s/state.db", F->d.data);
-	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size > 0);
-	snprintf(path, sizeof(path), "%s/sandboxes/%s/disk.ext4", F->d.data, json_get_str(sj, "id", ""));
-	assert_int_equal(stat(path, &st), 0);
-	assert_true(st.st_size > 0);
+	char id[64];
+	snprintf(id, sizeof(id), "%s", json_get_str(sj, "id", ""));
 	cJSON_Delete(sj);
-	snprintf(cmd, sizeof(cmd), "grep -r -l -a hunter2-very-secret %s", F->d.data);
+	const char *hot_files[] = { "state.db", "sandboxes/%s/disk.ext4", NULL };
+	assert_not_on_disk("hunter2-very-secret", id, hot_files);
+	/* nor once it is stopped: its memory and device state are on disk
+	 * then, encrypted (the guest's environment holds the secret) */
+	assert_int_equal(CLI(F->alice, NULL, "stop", "sec"), 0);
+	const char *cold_files[] = { "state.db", "sandboxes/%s/disk.ext4", "sandboxes/%s/mem",
+				     "sandboxes/%s/state", NULL };
+	assert_not_on_disk("hunter2-very-secret", id, cold_files);
+	assert_int_equal(CLI(F->alice, NULL, "start", "sec"), 0);
+	assert_int_equal(CLI(F->alice, NULL, "exec", "sec", "--", "sh", "-c", "echo \"$API_TOKEN\""), 0);
+	assert_string_equal(OUT.data, "hunter2-very-secret\n");
+	char cmd[1024];
 	char *argv[] = { "sh", "-c", cmd, NULL };
-	struct buf o = BUF_INIT, ge = BUF_INIT;
-	int rc = 2;
-	for (int i = 0; i < 3 && rc == 2; i++) {
-		buf_reset(&o);
-		buf_reset(&ge);
-		rc = test_run(argv, NULL, NULL, 0, &o, &ge, 60000);
-	}
-	if (rc != 1)
-		fail_msg("grep for the secret in the data dir: exit %d, want 1 (not found); "
-			 "found in: %s; errors: %s", rc, o.data, ge.data);
-	buf_release(&ge);
+	struct buf o = BUF_INIT;
+	struct stat st;
 	/* and the stored value is real age: Debian's age decrypts it */
 	snprintf(cmd, sizeof(cmd),
 		 "sqlite3 %s/state.db \"select writefile('%s/secret.age', ciphertext) from secrets "

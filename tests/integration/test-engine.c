@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "age.h"
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
@@ -36,6 +37,7 @@
 
 struct efix {
 	char *data;
+	struct age_identity age;   /* wraps the sandboxes' snapshot keys */
 	struct engine *eng;
 	int failed_events;
 	char last_event_vm[64];
@@ -58,9 +60,29 @@ static const char *images_dir(void)
 	return d && d[0] ? d : "build/images";
 }
 
+/* Snapshot keys wrapped as the daemon wraps them (age, to an identity in
+ * the data dir): the engine's cold snapshots are encrypted at rest. */
+static int key_wrap(void *arg, const uint8_t key[32], char **ret, struct err *e)
+{
+	return age_wrap_key(((struct efix *)arg)->age.public, key, ret, e);
+}
+
+static int key_unwrap(void *arg, const char *wrapped, uint8_t key[32], struct err *e)
+{
+	return age_unwrap_key(&((struct efix *)arg)->age, wrapped, key, e);
+}
+
 static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct engine **ret)
 {
 	struct err e = ERR_INIT;
+	struct buf id = BUF_INIT;
+	buf_addf(&id, "%s/age.key", fx->data);
+	if (age_identity_load_or_create(id.data, &fx->age, &e) < 0)
+		fail_msg("age identity: %s", err_str(&e));
+	buf_release(&id);
+	cfg->key_wrap = key_wrap;
+	cfg->key_unwrap = key_unwrap;
+	cfg->key_arg = fx;
 	cfg->data_dir = fx->data;
 	cfg->images_dir = images_dir();
 	cfg->accel = getenv("BHATTI_ACCEL") ? getenv("BHATTI_ACCEL") : "auto";
@@ -481,6 +503,51 @@ static void test_cold_stop_and_start(void **state)
 	destroy(vm);
 }
 
+/* A cold snapshot is encrypted at rest: the guest's environment is in its
+ * memory, and not in the file; one byte changed in the file and the start
+ * is refused (the sandbox FAILED, with the reason), nothing crashes. */
+static void test_tampered_snapshot_is_refused(void **state)
+{
+	struct efix *fx = *state;
+	char *env[] = { (char *)"MARK=at-rest-marker-5f3a9c", NULL };
+	struct vm *vm = create(fx, "tamper", env);
+	struct err e = ERR_INIT;
+	char *x = sh(vm, "echo \"$MARK\" > /tmp/mark; cat /tmp/mark", NULL);
+	assert_string_equal(x, "at-rest-marker-5f3a9c\n");
+	free(x);
+	assert_int_equal(vm_stop_sync(vm, &e), 0);
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "grep -r -l -a at-rest-marker-5f3a9c %s", vm_dir(vm));
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	struct buf o = BUF_INIT, ge = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &o, &ge, 60000);
+	if (rc != 1)
+		fail_msg("grep for the marker in the stopped sandbox: exit %d, want 1 (not found); "
+			 "found in: %s; errors: %s", rc, o.data, ge.data);
+	buf_release(&o);
+	buf_release(&ge);
+	/* one bit of the first page written */
+	struct buf mem = BUF_INIT;
+	buf_addf(&mem, "%s/mem", vm_dir(vm));
+	int fd = open(mem.data, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	off_t data = lseek(fd, 0, SEEK_DATA);
+	assert_true(data >= 0);
+	unsigned char c;
+	assert_int_equal(pread(fd, &c, 1, data + 100), 1);
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, data + 100), 1);
+	close(fd);
+	assert_int_equal(vm_start_sync(vm, &e), -EBADMSG);
+	assert_int_equal(vm_state(vm), VM_FAILED);
+	assert_non_null(strstr(vm_error(vm), "integrity check"));
+	for (int i = 0; i < 300 && vm_pid(vm) > 0; i++) /* its QEMU is killed */
+		loop_run_once(10);
+	assert_int_equal(vm_pid(vm), 0);
+	buf_release(&mem);
+	destroy(vm);
+}
+
 /* A create leaves a copy of its template's memory on tmpfs (a spare) for
  * the next create, which takes that very file as its RAM: the clone made
  * from it is a clone of its own all the same (identity, random state,
@@ -532,6 +599,52 @@ static void test_clone_takes_the_spare(void **state UNUSED)
 	test_rmtree(other.data);
 	free(other.data);
 	free(ha); free(hb); free(ra); free(rb); free(sum1); free(sum2);
+}
+
+/* Guest memory on tmpfs has a budget: with room for two guests of 512 MB
+ * (and not three), a third create and a start that would go past it are
+ * refused at once (-EAGAIN, saying why) and leave nothing behind; the
+ * engine's own spare gives way to a sandbox. */
+static void test_memory_budget(void **state UNUSED)
+{
+	struct efix other = { .data = test_tmpdir("engine-budget") };
+	struct engine_config cfg = { .mem_budget = 1100ull << 20 }; /* no pool */
+	struct engine *en;
+	struct err e = ERR_INIT;
+	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
+	struct vm *a, *b, *c;
+	struct vm_spec sa = { .id = "a" }, sb = { .id = "b" }, sc = { .id = "c" };
+	if (vm_create_sync(en, &sa, &a, &e) < 0 || vm_create_sync(en, &sb, &b, &e) < 0)
+		fail_msg("create: %s", err_str(&e));
+	char hot[600];
+	snprintf(hot, sizeof(hot), "%s/c.mem", engine_mem_dir(en));
+	assert_int_equal(vm_create_sync(en, &sc, &c, &e), -EAGAIN);
+	assert_non_null(strstr(err_str(&e), "no room for 512 MB of guest memory"));
+	assert_null(engine_find(en, "c"));
+	assert_int_equal(access(hot, F_OK), -1);
+	/* b's memory is freed by its stop (its spare may take it meanwhile:
+	 * it gives way) */
+	assert_int_equal(vm_stop_sync(b, &e), 0);
+	for (int i = 0; i < 200; i++)
+		loop_run_once(10);
+	if (vm_create_sync(en, &sc, &c, &e) < 0)
+		fail_msg("create after a stop: %s", err_str(&e));
+	err_clear(&e);
+	assert_int_equal(vm_start_sync(b, &e), -EAGAIN);
+	assert_non_null(strstr(err_str(&e), "no room"));
+	assert_int_equal(vm_state(b), VM_STOPPED);
+	destroy(c);
+	if (vm_start_sync(b, &e) < 0)
+		fail_msg("start: %s", err_str(&e));
+	char *x = sh(b, "echo up", NULL);
+	assert_string_equal(x, "up\n");
+	free(x);
+	destroy(a);
+	destroy(b);
+	engine_free(en);
+	assert_int_equal(count_qemu_under(other.data), 0);
+	test_rmtree(other.data);
+	free(other.data);
 }
 
 static void test_qemu_killed_is_detected(void **state)
@@ -1049,7 +1162,9 @@ int main(void)
 		cmocka_unit_test(test_pty_session_reattach),
 		cmocka_unit_test(test_pause_stops_the_guest),
 		cmocka_unit_test(test_cold_stop_and_start),
+		cmocka_unit_test(test_tampered_snapshot_is_refused),
 		cmocka_unit_test(test_clone_takes_the_spare),
+		cmocka_unit_test(test_memory_budget),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
 		cmocka_unit_test(test_each_vm_its_own_uid),

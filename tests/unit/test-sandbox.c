@@ -527,6 +527,64 @@ static void test_stop_start(void **state UNUSED)
 	sandbox_row_release(&row);
 }
 
+/* A stop is refused while the user's cold snapshots take the quota
+ * already: the sandbox runs on, not recorded as stopped. */
+static void test_snapshot_quota(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *a = hot("qa"), *b = hot("qb");
+	struct rec r = { 0 };
+	FX->srv.cfg.limits.max_snapshot_disk = FAKE_SNAPSHOT_BYTES;
+	assert_int_equal(sbx_stop(a, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	assert_string_equal(r.state, "stopped");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sbx_stop(b, rec_done, &r, &e), -EDQUOT);
+	assert_non_null(strstr(err_str(&e), "max_snapshot_disk"));
+	assert_string_equal(sbx_state(b), "hot");
+	assert_false(b->row.stopped);
+	/* a stopped one stops again (no new snapshot), and once a's
+	 * snapshot is gone b may stop */
+	assert_int_equal(sbx_stop(a, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sbx_start(a, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sbx_stop(b, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	assert_string_equal(r.state, "stopped");
+	FX->srv.cfg.limits.max_snapshot_disk = 0;
+}
+
+/* No room in the memory budget: a create leaves no row, a start leaves the
+ * sandbox stopped as the user left it. */
+static void test_no_room(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *sb = hot("nr");
+	struct rec r = { 0 };
+	struct sandbox_row row;
+	int rc;
+	assert_int_equal(sbx_stop(sb, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	fake_set_full(true);
+	assert_null(create_as(&FX->alice, "nr2", &r, &rc, &e));
+	assert_int_equal(rc, -EAGAIN);
+	assert_null(sbx_find(&FX->srv, &FX->alice, "nr2"));
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(sbx_start(sb, rec_done, &r, &e), -EAGAIN);
+	assert_string_equal(sbx_state(sb), "stopped");
+	assert_true(sb->row.stopped);
+	assert_true(row_exists(sb->row.id, &row));
+	assert_true(row.stopped);
+	sandbox_row_release(&row);
+	fake_set_full(false);
+	assert_int_equal(sbx_start(sb, rec_done, &r, &e), 0);
+	wait_rec(&r);
+	assert_string_equal(r.state, "hot");
+}
+
 /* ---- destroy ---------------------------------------------------------------------- */
 
 static void test_destroy(void **state UNUSED)
@@ -699,6 +757,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_with_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states_and_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshot_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_start, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_destroy_preempts, setup, teardown),

@@ -41,6 +41,8 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.creates_per_min, 10);
 	assert_int_equal(s->limits.execs_per_min, 120);
 	assert_int_equal(s->limits.max_secrets, 100);
+	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
+	assert_int_equal(s->limits.memory_budget, 0);
 	assert_int_equal(s->limits.max_body, 100ull << 20);
 }
 
@@ -86,6 +88,8 @@ static void test_full_file(void **state)
 	assert_int_equal(s.limits.creates_per_min, 0);
 	assert_int_equal(s.limits.execs_per_min, 600);
 	assert_int_equal(s.limits.max_secrets, 7);
+	assert_int_equal(s.limits.max_snapshot_disk, 3ull << 30);
+	assert_int_equal(s.limits.memory_budget, 6ull << 30);
 	assert_int_equal(s.limits.max_body, 1ull << 30);
 	settings_release(&s);
 }
