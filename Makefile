@@ -73,6 +73,7 @@ LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
 LIBCLIENT := $(BUILD)/host/libclient.a
 LIBCLI    := $(BUILD)/host/libcli.a
+LIBTEST   := $(BUILD)/host/libtest.a
 TEST_LIBS_A := $(LIBCLI) $(LIBCLIENT) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
@@ -82,7 +83,9 @@ LONG_SRC  := $(sort $(wildcard tests/integration/long-*.c))
 LONG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(LONG_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c)
+# tests/helpers.c and the test double of the engine's backend
+# (tests/fake-backend.c), as an archive: a test links what it uses
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/fake-backend.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
@@ -155,6 +158,7 @@ $(LIBCLIENT): $(CLIENT_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
 $(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
+$(LIBTEST): $(TEST_HELPER_HOBJ)
 $(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
 	@rm -f $@
@@ -164,17 +168,17 @@ $(BUILD)/host/empty.o:
 	@mkdir -p $(dir $@)
 	@echo '' | $(CC) -x c -c - -o $@
 
-$(BUILD)/tests/%: tests/unit/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/tests/%: tests/integration/%.c $(TEST_HELPER_HOBJ) $(TEST_LIBS_A)
+$(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(TEST_HELPER_HOBJ) $(LIBDAEMON) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl

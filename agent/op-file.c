@@ -90,29 +90,14 @@ static int fs_enter(uint32_t flags, bool *ret_entered, struct err *e)
 /* mkdir -p of path's parent directory; new directories get uid/gid. */
 static int make_parents(const char *path, uid_t uid, gid_t gid, struct err *e)
 {
-	char *dup = xstrdup(path);
-	int r = 0;
-	for (char *p = dup + 1; *p; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		if (mkdir(dup, 0755) == 0) {
-			if (uid != (uid_t)-1 && chown(dup, uid, gid) < 0)
-				log_debug("chown '%s': %s", dup, strerror(errno));
-		} else if (errno != EEXIST) {
-			r = err_set(e, errno, "cannot create directory '%s': %s", dup, strerror(errno));
-			break;
-		} else {
-			struct stat st;
-			if (stat(dup, &st) == 0 && !S_ISDIR(st.st_mode)) {
-				r = err_set(e, ENOTDIR, "'%s' is not a directory", dup);
-				break;
-			}
-		}
-		*p = '/';
-	}
-	free(dup);
-	return r;
+	size_t at = 0;
+	int r = mkdir_parents(path, uid, gid, &at);
+	if (r == -ENOTDIR)
+		return err_set(e, ENOTDIR, "'%.*s' is not a directory", (int)at, path);
+	if (r < 0)
+		return err_set(e, -r, "cannot create directory '%.*s': %s", (int)at, path,
+			       strerror(-r));
+	return 0;
 }
 
 static void fsync_dir_of(const char *path)

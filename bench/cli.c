@@ -142,7 +142,7 @@ static void raw_open(struct raw *r)
 		die("loop");
 	const char *img = getenv("BHATTI_IMAGES");
 	struct engine_config cfg = { .data_dir = r->dir, .images_dir = img ? img : "build/images",
-				     .accel = "tcg", .pool_size = -1 };
+				     .accel = "tcg" };
 	struct vm_spec spec = { .id = "raw" };
 	if (engine_new(&cfg, NULL, NULL, &r->eng, &e) < 0 ||
 	    vm_create_sync(r->eng, &spec, &r->vm, &e) < 0)

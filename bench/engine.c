@@ -119,7 +119,7 @@ static void bench_clone(const char *data, int runs)
 	struct err e = ERR_INIT;
 	struct buf dir = BUF_INIT;
 	buf_addf(&dir, "%s/n", data); /* short: socket paths */
-	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images, .pool_size = -1,
+	struct engine_config cfg = { .data_dir = dir.data, .images_dir = images,
 				     .spare_linger_ms = 1 };
 	if (engine_new(&cfg, NULL, NULL, &nospare, &e) < 0)
 		die("engine", &e);
@@ -510,7 +510,7 @@ int main(int argc, char **argv)
 		die("init", &e);
 	/* no pool first: a create that found a pool clone ready would not be
 	 * a clone made on demand (the pool refills a second after a claim) */
-	struct engine_config cfg = { .data_dir = data, .images_dir = images, .pool_size = -1 };
+	struct engine_config cfg = { .data_dir = data, .images_dir = images }; /* pool_size 0 */
 	uint64_t t0 = now_ns();
 	if (engine_new(&cfg, NULL, NULL, &eng, &e) < 0)
 		die("engine", &e);

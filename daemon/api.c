@@ -218,6 +218,6 @@ void api_health(struct http_req *r)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", "ok");
 	cJSON_AddStringToObject(o, "version", BHATTI_VERSION);
-	cJSON_AddStringToObject(o, "accel", r->srv->eng ? engine_accel(r->srv->eng) : "none");
+	cJSON_AddStringToObject(o, "accel", engine_accel(r->srv->eng));
 	http_reply_json(r, 200, o);
 }

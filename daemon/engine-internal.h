@@ -19,6 +19,7 @@ struct engine_backend {
 	const char *name;
 	int (*init)(struct engine *eng, struct err *e);  /* accelerator, dirs */
 	int (*adopt)(struct engine *eng, struct err *e); /* find existing VMs */
+	void (*settle)(struct engine *eng);              /* NULL: nothing to wait for */
 	void (*fini)(struct engine *eng);                /* VMs keep running */
 	/* Can this spec be created at all (image exists, ...)? */
 	int (*check)(struct engine *eng, const struct vm_spec *spec, struct err *e);
@@ -29,9 +30,11 @@ struct engine_backend {
 	void (*start)(struct vm *vm);
 	void (*destroy)(struct vm *vm);  /* may cancel an operation in flight */
 	void (*vm_free)(struct vm *vm);  /* drop backend state, not the VM */
+	int (*pid)(const struct vm *vm);                 /* NULL: 0 */
+	const char *(*mem_dir)(const struct engine *eng); /* NULL: none */
 };
 
-extern const struct engine_backend engine_qemu;
+extern const struct engine_backend engine_qemu;  /* "qemu" */
 
 struct engine {
 	struct engine_config cfg;        /* strings owned */
@@ -55,6 +58,8 @@ struct vm {
 	bool unfinished;                 /* adopted in the middle of its create */
 
 	enum vm_op op;                   /* in flight, or OP_NONE */
+	struct task already;             /* answers an op asked of a VM already
+					  * where it ends (on the next turn) */
 	vm_done_fn done;
 	void *done_arg;
 	bool op_over;                    /* for vm_wait */

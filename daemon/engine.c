@@ -103,6 +103,8 @@ static void spec_release(struct vm_spec *s)
 	memset(s, 0, sizeof(*s));
 }
 
+static void op_done_now(struct task *t);
+
 struct vm *vm_new(struct engine *eng, const char *id, const struct vm_spec *spec,
 		  enum vm_state state, bool hidden)
 {
@@ -114,6 +116,7 @@ struct vm *vm_new(struct engine *eng, const char *id, const struct vm_spec *spec
 	spec_copy(&vm->spec, spec ? spec : &blank);
 	vm->state = state;
 	vm->hidden = hidden;
+	task_init(&vm->already, op_done_now, vm);
 	buf_addf(&dir, "%s/%s/%s", eng->cfg.data_dir, hidden ? "templates" : "sandboxes", id);
 	vm->dir = buf_detach(&dir, NULL);
 	if (!hidden) {
@@ -125,6 +128,7 @@ struct vm *vm_new(struct engine *eng, const char *id, const struct vm_spec *spec
 
 void vm_free_now(struct vm *vm)
 {
+	task_cancel(&vm->already);
 	if (vm->eng->be->vm_free)
 		vm->eng->be->vm_free(vm);
 	spec_release(&vm->spec);
@@ -145,6 +149,7 @@ static void vm_free(void *p)
 void vm_forget(struct vm *vm)
 {
 	struct engine *eng = vm->eng;
+	task_cancel(&vm->already);
 	for (struct vm **pp = &eng->vms; *pp; pp = &(*pp)->next) {
 		if (*pp == vm) {
 			*pp = vm->next;
@@ -180,6 +185,7 @@ void vm_op_finish(struct vm *vm, enum vm_state state, int rc, const struct err *
 	vm_done_fn done = vm->done;
 	void *arg = vm->done_arg;
 
+	task_cancel(&vm->already); /* (finished otherwise: failed, destroyed) */
 	vm->op = OP_NONE;
 	vm->done = NULL;
 	vm->done_arg = NULL;
@@ -228,7 +234,6 @@ void vm_fail(struct vm *vm, const char *fmt, ...)
 static void op_done_now(struct task *t)
 {
 	struct vm *vm = t->data;
-	free(t);
 	vm_op_finish(vm, vm->state, 0, NULL);
 }
 
@@ -241,21 +246,21 @@ static int begin(struct vm *vm, enum vm_op op, vm_done_fn done, void *arg, struc
 		return err_set(e, EBUSY, "sandbox '%s' is being destroyed", vm->id);
 	if (op != OP_DESTROY && vm->state == t->to && vm->op == OP_NONE) {
 		/* already there: succeed, asynchronously like every operation */
-		struct task *task = xcalloc(1, sizeof(*task));
 		vm->op = op;
 		vm->done = done;
 		vm->done_arg = arg;
 		vm->op_over = false;
-		task_init(task, op_done_now, vm);
-		task_post(task);
+		task_post(&vm->already);
 		return 1;
 	}
 	if (!(t->from & (1u << vm->state)))
 		return err_set(e, EINVAL, "cannot %s sandbox '%s': it is %s", t->name, vm->id,
 			       vm_state_name(vm->state));
 	if (vm->op != OP_NONE) {
-		/* destroy preempts: the backend cancels; the old op fails */
+		/* destroy preempts: the backend cancels (or nothing was asked of
+		 * it: an "already there" answer is withdrawn); the old op fails */
 		struct err c = ERR_INIT;
+		task_cancel(&vm->already);
 		err_set(&c, ECANCELED, "sandbox '%s' is being destroyed", vm->id);
 		vm_done_fn old = vm->done;
 		void *old_arg = vm->done_arg;
@@ -407,9 +412,19 @@ SYNC_OP(destroy)
 
 /* ---- engine -------------------------------------------------------------------- */
 
+/* The backends there are, by name. */
+static const struct engine_backend *const backends[] = { &engine_qemu };
+
 int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	       struct engine **ret, struct err *e)
 {
+	const struct engine_backend *be = cfg->backend;
+	const char *name = cfg->backend_name ? cfg->backend_name : "qemu";
+	for (size_t i = 0; !be && i < ARRAY_SIZE(backends); i++)
+		if (strcmp(backends[i]->name, name) == 0)
+			be = backends[i];
+	if (!be)
+		return err_set(e, EINVAL, "unknown engine '%s'", name);
 	struct engine *eng = xcalloc(1, sizeof(*eng));
 	eng->cfg.data_dir = xstrdup(cfg->data_dir);
 	eng->cfg.images_dir = xstrdup(cfg->images_dir);
@@ -418,9 +433,9 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.vm_user = cfg->vm_user ? xstrdup(cfg->vm_user) : NULL;
 	eng->cfg.mem_dir = xstrdup(cfg->mem_dir ? cfg->mem_dir : "/dev/shm");
 	eng->cfg.no_templates = cfg->no_templates;
-	eng->cfg.pool_size = cfg->pool_size == 0 ? 1 : cfg->pool_size < 0 ? 0 : cfg->pool_size;
+	eng->cfg.pool_size = cfg->pool_size > 0 ? cfg->pool_size : 0;
 	eng->cfg.spare_linger_ms = cfg->spare_linger_ms ? cfg->spare_linger_ms : 10 * 60 * 1000;
-	eng->be = &engine_qemu;
+	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;
 	int r = eng->be->init(eng, e);
@@ -434,6 +449,12 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	return 0;
 }
 
+void engine_settle(struct engine *eng)
+{
+	if (eng->be->settle)
+		eng->be->settle(eng);
+}
+
 void engine_free(struct engine *eng)
 {
 	if (!eng)
@@ -443,6 +464,7 @@ void engine_free(struct engine *eng)
 	while (eng->vms) {
 		struct vm *vm = eng->vms;
 		eng->vms = vm->next;
+		task_cancel(&vm->already);
 		if (eng->be->vm_free)
 			eng->be->vm_free(vm);
 		vm_free(vm);
@@ -459,6 +481,16 @@ void engine_free(struct engine *eng)
 const char *engine_accel(const struct engine *eng)
 {
 	return eng->accel;
+}
+
+const char *engine_mem_dir(const struct engine *eng)
+{
+	return eng->be->mem_dir ? eng->be->mem_dir(eng) : NULL;
+}
+
+int vm_pid(const struct vm *vm)
+{
+	return vm->eng->be->pid ? vm->eng->be->pid(vm) : 0;
 }
 
 const char *vm_id(const struct vm *vm)

@@ -2,12 +2,14 @@
  * pause/resume, cold stop (snapshot to disk, memory freed) and start
  * (restore), destroy, and re-adoption after a restart.
  *
- * Sits between the daemon's core (and tests/benchmarks) and a VMM backend.
- * The backend is an ops table (struct engine_backend) so another VMM can be
- * added; engine-qemu.c is the QEMU microvm backend. Everything runs on the
+ * Sits between the daemon's core (and tests/benchmarks) and a VMM backend:
+ * an ops table (struct engine_backend, engine-internal.h) that
+ * engine_config names ("qemu": engine-qemu.c, the QEMU microvm backend) or
+ * brings (the tests' fake, tests/fake-backend.c, which lets unit tests
+ * drive the daemon's sandbox states without VMs). Everything runs on the
  * process event loop (shared/loop.h): operations are asynchronous and
- * report through a callback; vm_wait() runs the loop until one finishes
- * (tests, tools).
+ * report through a callback; the vm_*_sync() wrappers run the loop until
+ * one finishes (tests, tools).
  *
  * VM states (engine.c holds the transition table):
  *
@@ -36,7 +38,11 @@
 #include "err.h"
 #include "proto.h"
 
+struct engine_backend;
+
 struct engine_config {
+	const char *backend_name; /* the VMM (the config's `engine`): NULL = "qemu" */
+	const struct engine_backend *backend; /* this one instead (tests); NULL = by name */
 	const char *data_dir;   /* owns sandboxes/ and templates/ */
 	const char *images_dir; /* vmlinux, initramfs.cpio, rootfs-<image>.ext4 */
 	const char *qemu;       /* NULL = "qemu-system-x86_64" */
@@ -44,7 +50,7 @@ struct engine_config {
 	const char *vm_user;    /* run QEMU as this user when root; NULL = self */
 	const char *mem_dir;    /* tmpfs for running guests' memory; NULL = /dev/shm */
 	bool no_templates;      /* always cold-boot (no clone) */
-	int pool_size;          /* ready clones kept per template: 0 = 1, -1 = none */
+	int pool_size;          /* ready clones kept per template (at most 8): 0 = none */
 	unsigned spare_linger_ms; /* a template's spare memory copy stays this long
 				   * after a create cloned it: 0 = 10 minutes */
 };
@@ -69,8 +75,8 @@ struct vm_spec {
 	unsigned cpus;          /* 0 = 1 */
 	unsigned memory_mb;     /* 0 = 512 */
 	char **env;             /* "K=V" */
-	char **secrets;         /* "K=V": env for every process; in no file bhatti
-				 * writes, except the guest's memory (a cold stop) */
+	char **secrets;         /* "K=V": env for every process; never in vm.json (but
+				 * in guest memory, which a cold stop saves) */
 	const char *init;       /* shell script, run once as session "init" */
 	struct proto_cfg_file *files;
 	size_t nfiles;
@@ -90,8 +96,15 @@ typedef void (*vm_event_fn)(struct vm *vm, enum vm_state state, const struct err
 int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	       struct engine **ret, struct err *e);
 void engine_free(struct engine *eng);
+/* Stop the engine's background work (pool refills, memory spares) and let
+ * what is half made finish, running the event loop (at most a minute):
+ * for a caller whose loop goes away before engine_free() (the daemon: its
+ * HTTP layer closes the loop's fd). engine_free() does it too, when it
+ * has not been done. VMs keep running. */
+void engine_settle(struct engine *eng);
 const char *engine_accel(const struct engine *eng);  /* "kvm" or "tcg" */
-/* Where running guests' memory lives (on tmpfs). */
+/* Where running guests' memory lives (on tmpfs); NULL if the backend has
+ * no such place. */
 const char *engine_mem_dir(const struct engine *eng);
 
 struct vm *engine_find(struct engine *eng, const char *id);
@@ -124,7 +137,7 @@ enum vm_state vm_state(const struct vm *vm);
 struct ac *vm_agent(struct vm *vm);
 /* Where this VM's files live (sandboxes/<id>). */
 const char *vm_dir(const struct vm *vm);
-/* QEMU's pid while it runs, else 0. */
+/* The VMM process's pid (QEMU's) while it runs, else 0. */
 int vm_pid(const struct vm *vm);
 /* Why the VM is FAILED (or ""). */
 const char *vm_error(const struct vm *vm);

@@ -387,6 +387,12 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 		op_done(vm, 0, NULL, sb);
 		return;
 	}
+	if (sb->destroying) {
+		/* a destroy preempted the create: its waiters are told; the
+		 * VM, the row and sb go when the destroy is done (destroyed) */
+		op_done(vm, rc, e, sb);
+		return;
+	}
 	/* the engine has forgotten the VM; the row goes too */
 	log_warn("sandbox '%s': create failed: %s", sb->row.id, err_str(e));
 	sb->vm = NULL;

@@ -168,11 +168,12 @@ int serve_main(const struct args *a)
 	if (loop_init() < 0 || fileops_init(&e) < 0)
 		return fail("event loop", &e);
 	struct engine_config ec = {
+		.backend_name = S.cfg.engine,
 		.data_dir = S.cfg.data_dir,
 		.images_dir = S.cfg.images_dir,
 		.accel = S.cfg.accel,
 		.vm_user = S.cfg.vm_user,
-		.pool_size = (int)S.cfg.pool_size == 0 ? -1 : (int)S.cfg.pool_size,
+		.pool_size = (int)S.cfg.pool_size,
 	};
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);
@@ -199,6 +200,9 @@ int serve_main(const struct args *a)
 	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),
 		 engine_accel(S.eng), S.cfg.data_dir);
 	rc = http_run();
+	/* what the engine is making (a template, a memory spare) is finished
+	 * while the API can still tell a client why it waits */
+	engine_settle(S.eng);
 	http_free();
 	watch_close(&sig_watch);
 	engine_free(S.eng);

@@ -129,6 +129,8 @@ static void finish(struct settings *s, const char *path, struct settings *ret)
 		buf_addf(&b, "%s/images", s->data_dir);
 		s->images_dir = buf_detach(&b, NULL);
 	}
+	if (s->pool_size < 0)
+		s->pool_size = 0; /* older configs said -1 for none */
 	s->path = path ? xstrdup(path) : NULL;
 	*ret = *s;
 }

@@ -8,7 +8,7 @@
  *   accel: auto                 # auto | kvm | tcg
  *   vm_user: bhatti             # QEMU's user when started as root
  *   default_image: tiny
- *   pool_size: 1                # warm clones per template, -1 = none
+ *   pool_size: 1                # warm clones per template, 0 = none
  *   log_level: info             # debug | info | warn | error | off
  *   defaults:                   # a new sandbox's size
  *     cpus: 1
@@ -18,12 +18,12 @@
  *     max_cpus: 4
  *     max_memory_mb: 4096
  *     creates_per_min: 10       # per user; 0 = no limit
- *     execs_per_min: 120        # per user: execs, file writes, shells; 0 = none
- *     reads_per_min: 1200       # per user: every other request; 0 = none
- *     max_execs_per_user: 32    # execs running at once, per user; 0 = none
- *     max_execs: 256            # execs running at once, everyone; 0 = none
- *     max_conns_per_ip: 128     # open API connections per client address; 0 = none
- *     max_secrets: 100          # per user (the same for every user)
+ *     execs_per_min: 120        # per user: execs, file writes, shells; 0 = no limit
+ *     reads_per_min: 1200       # per user: every other request; 0 = no limit
+ *     max_execs_per_user: 32    # execs running at once, per user; 0 = no limit
+ *     max_execs: 256            # execs running at once, everyone; 0 = no limit
+ *     max_conns_per_ip: 128     # open API connections per client address; 0 = no limit
+ *     max_secrets: 100          # per user (the same for every user); 0 = no secrets
  *     max_body: 100M            # largest request body
  *
  * Ownership: settings_load() fills a struct the caller releases with
@@ -55,7 +55,7 @@ struct settings {
 	char *accel;
 	char *vm_user;          /* NULL = QEMU runs as the daemon's user */
 	char *default_image;
-	int64_t pool_size;
+	int64_t pool_size;          /* 0 = none (-1 in a config is read as 0) */
 	char *log_level;
 	struct {
 		int64_t cpus;

@@ -503,3 +503,15 @@ int json_print(const cJSON *obj, struct buf *out)
 	cJSON_free(s);
 	return 0;
 }
+
+const char *json_get_str(const cJSON *o, const char *key, const char *def)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : def;
+}
+
+double json_get_num(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}

@@ -122,6 +122,13 @@ void json_put_str(struct buf *out, const char *s);
 /* Append {"error":"<msg>"}. */
 void json_error_body(struct buf *out, const char *msg);
 
+/* A member of a parsed object (o may be NULL): its string, or def when
+ * it is missing or not a string; its number, or 0. For reading what we
+ * wrote ourselves (vm.json) or what a trusted peer sends (QMP); request
+ * bodies go through json_parse(). */
+const char *json_get_str(const cJSON *o, const char *key, const char *def);
+double json_get_num(const cJSON *o, const char *key);
+
 /* Append obj compactly. 0, or -ENOMEM if cJSON could not allocate (only
  * without json_init()). */
 int json_print(const cJSON *obj, struct buf *out);

@@ -22,6 +22,7 @@ static struct {
 	struct timer *timers;       /* sorted by when_ms */
 	uint64_t timer_armed_for;   /* deadline the timerfd is set to, 0 = none */
 	struct task *tasks, **tasks_tail;
+	struct task *running;       /* the rest of the batch run_tasks() runs */
 	struct deferred *deferred;
 	bool stop;
 } L = { .epfd = -1 };
@@ -189,11 +190,20 @@ void task_cancel(struct task *t)
 {
 	if (!t->queued)
 		return;
+	bool found = false;
 	for (struct task **pp = &L.tasks; *pp; pp = &(*pp)->next) {
 		if (*pp == t) {
 			*pp = t->next;
 			if (L.tasks_tail == &t->next)
 				L.tasks_tail = pp;
+			found = true;
+			break;
+		}
+	}
+	/* or later in the batch being run (an earlier task cancels it) */
+	for (struct task **pp = &L.running; !found && *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
 			break;
 		}
 	}
@@ -205,12 +215,12 @@ static void run_tasks(void)
 {
 	/* Only what is queued now: tasks posted while running wait a turn, so
 	 * a task that keeps re-posting itself cannot starve the fds. */
-	struct task *list = L.tasks;
+	L.running = L.tasks;
 	L.tasks = NULL;
 	L.tasks_tail = &L.tasks;
-	while (list) {
-		struct task *t = list;
-		list = t->next;
+	while (L.running) {
+		struct task *t = L.running;
+		L.running = t->next;
 		t->next = NULL;
 		t->queued = false;
 		t->fn(t);

@@ -1,11 +1,12 @@
-/* util.c — checked allocation, clocks and fd helpers shared by every
- * binary (bhatti and lohar). Touches nothing but libc. */
+/* util.c — checked allocation, clocks, fd and directory helpers shared
+ * by every binary (bhatti and lohar). Touches nothing but libc. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -168,5 +169,39 @@ char **strv_dup(char *const *v)
 	char **r = xcalloc(n + 1, sizeof(*r));
 	for (size_t i = 0; i < n; i++)
 		r[i] = xstrdup(v[i]);
+	return r;
+}
+
+int mkdir_parents(const char *path, uid_t uid, gid_t gid, size_t *ret_len)
+{
+	char *dup = xstrdup(path);
+	int r = 0;
+	for (char *p = dup + 1; *p && r == 0; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		struct stat st;
+		if (mkdir(dup, 0755) == 0) {
+			if (uid != (uid_t)-1 && chown(dup, uid, gid) < 0) {
+				/* it stays as made */
+			}
+		} else if (errno != EEXIST) {
+			r = -errno;
+		} else if (stat(dup, &st) == 0 && !S_ISDIR(st.st_mode)) {
+			r = -ENOTDIR;
+		}
+		if (r < 0 && ret_len)
+			*ret_len = (size_t)(p - dup);
+		*p = '/';
+	}
+	free(dup);
+	return r;
+}
+
+int mkdir_p(const char *path, mode_t mode)
+{
+	int r = mkdir_parents(path, (uid_t)-1, (gid_t)-1, NULL);
+	if (r == 0 && mkdir(path, mode) < 0 && errno != EEXIST)
+		r = -errno;
 	return r;
 }

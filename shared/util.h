@@ -46,6 +46,16 @@ int fd_set_cloexec(int fd);
  * -ENAMETOOLONG for a path that does not fit). */
 int unix_connect(const char *path, int *ret_fd);
 
+/* mkdir -p. mkdir_parents() makes every missing directory above path's
+ * last component (mode 0755), giving each new one to uid:gid unless uid
+ * is (uid_t)-1 (one it cannot chown stays as made). Returns 0 or -errno
+ * (-ENOTDIR when one of them exists and is not a directory), with
+ * *ret_len (may be NULL) the length of the prefix of path that failed.
+ * mkdir_p() makes those and then path itself with mode (an existing path
+ * is fine). */
+int mkdir_parents(const char *path, uid_t uid, gid_t gid, size_t *ret_len);
+int mkdir_p(const char *path, mode_t mode);
+
 /* Count of NULL-terminated string vector; free one (accepts NULL). */
 size_t strv_len(char *const *v);
 void strv_free(char **v);

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "helpers.h"
+#include "json.h"
 
 struct dfix {
 	struct daemon_proc d;
@@ -96,16 +97,10 @@ static cJSON *parse(const struct buf *b)
 	return j;
 }
 
-static const char *jstr(cJSON *o, const char *k)
-{
-	cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-	return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static void assert_error_json(const struct buf *b, const char *needle)
 {
 	cJSON *j = parse(b);
-	const char *msg = jstr(j, "error");
+	const char *msg = json_get_str(j, "error", NULL);
 	if (!msg || (needle && !strstr(msg, needle)))
 		fail_msg("expected an error containing '%s', got: %s", needle ? needle : "", b->data);
 	cJSON_Delete(j);
@@ -118,8 +113,8 @@ static void test_health_and_auth(void **state UNUSED)
 	struct buf b = BUF_INIT;
 	assert_int_equal(HTTP("GET", "/health", NULL, NULL, &b), 200);
 	cJSON *j = parse(&b);
-	assert_string_equal(jstr(j, "status"), "ok");
-	assert_string_equal(jstr(j, "accel"), "tcg");
+	assert_string_equal(json_get_str(j, "status", NULL), "ok");
+	assert_string_equal(json_get_str(j, "accel", NULL), "tcg");
 	cJSON_Delete(j);
 	assert_int_equal(HTTP("GET", "/sandboxes", NULL, NULL, &b), 401);
 	assert_error_json(&b, "API key");
@@ -156,14 +151,14 @@ static void test_create_exec_destroy(void **state UNUSED)
 	assert_int_equal(CLI(F->alice, NULL, "list", "--json"), 0);
 	cJSON *j = parse(&OUT);
 	assert_int_equal(cJSON_GetArraySize(j), 1);
-	assert_string_equal(jstr(cJSON_GetArrayItem(j, 0), "name"), "dev");
-	assert_string_equal(jstr(cJSON_GetArrayItem(j, 0), "state"), "hot");
+	assert_string_equal(json_get_str(cJSON_GetArrayItem(j, 0), "name", NULL), "dev");
+	assert_string_equal(json_get_str(cJSON_GetArrayItem(j, 0), "state", NULL), "hot");
 	cJSON_Delete(j);
 	assert_int_equal(CLI(F->alice, NULL, "inspect", "dev", "--json"), 0);
 	j = parse(&OUT);
-	assert_string_equal(jstr(j, "image"), "tiny");
+	assert_string_equal(json_get_str(j, "image", NULL), "tiny");
 	char id[64];
-	snprintf(id, sizeof(id), "%s", jstr(j, "id"));
+	snprintf(id, sizeof(id), "%s", json_get_str(j, "id", NULL));
 	cJSON_Delete(j);
 	/* by id too */
 	assert_int_equal(CLI(F->alice, NULL, "exec", id, "--", "hostname"), 0);
@@ -191,14 +186,14 @@ static void test_api_exec_whole_and_streamed(void **state UNUSED)
 			      "{\"cmd\":[\"sh\",\"-c\",\"echo out; echo err >&2; exit 7\"]}", &b), 200);
 	cJSON *j = parse(&b);
 	assert_int_equal(cJSON_GetObjectItem(j, "exit_code")->valueint, 7);
-	assert_string_equal(jstr(j, "stdout"), "out\n");
-	assert_string_equal(jstr(j, "stderr"), "err\n");
+	assert_string_equal(json_get_str(j, "stdout", NULL), "out\n");
+	assert_string_equal(json_get_str(j, "stderr", NULL), "err\n");
 	cJSON_Delete(j);
 	/* stdin and a timeout */
 	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice,
 			      "{\"cmd\":[\"cat\"],\"stdin\":\"piped\"}", &b), 200);
 	j = parse(&b);
-	assert_string_equal(jstr(j, "stdout"), "piped");
+	assert_string_equal(json_get_str(j, "stdout", NULL), "piped");
 	cJSON_Delete(j);
 	assert_int_equal(HTTP("POST", "/sandboxes/api/exec", F->alice,
 			      "{\"cmd\":[\"sleep\",\"30\"],\"timeout_sec\":1}", &b), 200);
@@ -278,7 +273,7 @@ static void test_users_are_isolated(void **state UNUSED)
 	assert_int_equal(CLI(F->alice, NULL, "inspect", "mine", "--json"), 0);
 	cJSON *j = parse(&OUT);
 	char path[128];
-	snprintf(path, sizeof(path), "/sandboxes/%s", jstr(j, "id"));
+	snprintf(path, sizeof(path), "/sandboxes/%s", json_get_str(j, "id", NULL));
 	cJSON_Delete(j);
 	assert_int_equal(HTTP("GET", path, F->bob, NULL, &b), 404);   /* by id too */
 	/* secrets are per user */
@@ -401,7 +396,7 @@ static void test_secrets(void **state UNUSED)
 	snprintf(path, sizeof(path), "%s/state.db", F->d.data);
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 0);
-	snprintf(path, sizeof(path), "%s/sandboxes/%s/disk.ext4", F->d.data, jstr(sj, "id"));
+	snprintf(path, sizeof(path), "%s/sandboxes/%s/disk.ext4", F->d.data, json_get_str(sj, "id", ""));
 	assert_int_equal(stat(path, &st), 0);
 	assert_true(st.st_size > 0);
 	cJSON_Delete(sj);
@@ -455,7 +450,7 @@ static void test_stop_start_sessions(void **state UNUSED)
 	cJSON *j = parse(&OUT), *ss, *init = NULL;
 	assert_true(cJSON_IsArray(j));
 	cJSON_ArrayForEach(ss, j)
-		if (jstr(ss, "id") && strcmp(jstr(ss, "id"), "init") == 0)
+		if (strcmp(json_get_str(ss, "id", ""), "init") == 0)
 			init = ss;
 	if (!init)
 		fail_msg("no session 'init' after stop/start: %s", OUT.data);

@@ -64,7 +64,7 @@ static int open_engine_cfg(struct efix *fx, struct engine_config *cfg, struct en
 
 static int open_engine(struct efix *fx, bool no_templates, struct engine **ret)
 {
-	struct engine_config cfg = { .no_templates = no_templates };
+	struct engine_config cfg = { .no_templates = no_templates, .pool_size = 1 };
 	return open_engine_cfg(fx, &cfg, ret);
 }
 
@@ -85,34 +85,6 @@ static void destroy_each(struct vm *vm, void *arg UNUSED)
 {
 	struct err e = ERR_INIT;
 	vm_destroy_sync(vm, &e);
-}
-
-/* QEMU processes whose command line mentions dir. */
-static int count_qemu(const char *dir)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int n = 0;
-	while (d && (de = readdir(d))) {
-		if (de->d_name[0] < '0' || de->d_name[0] > '9')
-			continue;
-		char path[300], buf[8192];
-		snprintf(path, sizeof(path), "/proc/%s/cmdline", de->d_name);
-		size_t len;
-		char *cmd = host_read_file(path, &len);
-		if (!cmd)
-			continue;
-		size_t k = MIN(len, sizeof(buf) - 1);
-		for (size_t i = 0; i < k; i++)
-			buf[i] = cmd[i] ? cmd[i] : ' ';
-		buf[k] = '\0';
-		if (strstr(buf, "qemu-system") && strstr(buf, dir))
-			n++;
-		free(cmd);
-	}
-	if (d)
-		closedir(d);
-	return n;
 }
 
 static int count_entries(const char *dir)
@@ -136,7 +108,7 @@ static int teardown(void **state)
 		engine_each(fx->eng, destroy_each, NULL);
 		engine_free(fx->eng);
 	}
-	if (count_qemu(fx->data)) {
+	if (count_qemu_under(fx->data)) {
 		fprintf(stderr, "QEMU processes left behind for %s\n", fx->data);
 		rc = -1;
 	}
@@ -225,7 +197,7 @@ static void test_boot_and_exec(void **state)
 	free(out);
 	destroy(vm);
 	engine_free(cold);
-	assert_int_equal(count_qemu(other.data), 0);
+	assert_int_equal(count_qemu_under(other.data), 0);
 	test_rmtree(other.data);
 	free(other.data);
 	(void)fx;
@@ -504,7 +476,7 @@ static void test_cold_stop_and_start(void **state)
 static void test_clone_takes_the_spare(void **state UNUSED)
 {
 	struct efix other = { .data = test_tmpdir("engine-spare") };
-	struct engine_config cfg = { .pool_size = -1, .spare_linger_ms = 2000 };
+	struct engine_config cfg = { .spare_linger_ms = 2000 }; /* no pool */
 	struct engine *en;
 	struct err e = ERR_INIT;
 	assert_int_equal(open_engine_cfg(&other, &cfg, &en), 0);
@@ -543,7 +515,7 @@ static void test_clone_takes_the_spare(void **state UNUSED)
 		loop_run_once(10);
 	assert_false(find_spare(engine_mem_dir(en), spare, sizeof(spare)));
 	engine_free(en);
-	assert_int_equal(count_qemu(other.data), 0);
+	assert_int_equal(count_qemu_under(other.data), 0);
 	test_rmtree(other.data);
 	free(other.data);
 	free(ha); free(hb); free(ra); free(rb); free(sum1); free(sum2);
@@ -608,9 +580,9 @@ static void test_readopt_after_engine_restart(void **state)
 	struct vm *late = create(fx, "late", NULL);
 	struct buf pool = BUF_INIT;
 	buf_addf(&pool, "%s/pool", fx->data);
-	for (int i = 0; i < 600 && count_qemu(pool.data) == 0; i++)
+	for (int i = 0; i < 600 && count_qemu_under(pool.data) == 0; i++)
 		loop_run_once(50);
-	assert_int_equal(count_qemu(pool.data), 1);
+	assert_int_equal(count_qemu_under(pool.data), 1);
 	buf_release(&pool);
 	free(m);
 	free(h);
@@ -629,7 +601,7 @@ static void test_qemu_as_vm_user(void **state UNUSED)
 	chmod(other.data, 0711); /* the data dir must let the VM user through */
 	struct err e = ERR_INIT;
 	struct engine_config cfg = { .data_dir = other.data, .images_dir = images_dir(),
-				     .accel = "tcg", .vm_user = "nobody", .pool_size = -1 };
+				     .accel = "tcg", .vm_user = "nobody" };
 	if (engine_new(&cfg, NULL, NULL, &en, &e) < 0)
 		fail_msg("engine: %s", err_str(&e));
 	struct vm_spec spec = { .id = "confined" };
@@ -655,7 +627,7 @@ static void test_qemu_as_vm_user(void **state UNUSED)
 	free(out);
 	destroy(vm);
 	engine_free(en);
-	assert_int_equal(count_qemu(other.data), 0);
+	assert_int_equal(count_qemu_under(other.data), 0);
 	test_rmtree(other.data);
 	free(other.data);
 }
@@ -699,7 +671,7 @@ static void test_nothing_left_behind(void **state)
 	char *mem_dir = xstrdup(engine_mem_dir(fx->eng)), spare[512];
 	int spares = find_spare(mem_dir, spare, sizeof(spare)) ? 1 : 0;
 	assert_int_equal(count_entries(mem_dir), spares);
-	assert_int_equal(count_qemu(fx->data), 0);
+	assert_int_equal(count_qemu_under(fx->data), 0);
 	engine_free(fx->eng);
 	fx->eng = NULL;
 	assert_int_equal(count_entries(mem_dir), 0);

@@ -1,7 +1,9 @@
-/* test-agent-loop.c — unit tests for the event loop lohar runs on (shared/loop.c):
- * timers fire in deadline order, tasks run on the next turn and cannot
- * starve fds, a parked watch (empty interest) does not spin on a hung-up
- * pipe, deferred frees run after the batch. Real epoll, timerfd, pipes. */
+/* test-agent-loop.c — unit tests for the event loop of lohar and the
+ * daemon (shared/loop.c): timers fire in deadline order, tasks run on the
+ * next turn and cannot starve fds, a task cancelled by an earlier one of
+ * its batch does not run (and the rest do), a parked watch (empty
+ * interest) does not spin on a hung-up pipe, deferred frees run after the
+ * batch. Real epoll, timerfd, pipes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -161,6 +163,39 @@ static void test_deferred_free_after_batch(void **state UNUSED)
 	assert_int_equal(freed, 2);
 }
 
+/* A task may cancel another of the same batch (an engine VM whose
+ * operation ends destroys another VM): the cancelled one does not run,
+ * the ones after it do, and it can be posted again. */
+static struct task batch[3];
+static char ran[8];
+static int nran;
+
+static void t_batch(struct task *t)
+{
+	ran[nran++] = (char)('a' + (t - batch));
+	if (t == &batch[0])
+		task_cancel(&batch[1]);
+}
+
+static void test_task_cancelled_by_its_batch(void **state UNUSED)
+{
+	nran = 0;
+	for (int i = 0; i < 3; i++) {
+		task_init(&batch[i], t_batch, NULL);
+		task_post(&batch[i]);
+	}
+	assert_true(loop_run_once(0) >= 0);
+	assert_int_equal(nran, 2);
+	assert_memory_equal(ran, "ac", 2);
+	assert_false(batch[1].queued);
+	assert_false(batch[2].queued);
+	task_post(&batch[1]);
+	task_post(&batch[2]);
+	assert_true(loop_run_once(0) >= 0);
+	assert_int_equal(nran, 4);
+	assert_memory_equal(ran, "acbc", 4);
+}
+
 static int group_setup(void **state UNUSED)
 {
 	return loop_init();
@@ -174,6 +209,7 @@ int main(void)
 		cmocka_unit_test(test_tasks_do_not_starve_fds),
 		cmocka_unit_test(test_parked_watch_does_not_spin),
 		cmocka_unit_test(test_deferred_free_after_batch),
+		cmocka_unit_test(test_task_cancelled_by_its_batch),
 	};
 	return cmocka_run_group_tests(tests, group_setup, NULL);
 }

@@ -6,10 +6,11 @@
  *
  * Real parts: the real http.c + listen.c + routes.c + handlers on a real
  * libwebsockets context, a real SQLite store in a temp dir with a real
- * user and key, real TCP on loopback. No engine: no sandbox exists, so
- * every sandbox route answers 404 from its handler (which is how the test
- * sees that the route, the auth and the rate limit let it through). The
- * daemon's loop runs on the test's main thread; the client is a thread.
+ * user and key, real TCP on loopback. The engine runs on the fake backend
+ * (tests/fake-backend.c: no VMs) and no sandbox exists, so every sandbox
+ * route answers 404 from its handler (which is how the test sees that the
+ * route, the auth and the rate limit let it through). The daemon's loop
+ * runs on the test's main thread; the client is a thread.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -28,6 +29,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "fake-backend.h"
 #include "helpers.h"
 #include "http.h"
 #include "json.h"
@@ -263,11 +265,18 @@ static int setup(void **state UNUSED)
 	}
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = 10, [RATE_EXEC] = 100, [RATE_READ] = 1000 };
 	S.rl = ratelimit_new(rates);
+	struct engine_config ec = { .backend = &fake_backend, .data_dir = dir, .images_dir = dir };
+	fake_reset();
+	if (engine_new(&ec, NULL, NULL, &S.eng, &e) < 0) {
+		fprintf(stderr, "engine_new: %s\n", err_str(&e));
+		return -1;
+	}
 	return 0;
 }
 
 static int teardown(void **state UNUSED)
 {
+	engine_free(S.eng);
 	ratelimit_free(S.rl);
 	store_free(S.store);
 	settings_release(&S.cfg);

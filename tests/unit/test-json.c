@@ -1,6 +1,7 @@
 /* test-json.c — unit tests for shared/json.c: strict request parsing by
  * field table (types, ranges, caps, duplicates, NULs, depth, trailing
- * bytes) and the response builders. Sits between cmocka and json.h. */
+ * bytes), the response builders, and reading members of a parsed object.
+ * Sits between cmocka and json.h. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -569,6 +570,23 @@ static void test_print(void **state)
 	buf_release(&b);
 }
 
+static void test_get(void **state)
+{
+	(void)state;
+	cJSON *o = cJSON_Parse("{\"s\":\"x\",\"n\":42.5,\"b\":true,\"z\":null}");
+	assert_non_null(o);
+	assert_string_equal(json_get_str(o, "s", "def"), "x");
+	assert_string_equal(json_get_str(o, "n", "def"), "def");   /* not a string */
+	assert_string_equal(json_get_str(o, "S", "def"), "def");   /* keys are exact */
+	assert_null(json_get_str(o, "missing", NULL));
+	assert_null(json_get_str(NULL, "s", NULL));
+	assert_true(json_get_num(o, "n") == 42.5);
+	assert_true(json_get_num(o, "b") == 0);                   /* not a number */
+	assert_true(json_get_num(o, "z") == 0);
+	assert_true(json_get_num(NULL, "n") == 0);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -589,6 +607,7 @@ int main(void)
 		cmocka_unit_test(test_put_str),
 		cmocka_unit_test(test_error_body),
 		cmocka_unit_test(test_print),
+		cmocka_unit_test(test_get),
 	};
 	json_init();
 	return cmocka_run_group_tests(tests, NULL, NULL);

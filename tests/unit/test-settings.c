@@ -1,7 +1,8 @@
 /* test-settings.c — unit tests for daemon/settings.c: the defaults, a full
  * and a partial file (tests/data/settings/, run from the project root),
  * which file is read ($BHATTI_CONFIG, the default path), errors naming
- * file, line and key, the checks on string values, and listen addresses.
+ * file, line and key, the checks on string values, pool_size (0 = none)
+ * and listen addresses.
  * Sits between cmocka and settings.h.
  */
 #include <stdarg.h>
@@ -75,7 +76,7 @@ static void test_full_file(void **state)
 	assert_string_equal(s.accel, "tcg");
 	assert_string_equal(s.vm_user, "bhatti-vm");
 	assert_string_equal(s.default_image, "minimal");
-	assert_int_equal(s.pool_size, -1);
+	assert_int_equal(s.pool_size, 0);
 	assert_string_equal(s.log_level, "debug");
 	assert_int_equal(s.defaults.cpus, 2);
 	assert_int_equal(s.defaults.memory_mb, 1024);
@@ -212,6 +213,23 @@ static void test_bad_values(void **state)
 	}
 }
 
+/* pool_size: 0 is none, as for the engine; older configs said -1 */
+static void test_pool_size(void **state)
+{
+	(void)state;
+	static const struct { const char *text; int64_t want; } cases[] = {
+		{ "pool_size: 0", 0 }, { "pool_size: -1", 0 }, { "pool_size: 3", 3 },
+		{ "log_level: info", 1 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		struct settings s;
+		struct err e = ERR_INIT;
+		assert_int_equal(settings_load_string("t.yaml", cases[i].text, &s, &e), 0);
+		assert_int_equal(s.pool_size, cases[i].want);
+		settings_release(&s);
+	}
+}
+
 static void test_parse_listen(void **state)
 {
 	(void)state;
@@ -277,6 +295,7 @@ int main(void)
 		cmocka_unit_test(test_file_errors),
 		cmocka_unit_test(test_which_file),
 		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_pool_size),
 		cmocka_unit_test(test_parse_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,285 @@
+/* qemu.h — what the files of the QEMU backend share (engine-qemu.c and
+ * qemu-*.c; the overview of the backend is at the top of engine-qemu.c):
+ * per-engine and per-VM state, templates, and the functions one of these
+ * files calls in another. Private to the backend: engine.c and everyone
+ * else see engine.h and engine-internal.h.
+ *
+ * An operation is a chain of steps; each step starts one asynchronous
+ * thing and names the step that continues when it is done (one
+ * continuation per kind of wait in struct qvm, so waits cannot mix up).
+ * A step that fails calls step_fail(), which leaves the VM as its
+ * operation requires; QEMU's death ends up in qemu_exited().
+ */
+#ifndef BHATTI_QEMU_H
+#define BHATTI_QEMU_H
+
+#include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "engine-internal.h"
+#include "json.h"
+#include "log.h"
+#include "loop.h"
+#include "qmp.h"
+
+#define BOOT_TIMEOUT_MS     120000  /* TCG on a loaded 2-core box is slow */
+#define RESTORE_TIMEOUT_MS  30000
+#define STEP_TIMEOUT_MS     30000
+#define PROBE_TIMEOUT_MS    8000    /* a working KVM answers in well under 1 s */
+#define SYNC_TIMEOUT_MS     5000
+#define RETRY_MS            2
+#define SPARE_DELAY_MS      1000    /* a spare copy after a start or stop ("memory spares") */
+
+struct tmpl;
+
+/* Per engine. */
+struct qeng {
+	char accel[8];
+	bool closing;               /* engine_free: no more pool refills */
+	unsigned tsc_khz;           /* host TSC rate, told to TCG guests */
+	char *hot_dir;              /* mem_dir/bhatti-<hash of data_dir> */
+	bool drop_user;
+	uid_t vm_uid;
+	gid_t vm_gid;
+	struct tmpl *tmpls;
+};
+
+struct qvm;
+typedef void (*qstep_fn)(struct qvm *q);
+
+/* What a VM is for. Only sandboxes are the engine's users' (registered,
+ * recorded in vm.json, adopted after a restart); the others are hidden VMs
+ * the backend makes for itself. */
+enum qvm_role {
+	QVM_SANDBOX,            /* a sandbox: created, cloned or taken from the pool */
+	QVM_TEMPLATE_BUILD,     /* booted once, page cache warmed, cold-stopped: a template */
+	QVM_PROBE,              /* booted once under KVM: does KVM work here? */
+	QVM_POOL_CLONE,         /* a clone restored, warmed and paused in its template's
+				 * pool until a create takes it (then a sandbox) */
+};
+
+/* Per VM. Each wait has its own continuation, so they cannot mix up. */
+struct qvm {
+	struct vm *vm;
+	char accel[8];
+	pid_t pid;
+	bool our_child;
+	uint64_t pid_start;         /* /proc/<pid>/stat starttime: pid reuse guard */
+	struct watch pidw;          /* pidfd: readable when QEMU is gone */
+	bool expect_exit;
+	qstep_fn on_exit;           /* QEMU exited as expected (quit, kill) */
+	struct qmp *qmp;
+	qstep_fn on_qmp;            /* QMP socket connected */
+	qstep_fn on_migrated;       /* MIGRATION completed */
+	bool migrated;
+	struct watch agent_w;
+	struct task agent_flush;
+	qstep_fn on_hello;          /* agent answered HELLO */
+	struct ac_stream *agent_req;
+	qstep_fn on_req;            /* agent request ended (agent_rc) */
+	int agent_rc;
+	struct err agent_err;
+	struct timer timer;         /* retries and deadlines of the current step */
+	qstep_fn on_timer;
+	uint64_t deadline;
+	char token[65];
+	char *hot_mem;              /* the running guest's RAM on tmpfs */
+	char *base_key;             /* a clone's template: its memory is the base
+				     * the cold snapshot is a delta against */
+	int state_fd;
+	bool paused;                /* vCPUs stopped by a pause */
+	enum qvm_role role;
+	struct tmpl *source;        /* the template a clone is being restored from
+				     * (until its agent answers: the guest still
+				     * has the template's token) */
+	struct tmpl *waits_for;     /* the template a create waits for (its build) */
+	bool start_qmp_up;          /* start/clone: QMP connected ... */
+	bool start_mem_ready;       /* ... and memory loaded: now restore */
+	struct err step_err;
+	uint64_t t0_ns;             /* when the operation began (step log) */
+};
+
+/* Debug log of how far an operation got, in ms since it began. */
+#define STEP(q, what) log_debug("vm '%s': %s at +%.1f ms", (q)->vm->id, what, \
+				(double)(now_ns() - (q)->t0_ns) / 1e6)
+
+struct tmpl_waiter {
+	struct vm *vm;
+	struct tmpl_waiter *next;
+};
+
+enum tmpl_state { TMPL_BUILDING, TMPL_READY, TMPL_FAILED };
+
+#define POOL_MAX 8
+
+struct tmpl {
+	char *key;
+	char *dir;
+	enum tmpl_state state;
+	struct engine *eng;
+	char *image;                /* the shape its clones (and pool) have */
+	unsigned cpus, memory_mb;
+	struct vm *ready[POOL_MAX]; /* pool: restored, warmed, paused clones */
+	int nready;
+	int building;
+	struct vm *build;           /* the pool clone being made, or NULL */
+	struct timer refill;
+	char *spare;                /* a copy of its memory on tmpfs for the next
+				     * clone or start of a stopped clone, or NULL */
+	bool spare_filling;
+	struct timer spare_timer;
+	uint64_t cloned_ms;         /* when a create last cloned it (0: never) */
+	char token[65];
+	char error[ERR_MSG_MAX];
+	int code;
+	struct tmpl_waiter *waiters;
+	struct tmpl *next;
+};
+
+static inline struct qeng *QE(struct engine *eng)
+{
+	return eng->be_state;
+}
+
+static inline struct qvm *QV(struct vm *vm)
+{
+	return vm->be;
+}
+
+/* ---- engine-qemu.c: the operations begun there ---- */
+
+/* A create (boot, clone or pool claim) is configured: RUNNING. */
+void q_create_done(struct qvm *q);
+/* The VM's directory (0700, given to the VM user); its sockets must fit. */
+int q_prepare_dir(struct vm *vm, struct err *e);
+/* Cold boot: copy the image, spawn, HELLO, then what the VM is for. */
+void q_boot(struct vm *vm);
+/* A create's disk copy is done (rc): false when the create is over (it
+ * failed, or a destroy came); else vm.json records the VM and the disk
+ * is given to the user QEMU runs as. */
+bool q_disk_copied(struct vm *vm, int rc, const struct err *e);
+/* A VM the backend makes for itself (not registered, no vm.json), begun
+ * as a create whose end goes to done. */
+struct qvm *q_hidden_create(struct engine *eng, const struct vm_spec *spec, enum qvm_role role,
+			    const char *accel, vm_done_fn done, void *arg);
+void q_destroy(struct vm *vm);
+/* Free a qvm that owns no runtime (a create's, replaced by a pool clone's). */
+void q_vm_free_state(struct qvm *q);
+
+/* ---- qemu-proc.c: a VM's runtime ---- */
+
+struct qvm *qvm_new(struct vm *vm, const char *accel);
+/* Paths (caller frees): vm->dir/name; data_dir/a[/b]; images_dir/name;
+ * the memory a clone's cold snapshot is a delta against (NULL: none). */
+char *qvm_path(const struct vm *vm, const char *name);
+char *qeng_path(const struct engine *eng, const char *a, const char *b);
+char *qeng_image_path(const struct engine *eng, const char *name);
+char *qvm_base_mem(struct qvm *q);
+/* bytes random bytes as hex into out (2 * bytes + 1 chars). */
+void q_random_hex(char *out, size_t bytes);
+
+/* The step's one timer (retries and deadlines): fn runs after ms. */
+void step_after(struct qvm *q, uint64_t ms, qstep_fn fn);
+bool step_past_deadline(struct qvm *q);
+/* Stop every wait of the current step: timer, QMP, agent, state fd. */
+void step_cleanup(struct qvm *q);
+/* The operation failed: leave the VM as the operation requires. */
+void step_fail(struct qvm *q, int code, const char *fmt, ...) PRINTF(3, 4);
+
+/* QEMU processes: /proc/<pid>/stat's start time (a pid reuse guard); the
+ * next QEMU in a /proc listing whose command line names needle; the QEMU
+ * serving a QMP socket path. */
+uint64_t qemu_starttime(pid_t pid);
+pid_t qemu_naming_next(DIR *d, const char *needle);
+pid_t qemu_by_socket(const char *qmp_path);
+char *qemu_kernel_cmdline(struct engine *eng, bool kvm, bool for_key);
+int qemu_spawn(struct qvm *q, bool incoming, struct err *e);
+int qemu_watch(struct qvm *q, struct err *e);   /* its pidfd */
+void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
+/* Files QEMU opens itself belong to the user it runs as. */
+void qemu_chown(struct vm *vm, const char *path, int fd);
+int qemu_mem_file(struct engine *eng, const char *path, unsigned memory_mb, struct err *e);
+
+/* QMP: connect (retrying while QEMU starts), then commands whose failure
+ * fails the step. */
+void qemu_qmp_connect(struct qvm *q, qstep_fn next);
+void qemu_on_qmp_event(struct qmp *qm, const char *ev, const cJSON *data, void *arg);
+void qemu_on_qmp_closed(struct qmp *qm, const struct err *e, void *arg);
+void qemu_cmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next);
+cJSON *qemu_migrate_caps(void);
+cJSON *qemu_args_str(const char *k, const char *v);
+void qemu_close_state_fd(struct qvm *q);
+
+/* ---- qemu-agent.c: the agent channel ---- */
+
+void qagent_on_io(struct watch *w, uint32_t events);
+void qagent_flush_task(struct task *t);
+int qagent_open(struct qvm *q, const char *token, struct err *e);
+void qagent_close(struct qvm *q);
+/* Connect and wait for HELLO_OK, then next; the step fails after timeout_ms. */
+void qagent_connect(struct qvm *q, const char *token, uint64_t timeout_ms, qstep_fn next);
+/* (an on_hello that only logs: the channel is back) */
+void qagent_reconnected(struct qvm *q);
+/* One request; next runs when it ends, with q->agent_rc and q->agent_err. */
+void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeout_ms,
+		    qstep_fn next);
+/* CONFIGURE: a new identity (token, hostname, env, secrets, files, init,
+ * RNG seed) and the clock, or only the clock. */
+void qagent_configure(struct qvm *q, bool identity, qstep_fn next);
+
+/* ---- qemu-restore.c: restore and start ---- */
+
+/* Spawn QEMU -incoming on the device state `state` while the file worker
+ * fills the memory file from base (+ delta); then restore. */
+void restore_overlapped(struct qvm *q, const char *state, const char *base,
+			const char *delta);
+/* Rename path to aside and let the file worker remove it. */
+void q_remove_aside(const char *path, const char *aside);
+void q_start(struct vm *vm);
+
+/* ---- qemu-template.c: templates ---- */
+
+void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */);
+struct tmpl *tmpl_find(struct engine *eng, const char *key);
+/* Known, or found on disk (TMPL_READY), or new (TMPL_FAILED until built). */
+struct tmpl *tmpl_obtain(struct vm *vm, const char *key);
+/* A create's template: take a pool clone, clone it, or wait for its build. */
+void tmpl_get(struct vm *vm);
+void tmpl_unwait(struct qvm *q);
+/* Clone vm (a create, or a pool clone) from the ready template t. */
+void tmpl_clone(struct vm *vm, struct tmpl *t);
+void tmpl_remove_stale(struct engine *eng);
+
+/* ---- qemu-pool.c: the pool and the memory spares ---- */
+
+void pool_warmed(struct qvm *q);
+void pool_fill_timer(struct timer *tm);
+void pool_claim(struct vm *vm, struct tmpl *t);
+void pool_drain(struct tmpl *t);
+void pool_sweep(struct engine *eng);
+void spare_want(struct tmpl *t, uint64_t delay_ms);
+void spare_drop(struct tmpl *t);
+void spare_timer_fired(struct timer *tm);
+bool spare_take(struct qvm *q);
+void spare_recheck(struct qvm *q);
+
+/* ---- qemu-adopt.c: vm.json and adoption ---- */
+
+/* vm.json through the file worker (durable: fsync'd), or now. */
+void meta_record(struct vm *vm, bool durable);
+void meta_write(struct vm *vm);
+void meta_write_now(struct vm *vm);
+cJSON *meta_read(const char *dir);
+int q_adopt(struct engine *eng, struct err *e);
+/* Kill QEMUs run from under prefix that are no sandbox's. */
+void qemu_kill_orphans(struct engine *eng, const char *prefix, const char *what);
+
+/* ---- qemu-init.c ---- */
+
+int q_init(struct engine *eng, struct err *e);
+void q_settle(struct engine *eng);
+void q_fini(struct engine *eng);
+
+#endif
