@@ -6,7 +6,8 @@
 #   make test       deps + build + every unit and integration test
 #   make asan       the same under AddressSanitizer/UBSan (build/asan/)
 #   make fuzz       the libFuzzer targets, FUZZ_SECONDS (600) each (clang)
-#   make bench      benchmarks under bench/
+#   make bench      benchmarks under bench/ (bench/load only in make soak)
+#   make soak       the long proof (~40 min): soak, fault and load tests
 #
 # Objects go to $(BUILD)/host (glibc) and $(BUILD)/musl (static agent).
 
@@ -19,13 +20,18 @@ SAN      ?=
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
 CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP
 
-# Include paths by directory: what a layer may see. client/ sees shared/
-# only; cli/ sees shared/ and client/ (the daemon only through
-# "../daemon/local.h"). Everything else (daemon/, agent/, shared/, tests,
-# benchmarks) INC.
+# Include paths by directory: what a layer may see (docs/architecture.md,
+# "Layers"). shared/ sees itself only; agent/, daemon/ and client/ see
+# shared/ and themselves; cli/ sees shared/ and client/ (the daemon only
+# through "../daemon/local.h"). Tests and benchmarks see everything (INC).
+# tests/check-layers.sh checks the same rules on the sources.
 INC        := -Ishared -Idaemon
+INC_shared := -Ishared
+INC_agent  := -Ishared -Iagent
+INC_daemon := -Ishared -Idaemon
 INC_client := -Ishared -Iclient
 INC_cli    := -Ishared -Iclient -Icli
+INC_tests  := -Ishared -Idaemon -Iclient
 inc_of      = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC))
 ifneq ($(SAN),)
 CFLAGS   += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -81,15 +87,19 @@ UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 INTEG_SRC := $(sort $(wildcard tests/integration/test-*.c))
 LONG_SRC  := $(sort $(wildcard tests/integration/long-*.c))
 LONG_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(LONG_SRC))
+# tests/integration/soak-*.c run only in `make soak` (long: see below)
+SOAK_SRC  := $(sort $(wildcard tests/integration/soak-*.c))
+SOAK_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(SOAK_SRC))
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
-# tests/helpers.c and the test double of the engine's backend
-# (tests/fake-backend.c), as an archive: a test links what it uses
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/fake-backend.c)
+# tests/helpers.c, the leak audit of the long runs (tests/audit.c) and the
+# test double of the engine's backend (tests/fake-backend.c), as an
+# archive: a test links what it uses
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long asan fuzz fuzz-smoke bench clean images images-minimal
+.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
@@ -107,7 +117,7 @@ $(BUILD)/host/%.o: %.c
 $(BUILD)/musl/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC musl $<"
-	@$(AGENT_CC) $(CFLAGS) $(INC) -c $< -o $@
+	@$(AGENT_CC) $(CFLAGS) $(call inc_of,$<) -c $< -o $@
 
 $(BUILD)/bhatti: $(CLI_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@echo "  LD      $@"
@@ -178,24 +188,37 @@ $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
 
 # (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN) $(if $(SAN),,fuzz-smoke)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-unit: all $(UNIT_BIN)
-	@BUILD=$(BUILD) sh tests/run.sh $(UNIT_BIN)
+	@BUILD=$(BUILD) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN)
 
 # Everything in `make test`, plus what needs the Debian `minimal` image
 # (debootstrap: a minute or more the first time).
 test-long: deps
 	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+
+# The proof of issue 10, long (about 40 minutes here): SOAK_CYCLES sandbox
+# life cycles with leak checks, fault injection (kill -9 of the daemon and
+# of QEMU, ENOSPC during a stop; SOAK_TRIALS, SOAK_SEED), and bench/load
+# (LOAD_SECONDS of 50 clients on 10 sandboxes). Figures in docs/security.md.
+soak: deps
+	@$(MAKE) --no-print-directory all images $(SOAK_BIN) $(BUILD)/bench/load
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) TEST_TIMEOUT=$${TEST_TIMEOUT:-5400} \
+		sh tests/run.sh $(SOAK_BIN); rc=$$?; \
+		grep -h '^#' $(patsubst $(BUILD)/tests/%,$(BUILD)/test-logs/%.log,$(SOAK_BIN)); \
+		[ $$rc -eq 0 ] || exit $$rc
+	@echo "== $(BUILD)/bench/load"
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) $(BUILD)/bench/load
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
@@ -243,7 +266,7 @@ fuzz-smoke: $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
 	@sh tests/fuzz/run.sh $(BUILD) smoke $(FUZZ_NAMES)
 
 bench: all $(BENCH_BIN)
-	@for b in $(BENCH_BIN); do echo "== $$b"; $$b || exit 1; done
+	@for b in $(filter-out %/load,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 
 clean:
 	rm -rf build

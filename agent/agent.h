@@ -223,7 +223,7 @@ unsigned session_count_attached(void);
  * also fsync it (FILE_WRITE does); configuration written at boot is made
  * durable by the SYNC before a cold snapshot instead, because a guest
  * fsync is a host fdatasync of the disk image. */
-int file_write_atomic(const char *path, const void *data, size_t len,
+int op_file_write_atomic(const char *path, const void *data, size_t len,
 		      uint32_t mode, uid_t uid, gid_t gid, bool durable, struct err *e);
 
 #endif

@@ -269,7 +269,7 @@ static void write_etc(const char *path, const struct buf *text)
 	struct stat st;
 	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode))
 		return;
-	file_write_atomic(path, text->data, text->len, 0644, 0, 0, false, NULL);
+	op_file_write_atomic(path, text->data, text->len, 0644, 0, 0, false, NULL);
 }
 
 int init_set_hostname(const char *name, struct err *e)
@@ -364,7 +364,7 @@ int init_configure_net(const struct proto_configure *cfg, struct err *e)
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; cfg->net_dns[i]; i++)
 			buf_addf(&b, "nameserver %s\n", cfg->net_dns[i]);
-		r = file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
+		r = op_file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
 		buf_release(&b);
 	}
 out:

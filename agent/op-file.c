@@ -212,7 +212,7 @@ static int atomic_commit(struct atomic_file *af, bool durable, struct err *e)
 	return 0;
 }
 
-int file_write_atomic(const char *path, const void *data, size_t len,
+int op_file_write_atomic(const char *path, const void *data, size_t len,
 		      uint32_t mode, uid_t uid, gid_t gid, bool durable, struct err *e)
 {
 	struct atomic_file af;

@@ -170,7 +170,7 @@ static int apply_configure(const struct proto_configure *c, struct err *e)
 	}
 	for (size_t i = 0; (c->what & PROTO_CFG_FILES) && i < c->nfiles; i++) {
 		const struct proto_cfg_file *cf = &c->files[i];
-		r = file_write_atomic(cf->path, cf->content.data, cf->content.len,
+		r = op_file_write_atomic(cf->path, cf->content.data, cf->content.len,
 				      cf->mode ? cf->mode : 0644, cf->uid, cf->gid, false, e);
 		if (r < 0)
 			return r;

@@ -28,7 +28,7 @@
 
 #include "json.h"
 #include "local.h"
-#include "names.h"
+#include "valid.h"
 #include "num.h"
 #include "settings.h"
 #include "store.h"

@@ -39,9 +39,9 @@ cJSON *api_sandbox_json(struct sbx *sb)
 	api_time(when, sb->row.created_at);
 	cJSON_AddStringToObject(o, "created_at", when);
 	if (sb->vm)
-		cJSON_AddStringToObject(o, "origin", vm_origin(sb->vm));
+		cJSON_AddStringToObject(o, "origin", sbx_origin(sb));
 	if (strcmp(state, "error") == 0)
-		cJSON_AddStringToObject(o, "error", sb->vm ? vm_error(sb->vm) : "the VM is gone");
+		cJSON_AddStringToObject(o, "error", sbx_error(sb));
 	return o;
 }
 
@@ -218,6 +218,6 @@ void api_health(struct http_req *r)
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddStringToObject(o, "status", "ok");
 	cJSON_AddStringToObject(o, "version", BHATTI_VERSION);
-	cJSON_AddStringToObject(o, "accel", engine_accel(r->srv->eng));
+	cJSON_AddStringToObject(o, "accel", server_accel(r->srv));
 	http_reply_json(r, 200, o);
 }

@@ -4,15 +4,17 @@
  *
  * Sits between the API handlers and the store + engine + secrets key.
  * Crash safety: a row is written before its VM is created and removed
- * after its VM is destroyed; at start-up sbx_init() reconciles the two
- * (a VM without a row is destroyed, a row without a VM directory is a
- * create that never finished and is dropped).
+ * after its VM is destroyed, and marked (destroying) before the destroy
+ * begins; at start-up sbx_init() reconciles the two (a VM without a row
+ * is destroyed, a row without a VM directory is a create that never
+ * finished and is dropped, a marked row's destroy is finished).
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sodium.h>
 
+#include "engine.h"
 #include "log.h"
 #include "loop.h"
 #include "sandbox.h"
@@ -76,6 +78,21 @@ void sbx_touch(struct sbx *sb)
 
 /* ---- states ---------------------------------------------------------------- */
 
+const char *sbx_origin(const struct sbx *sb)
+{
+	return sb->vm ? vm_origin(sb->vm) : "";
+}
+
+const char *sbx_error(const struct sbx *sb)
+{
+	return sb->vm ? vm_error(sb->vm) : "the VM is gone";
+}
+
+const char *server_accel(const struct server *srv)
+{
+	return engine_accel(srv->eng);
+}
+
 const char *sbx_state(const struct sbx *sb)
 {
 	if (sb->destroying)
@@ -120,10 +137,29 @@ static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg);
 
 /* An engine operation ended: the op's waiters get its result, wake
  * waiters look again. */
+/* The user's "stopped" is recorded before the VM stops (a crash in the
+ * middle must not leave it to be woken); a stop that did not happen takes
+ * it back. */
+static void unstop(struct sbx *sb)
+{
+	struct err e = ERR_INIT;
+	if (!sb->row.stopped || (sb->vm && vm_state(sb->vm) == VM_STOPPED))
+		return;
+	if (store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, &e) < 0)
+		log_warn("sandbox '%s': %s", sb->row.id, err_str(&e));
+	else
+		sb->row.stopped = false;
+}
+
 static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
 	sb->busy = false;
+	if (sb->stopping) {
+		sb->stopping = false;
+		if (rc < 0)
+			unstop(sb);
+	}
 	struct sbx_waiter *list = sb->waiters;
 	sb->waiters = NULL;
 	while (list) {
@@ -224,24 +260,40 @@ static int run_op(struct sbx *sb, int (*op)(struct vm *, vm_done_fn, void *, str
 	return 0;
 }
 
-int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
+/* Can the user's stop or start begin? Checked before the user's wish is
+ * recorded: a refused one must not change it. */
+static int check_op(struct sbx *sb, struct err *e)
 {
 	if (sb->vm && vm_state(sb->vm) == VM_FAILED)
 		return err_set(e, ENOTCONN, "sandbox '%s' failed: %s; destroy it", sb->row.name,
 			       vm_error(sb->vm));
-	int rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, e);
+	if (sb->busy)
+		return err_set(e, EBUSY, "sandbox '%s' is busy (%s); try again", sb->row.name,
+			       sbx_state(sb));
+	return 0;
+}
+
+int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
+{
+	int rc = check_op(sb, e);
+	if (rc == 0)
+		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, e);
 	if (rc < 0)
 		return rc;
 	sb->row.stopped = true;
-	return run_op(sb, vm_stop, done, arg, e);
+	rc = run_op(sb, vm_stop, done, arg, e);
+	if (rc < 0)
+		unstop(sb);
+	else
+		sb->stopping = true;
+	return rc;
 }
 
 int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
-	if (sb->vm && vm_state(sb->vm) == VM_FAILED)
-		return err_set(e, ENOTCONN, "sandbox '%s' failed: %s; destroy it", sb->row.name,
-			       vm_error(sb->vm));
-	int rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
+	int rc = check_op(sb, e);
+	if (rc == 0)
+		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
 	if (rc < 0)
 		return rc;
 	sb->row.stopped = false;
@@ -267,6 +319,18 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 
 /* ---- destroy ------------------------------------------------------------------- */
 
+/* The store's record that a destroy began (so that a crash in its middle
+ * does not leave half a sandbox: the next daemon finishes it). Best
+ * effort: a destroy goes on without it (a full disk must not keep a
+ * sandbox alive). */
+static void mark_destroying(struct sbx *sb, bool on)
+{
+	struct err se = ERR_INIT;
+	if (store_sandbox_set_destroying(sb->srv->store, sb->row.id, on, &se) < 0)
+		log_warn("sandbox '%s': %s", sb->row.id, err_str(&se));
+	sb->row.destroying = on;
+}
+
 static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
@@ -274,6 +338,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 	if (rc < 0) {
 		log_warn("sandbox '%s': destroy: %s", sb->row.id, err_str(e));
 		sb->destroying = false;
+		mark_destroying(sb, false);
 	} else {
 		sb->vm = NULL;
 		rc = store_sandbox_delete(sb->srv->store, sb->row.id, &se);
@@ -310,9 +375,12 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 		destroyed(NULL, 0, NULL, sb);
 		return 0;
 	}
+	if (!sb->row.destroying)
+		mark_destroying(sb, true);
 	int rc = vm_destroy(sb->vm, destroyed, sb, e);
 	if (rc < 0) {
 		sb->destroying = false;
+		mark_destroying(sb, false);
 		sbx_cancel_wait(sb, arg);
 	}
 	return rc;
@@ -405,6 +473,15 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
+void sbx_new_id(char out[VALID_SANDBOX_ID_LEN + 1])
+{
+	unsigned char r[VALID_SANDBOX_ID_LEN / 2];
+	if (sodium_init() < 0)
+		abort(); /* no usable random source: nothing can be created safely */
+	randombytes_buf(r, sizeof(r));
+	sodium_bin2hex(out, VALID_SANDBOX_ID_LEN + 1, r, sizeof(r));
+}
+
 static int count_for(struct server *srv, int64_t user_id)
 {
 	int n = 0;
@@ -459,7 +536,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 
 	char id[VALID_SANDBOX_ID_LEN + 1];
 	do
-		sandbox_id_new(id);
+		sbx_new_id(id);
 	while (engine_find(srv->eng, id));
 	struct buf nb = BUF_INIT;
 	if (req->name)
@@ -544,8 +621,8 @@ int sbx_init(struct server *srv, struct err *e)
 		}
 		if (!vm) {
 			struct err se = ERR_INIT;
-			log_warn("sandbox '%s' (%s): no VM (a create interrupted by a crash): dropping it",
-				 rows[i].name, rows[i].id);
+			log_warn("sandbox '%s' (%s): no VM (%s interrupted by a crash): dropping it",
+				 rows[i].name, rows[i].id, rows[i].destroying ? "a destroy" : "a create");
 			if (store_sandbox_delete(srv->store, rows[i].id, &se) < 0)
 				log_error("%s", err_str(&se));
 			sandbox_row_release(&rows[i]);
@@ -554,6 +631,13 @@ int sbx_init(struct server *srv, struct err *e)
 		struct sbx *sb = sbx_add(srv, &rows[i]);
 		sb->vm = vm;
 		sbx_touch(sb);
+		if (sb->row.destroying) {
+			struct err de = ERR_INIT;
+			log_warn("sandbox '%s' (%s): finishing a destroy a crash interrupted",
+				 sb->row.name, sb->row.id);
+			if (sbx_destroy(sb, NULL, NULL, &de) < 0)
+				log_warn("sandbox '%s': %s", sb->row.id, err_str(&de));
+		}
 	}
 	free(rows);
 	engine_each(srv->eng, destroy_orphan, srv);

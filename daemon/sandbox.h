@@ -24,10 +24,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "engine.h"
 #include "err.h"
 #include "server.h"
 #include "store.h"
+
+struct vm;
 
 struct sbx_waiter;
 
@@ -36,7 +37,8 @@ struct sbx {
 	struct server *srv;
 	struct sandbox_row row;
 	struct vm *vm;            /* NULL when the VM is gone (lost) */
-	bool busy;                /* an engine operation is running */
+	bool busy;                /* an engine operation is running ... */
+	bool stopping;            /* ... and it is the user's stop */
 	bool destroying;
 	struct sbx_waiter *waiters;
 	uint64_t last_used_ms;    /* for the thermal manager */
@@ -60,6 +62,9 @@ typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *a
 int sbx_init(struct server *srv, struct err *e);
 void sbx_release_all(struct server *srv);
 
+/* A new random sandbox id (libsodium's generator; sodium_init() first). */
+void sbx_new_id(char out[VALID_SANDBOX_ID_LEN + 1]);
+
 /* The caller's sandbox by name or id, or NULL. */
 struct sbx *sbx_find(struct server *srv, const struct user *u, const char *name_or_id);
 
@@ -82,6 +87,9 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e);
 
 /* "hot", "warm", "cold", "stopped", "creating", ..., "error". */
 const char *sbx_state(const struct sbx *sb);
+/* How it was created ("clone" or "boot"), and why it is in "error" (""). */
+const char *sbx_origin(const struct sbx *sb);
+const char *sbx_error(const struct sbx *sb);
 /* The agent of a hot sandbox, else NULL. */
 struct ac *sbx_agent(struct sbx *sb);
 void sbx_touch(struct sbx *sb);

@@ -21,6 +21,7 @@
 #include <sodium.h>
 
 #include "buf.h"
+#include "engine.h"
 #include "fileops.h"
 #include "http.h"
 #include "json.h"

@@ -8,12 +8,12 @@
 #define BHATTI_SERVER_H
 
 #include "age.h"
-#include "engine.h"
 #include "ratelimit.h"
 #include "settings.h"
 #include "store.h"
 
 struct sbx;
+struct engine;
 
 struct server {
 	struct settings cfg;
@@ -23,5 +23,8 @@ struct server {
 	struct ratelimit *rl;
 	struct sbx *sandboxes;   /* list of every sandbox of every user */
 };
+
+/* The accelerator the engine uses ("kvm" or "tcg"), for /health. */
+const char *server_accel(const struct server *srv);
 
 #endif

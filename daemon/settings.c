@@ -75,7 +75,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("accel", S, accel, check_accel),
 	CONFIG_KEY_STR_CHECK("vm_user", S, vm_user, check_not_empty),
 	CONFIG_KEY_STR_CHECK("default_image", S, default_image, check_image),
-	CONFIG_KEY_INT("pool_size", S, pool_size, -1, 16),
+	CONFIG_KEY_INT("pool_size", S, pool_size, -1, 8),   /* the engine keeps at most 8 */
 	CONFIG_KEY_STR_CHECK("log_level", S, log_level, check_log_level),
 	CONFIG_KEY_INT("defaults.cpus", S, defaults.cpus, 1, 64),
 	CONFIG_KEY_INT("defaults.memory_mb", S, defaults.memory_mb, 64, 1 << 20),

@@ -32,9 +32,9 @@
 
 #include "buf.h"
 #include "err.h"
-#include "names.h"
+#include "valid.h"
 
-#define STORE_SCHEMA_VERSION 1    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 2    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -106,6 +106,7 @@ struct sandbox_row {
 	char *image;            /* may be NULL */
 	int64_t created_at;
 	bool stopped;           /* the user stopped it */
+	bool destroying;        /* a destroy began: the next daemon finishes it */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -138,6 +139,9 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 
 int store_sandbox_set_stopped(struct store *st, const char *id, bool stopped,
 			      struct err *e);
+/* Record that a destroy began (or, false, that it did not happen). */
+int store_sandbox_set_destroying(struct store *st, const char *id, bool destroying,
+				 struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
 
 /* ---- secrets (stored as ciphertext; the store never sees plaintext) ------- */

@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 
+#include "client.h"
 #include "helpers.h"
 #include "util.h"
 
@@ -423,10 +424,16 @@ int daemon_start(struct daemon_proc *d, const char *extra_config)
 
 int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config)
 {
+	return daemon_start_at(d, host, NULL, extra_config);
+}
+
+int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_dir,
+		    const char *extra_config)
+{
 	memset(d, 0, sizeof(*d));
 	d->dir = test_tmpdir("daemon");
 	chmod(d->dir, 0711);
-	d->data = pathf("%s/data", d->dir);
+	d->data = data_dir ? pathf("%s", data_dir) : pathf("%s/data", d->dir);
 	d->config = pathf("%s/config.yaml", d->dir);
 	d->home = pathf("%s/home", d->dir);
 	d->log = pathf("%s/serve.log", d->dir);
@@ -470,7 +477,7 @@ char *proc_cmdline(int pid)
 	return cmd;
 }
 
-int count_qemu_under(const char *dir)
+int qemu_pids(const char *needle, int *pids, int max)
 {
 	int n = 0;
 	DIR *pd = opendir("/proc");
@@ -478,14 +485,37 @@ int count_qemu_under(const char *dir)
 	while (pd && (de = readdir(pd))) {
 		if (de->d_name[0] < '0' || de->d_name[0] > '9')
 			continue;
-		char *cmd = proc_cmdline((int)strtol(de->d_name, NULL, 10));
-		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, dir))
+		int pid = (int)strtol(de->d_name, NULL, 10);
+		char *cmd = proc_cmdline(pid);
+		if (cmd && strstr(cmd, "qemu-system") && strstr(cmd, needle) && pid_alive(pid)) {
+			if (n < max)
+				pids[n] = pid;
 			n++;
+		}
 		free(cmd);
 	}
 	if (pd)
 		closedir(pd);
 	return n;
+}
+
+int count_qemu_under(const char *dir)
+{
+	return qemu_pids(dir, NULL, 0);
+}
+
+long env_long(const char *name, long def)
+{
+	const char *v = getenv(name);
+	return v && v[0] ? strtol(v, NULL, 0) : def;
+}
+
+uint64_t test_rng(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
 }
 
 int sandbox_qemu_pid(const char *data_dir, const char *id)
@@ -499,6 +529,15 @@ int sandbox_qemu_pid(const char *data_dir, const char *id)
 	int pid = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(m, "pid"));
 	cJSON_Delete(m);
 	return pid > 0 ? pid : 0;
+}
+
+char *daemon_mem_dir(const struct daemon_proc *d)
+{
+	uint8_t h[8];
+	char hex[17];
+	crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	return pathf("/dev/shm/bhatti-%s", hex);
 }
 
 int daemon_stop(struct daemon_proc *d, bool remove)
@@ -532,11 +571,7 @@ int daemon_stop(struct daemon_proc *d, bool remove)
 		if (!getenv("KEEP_TEST_DIRS"))
 			test_rmtree(d->dir);
 		/* the running guests' memory on tmpfs (engine_mem_dir) */
-		uint8_t h[8];
-		char hex[17];
-		crypto_generichash(h, sizeof(h), (const uint8_t *)d->data, strlen(d->data), NULL, 0);
-		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-		char *shm = pathf("/dev/shm/bhatti-%s", hex);
+		char *shm = daemon_mem_dir(d);
 		char *rm[] = { "rm", "-rf", "--", shm, NULL };
 		test_run(rm, NULL, NULL, 0, NULL, NULL, 5000);
 		free(shm);
@@ -655,6 +690,31 @@ int http_call(struct daemon_proc *d, const char *method, const char *path, const
 	buf_release(&o);
 	free(url);
 	free(auth);
+	return status;
+}
+
+int api_call(struct daemon_proc *d, const char *token, const char *method, const char *path,
+	     const void *body, size_t len, struct buf *out)
+{
+	struct client_settings s = { .url = d->url, .token = (char *)(token ? token : "") };
+	struct client *c = client_new(&s);
+	struct client_req rq = CLIENT_REQ_INIT;
+	rq.method = method;
+	rq.path = path;
+	rq.body = body;
+	rq.len = len;
+	struct client_resp resp;
+	struct err e = ERR_INIT;
+	int status = -1;
+	if (client_call(c, &rq, &resp, &e) == 0) {
+		status = resp.status;
+		if (out)
+			buf_add(out, resp.body.data, resp.body.len);
+		client_resp_release(&resp);
+	} else if (out) {
+		buf_addf(out, "%s", err_str(&e));
+	}
+	client_free(c);
 	return status;
 }
 

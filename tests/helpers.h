@@ -8,6 +8,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "agent-client.h"
@@ -92,6 +93,10 @@ int daemon_start(struct daemon_proc *d, const char *extra_config);
 /* The same listening on host ("127.0.0.1", "[::1]", "" for every
  * interface); d->url names the host (127.0.0.1 for every interface). */
 int daemon_start_on(struct daemon_proc *d, const char *host, const char *extra_config);
+/* The same with the data dir elsewhere (NULL: in the temp dir), e.g. on a
+ * small filesystem; daemon_stop(d, true) removes only the temp dir. */
+int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_dir,
+		    const char *extra_config);
 /* Start again on the same dir and port (after a stop or a kill). */
 int daemon_restart(struct daemon_proc *d);
 /* SIGKILL (crash) without cleanup of the dir. */
@@ -112,8 +117,22 @@ int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data
  * method, path, token (NULL = no header), json body (NULL = none). */
 int http_call(struct daemon_proc *d, const char *method, const char *path, const char *token,
 	      const char *body, struct buf *out);
+/* The same in this process (the client library: no curl process, so a
+ * loop of thousands of calls measures the daemon, not process start-up):
+ * the status, or -1 when no answer came (then out gets the error). body
+ * may be NULL. out (may be NULL) gets the body appended. */
+int api_call(struct daemon_proc *d, const char *token, const char *method, const char *path,
+	     const void *body, size_t len, struct buf *out);
+/* The engine's memory directory (tmpfs) for d's data dir; caller frees. */
+char *daemon_mem_dir(const struct daemon_proc *d);
 /* How many qemu-system processes have dir in their command line. */
 int count_qemu_under(const char *dir);
+/* The same, and the first max of their pids into pids. */
+int qemu_pids(const char *needle, int *pids, int max);
+/* An environment variable as a number (strtol base 0), or def. */
+long env_long(const char *name, long def);
+/* splitmix64: seeded chance that the same seed repeats. */
+uint64_t test_rng(uint64_t *state);
 /* /proc/<pid>/cmdline with spaces between the arguments (caller frees), or
  * NULL. */
 char *proc_cmdline(int pid);

@@ -2,11 +2,14 @@
  * restart keep every sandbox usable (running ones are re-adopted with
  * their processes, stopped ones stay restorable), a crash in the middle of
  * a create (or of the template build a first create waits for) leaks no
- * VM and no half row; and the rate limits (a daemon with
+ * VM and no half row, and one in the middle of a destroy is finished by
+ * the next daemon; and the rate limits (a daemon with
  * small limits) answer 429 with Retry-After.
  *
  * Real daemon, real CLI and curl, real VMs (TCG here).
  */
+#include <dirent.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -265,6 +268,83 @@ static void test_second_daemon_refused(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, true), 0);
 }
 
+struct bg_call {
+	pthread_t th;
+	const char *method, *path, *key;
+	int status;
+};
+
+static void *bg_call_run(void *arg)
+{
+	struct bg_call *c = arg;
+	c->status = api_call(&d, c->key, c->method, c->path, NULL, 0, NULL);
+	return NULL;
+}
+
+static int count_entries(const char *dir)
+{
+	DIR *dd = opendir(dir);
+	struct dirent *de;
+	int n = 0;
+	while (dd && (de = readdir(dd)))
+		n += de->d_name[0] != '.';
+	if (dd)
+		closedir(dd);
+	return dd ? n : -1;
+}
+
+/* kill -9 in the middle of a destroy (soak-faults found it: the daemon
+ * killed while the engine removed a stopped sandbox's files): the
+ * sandbox's row survived, the engine adopted what was left of its
+ * directory as a stopped sandbox, and every start failed ("qmp:
+ * Connection reset by peer": its disk was gone) while the API showed it
+ * as stopped or cold. A destroy once begun is finished by the next
+ * daemon; nothing of the sandbox is left. */
+static void test_kill9_during_destroy(void **state UNUSED)
+{
+	char *key = start_with_user("pool_size: 0\n");
+	struct buf b = BUF_INIT;
+	for (int round = 0; round < 3; round++) {
+		buf_reset(&b);
+		assert_int_equal(api_call(&d, key, "POST", "/sandboxes", "{\"name\":\"gone\"}", 15, &b),
+				 201);
+		cJSON *j = cJSON_Parse(b.data);
+		char dir[600];
+		snprintf(dir, sizeof(dir), "%s/sandboxes/%s", d.data,
+			 cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+		cJSON_Delete(j);
+		assert_int_equal(api_call(&d, key, "POST", "/sandboxes/gone/stop", "", 0, NULL), 200);
+		/* the moment the first file goes, the daemon dies */
+		int before = count_entries(dir);
+		assert_true(before > 2);
+		struct bg_call c = { .method = "DELETE", .path = "/sandboxes/gone", .key = key };
+		assert_int_equal(pthread_create(&c.th, NULL, bg_call_run, &c), 0);
+		uint64_t until = now_ms() + 10000;
+		while (count_entries(dir) == before && now_ms() < until)
+			;
+		daemon_kill9(&d);
+		pthread_join(c.th, NULL);
+		assert_int_equal(daemon_restart(&d), 0);
+		/* finished by the new daemon, asynchronously */
+		int st = 0;
+		for (int i = 0; i < 100; i++) {
+			buf_reset(&b);
+			st = api_call(&d, key, "GET", "/sandboxes/gone", NULL, 0, &b);
+			if (st == 404 && count_entries(dir) < 0)
+				break;
+			usleep(100 * 1000);
+		}
+		if (st != 404)
+			fail_msg("round %d: a destroy cut short by kill -9 left the sandbox: %d %s", round,
+				 st, b.data);
+		assert_int_equal(count_entries(dir), -1);
+		assert_int_equal(count_state(&d, key, NULL), 0);
+	}
+	buf_release(&b);
+	free(key);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -273,6 +353,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_second_daemon_refused, stop_daemon),
 		cmocka_unit_test_teardown(test_rate_limits, stop_daemon),
 		cmocka_unit_test_teardown(test_pool_clone_survives_restart, stop_daemon),
+		cmocka_unit_test_teardown(test_kill9_during_destroy, stop_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -330,10 +330,12 @@ static void test_bad_heads(void **state UNUSED)
 	free(big);
 }
 
+/* Counts the calls; stops at the first. */
 static bool stop_at_first(const char *p, size_t n, void *arg)
 {
 	(void)p;
-	*(size_t *)arg += n;
+	(void)n;
+	*(size_t *)arg += 1;
 	return false;
 }
 
@@ -358,7 +360,9 @@ static void test_prefix_body_and_consumer_stop(void **state UNUSED)
 	struct client_resp r;
 	struct err e = ERR_INIT;
 	assert_int_equal(client_call(c, &rq, &r, &e), 0);   /* stopping is not an error */
-	assert_int_equal(seen, 5);
+	/* called once, then no more (not "5 bytes": on a loaded machine
+	 * "first" and "second" can come in one read) */
+	assert_int_equal(seen, 1);
 	client_resp_release(&r);
 	client_free(c);
 	canned_end(&srv);

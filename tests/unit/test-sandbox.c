@@ -445,6 +445,7 @@ static void test_waiters(void **state UNUSED)
 	struct rec busy = { 0 };
 	assert_int_equal(sbx_start(sb, rec_done, &busy, &e), -EBUSY);
 	assert_string_equal(e.msg, "sandbox 'many' is busy (stopping); try again");
+	assert_true(sb->row.stopped);   /* a refused start leaves the user's stop */
 	assert_int_equal(sbx_stop(sb, rec_done, &busy, &e), -EBUSY);
 	fake_release(sb->vm);
 	wait_rec(&stop);
@@ -517,6 +518,13 @@ static void test_stop_start(void **state UNUSED)
 	assert_int_equal(r.rc, -EIO);
 	assert_int_equal(vm_state(sb->vm), VM_RUNNING);
 	assert_false(sb->busy);
+	/* ... and is not recorded as the user's stopped one (it would not
+	 * be woken after a cold stop by the thermal manager, nor after a
+	 * restart) */
+	assert_false(sb->row.stopped);
+	assert_true(row_exists(sb->row.id, &row));
+	assert_false(row.stopped);
+	sandbox_row_release(&row);
 }
 
 /* ---- destroy ---------------------------------------------------------------------- */
@@ -636,7 +644,7 @@ static void test_init_reconciles(void **state UNUSED)
 	struct err e = ERR_INIT;
 	char id[8][VALID_SANDBOX_ID_LEN + 1];
 	for (int i = 0; i < 8; i++)
-		sandbox_id_new(id[i]);
+		sbx_new_id(id[i]);
 	/* the daemon stops; this is what it left */
 	engine_free(FX->srv.eng);
 	sbx_release_all(&FX->srv);

@@ -193,8 +193,8 @@ static void test_bad_values(void **state)
 		{ "default_image: my_img", "t.yaml:1: key 'default_image' must be an image name "
 		  "(" VALID_IMAGE_RULE ")" },
 		{ "vm_user: ''", "t.yaml:1: key 'vm_user' must not be empty" },
-		{ "pool_size: 17", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
-		  "to 16" },
+		{ "pool_size: 9", "t.yaml:1: key 'pool_size' must be a whole number from -1 "
+		  "to 8" },
 		{ "defaults:\n  cpus: 0", "t.yaml:2: key 'defaults.cpus' must be a whole number "
 		  "from 1 to 64" },
 		{ "limits:\n  max_body: 10", "t.yaml:2: key 'limits.max_body' must be a size "
