@@ -37,6 +37,7 @@
 struct http_conn {
 	struct lws *wsi;
 	struct http_req *req;
+	bool rx_held;              /* not read while an answer is due */
 };
 
 /* Per accepted connection, from the accept to lws' WSI_DESTROY (the wsi's
@@ -113,10 +114,44 @@ static void req_detach(struct http_req *r)
 	req_maybe_free(r);
 }
 
+
+/* Reading a connection while its answer is due. lws 4.1 holds a
+ * connection whose request has no body in DOING_TRANSACTION until the
+ * answer is written and reads nothing meanwhile, yet leaves POLLIN in its
+ * poll: a client's FIN, or its next request sent early, woke the poll at
+ * once, every time, and the daemon spun at 100% CPU until the answer (a
+ * request waiting for a guest or a start could take minutes). So such a
+ * connection is not read while it waits for its answer (a client that
+ * closes it is still seen: POLLHUP). lws 4.1 does not serve POLLOUT on a
+ * connection held so either (rops_handle_POLLIN_h1 returns first), so
+ * the hold is lifted whenever something is to be written (want_write) and
+ * put back while a streamed answer waits for more (await_more); after
+ * the answer lws reads the next request. Requests with a body (and POSTs
+ * without one, whose completion lws delivers as a read) are not held. */
+#define RX_ANSWER_DUE (1 << 1)   /* our reason bit of lws' rx flow control */
+
+static void hold_rx(struct http_conn *c, bool hold)
+{
+	if (c->rx_held == hold)
+		return;
+	c->rx_held = hold;
+	lws_rx_flow_control(c->wsi, (hold ? LWS_RXFLOW_REASON_APPLIES_DISABLE
+					  : LWS_RXFLOW_REASON_APPLIES_ENABLE) | RX_ANSWER_DUE);
+}
+
 static void want_write(struct http_req *r)
 {
-	if (r->conn)
-		lws_callback_on_writable(r->conn->wsi);
+	if (!r->conn)
+		return;
+	hold_rx(r->conn, false);
+	lws_callback_on_writable(r->conn->wsi);
+}
+
+/* A bodiless request's answer waits for more to write: hold it again. */
+static void await_more(struct http_conn *c, struct http_req *r)
+{
+	if (r->content_length == 0 && r->method != HTTP_POST && !r->out.len && !r->final)
+		hold_rx(c, true);
 }
 
 bool http_gone(const struct http_req *r)
@@ -299,6 +334,7 @@ static int write_headers(struct http_req *r, struct lws *wsi)
 	return 0;
 }
 
+
 /* The response is all written: detach the request and end the HTTP
  * transaction at once, in the same callback. (A keep-alive client sends
  * its next request as soon as it has the body; if lws still thought it
@@ -310,6 +346,7 @@ static int transaction_done(struct http_conn *c, struct http_req *r)
 	req_detach(r);
 	if (close)
 		return -1;
+	hold_rx(c, false);
 	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
@@ -327,6 +364,8 @@ static int on_http_writeable(struct http_conn *c)
 			return transaction_done(c, r);
 		if (r->out.len || r->final)
 			lws_callback_on_writable(c->wsi);
+		else
+			await_more(c, r);
 		return 0;
 	}
 	if (r->out.len) {
@@ -339,13 +378,17 @@ static int on_http_writeable(struct http_conn *c)
 		buf_consume(&r->out, n);
 		if (last)
 			return transaction_done(c, r);
-		if (r->out.len)
+		if (r->out.len) {
 			lws_callback_on_writable(c->wsi);
-		else if (r->on_drain)
+			return 0;
+		}
+		await_more(c, r);
+		if (r->on_drain)
 			r->on_drain(r);
 		return 0;
 	}
 	if (!r->final) {
+		await_more(c, r);
 		if (r->on_drain)
 			r->on_drain(r);
 		return 0;
@@ -888,6 +931,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		if (c->req)
 			return pipelined(c);
 		start_request(c, in ? (const char *)in : "/");
+		if (c->req && !c->req->started)
+			await_more(c, c->req);   /* no answer yet: see hold_rx */
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP_BODY:
