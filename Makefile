@@ -250,16 +250,19 @@ $(FUZZ_LIB): $(call fobj,$(CORE_SRC) $(HSHARE_SRC) $(CLIENT_SRC) $(DAEMON_SRC))
 
 $(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz-%.o $(call fobj,tests/helpers.c) $(FUZZ_LIB)
 	@echo "  FUZZ    $@"
-	@clang $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@clang $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.a,$^) $(FUZZ_LIB) $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(TEST_HELPER_HOBJ) $(LIBCLIENT) $(LIBDAEMON) \
+FUZZ_DAEMON := $(call fobj,tests/fuzz/daemon.c tests/fake-backend.c)
+$(BUILD)/fuzz/fuzz-http $(BUILD)/fuzz/fuzz-json $(BUILD)/fuzz/fuzz-agent: $(FUZZ_DAEMON)
+
+$(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) \
 			 $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
 fuzz: deps
-	@$(MAKE) --no-print-directory $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
+	@$(MAKE) --no-print-directory -s $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
 	@sh tests/fuzz/run.sh $(BUILD) $${FUZZ_SECONDS:-600} $(or $(FUZZ_TARGETS),$(FUZZ_NAMES))
 
 fuzz-smoke: $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds

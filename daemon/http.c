@@ -66,6 +66,7 @@ static struct {
 	struct listener *listener;
 	struct server *srv;
 	struct lws *loop_wsi;    /* the shared loop's epoll fd, adopted */
+	unsigned links;          /* open connections */
 	bool stop;
 } H;
 
@@ -881,6 +882,7 @@ static void link_free(struct lws *wsi)
 	}
 	listen_peer_done(lk->peer);
 	free(lk);
+	H.links--;
 }
 
 /* A pipelining client (a request sent before the one before it was
@@ -1012,7 +1014,20 @@ static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
 	struct link *lk = xcalloc(1, sizeof(*lk));
 	lk->peer = peer;
 	lws_set_opaque_user_data(wsi, lk);
+	H.links++;
 	return true;
+}
+
+unsigned http_connections(void)
+{
+	return H.links;
+}
+
+int http_adopt(int fd, struct err *e)
+{
+	if (!H.ctx || !adopt(fd, NULL, NULL))
+		return err_set(e, EIO, "libwebsockets did not take the connection");
+	return 0;
 }
 
 int http_start(struct server *srv, const char *host, int port, struct err *e)
@@ -1061,14 +1076,21 @@ int http_port(void)
 	return H.listener ? listen_port(H.listener) : 0;
 }
 
+int http_turn(bool wait)
+{
+	/* lws 4.1: -1 polls without waiting, 0 waits for the next event */
+	if (lws_service(H.ctx, wait && !loop_pending() ? 0 : -1) < 0)
+		return -EIO;
+	loop_run_once(0);
+	return 0;
+}
+
 int http_run(void)
 {
 	H.stop = false;
-	while (!H.stop) {
-		if (lws_service(H.ctx, loop_pending() ? -1 : 0) < 0)
+	while (!H.stop)
+		if (http_turn(true) < 0)
 			return -EIO;
-		loop_run_once(0);
-	}
 	return 0;
 }
 

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "client.h"
+#include "helpers.h"
 #include "settings.h"
 
 #define NAME "fuzz.yaml"
@@ -38,21 +39,30 @@ static char *cli_config;   /* $HOME/.bhatti/config.yaml */
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static char *home;
+
+static void remove_home(void)
+{
+	test_rmtree(home);
+	free(home);
+	free(cli_config);
+}
+
 int LLVMFuzzerInitialize(int *argc UNUSED, char ***argv UNUSED)
 {
-	char tmpl[] = "/dev/shm/bhatti-fuzz-config-XXXXXX";
-	if (!mkdtemp(tmpl))
-		abort();
+	setenv("TMPDIR", "/dev/shm", 1);
+	home = test_tmpdir("fuzz-config");
 	struct buf b = BUF_INIT;
-	buf_addf(&b, "%s/.bhatti", tmpl);
+	buf_addf(&b, "%s/.bhatti", home);
 	if (mkdir(b.data, 0700) < 0)
 		abort();
 	buf_adds(&b, "/config.yaml");
 	cli_config = buf_detach(&b, NULL);
-	setenv("HOME", tmpl, 1);
+	setenv("HOME", home, 1);
 	unsetenv("BHATTI_URL");
 	unsetenv("BHATTI_TOKEN");
 	unsetenv("BHATTI_CONFIG");
+	atexit(remove_home);
 	return 0;
 }
 
