@@ -48,6 +48,7 @@ struct link {
 	struct http_req *upgrading;
 	const struct route *route;
 	unsigned body_ends;        /* BODY_COMPLETIONs of the current request */
+	bool answered;             /* a request of it was answered */
 };
 
 struct ws_msg {
@@ -343,6 +344,9 @@ static int write_headers(struct http_req *r, struct lws *wsi)
  * more body and loop on it.) 0 keep going, -1 close the connection. */
 static int transaction_done(struct http_conn *c, struct http_req *r)
 {
+	struct link *lk = lws_get_opaque_user_data(c->wsi);
+	if (lk)
+		lk->answered = true;
 	bool close = r->clen < 0 || r->close_after;
 	req_detach(r);
 	if (close)
@@ -905,6 +909,30 @@ static int pipelined(struct http_conn *c)
 	return -1;
 }
 
+/* A request with a body sent before the answer to the one before it
+ * (pipelined) is parsed out of lws' own buffer of what it read too much,
+ * not from the socket; lws 4.1 then passes the body on twice, the second
+ * time from that buffer after lws_http_action() freed it: the body we
+ * read was freed memory (ASan: heap-use-after-free under body_chunk;
+ * found by fuzz-http), whatever the heap held by then, written to a file
+ * or run as a command. Such a request is refused (400) and the connection
+ * closed, as other requests lws cannot serve pipelined are (pipelined()).
+ * It is told apart by lws having buffered input to serve (no public way
+ * to ask for one connection; another's could only refuse this one: the
+ * client sends it again on a new connection). */
+static bool has_body(struct lws *wsi)
+{
+	bool present;
+	uint64_t len;
+	return content_length(wsi, &present, &len) < 0 || len > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+}
+
+static bool buffered_rx(void)
+{
+	return lws_service_adjust_timeout(H.ctx, 1, 0) == 0;
+}
+
 /* The body of the current request is complete. When bytes of another
  * request follow a body in lws 4.1's buffer (a pipelining client), lws
  * feeds them to the finished body's reader, which ends the body again
@@ -930,7 +958,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c->wsi = wsi;
 		if (lk)
 			lk->body_ends = 0;
-		if (c->req)
+		if (c->req || (lk && lk->answered && has_body(wsi) && buffered_rx()))
 			return pipelined(c);
 		start_request(c, in ? (const char *)in : "/");
 		if (c->req && !c->req->started)
