@@ -45,8 +45,8 @@ static int port;
 
 /* ---- the client thread --------------------------------------------------- */
 
-/* One request on its own connection; the whole answer in out. */
-static int request(const char *text, struct buf *out)
+/* A connection to the front; -1 when it cannot be made. */
+static int connect_front(void)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
@@ -55,6 +55,15 @@ static int request(const char *text, struct buf *out)
 		close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* One request on its own connection; the whole answer in out. */
+static int request(const char *text, struct buf *out)
+{
+	int fd = connect_front();
+	if (fd < 0)
+		return -1;
 	struct buf req = BUF_INIT;
 	buf_adds(&req, text);
 	if (!strstr(text, "\r\n\r\n"))
@@ -271,12 +280,9 @@ static double cpu_seconds(void)
  * fuzz-agent). Now the connection is not read while an answer is due. */
 static void run_waiting_half_close(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	int fd = connect_front();
+	if (fd < 0) {
 		note("connect: %s\n", strerror(errno));
-		close(fd);
 		return;
 	}
 	char r[512];
@@ -302,16 +308,13 @@ static void run_waiting_half_close(void)
  * connection closed. */
 static void run_pipelined_body(void)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int fd = connect_front();
 	struct timeval tv = { .tv_sec = 3 };
-	inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) < 0) {
+	if (fd < 0) {
 		note("connect: %s\n", strerror(errno));
-		close(fd);
 		return;
 	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	char r[512];
 	int n = snprintf(r, sizeof(r), "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
 			 "POST /secrets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
