@@ -9,11 +9,13 @@
 #
 # Per target: the corpus $BUILD/fuzz/corpus/T (kept between runs), the
 # seeds $BUILD/fuzz/seeds/T (made afresh, plus the inputs of bugs found
-# before, tests/fuzz/regress/T/), the log $BUILD/fuzz/logs/T.log,
+# before, tests/fuzz/regress/T/), the log $BUILD/fuzz/logs/T.log
+# (T.smoke.log for a smoke run),
 # crashes and their inputs in $BUILD/fuzz/crashes/T/. A dictionary
 # tests/fuzz/T.dict is used when there is one. Exit status 1 when a target
 # crashed, leaked or failed an oracle.
 set -u
+export LC_ALL=C   # the stats lines may carry an input's raw bytes
 build=$1
 secs=$2
 shift 2
@@ -27,6 +29,7 @@ for t in "$@"; do
 	corpus=$dir/corpus/$t
 	crashes=$dir/crashes/$t
 	log=$dir/logs/$t.log
+	[ "$secs" = smoke ] && log=$dir/logs/$t.smoke.log   # (a smoke run beside a long one)
 	rm -rf "$seeds"
 	mkdir -p "$seeds" "$corpus" "$crashes"
 	if ! "$dir/gen-seeds" "$t" "$seeds"; then
@@ -53,7 +56,7 @@ for t in "$@"; do
 	rc=$?
 	took=$(( $(date +%s) - start ))
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	last=$(grep -E '^#[0-9]+' "$log" | tail -n 1)
+	last=$(grep -aE '^#[0-9]+' "$log" | tail -n 1)
 	cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
 	ft=$(echo "$last" | sed -n 's/.* ft: \([0-9]*\).*/\1/p')
 	corp=$(echo "$last" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
