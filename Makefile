@@ -1,11 +1,11 @@
 # Makefile — builds bhatti (host binary) and lohar (static guest agent),
-# the tests, the benchmarks and the fuzz target.
+# the tests, the benchmarks and the fuzz targets.
 #
 #   make            build/bhatti and build/lohar
 #   make deps       install missing Debian packages (scripts/deps.sh)
 #   make test       deps + build + every unit and integration test
 #   make asan       the same under AddressSanitizer/UBSan (build/asan/)
-#   make fuzz       libFuzzer target for the protocol decoder (clang)
+#   make fuzz       the libFuzzer targets, FUZZ_SECONDS (600) each (clang)
 #   make bench      benchmarks under bench/ (bench/load only in make soak)
 #   make soak       the long proof (~40 min): soak, fault and load tests
 #
@@ -99,7 +99,7 @@ TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-run bench clean images images-minimal
+.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
@@ -193,8 +193,9 @@ $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
 
+# (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps
-	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN)
+	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN) $(if $(SAN),,fuzz-smoke)
 	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN)
 
 test-unit: all $(UNIT_BIN)
@@ -222,23 +223,50 @@ soak: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 test
 
-# libFuzzer target for the frame decoder and every message layout; seeds
-# come from the real encoder (tests/fuzz/gen-seeds.c).
-FUZZ_CFLAGS := -std=c17 -O1 -g -D_GNU_SOURCE -Ishared -fsanitize=fuzzer,address,undefined
-$(BUILD)/fuzz/fuzz-proto: tests/fuzz/fuzz-proto.c $(CORE_SRC)
+# libFuzzer targets, tests/fuzz/fuzz-*.c (docs/testing.md lists them).
+# What they link is compiled again with clang, coverage and the sanitizers
+# (UBSan aborts, so libFuzzer sees it), into $(BUILD)/fuzz/obj. Seeds come
+# from the real encoders and the client library's real requests
+# (tests/fuzz/gen-seeds.c). `make fuzz` runs every target in turn for
+# FUZZ_SECONDS each (default 600; FUZZ_TARGETS picks some), each with its
+# corpus in $(BUILD)/fuzz/corpus/<target>; `make fuzz-smoke` (part of
+# `make test`) runs each target once over its seeds.
+FUZZ_NAMES  := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
+FUZZ_BIN    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
+FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c17 -O1 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP \
+               $(FUZZ_SAN) -fsanitize=fuzzer-no-link
+FUZZ_LIB    := $(BUILD)/fuzz/libfuzz.a
+fobj         = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
+
+$(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
+	@echo "  CC fuzz $<"
+	@clang $(FUZZ_CFLAGS) $(call inc_of,$<) -Iclient -Itests -c $< -o $@
+
+$(FUZZ_LIB): $(call fobj,$(CORE_SRC) $(HSHARE_SRC) $(CLIENT_SRC) $(DAEMON_SRC))
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/fuzz/fuzz-%: $(BUILD)/fuzz/obj/tests/fuzz/fuzz-%.o $(call fobj,tests/helpers.c) $(FUZZ_LIB)
 	@echo "  FUZZ    $@"
-	@clang $(FUZZ_CFLAGS) -o $@ $^
+	@clang $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $(filter-out %.a,$^) $(FUZZ_LIB) $(HOST_LIBS) $(TEST_LIBS)
 
-$(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBCORE)
+FUZZ_DAEMON := $(call fobj,tests/fuzz/daemon.c tests/fake-backend.c)
+$(BUILD)/fuzz/fuzz-http $(BUILD)/fuzz/fuzz-json $(BUILD)/fuzz/fuzz-agent: $(FUZZ_DAEMON)
+
+$(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) \
+			 $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
-	@$(CC) $(CFLAGS) $(INC) -o $@ $^
+	@echo "  LD      $@"
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
 
-fuzz: deps $(BUILD)/fuzz/fuzz-proto $(BUILD)/fuzz/gen-seeds
-	@mkdir -p $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
-	@$(BUILD)/fuzz/gen-seeds $(BUILD)/fuzz/seeds
-	$(BUILD)/fuzz/fuzz-proto -max_total_time=$${FUZZ_SECONDS:-60} -max_len=8192 \
-		-print_final_stats=1 $(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds
+fuzz: deps
+	@$(MAKE) --no-print-directory -s $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
+	@sh tests/fuzz/run.sh $(BUILD) $${FUZZ_SECONDS:-600} $(or $(FUZZ_TARGETS),$(FUZZ_NAMES))
+
+fuzz-smoke: $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
+	@sh tests/fuzz/run.sh $(BUILD) smoke $(FUZZ_NAMES)
 
 bench: all $(BENCH_BIN)
 	@for b in $(filter-out %/load,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done

@@ -111,6 +111,10 @@ static int take_head(struct httpc *p, const char *in, size_t n, size_t *used, st
 	size_t head_len = (size_t)(end - p->line.data) + 4;
 	*used = head_len - old;
 	buf_setlen(&p->line, head_len);
+	if (memchr(p->line.data, '\0', head_len)) {   /* parse_head reads C strings */
+		p->state = S_ERROR;
+		return err_set(e, EPROTO, "the daemon's answer has a NUL byte in its head");
+	}
 	int rc = parse_head(p, e);
 	return rc < 0 ? rc : HTTPC_HEAD;
 }

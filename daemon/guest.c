@@ -290,6 +290,8 @@ static void on_data(struct ac_stream *s UNUSED, uint8_t ch, const uint8_t *p, si
 	struct guest_op *op = arg;
 	if (op->sb)
 		sbx_touch(op->sb);
+	if (!op->started)
+		return;   /* bytes before the start: the agent out of turn, dropped */
 	if (op->cb && op->cb->data)
 		op->cb->data(op, ch == PROTO_CH_ERR ? GUEST_ERR : GUEST_OUT, p, n, op->arg);
 }

@@ -13,6 +13,7 @@
  *   started  the command runs (pid) / the session is attached (its id) /
  *            a file being read exists (its metadata)
  *   data     bytes from the guest: stdout, stderr, PTY output, file bytes
+ *            (only after started: an agent's bytes before it are dropped)
  *   room     bytes given to guest_write() went out (guest_write_queued fell)
  *   done     exactly once, last: how it ended (exit status, listing, or an
  *            error: rc < 0 with a message)

@@ -37,6 +37,7 @@
 struct http_conn {
 	struct lws *wsi;
 	struct http_req *req;
+	bool rx_held;              /* not read while an answer is due */
 };
 
 /* Per accepted connection, from the accept to lws' WSI_DESTROY (the wsi's
@@ -47,6 +48,7 @@ struct link {
 	struct http_req *upgrading;
 	const struct route *route;
 	unsigned body_ends;        /* BODY_COMPLETIONs of the current request */
+	bool answered;             /* a request of it was answered */
 };
 
 struct ws_msg {
@@ -65,6 +67,7 @@ static struct {
 	struct listener *listener;
 	struct server *srv;
 	struct lws *loop_wsi;    /* the shared loop's epoll fd, adopted */
+	unsigned links;          /* open connections */
 	bool stop;
 } H;
 
@@ -113,10 +116,44 @@ static void req_detach(struct http_req *r)
 	req_maybe_free(r);
 }
 
+
+/* Reading a connection while its answer is due. lws 4.1 holds a
+ * connection whose request has no body in DOING_TRANSACTION until the
+ * answer is written and reads nothing meanwhile, yet leaves POLLIN in its
+ * poll: a client's FIN, or its next request sent early, woke the poll at
+ * once, every time, and the daemon spun at 100% CPU until the answer (a
+ * request waiting for a guest or a start could take minutes). So such a
+ * connection is not read while it waits for its answer (a client that
+ * closes it is still seen: POLLHUP). lws 4.1 does not serve POLLOUT on a
+ * connection held so either (rops_handle_POLLIN_h1 returns first), so
+ * the hold is lifted whenever something is to be written (want_write) and
+ * put back while a streamed answer waits for more (await_more); after
+ * the answer lws reads the next request. Requests with a body (and POSTs
+ * without one, whose completion lws delivers as a read) are not held. */
+#define RX_ANSWER_DUE (1 << 1)   /* our reason bit of lws' rx flow control */
+
+static void hold_rx(struct http_conn *c, bool hold)
+{
+	if (c->rx_held == hold)
+		return;
+	c->rx_held = hold;
+	lws_rx_flow_control(c->wsi, (hold ? LWS_RXFLOW_REASON_APPLIES_DISABLE
+					  : LWS_RXFLOW_REASON_APPLIES_ENABLE) | RX_ANSWER_DUE);
+}
+
 static void want_write(struct http_req *r)
 {
-	if (r->conn)
-		lws_callback_on_writable(r->conn->wsi);
+	if (!r->conn)
+		return;
+	hold_rx(r->conn, false);
+	lws_callback_on_writable(r->conn->wsi);
+}
+
+/* A bodiless request's answer waits for more to write: hold it again. */
+static void await_more(struct http_conn *c, struct http_req *r)
+{
+	if (r->content_length == 0 && r->method != HTTP_POST && !r->out.len && !r->final)
+		hold_rx(c, true);
 }
 
 bool http_gone(const struct http_req *r)
@@ -299,6 +336,7 @@ static int write_headers(struct http_req *r, struct lws *wsi)
 	return 0;
 }
 
+
 /* The response is all written: detach the request and end the HTTP
  * transaction at once, in the same callback. (A keep-alive client sends
  * its next request as soon as it has the body; if lws still thought it
@@ -306,10 +344,14 @@ static int write_headers(struct http_req *r, struct lws *wsi)
  * more body and loop on it.) 0 keep going, -1 close the connection. */
 static int transaction_done(struct http_conn *c, struct http_req *r)
 {
+	struct link *lk = lws_get_opaque_user_data(c->wsi);
+	if (lk)
+		lk->answered = true;
 	bool close = r->clen < 0 || r->close_after;
 	req_detach(r);
 	if (close)
 		return -1;
+	hold_rx(c, false);
 	return lws_http_transaction_completed(c->wsi) ? -1 : 0;
 }
 
@@ -327,6 +369,8 @@ static int on_http_writeable(struct http_conn *c)
 			return transaction_done(c, r);
 		if (r->out.len || r->final)
 			lws_callback_on_writable(c->wsi);
+		else
+			await_more(c, r);
 		return 0;
 	}
 	if (r->out.len) {
@@ -339,13 +383,17 @@ static int on_http_writeable(struct http_conn *c)
 		buf_consume(&r->out, n);
 		if (last)
 			return transaction_done(c, r);
-		if (r->out.len)
+		if (r->out.len) {
 			lws_callback_on_writable(c->wsi);
-		else if (r->on_drain)
+			return 0;
+		}
+		await_more(c, r);
+		if (r->on_drain)
 			r->on_drain(r);
 		return 0;
 	}
 	if (!r->final) {
+		await_more(c, r);
 		if (r->on_drain)
 			r->on_drain(r);
 		return 0;
@@ -838,6 +886,7 @@ static void link_free(struct lws *wsi)
 	}
 	listen_peer_done(lk->peer);
 	free(lk);
+	H.links--;
 }
 
 /* A pipelining client (a request sent before the one before it was
@@ -858,6 +907,30 @@ static int pipelined(struct http_conn *c)
 		lws_write(c->wsi, wbuf + LWS_PRE, sizeof(msg) - 1, LWS_WRITE_RAW);
 	}
 	return -1;
+}
+
+/* A request with a body sent before the answer to the one before it
+ * (pipelined) is parsed out of lws' own buffer of what it read too much,
+ * not from the socket; lws 4.1 then passes the body on twice, the second
+ * time from that buffer after lws_http_action() freed it: the body we
+ * read was freed memory (ASan: heap-use-after-free under body_chunk;
+ * found by fuzz-http), whatever the heap held by then, written to a file
+ * or run as a command. Such a request is refused (400) and the connection
+ * closed, as other requests lws cannot serve pipelined are (pipelined()).
+ * It is told apart by lws having buffered input to serve (no public way
+ * to ask for one connection; another's could only refuse this one: the
+ * client sends it again on a new connection). */
+static bool has_body(struct lws *wsi)
+{
+	bool present;
+	uint64_t len;
+	return content_length(wsi, &present, &len) < 0 || len > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+}
+
+static bool buffered_rx(void)
+{
+	return lws_service_adjust_timeout(H.ctx, 1, 0) == 0;
 }
 
 /* The body of the current request is complete. When bytes of another
@@ -885,9 +958,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		c->wsi = wsi;
 		if (lk)
 			lk->body_ends = 0;
-		if (c->req)
+		if (c->req || (lk && lk->answered && has_body(wsi) && buffered_rx()))
 			return pipelined(c);
 		start_request(c, in ? (const char *)in : "/");
+		if (c->req && !c->req->started)
+			await_more(c, c->req);   /* no answer yet: see hold_rx */
 		return 0;
 	}
 	case LWS_CALLBACK_HTTP_BODY:
@@ -967,7 +1042,20 @@ static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
 	struct link *lk = xcalloc(1, sizeof(*lk));
 	lk->peer = peer;
 	lws_set_opaque_user_data(wsi, lk);
+	H.links++;
 	return true;
+}
+
+unsigned http_connections(void)
+{
+	return H.links;
+}
+
+int http_adopt(int fd, struct err *e)
+{
+	if (!H.ctx || !adopt(fd, NULL, NULL))
+		return err_set(e, EIO, "libwebsockets did not take the connection");
+	return 0;
 }
 
 int http_start(struct server *srv, const char *host, int port, struct err *e)
@@ -1016,14 +1104,21 @@ int http_port(void)
 	return H.listener ? listen_port(H.listener) : 0;
 }
 
+int http_turn(bool wait)
+{
+	/* lws 4.1: -1 polls without waiting, 0 waits for the next event */
+	if (lws_service(H.ctx, wait && !loop_pending() ? 0 : -1) < 0)
+		return -EIO;
+	loop_run_once(0);
+	return 0;
+}
+
 int http_run(void)
 {
 	H.stop = false;
-	while (!H.stop) {
-		if (lws_service(H.ctx, loop_pending() ? -1 : 0) < 0)
+	while (!H.stop)
+		if (http_turn(true) < 0)
 			return -EIO;
-		loop_run_once(0);
-	}
 	return 0;
 }
 

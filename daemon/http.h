@@ -126,6 +126,15 @@ const char *http_listening(void);
 int http_port(void);
 /* Serve until http_stop(); runs the shared loop too. */
 int http_run(void);
+/* One turn of that: what lws has to do (waiting for it when wait), then
+ * one turn of the shared loop; -EIO when lws failed. */
+int http_turn(bool wait);
+/* Serve fd, a connected stream socket, as if the listener had accepted
+ * it (outside the per-address count): the fuzz targets' connections, one
+ * end of a socketpair. On failure fd is closed. */
+int http_adopt(int fd, struct err *e);
+/* Connections open (accepted or adopted, not yet ended). */
+unsigned http_connections(void);
 void http_stop(void);
 void http_free(void);
 

@@ -235,6 +235,23 @@ static void test_malformed(void **state UNUSED)
 		buf_addch(&b, 'a');
 	expect_error(b.data, false, EPROTO, "a head over");
 	buf_release(&b);
+	/* a NUL byte in the head (read as a C string, it ended the head
+	 * early and the parser followed a NULL: found by fuzz-httpc) */
+	static const char nul_status[] = "HTTP/1.1 200 OK\0\r\nContent-Length: 2\r\n\r\nhi";
+	static const char nul_header[] = "HTTP/1.1 200 OK\r\nX: a\0b\r\nContent-Length: 2\r\n\r\nhi";
+	const struct { const char *in; size_t n; } nul[] = {
+		{ nul_status, sizeof(nul_status) - 1 }, { nul_header, sizeof(nul_header) - 1 },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(nul); i++) {
+		for (size_t step = 1; step <= nul[i].n; step += nul[i].n - 1) {
+			struct result r;
+			parse(nul[i].in, nul[i].n, step, false, false, &r);
+			assert_int_equal(r.rc, -EPROTO);
+			if (!strstr(err_str(&r.e), "NUL"))
+				fail_msg("'%s' does not say NUL", err_str(&r.e));
+			buf_release(&r.body);
+		}
+	}
 }
 
 static void test_early_close(void **state UNUSED)

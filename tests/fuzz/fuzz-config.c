@@ -1,0 +1,245 @@
+/* fuzz-config.c — libFuzzer target for the YAML configuration: the
+ * daemon's settings (daemon/settings.c over shared/config.c) and the CLI's
+ * ~/.bhatti/config.yaml (client/client.c), with the URL it names parsed by
+ * client_new().
+ *
+ * The input is the file's text. The daemon reads it with
+ * settings_load_string() (text up to a NUL, as a file read then handed
+ * over as a string would be); the CLI's file gets every byte, NULs
+ * included, in a private $HOME under /dev/shm, and is read by
+ * client_settings_resolve() as `bhatti` does.
+ *
+ * Oracles beyond "no crash, no leak":
+ *   - a settings load that succeeds gives values the daemon can use: a
+ *     listen address settings_parse_listen() takes, absolute directories,
+ *     the names and numbers within the key table's checks and ranges;
+ *   - one that fails leaves a message naming the file;
+ *   - an accepted config written back out as YAML (every key, strings
+ *     double-quoted with escapes) loads to exactly the same settings.
+ * Build and run: `make fuzz` (docs/testing.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "client.h"
+#include "helpers.h"
+#include "settings.h"
+
+#define NAME "fuzz.yaml"
+
+static char *cli_config;   /* $HOME/.bhatti/config.yaml */
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static char *home;
+
+static void remove_home(void)
+{
+	test_rmtree(home);
+	free(home);
+	free(cli_config);
+}
+
+int LLVMFuzzerInitialize(int *argc UNUSED, char ***argv UNUSED)
+{
+	setenv("TMPDIR", "/dev/shm", 1);
+	home = test_tmpdir("fuzz-config");
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s/.bhatti", home);
+	if (mkdir(b.data, 0700) < 0)
+		abort();
+	buf_adds(&b, "/config.yaml");
+	cli_config = buf_detach(&b, NULL);
+	setenv("HOME", home, 1);
+	unsetenv("BHATTI_URL");
+	unsetenv("BHATTI_TOKEN");
+	unsetenv("BHATTI_CONFIG");
+	atexit(remove_home);
+	return 0;
+}
+
+/* ---- writing settings back out as YAML ------------------------------------ */
+
+/* One UTF-8 sequence at p (n bytes left): its code point and length, or
+ * 0 when it is not one (libyaml hands out valid UTF-8 only). */
+static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
+{
+	if (p[0] < 0x80) {
+		*cp = p[0];
+		return 1;
+	}
+	size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc0 ? 2 : 0;
+	if (!len || len > n)
+		return 0;
+	*cp = p[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		*cp = *cp << 6 | (p[i] & 0x3f);
+	}
+	return len;
+}
+
+/* s as a YAML double-quoted scalar: printable ASCII as it is, everything
+ * else escaped (\xNN, \uNNNN, \UNNNNNNNN), so any value survives. */
+static void put_str(struct buf *out, const char *key, const char *s, int indent)
+{
+	buf_addf(out, "%*s%s: \"", indent, "", key);
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+	while (n) {
+		uint32_t cp;
+		size_t len = utf8_next(p, n, &cp);
+		if (!len)
+			abort();   /* a config string that is not UTF-8 */
+		if (cp == '"' || cp == '\\')
+			buf_addf(out, "\\%c", (char)cp);
+		else if (cp < 0x20 || cp == 0x7f)
+			buf_addf(out, "\\x%02x", cp);
+		else if (cp < 0x7f)
+			buf_addch(out, (char)cp);
+		else if (cp <= 0xffff)
+			buf_addf(out, "\\u%04x", cp);
+		else
+			buf_addf(out, "\\U%08x", cp);
+		p += len;
+		n -= len;
+	}
+	buf_adds(out, "\"\n");
+}
+
+static void emit(const struct settings *s, struct buf *out)
+{
+	put_str(out, "listen", s->listen, 0);
+	put_str(out, "data_dir", s->data_dir, 0);
+	put_str(out, "images_dir", s->images_dir, 0);
+	put_str(out, "engine", s->engine, 0);
+	put_str(out, "accel", s->accel, 0);
+	if (s->vm_user)
+		put_str(out, "vm_user", s->vm_user, 0);
+	put_str(out, "default_image", s->default_image, 0);
+	buf_addf(out, "pool_size: %lld\n", (long long)s->pool_size);
+	put_str(out, "log_level", s->log_level, 0);
+	buf_addf(out, "defaults:\n  cpus: %lld\n  memory_mb: %lld\n", (long long)s->defaults.cpus,
+		 (long long)s->defaults.memory_mb);
+	buf_addf(out,
+		 "limits:\n  max_sandboxes: %lld\n  max_cpus: %lld\n  max_memory_mb: %lld\n"
+		 "  creates_per_min: %lld\n  execs_per_min: %lld\n  reads_per_min: %lld\n"
+		 "  max_execs_per_user: %lld\n  max_execs: %lld\n  max_conns_per_ip: %lld\n"
+		 "  max_secrets: %lld\n  max_body: %llu\n",
+		 (long long)s->limits.max_sandboxes, (long long)s->limits.max_cpus,
+		 (long long)s->limits.max_memory_mb, (long long)s->limits.creates_per_min,
+		 (long long)s->limits.execs_per_min, (long long)s->limits.reads_per_min,
+		 (long long)s->limits.max_execs_per_user, (long long)s->limits.max_execs,
+		 (long long)s->limits.max_conns_per_ip, (long long)s->limits.max_secrets,
+		 (unsigned long long)s->limits.max_body);
+}
+
+static bool same_str(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same(const struct settings *a, const struct settings *b)
+{
+	return same_str(a->listen, b->listen) && same_str(a->data_dir, b->data_dir) &&
+	       same_str(a->images_dir, b->images_dir) && same_str(a->engine, b->engine) &&
+	       same_str(a->accel, b->accel) && same_str(a->vm_user, b->vm_user) &&
+	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
+	       same_str(a->log_level, b->log_level) &&
+	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
+	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0;
+}
+
+/* ---- the daemon's settings -------------------------------------------------- */
+
+static void check_usable(const struct settings *s)
+{
+	char *host = NULL;
+	int port;
+	if (settings_parse_listen(s->listen, &host, &port, NULL) < 0 || port < 1 || port > 65535)
+		abort();
+	free(host);
+	if (s->data_dir[0] != '/' || s->images_dir[0] != '/')
+		abort();
+	if (s->vm_user && !s->vm_user[0])
+		abort();
+	if (s->defaults.cpus < 1 || s->defaults.cpus > 64 || s->defaults.memory_mb < 64 ||
+	    s->limits.max_cpus < 1 || s->limits.max_memory_mb < LIMIT_MIN_MEMORY_MB ||
+	    s->limits.max_sandboxes < 0 || s->limits.max_secrets < 0 ||
+	    s->limits.max_conns_per_ip < 0 || s->limits.max_body < 1024)
+		abort();
+}
+
+static void daemon_settings(const uint8_t *data, size_t size)
+{
+	char *text = xmalloc(size + 1);
+	memcpy(text, data, size);
+	text[size] = '\0';
+	struct settings s;
+	struct err e = ERR_INIT;
+	if (settings_load_string(NAME, text, &s, &e) < 0) {
+		if (strncmp(e.msg, NAME, strlen(NAME)) != 0 || e.code <= 0)
+			abort();   /* an error must name the file */
+		free(text);
+		return;
+	}
+	check_usable(&s);
+	struct buf y = BUF_INIT;
+	emit(&s, &y);
+	struct settings again;
+	struct err e2 = ERR_INIT;
+	if (settings_load_string(NAME, y.data, &again, &e2) < 0) {
+		fprintf(stderr, "written back, the config no longer loads: %s\n---\n%s---\n",
+			err_str(&e2), y.data);
+		abort();
+	}
+	if (!same(&s, &again)) {
+		fprintf(stderr, "written back, the config loads differently:\n---\n%s---\n", y.data);
+		abort();
+	}
+	settings_release(&again);
+	settings_release(&s);
+	buf_release(&y);
+	free(text);
+}
+
+/* ---- the CLI's file ----------------------------------------------------------- */
+
+static void cli_settings(const uint8_t *data, size_t size)
+{
+	int fd = open(cli_config, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || write_all(fd, data, size) < 0)
+		abort();
+	close(fd);
+	struct client_settings s;
+	struct err warning = ERR_INIT;
+	client_settings_resolve(&s, NULL, NULL, &warning);
+	if (!s.url || !s.token)
+		abort();
+	size_t n = strlen(s.url);
+	if (n && s.url[n - 1] == '/')
+		abort();   /* trailing slashes are taken off */
+	if (warning.code && !strstr(warning.msg, cli_config))
+		abort();   /* the warning names the file */
+	struct client *c = client_new(&s);
+	if (!c->url_err.code && (!c->name[0] || !c->port[0] || !c->host[0]))
+		abort();   /* a URL taken has a host and a port */
+	client_free(c);
+	client_settings_release(&s);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	daemon_settings(data, size);
+	cli_settings(data, size);
+	return 0;
+}
