@@ -123,8 +123,8 @@ static void emit(const struct settings *s, struct buf *out)
 	put_str(out, "images_dir", s->images_dir, 0);
 	put_str(out, "engine", s->engine, 0);
 	put_str(out, "accel", s->accel, 0);
-	if (s->vm_user)
-		put_str(out, "vm_user", s->vm_user, 0);
+	if (s->vm_uids)
+		put_str(out, "vm_uids", s->vm_uids, 0);
 	put_str(out, "default_image", s->default_image, 0);
 	buf_addf(out, "pool_size: %lld\n", (long long)s->pool_size);
 	put_str(out, "log_level", s->log_level, 0);
@@ -134,13 +134,16 @@ static void emit(const struct settings *s, struct buf *out)
 		 "limits:\n  max_sandboxes: %lld\n  max_cpus: %lld\n  max_memory_mb: %lld\n"
 		 "  creates_per_min: %lld\n  execs_per_min: %lld\n  reads_per_min: %lld\n"
 		 "  max_execs_per_user: %lld\n  max_execs: %lld\n  max_conns_per_ip: %lld\n"
-		 "  max_secrets: %lld\n  max_body: %llu\n",
+		 "  max_secrets: %lld\n  max_body: %llu\n  max_snapshot_disk: %llu\n"
+		 "  memory_budget: %llu\n",
 		 (long long)s->limits.max_sandboxes, (long long)s->limits.max_cpus,
 		 (long long)s->limits.max_memory_mb, (long long)s->limits.creates_per_min,
 		 (long long)s->limits.execs_per_min, (long long)s->limits.reads_per_min,
 		 (long long)s->limits.max_execs_per_user, (long long)s->limits.max_execs,
 		 (long long)s->limits.max_conns_per_ip, (long long)s->limits.max_secrets,
-		 (unsigned long long)s->limits.max_body);
+		 (unsigned long long)s->limits.max_body,
+		 (unsigned long long)s->limits.max_snapshot_disk,
+		 (unsigned long long)s->limits.memory_budget);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -152,7 +155,7 @@ static bool same(const struct settings *a, const struct settings *b)
 {
 	return same_str(a->listen, b->listen) && same_str(a->data_dir, b->data_dir) &&
 	       same_str(a->images_dir, b->images_dir) && same_str(a->engine, b->engine) &&
-	       same_str(a->accel, b->accel) && same_str(a->vm_user, b->vm_user) &&
+	       same_str(a->accel, b->accel) && same_str(a->vm_uids, b->vm_uids) &&
 	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
 	       same_str(a->log_level, b->log_level) &&
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
@@ -170,7 +173,8 @@ static void check_usable(const struct settings *s)
 	free(host);
 	if (s->data_dir[0] != '/' || s->images_dir[0] != '/')
 		abort();
-	if (s->vm_user && !s->vm_user[0])
+	uint32_t first, count;
+	if (s->vm_user || (s->vm_uids && settings_parse_uids(s->vm_uids, &first, &count, NULL) < 0))
 		abort();
 	if (s->defaults.cpus < 1 || s->defaults.cpus > 64 || s->defaults.memory_mb < 64 ||
 	    s->limits.max_cpus < 1 || s->limits.max_memory_mb < LIMIT_MIN_MEMORY_MB ||
