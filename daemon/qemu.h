@@ -232,8 +232,9 @@ void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
 /* A new all-zero memory file for q's guest, root's until QEMU's spawn. */
 int qemu_mem_file(struct qvm *q, struct err *e);
 
-/* QMP: connect (retrying while QEMU starts), then commands whose failure
- * fails the step. */
+/* ---- qemu-qmp.c: the QMP connection ----
+ * Connect (retrying while QEMU starts), then commands whose failure fails
+ * the step; qemu_qmp_close drops the connection (a failed step). */
 void qemu_qmp_connect(struct qvm *q, qstep_fn next);
 void qemu_on_qmp_event(struct qmp *qm, const char *ev, const cJSON *data, void *arg);
 void qemu_on_qmp_closed(struct qmp *qm, const struct err *e, void *arg);
@@ -241,6 +242,7 @@ void qemu_cmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next
 cJSON *qemu_migrate_caps(void);
 cJSON *qemu_args_str(const char *k, const char *v);
 void qemu_close_state_fd(struct qvm *q);
+void qemu_qmp_close(struct qvm *q);
 
 /* ---- qemu-agent.c: the agent channel ---- */
 
