@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,12 @@ static void on_accept(struct watch *w, uint32_t events UNUSED)
 			refuse(fd, p);
 			continue;
 		}
+		/* answers go out in more than one write (head, body): without
+		 * this, Nagle holds the second until the client's delayed ACK,
+		 * 40 ms for every request on a kept-alive connection (lws sets
+		 * it on sockets it accepts itself, not on adopted ones) */
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		p->conns++;
 		if (!l->fn(fd, p, l->arg)) {
 			p->conns--;

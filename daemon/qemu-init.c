@@ -187,6 +187,11 @@ int q_init(struct engine *eng, struct err *e)
 			return err_set(e, ENOENT, "no %s in '%s' (run 'make images')", need[i],
 				       eng->cfg.images_dir);
 	}
+	/* the data dir itself, as `bhatti serve` makes it (its parent must be
+	 * there); an existing one is checked below */
+	if (mkdir(eng->cfg.data_dir, 0700) < 0 && errno != EEXIST)
+		return err_set(e, errno, "cannot create the data dir '%s': %s", eng->cfg.data_dir,
+			       strerror(errno));
 	int r = jail_init(eng, e);
 	if (r == 0)
 		r = check_modes(eng, e);
