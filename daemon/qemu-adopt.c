@@ -203,12 +203,16 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 		return;
 	}
 	const char *st = json_get_str(ret, "status", "");
-	if (strcmp(st, "paused") == 0) {
-		vm->state = VM_PAUSED;
-	} else if (strcmp(st, "running") == 0) {
-		vm->state = VM_RUNNING;
+	if (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0) {
+		/* the agent channel either way: a paused guest answers its
+		 * HELLO once resumed (without it, a resumed sandbox had no
+		 * agent and every exec answered "not running") */
+		vm->state = strcmp(st, "paused") == 0 ? VM_PAUSED : VM_RUNNING;
+		q->paused = vm->state == VM_PAUSED;
 		if (qagent_open(q, q->token, &ae) == 0)
 			q->on_hello = qagent_reconnected;
+		else
+			log_warn("vm '%s': %s", vm->id, err_str(&ae));
 	} else {
 		vm_fail(vm, "QEMU is in state '%s'", st);
 	}

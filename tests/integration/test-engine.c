@@ -675,10 +675,14 @@ static void test_readopt_after_engine_restart(void **state)
 	struct err e = ERR_INIT;
 	struct vm *hot = create(fx, "survivor", NULL);
 	struct vm *cold = create(fx, "sleeper", NULL);
+	struct vm *warm = create(fx, "dozer", NULL);
 	char *x = sh(hot, "echo before > /tmp/mark", NULL);
+	free(x);
+	x = sh(warm, "echo dozing > /tmp/mark", NULL);
 	free(x);
 	int pid = vm_pid(hot);
 	assert_int_equal(vm_stop_sync(cold, &e), 0);
+	assert_int_equal(vm_pause_sync(warm, &e), 0);
 
 	engine_free(fx->eng); /* the engine goes away; VMs do not */
 	fx->eng = NULL;
@@ -692,6 +696,22 @@ static void test_readopt_after_engine_restart(void **state)
 	assert_int_equal(vm_state(hot), VM_RUNNING);
 	assert_int_equal(vm_pid(hot), pid);
 	assert_int_equal(vm_state(cold), VM_STOPPED);
+	/* a paused one is adopted paused, with its agent channel: it answers
+	 * once resumed (before, the channel was opened only for running VMs,
+	 * and an exec after the resume found no agent: "not running") */
+	warm = engine_find(fx->eng, "dozer");
+	assert_non_null(warm);
+	for (int i = 0; i < 100 && vm_state(warm) == VM_STARTING; i++)
+		loop_run_once(50);
+	assert_int_equal(vm_state(warm), VM_PAUSED);
+	assert_int_equal(vm_resume_sync(warm, &e), 0);
+	for (int i = 0; i < 100 && !(vm_agent(warm) && ac_ready(vm_agent(warm))); i++)
+		loop_run_once(50);
+	assert_non_null(vm_agent(warm));
+	char *d = sh(warm, "cat /tmp/mark", NULL);
+	assert_string_equal(d, "dozing\n");
+	free(d);
+	destroy(warm);
 	/* the agent reconnects as the engine settles */
 	for (int i = 0; i < 100 && !(vm_agent(hot) && ac_ready(vm_agent(hot))); i++)
 		loop_run_once(50);
