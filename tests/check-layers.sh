@@ -81,7 +81,8 @@ done >"$decls"
 for src in shared/*.c agent/*.c daemon/*.c client/*.c cli/*.c; do
 	obj="$build/host/${src%.c}.o"
 	[ -f "$obj" ] || continue
-	nm -g --defined-only "$obj" | awk -v src="$src" '$2 ~ /^[TDBRC]$/ && $3 != "main" { print $3, src }'
+	# (names from __ are the compiler's: ASan marks each global with __odr_asan.NAME)
+	nm -g --defined-only "$obj" | awk -v src="$src" '$2 ~ /^[TDBRC]$/ && $3 != "main" && $3 !~ /^__/ { print $3, src }'
 done | awk 'NR == FNR { if (!($1 SUBSEP substr($2, 1, index($2, "/"))  in h)) h[$1, substr($2, 1, index($2, "/"))] = $2; next }
 	{ dir = substr($2, 1, index($2, "/")); m = (($1, dir) in h) ? h[$1, dir] : $2
 	  p = $1; sub(/_.*/, "", p); print p, m, $1 }' "$decls" - | sort -u >"$tmp"

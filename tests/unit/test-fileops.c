@@ -311,6 +311,7 @@ static void test_tampering_is_refused(void **state UNUSED)
 	char *base2;
 	save_to("s2", key, &base2);
 	expect_bad(load_from("s2/state", "s/mem", base, key, &e), &e, "different snapshots");
+	free(base2);
 	/* a plaintext snapshot where the sandbox has a key */
 	save_to("p", NULL, &base2);
 	expect_bad(load_from("p/state", "p/mem", base, key, &e), &e, "not an encrypted");
