@@ -203,11 +203,25 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 		return;
 	}
 	const char *st = json_get_str(ret, "status", "");
-	if (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0) {
+	/* "postmigrate": a stop cut short after its migration, before its
+	 * record said "stopped" (that record comes only once the snapshot is
+	 * whole): the snapshot is not to be trusted, the guest is whole in
+	 * QEMU and `cont` takes it on from there (as after a failed save) */
+	bool cut = strcmp(st, "postmigrate") == 0;
+	if (cut) {
+		log_info("vm '%s': its stop was cut short; the guest is kept, paused", vm->id);
+		char *part = qvm_path(vm, "mem.part");
+		unlink(part);
+		free(part);
+		part = qvm_path(vm, "state.part");
+		unlink(part);
+		free(part);
+	}
+	if (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0 || cut) {
 		/* the agent channel either way: a paused guest answers its
 		 * HELLO once resumed (without it, a resumed sandbox had no
 		 * agent and every exec answered "not running") */
-		vm->state = strcmp(st, "paused") == 0 ? VM_PAUSED : VM_RUNNING;
+		vm->state = strcmp(st, "running") == 0 ? VM_RUNNING : VM_PAUSED;
 		q->paused = vm->state == VM_PAUSED;
 		if (qagent_open(q, q->token, &ae) == 0)
 			q->on_hello = qagent_reconnected;

@@ -595,6 +595,12 @@ static void create_failed_removed(int rc UNUSED, const struct err *e UNUSED, voi
 
 static void create_failed_exit(struct qvm *q)
 {
+	/* once: a second removal would finish the create twice, the second
+	 * time on a VM the first had freed (soak-faults: a daemon segfault
+	 * in create_failed_removed after a create's QEMU was killed) */
+	if (q->undoing)
+		return;
+	q->undoing = true;
 	hot_unlink(QE(q->vm->eng), hot_name(q->hot_mem));
 	fileop_remove_tree(q->vm->dir, create_failed_removed, q->vm);
 }
@@ -636,6 +642,16 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 {
 	struct vm *vm = q->vm;
 	va_list ap;
+	if (vm->op == OP_CREATE && q->undoing) {
+		/* the create failed already and is removing what it made: its
+		 * first error stands (create_failed_removed reports it) */
+		char late[256];
+		va_start(ap, fmt);
+		vsnprintf(late, sizeof(late), fmt, ap);
+		va_end(ap);
+		log_warn("vm '%s': %s (after the create had failed)", vm->id, late);
+		return;
+	}
 	va_start(ap, fmt);
 	vsnprintf(q->step_err.msg, sizeof(q->step_err.msg), fmt, ap);
 	va_end(ap);

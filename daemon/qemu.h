@@ -99,6 +99,8 @@ struct qvm {
 				     * sandbox of an engine that encrypts at rest) */
 	int state_fd;
 	bool paused;                /* vCPUs stopped by a pause */
+	bool undoing;               /* a failed create is removing what it made:
+				     * later failures are only logged */
 	enum qvm_role role;
 	struct tmpl *source;        /* the template a clone is being restored from
 				     * (until its agent answers: the guest still
