@@ -210,12 +210,11 @@ static void adopt_status(struct qmp *qm UNUSED, int rc, const cJSON *ret, const 
 	bool cut = strcmp(st, "postmigrate") == 0;
 	if (cut) {
 		log_info("vm '%s': its stop was cut short; the guest is kept, paused", vm->id);
-		char *part = qvm_path(vm, "mem.part");
-		unlink(part);
-		free(part);
-		part = qvm_path(vm, "state.part");
-		unlink(part);
-		free(part);
+		for (const char *const *n = (const char *const[]){ "mem.part", "state.part", NULL }; *n; n++) {
+			char *part = qvm_path(vm, *n);
+			unlink(part);
+			free(part);
+		}
 	}
 	if (strcmp(st, "paused") == 0 || strcmp(st, "running") == 0 || cut) {
 		/* the agent channel either way: a paused guest answers its

@@ -595,12 +595,6 @@ static void create_failed_removed(int rc UNUSED, const struct err *e UNUSED, voi
 
 static void create_failed_exit(struct qvm *q)
 {
-	/* once: a second removal would finish the create twice, the second
-	 * time on a VM the first had freed (soak-faults: a daemon segfault
-	 * in create_failed_removed after a create's QEMU was killed) */
-	if (q->undoing)
-		return;
-	q->undoing = true;
 	hot_unlink(QE(q->vm->eng), hot_name(q->hot_mem));
 	fileop_remove_tree(q->vm->dir, create_failed_removed, q->vm);
 }
@@ -660,6 +654,10 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 
 	switch (vm->op) {
 	case OP_CREATE:
+		/* a create fails once: a second failure would remove and
+		 * finish it again, on a VM the first finish had freed
+		 * (soak-faults: a segfault in create_failed_removed) */
+		q->undoing = true;
 		step_cleanup(q);
 		quote_qemu_log(q);
 		if (q->pid > 0 && q->pidw.fd >= 0) {
