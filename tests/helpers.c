@@ -899,3 +899,17 @@ void canned_ws_serve(int fd, const char *request, void *arg)
 	if (w->then.len && write_all(fd, w->then.data, w->then.len) < 0)
 		return;
 }
+
+int test_grep_absent(const char *text, const char *dir, struct buf *found, struct buf *errs)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "grep -r -l -a %s %s", text, dir);
+	char *argv[] = { "sh", "-c", cmd, NULL };
+	int rc = 2;
+	for (int i = 0; i < 3 && rc == 2; i++) {
+		buf_reset(found);
+		buf_reset(errs);
+		rc = test_run(argv, NULL, NULL, 0, found, errs, 60000);
+	}
+	return rc;
+}

@@ -200,4 +200,9 @@ void ws_server_frame(struct buf *out, bool fin, int opcode, const void *p, size_
  * (appended): 1, or 0 when in holds no whole frame. */
 int ws_client_frame(struct buf *in, int *ret_opcode, struct buf *out);
 
+/* grep -r -a for text under dir: 1 is "not found" (what a test wants; 2,
+ * an error, proves nothing). A file renamed or deleted under grep is such
+ * an error: that alone is retried (twice). found and errs get grep's. */
+int test_grep_absent(const char *text, const char *dir, struct buf *found, struct buf *errs);
+
 #endif

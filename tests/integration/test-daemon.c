@@ -354,7 +354,7 @@ static void test_files(void **state UNUSED)
  * or deletes under grep is such an error: that alone is retried. */
 static void assert_not_on_disk(const char *text, const char *id, const char *const *must_exist)
 {
-	char cmd[1024], rel[256], path[1024];
+	char rel[256], path[1024];
 	struct stat st;
 	for (const char *const *f = must_exist; *f; f++) {
 		snprintf(rel, sizeof(rel), *f, id);
@@ -362,15 +362,8 @@ static void assert_not_on_disk(const char *text, const char *id, const char *con
 		if (stat(path, &st) < 0 || st.st_size == 0)
 			fail_msg("'%s' is missing or empty: grep would not search it", path);
 	}
-	snprintf(cmd, sizeof(cmd), "grep -r -l -a %s %s", text, F->d.data);
-	char *argv[] = { "sh", "-c", cmd, NULL };
 	struct buf o = BUF_INIT, ge = BUF_INIT;
-	int rc = 2;
-	for (int i = 0; i < 3 && rc == 2; i++) {
-		buf_reset(&o);
-		buf_reset(&ge);
-		rc = test_run(argv, NULL, NULL, 0, &o, &ge, 60000);
-	}
+	int rc = test_grep_absent(text, F->d.data, &o, &ge);
 	if (rc != 1)
 		fail_msg("grep for the secret in the data dir: exit %d, want 1 (not found); "
 			 "found in: %s; errors: %s", rc, o.data, ge.data);
