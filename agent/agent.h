@@ -137,6 +137,13 @@ void op_ping(struct stream *s, const struct proto_frame *f);
 void op_activity(struct stream *s, const struct proto_frame *f);
 void op_configure(struct stream *s, const struct proto_frame *f);
 void op_sync(struct stream *s, const struct proto_frame *f);
+void op_load(struct stream *s, const struct proto_frame *f);
+
+/* load.c: the hold socket (`lohar hold`) and the command itself. */
+#define LOHAR_HOLD_SOCKET "/run/lohar/hold.sock"
+#define LOHAR_RUN_DIR "/run/lohar"
+int load_hold_start(const char *path, struct err *e);
+int hold_main(int argc, char **argv);
 void op_exec(struct stream *s, const struct proto_frame *f);
 void op_session_open(struct stream *s, const struct proto_frame *f);
 void op_session_attach(struct stream *s, const struct proto_frame *f);

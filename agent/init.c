@@ -198,6 +198,34 @@ static void loopback_up(void)
 	close(fd);
 }
 
+/* `lohar hold` for the guest's programs: this binary copied to
+ * /run/lohar/lohar (after the switch to the root disk the initramfs's
+ * /init is out of reach), on the default PATH, and linked from
+ * /usr/local/bin when the image has that directory and no lohar there. */
+static void install_self(void)
+{
+	mkdir(LOHAR_RUN_DIR, 0755);
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = open(LOHAR_RUN_DIR "/lohar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	char b[65536];
+	ssize_t n = 0;
+	while (in >= 0 && out >= 0 && (n = read(in, b, sizeof(b))) > 0)
+		if (write_all(out, b, (size_t)n) < 0) {
+			n = -1;
+			break;
+		}
+	if (in < 0 || out < 0 || n < 0)
+		log_warn("cannot install %s/lohar: %s", LOHAR_RUN_DIR, strerror(errno));
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	struct stat st;
+	if (stat("/usr/local/bin", &st) == 0 && lstat("/usr/local/bin/lohar", &st) < 0 &&
+	    symlink(LOHAR_RUN_DIR "/lohar", "/usr/local/bin/lohar") < 0)
+		log_debug("symlink /usr/local/bin/lohar: %s", strerror(errno));
+}
+
 int init_pid1(struct err *e)
 {
 	mount_kernel_fs();
@@ -213,6 +241,7 @@ int init_pid1(struct err *e)
 	}
 	mount_one("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	install_self();
 	mkdir("/dev/pts", 0755); /* no-ops when /dev moved with its submounts */
 	if (mkdir(agent.workspace, 0755) == 0 && agent.switch_user &&
 	    chown(agent.workspace, agent.uid, agent.gid) < 0)

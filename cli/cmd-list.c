@@ -37,20 +37,58 @@ static int list(struct cli *c)
 	else if (cJSON_GetArraySize(j) == 0)
 		puts("no sandboxes yet: bhatti create --name NAME");
 	else {
-		printf("%-20s %-12s %-9s %4s %7s %-8s %s\n", "NAME", "ID", "STATE", "CPUS", "MEMORY",
-		       "IMAGE", "CREATED");
+		printf("%-20s %-12s %-9s %-7s %4s %7s %-8s %s\n", "NAME", "ID", "STATE", "THERMAL",
+		       "CPUS", "MEMORY", "IMAGE", "CREATED");
 		cJSON *s;
 		cJSON_ArrayForEach(s, j)
 		{
 			char when[32];
 			ago(cli_jstr(s, "created_at"), when, sizeof(when));
-			printf("%-20s %-12s %-9s %4d %5dMB %-8s %s\n", cli_jstr(s, "name"),
-			       cli_jstr(s, "id"), cli_jstr(s, "state"), cli_jint(s, "cpus"),
+			printf("%-20s %-12s %-9s %-7s %4d %5dMB %-8s %s\n", cli_jstr(s, "name"),
+			       cli_jstr(s, "id"), cli_jstr(s, "state"), cli_jstr(s, "thermal"),
+			       cli_jint(s, "cpus"),
 			       cli_jint(s, "memory_mb"), cli_jstr(s, "image"), when);
 		}
 	}
 	cJSON_Delete(j);
 	return 0;
+}
+
+/* "2m13s" */
+static void span(long long ms, char *out, size_t n)
+{
+	long long s = ms / 1000;
+	if (s < 60)
+		snprintf(out, n, "%lld.%llds", s, (ms % 1000) / 100);
+	else if (s < 3600)
+		snprintf(out, n, "%lldm%02llds", s / 60, s % 60);
+	else
+		snprintf(out, n, "%lldh%02lldm", s / 3600, s / 60 % 60);
+}
+
+/* inspect's thermal part: the state, activity, timers, wakes. */
+static void print_thermal(cJSON *j)
+{
+	char idle[32], when[32] = "-";
+	span((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "idle_ms")), idle, sizeof(idle));
+	double last = cJSON_GetNumberValue(cJSON_GetObjectItem(j, "last_activity"));
+	if (last > 0) {
+		time_t t = (time_t)(last / 1000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	}
+	printf("%-10s %s%s\n", "thermal", cli_jstr(j, "thermal"),
+	       cJSON_IsTrue(cJSON_GetObjectItem(j, "keep_hot")) ? " (keep_hot)" : "");
+	printf("%-10s %s (idle for %s)\n", "activity", when, idle);
+	printf("%-10s warm after %s, cold after %s\n", "timers", cli_jstr(j, "warm_after"),
+	       cli_jstr(j, "cold_after"));
+	printf("%-10s %d (last took %d ms)\n", "wakes", cli_jint(j, "wake_count"),
+	       cli_jint(j, "last_wake_ms"));
+	const cJSON *a = cJSON_GetObjectItem(j, "activity");
+	const char *busy = a ? cli_jstr(a, "busy") : "";
+	if (busy[0])
+		printf("%-10s %s\n", "busy", busy);
 }
 
 static int inspect(struct cli *c)
@@ -72,6 +110,7 @@ static int inspect(struct cli *c)
 				printf("%-10s %s\n", keys[i], cli_jstr(j, keys[i]));
 		printf("%-10s %d\n%-10s %d MB\n", "cpus", cli_jint(j, "cpus"), "memory",
 		       cli_jint(j, "memory_mb"));
+		print_thermal(j);
 	}
 	cJSON_Delete(j);
 	return 0;

@@ -7,14 +7,36 @@
 
 #include "cli.h"
 
+/* POST {"force":true}: retry a sandbox whose wake failed */
+static int call_force(struct cli *c, const char *path, cJSON **ret)
+{
+	struct client_resp r;
+	cJSON *b = cJSON_CreateObject();
+	cJSON_AddBoolToObject(b, "force", true);
+	int rc = cli_call(c, "POST", path, b, &r) < 0 ? 1 : 0;
+	cJSON_Delete(b);
+	if (rc)
+		return rc;
+	cJSON *j = NULL;
+	if (r.status != 200)
+		rc = cli_fail(&r);
+	else if (!(j = cli_json(&r)))
+		rc = 1;
+	client_resp_release(&r);
+	if (rc == 0)
+		*ret = j;
+	return rc;
+}
+
 static int power(struct cli *c, const char *what)
 {
 	int rc = 0;
+	bool force = args_has(&c->args, "--force");
 	for (size_t i = 0; i < c->args.npos; i++) {
 		struct buf path = BUF_INIT;
 		cJSON *j;
 		buf_addf(&path, "/sandboxes/%s/%s", c->esc[i], what);
-		int r = cli_call_json(c, "POST", path.data, &j);
+		int r = force ? call_force(c, path.data, &j) : cli_call_json(c, "POST", path.data, &j);
 		buf_release(&path);
 		if (r) {
 			rc = r;
@@ -49,10 +71,17 @@ const struct cli_cmd cmd_stop_entry = {
 	.run = stop,
 };
 
+static const struct opt start_opts[] = {
+	{ "--force", NULL, OPT_FLAG },
+	OPT_END,
+};
+
 const struct cli_cmd cmd_start_entry = {
 	.name = "start",
 	.summary = "start a stopped sandbox where it was",
-	.usage = "NAME... [--json]",
+	.usage = "NAME... [--force] [--json]",
+	.help = "--force: retry a sandbox whose wake failed (state error) from its snapshot",
+	.opts = start_opts,
 	.min_args = 1,
 	.max_args = -1,
 	.flags = CLI_NAMES,

@@ -17,6 +17,7 @@ struct create_body {
 	char *init;
 	char **secrets;
 	bool all_secrets;
+	bool keep_hot;
 };
 
 static const struct json_field create_fields[] = {
@@ -28,6 +29,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STR("init", struct create_body, init, JSON_OPTIONAL, 256 << 10),
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
+	JSON_FIELD_BOOL("keep_hot", struct create_body, keep_hot, JSON_OPTIONAL),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -61,6 +63,7 @@ void api_sandbox_create(struct http_req *r)
 	struct sbx_create req = {
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
+		.keep_hot = b.keep_hot,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -91,17 +94,33 @@ void api_sandbox_list(struct http_req *r)
 void api_sandbox_get(struct http_req *r)
 {
 	struct sbx *sb = api_sandbox(r);
-	if (sb)
-		http_reply_json(r, 200, api_sandbox_json(sb));
+	if (!sb)
+		return;
+	cJSON *o = api_sandbox_json(sb);
+	api_sandbox_thermal_json(sb, o);
+	http_reply_json(r, 200, o);
 }
 
 struct patch_body {
 	char *name;
+	bool keep_hot;
 };
 
+enum { PATCH_NAME, PATCH_KEEP_HOT };   /* bits of the present mask */
+
 static const struct json_field patch_fields[] = {
-	JSON_FIELD_STR("name", struct patch_body, name, JSON_REQUIRED, 63),
+	[PATCH_NAME] = JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
+	[PATCH_KEEP_HOT] = JSON_FIELD_BOOL("keep_hot", struct patch_body, keep_hot, JSON_OPTIONAL),
 };
+
+/* keep_hot: true also wakes it (sbx_set_keep_hot) */
+static int patch_keep_hot(struct sbx *sb, const struct patch_body *b, uint64_t present,
+			  struct err *e)
+{
+	if (!(present & (1ull << PATCH_KEEP_HOT)))
+		return 0;
+	return sbx_set_keep_hot(sb, b->keep_hot, e);
+}
 
 void api_sandbox_patch(struct http_req *r)
 {
@@ -109,10 +128,16 @@ void api_sandbox_patch(struct http_req *r)
 	if (!sb)
 		return;
 	struct patch_body b = { 0 };
-	if (api_parse(r, patch_fields, ARRAY_SIZE(patch_fields), &b) < 0)
-		return;
+	uint64_t present = 0;
 	struct err e = ERR_INIT;
-	int rc = strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	if (json_parse(r->body.len ? r->body.data : "{}", r->body.len ? r->body.len : 2,
+		       patch_fields, ARRAY_SIZE(patch_fields), &b, &present, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		return;
+	}
+	int rc = !b.name || strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	if (rc == 0)
+		rc = patch_keep_hot(sb, &b, present, &e);
 	if (rc < 0)
 		http_reply_err(r, rc, &e);
 	else
@@ -145,7 +170,22 @@ void api_sandbox_stop(struct http_req *r)
 	sandbox_op(r, sbx_stop, 200);
 }
 
+struct start_body {
+	bool force;
+};
+
+static const struct json_field start_fields[] = {
+	JSON_FIELD_BOOL("force", struct start_body, force, JSON_OPTIONAL),
+};
+
+/* {"force": true}: retry a failed wake (bhatti start --force) */
 void api_sandbox_start(struct http_req *r)
 {
+	struct start_body b = { 0 };
+	if (api_parse(r, start_fields, ARRAY_SIZE(start_fields), &b) < 0)
+		return;
+	struct sbx *sb = b.force ? sbx_find(r->srv, &r->user, r->params[0]) : NULL;
+	if (sb)
+		sbx_clear_wake_error(sb);
 	sandbox_op(r, sbx_start, 200);
 }

@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -234,9 +235,25 @@ void http_reply_text(struct http_req *r, int status, const char *ctype, struct b
 	finish(r);
 }
 
+static bool has_header(const struct http_req *r, const char *name)
+{
+	for (size_t off = 0; off < r->headers.len;) {
+		const char *n = r->headers.data + off;
+		if (strcasecmp(n, name) == 0)
+			return true;
+		off += strlen(n) + 1;
+		off += strlen(r->headers.data + off) + 1;
+	}
+	return false;
+}
+
 void http_reply_error(struct http_req *r, int status, const char *fmt, ...)
 {
 	char msg[ERR_MSG_MAX];
+	/* 503 is "busy now" (a full memory budget, too many wakes at once):
+	 * say when to come back */
+	if (status == 503 && !has_header(r, "Retry-After"))
+		http_header(r, "Retry-After", "1");
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

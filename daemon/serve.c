@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "events.h"
 #include "fileops.h"
 #include "http.h"
 #include "json.h"
@@ -30,6 +31,7 @@
 #include "loop.h"
 #include "sandbox.h"
 #include "server.h"
+#include "thermal.h"
 
 static struct server S;
 static struct watch sig_watch;
@@ -196,8 +198,12 @@ int serve_main(const struct args *a)
 		return fail("vm_uids", &e);
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);
+	if (events_new(&S, &S.events, &e) < 0)
+		return fail("events", &e);
 	if (sbx_init(&S, &e) < 0)
 		return fail("sandboxes", &e);
+	if (thermal_new(&S, &S.thermal, &e) < 0)
+		return fail("thermal", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
 				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
 				      [RATE_READ] = S.cfg.limits.reads_per_min };
@@ -221,8 +227,10 @@ int serve_main(const struct args *a)
 	rc = http_run();
 	/* what the engine is making (a template, a memory spare) is finished
 	 * while the API can still tell a client why it waits */
+	thermal_free(S.thermal);
 	engine_settle(S.eng);
 	http_free();
+	events_free(S.events);
 	watch_close(&sig_watch);
 	engine_free(S.eng);
 	sbx_release_all(&S);

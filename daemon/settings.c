@@ -102,6 +102,12 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
+	CONFIG_KEY_DURATION_NEVER("thermal.warm_after", S, thermal.warm_after, 1000, 365ull * 86400000),
+	CONFIG_KEY_DURATION_NEVER("thermal.cold_after", S, thermal.cold_after, 1000, 365ull * 86400000),
+	CONFIG_KEY_DURATION("thermal.check_every", S, thermal.check_every, 200, 3600000),
+	CONFIG_KEY_INT("thermal.cpu_busy_percent", S, thermal.cpu_busy_percent, 0, 100),
+	CONFIG_KEY_BOOL("thermal.outbound_tcp", S, thermal.outbound_tcp),
+	CONFIG_KEY_INT("thermal.max_concurrent_wakes", S, thermal.max_concurrent_wakes, 1, 100000),
 };
 #undef S
 
@@ -129,6 +135,14 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+		},
+		.thermal = {
+			.warm_after = 30000,
+			.cold_after = 30 * 60000,
+			.check_every = 5000,
+			.cpu_busy_percent = 5,
+			.outbound_tcp = true,
+			.max_concurrent_wakes = 10,
 		},
 	};
 }

@@ -29,6 +29,13 @@
  *     memory_budget: 0          # guest RAM on tmpfs, all users; 0 = auto (the
  *                               # tmpfs size, at most 3/4 of the host's memory)
  *     max_body: 100M            # largest request body
+ *   thermal:                    # docs/thermal.md
+ *     warm_after: 30s           # idle hot → warm (paused); "never"
+ *     cold_after: 30m           # warm → cold (snapshot to disk); "never"
+ *     check_every: 5s           # how often a hot sandbox's guest is asked
+ *     cpu_busy_percent: 5       # its user processes' CPU that counts as busy
+ *     outbound_tcp: true        # an established outbound connection keeps hot
+ *     max_concurrent_wakes: 10  # cold wakes at once; beyond: 503
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -36,6 +43,7 @@
 #ifndef BHATTI_SETTINGS_H
 #define BHATTI_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -81,6 +89,14 @@ struct settings {
 		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;
+	struct {
+		uint64_t warm_after;    /* ms, or CONFIG_NEVER */
+		uint64_t cold_after;    /* ms, or CONFIG_NEVER */
+		uint64_t check_every;   /* ms */
+		int64_t cpu_busy_percent;
+		bool outbound_tcp;
+		int64_t max_concurrent_wakes;
+	} thermal;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

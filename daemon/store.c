@@ -63,6 +63,22 @@ static const char *const migrations[] = {
 	/* 2: a destroy in progress survives a crash, so that the next daemon
 	 * finishes it (a crash in the middle left half a sandbox) */
 	"ALTER TABLE sandboxes ADD COLUMN destroying INTEGER NOT NULL DEFAULT 0;",
+	/* 3: thermal state that survives a restart (docs/thermal.md), and the
+	 * events stream's history (docs/api.md, kept 7 days) */
+	"ALTER TABLE sandboxes ADD COLUMN keep_hot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN last_activity INTEGER NOT NULL DEFAULT 0;" /* unix ms */
+	"ALTER TABLE sandboxes ADD COLUMN warm_since INTEGER NOT NULL DEFAULT 0;"    /* unix ms */
+	"ALTER TABLE sandboxes ADD COLUMN wake_count INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN last_wake_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN wake_error TEXT;"
+	"CREATE TABLE events ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL,"
+	"  sandbox TEXT,"                       /* the sandbox's id */
+	"  at INTEGER NOT NULL,"                /* unix ms */
+	"  body TEXT NOT NULL"                  /* the event as JSON */
+	");"
+	"CREATE INDEX events_at ON events (at);",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -100,13 +116,19 @@ static const struct col user_cols[] = {
 };
 static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
-#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying"
+#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, " \
+	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
 	ROW_I64(struct sandbox_row, memory_mb), ROW_STR(struct sandbox_row, image),
 	ROW_I64(struct sandbox_row, created_at), ROW_BOOL(struct sandbox_row, stopped),
-	ROW_BOOL(struct sandbox_row, destroying),
+	ROW_BOOL(struct sandbox_row, destroying), ROW_BOOL(struct sandbox_row, keep_hot),
+	ROW_I64(struct sandbox_row, thermal.last_activity),
+	ROW_I64(struct sandbox_row, thermal.warm_since),
+	ROW_I64(struct sandbox_row, thermal.wake_count),
+	ROW_I64(struct sandbox_row, thermal.last_wake_ms),
+	ROW_STR(struct sandbox_row, thermal.wake_error),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -137,7 +159,13 @@ enum stmt_id {
 	Q_SB_RENAME,
 	Q_SB_SET_STOPPED,
 	Q_SB_SET_DESTROYING,
+	Q_SB_SET_KEEP_HOT,
+	Q_SB_SET_THERMAL,
 	Q_SB_DELETE,
+	Q_EVENT_INSERT,
+	Q_EVENT_SINCE,
+	Q_EVENT_PRUNE,
+	Q_EVENT_LAST,
 	Q_SECRET_INSERT,
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
@@ -162,7 +190,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -173,7 +201,16 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SB_RENAME] = "UPDATE sandboxes SET name = ?1 WHERE id = ?2 AND user_id = ?3",
 	[Q_SB_SET_STOPPED] = "UPDATE sandboxes SET stopped = ?1 WHERE id = ?2",
 	[Q_SB_SET_DESTROYING] = "UPDATE sandboxes SET destroying = ?1 WHERE id = ?2",
+	[Q_SB_SET_KEEP_HOT] = "UPDATE sandboxes SET keep_hot = ?1 WHERE id = ?2",
+	[Q_SB_SET_THERMAL] = "UPDATE sandboxes SET last_activity = ?1, warm_since = ?2, "
+			     "wake_count = ?3, last_wake_ms = ?4, wake_error = ?5 WHERE id = ?6",
 	[Q_SB_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
+	[Q_EVENT_INSERT] = "INSERT INTO events (seq, user_id, sandbox, at, body) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_EVENT_SINCE] = "SELECT seq, user_id, body FROM events WHERE seq > ?1 "
+			  "ORDER BY seq LIMIT ?2",
+	[Q_EVENT_PRUNE] = "DELETE FROM events WHERE at < ?1",
+	[Q_EVENT_LAST] = "SELECT coalesce(max(seq), 0) FROM events",
 	/* ?1 user, ?2 name, ?3 ciphertext, ?4 now: the same for both */
 	[Q_SECRET_INSERT] = "INSERT INTO secrets (user_id, name, ciphertext, created_at, "
 			    "updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
@@ -822,6 +859,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 7, r->created_at ? r->created_at : wall_sec());
 	q_i64(&q, 8, r->stopped);
 	q_i64(&q, 9, r->destroying);
+	q_i64(&q, 10, r->keep_hot);
+	q_i64(&q, 11, r->thermal.last_activity);
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);
@@ -937,6 +976,28 @@ int store_sandbox_set_destroying(struct store *st, const char *id, bool destroyi
 	return sandbox_set_flag(st, Q_SB_SET_DESTROYING, id, destroying, e);
 }
 
+int store_sandbox_set_keep_hot(struct store *st, const char *id, bool keep_hot,
+			       struct err *e)
+{
+	return sandbox_set_flag(st, Q_SB_SET_KEEP_HOT, id, keep_hot, e);
+}
+
+int store_sandbox_set_thermal(struct store *st, const char *id,
+			      const struct sandbox_thermal *t, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_THERMAL, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, t->last_activity);
+	q_i64(&q, 2, t->warm_since);
+	q_i64(&q, 3, t->wake_count);
+	q_i64(&q, 4, t->last_wake_ms);
+	q_text(&q, 5, t->wake_error && t->wake_error[0] ? t->wake_error : NULL);
+	q_text(&q, 6, id);
+	return sandbox_change(&q, id, e);
+}
+
 int store_sandbox_delete(struct store *st, const char *id, struct err *e)
 {
 	struct q q;
@@ -945,6 +1006,69 @@ int store_sandbox_delete(struct store *st, const char *id, struct err *e)
 		return r;
 	q_text(&q, 1, id);
 	return sandbox_change(&q, id, e);
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+int store_event_add(struct store *st, int64_t seq, int64_t user_id, const char *sandbox_id,
+		    int64_t at_ms, const char *body, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_INSERT, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, seq);
+	q_i64(&q, 2, user_id);
+	q_text(&q, 3, sandbox_id);
+	q_i64(&q, 4, at_ms);
+	q_text(&q, 5, body);
+	r = q_step(&q, e);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_event_each(struct store *st, int64_t after, int64_t max,
+		     int (*fn)(int64_t seq, int64_t user_id, const char *body, void *arg),
+		     void *arg, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_SINCE, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, after);
+	q_i64(&q, 2, max);
+	while ((r = q_step(&q, e)) == 1) {
+		const unsigned char *body = sqlite3_column_text(q.s, 2);
+		if (fn(sqlite3_column_int64(q.s, 0), sqlite3_column_int64(q.s, 1),
+		       body ? (const char *)body : "{}", arg) != 0)
+			break;
+	}
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_event_last(struct store *st, int64_t *ret, struct err *e)
+{
+	struct q q;
+	int64_t seq = 0;
+	int r = q_begin(st, Q_EVENT_LAST, &q, e);
+	if (r == 0)
+		r = run_i64(&q, &seq, e);
+	if (r == 0)
+		*ret = seq;
+	return r;
+}
+
+int store_event_prune(struct store *st, int64_t before_ms, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_PRUNE, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, before_ms);
+	r = q_step(&q, e);
+	q_end(&q);
+	return r < 0 ? r : 0;
 }
 
 /* ---- secrets -------------------------------------------------------------- */

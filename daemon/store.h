@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 2    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 3    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -97,6 +97,15 @@ int store_user_delete(struct store *st, const char *name, struct err *e);
 
 /* ---- sandboxes ------------------------------------------------------------ */
 
+/* What the thermal manager keeps across a restart (docs/thermal.md). */
+struct sandbox_thermal {
+	int64_t last_activity;  /* unix ms of the last activity seen (0: unknown) */
+	int64_t warm_since;     /* unix ms it went warm or cold (0: hot) */
+	int64_t wake_count;
+	int64_t last_wake_ms;   /* how long the last wake took */
+	char *wake_error;       /* why the last wake failed; NULL: it did not */
+};
+
 struct sandbox_row {
 	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex (valid.h) */
 	int64_t user_id;
@@ -107,6 +116,8 @@ struct sandbox_row {
 	int64_t created_at;
 	bool stopped;           /* the user stopped it */
 	bool destroying;        /* a destroy began: the next daemon finishes it */
+	bool keep_hot;          /* never paused by the thermal manager */
+	struct sandbox_thermal thermal;
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -142,7 +153,26 @@ int store_sandbox_set_stopped(struct store *st, const char *id, bool stopped,
 /* Record that a destroy began (or, false, that it did not happen). */
 int store_sandbox_set_destroying(struct store *st, const char *id, bool destroying,
 				 struct err *e);
+int store_sandbox_set_keep_hot(struct store *st, const char *id, bool keep_hot,
+			       struct err *e);
+/* Write t (its wake_error may be NULL or ""). */
+int store_sandbox_set_thermal(struct store *st, const char *id,
+			      const struct sandbox_thermal *t, struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
+
+/* ---- events (daemon/events.c: the stream's history) ----------------------- */
+
+int store_event_add(struct store *st, int64_t seq, int64_t user_id, const char *sandbox_id,
+		    int64_t at_ms, const char *body, struct err *e);
+/* fn for each event with seq > after, in order, at most max; fn returns
+ * non-zero to stop. */
+int store_event_each(struct store *st, int64_t after, int64_t max,
+		     int (*fn)(int64_t seq, int64_t user_id, const char *body, void *arg),
+		     void *arg, struct err *e);
+/* The highest seq stored (0: none). */
+int store_event_last(struct store *st, int64_t *ret, struct err *e);
+/* Remove events older than before_ms. */
+int store_event_prune(struct store *st, int64_t before_ms, struct err *e);
 
 /* ---- secrets (stored as ciphertext; the store never sees plaintext) ------- */
 

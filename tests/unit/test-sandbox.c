@@ -3,7 +3,8 @@
  * dir, the real engine.c on the tests' fake backend (tests/fake-backend.c,
  * a test double of the VMM: operations finish on the loop, fail, hang or
  * die as a test says). Create (quotas, names, secrets, a failed create
- * leaves no row), the API states, wake (warm, cold, user-stopped, failed),
+ * leaves no row), the API states, wake (warm, cold, user-stopped, failed; at
+ * most max_concurrent_wakes restores; a failed wake and start --force; keep_hot),
  * waiters (one operation, many waiting; a cancelled waiter), busy, stop and
  * start, destroy (also preempting an operation), rename, and the crash
  * reconciliation of sbx_init (rows without VMs, VMs without rows, creates
@@ -390,17 +391,26 @@ static void test_states_and_wake(void **state UNUSED)
 	assert_string_equal(r.state, "hot");
 	assert_int_equal(fake_calls(OP_START), starts + 1);
 
-	/* stopped by the user: an error that says how to start it */
+	/* stopped by the user: woken as well (a request that needs the guest
+	 * starts it), and no longer stopped */
 	struct rec stop = { 0 };
 	assert_int_equal(sbx_stop(sb, rec_done, &stop, &e), 0);
 	assert_string_equal(sbx_state(sb), "stopping");
 	wait_rec(&stop);
 	assert_string_equal(sbx_state(sb), "stopped");
+	assert_string_equal(sbx_thermal(sb), "cold");
 	memset(&r, 0, sizeof(r));
 	sbx_wake(sb, rec_done, &r);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.rc, -ENOTCONN);
-	assert_string_equal(r.e.msg, "sandbox 'w' is stopped; start it with 'bhatti start w'");
+	wait_rec(&r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.state, "hot");
+	assert_false(sb->row.stopped);
+	struct sandbox_row row;
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_false(row.stopped);
+	assert_int_equal(row.thermal.wake_count, 3);   /* warm, cold, stopped */
+	assert_int_equal(row.thermal.warm_since, 0);
+	sandbox_row_release(&row);
 
 	/* failed: only destroy helps */
 	struct rec start = { 0 };
@@ -435,7 +445,7 @@ static void test_waiters(void **state UNUSED)
 			assert_int_equal(w[i].rc, 0);
 	}
 
-	/* a wake that comes while the user stops it learns it is stopped */
+	/* a wake that comes while the user stops it starts it again */
 	struct rec stop = { 0 }, wake = { 0 };
 	fake_script(vm_id(sb->vm), OP_STOP, FAKE_HANG);
 	assert_int_equal(sbx_stop(sb, rec_done, &stop, &e), 0);
@@ -452,8 +462,10 @@ static void test_waiters(void **state UNUSED)
 	settle();
 	assert_int_equal(stop.rc, 0);
 	assert_int_equal(wake.calls, 1);
-	assert_int_equal(wake.rc, -ENOTCONN);
+	assert_int_equal(wake.rc, 0);
+	assert_string_equal(sbx_state(sb), "hot");
 	assert_int_equal(busy.calls, 0);
+	assert_int_equal(vm_stop_sync(sb->vm, &e), 0);
 
 	/* a failed operation: its waiters get the error; the sandbox stays */
 	struct rec start = { 0 }, wake2 = { 0 };
@@ -469,6 +481,88 @@ static void test_waiters(void **state UNUSED)
 	wait_rec(&wake2);
 	assert_int_equal(wake2.rc, 0);
 	assert_string_equal(sbx_state(sb), "hot");
+}
+
+/* At most thermal.max_concurrent_wakes restores at once (then -EAGAIN);
+ * a failed wake leaves the sandbox in error until a start with force. */
+static void test_wake_limits_and_failure(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *a = hot("a"), *b = hot("b");
+	assert_int_equal(vm_stop_sync(a->vm, &e), 0);
+	assert_int_equal(vm_stop_sync(b->vm, &e), 0);
+	FX->srv.cfg.thermal.max_concurrent_wakes = 1;
+	struct rec ra = { 0 }, ra2 = { 0 }, rb = { 0 };
+	fake_script(vm_id(a->vm), OP_START, FAKE_HANG);
+	sbx_wake(a, rec_done, &ra);
+	sbx_wake(a, rec_done, &ra2);   /* the same wake */
+	sbx_wake(b, rec_done, &rb);
+	assert_int_equal(rb.calls, 1);
+	assert_int_equal(rb.rc, -EAGAIN);
+	assert_string_equal(rb.e.msg, "too many sandboxes are waking at once (at most 1, "
+			    "'thermal.max_concurrent_wakes'); retry in a moment");
+	assert_string_equal(sbx_state(b), "cold");
+	fake_release(a->vm);
+	wait_rec(&ra);
+	wait_rec(&ra2);
+	assert_int_equal(ra.rc, 0);
+	assert_int_equal(ra2.rc, 0);
+	assert_int_equal(FX->srv.cold_wakes, 0);
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	wait_rec(&rb);
+	assert_int_equal(rb.rc, 0);
+
+	/* a wake that fails: error, with the reason, kept in the store */
+	assert_int_equal(vm_stop_sync(b->vm, &e), 0);
+	fake_script(vm_id(b->vm), OP_START, FAKE_FAIL);
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	wait_rec(&rb);
+	assert_true(rb.rc < 0);
+	assert_string_equal(sbx_state(b), "error");
+	assert_non_null(b->row.thermal.wake_error);
+	assert_string_equal(sbx_error(b), b->row.thermal.wake_error);
+	struct sandbox_row row;
+	assert_int_equal(store_sandbox_get(FX->srv.store, b->row.id, &row, &e), 0);
+	assert_non_null(row.thermal.wake_error);
+	sandbox_row_release(&row);
+	/* ... later wakes and a plain start say how to retry */
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	assert_int_equal(rb.rc, -ENOTCONN);
+	assert_non_null(strstr(rb.e.msg, "retry with 'bhatti start --force b'"));
+	assert_int_equal(sbx_start(b, rec_done, &rb, &e), -ENOTCONN);
+	/* ... a start with force retries */
+	sbx_clear_wake_error(b);
+	memset(&rb, 0, sizeof(rb));
+	assert_int_equal(sbx_start(b, rec_done, &rb, &e), 0);
+	wait_rec(&rb);
+	assert_int_equal(rb.rc, 0);
+	assert_string_equal(sbx_state(b), "hot");
+	assert_int_equal(store_sandbox_get(FX->srv.store, b->row.id, &row, &e), 0);
+	assert_null(row.thermal.wake_error);
+	sandbox_row_release(&row);
+}
+
+/* keep_hot is kept in the store; turning it on wakes the sandbox. */
+static void test_keep_hot(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *sb = hot("kh");
+	assert_int_equal(vm_pause_sync(sb->vm, &e), 0);
+	assert_int_equal(sbx_set_keep_hot(sb, true, &e), 0);
+	assert_true(sb->busy);   /* waking */
+	settle();
+	assert_string_equal(sbx_state(sb), "hot");
+	struct sandbox_row row;
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_true(row.keep_hot);
+	sandbox_row_release(&row);
+	assert_int_equal(sbx_set_keep_hot(sb, false, &e), 0);
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_false(row.keep_hot);
+	sandbox_row_release(&row);
 }
 
 /* ---- stop and start ---------------------------------------------------------------- */
@@ -757,6 +851,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_with_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states_and_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wake_limits_and_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_hot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_start, setup, teardown),
