@@ -11,10 +11,12 @@
  *
  * "User processes": every process but lohar itself and kernel threads
  * (PF_KTHREAD); in test mode (not PID 1) only lohar's descendants. Their
- * CPU time: utime + stime of the live ones, plus lohar's cutime + cstime
- * (what its reaped children, and theirs, used). An outbound connection:
+ * CPU time: utime + stime + cutime + cstime of the live ones, plus
+ * lohar's cutime + cstime (what its reaped children, and theirs, used). An outbound connection:
  * ESTABLISHED, its local port not one a socket listens on, held by a user
- * process (lohar's own forwards are counted as forwards).
+ * process (lohar's own forwards are counted as forwards). A live process's
+ * cutime + cstime (what its reaped children used) counts with it: a shell
+ * loop forking short commands is busy.
  *
  * Hold socket (PID 1: /run/lohar/hold.sock, mode 0666; test mode:
  * --hold-socket PATH): a client sends one line, "hold" (held while its
@@ -46,7 +48,8 @@
 
 struct proc {
 	int pid, ppid;
-	uint64_t ticks;   /* utime + stime */
+	uint64_t ticks;   /* utime + stime + cutime + cstime: its own and its
+			   * reaped children's */
 	bool user;
 };
 
@@ -110,7 +113,7 @@ static size_t list_procs(struct proc *out, size_t cap, uint64_t *ret_self_childr
 		}
 		if (flags & PF_KTHREAD_FLAG)
 			continue;
-		out[n++] = (struct proc){ .pid = pid, .ppid = ppid, .ticks = t[0] + t[1],
+		out[n++] = (struct proc){ .pid = pid, .ppid = ppid, .ticks = t[0] + t[1] + t[2] + t[3],
 					  .user = agent.pid1 };
 	}
 	closedir(d);

@@ -91,6 +91,8 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 	char *bin = buf_detach(&b, NULL);
 	buf_addf(&b, "unix:%s", p->sock);
 	char *listen = buf_detach(&b, NULL);
+	buf_addf(&b, "%s/hold.sock", p->dir);
+	char *hold = buf_detach(&b, NULL);
 
 	p->pid = fork();
 	if (p->pid == 0) {
@@ -105,11 +107,12 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 		      "--workspace", p->workspace, "--user", user ? user : "self",
 		      "--log", getenv("LOHAR_LOG") ? getenv("LOHAR_LOG") : "info",
 		      "--session-keep-ms", getenv("LOHAR_SESSION_KEEP_MS") ? getenv("LOHAR_SESSION_KEEP_MS") : "30000",
-		      (char *)NULL);
+		      "--hold-socket", hold, (char *)NULL);
 		_exit(127);
 	}
 	free(bin);
 	free(listen);
+	free(hold);
 	for (int i = 0; i < 500; i++) {
 		if (access(p->sock, F_OK) == 0)
 			return 0;

@@ -404,7 +404,9 @@ static void test_activity_signals(void **state UNUSED)
 	static const char *const boxes[][2] = {
 		{ "busy", "while :; do :; done" },
 		{ "sleepy", "sleep 100000" },
-		{ "tcp", "nc -l -p 9000 >/dev/null & sleep 1; sleep 100000 | nc 127.0.0.1 9000" },
+		/* (nc ends at EOF on its stdin: both keep a sleep's pipe open) */
+		{ "tcp", "sleep 100000 | nc -l -p 9000 >/dev/null & sleep 1; "
+			 "sleep 100000 | nc 127.0.0.1 9000 >/dev/null" },
 		{ "held", "lohar hold -- sleep 20" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(boxes); i++)
