@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "client.h"
+#include "config.h"
 #include "helpers.h"
 #include "settings.h"
 
@@ -144,6 +145,15 @@ static void emit(const struct settings *s, struct buf *out)
 		 (unsigned long long)s->limits.max_body,
 		 (unsigned long long)s->limits.max_snapshot_disk,
 		 (unsigned long long)s->limits.memory_budget);
+	char wa[32], ca[32];
+	config_fmt_duration(wa, sizeof(wa), s->thermal.warm_after);
+	config_fmt_duration(ca, sizeof(ca), s->thermal.cold_after);
+	buf_addf(out,
+		 "thermal:\n  warm_after: %s\n  cold_after: %s\n  check_every: %llums\n"
+		 "  cpu_busy_percent: %lld\n  outbound_tcp: %s\n  max_concurrent_wakes: %lld\n",
+		 wa, ca, (unsigned long long)s->thermal.check_every,
+		 (long long)s->thermal.cpu_busy_percent, s->thermal.outbound_tcp ? "true" : "false",
+		 (long long)s->thermal.max_concurrent_wakes);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -159,7 +169,13 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
 	       same_str(a->log_level, b->log_level) &&
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
-	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0;
+	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
+	       a->thermal.warm_after == b->thermal.warm_after &&
+	       a->thermal.cold_after == b->thermal.cold_after &&
+	       a->thermal.check_every == b->thermal.check_every &&
+	       a->thermal.cpu_busy_percent == b->thermal.cpu_busy_percent &&
+	       a->thermal.outbound_tcp == b->thermal.outbound_tcp &&
+	       a->thermal.max_concurrent_wakes == b->thermal.max_concurrent_wakes;
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

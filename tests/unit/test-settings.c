@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "settings.h"
 #include "valid.h"
 
@@ -44,6 +45,12 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
 	assert_int_equal(s->limits.memory_budget, 0);
 	assert_int_equal(s->limits.max_body, 100ull << 20);
+	assert_int_equal(s->thermal.warm_after, 30000);
+	assert_int_equal(s->thermal.cold_after, 30 * 60000);
+	assert_int_equal(s->thermal.check_every, 5000);
+	assert_int_equal(s->thermal.cpu_busy_percent, 5);
+	assert_true(s->thermal.outbound_tcp);
+	assert_int_equal(s->thermal.max_concurrent_wakes, 10);
 }
 
 static void test_defaults(void **state)
@@ -91,7 +98,21 @@ static void test_full_file(void **state)
 	assert_int_equal(s.limits.max_snapshot_disk, 3ull << 30);
 	assert_int_equal(s.limits.memory_budget, 6ull << 30);
 	assert_int_equal(s.limits.max_body, 1ull << 30);
+	assert_int_equal(s.thermal.warm_after, 45000);
+	assert_true(s.thermal.cold_after == CONFIG_NEVER);
+	assert_int_equal(s.thermal.check_every, 250);
+	assert_int_equal(s.thermal.cpu_busy_percent, 20);
+	assert_false(s.thermal.outbound_tcp);
+	assert_int_equal(s.thermal.max_concurrent_wakes, 3);
 	settings_release(&s);
+
+	/* a duration that may not be never, and one that is not a duration */
+	assert_int_equal(settings_load_string("t.yaml", "thermal:\n  check_every: never\n", &s, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "check_every"));
+	assert_int_equal(settings_load_string("t.yaml", "thermal:\n  warm_after: soon\n", &s, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "or never"));
 }
 
 static void test_partial_file(void **state)
