@@ -234,7 +234,8 @@ static void check_one(struct sbx *sb, uint64_t now)
 		return;
 	case VM_PAUSED: {
 		if (sb->row.keep_hot) {
-			sbx_wake(sb, woke, NULL);
+			if (!sb->row.thermal.wake_error)   /* (retried by start --force) */
+				sbx_wake(sb, woke, NULL);
 			return;
 		}
 		uint64_t cold_after = sb->srv->cfg.thermal.cold_after;

@@ -368,14 +368,15 @@ static void shell(const char *key, const char *name, const char *keys, bool deta
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	if (!tmux_sock[0]) {
 		snprintf(tmux_sock, sizeof(tmux_sock), "%s/tmux.sock", d.dir);
-		assert_int_equal(tmux("new-session", "-d", "-s", name, "-c", cwd, cmd, NULL), 0);
+		assert_int_equal(tmux("new-session", "-d", "-s", "th", "-n", name, "-c", cwd, cmd,
+				      NULL), 0);
 	} else {
-		assert_int_equal(tmux("new-window", "-d", "-t", "0", "-n", name, "-c", cwd, cmd,
+		assert_int_equal(tmux("new-window", "-d", "-t", "th", "-n", name, "-c", cwd, cmd,
 				      NULL), 0);
 	}
 	wait_session(key, name, true);
 	char target[80];
-	snprintf(target, sizeof(target), ":%s", name);
+	snprintf(target, sizeof(target), "th:%s", name);
 	if (keys)
 		tmux("send-keys", "-t", target, keys, "Enter", NULL);
 	if (detach) {
@@ -481,7 +482,8 @@ static long rss_kb(pid_t pid)
 /* A subscriber that never reads: resync, and the daemon does not grow. */
 static void test_events_slow_subscriber(void **state UNUSED)
 {
-	char *key = start_with_user("thermal:\n  warm_after: never\n  cold_after: never\n");
+	char *key = start_with_user("thermal:\n  warm_after: never\n  cold_after: never\n"
+				    "limits:\n  reads_per_min: 0\n");
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "r0", NULL), 0);
 	/* warm up the daemon's allocations with a first round */
