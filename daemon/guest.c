@@ -86,6 +86,8 @@ static void op_free(void *p)
 	free(op);
 }
 
+static void emit_end(struct guest_op *op);
+
 /* The stream is over (or orphaned): it no longer keeps the sandbox hot. */
 static void uncount(struct guest_op *op)
 {
@@ -100,6 +102,15 @@ void guest_op_free(struct guest_op *op)
 {
 	if (!op)
 		return;
+	if (!op->over && op->started) {
+		/* its owner went away first: a shell detaches, an exec is killed */
+		op->over = true;
+		if (op->kind == K_EXEC && op->end.rc == 0) {
+			op->end.rc = -ECANCELED;
+			err_set(&op->err, ECANCELED, "the client went away: the command was killed");
+		}
+		emit_end(op);
+	}
 	uncount(op);
 	op->cb = NULL;
 	op->arg = NULL;
