@@ -4,7 +4,8 @@
  * Sits between the modules that emit (through event_*(), without seeing
  * JSON) and GET /events (api-events.c). Writes the store's events table
  * in batches (one transaction per FLUSH_MS, not an fsync per event: an
- * exec emits two) and prunes it of what is older than EVENTS_KEEP_DAYS.
+ * exec emits two; at once when a burst would overwrite a ring slot not
+ * yet written) and prunes it of what is older than EVENTS_KEEP_DAYS.
  * Touches its ring, its subscribers and that table only.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@
 
 struct slot {
 	int64_t seq;              /* 0: empty */
+	int64_t at_ms;
 	int64_t user_id;
 	char *sandbox_id;
 	char *json;
@@ -104,22 +106,25 @@ static void event_free(struct event *ev)
 
 /* ---- the history in the store -------------------------------------------------------- */
 
+/* Write what the store does not have yet, in one transaction. */
 static void flush(struct events *evs)
 {
 	struct err e = ERR_INIT;
-	for (int64_t seq = evs->flushed + 1; seq <= evs->last; seq++) {
-		if (seq < evs->ring_first)
-			continue;   /* overwritten before a flush: lost from the history */
-		struct slot *sl = &evs->ring[seq % EVENTS_RING];
-		if (store_event_add(evs->srv->store, sl->seq, sl->user_id, sl->sandbox_id,
-				    wall_ms(), sl->json, &e) < 0) {
-			log_warn("events: %s", err_str(&e));
-			break;
-		}
-		evs->flushed = seq;
+	if (evs->flushed >= evs->last)
+		return;
+	size_t n = (size_t)(evs->last - evs->flushed);
+	struct store_event *v = xcalloc(n, sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		const struct slot *sl = &evs->ring[(evs->flushed + 1 + (int64_t)i) % EVENTS_RING];
+		v[i] = (struct store_event){ .seq = sl->seq, .user_id = sl->user_id,
+					     .sandbox_id = sl->sandbox_id, .at_ms = sl->at_ms,
+					     .body = sl->json };
 	}
-	if (evs->flushed < evs->last && evs->last - evs->flushed >= EVENTS_RING)
-		evs->flushed = evs->last - EVENTS_RING;   /* never retry the impossible */
+	if (store_events_add(evs->srv->store, v, n, &e) < 0)
+		log_warn("events: %s", err_str(&e));
+	else
+		evs->flushed = evs->last;
+	free(v);
 }
 
 static void on_flush(struct timer *t)
@@ -151,12 +156,21 @@ void events_emit(struct server *srv, struct event *ev)
 		event_free(ev);
 		return;
 	}
-	int64_t seq = ++evs->last;
+	int64_t seq = evs->last + 1;
+	/* the slot's event must be in the store before it is overwritten (a
+	 * burst faster than the flush timer); a store that refuses loses it */
+	if (seq - EVENTS_RING > evs->flushed) {
+		flush(evs);
+		if (seq - EVENTS_RING > evs->flushed)
+			evs->flushed = seq - EVENTS_RING;
+	}
+	evs->last = seq;
 	cJSON *o = ev->o;
 	/* seq and time first: easier to read in a terminal */
 	cJSON *head = cJSON_CreateObject();
 	cJSON_AddNumberToObject(head, "seq", (double)seq);
-	cJSON_AddNumberToObject(head, "time", (double)wall_ms());
+	int64_t now = wall_ms();
+	cJSON_AddNumberToObject(head, "time", (double)now);
 	for (cJSON *c = o->child; c;) {
 		cJSON *n = c->next;
 		cJSON_AddItemToObject(head, c->string, cJSON_DetachItemViaPointer(o, c));
@@ -166,6 +180,7 @@ void events_emit(struct server *srv, struct event *ev)
 	free(sl->sandbox_id);
 	free(sl->json);
 	sl->seq = seq;
+	sl->at_ms = now;
 	sl->user_id = ev->user_id;
 	sl->sandbox_id = ev->sandbox_id;
 	ev->sandbox_id = NULL;

@@ -1010,21 +1010,31 @@ int store_sandbox_delete(struct store *st, const char *id, struct err *e)
 
 /* ---- events ----------------------------------------------------------------- */
 
-int store_event_add(struct store *st, int64_t seq, int64_t user_id, const char *sandbox_id,
-		    int64_t at_ms, const char *body, struct err *e)
+/* One INSERT INTO events (inside the caller's transaction). */
+static int event_insert(struct store *st, const struct store_event *ev, struct err *e)
 {
 	struct q q;
 	int r = q_begin(st, Q_EVENT_INSERT, &q, e);
 	if (r < 0)
 		return r;
-	q_i64(&q, 1, seq);
-	q_i64(&q, 2, user_id);
-	q_text(&q, 3, sandbox_id);
-	q_i64(&q, 4, at_ms);
-	q_text(&q, 5, body);
+	q_i64(&q, 1, ev->seq);
+	q_i64(&q, 2, ev->user_id);
+	q_text(&q, 3, ev->sandbox_id);
+	q_i64(&q, 4, ev->at_ms);
+	q_text(&q, 5, ev->body);
 	r = q_step(&q, e);
 	q_end(&q);
 	return r < 0 ? r : 0;
+}
+
+int store_events_add(struct store *st, const struct store_event *v, size_t n, struct err *e)
+{
+	int r = tx_begin(st, e);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = event_insert(st, &v[i], e);
+	return tx_end(st, r, e);
 }
 
 int store_event_each(struct store *st, int64_t after, int64_t max,

@@ -162,8 +162,14 @@ int store_sandbox_delete(struct store *st, const char *id, struct err *e);
 
 /* ---- events (daemon/events.c: the stream's history) ----------------------- */
 
-int store_event_add(struct store *st, int64_t seq, int64_t user_id, const char *sandbox_id,
-		    int64_t at_ms, const char *body, struct err *e);
+struct store_event {
+	int64_t seq, user_id;
+	const char *sandbox_id;   /* may be NULL */
+	int64_t at_ms;
+	const char *body;         /* the event as JSON */
+};
+/* The n events in one transaction (all or none). */
+int store_events_add(struct store *st, const struct store_event *v, size_t n, struct err *e);
 /* fn for each event with seq > after, in order, at most max; fn returns
  * non-zero to stop. */
 int store_event_each(struct store *st, int64_t after, int64_t max,
