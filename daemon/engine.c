@@ -618,6 +618,11 @@ const char *vm_dir(const struct vm *vm)
 	return vm->dir;
 }
 
+const char *vm_restoring(const struct vm *vm)
+{
+	return vm->state == VM_CREATING ? vm->spec.snapshot : NULL;
+}
+
 const char *vm_error(const struct vm *vm)
 {
 	return vm->error;

@@ -187,6 +187,9 @@ int vm_pid(const struct vm *vm);
 /* Disk bytes of its cold snapshot (memory delta and device state) while
  * it is STOPPED, else 0. */
 uint64_t vm_snapshot_bytes(const struct vm *vm);
+/* The named snapshot directory it is being created from (spec.snapshot)
+ * while it is CREATING, else NULL. */
+const char *vm_restoring(const struct vm *vm);
 /* Why the VM is FAILED (or ""). */
 const char *vm_error(const struct vm *vm);
 /* How the VM was created: "clone", "boot", "restore" (of a named

@@ -30,6 +30,7 @@
 #include "loop.h"
 #include "sandbox.h"
 #include "server.h"
+#include "snapshot.h"
 
 static struct server S;
 static struct watch sig_watch;
@@ -198,6 +199,8 @@ int serve_main(const struct args *a)
 		return fail("engine", &e);
 	if (sbx_init(&S, &e) < 0)
 		return fail("sandboxes", &e);
+	if (snap_init(&S, &e) < 0)
+		return fail("snapshots", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
 				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
 				      [RATE_READ] = S.cfg.limits.reads_per_min };

@@ -102,6 +102,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
+	CONFIG_KEY_INT("limits.max_snapshots", S, limits.max_snapshots, 0, 10000),
 };
 #undef S
 
@@ -129,6 +130,7 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+			.max_snapshots = 5,
 		},
 	};
 }
