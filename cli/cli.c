@@ -180,3 +180,17 @@ int cli_jint(const cJSON *o, const char *k)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsNumber(v) ? v->valueint : 0;
 }
+
+int cli_delete(struct cli *c, const char *path, const char *what, const char *name)
+{
+	struct client_resp r;
+	int rc = 0;
+	if (cli_call(c, "DELETE", path, NULL, &r) < 0)
+		return 1;
+	if (r.status != 204)
+		rc = cli_fail(&r);
+	else
+		fprintf(stderr, "%s '%s' deleted\n", what, name);
+	client_resp_release(&r);
+	return rc;
+}

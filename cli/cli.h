@@ -64,7 +64,7 @@ const struct cli_cmd *const *cli_commands(size_t *ret_n);
 extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry,
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
-	cmd_help_entry, cmd_events_entry;
+	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry;
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);
@@ -87,6 +87,9 @@ int cli_stream(struct cli *c, const char *method, const char *path, const cJSON 
 /* A call whose answer must be 200 and JSON: 0 with the JSON in *ret
  * (caller deletes), else the exit code, the error printed. */
 int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret);
+/* DELETE path, which must answer 204: "<what> '<name>' deleted" on
+ * stderr; the exit code. */
+int cli_delete(struct cli *c, const char *path, const char *what, const char *name);
 /* PUT size bytes read from fd. */
 int cli_upload(struct cli *c, const char *path, int fd, size_t size, struct client_resp *ret);
 

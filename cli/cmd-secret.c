@@ -93,16 +93,8 @@ static int secret_delete(struct cli *c)
 {
 	struct buf path = BUF_INIT;
 	buf_addf(&path, "/secrets/%s", c->esc[0]);
-	struct client_resp r;
-	int rc = 0;
-	if (cli_call(c, "DELETE", path.data, NULL, &r) < 0)
-		rc = 1;
-	else if (r.status != 204)
-		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "secret '%s' deleted\n", c->args.pos[0]);
+	int rc = cli_delete(c, path.data, "secret", c->args.pos[0]);
 	buf_release(&path);
-	client_resp_release(&r);
 	return rc;
 }
 

@@ -76,5 +76,11 @@ void api_secret_list(struct http_req *r);
 void api_secret_set(struct http_req *r);
 void api_secret_delete(struct http_req *r);
 void api_events(struct http_req *r);
+void api_sandbox_snapshot(struct http_req *r);
+void api_sandbox_fork(struct http_req *r);
+void api_snapshot_list(struct http_req *r);
+void api_snapshot_get(struct http_req *r);
+void api_snapshot_delete(struct http_req *r);
+void api_snapshot_resume(struct http_req *r);
 
 #endif

@@ -173,9 +173,14 @@ void meta_write(struct vm *vm)
 
 cJSON *meta_read(const char *dir)
 {
+	return meta_read_file(dir, "vm.json");
+}
+
+cJSON *meta_read_file(const char *dir, const char *name)
+{
 	struct buf path = BUF_INIT, text = BUF_INIT;
 	char chunk[4096];
-	buf_addf(&path, "%s/vm.json", dir);
+	buf_addf(&path, "%s/%s", dir, name);
 	int fd = open(path.data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	buf_release(&path);
 	if (fd < 0)
@@ -272,7 +277,8 @@ static int meta_check(const cJSON *m, const char *id, struct err *e)
 	if (strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
 		return err_set(e, EINVAL, "its accelerator is not valid");
 	v = json_get_str(m, "origin", "boot");
-	if (strcmp(v, "boot") != 0 && strcmp(v, "clone") != 0)
+	if (strcmp(v, "boot") != 0 && strcmp(v, "clone") != 0 && strcmp(v, "restore") != 0 &&
+	    strcmp(v, "fork") != 0)
 		return err_set(e, EINVAL, "its origin is not valid");
 	v = json_get_str(m, "template", NULL);
 	if (v && tmpl_key_parse(v, image) < 0)

@@ -278,3 +278,20 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next)
 	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 	sodium_memzero(seed, sizeof(seed));
 }
+
+void qagent_reidentify(struct qvm *q, qstep_fn next)
+{
+	uint8_t seed[64];
+	struct timespec ts;
+	struct proto_configure c = {
+		.what = PROTO_CFG_CLOCK | PROTO_CFG_HOSTNAME | PROTO_CFG_TOKEN | PROTO_CFG_RNG,
+		.hostname = (char *)q->vm->spec.hostname, .token = q->token, .init = (char *)"",
+		.net_ifname = (char *)"", .net_address = (char *)"", .net_gateway = (char *)"",
+		.rng_seed = { seed, sizeof(seed) },
+	};
+	randombytes_buf(seed, sizeof(seed));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c.clock_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
+	sodium_memzero(seed, sizeof(seed));
+}

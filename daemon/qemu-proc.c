@@ -86,22 +86,29 @@ int q_key_make(struct qvm *q, struct err *e)
 	return 0;
 }
 
-int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e)
+int q_key_unwrap(struct engine *eng, const char *wrapped, uint8_t key[32], bool *ret_keyed,
+		 struct err *e)
 {
-	struct engine_config *cfg = &q->vm->eng->cfg;
+	struct engine_config *cfg = &eng->cfg;
 	*ret_keyed = false;
-	if (!q->key_wrapped)
+	if (!wrapped)
 		return 0;
 	if (!cfg->key_unwrap)
-		return err_set(e, ENOKEY, "the snapshot of '%s' is encrypted, and this engine has "
-			       "no key to open it", q->vm->id);
-	int r = cfg->key_unwrap(cfg->key_arg, q->key_wrapped, key, e);
-	if (r < 0) {
-		err_prefix(e, "opening the snapshot key of '%s'", q->vm->id);
+		return err_set(e, ENOKEY, "the snapshot is encrypted, and this engine has no key "
+			       "to open it");
+	int r = cfg->key_unwrap(cfg->key_arg, wrapped, key, e);
+	if (r < 0)
 		return r;
-	}
 	*ret_keyed = true;
 	return 0;
+}
+
+int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e)
+{
+	int r = q_key_unwrap(q->vm->eng, q->key_wrapped, key, ret_keyed, e);
+	if (r < 0)
+		err_prefix(e, "opening the snapshot key of '%s'", q->vm->id);
+	return r;
 }
 
 uint64_t qemu_starttime(pid_t pid)
@@ -686,10 +693,13 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 		return;
 	case OP_STOP:
 	case OP_PAUSE:
-	case OP_RESUME: {
+	case OP_RESUME:
+	case OP_SNAPSHOT:
+	case OP_FORK: {
 		timer_cancel(&q->timer);
 		q->on_migrated = NULL;
 		qemu_close_state_fd(q);
+		copy_detach(q, false); /* a snapshot's part goes, a fork's copy fails */
 		if (q->pid <= 0 || !q->qmp) {
 			vm->state = VM_FAILED;
 			meta_write(vm);
@@ -697,7 +707,7 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			return;
 		}
 		enum vm_state back = q->paused ? VM_PAUSED : VM_RUNNING;
-		if (vm->op == OP_STOP && !q->paused)
+		if ((vm->op == OP_STOP || vm->op == OP_SNAPSHOT || vm->op == OP_FORK) && !q->paused)
 			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
 		if (back == VM_RUNNING && !vm->agent) {
 			struct err e = ERR_INIT;
@@ -749,6 +759,7 @@ static void qemu_exited(struct qvm *q, int status)
 	}
 	if (vm->op == OP_DESTROY)
 		return;
+	copy_detach(q, false);
 	vm_fail(vm, "QEMU %s unexpectedly (see %s/qemu.log)", why, vm->dir);
 	meta_write(vm);
 }

@@ -341,7 +341,7 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 	struct buf state = BUF_INIT, base = BUF_INIT;
 	buf_addf(&state, "%s/state", q->source->dir);
 	buf_addf(&base, "%s/mem", q->source->dir);
-	restore_overlapped(q, state.data, base.data, NULL);
+	restore_overlapped(q, state.data, base.data, NULL, NULL);
 	buf_release(&state);
 	buf_release(&base);
 }
@@ -393,7 +393,7 @@ static bool template_in_use(struct engine *eng, const char *key)
 	if (d)
 		closedir(d);
 	free(dir);
-	return used;
+	return used || copy_template_in_use(eng, key);
 }
 
 void tmpl_remove_stale(struct engine *eng)
@@ -422,7 +422,7 @@ void tmpl_remove_stale(struct engine *eng)
 			stale = strcmp(strrchr(de->d_name, '-') + 1, hash) != 0;
 		}
 		if (stale && de->d_name[0] != '.' && template_in_use(eng, de->d_name)) {
-			log_info("keeping stale template %s: a stopped sandbox was cloned from it",
+			log_info("keeping stale template %s: a stopped sandbox or a snapshot needs it",
 				 de->d_name);
 			stale = false;
 		}

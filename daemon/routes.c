@@ -28,6 +28,13 @@ const struct route routes[] = {
 	{ HTTP_DELETE, "/secrets/:name", api_secret_delete, 0, 0, RATE_READ },
 	{ HTTP_GET, "/events", api_events, 0, 0, RATE_READ },
 	{ HTTP_WS, "/events", api_events, 0, 0, RATE_READ },
+	/* named snapshots and fork (a copy takes a create token in the handler) */
+	{ HTTP_POST, "/sandboxes/:id/snapshot", api_sandbox_snapshot, 0, 0, RATE_NONE },
+	{ HTTP_POST, "/sandboxes/:id/fork", api_sandbox_fork, 0, 0, RATE_NONE },
+	{ HTTP_GET, "/snapshots", api_snapshot_list, 0, 0, RATE_READ },
+	{ HTTP_GET, "/snapshots/:name", api_snapshot_get, 0, 0, RATE_READ },
+	{ HTTP_DELETE, "/snapshots/:name", api_snapshot_delete, 0, 0, RATE_READ },
+	{ HTTP_POST, "/snapshots/:name/resume", api_snapshot_resume, 0, 0, RATE_NONE },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

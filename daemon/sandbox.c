@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "sandbox.h"
+#include "snapshot.h"
 #include "thermal.h"
 #include "valid.h"
 
@@ -434,8 +435,7 @@ int sbx_set_keep_hot(struct sbx *sb, bool on, struct err *e)
 	return 0;
 }
 
-/* The disk the user's cold snapshots take. */
-static uint64_t snapshot_bytes_of(struct server *srv, int64_t user_id)
+uint64_t sbx_cold_bytes(struct server *srv, int64_t user_id)
 {
 	uint64_t n = 0;
 	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next)
@@ -466,13 +466,21 @@ static int check_snapshot_quota(struct sbx *sb, struct err *e)
 	bool makes_one = sb->vm && (vm_state(sb->vm) == VM_RUNNING || vm_state(sb->vm) == VM_PAUSED);
 	if (!quota || !makes_one)
 		return 0;
-	uint64_t used = snapshot_bytes_of(sb->srv, sb->row.user_id);
-	if (used < quota)
-		return 0;
-	return err_set(e, EDQUOT, "quota: your cold snapshots take %llu MB of disk, the most a "
-		       "user may keep is %llu MB ('limits.max_snapshot_disk'); start or destroy "
-		       "a stopped sandbox first", (unsigned long long)(used >> 20),
-		       (unsigned long long)(quota >> 20));
+	return snap_disk_check(sb->srv, sb->row.user_id, e);
+}
+
+int sbx_snapshot(struct sbx *sb, const char *dir, sbx_done_fn done, void *arg, struct err *e)
+{
+	int rc = check_op(sb, e);
+	if (rc == 0 && !sb->vm)
+		rc = err_set(e, EIO, "sandbox '%s' is lost (its VM is gone); destroy it", sb->row.name);
+	if (rc == 0)
+		rc = vm_snapshot(sb->vm, dir, op_done, sb, e);
+	if (rc < 0)
+		return rc;
+	sb->busy = true;
+	add_waiter(sb, WAIT_OP, done, arg);
+	return 0;
 }
 
 int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
@@ -753,8 +761,11 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	if (mem > u->max_memory_mb)
 		return err_set(e, EINVAL, "quota: at most %lld MB of memory per sandbox for user '%s'",
 			       (long long)u->max_memory_mb, u->name);
+	bool copy = req->snapshot_dir || req->fork_of;
 	char **secrets = NULL;
-	int rc = gather_secrets(srv, u, req, &secrets, e);
+	int rc = req->fork_of ? check_op(req->fork_of, e) : 0;
+	if (rc == 0 && !copy)
+		rc = gather_secrets(srv, u, req, &secrets, e);
 	if (rc < 0)
 		return rc;
 
@@ -791,12 +802,20 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.image = sb->row.image,
 		.cpus = (unsigned)cpus,
 		.memory_mb = (unsigned)mem,
-		.env = req->env,
+		.env = copy ? NULL : req->env,
 		.secrets = secrets,
-		.init = req->init,
+		.init = copy ? NULL : req->init,
+		.snapshot = req->snapshot_dir,
 	};
 	sb->busy = true;
-	rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);
+	if (req->fork_of) {
+		struct sbx *src = req->fork_of;
+		rc = vm_fork(src->vm, &spec, op_done, src, created, sb, &sb->vm, e);
+		if (rc == 0)
+			src->busy = true; /* until its copy is made (op_done) */
+	} else {
+		rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);
+	}
 	wipe_strv(secrets);
 	if (rc < 0) {
 		struct err se = ERR_INIT;

@@ -68,6 +68,12 @@ struct sbx_create {
 	char **secrets;           /* secret names */
 	bool all_secrets;
 	bool keep_hot;
+	/* A copy instead of a fresh sandbox (image, cpus, memory_mb must be
+	 * the copied one's; env, init and secrets are not applied: the guest
+	 * has its own): restore this named snapshot directory, or fork this
+	 * hot or warm sandbox (which is busy until its copy is made). */
+	const char *snapshot_dir;
+	struct sbx *fork_of;
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);
@@ -109,6 +115,11 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e);
 int sbx_set_keep_hot(struct sbx *sb, bool on, struct err *e);
 /* Forget a failed wake (bhatti start --force). */
 void sbx_clear_wake_error(struct sbx *sb);
+/* A named snapshot of a hot or warm sandbox into dir (vm_snapshot); it
+ * goes on as it was. */
+int sbx_snapshot(struct sbx *sb, const char *dir, sbx_done_fn done, void *arg, struct err *e);
+/* Disk the user's cold snapshots take (stopped sandboxes' memory). */
+uint64_t sbx_cold_bytes(struct server *srv, int64_t user_id);
 
 /* "hot", "warm", "cold", "stopped", "creating", ..., "error". */
 const char *sbx_state(const struct sbx *sb);

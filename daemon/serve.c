@@ -32,6 +32,7 @@
 #include "sandbox.h"
 #include "server.h"
 #include "thermal.h"
+#include "snapshot.h"
 
 static struct server S;
 static struct watch sig_watch;
@@ -204,6 +205,8 @@ int serve_main(const struct args *a)
 		return fail("sandboxes", &e);
 	if (thermal_new(&S, &S.thermal, &e) < 0)
 		return fail("thermal", &e);
+	if (snap_init(&S, &e) < 0)
+		return fail("snapshots", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
 				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
 				      [RATE_READ] = S.cfg.limits.reads_per_min };

@@ -108,6 +108,7 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_INT("thermal.cpu_busy_percent", S, thermal.cpu_busy_percent, 0, 100),
 	CONFIG_KEY_BOOL("thermal.outbound_tcp", S, thermal.outbound_tcp),
 	CONFIG_KEY_INT("thermal.max_concurrent_wakes", S, thermal.max_concurrent_wakes, 1, 100000),
+	CONFIG_KEY_INT("limits.max_snapshots", S, limits.max_snapshots, 0, 10000),
 };
 #undef S
 
@@ -135,6 +136,7 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+			.max_snapshots = 5,
 		},
 		.thermal = {
 			.warm_after = 30000,

@@ -25,7 +25,8 @@
  *     max_execs: 256            # execs running at once, everyone; 0 = no limit
  *     max_conns_per_ip: 128     # open API connections per client address; 0 = no limit
  *     max_secrets: 100          # per user (the same for every user); 0 = no secrets
- *     max_snapshot_disk: 20G    # per user: disk held by cold snapshots; 0 = no limit
+ *     max_snapshot_disk: 20G    # per user: disk held by cold and named snapshots; 0 = no limit
+ *     max_snapshots: 5          # named snapshots per user (the same for every user); 0 = none
  *     memory_budget: 0          # guest RAM on tmpfs, all users; 0 = auto (the
  *                               # tmpfs size, at most 3/4 of the host's memory)
  *     max_body: 100M            # largest request body
@@ -86,6 +87,7 @@ struct settings {
 		int64_t max_conns_per_ip;
 		int64_t max_secrets;    /* per user */
 		uint64_t max_snapshot_disk; /* bytes per user; 0 = no limit */
+		int64_t max_snapshots;  /* named snapshots per user */
 		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;

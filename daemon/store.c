@@ -79,6 +79,22 @@ static const char *const migrations[] = {
 	"  body TEXT NOT NULL"                  /* the event as JSON */
 	");"
 	"CREATE INDEX events_at ON events (at);",
+	/* 4: named snapshots (their files: data_dir/snapshots/<user id>/<id>/);
+	 * a row is written before its files and marked ready after them */
+	"CREATE TABLE snapshots ("
+	"  id TEXT PRIMARY KEY,"                /* 16 lower-case hex: its directory */
+	"  user_id INTEGER NOT NULL REFERENCES users(id),"
+	"  name TEXT NOT NULL,"
+	"  source TEXT,"                        /* the sandbox's name when it was taken */
+	"  image TEXT,"
+	"  cpus INTEGER,"
+	"  memory_mb INTEGER,"
+	"  size_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  labels TEXT,"                        /* a JSON object, or NULL */
+	"  created_at INTEGER,"
+	"  ready INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (user_id, name)"
+	");",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -132,6 +148,18 @@ static const struct col sandbox_cols[] = {
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
+#define SNAPSHOT_COLS "id, user_id, name, source, image, cpus, memory_mb, size_bytes, labels, " \
+		      "created_at, ready"
+static const struct col snapshot_cols[] = {
+	ROW_STR(struct snapshot_row, id), ROW_I64(struct snapshot_row, user_id),
+	ROW_STR(struct snapshot_row, name), ROW_STR(struct snapshot_row, source),
+	ROW_STR(struct snapshot_row, image), ROW_I64(struct snapshot_row, cpus),
+	ROW_I64(struct snapshot_row, memory_mb), ROW_I64(struct snapshot_row, size_bytes),
+	ROW_STR(struct snapshot_row, labels), ROW_I64(struct snapshot_row, created_at),
+	ROW_BOOL(struct snapshot_row, ready),
+};
+static const struct row_kind snapshot_rows = ROW_KIND(struct snapshot_row, snapshot_cols);
+
 #define SECRET_COLS "name, created_at, updated_at"
 static const struct col secret_cols[] = {
 	ROW_STR(struct secret_meta, name), ROW_I64(struct secret_meta, created_at),
@@ -173,6 +201,12 @@ enum stmt_id {
 	Q_SECRET_COUNT,
 	Q_SECRET_DELETE,
 	Q_SECRET_DELETE_USER,
+	Q_SNAP_INSERT,
+	Q_SNAP_FIND,
+	Q_SNAP_LIST,
+	Q_SNAP_COUNT,
+	Q_SNAP_READY,
+	Q_SNAP_DELETE,
 	Q_COUNT
 };
 
@@ -223,6 +257,14 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SECRET_COUNT] = "SELECT count(*) FROM secrets WHERE user_id = ?1",
 	[Q_SECRET_DELETE] = "DELETE FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_DELETE_USER] = "DELETE FROM secrets WHERE user_id = ?1",
+	[Q_SNAP_INSERT] = "INSERT INTO snapshots (" SNAPSHOT_COLS ") "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+	[Q_SNAP_FIND] = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE user_id = ?1 AND name = ?2",
+	[Q_SNAP_LIST] = "SELECT " SNAPSHOT_COLS " FROM snapshots "
+			"WHERE ?1 < 0 OR user_id = ?1 ORDER BY created_at, name",
+	[Q_SNAP_COUNT] = "SELECT count(*) FROM snapshots WHERE ?1 < 0 OR user_id = ?1",
+	[Q_SNAP_READY] = "UPDATE snapshots SET ready = 1, size_bytes = ?2 WHERE id = ?1",
+	[Q_SNAP_DELETE] = "DELETE FROM snapshots WHERE id = ?1",
 };
 
 struct store {
@@ -776,6 +818,9 @@ int store_user_rotate_key(struct store *st, const char *name, char **ret_key,
 	return 0;
 }
 
+static int count_of(struct store *st, enum stmt_id id, int64_t user_id, int64_t *ret,
+		    struct err *e);
+
 /* The body of store_user_delete(), inside its transaction. */
 static int user_delete_tx(struct store *st, const char *name, struct err *e)
 {
@@ -790,6 +835,9 @@ static int user_delete_tx(struct store *st, const char *name, struct err *e)
 	if (r == 0 && count > 0)
 		r = err_set(e, EBUSY, "user '%s' still has %" PRId64 " sandbox%s", name, count,
 			    count == 1 ? "" : "es");
+	if (r == 0 && (r = count_of(st, Q_SNAP_COUNT, u.id, &count, e)) == 0 && count > 0)
+		r = err_set(e, EBUSY, "user '%s' still has %" PRId64 " snapshot%s", name, count,
+			    count == 1 ? "" : "s");
 	if (r == 0 && (r = q_begin(st, Q_SECRET_DELETE_USER, &q, e)) == 0) {
 		q_i64(&q, 1, u.id);
 		r = q_step(&q, e);
@@ -1185,6 +1233,129 @@ int store_secret_delete(struct store *st, int64_t user_id, const char *name,
 	r = q_step(&q, e);
 	if (r == 0 && q_changes(&q) == 0)
 		r = err_set(e, ENOENT, "secret '%s' not found", name);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+/* ---- named snapshots -------------------------------------------------------- */
+
+void snapshot_row_release(struct snapshot_row *r)
+{
+	row_release(&snapshot_rows, r);
+}
+
+void snapshot_row_array_free(struct snapshot_row *v, size_t n)
+{
+	rows_free(&snapshot_rows, v, n);
+}
+
+static int snapshot_insert_tx(struct store *st, const struct snapshot_row *r, int64_t max,
+			      struct err *e)
+{
+	struct q q;
+	int64_t count = 0;
+	int rc = count_of(st, Q_SNAP_COUNT, r->user_id, &count, e);
+	if (rc == 0 && count >= max)
+		return err_set(e, EDQUOT, "quota: snapshot limit reached (%" PRId64 "/%" PRId64
+			       "; 'limits.max_snapshots'); delete one first", count, max);
+	if (rc < 0 || (rc = q_begin(st, Q_SNAP_INSERT, &q, e)) < 0)
+		return rc;
+	q_text(&q, 1, r->id);
+	q_i64(&q, 2, r->user_id);
+	q_text(&q, 3, r->name);
+	q_text(&q, 4, r->source);
+	q_text(&q, 5, r->image);
+	q_i64(&q, 6, r->cpus);
+	q_i64(&q, 7, r->memory_mb);
+	q_i64(&q, 8, r->size_bytes);
+	q_text(&q, 9, r->labels);
+	q_i64(&q, 10, r->created_at ? r->created_at : wall_sec());
+	rc = q_step(&q, e);
+	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		rc = err_set(e, EEXIST, "snapshot id '%s' is taken", r->id);
+	else if (rc == -EEXIST)
+		rc = err_set(e, EEXIST, "snapshot '%s' already exists", r->name);
+	else if (rc == -ENOENT)
+		rc = err_set(e, ENOENT, "user %" PRId64 " not found", r->user_id);
+	q_end(&q);
+	return rc < 0 ? rc : 0;
+}
+
+int store_snapshot_insert(struct store *st, const struct snapshot_row *r, int64_t max,
+			  struct err *e)
+{
+	int rc;
+	if ((rc = valid_sandbox_id(r->id, e)) < 0 || (rc = valid_snapshot_name(r->name, e)) < 0)
+		return rc;
+	if (max < 0)
+		return err_set(e, EINVAL, "the snapshots quota must not be negative");
+	if ((rc = tx_begin(st, e)) < 0)
+		return rc;
+	return tx_end(st, snapshot_insert_tx(st, r, max, e), e);
+}
+
+int store_snapshot_find(struct store *st, int64_t user_id, const char *name,
+			struct snapshot_row *ret, struct err *e)
+{
+	struct q q;
+	struct snapshot_row row = { 0 };
+	int r = q_begin(st, Q_SNAP_FIND, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, user_id);
+	q_text(&q, 2, name);
+	r = q_step(&q, e);
+	if (r == 1)
+		row_read(&snapshot_rows, q.s, &row);
+	q_end(&q);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return err_set(e, ENOENT, "snapshot '%s' not found", name);
+	*ret = row;
+	return 0;
+}
+
+int store_snapshot_list(struct store *st, int64_t user_id, struct snapshot_row **ret,
+			size_t *ret_n, struct err *e)
+{
+	void *v;
+	int r = rows_list(st, Q_SNAP_LIST, &user_id, &snapshot_rows, &v, ret_n, e);
+	if (r == 0)
+		*ret = v;
+	return r;
+}
+
+int store_snapshot_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+{
+	return count_of(st, Q_SNAP_COUNT, user_id, ret, e);
+}
+
+int store_snapshot_set_ready(struct store *st, const char *id, int64_t size_bytes, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SNAP_READY, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, id);
+	q_i64(&q, 2, size_bytes);
+	r = q_step(&q, e);
+	if (r == 0 && q_changes(&q) == 0)
+		r = err_set(e, ENOENT, "snapshot '%s' not found", id);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_snapshot_delete(struct store *st, const char *id, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SNAP_DELETE, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, id);
+	r = q_step(&q, e);
+	if (r == 0 && q_changes(&q) == 0)
+		r = err_set(e, ENOENT, "snapshot '%s' not found", id);
 	q_end(&q);
 	return r < 0 ? r : 0;
 }

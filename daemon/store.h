@@ -1,5 +1,5 @@
 /* store — the daemon's state in SQLite (data_dir/state.db): users and their
- * API keys, sandboxes, secrets.
+ * API keys, sandboxes, secrets, named snapshots.
  *
  * One connection per struct store, in WAL mode with synchronous=FULL (a
  * call that returned 0 has reached the disk), foreign keys on and a busy
@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 3    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 4    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -92,7 +92,8 @@ int store_user_list(struct store *st, struct user **ret, size_t *ret_n, struct e
 int store_user_rotate_key(struct store *st, const char *name, char **ret_key,
 			  struct err *e);
 
-/* Delete the user and their secrets; -EBUSY while they have sandboxes. */
+/* Delete the user and their secrets; -EBUSY while they have sandboxes or
+ * named snapshots. */
 int store_user_delete(struct store *st, const char *name, struct err *e);
 
 /* ---- sandboxes ------------------------------------------------------------ */
@@ -207,5 +208,39 @@ int store_secret_list(struct store *st, int64_t user_id, struct secret_meta **re
 
 int store_secret_delete(struct store *st, int64_t user_id, const char *name,
 			struct err *e);
+
+/* ---- named snapshots (their files are the daemon's: snapshot.c) ---------- */
+
+struct snapshot_row {
+	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex: its directory */
+	int64_t user_id;
+	char *name;
+	char *source;           /* the source sandbox's name when it was taken */
+	char *image;
+	int64_t cpus;
+	int64_t memory_mb;
+	int64_t size_bytes;     /* disk its files take (once ready) */
+	char *labels;           /* a JSON object, or NULL */
+	int64_t created_at;
+	bool ready;             /* its files are complete */
+};
+
+void snapshot_row_release(struct snapshot_row *r);
+void snapshot_row_array_free(struct snapshot_row *v, size_t n);
+
+/* A new row, not ready, in one transaction with the quota: -EDQUOT when
+ * the user has max snapshots already, -EEXIST when the name is taken. */
+int store_snapshot_insert(struct store *st, const struct snapshot_row *r, int64_t max,
+			  struct err *e);
+/* The user's snapshot by name; -ENOENT. */
+int store_snapshot_find(struct store *st, int64_t user_id, const char *name,
+			struct snapshot_row *ret, struct err *e);
+/* The user's snapshots (user_id -1: everyone's), by created_at, then name. */
+int store_snapshot_list(struct store *st, int64_t user_id, struct snapshot_row **ret,
+			size_t *ret_n, struct err *e);
+int store_snapshot_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e);
+/* Its files are complete and take size_bytes. */
+int store_snapshot_set_ready(struct store *st, const char *id, int64_t size_bytes, struct err *e);
+int store_snapshot_delete(struct store *st, const char *id, struct err *e);
 
 #endif

@@ -136,7 +136,7 @@ static void emit(const struct settings *s, struct buf *out)
 		 "  creates_per_min: %lld\n  execs_per_min: %lld\n  reads_per_min: %lld\n"
 		 "  max_execs_per_user: %lld\n  max_execs: %lld\n  max_conns_per_ip: %lld\n"
 		 "  max_secrets: %lld\n  max_body: %llu\n  max_snapshot_disk: %llu\n"
-		 "  memory_budget: %llu\n",
+		 "  memory_budget: %llu\n  max_snapshots: %lld\n",
 		 (long long)s->limits.max_sandboxes, (long long)s->limits.max_cpus,
 		 (long long)s->limits.max_memory_mb, (long long)s->limits.creates_per_min,
 		 (long long)s->limits.execs_per_min, (long long)s->limits.reads_per_min,
@@ -144,7 +144,7 @@ static void emit(const struct settings *s, struct buf *out)
 		 (long long)s->limits.max_conns_per_ip, (long long)s->limits.max_secrets,
 		 (unsigned long long)s->limits.max_body,
 		 (unsigned long long)s->limits.max_snapshot_disk,
-		 (unsigned long long)s->limits.memory_budget);
+		 (unsigned long long)s->limits.memory_budget, (long long)s->limits.max_snapshots);
 	char wa[32], ca[32];
 	config_fmt_duration(wa, sizeof(wa), s->thermal.warm_after);
 	config_fmt_duration(ca, sizeof(ca), s->thermal.cold_after);

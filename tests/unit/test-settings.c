@@ -43,6 +43,7 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.execs_per_min, 120);
 	assert_int_equal(s->limits.max_secrets, 100);
 	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
+	assert_int_equal(s->limits.max_snapshots, 5);
 	assert_int_equal(s->limits.memory_budget, 0);
 	assert_int_equal(s->limits.max_body, 100ull << 20);
 	assert_int_equal(s->thermal.warm_after, 30000);
