@@ -17,6 +17,7 @@ struct create_body {
 	char *init;
 	char **secrets;
 	bool all_secrets;
+	char *egress;
 };
 
 static const struct json_field create_fields[] = {
@@ -28,6 +29,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STR("init", struct create_body, init, JSON_OPTIONAL, 256 << 10),
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
+	JSON_FIELD_OBJ("egress", struct create_body, egress, JSON_OPTIONAL),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -61,6 +63,7 @@ void api_sandbox_create(struct http_req *r)
 	struct sbx_create req = {
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
+		.egress = b.egress,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -97,11 +100,19 @@ void api_sandbox_get(struct http_req *r)
 
 struct patch_body {
 	char *name;
+	char *egress;
 };
 
 static const struct json_field patch_fields[] = {
-	JSON_FIELD_STR("name", struct patch_body, name, JSON_REQUIRED, 63),
+	JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
+	JSON_FIELD_OBJ("egress", struct patch_body, egress, JSON_OPTIONAL),
 };
+
+/* PATCH's "egress": a new policy, applied at once. */
+static int patch_egress(struct sbx *sb, const struct patch_body *b, struct err *e)
+{
+	return b->egress ? sbx_set_egress(sb, b->egress, e) : 0;
+}
 
 void api_sandbox_patch(struct http_req *r)
 {
@@ -112,7 +123,9 @@ void api_sandbox_patch(struct http_req *r)
 	if (api_parse(r, patch_fields, ARRAY_SIZE(patch_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	int rc = strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	int rc = !b.name || strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	if (rc == 0)
+		rc = patch_egress(sb, &b, &e);
 	if (rc < 0)
 		http_reply_err(r, rc, &e);
 	else

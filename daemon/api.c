@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "net.h"
 #include "server.h"
 
 struct sbx *api_sandbox(struct http_req *r)
@@ -23,6 +24,20 @@ void api_time(char out[32], int64_t unix_sec)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Networking: "ip", "mac", "egress" (when it has an address). */
+static void api_sandbox_net_json(struct sbx *sb, cJSON *o)
+{
+	if (!sb->row.ip)
+		return;
+	char mac[18];
+	net_mac(sb->row.id, mac);
+	cJSON_AddStringToObject(o, "ip", sb->row.ip);
+	cJSON_AddStringToObject(o, "mac", mac);
+	cJSON *eg = sb->row.egress ? cJSON_Parse(sb->row.egress) : NULL;
+	if (eg)
+		cJSON_AddItemToObject(o, "egress", eg);
 }
 
 cJSON *api_sandbox_json(struct sbx *sb)
@@ -42,6 +57,7 @@ cJSON *api_sandbox_json(struct sbx *sb)
 		cJSON_AddStringToObject(o, "origin", sbx_origin(sb));
 	if (strcmp(state, "error") == 0)
 		cJSON_AddStringToObject(o, "error", sbx_error(sb));
+	api_sandbox_net_json(sb, o);
 	return o;
 }
 

@@ -14,6 +14,7 @@
 
 struct sbx;
 struct engine;
+struct net;
 
 struct server {
 	struct settings cfg;
@@ -22,6 +23,7 @@ struct server {
 	struct age_identity age;
 	struct ratelimit *rl;
 	struct sbx *sandboxes;   /* list of every sandbox of every user */
+	struct net *net;         /* guest networking (net.h); NULL when off */
 };
 
 /* The accelerator the engine uses ("kvm" or "tcg"), for /health. */
