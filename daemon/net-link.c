@@ -7,6 +7,7 @@
 #include <linux/if_tun.h>
 #include <linux/sockios.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -63,8 +64,17 @@ int link_bridge_up(const char *name, uint32_t gw, unsigned prefix, struct err *e
 	int fd = ctl_sock(e), r = 0;
 	if (fd < 0)
 		return fd;
+	struct ifreq ifr;
+	ifr_init(&ifr, name);
+	/* a MAC of its own: else it takes its ports' lowest and changes as
+	 * TAPs come and go, and guests keep sending to the old one */
+	ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+	memcpy(ifr.ifr_hwaddr.sa_data, (const uint8_t[]){ 0x02, 0x62, 0x68, (uint8_t)(gw >> 16),
+							    (uint8_t)(gw >> 8), (uint8_t)gw }, 6);
 	if (ioctl(fd, SIOCBRADDBR, name) < 0 && errno != EEXIST)
 		r = err_set(e, errno, "cannot make the bridge '%s': %s", name, strerror(errno));
+	else if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0)
+		r = err_set(e, errno, "cannot set the MAC of '%s': %s", name, strerror(errno));
 	else if ((r = set_addr(fd, SIOCSIFADDR, name, gw)) < 0 ||
 		 (r = set_addr(fd, SIOCSIFNETMASK, name, prefix ? ~0u << (32 - prefix) : 0)) < 0)
 		err_set(e, -r, "cannot set the address of '%s': %s", name, strerror(-r));

@@ -374,6 +374,11 @@ static char *ruleset(struct net *n, const bool bridges[256])
 	/* add-then-delete: one transaction whether or not it was there */
 	buf_addf(&b, "table inet bhatti {}\ndelete table inet bhatti\n");
 	buf_addf(&b, "table bridge bhatti {}\ndelete table bridge bhatti\n");
+	bool any = false;
+	for (unsigned i = 1; i < 255; i++)
+		any = any || bridges[i];
+	if (!any) /* no sandbox: no table */
+		return buf_detach(&b, NULL);
 	buf_addf(&b, "table inet bhatti {\n");
 	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next) {
 		struct egress eg;
