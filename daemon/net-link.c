@@ -146,7 +146,15 @@ out:
 
 int link_forwarding_on(struct err *e)
 {
-	int fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
+	char now[2] = "";
+	int fd = open("/proc/sys/net/ipv4/ip_forward", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && read(fd, now, 1) == 1 && now[0] == '1') {
+		close(fd);
+		return 0;   /* (under systemd the tunables are read-only: install.sh set it) */
+	}
+	if (fd >= 0)
+		close(fd);
+	fd = open("/proc/sys/net/ipv4/ip_forward", O_WRONLY | O_CLOEXEC);
 	if (fd < 0 || write(fd, "1\n", 2) != 2) {
 		int r = err_set(e, errno, "cannot turn on ip_forward: %s", strerror(errno));
 		if (fd >= 0)

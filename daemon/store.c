@@ -66,8 +66,8 @@ static const char *const migrations[] = {
 	/* 3: guest networking: the sandbox's address in its owner's /24 (kept
 	 * across stops and restarts) and its egress policy (JSON, NULL: the
 	 * server's default) */
-	"ALTER TABLE sandboxes ADD COLUMN ip TEXT;"
-	"ALTER TABLE sandboxes ADD COLUMN egress TEXT;",
+	("ALTER TABLE sandboxes ADD COLUMN ip TEXT;"
+	 "ALTER TABLE sandboxes ADD COLUMN egress TEXT;"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,

@@ -90,9 +90,10 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 
 /* s as a YAML double-quoted scalar: printable ASCII as it is, everything
  * else escaped (\xNN, \uNNNN, \UNNNNNNNN), so any value survives. */
-static void put_str(struct buf *out, const char *key, const char *s, int indent)
+/* s double-quoted with escapes, and a newline */
+static void put_quoted(struct buf *out, const char *s)
 {
-	buf_addf(out, "%*s%s: \"", indent, "", key);
+	buf_addch(out, '"');
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
 	while (n) {
@@ -114,6 +115,12 @@ static void put_str(struct buf *out, const char *key, const char *s, int indent)
 		n -= len;
 	}
 	buf_adds(out, "\"\n");
+}
+
+static void put_str(struct buf *out, const char *key, const char *s, int indent)
+{
+	buf_addf(out, "%*s%s: ", indent, "", key);
+	put_quoted(out, s);
 }
 
 static void emit(const struct settings *s, struct buf *out)
@@ -144,11 +151,32 @@ static void emit(const struct settings *s, struct buf *out)
 		 (unsigned long long)s->limits.max_body,
 		 (unsigned long long)s->limits.max_snapshot_disk,
 		 (unsigned long long)s->limits.memory_budget);
+	buf_addf(out, "network:\n  enabled: %s\n  same_user: %s\n", s->network.enabled ? "true" : "false",
+		 s->network.same_user ? "true" : "false");
+	if (s->network.subnet_pool)
+		put_str(out, "subnet_pool", s->network.subnet_pool, 2);
+	put_str(out, "egress", s->network.egress, 2);
+	if (s->network.dns_upstreams && s->network.dns_upstreams[0]) {
+		buf_adds(out, "  dns_upstreams:\n");
+		for (char **u = s->network.dns_upstreams; *u; u++) {
+			buf_adds(out, "    - ");
+			put_quoted(out, *u);
+		}
+	}
 }
 
 static bool same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_strv(char **a, char **b)
+{
+	size_t i = 0;
+	for (; a && b && a[i] && b[i]; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return (!a || !a[i]) && (!b || !b[i]);
 }
 
 static bool same(const struct settings *a, const struct settings *b)
@@ -159,7 +187,12 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
 	       same_str(a->log_level, b->log_level) &&
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
-	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0;
+	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
+	       a->network.enabled == b->network.enabled &&
+	       a->network.same_user == b->network.same_user &&
+	       same_str(a->network.subnet_pool, b->network.subnet_pool) &&
+	       same_str(a->network.egress, b->network.egress) && same_strv(a->network.dns_upstreams,
+									 b->network.dns_upstreams);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */
