@@ -438,11 +438,28 @@ static char *ruleset(struct net *n, const bool bridges[256])
 	buf_addf(&b, "\t}\n");
 	buf_addf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; "
 		 "policy accept;\n\t\tip saddr %s/16 oifname != \"bhbr*\" masquerade\n\t}\n}\n", pool);
+	/* layer 2: a sandbox whose egress is "deny" sends only from its own
+	 * address (else it could take a sibling's, whose egress is open) */
+	buf_addf(&b, "table bridge bhatti {\n\tchain prerouting {\n\t\ttype filter hook "
+		 "prerouting priority filter; policy accept;\n");
+	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next) {
+		struct egress eg;
+		if (!sb->row.ip)
+			continue;
+		sb_egress(sb, &eg);
+		if (eg.deny)
+			buf_addf(&b, "\t\tiifname \"bt%s\" ether type ip ip saddr != %s drop\n"
+				 "\t\tiifname \"bt%s\" ether type arp arp saddr ip != %s drop\n"
+				 "\t\tiifname \"bt%s\" ether type != { ip, arp } drop\n",
+				 sb->row.id, sb->row.ip, sb->row.id, sb->row.ip, sb->row.id);
+		egress_release(&eg);
+	}
+	buf_addf(&b, "\t}\n");
 	if (!srv->cfg.network.same_user)
 		/* one bridge's ports do not talk to each other either */
-		buf_addf(&b, "table bridge bhatti {\n\tchain forward {\n\t\ttype filter hook forward "
-			 "priority filter; policy accept;\n\t\tiifname \"bt*\" oifname \"bt*\" drop\n"
-			 "\t}\n}\n");
+		buf_addf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; "
+			 "policy accept;\n\t\tiifname \"bt*\" oifname \"bt*\" drop\n\t}\n");
+	buf_addf(&b, "}\n");
 	return buf_detach(&b, NULL);
 }
 

@@ -49,19 +49,37 @@ static char *alice, *bob;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
-/* `bhatti exec NAME -- sh -c SCRIPT` as key: the exit code, output in out. */
+/* `bhatti exec NAME [--root] -- sh -c SCRIPT` as key: the exit code,
+ * output in out. */
+static int vgsh(const char *key, const char *name, bool root, struct buf *out, const char *fmt,
+		va_list ap)
+{
+	struct buf b = BUF_INIT;
+	buf_vaddf(&b, fmt, ap);
+	if (out)
+		buf_reset(out);
+	const char *args[] = { "exec", name, root ? "--root" : "--", root ? "--" : "sh",
+			       root ? "sh" : "-c", root ? "-c" : b.data, root ? b.data : NULL, NULL };
+	int rc = bhatti_argv(&D, key, NULL, out, NULL, args);
+	buf_release(&b);
+	return rc;
+}
+
 static int gsh(const char *key, const char *name, struct buf *out, const char *fmt, ...)
 {
 	va_list ap;
-	struct buf b = BUF_INIT;
 	va_start(ap, fmt);
-	buf_vaddf(&b, fmt, ap);
+	int rc = vgsh(key, name, false, out, fmt, ap);
 	va_end(ap);
-	if (out)
-		buf_reset(out);
-	const char *args[] = { "exec", name, "--", "sh", "-c", b.data, NULL };
-	int rc = bhatti_argv(&D, key, NULL, out, NULL, args);
-	buf_release(&b);
+	return rc;
+}
+
+static int gsh_root(const char *key, const char *name, struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vgsh(key, name, true, out, fmt, ap);
+	va_end(ap);
 	return rc;
 }
 
@@ -75,10 +93,12 @@ static bool fetches(const char *key, const char *name, const char *url)
 	return ok;
 }
 
-/* Does NAME open a TCP connection to addr:port within 3 s? */
+/* Does NAME open a TCP connection to addr:port within 3 s? (nc runs
+ * `true` once connected, and exits 0 only then) */
 static bool connects(const char *key, const char *name, const char *addr, int port)
 {
-	return gsh(key, name, NULL, "echo | timeout 3 nc %s %d >/dev/null 2>&1", addr, port) == 0;
+	return gsh(key, name, NULL, "timeout 5 nc -w 3 %s %d -e true </dev/null >/dev/null 2>&1",
+		   addr, port) == 0;
 }
 
 static cJSON *inspect(const char *key, const char *name)
@@ -256,6 +276,7 @@ static void test_isolation(void **state UNUSED)
 	char *health = test_strf("curl -fsS -m 3 -o /dev/null http://%s:%d/health", gw, D.port);
 	assert_int_equal(netns_sh("%s", health), 0);
 	free(health);
+	assert_true(connects(alice, "web", peer_ip, 8000)); /* (connects can say yes) */
 	assert_false(connects(alice, "web", gw, D.port));
 	assert_false(connects(alice, "web", "203.0.113.2", D.port));
 	assert_false(connects(alice, "web", "169.254.169.254", 80));
@@ -274,6 +295,19 @@ static void test_egress(void **state UNUSED)
 	create(alice, "shut", "--egress deny");
 	assert_false(fetches(alice, "shut", "http://example.test/"));
 	assert_false(fetches(alice, "shut", "http://198.51.100.1/"));
+	/* nor by taking the address of a sibling whose egress is open */
+	char *web_ip = field(alice, "web", "ip"), *shut_ip = field(alice, "shut", "ip");
+	char gw[32];
+	snprintf(gw, sizeof(gw), "%.*s.1", (int)(strrchr(web_ip, '.') - web_ip), web_ip);
+	assert_int_not_equal(gsh_root(alice, "shut", NULL, "ip addr flush dev eth0 && "
+				      "ip addr add %s/24 dev eth0 && ip route add default via %s && "
+				      "timeout 5 wget -O- http://198.51.100.1/ 2>&1", web_ip, gw), 0);
+	assert_int_equal(gsh_root(alice, "shut", NULL, "ip addr flush dev eth0 && "
+				  "ip addr add %s/24 dev eth0 && ip route add default via %s",
+				  shut_ip, gw), 0);
+	assert_true(fetches(alice, "web", "http://example.test/"));
+	free(web_ip);
+	free(shut_ip);
 	create(alice, "some", "--allow-host example.test --allow-cidr 203.0.113.1/32");
 	struct buf out = BUF_INIT;
 	const char *args[] = { "inspect", "some", NULL };
@@ -284,8 +318,9 @@ static void test_egress(void **state UNUSED)
 	assert_false(fetches(alice, "some", "http://other.test/"));
 	assert_false(fetches(alice, "some", "http://198.51.100.2/"));
 	/* a CIDR: the world's end of the uplink (no server there: refused, not dropped) */
-	assert_int_equal(gsh(alice, "some", &out, "timeout 3 nc 203.0.113.1 80 </dev/null 2>&1; true"), 0);
-	assert_null(strstr(out.data ? out.data : "", "timed out"));
+	assert_int_equal(gsh(alice, "some", &out, "timeout 5 nc -w 3 203.0.113.1 80 -e true "
+			     "</dev/null 2>&1; true"), 0);
+	assert_non_null(strstr(out.data ? out.data : "", "refused"));
 	/* PATCH opens it */
 	char *id = field(alice, "shut", "id"), *path = test_strf("/sandboxes/%s", id);
 	assert_int_equal(http_call(&D, "PATCH", path, alice, "{\"egress\":{\"policy\":\"allow\"}}",
@@ -364,6 +399,30 @@ static void test_cleanup(void **state UNUSED)
 	assert_int_equal(daemon_restart(&D), 0);
 }
 
+/* A subnet pool that overlaps a route of the host's is refused at start,
+ * naming the route (here the uplink's 203.0.113.0/24). */
+static void test_pool_overlap(void **state UNUSED)
+{
+	NEED_NET();
+	char *dir = test_tmpdir("net-overlap"), *cfg = test_strf("%s/config.yaml", dir);
+	FILE *f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(f, "listen: 127.0.0.1:1\ndata_dir: %s/data\nvm_uids: 1000300000-1000300099\n"
+		"network:\n  subnet_pool: 203.0.0.0/16\n", dir);
+	fclose(f);
+	char *bin = test_strf("%s/bhatti", test_build_dir());
+	char *argv[] = { bin, "serve", "--config", cfg, NULL };
+	struct buf err = BUF_INIT;
+	assert_int_equal(test_run(argv, NULL, NULL, 0, NULL, &err, 30000), 1);
+	assert_non_null(strstr(err.data, "bhatti serve: network: network.subnet_pool "
+				"'203.0.0.0/16' overlaps the host's route 203.0.113.0/24 on "));
+	buf_release(&err);
+	test_rmtree(dir);
+	free(dir);
+	free(cfg);
+	free(bin);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +432,7 @@ int main(void)
 		cmocka_unit_test(test_clones),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_cleanup),
+		cmocka_unit_test(test_pool_overlap),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
