@@ -95,7 +95,7 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 # tests/helpers.c, the leak audit of the long runs (tests/audit.c) and the
 # test double of the engine's backend (tests/fake-backend.c), as an
 # archive: a test links what it uses
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c)
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c tests/netns.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 

@@ -110,6 +110,15 @@ else
 fi
 "$PREFIX/bin/bhatti" serve --help >/dev/null 2>&1 || true
 
+# --- guest networking: forwarding and the modules (the daemon, under
+# systemd, may change neither; docs/architecture.md "Networking") ----------
+echo "net.ipv4.ip_forward = 1" >/etc/sysctl.d/90-bhatti.conf
+printf 'tun\nbridge\n' >/etc/modules-load.d/bhatti.conf
+sysctl -q -w net.ipv4.ip_forward=1 || say "could not turn on ip_forward (guests get no internet)"
+modprobe -q tun 2>/dev/null || true
+modprobe -q bridge 2>/dev/null || true
+say "guest networking: ip_forward on, modules tun and bridge"
+
 # --- the service ---------------------------------------------------------
 if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
 	sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@CONF_DIR@|$CONF_DIR|g" -e "s|@DATA_DIR@|$DATA_DIR|g" \

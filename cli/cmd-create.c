@@ -27,6 +27,28 @@ static int add_env(cJSON *env, const char *spec)
 	return rc;
 }
 
+/* --egress allow|deny, --allow-host H, --allow-cidr C: the "egress" object
+ * (lists without --egress mean deny: the server says so too). */
+static int add_egress(cJSON *b, const struct args *a)
+{
+	const char *policy = args_get(a, "--egress");
+	char *const *hosts = args_list(a, "--allow-host"), *const *cidrs = args_list(a, "--allow-cidr");
+	if (!policy && !hosts && !cidrs)
+		return 0;
+	if (policy && strcmp(policy, "allow") != 0 && strcmp(policy, "deny") != 0)
+		return cli_error(2, "--egress wants allow or deny, not '%s'", policy);
+	cJSON *eg = cJSON_AddObjectToObject(b, "egress");
+	if (policy)
+		cJSON_AddStringToObject(eg, "policy", policy);
+	cJSON *h = cJSON_AddArrayToObject(eg, "allow_hosts");
+	for (char *const *p = hosts; p && *p; p++)
+		cJSON_AddItemToArray(h, cJSON_CreateString(*p));
+	cJSON *cs = cJSON_AddArrayToObject(eg, "allow_cidrs");
+	for (char *const *p = cidrs; p && *p; p++)
+		cJSON_AddItemToArray(cs, cJSON_CreateString(*p));
+	return 0;
+}
+
 static int run(struct cli *c)
 {
 	const struct args *a = &c->args;
@@ -70,6 +92,8 @@ static int run(struct cli *c)
 		cJSON_AddBoolToObject(b, "all_secrets", true);
 	if (args_has(a, "--keep-hot"))
 		cJSON_AddBoolToObject(b, "keep_hot", true);
+	if (!rc)
+		rc = add_egress(b, a);
 	struct client_resp r;
 	if (!rc) {
 		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
@@ -99,6 +123,8 @@ static const struct opt opts[] = {
 	{ "--init", NULL, OPT_VALUE },	 { "--env", NULL, OPT_LIST },
 	{ "--secret", NULL, OPT_LIST },	 { "--all-secrets", NULL, OPT_FLAG },
 	{ "--keep-hot", NULL, OPT_FLAG },
+	{ "--egress", NULL, OPT_VALUE }, { "--allow-host", NULL, OPT_LIST },
+	{ "--allow-cidr", NULL, OPT_LIST },
 	OPT_END,
 };
 
@@ -107,7 +133,8 @@ const struct cli_cmd cmd_create_entry = {
 	.summary = "create a sandbox",
 	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
-		 "                     [--all-secrets] [--keep-hot] [--json]",
+		 "                     [--all-secrets] [--keep-hot] [--egress allow|deny]\n"
+		 "                     [--allow-host H]... [--allow-cidr CIDR]... [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

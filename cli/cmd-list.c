@@ -37,17 +37,18 @@ static int list(struct cli *c)
 	else if (cJSON_GetArraySize(j) == 0)
 		puts("no sandboxes yet: bhatti create --name NAME");
 	else {
-		printf("%-20s %-12s %-9s %-7s %4s %7s %-8s %s\n", "NAME", "ID", "STATE", "THERMAL",
-		       "CPUS", "MEMORY", "IMAGE", "CREATED");
+		printf("%-20s %-12s %-9s %-7s %4s %7s %-8s %-15s %s\n", "NAME", "ID", "STATE",
+		       "THERMAL", "CPUS", "MEMORY", "IMAGE", "IP", "CREATED");
 		cJSON *s;
 		cJSON_ArrayForEach(s, j)
 		{
 			char when[32];
 			ago(cli_jstr(s, "created_at"), when, sizeof(when));
-			printf("%-20s %-12s %-9s %-7s %4d %5dMB %-8s %s\n", cli_jstr(s, "name"),
+			const char *ip = cli_jstr(s, "ip");
+			printf("%-20s %-12s %-9s %-7s %4d %5dMB %-8s %-15s %s\n", cli_jstr(s, "name"),
 			       cli_jstr(s, "id"), cli_jstr(s, "state"), cli_jstr(s, "thermal"),
-			       cli_jint(s, "cpus"),
-			       cli_jint(s, "memory_mb"), cli_jstr(s, "image"), when);
+			       cli_jint(s, "cpus"), cli_jint(s, "memory_mb"), cli_jstr(s, "image"),
+			       ip[0] ? ip : "-", when);
 		}
 	}
 	cJSON_Delete(j);
@@ -91,6 +92,30 @@ static void print_thermal(cJSON *j)
 		printf("%-10s %s\n", "busy", busy);
 }
 
+/* "egress     deny (hosts: a, b; cidrs: c)" */
+static void print_egress(const cJSON *eg)
+{
+	if (!cJSON_IsObject(eg))
+		return;
+	printf("%-10s %s", "egress", cli_jstr(eg, "policy"));
+	const char *names[] = { "allow_hosts", "allow_cidrs" }, *label[] = { "hosts", "cidrs" };
+	const char *open = " (";
+	for (size_t i = 0; i < 2; i++) {
+		const cJSON *v, *arr = cJSON_GetObjectItemCaseSensitive(eg, names[i]);
+		const char *sep = ": ";
+		if (cJSON_GetArraySize(arr) == 0)
+			continue;
+		printf("%s%s", open, label[i]);
+		cJSON_ArrayForEach(v, arr)
+		{
+			printf("%s%s", sep, cJSON_IsString(v) ? v->valuestring : "?");
+			sep = ", ";
+		}
+		open = "; ";
+	}
+	printf("%s\n", strcmp(open, "; ") == 0 ? ")" : "");
+}
+
 static int inspect(struct cli *c)
 {
 	struct buf path = BUF_INIT;
@@ -104,13 +129,14 @@ static int inspect(struct cli *c)
 		cli_print_json(j);
 	else {
 		static const char *const keys[] = { "name", "id", "state", "image", "origin",
-						    "created_at", "error" };
+						    "created_at", "error", "ip", "mac" };
 		for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 			if (cli_jstr(j, keys[i])[0])
 				printf("%-10s %s\n", keys[i], cli_jstr(j, keys[i]));
 		printf("%-10s %d\n%-10s %d MB\n", "cpus", cli_jint(j, "cpus"), "memory",
 		       cli_jint(j, "memory_mb"));
 		print_thermal(j);
+		print_egress(cJSON_GetObjectItemCaseSensitive(j, "egress"));
 	}
 	cJSON_Delete(j);
 	return 0;

@@ -18,6 +18,7 @@ struct create_body {
 	char **secrets;
 	bool all_secrets;
 	bool keep_hot;
+	char *egress;
 };
 
 static const struct json_field create_fields[] = {
@@ -30,6 +31,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
 	JSON_FIELD_BOOL("keep_hot", struct create_body, keep_hot, JSON_OPTIONAL),
+	JSON_FIELD_OBJ("egress", struct create_body, egress, JSON_OPTIONAL),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -64,6 +66,7 @@ void api_sandbox_create(struct http_req *r)
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
 		.keep_hot = b.keep_hot,
+		.egress = b.egress,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -104,13 +107,15 @@ void api_sandbox_get(struct http_req *r)
 struct patch_body {
 	char *name;
 	bool keep_hot;
+	char *egress;
 };
 
-enum { PATCH_NAME, PATCH_KEEP_HOT };   /* bits of the present mask */
+enum { PATCH_NAME, PATCH_KEEP_HOT, PATCH_EGRESS };   /* bits of the present mask */
 
 static const struct json_field patch_fields[] = {
 	[PATCH_NAME] = JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
 	[PATCH_KEEP_HOT] = JSON_FIELD_BOOL("keep_hot", struct patch_body, keep_hot, JSON_OPTIONAL),
+	[PATCH_EGRESS] = JSON_FIELD_OBJ("egress", struct patch_body, egress, JSON_OPTIONAL),
 };
 
 /* keep_hot: true also wakes it (sbx_set_keep_hot) */
@@ -120,6 +125,12 @@ static int patch_keep_hot(struct sbx *sb, const struct patch_body *b, uint64_t p
 	if (!(present & (1ull << PATCH_KEEP_HOT)))
 		return 0;
 	return sbx_set_keep_hot(sb, b->keep_hot, e);
+}
+
+/* PATCH's "egress": a new policy, applied at once. */
+static int patch_egress(struct sbx *sb, const struct patch_body *b, struct err *e)
+{
+	return b->egress ? sbx_set_egress(sb, b->egress, e) : 0;
 }
 
 void api_sandbox_patch(struct http_req *r)
@@ -138,6 +149,8 @@ void api_sandbox_patch(struct http_req *r)
 	int rc = !b.name || strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
 	if (rc == 0)
 		rc = patch_keep_hot(sb, &b, present, &e);
+	if (rc == 0)
+		rc = patch_egress(sb, &b, &e);
 	if (rc < 0)
 		http_reply_err(r, rc, &e);
 	else

@@ -8,6 +8,7 @@
 
 #include "api.h"
 #include "config.h"
+#include "net.h"
 #include "server.h"
 #include "thermal.h"
 
@@ -25,6 +26,20 @@ void api_time(char out[32], int64_t unix_sec)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Networking: "ip", "mac", "egress" (when it has an address). */
+static void api_sandbox_net_json(struct sbx *sb, cJSON *o)
+{
+	if (!sb->row.ip)
+		return;
+	char mac[18];
+	net_mac(sb->row.id, mac);
+	cJSON_AddStringToObject(o, "ip", sb->row.ip);
+	cJSON_AddStringToObject(o, "mac", mac);
+	cJSON *eg = sb->row.egress ? cJSON_Parse(sb->row.egress) : NULL;
+	if (eg)
+		cJSON_AddItemToObject(o, "egress", eg);
 }
 
 cJSON *api_sandbox_json(struct sbx *sb)
@@ -46,6 +61,7 @@ cJSON *api_sandbox_json(struct sbx *sb)
 		cJSON_AddStringToObject(o, "error", sbx_error(sb));
 	cJSON_AddStringToObject(o, "thermal", sbx_thermal(sb));
 	cJSON_AddBoolToObject(o, "keep_hot", sb->row.keep_hot);
+	api_sandbox_net_json(sb, o);
 	return o;
 }
 

@@ -83,6 +83,7 @@ static void spec_copy(struct vm_spec *dst, const struct vm_spec *src_in)
 	dst->secrets = strv_dup_or_null(src->secrets);
 	dst->init = src->init ? xstrdup(src->init) : NULL;
 	dst->snapshot = src->snapshot ? xstrdup(src->snapshot) : NULL;
+	dst->net = src->net;
 	if (src->nfiles) {
 		dst->files = xcalloc(src->nfiles, sizeof(*dst->files));
 		dst->nfiles = src->nfiles;
@@ -534,6 +535,7 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.key_wrap = cfg->key_wrap;
 	eng->cfg.key_unwrap = cfg->key_unwrap;
 	eng->cfg.key_arg = cfg->key_arg;
+	eng->cfg.net = cfg->net;
 	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;

@@ -74,6 +74,12 @@ struct engine_config {
 	int (*key_wrap)(void *arg, const uint8_t key[32], char **ret_wrapped, struct err *e);
 	int (*key_unwrap)(void *arg, const char *wrapped, uint8_t ret_key[32], struct err *e);
 	void *key_arg;
+	/* Guest networking (net.h): every VM has a NIC, a virtio-net device
+	 * on a TAP the engine opens (as root) and gives QEMU as a descriptor;
+	 * templates are snapshotted with it. A sandbox's TAP (bt<id>) joins
+	 * the bridge its spec names; a pool clone's and a template build's
+	 * stay down and on no bridge until a create takes the clone. */
+	bool net;
 };
 
 enum vm_state {
@@ -88,6 +94,14 @@ enum vm_state {
 };
 
 const char *vm_state_name(enum vm_state s);
+
+/* A sandbox's place on its owner's network (engine_config.net). */
+struct vm_net {
+	char bridge[16];        /* the bridge its TAP joins ("" = none) */
+	char address[20];       /* its address, CIDR: "10.201.3.7/24" */
+	char gateway[16];       /* the bridge's address: route and resolver */
+	char mac[18];           /* "02:..:..:..:..:.." */
+};
 
 struct vm_spec {
 	const char *id;         /* [a-z0-9][a-z0-9-]{0,62}: directory name */
@@ -107,6 +121,7 @@ struct vm_spec {
 	 * env, secrets, files and init are not applied (the guest has its
 	 * own). NULL: a fresh sandbox. */
 	const char *snapshot;
+	struct vm_net net;      /* (engine_config.net) */
 };
 
 struct engine;

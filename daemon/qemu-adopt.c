@@ -85,6 +85,13 @@ static char *meta_text(struct vm *vm, bool unflushed)
 		cJSON_AddStringToObject(o, "key", q->key_wrapped);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
+	if (vm->spec.net.bridge[0]) {
+		cJSON *n = cJSON_AddObjectToObject(o, "net");
+		cJSON_AddStringToObject(n, "bridge", vm->spec.net.bridge);
+		cJSON_AddStringToObject(n, "address", vm->spec.net.address);
+		cJSON_AddStringToObject(n, "gateway", vm->spec.net.gateway);
+		cJSON_AddStringToObject(n, "mac", vm->spec.net.mac);
+	}
 	if (unflushed) {
 		char id[64];
 		boot_id(id);
@@ -393,6 +400,14 @@ static void adopt_one(struct engine *eng, const char *id)
 		if (json_get_str(m, "key", NULL))
 			q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
 		snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "net");
+		if (cJSON_IsObject(n)) {
+			struct vm_net *vn = &vm->spec.net;
+			snprintf(vn->bridge, sizeof(vn->bridge), "%s", json_get_str(n, "bridge", ""));
+			snprintf(vn->address, sizeof(vn->address), "%s", json_get_str(n, "address", ""));
+			snprintf(vn->gateway, sizeof(vn->gateway), "%s", json_get_str(n, "gateway", ""));
+			snprintf(vn->mac, sizeof(vn->mac), "%s", json_get_str(n, "mac", ""));
+		}
 		vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	}
 	/* "starting": a start's guest was about to run (qemu-restore.c) */

@@ -275,6 +275,17 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next)
 		c.nfiles = vm->spec.nfiles;
 		c.init = (char *)(vm->spec.init ? vm->spec.init : "");
 	}
+	/* its place on its owner's network: a clone still has its template's
+	 * MAC and no address */
+	char *dns[2] = { (char *)vm->spec.net.gateway, NULL };
+	if (identity && vm->eng->cfg.net && vm->spec.net.address[0]) {
+		c.what |= PROTO_CFG_NET;
+		c.net_ifname = (char *)"eth0";
+		c.net_address = (char *)vm->spec.net.address;
+		c.net_gateway = (char *)vm->spec.net.gateway;
+		c.net_dns = dns;
+		c.net_mac = (char *)vm->spec.net.mac;
+	}
 	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 	sodium_memzero(seed, sizeof(seed));
 }

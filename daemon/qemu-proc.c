@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fileops.h"
+#include "net-link.h"
 #include "qemu.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -321,6 +322,7 @@ enum {
 			     * opens a path; QEMU reopens its own fd) */
 	FD_KERNEL,          /* /proc/self/fd/N too */
 	FD_INITRD,
+	FD_TAP,             /* the NIC's TAP (engine_config.net), else closed */
 	FD_END
 };
 #define NFDS (FD_END - FD_QMP)
@@ -390,6 +392,16 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARGF("socket,id=agent,fd=%d,server=on,wait=off", FD_AGENT);
 	ARG("-device");
 	ARG("virtserialport,chardev=agent,name=bhatti.agent");
+	if (eng->cfg.net) {
+		/* the same devices for a boot and every restore of its snapshot
+		 * (a clone's MAC in the device state is its template's until
+		 * CONFIGURE sets the sandbox's own: net.h) */
+		ARG("-netdev");
+		ARGF("tap,id=net0,fd=%d", FD_TAP);
+		ARG("-device");
+		ARGF("virtio-net-device,netdev=net0,mac=%s",
+		     vm->spec.net.mac[0] ? vm->spec.net.mac : QEMU_TEMPLATE_MAC);
+	}
 	ARG("-chardev");
 	ARGF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
 	ARG("-mon");
@@ -452,9 +464,51 @@ static int spawn_files(struct qvm *q, int fds[NFDS], struct err *e)
 	}
 	if (r == 0 && (fds[FD_MEM - FD_QMP] = hot_open(QE(vm->eng), hot_name(q->hot_mem))) < 0)
 		r = err_set(e, errno, "cannot open '%s': %s", q->hot_mem, strerror(errno));
+	if (r == 0 && vm->eng->cfg.net) {
+		int fd = qemu_tap_open(q, e);
+		fds[FD_TAP - FD_QMP] = fd;
+		r = fd < 0 ? fd : 0;
+	}
 	free(disk);
 	free(kernel);
 	free(initrd);
+	return r;
+}
+
+/* The VM's TAP: a sandbox's is bt<id>, on its bridge and up; a hidden
+ * VM's (a pool clone, a template build) has a random name, stays down and
+ * on no bridge (a create that takes a pool clone renames it and puts it
+ * on its bridge: qemu_tap_claim). It goes when QEMU does. */
+int qemu_tap_open(struct qvm *q, struct err *e)
+{
+	struct vm *vm = q->vm;
+	if (q->role == QVM_SANDBOX) {
+		snprintf(q->tap, sizeof(q->tap), "bt%s", vm->id);
+	} else {
+		char hex[9];
+		q_random_hex(hex, 4);
+		snprintf(q->tap, sizeof(q->tap), "btx%s", hex);
+	}
+	int fd = link_tap_open(q->tap, e);
+	if (fd >= 0 && q->role == QVM_SANDBOX && vm->spec.net.bridge[0]) {
+		int r = link_tap_join(q->tap, NULL, vm->spec.net.bridge, e);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	return fd;
+}
+
+int qemu_tap_claim(struct qvm *q, struct err *e)
+{
+	char name[sizeof(q->tap)];
+	if (!q->vm->eng->cfg.net || !q->tap[0] || !q->vm->spec.net.bridge[0])
+		return 0;
+	snprintf(name, sizeof(name), "bt%s", q->vm->id);
+	int r = link_tap_join(q->tap, name, q->vm->spec.net.bridge, e);
+	if (r == 0)
+		memcpy(q->tap, name, sizeof(name));
 	return r;
 }
 

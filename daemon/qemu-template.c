@@ -86,6 +86,8 @@ void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 	/* how a template is made: bump when that changes, so templates made
 	 * the old way are rebuilt (2: the page cache is warmed first) */
 	crypto_generichash_update(&h, (const uint8_t *)"recipe 2", 9);
+	if (eng->cfg.net) /* its devices: a NIC */
+		crypto_generichash_update(&h, (const uint8_t *)"nic", 4);
 	for (int kvm = 0; kvm <= 1; kvm++) {
 		char *cmdline = qemu_kernel_cmdline(eng, kvm, true);
 		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);

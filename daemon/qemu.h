@@ -91,6 +91,7 @@ struct qvm {
 	qstep_fn on_timer;
 	uint64_t deadline;
 	char token[65];
+	char tap[16];               /* its TAP while QEMU runs (engine_config.net) */
 	char *hot_mem;              /* the running guest's RAM on tmpfs (hot_dir/<id>.mem) */
 	struct watch con_w;         /* the guest's console, read into console.log */
 	int con_log;
@@ -245,6 +246,12 @@ int qemu_spawn(struct qvm *q, bool incoming, struct err *e);
 int qemu_watch(struct qvm *q, struct err *e);   /* its pidfd */
 int qemu_watch_fd(struct qvm *q, int pidfd, struct err *e);
 void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
+/* The MAC of every template's NIC (a clone takes its own: CONFIGURE). */
+#define QEMU_TEMPLATE_MAC "02:62:68:00:00:01"
+/* The VM's TAP (spawn), and a pool clone's given to the sandbox that takes
+ * it: renamed bt<id>, on its bridge, up. */
+int qemu_tap_open(struct qvm *q, struct err *e);
+int qemu_tap_claim(struct qvm *q, struct err *e);
 /* A new all-zero memory file for q's guest, root's until QEMU's spawn. */
 int qemu_mem_file(struct qvm *q, struct err *e);
 

@@ -18,6 +18,7 @@
 #include "events.h"
 #include "log.h"
 #include "loop.h"
+#include "net.h"
 #include "sandbox.h"
 #include "snapshot.h"
 #include "thermal.h"
@@ -525,6 +526,27 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 	return rc;
 }
 
+int sbx_set_egress(struct sbx *sb, const char *json, struct err *e)
+{
+	struct server *srv = sb->srv;
+	if (!srv->net)
+		return err_set(e, EINVAL, "networking is off on this server");
+	struct egress eg;
+	int r = egress_parse(json, strcmp(srv->cfg.network.egress, "deny") == 0, &eg, e);
+	if (r < 0)
+		return r;
+	char *text = egress_json(&eg);
+	egress_release(&eg);
+	r = store_sandbox_set_egress(srv->store, sb->row.id, text, e);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	free(sb->row.egress);
+	sb->row.egress = text;
+	return net_sync(srv->net, e);
+}
+
 int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 {
 	int rc = valid_sandbox_name(name, e);
@@ -556,6 +578,15 @@ static void mark_destroying(struct sbx *sb, bool on)
 	if (store_sandbox_set_destroying(sb->srv->store, sb->row.id, on, &se) < 0)
 		log_warn("sandbox '%s': %s", sb->row.id, err_str(&se));
 	sb->row.destroying = on;
+}
+
+/* After a sandbox went: its user's bridge and rules too, if it was the
+ * last (nothing to answer: logged). */
+static void net_resync(struct server *srv)
+{
+	struct err e = ERR_INIT;
+	if (srv->net && net_sync(srv->net, &e) < 0)
+		log_warn("network: %s", err_str(&e));
 }
 
 static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
@@ -590,6 +621,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 	if (!sb->destroying)
 		return;
 	unlink_sbx(sb);
+	net_resync(sb->srv);
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
@@ -615,6 +647,22 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 }
 
 /* ---- create -------------------------------------------------------------------- */
+
+/* A new row's address and egress policy (networking on). */
+static int net_row(struct server *srv, const struct user *u, const struct sbx_create *req,
+		   struct sandbox_row *row, struct err *e)
+{
+	if (!srv->net)
+		return 0;
+	struct egress eg;
+	bool def_deny = strcmp(srv->cfg.network.egress, "deny") == 0;
+	int r = egress_parse(req->egress ? req->egress : "{}", def_deny, &eg, e);
+	if (r < 0)
+		return r;
+	row->egress = egress_json(&eg);
+	egress_release(&eg);
+	return net_assign(srv->net, u->id, &row->ip, e);
+}
 
 /* Decrypt the secrets asked for into "NAME=value" (ret: NULL-terminated). */
 static int gather_secrets(struct server *srv, const struct user *u, const struct sbx_create *req,
@@ -702,6 +750,7 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	sb->destroying = true;   /* invisible from now on */
 	op_done(vm, rc, e, sb);
 	unlink_sbx(sb);
+	net_resync(sb->srv);
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
@@ -789,7 +838,9 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.keep_hot = req->keep_hot,
 		.thermal = { .last_activity = wall_ms() },
 	};
-	rc = store_sandbox_insert(srv->store, &row, e);
+	rc = net_row(srv, u, req, &row, e);
+	if (rc == 0)
+		rc = store_sandbox_insert(srv->store, &row, e);
 	if (rc < 0) {
 		sandbox_row_release(&row);
 		wipe_strv(secrets);
@@ -807,13 +858,16 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.init = copy ? NULL : req->init,
 		.snapshot = req->snapshot_dir,
 	};
+	rc = 0;
+	if (srv->net && (rc = net_sync(srv->net, e)) == 0)
+		net_vm(srv->net, sb->row.id, sb->row.ip, &spec.net);
 	sb->busy = true;
-	if (req->fork_of) {
+	if (rc == 0 && req->fork_of) {
 		struct sbx *src = req->fork_of;
 		rc = vm_fork(src->vm, &spec, op_done, src, created, sb, &sb->vm, e);
 		if (rc == 0)
 			src->busy = true; /* until its copy is made (op_done) */
-	} else {
+	} else if (rc == 0) {
 		rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);
 	}
 	wipe_strv(secrets);
@@ -822,6 +876,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		store_sandbox_delete(srv->store, sb->row.id, &se);
 		unlink_sbx(sb);
 		sbx_free(sb);
+		net_resync(srv);
 		return rc;
 	}
 	add_waiter(sb, WAIT_OP, done, arg);

@@ -74,6 +74,7 @@ struct sbx_create {
 	 * hot or warm sandbox (which is busy until its copy is made). */
 	const char *snapshot_dir;
 	struct sbx *fork_of;
+	char *egress;             /* JSON (net.h), NULL = network.egress */
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);
@@ -120,6 +121,8 @@ void sbx_clear_wake_error(struct sbx *sb);
 int sbx_snapshot(struct sbx *sb, const char *dir, sbx_done_fn done, void *arg, struct err *e);
 /* Disk the user's cold snapshots take (stopped sandboxes' memory). */
 uint64_t sbx_cold_bytes(struct server *srv, int64_t user_id);
+/* A new egress policy (JSON, net.h), applied at once. */
+int sbx_set_egress(struct sbx *sb, const char *json, struct err *e);
 
 /* "hot", "warm", "cold", "stopped", "creating", ..., "error". */
 const char *sbx_state(const struct sbx *sb);

@@ -29,6 +29,7 @@
 #include "log.h"
 #include "local.h"
 #include "loop.h"
+#include "net.h"
 #include "sandbox.h"
 #include "server.h"
 #include "thermal.h"
@@ -194,6 +195,9 @@ int serve_main(const struct args *a)
 		.key_wrap = key_wrap,
 		.key_unwrap = key_unwrap,
 	};
+	if (net_new(&S, &S.net, &e) < 0)
+		return fail("network", &e);
+	ec.net = S.net != NULL;
 	if (S.cfg.vm_uids && settings_parse_uids(S.cfg.vm_uids, &ec.vm_uid_first,
 						 &ec.vm_uid_count, &e) < 0)
 		return fail("vm_uids", &e);
@@ -207,6 +211,10 @@ int serve_main(const struct args *a)
 		return fail("thermal", &e);
 	if (snap_init(&S, &e) < 0)
 		return fail("snapshots", &e);
+	/* bridges, forwarder and rules as the store says (after a reboot,
+	 * or another daemon's crash) */
+	if (S.net && net_sync(S.net, &e) < 0)
+		return fail("network", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
 				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
 				      [RATE_READ] = S.cfg.limits.reads_per_min };
@@ -236,6 +244,7 @@ int serve_main(const struct args *a)
 	events_free(S.events);
 	watch_close(&sig_watch);
 	engine_free(S.eng);
+	net_free(S.net);
 	sbx_release_all(&S);
 	ratelimit_free(S.rl);
 	store_free(S.store);

@@ -16,6 +16,7 @@ struct sbx;
 struct engine;
 struct events;
 struct thermal;
+struct net;
 
 struct server {
 	struct settings cfg;
@@ -27,6 +28,7 @@ struct server {
 	struct thermal *thermal; /* thermal.c: idle sandboxes cool down */
 	struct events *events;   /* events.c: what happened, for GET /events */
 	unsigned cold_wakes;     /* restores of wakes under way (thermal.max_concurrent_wakes) */
+	struct net *net;         /* guest networking (net.h); NULL when off */
 };
 
 /* The accelerator the engine uses ("kvm" or "tcg"), for /health. */

@@ -5,6 +5,7 @@
  * list of keys, their kinds, ranges and checks.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,24 @@ static int check_vm_uids(const char *v, struct err *e)
 	return settings_parse_uids(v, &first, &count, e);
 }
 
+static int check_egress(const char *v, struct err *e)
+{
+	if (strcmp(v, "allow") == 0 || strcmp(v, "deny") == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be allow or deny");
+}
+
+/* a.b.c.d/16 (the per-user /24s are taken from it) */
+static int check_subnet_pool(const char *v, struct err *e)
+{
+	unsigned a, b, c, d, p;
+	char end;
+	if (sscanf(v, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &p, &end) != 5 || a > 255 ||
+	    b > 255 || c || d || p != 16)
+		return err_set(e, EINVAL, "must be a /16 such as 10.201.0.0/16");
+	return 0;
+}
+
 #define S struct settings
 static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("listen", S, listen, check_listen),
@@ -109,6 +128,11 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_BOOL("thermal.outbound_tcp", S, thermal.outbound_tcp),
 	CONFIG_KEY_INT("thermal.max_concurrent_wakes", S, thermal.max_concurrent_wakes, 1, 100000),
 	CONFIG_KEY_INT("limits.max_snapshots", S, limits.max_snapshots, 0, 10000),
+	CONFIG_KEY_BOOL("network.enabled", S, network.enabled),
+	CONFIG_KEY_STR_CHECK("network.subnet_pool", S, network.subnet_pool, check_subnet_pool),
+	CONFIG_KEY_STRV("network.dns_upstreams", S, network.dns_upstreams),
+	CONFIG_KEY_STR_CHECK("network.egress", S, network.egress, check_egress),
+	CONFIG_KEY_BOOL("network.same_user", S, network.same_user),
 };
 #undef S
 
@@ -146,6 +170,7 @@ static void defaults(struct settings *s)
 			.outbound_tcp = true,
 			.max_concurrent_wakes = 10,
 		},
+		.network = { .enabled = true, .egress = xstrdup("allow"), .same_user = true },
 	};
 }
 

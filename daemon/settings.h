@@ -37,6 +37,13 @@
  *     cpu_busy_percent: 5       # its user processes' CPU that counts as busy
  *     outbound_tcp: true        # an established outbound connection keeps hot
  *     max_concurrent_wakes: 10  # cold wakes at once; beyond: 503
+ *   network:                    # guest networking (net.h)
+ *     enabled: true             # a NIC in every sandbox (needs root)
+ *     subnet_pool: 10.201.0.0/16  # per-user /24s; default: the first /16 of
+ *                               # 10.201-10.254 the host's routes do not touch
+ *     dns_upstreams: [1.2.3.4]  # default: the host's resolvers that are not loopback
+ *     egress: allow             # allow | deny: a new sandbox's default policy
+ *     same_user: true           # one user's sandboxes reach each other
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -99,6 +106,13 @@ struct settings {
 		bool outbound_tcp;
 		int64_t max_concurrent_wakes;
 	} thermal;
+	struct {
+		bool enabled;
+		char *subnet_pool;      /* "a.b.0.0/16"; NULL = chosen at start */
+		char **dns_upstreams;   /* NULL = from /etc/resolv.conf */
+		char *egress;           /* "allow" | "deny" */
+		bool same_user;
+	} network;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

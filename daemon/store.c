@@ -95,6 +95,11 @@ static const char *const migrations[] = {
 	"  ready INTEGER NOT NULL DEFAULT 0,"
 	"  UNIQUE (user_id, name)"
 	");",
+	/* 5: guest networking: the sandbox's address in its owner's /24 (kept
+	 * across stops and restarts) and its egress policy (JSON, NULL: the
+	 * server's default) */
+	("ALTER TABLE sandboxes ADD COLUMN ip TEXT;"
+	 "ALTER TABLE sandboxes ADD COLUMN egress TEXT;"),
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -133,7 +138,8 @@ static const struct col user_cols[] = {
 static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
 #define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, " \
-	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error"
+	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error, " \
+	"ip, egress"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
@@ -145,6 +151,7 @@ static const struct col sandbox_cols[] = {
 	ROW_I64(struct sandbox_row, thermal.wake_count),
 	ROW_I64(struct sandbox_row, thermal.last_wake_ms),
 	ROW_STR(struct sandbox_row, thermal.wake_error),
+	ROW_STR(struct sandbox_row, ip), ROW_STR(struct sandbox_row, egress),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -194,6 +201,7 @@ enum stmt_id {
 	Q_EVENT_SINCE,
 	Q_EVENT_PRUNE,
 	Q_EVENT_LAST,
+	Q_SB_SET_EGRESS,
 	Q_SECRET_INSERT,
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
@@ -224,7 +232,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -245,6 +253,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 			  "ORDER BY seq LIMIT ?2",
 	[Q_EVENT_PRUNE] = "DELETE FROM events WHERE at < ?1",
 	[Q_EVENT_LAST] = "SELECT coalesce(max(seq), 0) FROM events",
+	[Q_SB_SET_EGRESS] = "UPDATE sandboxes SET egress = ?1 WHERE id = ?2",
 	/* ?1 user, ?2 name, ?3 ciphertext, ?4 now: the same for both */
 	[Q_SECRET_INSERT] = "INSERT INTO secrets (user_id, name, ciphertext, created_at, "
 			    "updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
@@ -909,6 +918,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 9, r->destroying);
 	q_i64(&q, 10, r->keep_hot);
 	q_i64(&q, 11, r->thermal.last_activity);
+	q_text(&q, 12, r->ip);
+	q_text(&q, 13, r->egress);
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);
@@ -1043,6 +1054,18 @@ int store_sandbox_set_thermal(struct store *st, const char *id,
 	q_i64(&q, 4, t->last_wake_ms);
 	q_text(&q, 5, t->wake_error && t->wake_error[0] ? t->wake_error : NULL);
 	q_text(&q, 6, id);
+	return sandbox_change(&q, id, e);
+}
+
+int store_sandbox_set_egress(struct store *st, const char *id, const char *egress,
+			     struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_EGRESS, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, egress);
+	q_text(&q, 2, id);
 	return sandbox_change(&q, id, e);
 }
 

@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 4    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 5    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -119,6 +119,8 @@ struct sandbox_row {
 	bool destroying;        /* a destroy began: the next daemon finishes it */
 	bool keep_hot;          /* never paused by the thermal manager */
 	struct sandbox_thermal thermal;
+	char *ip;               /* its address (networking on), or NULL */
+	char *egress;           /* its egress policy as JSON (net.h), NULL: the default */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -159,6 +161,8 @@ int store_sandbox_set_keep_hot(struct store *st, const char *id, bool keep_hot,
 /* Write t (its wake_error may be NULL or ""). */
 int store_sandbox_set_thermal(struct store *st, const char *id,
 			      const struct sandbox_thermal *t, struct err *e);
+int store_sandbox_set_egress(struct store *st, const char *id, const char *egress,
+			     struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
 
 /* ---- events (daemon/events.c: the stream's history) ----------------------- */

@@ -302,6 +302,10 @@ static int check_member(const struct json_field *f, const cJSON *it, const char 
 		return check_strv(f, it, e);
 	case JSON_STRMAP:
 		return check_strmap(f, it, e);
+	case JSON_OBJ:
+		if (!cJSON_IsObject(it))
+			return err_set(e, EINVAL, "field '%s' must be an object", f->key);
+		return 0;
 	}
 	return err_set(e, EINVAL, "field '%s' has an unknown kind", f->key);
 }
@@ -346,6 +350,10 @@ static void store(const struct json_field *f, const struct found *fd, void *obj)
 	case JSON_STRMAP:
 		strv_free(*MEMBER(obj, f->off, char **));
 		*MEMBER(obj, f->off, char **) = build_strv(fd->item, f->kind == JSON_STRMAP);
+		break;
+	case JSON_OBJ:
+		free(*MEMBER(obj, f->off, char *));
+		*MEMBER(obj, f->off, char *) = cJSON_PrintUnformatted(fd->item);
 		break;
 	}
 }
@@ -444,7 +452,7 @@ void json_release(const struct json_field *fields, size_t nfields, void *obj)
 {
 	for (size_t i = 0; i < nfields; i++) {
 		const struct json_field *f = &fields[i];
-		if (f->kind == JSON_STR) {
+		if (f->kind == JSON_STR || f->kind == JSON_OBJ) {
 			free(*MEMBER(obj, f->off, char *));
 			*MEMBER(obj, f->off, char *) = NULL;
 		} else if (f->kind == JSON_STRV || f->kind == JSON_STRMAP) {

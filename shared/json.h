@@ -56,6 +56,8 @@ enum json_kind {
 	JSON_BOOL,    /* bool */
 	JSON_STRV,    /* char **: array of strings */
 	JSON_STRMAP,  /* char **: object of string to string, as "K=V" */
+	JSON_OBJ,     /* char *: an object, as compact JSON text (its owner
+		       * parses it further) */
 };
 
 #define JSON_REQUIRED true
@@ -95,6 +97,9 @@ struct json_field {
 #define JSON_FIELD_STRMAP(key_, T, m, req, max_len_, max_items_) \
 	{ .key = (key_), .kind = JSON_STRMAP, .off = JSON_OFF(T, m, char **), \
 	  .required = (req), .max_len = (max_len_), .max_items = (max_items_) }
+
+#define JSON_FIELD_OBJ(key_, T, m, req) \
+	{ .key = (key_), .kind = JSON_OBJ, .off = JSON_OFF(T, m, char *), .required = (req) }
 
 /* Was fields[i] in the body? (the mask json_parse() returns) */
 #define JSON_PRESENT(mask, i) ((((mask) >> (i)) & 1u) != 0)

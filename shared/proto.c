@@ -92,7 +92,8 @@ LAYOUT(L_configure, struct proto_configure,
        F(struct proto_configure, PK_STRV, net_dns),
        F(struct proto_configure, PK_U32, net_mtu),
        F(struct proto_configure, PK_U64, clock_ns),
-       F(struct proto_configure, PK_BLOB, rng_seed));
+       F(struct proto_configure, PK_BLOB, rng_seed),
+       F(struct proto_configure, PK_STR, net_mac));
 LAYOUT(L_activity_info, struct proto_activity_info,
        F(struct proto_activity_info, PK_U64, idle_ms),
        F(struct proto_activity_info, PK_U32, execs),

@@ -209,6 +209,8 @@ struct proto_configure {
 	uint32_t net_mtu;
 	uint64_t clock_ns;   /* CLOCK_REALTIME to set, ns since the epoch */
 	struct proto_blob rng_seed;
+	char *net_mac;       /* NET: the NIC's new MAC ("" = keep); a clone announces
+			      * its address (gratuitous ARP) */
 };
 
 struct proto_activity_info {

@@ -462,9 +462,12 @@ int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_di
 	FILE *f = fopen(d->config, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s%s", host,
+	/* no guest networking unless the test asks (test-net, in its own
+	 * network namespaces: never in the machine's) */
+	bool net = extra_config && strstr(extra_config, "network:");
+	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s%s%s", host,
 		d->port, d->data, images, geteuid() == 0 ? "vm_uids: " TEST_VM_UIDS "\n" : "",
-		extra_config ? extra_config : "");
+		net ? "" : "network:\n  enabled: false\n", extra_config ? extra_config : "");
 	fclose(f);
 	free(images);
 	return daemon_restart(d);

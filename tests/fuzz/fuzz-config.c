@@ -91,9 +91,10 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 
 /* s as a YAML double-quoted scalar: printable ASCII as it is, everything
  * else escaped (\xNN, \uNNNN, \UNNNNNNNN), so any value survives. */
-static void put_str(struct buf *out, const char *key, const char *s, int indent)
+/* s double-quoted with escapes, and a newline */
+static void put_quoted(struct buf *out, const char *s)
 {
-	buf_addf(out, "%*s%s: \"", indent, "", key);
+	buf_addch(out, '"');
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
 	while (n) {
@@ -115,6 +116,12 @@ static void put_str(struct buf *out, const char *key, const char *s, int indent)
 		n -= len;
 	}
 	buf_adds(out, "\"\n");
+}
+
+static void put_str(struct buf *out, const char *key, const char *s, int indent)
+{
+	buf_addf(out, "%*s%s: ", indent, "", key);
+	put_quoted(out, s);
 }
 
 static void emit(const struct settings *s, struct buf *out)
@@ -154,11 +161,32 @@ static void emit(const struct settings *s, struct buf *out)
 		 wa, ca, (unsigned long long)s->thermal.check_every,
 		 (long long)s->thermal.cpu_busy_percent, s->thermal.outbound_tcp ? "true" : "false",
 		 (long long)s->thermal.max_concurrent_wakes);
+	buf_addf(out, "network:\n  enabled: %s\n  same_user: %s\n", s->network.enabled ? "true" : "false",
+		 s->network.same_user ? "true" : "false");
+	if (s->network.subnet_pool)
+		put_str(out, "subnet_pool", s->network.subnet_pool, 2);
+	put_str(out, "egress", s->network.egress, 2);
+	if (s->network.dns_upstreams && s->network.dns_upstreams[0]) {
+		buf_adds(out, "  dns_upstreams:\n");
+		for (char **u = s->network.dns_upstreams; *u; u++) {
+			buf_adds(out, "    - ");
+			put_quoted(out, *u);
+		}
+	}
 }
 
 static bool same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_strv(char **a, char **b)
+{
+	size_t i = 0;
+	for (; a && b && a[i] && b[i]; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return (!a || !a[i]) && (!b || !b[i]);
 }
 
 static bool same(const struct settings *a, const struct settings *b)
@@ -175,7 +203,12 @@ static bool same(const struct settings *a, const struct settings *b)
 	       a->thermal.check_every == b->thermal.check_every &&
 	       a->thermal.cpu_busy_percent == b->thermal.cpu_busy_percent &&
 	       a->thermal.outbound_tcp == b->thermal.outbound_tcp &&
-	       a->thermal.max_concurrent_wakes == b->thermal.max_concurrent_wakes;
+	       a->thermal.max_concurrent_wakes == b->thermal.max_concurrent_wakes &&
+	       a->network.enabled == b->network.enabled &&
+	       a->network.same_user == b->network.same_user &&
+	       same_str(a->network.subnet_pool, b->network.subnet_pool) &&
+	       same_str(a->network.egress, b->network.egress) && same_strv(a->network.dns_upstreams,
+									 b->network.dns_upstreams);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

@@ -803,7 +803,7 @@ static void test_truncated_bodies(void **state)
 		{ "/f1", 1, 2, 3, { bytes, 3 } }, { "/f2", 4, 5, 6, { bytes, 2 } },
 	};
 	struct proto_configure c = { 1, "h", "t", argv, argv, files, 2, "i", "e", "a", "g",
-				     argv, 9, 10, { bytes, 3 } };
+				     argv, 9, 10, { bytes, 3 }, "m" };
 	struct proto_session ss[] = {
 		{ "s1", argv, "tty", 1, 1, 1, 1, 1, 1, 1, 1 },
 		{ "s2", argv, "tty", 2, 0, 0, 2, 2, 2, 2, 2 },

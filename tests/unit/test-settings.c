@@ -105,6 +105,12 @@ static void test_full_file(void **state)
 	assert_int_equal(s.thermal.cpu_busy_percent, 20);
 	assert_false(s.thermal.outbound_tcp);
 	assert_int_equal(s.thermal.max_concurrent_wakes, 3);
+	assert_false(s.network.enabled);
+	assert_string_equal(s.network.subnet_pool, "10.77.0.0/16");
+	assert_string_equal(s.network.dns_upstreams[0], "192.0.2.53");
+	assert_null(s.network.dns_upstreams[1]);
+	assert_string_equal(s.network.egress, "deny");
+	assert_false(s.network.same_user);
 	settings_release(&s);
 
 	/* a duration that may not be never, and one that is not a duration */
@@ -241,6 +247,11 @@ static void test_bad_values(void **state)
 		{ "limits:\n  max_secrets: -1", "t.yaml:2: key 'limits.max_secrets' must be a "
 		  "whole number from 0 to 100000" },
 		{ "engine: qemu\nengine: qemu", "t.yaml:2: duplicate key 'engine'" },
+		{ "network:\n  subnet_pool: 10.0.0.0/8", "t.yaml:2: key 'network.subnet_pool' must "
+		  "be a /16 such as 10.201.0.0/16" },
+		{ "network:\n  subnet_pool: 10.1.2.0/16", "t.yaml:2: key 'network.subnet_pool' must "
+		  "be a /16 such as 10.201.0.0/16" },
+		{ "network:\n  egress: open", "t.yaml:2: key 'network.egress' must be allow or deny" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct settings s;
