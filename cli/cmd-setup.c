@@ -71,7 +71,7 @@ static int run(struct cli *c)
 		buf_add(&dir, path, (size_t)(strrchr(path, '/') - path));
 		mkdir(dir.data, 0700);
 		buf_addf(&tmp, "%s.tmp", path);
-		buf_addf(&body, "# written by bhatti setup\nurl: \"%s\"\ntoken: \"%s\"\n", cl->url,
+		buf_addf(&body, "# written by bhatti setup\napi_url: \"%s\"\nauth_token: \"%s\"\n", cl->url,
 			 cl->token);
 		int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||

@@ -23,9 +23,10 @@ static int version(struct cli *c)
 		cli_print_json(o);
 		cJSON_Delete(o);
 	} else {
-		printf("bhatti %s\nserver %s%s%s%s\napi    %s (from %s)\n", BHATTI_VERSION,
-		       sv ? sv : "unreachable", acc ? " (accelerator " : "", acc ? acc : "",
-		       acc ? ")" : "", c->client->url, c->set.url_from);
+		/* the seed system's two lines first, then ours */
+		printf("bhatti v%s\napi: %s (from %s)\nserver: %s%s%s%s\n", BHATTI_VERSION,
+		       c->client->url, c->set.url_from, sv ? sv : "unreachable",
+		       acc ? " (accelerator " : "", acc ? acc : "", acc ? ")" : "");
 	}
 	cJSON_Delete(j);
 	client_resp_release(&r);
