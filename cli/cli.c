@@ -180,3 +180,33 @@ int cli_jint(const cJSON *o, const char *k)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsNumber(v) ? v->valueint : 0;
 }
+
+int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list)
+{
+	if (!list)
+		return 0;
+	cJSON *o = cJSON_AddObjectToObject(body, field);
+	for (char *const *p = list; *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (!eq || eq == *p)
+			return cli_usage_error(c, "--label wants KEY=VALUE, not '%s'", *p);
+		char *k = xstrndup(*p, (size_t)(eq - *p));
+		cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+		cJSON_AddStringToObject(o, k, eq + 1);
+		free(k);
+	}
+	return 0;
+}
+
+void cli_said(const struct cli *c, FILE *f, cJSON *o, const char *fmt, ...)
+{
+	if (c->json) {
+		cli_print_json(o);
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vfprintf(f, fmt, ap);
+		va_end(ap);
+	}
+	cJSON_Delete(o);
+}

@@ -68,6 +68,8 @@ static int run(struct cli *c)
 	}
 	if (args_has(a, "--all-secrets"))
 		cJSON_AddBoolToObject(b, "all_secrets", true);
+	if (!rc)
+		rc = cli_add_labels(c, b, "labels", args_list(a, "--label"));
 	struct client_resp r;
 	if (!rc) {
 		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
@@ -96,6 +98,7 @@ static const struct opt opts[] = {
 	{ "--memory", NULL, OPT_VALUE }, { "--image", NULL, OPT_VALUE },
 	{ "--init", NULL, OPT_VALUE },	 { "--env", NULL, OPT_LIST },
 	{ "--secret", NULL, OPT_LIST },	 { "--all-secrets", NULL, OPT_FLAG },
+	{ "--label", NULL, OPT_LIST },
 	OPT_END,
 };
 
@@ -104,7 +107,7 @@ const struct cli_cmd cmd_create_entry = {
 	.summary = "create a sandbox",
 	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
-		 "                     [--all-secrets] [--json]",
+		 "                     [--all-secrets] [--label K=V]... [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

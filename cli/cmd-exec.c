@@ -9,6 +9,7 @@
  *   /sandboxes/:id/exec/ws, stdin streamed while the command runs and
  *   closed at its EOF. The command's exit ends us, whatever stdin does (a
  *   pipe that never closes does not hang exec).
+ * --json answers whole (POST, no stdin): {exit_code, stdout, stderr}.
  * --detach starts the command in the background in the guest (POST with
  *   "detach": output to a file there) and prints its pid and that file.
  *
@@ -243,20 +244,36 @@ static int detached(struct cli *c, const struct client_resp *r)
 	return 0;
 }
 
+/* --json: the daemon's whole answer ({exit_code, stdout, stderr, …});
+ * the command's exit code. */
+static int whole(const struct client_resp *r)
+{
+	cJSON *j = cli_json(r);
+	if (!j)
+		return 1;
+	cli_print_json(j);
+	int rc = cli_jint(j, "exit_code");
+	cJSON_Delete(j);
+	return rc;
+}
+
 static int exec_post(struct cli *c, cJSON *b, bool detach)
 {
 	int rc;
+	bool stream = !detach && !c->json;
 	struct buf path = BUF_INIT;
 	buf_addf(&path, "/sandboxes/%s/exec", c->esc[0]);
 	struct exec_out x = { .line = BUF_INIT };
 	struct client_resp r;
-	if (cli_stream(c, "POST", path.data, b, detach ? NULL : "application/x-ndjson",
-		       detach ? NULL : on_chunk, &x, &r) < 0)
+	if (cli_stream(c, "POST", path.data, b, stream ? "application/x-ndjson" : NULL,
+		       stream ? on_chunk : NULL, &x, &r) < 0)
 		rc = 1;
 	else if (r.status != 200)
 		rc = cli_fail(&r);
 	else if (detach)
 		rc = detached(c, &r);
+	else if (c->json)
+		rc = whole(&r);
 	else if (x.exited)
 		rc = x.exit_code;
 	else
@@ -306,7 +323,7 @@ static int run(struct cli *c)
 		}
 	}
 	if (!rc) {
-		if (!detach && !args_has(a, "-n") && !isatty(0))
+		if (!detach && !c->json && !args_has(a, "-n") && !isatty(0))
 			rc = exec_ws(c, b);
 		else
 			rc = exec_post(c, b, detach);
@@ -326,11 +343,12 @@ const struct cli_cmd cmd_exec_entry = {
 	.name = "exec",
 	.summary = "run a command in a sandbox: exec NAME -- cmd args...",
 	.usage = "NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n] [--detach]\n"
-		 "                  -- COMMAND [ARGS...]",
+		 "                  [--json] -- COMMAND [ARGS...]",
 	.help = "stdin is streamed to the command while it runs (closed at its end of\n"
 		"file) unless it is a terminal or -n is given; exec ends when the command\n"
 		"does. --timeout: seconds (default: the daemon's, 300; 0: none).\n"
-		"--detach: run it in the background, output to a file in the guest.",
+		"--detach: run it in the background, output to a file in the guest.\n"
+		"--json: no stdin; the whole answer as JSON when the command ends.",
 	.opts = opts,
 	.min_args = 2,
 	.max_args = -1,

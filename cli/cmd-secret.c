@@ -86,8 +86,12 @@ static int secret_set(struct cli *c)
 		rc = 1;
 	else if (r.status != 200 && r.status != 201)
 		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "secret '%s' %s\n", name, r.status == 201 ? "set" : "replaced");
+	else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "status", r.status == 201 ? "set" : "replaced");
+		cli_said(c, stderr, o, "secret '%s' %s\n", name, r.status == 201 ? "set" : "replaced");
+	}
 	sodium_memzero(v.data, v.len);
 	buf_release(&v);
 	cJSON_Delete(b);
@@ -105,8 +109,12 @@ static int secret_delete(struct cli *c)
 		rc = 1;
 	else if (r.status != 204)
 		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "secret '%s' deleted\n", c->args.pos[0]);
+	else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", c->args.pos[0]);
+		cJSON_AddStringToObject(o, "status", "deleted");
+		cli_said(c, stderr, o, "secret '%s' deleted\n", c->args.pos[0]);
+	}
 	buf_release(&path);
 	client_resp_release(&r);
 	return rc;
@@ -115,13 +123,13 @@ static int secret_delete(struct cli *c)
 static const struct opt set_opts[] = { { "--value", NULL, OPT_VALUE }, OPT_END };
 
 static const struct cli_cmd subs[] = {
-	{ .name = "set", .usage = "NAME [VALUE | --value V | < stdin]", .opts = set_opts,
+	{ .name = "set", .usage = "NAME [VALUE | --value V | < stdin] [--json]", .opts = set_opts,
 	  .min_args = 1, .max_args = 2, .run = secret_set,
 	  .help = "The value from stdin is the safer way: a VALUE or --value on the command\n"
 		  "line is seen by other users in ps and kept in your shell's history.\n"
 		  "On a terminal the value is asked for and not echoed." },
 	{ .name = "list", .usage = "[--json]", .run = secret_list },
-	{ .name = "delete", .usage = "NAME", .min_args = 1, .max_args = 1, .flags = CLI_NAME,
+	{ .name = "delete", .usage = "NAME [--json]", .min_args = 1, .max_args = 1, .flags = CLI_NAME,
 	  .run = secret_delete },
 	{ .name = NULL },
 };

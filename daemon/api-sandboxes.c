@@ -3,10 +3,13 @@
  * sandbox.c. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "labels.h"
 #include "server.h"
+#include "util.h"
 #include "valid.h"
 
 struct create_body {
@@ -17,6 +20,7 @@ struct create_body {
 	char *init;
 	char **secrets;
 	bool all_secrets;
+	char **labels;
 };
 
 static const struct json_field create_fields[] = {
@@ -28,6 +32,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STR("init", struct create_body, init, JSON_OPTIONAL, 256 << 10),
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
+	JSON_FIELD_STRMAP("labels", struct create_body, labels, JSON_OPTIONAL, 512, 64),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -45,7 +50,8 @@ void api_sandbox_create(struct http_req *r)
 	if (api_parse(r, create_fields, ARRAY_SIZE(create_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	if (check_create(&b, &e) < 0) {
+	char *labels = NULL;
+	if (check_create(&b, &e) < 0 || labels_edit(NULL, b.labels, NULL, &labels, &e) < 0) {
 		http_reply_error(r, 400, "%s", err_str(&e));
 		goto out;
 	}
@@ -61,6 +67,7 @@ void api_sandbox_create(struct http_req *r)
 	struct sbx_create req = {
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
+		.labels = labels,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -76,14 +83,25 @@ void api_sandbox_create(struct http_req *r)
 		http_reply_err(r, rc == -ENOENT ? -EINVAL : rc, &e);
 	}
 out:
+	free(labels);
 	json_release(create_fields, ARRAY_SIZE(create_fields), &b);
 }
 
+/* ?label=K=V (that value) or ?label=K (any value), repeated: all of them */
 void api_sandbox_list(struct http_req *r)
 {
+	char *filter[VALID_LABELS_MAX + 2] = { NULL };
+	unsigned n = 0;
+	for (const char *f; n < VALID_LABELS_MAX + 1 && (f = http_query_nth(r, "label", n));)
+		filter[n++] = (char *)f;
+	if (n > VALID_LABELS_MAX) {
+		http_reply_error(r, 400, "at most %d label filters", VALID_LABELS_MAX);
+		return;
+	}
 	cJSON *a = cJSON_CreateArray();
 	for (struct sbx *sb = r->srv->sandboxes; sb; sb = sb->next)
-		if (sb->row.user_id == r->user.id && !sb->destroying)
+		if (sb->row.user_id == r->user.id && !sb->destroying &&
+		    labels_match(sb->row.labels, filter))
 			cJSON_AddItemToArray(a, api_sandbox_json(sb));
 	http_reply_json(r, 200, a);
 }
@@ -95,12 +113,17 @@ void api_sandbox_get(struct http_req *r)
 		http_reply_json(r, 200, api_sandbox_json(sb));
 }
 
+/* PATCH: each field its own block, checked all before any is applied. */
 struct patch_body {
 	char *name;
+	char **labels;            /* set or replace these keys */
+	char **unlabel;           /* remove these keys */
 };
 
 static const struct json_field patch_fields[] = {
-	JSON_FIELD_STR("name", struct patch_body, name, JSON_REQUIRED, 63),
+	JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
+	JSON_FIELD_STRMAP("labels", struct patch_body, labels, JSON_OPTIONAL, 512, 64),
+	JSON_FIELD_STRV("unlabel", struct patch_body, unlabel, JSON_OPTIONAL, 254, 64),
 };
 
 void api_sandbox_patch(struct http_req *r)
@@ -112,11 +135,25 @@ void api_sandbox_patch(struct http_req *r)
 	if (api_parse(r, patch_fields, ARRAY_SIZE(patch_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	int rc = strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	char *labels = NULL;
+	int rc = 0;
+	if (b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = valid_sandbox_name(b.name, &e);
+	if (rc == 0 && (b.labels || b.unlabel) &&
+	    labels_edit(sb->row.labels, b.labels, b.unlabel, &labels, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	if (rc == 0 && b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = sbx_rename(sb, b.name, &e);
+	if (rc == 0 && labels)
+		rc = sbx_set_labels(sb, labels, &e);
 	if (rc < 0)
 		http_reply_err(r, rc, &e);
 	else
 		http_reply_json(r, 200, api_sandbox_json(sb));
+out:
+	free(labels);
 	json_release(patch_fields, ARRAY_SIZE(patch_fields), &b);
 }
 

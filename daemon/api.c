@@ -7,6 +7,7 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "labels.h"
 #include "server.h"
 
 struct sbx *api_sandbox(struct http_req *r)
@@ -23,6 +24,19 @@ void api_time(char out[32], int64_t unix_sec)
 	struct tm tm;
 	gmtime_r(&t, &tm);
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* "labels": {"K": "V", …} from labels.h's text (an empty object: none) */
+static void api_labels_json(cJSON *o, const char *text)
+{
+	cJSON *l = cJSON_AddObjectToObject(o, "labels");
+	char **v = labels_split(text);
+	for (char **p = v; *p; p++) {
+		char *eq = strchr(*p, '=');
+		*eq = '\0';
+		cJSON_AddStringToObject(l, *p, eq + 1);
+	}
+	strv_free(v);
 }
 
 cJSON *api_sandbox_json(struct sbx *sb)
@@ -42,6 +56,7 @@ cJSON *api_sandbox_json(struct sbx *sb)
 		cJSON_AddStringToObject(o, "origin", sbx_origin(sb));
 	if (strcmp(state, "error") == 0)
 		cJSON_AddStringToObject(o, "error", sbx_error(sb));
+	api_labels_json(o, sb->row.labels);
 	return o;
 }
 

@@ -52,6 +52,7 @@ struct sbx_create {
 	char *init;
 	char **secrets;           /* secret names */
 	bool all_secrets;
+	char *labels;             /* labels.h's text (checked by the caller); NULL: none */
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);
@@ -84,6 +85,8 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e);
 /* Remove VM, files and row; sb stays valid until done returns. */
 int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e);
 int sbx_rename(struct sbx *sb, const char *name, struct err *e);
+/* Replace the labels (labels.h's text, checked by the caller; NULL: none). */
+int sbx_set_labels(struct sbx *sb, const char *labels, struct err *e);
 
 /* "hot", "warm", "cold", "stopped", "creating", ..., "error". */
 const char *sbx_state(const struct sbx *sb);

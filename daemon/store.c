@@ -63,6 +63,8 @@ static const char *const migrations[] = {
 	/* 2: a destroy in progress survives a crash, so that the next daemon
 	 * finishes it (a crash in the middle left half a sandbox) */
 	"ALTER TABLE sandboxes ADD COLUMN destroying INTEGER NOT NULL DEFAULT 0;",
+	/* 3: labels, "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
+	"ALTER TABLE sandboxes ADD COLUMN labels TEXT;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -100,13 +102,15 @@ static const struct col user_cols[] = {
 };
 static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
-#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying"
+#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying, " \
+		     "labels"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
 	ROW_I64(struct sandbox_row, memory_mb), ROW_STR(struct sandbox_row, image),
 	ROW_I64(struct sandbox_row, created_at), ROW_BOOL(struct sandbox_row, stopped),
 	ROW_BOOL(struct sandbox_row, destroying),
+	ROW_STR(struct sandbox_row, labels),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -138,6 +142,7 @@ enum stmt_id {
 	Q_SB_SET_STOPPED,
 	Q_SB_SET_DESTROYING,
 	Q_SB_DELETE,
+	Q_SB_SET_LABELS,
 	Q_SECRET_INSERT,
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
@@ -162,7 +167,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -174,6 +179,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SB_SET_STOPPED] = "UPDATE sandboxes SET stopped = ?1 WHERE id = ?2",
 	[Q_SB_SET_DESTROYING] = "UPDATE sandboxes SET destroying = ?1 WHERE id = ?2",
 	[Q_SB_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
+	[Q_SB_SET_LABELS] = "UPDATE sandboxes SET labels = ?1 WHERE id = ?2",
 	/* ?1 user, ?2 name, ?3 ciphertext, ?4 now: the same for both */
 	[Q_SECRET_INSERT] = "INSERT INTO secrets (user_id, name, ciphertext, created_at, "
 			    "updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
@@ -822,6 +828,7 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 7, r->created_at ? r->created_at : wall_sec());
 	q_i64(&q, 8, r->stopped);
 	q_i64(&q, 9, r->destroying);
+	q_text(&q, 10, r->labels && r->labels[0] ? r->labels : NULL);
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);
@@ -910,6 +917,18 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 	if (r == -EEXIST)
 		r = err_set(e, EEXIST, "sandbox '%s' already exists", new_name);
 	return r;
+}
+
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_LABELS, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, labels && labels[0] ? labels : NULL);
+	q_text(&q, 2, id);
+	return sandbox_change(&q, id, e);
 }
 
 /* UPDATE sandboxes SET <flag> = ?1 WHERE id = ?2 */

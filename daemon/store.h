@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 2    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 3    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -107,6 +107,7 @@ struct sandbox_row {
 	int64_t created_at;
 	bool stopped;           /* the user stopped it */
 	bool destroying;        /* a destroy began: the next daemon finishes it */
+	char *labels;           /* "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -143,6 +144,9 @@ int store_sandbox_set_stopped(struct store *st, const char *id, bool stopped,
 int store_sandbox_set_destroying(struct store *st, const char *id, bool destroying,
 				 struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
+/* labels: as sandbox_row.labels (NULL or "": none). */
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e);
 
 /* ---- secrets (stored as ciphertext; the store never sees plaintext) ------- */
 

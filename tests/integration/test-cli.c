@@ -9,7 +9,9 @@
  * command runs (`printf x | bhatti exec dev -- wc -c`, 2 MiB through,
  * an open stdin that never closes, a terminal-less -n), the exec timeout
  * (the default fires, --timeout 0 is none, over the 24 h maximum is
- * refused); `exec --detach`; `bhatti version`'s seed lines.
+ * refused); `exec --detach`; `bhatti version`'s seed lines; labels on
+ * create, `list --label`, `-o wide`, `edit` (rename, labels, the rules),
+ * the aliases ls, info, rm.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -272,6 +274,80 @@ static void test_exec_detach(void **state UNUSED)
 	free(path);
 }
 
+static cJSON *inspect_json(const char *name)
+{
+	if (CLI(NULL, "inspect", name, "--json") != 0)
+		fail_msg("inspect %s: %s", name, ERR.data);
+	cJSON *j = cJSON_Parse(OUT.data);
+	assert_non_null(j);
+	return j;
+}
+
+/* labels on create, list --label / -o wide, edit, the aliases ls, info, rm */
+static void test_labels_edit_aliases(void **state UNUSED)
+{
+	assert_int_equal(CLI(NULL, "create", "--name", "la", "--label", "team=a", "--label",
+			     "env=dev"), 0);
+	assert_int_equal(CLI(NULL, "create", "--name", "lb", "--label", "team=b"), 0);
+	assert_int_equal(CLI(NULL, "ls", "--label", "team=a"), 0);
+	assert_non_null(strstr(OUT.data, "la "));
+	assert_null(strstr(OUT.data, "lb "));
+	assert_int_equal(CLI(NULL, "ls", "--label", "team"), 0);   /* any value */
+	assert_non_null(strstr(OUT.data, "la "));
+	assert_non_null(strstr(OUT.data, "lb "));
+	assert_int_equal(CLI(NULL, "list", "--label", "team=a", "--label", "env=prod"), 0);
+	assert_null(strstr(OUT.data, "la "));
+	assert_int_equal(CLI(NULL, "list", "-o", "wide"), 0);
+	assert_non_null(strstr(OUT.data, "LABELS"));
+	assert_non_null(strstr(OUT.data, "env=dev,team=a"));
+	assert_int_equal(CLI(NULL, "list", "-o", "tall"), 2);
+	assert_int_equal(CLI(NULL, "info", "la"), 0);
+	assert_non_null(strstr(OUT.data, "env=dev,team=a"));
+	/* edit: rename, set, replace and remove labels in one PATCH */
+	assert_int_equal(CLI(NULL, "edit", "la", "--name", "la2", "--label", "x=1", "--label",
+			     "team=c", "--unlabel", "env"), 0);
+	cJSON *j = inspect_json("la2");
+	cJSON *l = cJSON_GetObjectItem(j, "labels");
+	assert_int_equal(cJSON_GetArraySize(l), 2);
+	assert_string_equal(json_get_str(l, "team", ""), "c");
+	assert_string_equal(json_get_str(l, "x", ""), "1");
+	cJSON_Delete(j);
+	/* the rules: the reserved prefix, 16 at most, bad values; nothing changes */
+	assert_int_equal(CLI(NULL, "edit", "la2", "--label", "bhatti.sh/owner=me"), 1);
+	assert_non_null(strstr(ERR.data, "reserved"));
+	assert_int_equal(CLI(NULL, "edit", "la2", "--label", "k=a b"), 1);
+	const char *many[40] = { "edit", "la2", "--name", "la3" };
+	int n = 4;
+	char kv[17][16];
+	for (int i = 0; i < 15; i++) {
+		snprintf(kv[i], sizeof(kv[i]), "k%d=v", i);
+		many[n++] = "--label";
+		many[n++] = kv[i];
+	}
+	many[n] = NULL;
+	buf_reset(&OUT);
+	buf_reset(&ERR);
+	assert_int_equal(bhatti_argv(&D, KEY, NULL, &OUT, &ERR, many), 1);
+	assert_non_null(strstr(ERR.data, "at most 16"));
+	j = inspect_json("la2");   /* not renamed either */
+	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(j, "labels")), 2);
+	cJSON_Delete(j);
+	assert_int_equal(CLI(NULL, "create", "--name", "lc", "--label", "bhatti.sh/x=1"), 1);
+	assert_int_equal(CLI(NULL, "edit", "la2"), 2);   /* nothing to change */
+	/* the API: repeated ?label= is AND */
+	struct buf b = BUF_INIT;
+	assert_int_equal(http_call(&D, "GET", "/sandboxes?label=team=c&label=x=1", KEY, NULL, &b),
+			 200);
+	assert_non_null(strstr(b.data, "\"la2\""));
+	assert_null(strstr(b.data, "\"lb\""));
+	buf_release(&b);
+	/* rm is destroy */
+	assert_int_equal(CLI(NULL, "rm", "-y", "la2", "lb", "--json"), 0);
+	assert_non_null(strstr(OUT.data, "\"destroyed\""));
+	assert_int_equal(CLI(NULL, "ls", "--json"), 0);
+	assert_null(strstr(OUT.data, "la2"));
+}
+
 /* bhatti version → "bhatti v0.1.0", "api: URL" */
 static void test_version(void **state UNUSED)
 {
@@ -292,6 +368,7 @@ int main(void)
 		cmocka_unit_test(test_exec_stdin),
 		cmocka_unit_test(test_exec_timeout),
 		cmocka_unit_test(test_exec_detach),
+		cmocka_unit_test(test_labels_edit_aliases),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
