@@ -11,7 +11,8 @@
  * (the default fires, --timeout 0 is none, over the 24 h maximum is
  * refused); `exec --detach`; `bhatti version`'s seed lines; labels on
  * create, `list --label`, `-o wide`, `edit` (rename, labels, the rules),
- * the aliases ls, info, rm.
+ * the aliases ls, info, rm, sh; `shell --new` and the connection-lost
+ * message (the daemon killed under an attached shell, then restarted).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -348,6 +349,80 @@ static void test_labels_edit_aliases(void **state UNUSED)
 	assert_null(strstr(OUT.data, "la2"));
 }
 
+/* The sessions of sandbox name as `ps --json` says: how many run, how many
+ * of those are attached. */
+static void sessions(const char *name, int *ret_running, int *ret_attached)
+{
+	*ret_running = *ret_attached = 0;
+	if (CLI(NULL, "ps", name, "--json") != 0)
+		return;
+	cJSON *j = cJSON_Parse(OUT.data), *s;
+	cJSON_ArrayForEach(s, j) {
+		if (!cJSON_IsTrue(cJSON_GetObjectItem(s, "running")))
+			continue;
+		(*ret_running)++;
+		*ret_attached += cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"));
+	}
+	cJSON_Delete(j);
+}
+
+static void wait_sessions(const char *name, int running, int attached)
+{
+	int r = -1, a = -1;
+	for (int i = 0; i < 150 && (r != running || a != attached); i++) {
+		if (i)
+			usleep(200 * 1000);
+		sessions(name, &r, &a);
+	}
+	if (r != running || a != attached)
+		fail_msg("want %d running, %d attached sessions; have %d, %d", running, attached, r, a);
+}
+
+/* bhatti shell --new (sh is shell): a new session, not the detached one;
+ * a dropped connection says the session runs on and how to come back */
+static void test_shell_new_and_connection_lost(void **state UNUSED)
+{
+	make_sandbox("shl");
+	char *dir = test_tmpdir("shell");
+	char *fifo = test_strf("%s/in", dir), *errf = test_strf("%s/err", dir);
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* a shell whose stdin stays open (no terminal: keys are plain bytes) */
+	char *line = test_strf("exec 3<>%s; $B sh shl <%s >/dev/null 2>%s &", fifo, fifo, errf);
+	assert_int_equal(sh_run(line, true, 30000), 0);
+	free(line);
+	wait_sessions("shl", 1, 1);
+	/* the connection drops (the daemon dies): the message, then the
+	 * daemon comes back and the session is there, detached */
+	daemon_kill9(&D);
+	char *text = NULL;
+	for (int i = 0; i < 100; i++) {
+		free(text);
+		text = read_text(errf);
+		if (text && strstr(text, "reattach with"))
+			break;
+		usleep(100 * 1000);
+	}
+	assert_non_null(text);
+	if (!strstr(text, "connection lost; the session is still running — reattach with: "
+			  "bhatti shell shl"))
+		fail_msg("the CLI said: %s", text);
+	free(text);
+	assert_int_equal(daemon_restart(&D), 0);
+	wait_sessions("shl", 1, 0);
+	/* --new: another session; the detached one is left alone (without
+	 * --new, `exit 7` would have gone to it) */
+	assert_int_equal(CLI("exit 7\n", "sh", "--new", "shl"), 7);
+	wait_sessions("shl", 1, 0);
+	/* and without: reattached to it */
+	assert_int_equal(CLI("exit 5\n", "shell", "shl"), 5);
+	wait_sessions("shl", 0, 0);
+	assert_int_equal(CLI(NULL, "rm", "-y", "shl"), 0);
+	free(fifo);
+	free(errf);
+	test_rmtree(dir);
+	free(dir);
+}
+
 /* bhatti version → "bhatti v0.1.0", "api: URL" */
 static void test_version(void **state UNUSED)
 {
@@ -369,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_exec_timeout),
 		cmocka_unit_test(test_exec_detach),
 		cmocka_unit_test(test_labels_edit_aliases),
+		cmocka_unit_test(test_shell_new_and_connection_lost),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
