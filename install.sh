@@ -163,7 +163,8 @@ if "$PREFIX/bin/bhatti" user list --config "$CONF_DIR/config.yaml" --json | grep
 		say "user 'admin' exists but $cfg does not: rotated its key"
 	fi
 else
-	key=$("$PREFIX/bin/bhatti" user create --config "$CONF_DIR/config.yaml" --name admin 2>/dev/null | sed -n 's/^API key: //p')
+	key=$("$PREFIX/bin/bhatti" user create --config "$CONF_DIR/config.yaml" --name admin \
+	--max-sandboxes 50 --max-cpus 8 --max-memory 16384 2>/dev/null | sed -n 's/^API key: //p')
 	[ -n "$key" ] || die "could not create the admin user"
 	say "created user 'admin'"
 fi
@@ -171,7 +172,7 @@ if [ -n "$key" ]; then
 	mkdir -p "$home/.bhatti"
 	chmod 0700 "$home/.bhatti"
 	umask 077
-	printf 'url: %s\ntoken: %s\n' "$url" "$key" >"$cfg.tmp"
+	printf 'api_url: %s\nauth_token: %s\n' "$url" "$key" >"$cfg.tmp"
 	mv "$cfg.tmp" "$cfg"
 	chown -R "$who" "$home/.bhatti" 2>/dev/null || true
 	say "API key for 'admin' (shown once, saved in $cfg):"

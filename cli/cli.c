@@ -189,8 +189,42 @@ int cli_delete(struct cli *c, const char *path, const char *what, const char *na
 		return 1;
 	if (r.status != 204)
 		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "%s '%s' deleted\n", what, name);
+	else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "status", "deleted");
+		cli_said(c, stderr, o, "%s '%s' deleted\n", what, name);
+	}
 	client_resp_release(&r);
 	return rc;
+}
+
+int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list)
+{
+	if (!list)
+		return 0;
+	cJSON *o = cJSON_AddObjectToObject(body, field);
+	for (char *const *p = list; *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (!eq || eq == *p)
+			return cli_usage_error(c, "--label wants KEY=VALUE, not '%s'", *p);
+		char *k = xstrndup(*p, (size_t)(eq - *p));
+		cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+		cJSON_AddStringToObject(o, k, eq + 1);
+		free(k);
+	}
+	return 0;
+}
+
+void cli_said(const struct cli *c, FILE *f, cJSON *o, const char *fmt, ...)
+{
+	if (c->json) {
+		cli_print_json(o);
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vfprintf(f, fmt, ap);
+		va_end(ap);
+	}
+	cJSON_Delete(o);
 }

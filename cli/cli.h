@@ -35,6 +35,7 @@ struct cli;
 
 struct cli_cmd {
 	const char *name;
+	const char *alias;            /* another name (the seed's: ls, rm, info, sh), or NULL */
 	const char *summary;          /* one line for `bhatti help` */
 	const char *usage;            /* what follows "bhatti <name> " */
 	const char *help;             /* more lines for --help, or NULL */
@@ -64,7 +65,7 @@ const struct cli_cmd *const *cli_commands(size_t *ret_n);
 extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry,
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
-	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry;
+	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry, cmd_edit_entry;
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);
@@ -93,6 +94,16 @@ int cli_delete(struct cli *c, const char *path, const char *what, const char *na
 /* PUT size bytes read from fd. */
 int cli_upload(struct cli *c, const char *path, int fd, size_t size, struct client_resp *ret);
 
+/* METHOD /sandboxes/<the first argument> (body may be NULL) answered by
+ * a sandbox object, shown as --json or `inspect`'s lines; the exit code
+ * (cmd-list.c). */
+int cli_sandbox_call(struct cli *c, const char *method, const cJSON *body);
+
+/* body[field] = {"K": "V", …} from a list of KEY=VALUE (NULL: nothing
+ * added); EXIT_USAGE, said, for an entry without a key or '='. The
+ * daemon checks the rules (valid.h). */
+int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list);
+
 /* The usage of cmd (a subcommand of group, or NULL): every subcommand's
  * for a group; with more, also its help lines. */
 void cli_usage(FILE *f, const char *group, const struct cli_cmd *cmd, bool more);
@@ -106,6 +117,9 @@ int cli_fail(const struct client_resp *r);
 int cli_error(int code, const char *fmt, ...) PRINTF(2, 3);
 /* r's body as JSON (NULL, said on stderr, when it is not). */
 cJSON *cli_json(const struct client_resp *r);
+/* What a command did: o (taken) as JSON on stdout under --json, else the
+ * text on f. */
+void cli_said(const struct cli *c, FILE *f, cJSON *o, const char *fmt, ...) PRINTF(4, 5);
 /* A JSON value as the --json output. */
 void cli_print_json(const cJSON *j);
 /* o[k] as a string ("" when missing) or an int (0 when missing). */

@@ -94,6 +94,8 @@ static int run(struct cli *c)
 		cJSON_AddBoolToObject(b, "keep_hot", true);
 	if (!rc)
 		rc = add_egress(b, a);
+	if (!rc)
+		rc = cli_add_labels(c, b, "labels", args_list(a, "--label"));
 	struct client_resp r;
 	if (!rc) {
 		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
@@ -125,6 +127,7 @@ static const struct opt opts[] = {
 	{ "--keep-hot", NULL, OPT_FLAG },
 	{ "--egress", NULL, OPT_VALUE }, { "--allow-host", NULL, OPT_LIST },
 	{ "--allow-cidr", NULL, OPT_LIST },
+	{ "--label", NULL, OPT_LIST },
 	OPT_END,
 };
 
@@ -134,7 +137,8 @@ const struct cli_cmd cmd_create_entry = {
 	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
 		 "                     [--all-secrets] [--keep-hot] [--egress allow|deny]\n"
-		 "                     [--allow-host H]... [--allow-cidr CIDR]... [--json]",
+		 "                     [--allow-host H]... [--allow-cidr CIDR]... [--label K=V]...\n"
+		 "                     [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

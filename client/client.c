@@ -28,15 +28,25 @@ char *client_config_path(void)
 	return buf_detach(&b, NULL);
 }
 
+/* The seed system's keys (api_url, auth_token: what `bhatti setup`
+ * writes) and this project's first ones (url, token), both read; the
+ * seed's win when a file has both. */
 struct file_cfg {
-	char *url;
-	char *token;
+	char *api_url, *auth_token;
+	char *url, *token;
 };
 
 static const struct config_key file_keys[] = {
+	CONFIG_KEY_STR("api_url", struct file_cfg, api_url),
+	CONFIG_KEY_STR("auth_token", struct file_cfg, auth_token),
 	CONFIG_KEY_STR("url", struct file_cfg, url),
 	CONFIG_KEY_STR("token", struct file_cfg, token),
 };
+
+static const char *first_set(const char *a, const char *b)
+{
+	return a && a[0] ? a : b && b[0] ? b : NULL;
+}
 
 void client_settings_resolve(struct client_settings *s, const char *flag_url,
 			     const char *flag_token, struct err *warning)
@@ -49,6 +59,8 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 		err_set(warning, e.code ? e.code : EINVAL, "ignoring %s: %s", path, err_str(&e));
 	free(path);
 	const char *env_url = getenv("BHATTI_URL"), *env_tok = getenv("BHATTI_TOKEN");
+	const char *file_url = first_set(fc.api_url, fc.url);
+	const char *file_tok = first_set(fc.auth_token, fc.token);
 	const char *url = CLIENT_DEFAULT_URL, *from = "default";
 	/* flags > environment > ~/.bhatti/config.yaml > default: the
 	 * environment is how one command (or a script) points elsewhere
@@ -57,11 +69,11 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 		url = flag_url, from = "flag";
 	else if (env_url && env_url[0])
 		url = env_url, from = "env";
-	else if (fc.url && fc.url[0])
-		url = fc.url, from = "config";
+	else if (file_url)
+		url = file_url, from = "config";
 	const char *tok = flag_token ? flag_token
 			  : env_tok && env_tok[0] ? env_tok
-			  : fc.token && fc.token[0] ? fc.token
+			  : file_tok ? file_tok
 			  : "";
 	s->url = xstrdup(url);
 	size_t n = strlen(s->url);

@@ -3,10 +3,14 @@
  * sandbox.c. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "labels.h"
+#include "net.h"
 #include "server.h"
+#include "util.h"
 #include "valid.h"
 
 struct create_body {
@@ -19,6 +23,7 @@ struct create_body {
 	bool all_secrets;
 	bool keep_hot;
 	char *egress;
+	char **labels;
 };
 
 static const struct json_field create_fields[] = {
@@ -32,6 +37,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
 	JSON_FIELD_BOOL("keep_hot", struct create_body, keep_hot, JSON_OPTIONAL),
 	JSON_FIELD_OBJ("egress", struct create_body, egress, JSON_OPTIONAL),
+	JSON_FIELD_STRMAP("labels", struct create_body, labels, JSON_OPTIONAL, 512, 64),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -49,7 +55,8 @@ void api_sandbox_create(struct http_req *r)
 	if (api_parse(r, create_fields, ARRAY_SIZE(create_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	if (check_create(&b, &e) < 0) {
+	char *labels = NULL;
+	if (check_create(&b, &e) < 0 || labels_edit(NULL, b.labels, NULL, &labels, &e) < 0) {
 		http_reply_error(r, 400, "%s", err_str(&e));
 		goto out;
 	}
@@ -67,6 +74,7 @@ void api_sandbox_create(struct http_req *r)
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
 		.keep_hot = b.keep_hot,
 		.egress = b.egress,
+		.labels = labels,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -82,14 +90,25 @@ void api_sandbox_create(struct http_req *r)
 		http_reply_err(r, rc == -ENOENT ? -EINVAL : rc, &e);
 	}
 out:
+	free(labels);
 	json_release(create_fields, ARRAY_SIZE(create_fields), &b);
 }
 
+/* ?label=K=V (that value) or ?label=K (any value), repeated: all of them */
 void api_sandbox_list(struct http_req *r)
 {
+	char *filter[VALID_LABELS_MAX + 2] = { NULL };
+	unsigned n = 0;
+	for (const char *f; n < VALID_LABELS_MAX + 1 && (f = http_query_nth(r, "label", n));)
+		filter[n++] = (char *)f;
+	if (n > VALID_LABELS_MAX) {
+		http_reply_error(r, 400, "at most %d label filters", VALID_LABELS_MAX);
+		return;
+	}
 	cJSON *a = cJSON_CreateArray();
 	for (struct sbx *sb = r->srv->sandboxes; sb; sb = sb->next)
-		if (sb->row.user_id == r->user.id && !sb->destroying)
+		if (sb->row.user_id == r->user.id && !sb->destroying &&
+		    labels_match(sb->row.labels, filter))
 			cJSON_AddItemToArray(a, api_sandbox_json(sb));
 	http_reply_json(r, 200, a);
 }
@@ -104,16 +123,22 @@ void api_sandbox_get(struct http_req *r)
 	http_reply_json(r, 200, o);
 }
 
+/* PATCH: each field its own block, checked all before any is applied. */
 struct patch_body {
 	char *name;
+	char **labels;            /* set or replace these keys */
+	char **unlabel;           /* remove these keys */
 	bool keep_hot;
 	char *egress;
 };
 
-enum { PATCH_NAME, PATCH_KEEP_HOT, PATCH_EGRESS };   /* bits of the present mask */
+/* bits of the present mask */
+enum { PATCH_NAME, PATCH_LABELS, PATCH_UNLABEL, PATCH_KEEP_HOT, PATCH_EGRESS };
 
 static const struct json_field patch_fields[] = {
 	[PATCH_NAME] = JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
+	[PATCH_LABELS] = JSON_FIELD_STRMAP("labels", struct patch_body, labels, JSON_OPTIONAL, 512, 64),
+	[PATCH_UNLABEL] = JSON_FIELD_STRV("unlabel", struct patch_body, unlabel, JSON_OPTIONAL, 254, 64),
 	[PATCH_KEEP_HOT] = JSON_FIELD_BOOL("keep_hot", struct patch_body, keep_hot, JSON_OPTIONAL),
 	[PATCH_EGRESS] = JSON_FIELD_OBJ("egress", struct patch_body, egress, JSON_OPTIONAL),
 };
@@ -125,6 +150,20 @@ static int patch_keep_hot(struct sbx *sb, const struct patch_body *b, uint64_t p
 	if (!(present & (1ull << PATCH_KEEP_HOT)))
 		return 0;
 	return sbx_set_keep_hot(sb, b->keep_hot, e);
+}
+
+/* PATCH's "egress", checked before anything is applied. */
+static int patch_check_egress(struct server *srv, const struct patch_body *b, struct err *e)
+{
+	if (!b->egress)
+		return 0;
+	if (!srv->net)
+		return err_set(e, EINVAL, "networking is off on this server");
+	struct egress eg;
+	int r = egress_parse(b->egress, false, &eg, e);
+	if (r == 0)
+		egress_release(&eg);
+	return r;
 }
 
 /* PATCH's "egress": a new policy, applied at once. */
@@ -141,12 +180,28 @@ void api_sandbox_patch(struct http_req *r)
 	struct patch_body b = { 0 };
 	uint64_t present = 0;
 	struct err e = ERR_INIT;
+	char *labels = NULL;
 	if (json_parse(r->body.len ? r->body.data : "{}", r->body.len ? r->body.len : 2,
 		       patch_fields, ARRAY_SIZE(patch_fields), &b, &present, &e) < 0) {
 		http_reply_error(r, 400, "%s", err_str(&e));
-		return;
+		goto out;
 	}
-	int rc = !b.name || strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
+	int rc = 0;
+	if (b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = valid_sandbox_name(b.name, &e);
+	if (rc == 0 && ((b.labels || b.unlabel) &&
+			labels_edit(sb->row.labels, b.labels, b.unlabel, &labels, &e) < 0)) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	if (rc == 0 && patch_check_egress(r->srv, &b, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	if (rc == 0 && b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = sbx_rename(sb, b.name, &e);
+	if (rc == 0 && labels)
+		rc = sbx_set_labels(sb, labels, &e);
 	if (rc == 0)
 		rc = patch_keep_hot(sb, &b, present, &e);
 	if (rc == 0)
@@ -155,6 +210,8 @@ void api_sandbox_patch(struct http_req *r)
 		http_reply_err(r, rc, &e);
 	else
 		http_reply_json(r, 200, api_sandbox_json(sb));
+out:
+	free(labels);
 	json_release(patch_fields, ARRAY_SIZE(patch_fields), &b);
 }
 

@@ -9,6 +9,7 @@
 #include "api.h"
 #include "config.h"
 #include "net.h"
+#include "labels.h"
 #include "server.h"
 #include "thermal.h"
 
@@ -42,6 +43,19 @@ static void api_sandbox_net_json(struct sbx *sb, cJSON *o)
 		cJSON_AddItemToObject(o, "egress", eg);
 }
 
+/* "labels": {"K": "V", …} from labels.h's text (an empty object: none) */
+static void api_labels_json(cJSON *o, const char *text)
+{
+	cJSON *l = cJSON_AddObjectToObject(o, "labels");
+	char **v = labels_split(text);
+	for (char **p = v; *p; p++) {
+		char *eq = strchr(*p, '=');
+		*eq = '\0';
+		cJSON_AddStringToObject(l, *p, eq + 1);
+	}
+	strv_free(v);
+}
+
 cJSON *api_sandbox_json(struct sbx *sb)
 {
 	char when[32];
@@ -62,6 +76,7 @@ cJSON *api_sandbox_json(struct sbx *sb)
 	cJSON_AddStringToObject(o, "thermal", sbx_thermal(sb));
 	cJSON_AddBoolToObject(o, "keep_hot", sb->row.keep_hot);
 	api_sandbox_net_json(sb, o);
+	api_labels_json(o, sb->row.labels);
 	return o;
 }
 

@@ -282,9 +282,9 @@ static void on_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, vo
 		struct proto_exec_started st;
 		if (proto_decode(f, &st, NULL) < 0)
 			return;
-		struct guest_start gs = { .pid = st.pid };
-		proto_msg_release(PROTO_EXEC_STARTED, &st);
+		struct guest_start gs = { .pid = st.pid, .output_path = st.output_path };
 		started(op, &gs);
+		proto_msg_release(PROTO_EXEC_STARTED, &st);
 		op->end.detached = end;
 		return;
 	}
@@ -496,7 +496,8 @@ struct guest_op *guest_exec(struct sbx *sb, const struct guest_exec_req *req,
 	op->argv = strv_dup((char **)req->argv);
 	op->env = req->env ? strv_dup((char **)req->env) : NULL;
 	op->cwd = req->cwd ? xstrdup(req->cwd) : NULL;
-	op->flags = (req->as_root ? PROTO_EXEC_ROOT : 0) | (req->stdin_open ? PROTO_EXEC_STDIN : 0);
+	op->flags = (req->as_root ? PROTO_EXEC_ROOT : 0) | (req->stdin_open ? PROTO_EXEC_STDIN : 0) |
+		    (req->detach ? PROTO_EXEC_DETACH : 0);
 	op->timeout_ms = req->timeout_ms;
 	return begin(op);
 }

@@ -576,6 +576,11 @@ static const struct route *route_find(struct http_req *r)
 
 const char *http_query(struct http_req *r, const char *name)
 {
+	return http_query_nth(r, name, 0);
+}
+
+const char *http_query_nth(struct http_req *r, const char *name, unsigned nth)
+{
 	if (!r->conn)
 		return NULL;
 	static char frag[8192];
@@ -584,7 +589,7 @@ const char *http_query(struct http_req *r, const char *name)
 		int n = lws_hdr_copy_fragment(r->conn->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
 		if (n < 0)
 			return NULL;
-		if (strncmp(frag, name, nl) == 0 && frag[nl] == '=') {
+		if (strncmp(frag, name, nl) == 0 && frag[nl] == '=' && nth-- == 0) {
 			/* keep it alive for the request: append to headers storage */
 			char *v = xstrdup(frag + nl + 1);
 			loop_defer_free(free, v);

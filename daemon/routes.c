@@ -16,6 +16,7 @@ const struct route routes[] = {
 	{ HTTP_PATCH, "/sandboxes/:id", api_sandbox_patch, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/sandboxes/:id", api_sandbox_delete, 0, 0, RATE_READ },
 	{ HTTP_POST, "/sandboxes/:id/exec", api_exec, 0, 64 * MiB, RATE_EXEC },
+	{ HTTP_WS, "/sandboxes/:id/exec/ws", api_exec_ws, 0, 0, RATE_EXEC },
 	{ HTTP_WS, "/sandboxes/:id/ws", api_shell, 0, 0, RATE_EXEC },
 	{ HTTP_GET, "/sandboxes/:id/sessions", api_sessions, 0, 0, RATE_READ },
 	{ HTTP_GET, "/sandboxes/:id/files", api_file_get, 0, 0, RATE_READ },

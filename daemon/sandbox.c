@@ -566,6 +566,16 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 	return 0;
 }
 
+int sbx_set_labels(struct sbx *sb, const char *labels, struct err *e)
+{
+	int rc = store_sandbox_set_labels(sb->srv->store, sb->row.id, labels, e);
+	if (rc < 0)
+		return rc;
+	free(sb->row.labels);
+	sb->row.labels = labels && labels[0] ? xstrdup(labels) : NULL;
+	return 0;
+}
+
 /* ---- destroy ------------------------------------------------------------------- */
 
 /* The store's record that a destroy began (so that a crash in its middle
@@ -837,6 +847,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.created_at = wall_sec(),
 		.keep_hot = req->keep_hot,
 		.thermal = { .last_activity = wall_ms() },
+		.labels = req->labels ? xstrdup(req->labels) : NULL,
 	};
 	rc = net_row(srv, u, req, &row, e);
 	if (rc == 0)

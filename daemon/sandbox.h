@@ -75,6 +75,7 @@ struct sbx_create {
 	const char *snapshot_dir;
 	struct sbx *fork_of;
 	char *egress;             /* JSON (net.h), NULL = network.egress */
+	char *labels;             /* labels.h's text (checked by the caller); NULL: none */
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);
@@ -123,6 +124,8 @@ int sbx_snapshot(struct sbx *sb, const char *dir, sbx_done_fn done, void *arg, s
 uint64_t sbx_cold_bytes(struct server *srv, int64_t user_id);
 /* A new egress policy (JSON, net.h), applied at once. */
 int sbx_set_egress(struct sbx *sb, const char *json, struct err *e);
+/* Replace the labels (labels.h's text, checked by the caller; NULL: none). */
+int sbx_set_labels(struct sbx *sb, const char *labels, struct err *e);
 
 /* "hot", "warm", "cold", "stopped", "creating", ..., "error". */
 const char *sbx_state(const struct sbx *sb);

@@ -133,6 +133,9 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_STRV("network.dns_upstreams", S, network.dns_upstreams),
 	CONFIG_KEY_STR_CHECK("network.egress", S, network.egress, check_egress),
 	CONFIG_KEY_BOOL("network.same_user", S, network.same_user),
+	CONFIG_KEY_DURATION("exec.timeout", S, exec.timeout_ms, 0, SETTINGS_EXEC_TIMEOUT_MAX_MS),
+	CONFIG_KEY_DURATION("exec.max_timeout", S, exec.max_timeout_ms, 1000,
+			    SETTINGS_EXEC_TIMEOUT_MAX_MS),
 };
 #undef S
 
@@ -148,7 +151,7 @@ static void defaults(struct settings *s)
 		.log_level = xstrdup("info"),
 		.defaults = { .cpus = 1, .memory_mb = 512 },
 		.limits = {
-			.max_sandboxes = 20,
+			.max_sandboxes = 5,   /* the seed system's user defaults: 5, 4, 4096 */
 			.max_cpus = 4,
 			.max_memory_mb = 4096,
 			.creates_per_min = 10,
@@ -171,6 +174,8 @@ static void defaults(struct settings *s)
 			.max_concurrent_wakes = 10,
 		},
 		.network = { .enabled = true, .egress = xstrdup("allow"), .same_user = true },
+		/* the seed system's: 300 s unless said, 24 h at most */
+		.exec = { .timeout_ms = 300 * 1000, .max_timeout_ms = 24 * 3600 * 1000 },
 	};
 }
 
@@ -184,6 +189,8 @@ static void finish(struct settings *s, const char *path, struct settings *ret)
 	}
 	if (s->pool_size < 0)
 		s->pool_size = 0; /* older configs said -1 for none */
+	if (s->exec.timeout_ms > s->exec.max_timeout_ms)
+		s->exec.timeout_ms = s->exec.max_timeout_ms;   /* the default is a timeout one may name */
 	s->path = path ? xstrdup(path) : NULL;
 	*ret = *s;
 }

@@ -44,6 +44,9 @@
  *     dns_upstreams: [1.2.3.4]  # default: the host's resolvers that are not loopback
  *     egress: allow             # allow | deny: a new sandbox's default policy
  *     same_user: true           # one user's sandboxes reach each other
+ *   exec:
+ *     timeout: 300s             # an exec that names no timeout (0 = none)
+ *     max_timeout: 24h          # the longest one may name; timeout_sec 0 = none
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -62,6 +65,9 @@
 #define LIMIT_MIN_MEMORY_MB 64
 #define LIMIT_MAX_MEMORY_MB (1 << 24)
 #define LIMIT_MAX_SECRETS 100000
+
+/* The longest exec timeout a config may allow (exec.max_timeout). */
+#define SETTINGS_EXEC_TIMEOUT_MAX_MS (7ull * 86400 * 1000)
 
 #define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
 #define SETTINGS_ENV "BHATTI_CONFIG"
@@ -113,6 +119,10 @@ struct settings {
 		char *egress;           /* "allow" | "deny" */
 		bool same_user;
 	} network;
+	struct {
+		uint64_t timeout_ms;     /* an exec that names none (0: none) */
+		uint64_t max_timeout_ms; /* the most one may name (0 given: none) */
+	} exec;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

@@ -100,6 +100,8 @@ static const char *const migrations[] = {
 	 * server's default) */
 	("ALTER TABLE sandboxes ADD COLUMN ip TEXT;"
 	 "ALTER TABLE sandboxes ADD COLUMN egress TEXT;"),
+	/* 6: labels, "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
+	"ALTER TABLE sandboxes ADD COLUMN labels TEXT;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -139,7 +141,7 @@ static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
 #define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, " \
 	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error, " \
-	"ip, egress"
+	"ip, egress, labels"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
@@ -152,6 +154,7 @@ static const struct col sandbox_cols[] = {
 	ROW_I64(struct sandbox_row, thermal.last_wake_ms),
 	ROW_STR(struct sandbox_row, thermal.wake_error),
 	ROW_STR(struct sandbox_row, ip), ROW_STR(struct sandbox_row, egress),
+	ROW_STR(struct sandbox_row, labels),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -202,6 +205,7 @@ enum stmt_id {
 	Q_EVENT_PRUNE,
 	Q_EVENT_LAST,
 	Q_SB_SET_EGRESS,
+	Q_SB_SET_LABELS,
 	Q_SECRET_INSERT,
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
@@ -232,7 +236,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13, ?14)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -254,6 +258,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_EVENT_PRUNE] = "DELETE FROM events WHERE at < ?1",
 	[Q_EVENT_LAST] = "SELECT coalesce(max(seq), 0) FROM events",
 	[Q_SB_SET_EGRESS] = "UPDATE sandboxes SET egress = ?1 WHERE id = ?2",
+	[Q_SB_SET_LABELS] = "UPDATE sandboxes SET labels = ?1 WHERE id = ?2",
 	/* ?1 user, ?2 name, ?3 ciphertext, ?4 now: the same for both */
 	[Q_SECRET_INSERT] = "INSERT INTO secrets (user_id, name, ciphertext, created_at, "
 			    "updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
@@ -920,6 +925,7 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 11, r->thermal.last_activity);
 	q_text(&q, 12, r->ip);
 	q_text(&q, 13, r->egress);
+	q_text(&q, 14, r->labels && r->labels[0] ? r->labels : NULL);
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);
@@ -1008,6 +1014,18 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 	if (r == -EEXIST)
 		r = err_set(e, EEXIST, "sandbox '%s' already exists", new_name);
 	return r;
+}
+
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_LABELS, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, labels && labels[0] ? labels : NULL);
+	q_text(&q, 2, id);
+	return sandbox_change(&q, id, e);
 }
 
 /* UPDATE sandboxes SET <flag> = ?1 WHERE id = ?2 */

@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 5    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 6    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -121,6 +121,7 @@ struct sandbox_row {
 	struct sandbox_thermal thermal;
 	char *ip;               /* its address (networking on), or NULL */
 	char *egress;           /* its egress policy as JSON (net.h), NULL: the default */
+	char *labels;           /* "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -164,6 +165,9 @@ int store_sandbox_set_thermal(struct store *st, const char *id,
 int store_sandbox_set_egress(struct store *st, const char *id, const char *egress,
 			     struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
+/* labels: as sandbox_row.labels (NULL or "": none). */
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e);
 
 /* ---- events (daemon/events.c: the stream's history) ----------------------- */
 

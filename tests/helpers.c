@@ -618,9 +618,10 @@ char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_ar
 	char *bin = vbhatti_bin();
 	char *argv[16] = { bin, "user", "create", "--config", d->config, "--name", (char *)name };
 	int n = 7;
-	char *copy = limits_args ? xstrdup(limits_args) : NULL;
+	/* the tests' users: room for many sandboxes (a new user's default is 5) */
+	char *copy = xstrdup(limits_args ? limits_args : "--max-sandboxes 20");
 	char *save = NULL;
-	for (char *tok = copy ? strtok_r(copy, " ", &save) : NULL; tok && n < 15;
+	for (char *tok = strtok_r(copy, " ", &save); tok && n < 15;
 	     tok = strtok_r(NULL, " ", &save))
 		argv[n++] = tok;
 	argv[n] = NULL;

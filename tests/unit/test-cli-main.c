@@ -164,7 +164,7 @@ static void test_usage_errors(void **state UNUSED)
 	/* --help anywhere, and the ways to ask for a group's */
 	assert_int_equal(run(&out, &err, "exec", "dev", "--help", NULL), 0);
 	assert_non_null(strstr(out.data, "usage: bhatti exec NAME"));
-	assert_non_null(strstr(out.data, "stdin is sent"));
+	assert_non_null(strstr(out.data, "stdin is streamed"));
 	assert_int_equal(run(&out, &err, "user", "help", NULL), 0);
 	assert_non_null(strstr(out.data, "options of every command: --data-dir"));
 	assert_int_equal(run(&out, &err, "-h", NULL), 0);
@@ -227,7 +227,7 @@ static void test_exit_without_code(void **state UNUSED)
 	assert_string_equal(out.data, "hi\n");
 	assert_string_equal(err.data,
 			    "bhatti: the daemon said the command exited but not with which code\n");
-	assert_int_equal(run(&out, &err, "exec", "--url", srv.url, "dev", "true", NULL), 3);
+	assert_int_equal(run(&out, &err, "exec", "--url", srv.url, "-n", "dev", "true", NULL), 3);
 	assert_int_equal(run(&out, &err, "ps", "--url", srv.url, "dev", NULL), 0);
 	assert_non_null(strstr(out.data, "\ns1 "));
 	assert_non_null(strstr(out.data, " exited "));

@@ -36,7 +36,7 @@ static void assert_defaults(const struct settings *s)
 	assert_string_equal(s->log_level, "info");
 	assert_int_equal(s->defaults.cpus, 1);
 	assert_int_equal(s->defaults.memory_mb, 512);
-	assert_int_equal(s->limits.max_sandboxes, 20);
+	assert_int_equal(s->limits.max_sandboxes, 5);   /* the seed system's 5, 4, 4096 */
 	assert_int_equal(s->limits.max_cpus, 4);
 	assert_int_equal(s->limits.max_memory_mb, 4096);
 	assert_int_equal(s->limits.creates_per_min, 10);
@@ -45,6 +45,8 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
 	assert_int_equal(s->limits.max_snapshots, 5);
 	assert_int_equal(s->limits.memory_budget, 0);
+	assert_int_equal(s->exec.timeout_ms, 300 * 1000);           /* the seed's 300 s */
+	assert_int_equal(s->exec.max_timeout_ms, 24 * 3600 * 1000); /* and 24 h at most */
 	assert_int_equal(s->limits.max_body, 100ull << 20);
 	assert_int_equal(s->thermal.warm_after, 30000);
 	assert_int_equal(s->thermal.cold_after, 30 * 60000);
@@ -133,7 +135,7 @@ static void test_partial_file(void **state)
 	assert_string_equal(s.data_dir, "/data/b");
 	assert_string_equal(s.images_dir, "/data/b/images");  /* follows data_dir */
 	assert_int_equal(s.limits.max_cpus, 2);
-	assert_int_equal(s.limits.max_sandboxes, 20);
+	assert_int_equal(s.limits.max_sandboxes, 5);
 	assert_string_equal(s.accel, "auto");
 	settings_release(&s);
 }
