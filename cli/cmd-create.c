@@ -54,6 +54,12 @@ static int run(struct cli *c)
 		cJSON_AddNumberToObject(b, "memory_mb", n);
 	if (image)
 		cJSON_AddStringToObject(b, "image", image);
+	const char *disk = args_get(a, "--disk-size");
+	uint64_t bytes;
+	if (!rc && disk && num_parse_size(disk, &bytes, "--disk-size", &e) < 0)
+		rc = cli_error(2, "%s", err_str(&e));
+	else if (disk)
+		cJSON_AddNumberToObject(b, "disk_size", (double)bytes);
 	if (init)
 		cJSON_AddStringToObject(b, "init", init);
 	if (env) {
@@ -96,6 +102,7 @@ static const struct opt opts[] = {
 	{ "--memory", NULL, OPT_VALUE }, { "--image", NULL, OPT_VALUE },
 	{ "--init", NULL, OPT_VALUE },	 { "--env", NULL, OPT_LIST },
 	{ "--secret", NULL, OPT_LIST },	 { "--all-secrets", NULL, OPT_FLAG },
+	{ "--disk-size", NULL, OPT_VALUE },   /* images (issue 13) */
 	OPT_END,
 };
 
@@ -104,7 +111,7 @@ const struct cli_cmd cmd_create_entry = {
 	.summary = "create a sandbox",
 	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
-		 "                     [--all-secrets] [--json]",
+		 "                     [--all-secrets] [--disk-size SIZE] [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

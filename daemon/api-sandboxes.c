@@ -17,6 +17,7 @@ struct create_body {
 	char *init;
 	char **secrets;
 	bool all_secrets;
+	uint64_t disk_size;
 };
 
 static const struct json_field create_fields[] = {
@@ -28,6 +29,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STR("init", struct create_body, init, JSON_OPTIONAL, 256 << 10),
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
+	JSON_FIELD_SIZE("disk_size", struct create_body, disk_size, JSON_OPTIONAL, 1ull << 44),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -61,6 +63,7 @@ void api_sandbox_create(struct http_req *r)
 	struct sbx_create req = {
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
+		.disk_size = b.disk_size,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);

@@ -73,5 +73,6 @@ void api_file_put(struct http_req *r);
 void api_secret_list(struct http_req *r);
 void api_secret_set(struct http_req *r);
 void api_secret_delete(struct http_req *r);
+void api_image_list(struct http_req *r);
 
 #endif

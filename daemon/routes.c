@@ -26,6 +26,8 @@ const struct route routes[] = {
 	{ HTTP_GET, "/secrets", api_secret_list, 0, 0, RATE_READ },
 	{ HTTP_POST, "/secrets", api_secret_set, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/secrets/:name", api_secret_delete, 0, 0, RATE_READ },
+	/* images (issue 13) */
+	{ HTTP_GET, "/images", api_image_list, 0, 0, RATE_READ },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

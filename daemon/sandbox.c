@@ -566,6 +566,11 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	if (mem > u->max_memory_mb)
 		return err_set(e, EINVAL, "quota: at most %lld MB of memory per sandbox for user '%s'",
 			       (long long)u->max_memory_mb, u->name);
+	uint64_t disk = req->disk_size ? req->disk_size : srv->cfg.defaults.disk_size;
+	if (disk > srv->cfg.limits.max_disk_size)
+		return err_set(e, EINVAL, "quota: at most %llu MiB of disk per sandbox "
+					  "(limits.max_disk_size)",
+			       (unsigned long long)(srv->cfg.limits.max_disk_size >> 20));
 	char **secrets = NULL;
 	int rc = gather_secrets(srv, u, req, &secrets, e);
 	if (rc < 0)
@@ -588,6 +593,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.memory_mb = mem,
 		.image = xstrdup(req->image ? req->image : srv->cfg.default_image),
 		.created_at = wall_sec(),
+		.disk_size = (int64_t)disk,
 	};
 	rc = store_sandbox_insert(srv->store, &row, e);
 	if (rc < 0) {
@@ -605,6 +611,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.env = req->env,
 		.secrets = secrets,
 		.init = req->init,
+		.disk_bytes = disk,
 	};
 	sb->busy = true;
 	rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);

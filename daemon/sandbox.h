@@ -52,6 +52,7 @@ struct sbx_create {
 	char *init;
 	char **secrets;           /* secret names */
 	bool all_secrets;
+	uint64_t disk_size;       /* root disk bytes; 0 = defaults.disk_size (0: the image's) */
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);

@@ -102,6 +102,9 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
+	/* images (issue 13) */
+	CONFIG_KEY_SIZE("defaults.disk_size", S, defaults.disk_size, 0, 1ull << 44),
+	CONFIG_KEY_SIZE("limits.max_disk_size", S, limits.max_disk_size, 1ull << 20, 1ull << 44),
 };
 #undef S
 
@@ -129,6 +132,7 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+			.max_disk_size = 20ull << 30,
 		},
 	};
 }

@@ -63,6 +63,8 @@ static const char *const migrations[] = {
 	/* 2: a destroy in progress survives a crash, so that the next daemon
 	 * finishes it (a crash in the middle left half a sandbox) */
 	"ALTER TABLE sandboxes ADD COLUMN destroying INTEGER NOT NULL DEFAULT 0;",
+	/* 3: the root disk's size asked at create (NULL: the image's) */
+	"ALTER TABLE sandboxes ADD COLUMN disk_size INTEGER;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -100,13 +102,14 @@ static const struct col user_cols[] = {
 };
 static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
-#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying"
+#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying, " \
+		     "disk_size"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
 	ROW_I64(struct sandbox_row, memory_mb), ROW_STR(struct sandbox_row, image),
 	ROW_I64(struct sandbox_row, created_at), ROW_BOOL(struct sandbox_row, stopped),
-	ROW_BOOL(struct sandbox_row, destroying),
+	ROW_BOOL(struct sandbox_row, destroying), ROW_I64(struct sandbox_row, disk_size),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -162,7 +165,7 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -822,6 +825,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 7, r->created_at ? r->created_at : wall_sec());
 	q_i64(&q, 8, r->stopped);
 	q_i64(&q, 9, r->destroying);
+	if (r->disk_size)
+		q_i64(&q, 10, r->disk_size);   /* (unbound: NULL) */
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);

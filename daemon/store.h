@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 2    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 3    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -107,6 +107,7 @@ struct sandbox_row {
 	int64_t created_at;
 	bool stopped;           /* the user stopped it */
 	bool destroying;        /* a destroy began: the next daemon finishes it */
+	int64_t disk_size;      /* bytes asked at create; 0 = the image's size */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
