@@ -99,7 +99,7 @@ TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal dist
+.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal dist FORCE
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:

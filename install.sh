@@ -146,6 +146,12 @@ if [ -n "$root" ] && [ "$mode" != cli ] && [ -f "$record" ]; then
 	src_dir=${src_dir:-$(sed -n 's/^SRC_DIR=//p' "$record")}
 	say "updating the install recorded in $record"
 fi
+# a CLI install's record (bhatti update --cli-only runs us with --prefix)
+cli_record="$HOME/.bhatti/install.conf"
+if [ "$mode" = cli ] && [ -f "$cli_record" ]; then
+	release_url=${release_url:-$(sed -n 's/^RELEASE_URL=//p' "$cli_record")}
+	src_dir=${src_dir:-$(sed -n 's/^SRC_DIR=//p' "$cli_record")}
+fi
 
 # ---- the source tree: this checkout, or the release tarball ---------------
 here=""
@@ -240,7 +246,8 @@ if [ "$mode" = cli ]; then
 	build build/bhatti >/dev/null
 	install_bin "$prefix"
 	mkdir -p "$HOME/.bhatti"
-	printf 'RELEASE_URL=%s\nPREFIX=%s\n' "${release_url:-}" "$prefix" >"$HOME/.bhatti/install.conf"
+	printf '# written by install.sh --cli: what `bhatti update` uses\nRELEASE_URL=%s\nPREFIX=%s\nSRC_DIR=%s\n' \
+		"${release_url:-}" "$prefix" "${src_dir:-}" >"$cli_record"
 	case ":$PATH:" in *":$prefix/bin:"*) ;; *) say "add $prefix/bin to your PATH" ;; esac
 	if [ -n "$tty" ] && [ ! -f "$HOME/.bhatti/config.yaml" ]; then
 		say "now the server's URL and your API key (bhatti setup)"

@@ -15,7 +15,7 @@
 # whose images/ seeds the server install's image cache)
 set -u
 build=${BUILD:-build}
-echo "1..9"
+echo "1..10"
 T=$(mktemp -d /tmp/bhatti-install-test.XXXXXX)
 httpd=""
 # the pids of QEMUs whose command line names our temp dir
@@ -40,6 +40,8 @@ notok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for f in "$@"; do [ -f "$f
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
 # run without a controlling terminal: the installer must never wait
 detached() { setsid -w "$@" </dev/null; }
+# wall seconds of what ran since $t0 (the benchmark's install times)
+took() { echo "# $1: $(( $(date +%s) - t0 )) s"; }
 
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url="http://127.0.0.1:$port"
@@ -59,15 +61,25 @@ fi
 
 # 2. the CLI, piped, into a prefix (HOME is the temp dir's: its record)
 mkdir -p "$T/home"
+t0=$(date +%s)
 if detached env HOME="$T/home" bash -c "curl -fsSL $url/install.sh | bash -s -- --cli --prefix $T/cli --src-dir $T/cli-src" \
 	>"$T/cli.log" 2>&1 && "$T/cli/bin/bhatti" help >/dev/null && "$T/cli/bin/bhatti" images --help >/dev/null &&
    grep -q "checksum ok" "$T/cli.log" && grep -q "RELEASE_URL=$url" "$T/home/.bhatti/install.conf"; then
 	ok "piped --cli install into a prefix"
+	took "piped --cli install (download, build of bhatti)"
 else
 	notok "piped --cli install into a prefix" "$T/cli.log"
 fi
 
-# 3. a tampered tarball is refused, nothing installed
+# 3. the CLI updates itself from the release it came from
+if detached env HOME="$T/home" "$T/cli/bin/bhatti" update --cli-only >"$T/cli-update.log" 2>&1 &&
+   grep -q "installed $T/cli/bin/bhatti" "$T/cli-update.log" && grep -q "unpacked into $T/cli-src" "$T/cli-update.log"; then
+	ok "bhatti update --cli-only: the same prefix and source dir"
+else
+	notok "bhatti update --cli-only" "$T/cli-update.log"
+fi
+
+# 4. a tampered tarball is refused, nothing installed
 mkdir -p "$T/dist/bad"
 cp "$T/dist/SHA256SUMS" "$T/dist"/bhatti-*.tar.gz "$T/dist/bad/"
 printf 'x' >>"$T/dist/bad/$(cd "$T/dist" && ls bhatti-*.tar.gz)"
@@ -85,7 +97,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
-# 4. the server, piped, into throwaway dirs, no service manager. Its image
+# 5. the server, piped, into throwaway dirs, no service manager. Its image
 # cache (build/ is kept across installs) seeded from this tree's, so the
 # kernel package is not downloaded again.
 mkdir -p "$T/src/build/images" "$T/root"
@@ -94,18 +106,20 @@ for f in cache kernel kernel-version kernel.stamp vmlinux; do
 	cp -a "$images/$f" "$T/src/build/images/"
 done
 sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+t0=$(date +%s)
 server_args="--server --tier tiny --prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/src
 --listen 127.0.0.1:$sport --vm-uids 200000-299999 --no-service"
 if detached env HOME="$T/root" SUDO_USER= bash -c "curl -fsSL $url/install.sh | bash -s -- $(echo $server_args)" \
 	>"$T/server.log" 2>&1 && curl -fsS "http://127.0.0.1:$sport/health" | grep -q '"status"' &&
    grep -q '^default_image: tiny' "$T/etc/config.yaml" && [ -s "$T/root/.bhatti/config.yaml" ]; then
 	ok "piped server install into throwaway dirs: /health answers"
+	took "piped --server --tier tiny install (download, build, images, daemon, admin)"
 else
 	notok "piped server install" "$T/server.log" "$T/data/serve.log"
 fi
 cli() { HOME="$T/root" "$T/p/bin/bhatti" "$@"; }
 
-# 5. the admin's CLI config works: the tier listed, a sandbox made
+# 6. the admin's CLI config works: the tier listed, a sandbox made
 key1=$(sed -n 's/^token: //p' "$T/root/.bhatti/config.yaml")
 if cli images >"$T/images.out" 2>&1 && grep -Eq '^tiny +[0-9.]+M +[0-9.]+[KM] +yes' "$T/images.out" &&
    cli create --name keep >"$T/create.out" 2>&1 && cli exec keep -- sh -c 'echo hi >/tmp/mark' >/dev/null 2>&1; then
@@ -114,18 +128,20 @@ else
 	notok "bhatti images and create" "$T/images.out" "$T/create.out" "$T/data/serve.log"
 fi
 
-# 6. `bhatti update` re-runs the installer: same key, same running sandbox
+# 7. `bhatti update` re-runs the installer: same key, same running sandbox
 pid1=$(cat "$T/data/serve.pid" 2>/dev/null)
+t0=$(date +%s)
 if detached env HOME="$T/root" SUDO_USER= BHATTI_CONF_DIR="$T/etc" "$T/p/bin/bhatti" update >"$T/update.log" 2>&1 &&
    [ "$(sed -n 's/^token: //p' "$T/root/.bhatti/config.yaml")" = "$key1" ] &&
    [ "$(cat "$T/data/serve.pid")" != "$pid1" ] && grep -q "keeping its key" "$T/update.log" &&
    [ "$(cli exec keep -- cat /tmp/mark 2>&1)" = hi ]; then
 	ok "bhatti update: new daemon, same admin key, the sandbox re-adopted with its /tmp"
+	took "bhatti update with nothing changed"
 else
 	notok "bhatti update keeps key and sandbox" "$T/update.log" "$T/data/serve.log"
 fi
 
-# 7. uninstall (piped): daemon and binary gone, data kept, the sandbox
+# 8. uninstall (piped): daemon and binary gone, data kept, the sandbox
 # left running (a new install would re-adopt it)
 dpid=$(cat "$T/data/serve.pid" 2>/dev/null)
 if detached bash -c "curl -fsSL $url/uninstall.sh | bash -s -- --conf-dir $T/etc" >"$T/uninstall.log" 2>&1 &&
@@ -137,7 +153,7 @@ else
 	notok "uninstall keeps data" "$T/uninstall.log"
 fi
 
-# 8. --purge without a terminal and without --yes is refused
+# 9. --purge without a terminal and without --yes is refused
 if ! detached bash "$T/dist/uninstall.sh" --conf-dir "$T/etc" --purge >"$T/purge1.log" 2>&1 &&
    grep -q -- "--yes" "$T/purge1.log" && [ -f "$T/data/age.key" ]; then
 	ok "--purge without --yes (no terminal): refused, nothing removed"
@@ -145,7 +161,7 @@ else
 	notok "--purge without --yes" "$T/purge1.log"
 fi
 
-# 9. --purge --yes stops the sandbox, removes the data dir (age.key too)
+# 10. --purge --yes stops the sandbox, removes the data dir (age.key too)
 # and the config
 if detached bash "$T/dist/uninstall.sh" --conf-dir "$T/etc" --purge --yes >"$T/purge2.log" 2>&1 &&
    [ ! -e "$T/data" ] && [ ! -e "$T/etc" ] && [ -z "$(our_qemus)" ]; then

@@ -50,7 +50,9 @@ for m in overlay bridge br_netfilter veth nf_nat nf_conntrack xt_MASQUERADE \
 	 xt_addrtype xt_conntrack nft_chain_nat nft_compat iptable_nat iptable_filter; do
 	modprobe "$m" 2>/dev/null || true
 done
-nohup dockerd >/var/log/dockerd.log 2>&1 &
+# a session of its own: the exec that started it may end (or be cancelled,
+# which kills its process group) while dockerd runs on
+setsid -f dockerd >/var/log/dockerd.log 2>&1 </dev/null
 i=0
 until docker info >/dev/null 2>&1; do
 	i=$((i + 1))
