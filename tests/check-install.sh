@@ -1,7 +1,8 @@
 #!/bin/bash
 # check-install.sh — install.sh and uninstall.sh as a new user meets them:
 # `make dist`'s output served by a loopback HTTP server, the installer
-# piped from curl into bash. The CLI into a throwaway prefix; a tampered
+# piped from curl into bash. The CLI into a throwaway prefix, then
+# `bhatti update --cli-only` (the same prefix and source dir); a tampered
 # tarball refused by its checksum; a server (as root) into a throwaway
 # prefix, config dir, data dir and source dir with no service manager:
 # /health answers, `bhatti images` lists the tier, a sandbox is created;
