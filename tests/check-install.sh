@@ -98,23 +98,24 @@ if [ "$(id -u)" != 0 ]; then
 	exit 0
 fi
 
-# 5. the server, piped, into throwaway dirs, no service manager. Its image
-# cache (build/ is kept across installs) seeded from this tree's, so the
-# kernel package is not downloaded again.
-mkdir -p "$T/src/build/images" "$T/root"
+# 5. the server, piped, into throwaway dirs, no service manager. Built in
+# the CLI's source dir (build/ is kept across installs: only lohar and the
+# images are new), its image cache seeded from this tree's, so the kernel
+# package is not downloaded again.
+mkdir -p "$T/cli-src/build/images" "$T/root"
 images=${BHATTI_IMAGES:-build/images}
 for f in cache kernel kernel-version kernel.stamp vmlinux; do
-	cp -a "$images/$f" "$T/src/build/images/"
+	cp -a "$images/$f" "$T/cli-src/build/images/"
 done
 sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 t0=$(date +%s)
-server_args="--server --tier tiny --prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/src
+server_args="--server --tier tiny --prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/cli-src
 --listen 127.0.0.1:$sport --vm-uids 200000-299999 --no-service"
 if detached env HOME="$T/root" SUDO_USER= bash -c "curl -fsSL $url/install.sh | bash -s -- $(echo $server_args)" \
 	>"$T/server.log" 2>&1 && curl -fsS "http://127.0.0.1:$sport/health" | grep -q '"status"' &&
    grep -q '^default_image: tiny' "$T/etc/config.yaml" && [ -s "$T/root/.bhatti/config.yaml" ]; then
 	ok "piped server install into throwaway dirs: /health answers"
-	took "piped --server --tier tiny install (download, build, images, daemon, admin)"
+	took "piped --server --tier tiny install (download, build of lohar, tiny and initramfs images, daemon, admin)"
 else
 	notok "piped server install" "$T/server.log" "$T/data/serve.log"
 fi
