@@ -452,8 +452,8 @@ else
 fi
 if [ -n "$key" ]; then
 	for h in $homes; do
-		owner=$(stat -c %u:%g "$h")
 		mkdir -p "$h/.bhatti"
+		owner=$(stat -c %u:%g "$h")
 		chmod 0700 "$h/.bhatti"
 		(umask 077; printf 'url: %s\ntoken: %s\n' "$url" "$key" >"$h/.bhatti/config.yaml.tmp")
 		mv "$h/.bhatti/config.yaml.tmp" "$h/.bhatti/config.yaml"

@@ -16,7 +16,7 @@
 # whose images/ seeds the server install's image cache)
 set -u
 build=${BUILD:-build}
-echo "1..10"
+echo "1..11"
 T=$(mktemp -d /tmp/bhatti-install-test.XXXXXX)
 httpd=""
 # the pids of QEMUs whose command line names our temp dir
@@ -28,7 +28,9 @@ our_qemus() {
 	done
 }
 cleanup() {
-	[ -f "$T/data/serve.pid" ] && kill -9 "$(cat "$T/data/serve.pid")" 2>/dev/null
+	for p in "$T/data/serve.pid" "$T/cdata/serve.pid"; do
+		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
+	done
 	for p in $(our_qemus); do kill -9 "$p" 2>/dev/null; done
 	[ -n "$httpd" ] && kill "$httpd" 2>/dev/null
 	[ -n "${KEEP_TEST_DIRS:-}" ] && { echo "# kept $T"; return; }
@@ -94,7 +96,7 @@ fi
 
 if [ "$(id -u)" != 0 ]; then
 	for t in "server install" "images and a sandbox" "update keeps key and sandbox" "uninstall keeps data" \
-		 "purge needs --yes" "purge --yes removes"; do skip "$t (needs root)"; done
+		 "purge needs --yes" "purge --yes removes" "checkout install"; do skip "$t (needs root)"; done
 	exit 0
 fi
 
@@ -170,4 +172,19 @@ if detached bash "$T/dist/uninstall.sh" --conf-dir "$T/etc" --purge --yes >"$T/p
 	ok "--purge --yes stops the sandbox, removes the data dir and the config"
 else
 	notok "--purge --yes" "$T/purge2.log"
+fi
+
+# 11. from this checkout (`sudo ./install.sh`), the same flags: it builds
+# here (nothing to do after make test's build) and answers; then purged
+cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if detached env HOME="$T/root2" SUDO_USER= bash ./install.sh --server --tier tiny --prefix "$T/cp" \
+	--conf-dir "$T/cetc" --data-dir "$T/cdata" --listen "127.0.0.1:$cport" --vm-uids 200000-299999 \
+	--no-service >"$T/checkout.log" 2>&1 && grep -q "installing from the source tree $(pwd)" "$T/checkout.log" &&
+   curl -fsS "http://127.0.0.1:$cport/health" | grep -q '"status"' &&
+   ! grep -q '^SRC_DIR=.' "$T/cetc/install.conf" &&
+   detached bash ./uninstall.sh --conf-dir "$T/cetc" --purge --yes >>"$T/checkout.log" 2>&1 &&
+   [ ! -e "$T/cdata" ] && [ -f Makefile ] && [ -f daemon/serve.c ]; then
+	ok "install.sh from the checkout: builds here, answers; uninstall leaves the checkout alone"
+else
+	notok "install.sh from the checkout" "$T/checkout.log" "$T/cdata/serve.log"
 fi
