@@ -93,6 +93,9 @@ while [ $# -gt 0 ]; do
 	shift
 done
 [ -n "${BHATTI_TIER:-}" ] && tier_given=1
+case $vm_uids in *[!0-9-]*) die "--vm-uids wants FIRST-LAST, not '$vm_uids'" ;; esac
+case $listen in *[!A-Za-z0-9.:_\[\]-]*) die "--listen wants HOST:PORT, not '$listen'" ;; esac
+case $tier$tiers in *[!a-z0-9,-]*) die "tier names are [a-z0-9-] (--tier, --tiers)" ;; esac
 
 # A terminal to ask on: /dev/tty opens only when there is one (piped
 # installs read the script from stdin, so stdin is never asked).
