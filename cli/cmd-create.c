@@ -76,6 +76,12 @@ static int run(struct cli *c)
 		cJSON_AddNumberToObject(b, "memory_mb", n);
 	if (image)
 		cJSON_AddStringToObject(b, "image", image);
+	const char *disk = args_get(a, "--disk-size");
+	uint64_t bytes;
+	if (!rc && disk && num_parse_size(disk, &bytes, "--disk-size", &e) < 0)
+		rc = cli_error(2, "%s", err_str(&e));
+	else if (disk)
+		cJSON_AddNumberToObject(b, "disk_size", (double)bytes);
 	if (init)
 		cJSON_AddStringToObject(b, "init", init);
 	if (env) {
@@ -128,6 +134,7 @@ static const struct opt opts[] = {
 	{ "--egress", NULL, OPT_VALUE }, { "--allow-host", NULL, OPT_LIST },
 	{ "--allow-cidr", NULL, OPT_LIST },
 	{ "--label", NULL, OPT_LIST },
+	{ "--disk-size", NULL, OPT_VALUE },
 	OPT_END,
 };
 
@@ -138,7 +145,7 @@ const struct cli_cmd cmd_create_entry = {
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
 		 "                     [--all-secrets] [--keep-hot] [--egress allow|deny]\n"
 		 "                     [--allow-host H]... [--allow-cidr CIDR]... [--label K=V]...\n"
-		 "                     [--json]",
+		 "                     [--disk-size SIZE] [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

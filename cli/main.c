@@ -64,7 +64,7 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_list_entry, &cmd_inspect_entry, &cmd_edit_entry, &cmd_exec_entry, &cmd_shell_entry,
 	&cmd_ps_entry, &cmd_file_entry, &cmd_secret_entry, &cmd_stop_entry,
 	&cmd_start_entry, &cmd_destroy_entry, &cmd_snapshot_entry, &cmd_fork_entry,
-	&cmd_events_entry, &cmd_user_entry, &cmd_help_entry,
+	&cmd_events_entry, &cmd_images_entry, &cmd_update_entry, &cmd_user_entry, &cmd_help_entry,
 };
 
 const struct cli_cmd *const *cli_commands(size_t *ret_n)

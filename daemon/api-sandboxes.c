@@ -24,6 +24,7 @@ struct create_body {
 	bool keep_hot;
 	char *egress;
 	char **labels;
+	uint64_t disk_size;
 };
 
 static const struct json_field create_fields[] = {
@@ -38,6 +39,7 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_BOOL("keep_hot", struct create_body, keep_hot, JSON_OPTIONAL),
 	JSON_FIELD_OBJ("egress", struct create_body, egress, JSON_OPTIONAL),
 	JSON_FIELD_STRMAP("labels", struct create_body, labels, JSON_OPTIONAL, 512, 64),
+	JSON_FIELD_SIZE("disk_size", struct create_body, disk_size, JSON_OPTIONAL, 1ull << 44),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -75,6 +77,7 @@ void api_sandbox_create(struct http_req *r)
 		.keep_hot = b.keep_hot,
 		.egress = b.egress,
 		.labels = labels,
+		.disk_size = b.disk_size,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);

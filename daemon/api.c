@@ -67,6 +67,8 @@ cJSON *api_sandbox_json(struct sbx *sb)
 	cJSON_AddNumberToObject(o, "cpus", (double)sb->row.cpus);
 	cJSON_AddNumberToObject(o, "memory_mb", (double)sb->row.memory_mb);
 	cJSON_AddStringToObject(o, "image", sb->row.image);
+	if (sb->row.disk_size)
+		cJSON_AddNumberToObject(o, "disk_size", (double)sb->row.disk_size);
 	api_time(when, sb->row.created_at);
 	cJSON_AddStringToObject(o, "created_at", when);
 	if (sb->vm)

@@ -83,5 +83,6 @@ void api_snapshot_list(struct http_req *r);
 void api_snapshot_get(struct http_req *r);
 void api_snapshot_delete(struct http_req *r);
 void api_snapshot_resume(struct http_req *r);
+void api_image_list(struct http_req *r);
 
 #endif

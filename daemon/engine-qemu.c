@@ -94,6 +94,7 @@
 #include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -204,6 +205,8 @@ void q_boot(struct vm *vm)
 	if (access(src, R_OK) < 0)
 		step_fail(q, ENOENT, "no image '%s' (%s is missing; run 'make images')",
 			  vm->spec.image, src);
+	else if (vm->spec.disk_bytes)
+		fileop_copy_grow(src, dst, vm->spec.disk_bytes, boot_disk_ready, vm);
 	else
 		fileop_copy(src, dst, boot_disk_ready, vm);
 	free(src);
@@ -223,6 +226,19 @@ struct qvm *q_hidden_create(struct engine *eng, const struct vm_spec *spec, enum
 	return q;
 }
 
+/* Does spec ask for a root disk larger than its image? */
+static bool q_disk_grows(struct engine *eng, const struct vm_spec *spec)
+{
+	struct stat st;
+	struct buf b = BUF_INIT;
+	if (!spec->disk_bytes)
+		return false;
+	buf_addf(&b, "%s/rootfs-%s.ext4", eng->cfg.images_dir, spec->image);
+	bool grows = stat(b.data, &st) == 0 && spec->disk_bytes > (uint64_t)st.st_size;
+	buf_release(&b);
+	return grows;
+}
+
 static void q_create(struct vm *vm)
 {
 	struct qeng *qe = QE(vm->eng);
@@ -234,9 +250,11 @@ static void q_create(struct vm *vm)
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
+	/* a disk grown past its image's size is booted afresh: a template's
+	 * clone holds its filesystem mounted, as the image has it */
 	if (vm->spec.snapshot)
 		q_restore_snapshot(vm);
-	else if (vm->eng->cfg.no_templates || vm->hidden)
+	else if (vm->eng->cfg.no_templates || vm->hidden || q_disk_grows(vm->eng, &vm->spec))
 		q_boot(vm);
 	else
 		tmpl_get(vm);
@@ -516,6 +534,7 @@ static int q_check(struct engine *eng, const struct vm_spec *spec, struct err *e
 {
 	const char *image = spec->image && spec->image[0] ? spec->image : "tiny";
 	struct buf p = BUF_INIT, have = BUF_INIT;
+	struct stat st;
 	int r = valid_image(image, e);
 	if (r < 0)
 		return r;
@@ -524,6 +543,11 @@ static int q_check(struct engine *eng, const struct vm_spec *spec, struct err *e
 		list_images(eng, &have);
 		r = err_set(e, ENOENT, "no image '%s' (available: %s)", image,
 			    have.len ? have.data : "none; run 'make images'");
+	} else if (spec->disk_bytes && stat(p.data, &st) == 0 &&
+		   spec->disk_bytes < (uint64_t)st.st_size) {
+		r = err_set(e, EINVAL, "disk_size %llu MiB is smaller than image '%s' (%llu MiB)",
+			    (unsigned long long)(spec->disk_bytes >> 20), image,
+			    (unsigned long long)((uint64_t)st.st_size >> 20));
 	}
 	buf_release(&p);
 	buf_release(&have);

@@ -79,6 +79,7 @@ static void spec_copy(struct vm_spec *dst, const struct vm_spec *src_in)
 	dst->image = xstrdup(src->image);
 	dst->cpus = src->cpus;
 	dst->memory_mb = src->memory_mb;
+	dst->disk_bytes = src->disk_bytes;
 	dst->env = strv_dup_or_null(src->env);
 	dst->secrets = strv_dup_or_null(src->secrets);
 	dst->init = src->init ? xstrdup(src->init) : NULL;

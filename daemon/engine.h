@@ -113,6 +113,8 @@ struct vm_spec {
 	char **secrets;         /* "K=V": env for every process; never in vm.json (but
 				 * in guest memory, which a cold stop saves) */
 	const char *init;       /* shell script, run once as session "init" */
+	uint64_t disk_bytes;    /* the root disk; 0 = the image's size; larger: the
+				 * image's ext4 grown to it (a first boot: no template) */
 	struct proto_cfg_file *files;
 	size_t nfiles;
 	/* create: restore this named snapshot (a directory vm_snapshot made)

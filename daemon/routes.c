@@ -36,6 +36,8 @@ const struct route routes[] = {
 	{ HTTP_GET, "/snapshots/:name", api_snapshot_get, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/snapshots/:name", api_snapshot_delete, 0, 0, RATE_READ },
 	{ HTTP_POST, "/snapshots/:name/resume", api_snapshot_resume, 0, 0, RATE_NONE },
+	/* images */
+	{ HTTP_GET, "/images", api_image_list, 0, 0, RATE_READ },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

@@ -820,6 +820,11 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	if (mem > u->max_memory_mb)
 		return err_set(e, EINVAL, "quota: at most %lld MB of memory per sandbox for user '%s'",
 			       (long long)u->max_memory_mb, u->name);
+	uint64_t disk = req->disk_size ? req->disk_size : srv->cfg.defaults.disk_size;
+	if (disk > srv->cfg.limits.max_disk_size)
+		return err_set(e, EINVAL, "quota: at most %llu MiB of disk per sandbox "
+					  "(limits.max_disk_size)",
+			       (unsigned long long)(srv->cfg.limits.max_disk_size >> 20));
 	bool copy = req->snapshot_dir || req->fork_of;
 	char **secrets = NULL;
 	int rc = req->fork_of ? check_op(req->fork_of, e) : 0;
@@ -848,6 +853,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.keep_hot = req->keep_hot,
 		.thermal = { .last_activity = wall_ms() },
 		.labels = req->labels ? xstrdup(req->labels) : NULL,
+		.disk_size = (int64_t)disk,
 	};
 	rc = net_row(srv, u, req, &row, e);
 	if (rc == 0)
@@ -868,6 +874,7 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.secrets = secrets,
 		.init = copy ? NULL : req->init,
 		.snapshot = req->snapshot_dir,
+		.disk_bytes = disk,
 	};
 	rc = 0;
 	if (srv->net && (rc = net_sync(srv->net, e)) == 0)

@@ -76,6 +76,7 @@ struct sbx_create {
 	struct sbx *fork_of;
 	char *egress;             /* JSON (net.h), NULL = network.egress */
 	char *labels;             /* labels.h's text (checked by the caller); NULL: none */
+	uint64_t disk_size;       /* root disk bytes; 0 = defaults.disk_size (0: the image's) */
 };
 
 typedef void (*sbx_done_fn)(struct sbx *sb, int rc, const struct err *e, void *arg);

@@ -136,6 +136,9 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_DURATION("exec.timeout", S, exec.timeout_ms, 0, SETTINGS_EXEC_TIMEOUT_MAX_MS),
 	CONFIG_KEY_DURATION("exec.max_timeout", S, exec.max_timeout_ms, 1000,
 			    SETTINGS_EXEC_TIMEOUT_MAX_MS),
+	/* images */
+	CONFIG_KEY_SIZE("defaults.disk_size", S, defaults.disk_size, 0, 1ull << 44),
+	CONFIG_KEY_SIZE("limits.max_disk_size", S, limits.max_disk_size, 1ull << 20, 1ull << 44),
 };
 #undef S
 
@@ -164,6 +167,7 @@ static void defaults(struct settings *s)
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
 			.max_snapshots = 5,
+			.max_disk_size = 20ull << 30,
 		},
 		.thermal = {
 			.warm_after = 30000,

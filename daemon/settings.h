@@ -87,6 +87,7 @@ struct settings {
 	struct {
 		int64_t cpus;
 		int64_t memory_mb;
+		uint64_t disk_size;     /* bytes; 0 = the image's size */
 	} defaults;
 	struct {
 		int64_t max_sandboxes;
@@ -101,6 +102,7 @@ struct settings {
 		int64_t max_secrets;    /* per user */
 		uint64_t max_snapshot_disk; /* bytes per user; 0 = no limit */
 		int64_t max_snapshots;  /* named snapshots per user */
+		uint64_t max_disk_size; /* bytes: a sandbox's root disk (create's disk_size) */
 		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;

@@ -102,6 +102,8 @@ static const char *const migrations[] = {
 	 "ALTER TABLE sandboxes ADD COLUMN egress TEXT;"),
 	/* 6: labels, "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
 	"ALTER TABLE sandboxes ADD COLUMN labels TEXT;",
+	/* 7: the root disk's size asked at create (NULL: the image's) */
+	"ALTER TABLE sandboxes ADD COLUMN disk_size INTEGER;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -141,7 +143,7 @@ static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
 #define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, " \
 	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error, " \
-	"ip, egress, labels"
+	"ip, egress, labels, disk_size"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
@@ -154,7 +156,7 @@ static const struct col sandbox_cols[] = {
 	ROW_I64(struct sandbox_row, thermal.last_wake_ms),
 	ROW_STR(struct sandbox_row, thermal.wake_error),
 	ROW_STR(struct sandbox_row, ip), ROW_STR(struct sandbox_row, egress),
-	ROW_STR(struct sandbox_row, labels),
+	ROW_STR(struct sandbox_row, labels), ROW_I64(struct sandbox_row, disk_size),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
 
@@ -236,7 +238,8 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13, ?14)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13, ?14, "
+			"?15)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -926,6 +929,8 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_text(&q, 12, r->ip);
 	q_text(&q, 13, r->egress);
 	q_text(&q, 14, r->labels && r->labels[0] ? r->labels : NULL);
+	if (r->disk_size)
+		q_i64(&q, 15, r->disk_size);   /* (unbound: NULL) */
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);

@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 6    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 7    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -122,6 +122,7 @@ struct sandbox_row {
 	char *ip;               /* its address (networking on), or NULL */
 	char *egress;           /* its egress policy as JSON (net.h), NULL: the default */
 	char *labels;           /* "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
+	int64_t disk_size;      /* bytes asked at create; 0 = the image's size */
 };
 
 void sandbox_row_release(struct sandbox_row *r);

@@ -53,6 +53,7 @@ enum json_kind {
 	JSON_STR,     /* char *; at most max_len bytes */
 	JSON_INT,     /* int64_t from min to max */
 	JSON_UINT,    /* uint64_t from 0 to umax */
+	JSON_SIZE,    /* uint64_t bytes from 0 to umax: a number, or a size string ("10G") */
 	JSON_BOOL,    /* bool */
 	JSON_STRV,    /* char **: array of strings */
 	JSON_STRMAP,  /* char **: object of string to string, as "K=V" */
@@ -87,6 +88,9 @@ struct json_field {
 	  .required = (req), .min = (min_), .max = (max_) }
 #define JSON_FIELD_UINT(key_, T, m, req, umax_) \
 	{ .key = (key_), .kind = JSON_UINT, .off = JSON_OFF(T, m, uint64_t), \
+	  .required = (req), .umax = (umax_) }
+#define JSON_FIELD_SIZE(key_, T, m, req, umax_) \
+	{ .key = (key_), .kind = JSON_SIZE, .off = JSON_OFF(T, m, uint64_t), \
 	  .required = (req), .umax = (umax_) }
 #define JSON_FIELD_BOOL(key_, T, m, req) \
 	{ .key = (key_), .kind = JSON_BOOL, .off = JSON_OFF(T, m, bool), \
