@@ -1,9 +1,8 @@
 /* api-snapshots.c — named snapshots and fork (docs/api.md): take a
  * snapshot of a sandbox, list, inspect, delete, resume one as a new
  * sandbox; fork a sandbox. Parses and answers; the work is in snapshot.c
- * (and sandbox.c). A cold sandbox is woken before it is copied; a
- * user-stopped one is refused (409), as for any request that needs the
- * guest.
+ * (and sandbox.c). A warm, cold or user-stopped sandbox is woken before
+ * it is copied, as for any request that needs the guest (sbx_wake).
  */
 #include <errno.h>
 #include <stdint.h>
