@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -313,6 +314,33 @@ static void test_warm_cold_wake(void **state UNUSED)
 	sleep(4);   /* past warm_after: keep_hot never pauses */
 	assert_true(has_thermal(key, "k", "hot"));
 	list_shows(key, "k", "hot");
+
+	/* a wake that fails (a snapshot changed on disk): error with the
+	 * reason; start --force says why it cannot help */
+	j = inspect(key, "t");
+	char *mem = test_strf("%s/sandboxes/%s/mem", d.data,
+			      cJSON_GetStringValue(cJSON_GetObjectItem(j, "id")));
+	cJSON_Delete(j);
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "stop", "t", NULL), 0);
+	int fd = open(mem, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	off_t data = lseek(fd, 0, SEEK_DATA);
+	assert_true(data >= 0);
+	unsigned char c;
+	assert_int_equal(pread(fd, &c, 1, data + 100), 1);
+	c ^= 1;
+	assert_int_equal(pwrite(fd, &c, 1, data + 100), 1);
+	close(fd);
+	free(mem);
+	buf_reset(&e);
+	assert_int_not_equal(bhatti(&d, key, NULL, &o, &e, "exec", "t", "--", "true", NULL), 0);
+	assert_non_null(strstr(e.data, "integrity check"));
+	st = field(key, "t", "state");
+	assert_string_equal(st, "error");
+	free(st);
+	buf_reset(&e);
+	assert_int_not_equal(bhatti(&d, key, NULL, &o, &e, "start", "--force", "t", NULL), 0);
+	assert_non_null(strstr(e.data, "destroy it"));
 	buf_release(&o);
 	buf_release(&e);
 	free(key);
