@@ -513,6 +513,65 @@ static long rss_kb(pid_t pid)
 	return kb;
 }
 
+static int connect_daemon(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)d.port) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct timeval tv = { .tv_sec = 10 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	return fd;
+}
+
+/* GET /events as a WebSocket: the 101, then one text message per event. */
+static void check_websocket(const char *key)
+{
+	int fd = connect_daemon();
+	char *req = test_strf("GET /events?sandbox=r0 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+			      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			      "Sec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n", key);
+	assert_int_equal(write_all(fd, req, strlen(req)), 0);
+	free(req);
+	char head[1024];
+	size_t n = 0;
+	while (n < sizeof(head) - 1 && (n < 4 || memcmp(head + n - 4, "\r\n\r\n", 4) != 0)) {
+		ssize_t r = read(fd, head + n, 1);
+		assert_true(r == 1);
+		n++;
+	}
+	head[n] = '\0';
+	assert_non_null(strstr(head, " 101 "));
+	const char *body = "{\"name\":\"r0-ws\"}";
+	assert_int_equal(api_call(&d, key, "PATCH", "/sandboxes/r0", body, strlen(body), NULL), 200);
+	unsigned char fh[2];
+	assert_int_equal(read(fd, fh, 2), 2);
+	assert_int_equal(fh[0], 0x81);   /* a whole text message */
+	size_t len = fh[1] & 0x7f;
+	if (len == 126) {
+		unsigned char l2[2];
+		assert_int_equal(read(fd, l2, 2), 2);
+		len = (size_t)l2[0] << 8 | l2[1];
+	}
+	char *msg = xcalloc(1, len + 1);
+	size_t got = 0;
+	while (got < len) {
+		ssize_t r = read(fd, msg + got, len - got);
+		assert_true(r > 0);
+		got += (size_t)r;
+	}
+	cJSON *o = cJSON_Parse(msg);
+	assert_non_null(o);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "type")), "sandbox.renamed");
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(o, "to")), "r0-ws");
+	cJSON_Delete(o);
+	free(msg);
+	close(fd);
+	body = "{\"name\":\"r0\"}";
+	assert_int_equal(api_call(&d, key, "PATCH", "/sandboxes/r0-ws", body, strlen(body), NULL),
+			 200);
+}
+
 /* A subscriber that never reads: resync, and the daemon does not grow. */
 static void test_events_slow_subscriber(void **state UNUSED)
 {
@@ -520,6 +579,7 @@ static void test_events_slow_subscriber(void **state UNUSED)
 				    "limits:\n  reads_per_min: 0\n");
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "r0", NULL), 0);
+	check_websocket(key);
 	/* warm up the daemon's allocations with a first round */
 	char name[64], body[128];
 	for (int i = 1; i <= 200; i++) {
