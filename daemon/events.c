@@ -88,11 +88,33 @@ void event_int(struct event *ev, const char *key, int64_t v)
 	cJSON_AddNumberToObject(ev->o, key, (double)v);
 }
 
+/* At most STRV_MAX strings of at most STR_MAX bytes each ("..." marks a
+ * cut): an exec's argv may be 128 KiB, and the ring keeps 1024 events. */
+#define STRV_MAX 32
+#define STR_MAX 256
+
 void event_strv(struct event *ev, const char *key, char *const *v)
 {
 	cJSON *a = cJSON_AddArrayToObject(ev->o, key);
-	for (size_t i = 0; v && v[i]; i++)
-		cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+	for (size_t i = 0; v && v[i]; i++) {
+		if (i == STRV_MAX) {
+			cJSON_AddItemToArray(a, cJSON_CreateString("..."));
+			break;
+		}
+		if (strlen(v[i]) <= STR_MAX) {
+			cJSON_AddItemToArray(a, cJSON_CreateString(v[i]));
+			continue;
+		}
+		size_t n = STR_MAX;
+		while (n > 0 && ((unsigned char)v[i][n] & 0xc0) == 0x80)
+			n--;   /* not inside a UTF-8 sequence */
+		char *cut = xstrndup(v[i], n);
+		struct buf b = BUF_INIT;
+		buf_addf(&b, "%s...", cut);
+		cJSON_AddItemToArray(a, cJSON_CreateString(b.data));
+		buf_release(&b);
+		free(cut);
+	}
 }
 
 static void event_free(struct event *ev)

@@ -57,6 +57,7 @@ void sbx_cancel_wait(struct sbx *sb, void *arg)
 
 static void sbx_free(struct sbx *sb)
 {
+	timer_cancel(&sb->save);
 	thermal_sbx_free(sb);
 	while (sb->waiters) {
 		struct sbx_waiter *w = sb->waiters;
@@ -92,9 +93,21 @@ uint64_t sbx_idle_ms(const struct sbx *sb)
 static void save_thermal(struct sbx *sb)
 {
 	struct err e = ERR_INIT;
+	timer_cancel(&sb->save);
 	if (store_sandbox_set_thermal(sb->srv->store, sb->row.id, &sb->row.thermal, &e) < 0)
 		log_warn("sandbox '%s': %s", sb->row.id, err_str(&e));
 }
+
+static void save_later(struct timer *t)
+{
+	save_thermal(t->data);
+}
+
+/* A wake's record is written SAVE_DELAY_MS later, off the path of the
+ * request that waits for the wake (an fsync of the store: ~5-10 ms here).
+ * A crash in between loses only the wake count and time (the next
+ * daemon sees the VM hot and counts its idle time from then). */
+#define SAVE_DELAY_MS 200
 
 static void set_wake_error(struct sbx *sb, const char *why)
 {
@@ -235,7 +248,11 @@ static void op_record(struct sbx *sb, int rc, const struct err *e)
 	} else if (!t->warm_since) {
 		t->warm_since = wall_ms();
 	}
-	if (!sb->destroying)
+	if (sb->destroying)
+		;
+	else if (hot && rc == 0)
+		timer_arm(&sb->save, SAVE_DELAY_MS);
+	else
 		save_thermal(sb);
 	if (!from || strcmp(from, to) == 0)
 		return;
@@ -786,6 +803,7 @@ static struct sbx *sbx_add(struct server *srv, struct sandbox_row *row)
 {
 	struct sbx *sb = xcalloc(1, sizeof(*sb));
 	sb->srv = srv;
+	timer_init(&sb->save, save_later, sb);
 	sb->row = *row;
 	memset(row, 0, sizeof(*row));
 	struct sbx **pp = &srv->sandboxes;
@@ -953,6 +971,8 @@ int sbx_init(struct server *srv, struct err *e)
 		 * not recorded) */
 		if (strcmp(sbx_thermal(sb), "hot") == 0 || !sb->row.thermal.last_activity)
 			sbx_touch(sb);
+		if (strcmp(sbx_thermal(sb), "hot") == 0)
+			sb->row.thermal.warm_since = 0;   /* (a wake's record not yet written) */
 		if (strcmp(sbx_thermal(sb), "hot") != 0 && !sb->row.thermal.warm_since)
 			sb->row.thermal.warm_since = wall_ms();
 		if (sb->row.destroying) {

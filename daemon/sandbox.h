@@ -33,6 +33,7 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "loop.h"
 #include "server.h"
 #include "store.h"
 
@@ -57,6 +58,7 @@ struct sbx {
 	bool cold_wake;           /* ... a restore, counted in srv->cold_wakes */
 	uint64_t wake_started_ms; /* ... begun then (monotonic) */
 	struct thermal_sbx *th;   /* thermal.c's (the guest's activity) */
+	struct timer save;        /* the thermal record written a little later */
 };
 
 struct sbx_create {

@@ -405,10 +405,13 @@ static void test_states_and_wake(void **state UNUSED)
 	assert_int_equal(r.rc, 0);
 	assert_string_equal(r.state, "hot");
 	assert_false(sb->row.stopped);
+	assert_int_equal(sb->row.thermal.wake_count, 3);   /* warm, cold, stopped */
 	struct sandbox_row row;
+	for (int i = 0; i < 40; i++)   /* (the wake's record is written a moment later) */
+		loop_run_once(10);
 	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
 	assert_false(row.stopped);
-	assert_int_equal(row.thermal.wake_count, 3);   /* warm, cold, stopped */
+	assert_int_equal(row.thermal.wake_count, 3);
 	assert_int_equal(row.thermal.warm_since, 0);
 	sandbox_row_release(&row);
 
@@ -540,6 +543,8 @@ static void test_wake_limits_and_failure(void **state UNUSED)
 	wait_rec(&rb);
 	assert_int_equal(rb.rc, 0);
 	assert_string_equal(sbx_state(b), "hot");
+	for (int i = 0; i < 40; i++)
+		loop_run_once(10);
 	assert_int_equal(store_sandbox_get(FX->srv.store, b->row.id, &row, &e), 0);
 	assert_null(row.thermal.wake_error);
 	sandbox_row_release(&row);
