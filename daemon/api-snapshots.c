@@ -1,8 +1,9 @@
 /* api-snapshots.c — named snapshots and fork (docs/api.md): take a
  * snapshot of a sandbox, list, inspect, delete, resume one as a new
  * sandbox; fork a sandbox. Parses and answers; the work is in snapshot.c
- * (and sandbox.c). A warm, cold or user-stopped sandbox is woken before
- * it is copied, as for any request that needs the guest (sbx_wake).
+ * (and sandbox.c). A warm sandbox is copied as it is; a cold or
+ * user-stopped one is woken first (sbx_wake), as for any request that
+ * needs the guest.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -163,7 +164,12 @@ static void copy_sandbox(struct http_req *r, bool fork)
 		c->waits = sb;
 		r->ctx = c;
 		r->ctx_free = copy_ctx_free;
-		sbx_wake(sb, copy_woken, c); /* (may answer at once) */
+		/* a warm one is copied as it is (and stays warm); a cold one
+		 * is woken first (may answer at once) */
+		if (strcmp(sbx_state(sb), "warm") == 0 && !sb->busy)
+			copy_woken(sb, 0, NULL, c);
+		else
+			sbx_wake(sb, copy_woken, c);
 	}
 	cJSON_free(labels);
 	json_release(fields, nfields, &b);

@@ -64,6 +64,7 @@ struct qcopy {
 	uint8_t key[32];            /* ... and itself, until the save is queued */
 	bool keyed;
 	struct err err;             /* the first failure of a worker job */
+	qstep_fn after;             /* src_resume of a paused source: then */
 };
 
 static struct qcopy *copy_new(struct vm *src, struct vm *child, enum vm_op op)
@@ -144,13 +145,31 @@ static void job_done(int rc, const struct err *e, void *arg)
 	copy_maybe_free(c);
 }
 
-/* The source's vCPUs go on (unless a pause had stopped them), then next. */
+static void src_repaused(struct qvm *q)
+{
+	qstep_fn next = q->copy->after;
+	q->copy->after = NULL;
+	next(q);
+}
+
+static void src_reactivated(struct qvm *q)
+{
+	qemu_cmd(q, "stop", NULL, -1, src_repaused);
+}
+
+/* The source's vCPUs go on, then next. A paused source (warm) too, for a
+ * moment: a completed migration hands its disk over (inactivates it), and
+ * QEMU 7.2 takes it back only at a cont; a second migration of a source
+ * left so (another copy, a cold stop) fails an assertion in QEMU
+ * (bdrv_inactivate_recurse) and kills it. So cont, then stop again. */
 static void src_resume(struct qvm *q, qstep_fn next)
 {
-	if (q->paused)
-		next(q);
-	else
+	if (!q->paused) {
 		qemu_cmd(q, "cont", NULL, -1, next);
+		return;
+	}
+	q->copy->after = next;
+	qemu_cmd(q, "cont", NULL, -1, src_reactivated);
 }
 
 /* The source's operation is over: it is as it was. */

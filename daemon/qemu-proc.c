@@ -761,8 +761,15 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			return;
 		}
 		enum vm_state back = q->paused ? VM_PAUSED : VM_RUNNING;
-		if ((vm->op == OP_STOP || vm->op == OP_SNAPSHOT || vm->op == OP_FORK) && !q->paused)
+		bool copy = vm->op == OP_SNAPSHOT || vm->op == OP_FORK;
+		if ((vm->op == OP_STOP || copy) && !q->paused)
 			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
+		if (copy && q->paused) {
+			/* a paused source's disk back from a migration (qemu-copy.c,
+			 * src_resume): cont and stop again, in order */
+			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
+			qmp_cmd(q->qmp, "stop", NULL, -1, NULL, NULL);
+		}
 		if (back == VM_RUNNING && !vm->agent) {
 			struct err e = ERR_INIT;
 			if (qagent_open(q, q->token, &e) == 0)

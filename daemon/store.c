@@ -82,7 +82,7 @@ static const char *const migrations[] = {
 	/* 4: named snapshots (their files: data_dir/snapshots/<user id>/<id>/);
 	 * a row is written before its files and marked ready after them */
 	"CREATE TABLE snapshots ("
-	"  id TEXT PRIMARY KEY,"                /* 16 lower-case hex: its directory */
+	"  id TEXT PRIMARY KEY,"                /* 12 lower-case hex: its directory */
 	"  user_id INTEGER NOT NULL REFERENCES users(id),"
 	"  name TEXT NOT NULL,"
 	"  source TEXT,"                        /* the sandbox's name when it was taken */

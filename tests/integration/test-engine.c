@@ -720,6 +720,12 @@ static void test_snapshot_and_restore(void **state)
 	assert_int_equal(vm_pause_sync(src, &e), 0);
 	assert_int_equal(vm_snapshot_sync(src, dir2, &e), 0);
 	assert_int_equal(vm_state(src), VM_PAUSED);
+	/* and it can be migrated again while still paused: a cold stop (QEMU
+	 * 7.2 asserted in bdrv_inactivate_recurse and died when the copy had
+	 * left its disk handed over) */
+	assert_int_equal(vm_stop_sync(src, &e), 0);
+	assert_int_equal(vm_start_sync(src, &e), 0);
+	assert_alive(src, bg, "sleep");
 	destroy(src); /* the snapshots outlive it */
 
 	struct vm *a = NULL, *b = NULL;
