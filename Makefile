@@ -139,7 +139,9 @@ IMAGES_TINY  := $(IMAGES)/vmlinux $(IMAGES)/initramfs.cpio $(IMAGES)/rootfs-tiny
 # (`make images TIERS=minimal,browser`; `all`: every images/tiers/*.sh)
 comma        := ,
 ALL_TIERS    := $(patsubst images/tiers/%.sh,%,$(sort $(wildcard images/tiers/*.sh)))
-TIER_LIST     = $(if $(filter all,$(TIERS)),$(ALL_TIERS),$(filter-out tiny,$(subst $(comma), ,$(TIERS))))
+TIERS_ASKED   = $(if $(filter all,$(TIERS)),$(ALL_TIERS),$(filter-out tiny,$(subst $(comma), ,$(TIERS))))
+# minimal first: the others start from its staged tree, which it leaves
+TIER_LIST     = $(filter minimal,$(TIERS_ASKED)) $(filter-out minimal,$(TIERS_ASKED))
 
 images: $(IMAGES_TINY)
 	@$(if $(TIER_LIST),$(MAKE) --no-print-directory $(foreach t,$(TIER_LIST),$(IMAGES)/rootfs-$(t).ext4))

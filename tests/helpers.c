@@ -650,8 +650,9 @@ int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data
 	argv[n] = NULL;
 	char *env[4] = { test_strf("HOME=%s", d->home), test_strf("BHATTI_URL=%s", d->url),
 			 token ? test_strf("BHATTI_TOKEN=%s", token) : test_strf("BHATTI_TOKEN="), NULL };
+	/* (TEST_CLI_TIMEOUT_MS: the long tier tests' slow guests) */
 	int rc = test_run(argv, env, stdin_data, stdin_data ? strlen(stdin_data) : 0, out, err,
-			  180000);
+			  (int)env_long("TEST_CLI_TIMEOUT_MS", 180000));
 	free(argv[0]);
 	for (int i = 0; i < 3; i++)
 		free(env[i]);

@@ -1,6 +1,6 @@
 # docker — minimal plus Debian's docker.io, and the guest kernel modules
 # it needs (overlay, bridge, veth, netfilter with NAT) under /lib/modules
-# so the guest's modprobe finds them. `sudo start-docker` mounts the
+# so the guest's modprobe finds them. `start-docker` (it sudoes itself) mounts the
 # cgroup2 hierarchy, loads the modules and starts dockerd (the guest has
 # no service manager: lohar is PID 1). Sourced by images/rootfs-debian.sh.
 BASE=minimal
@@ -36,7 +36,7 @@ tier_setup() {
 	done
 	depmod -b "$stage" "$kver"
 	chroot "$stage" /usr/sbin/usermod -aG docker lohar
-	cat > "$stage/usr/local/sbin/start-docker" <<'SH'
+	cat > "$stage/usr/local/bin/start-docker" <<'SH'
 #!/bin/sh
 # start-docker — start dockerd in this sandbox (lohar is PID 1: there is
 # no service manager). Idempotent. Log: /var/log/dockerd.log.
@@ -64,5 +64,5 @@ until docker info >/dev/null 2>&1; do
 	sleep 0.1
 done
 SH
-	chmod 0755 "$stage/usr/local/sbin/start-docker"
+	chmod 0755 "$stage/usr/local/bin/start-docker"
 }

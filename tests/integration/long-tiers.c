@@ -5,7 +5,9 @@
  *            node and npm, make and cc on a small C program, ...),
  *            /workspace owned by lohar, the sandbox's name resolving;
  *   browser: headless chromium renders a local page (--dump-dom shows
- *            what its script wrote);
+ *            what its script wrote); in one process (--single-process
+ *            --no-zygote --no-sandbox: each extra process of chromium
+ *            costs tens of seconds to start under TCG), as in CI;
  *   docker:  dockerd starts (start-docker: cgroup2, the guest modules) and
  *            `docker run` runs an image made here with `docker import`
  *            (nothing can be pulled), on the default bridge network.
@@ -32,6 +34,8 @@ static struct buf OUT = BUF_INIT, ERR = BUF_INIT;
 
 static int setup(void **state UNUSED)
 {
+	/* chromium and dockerd start in minutes under TCG */
+	setenv("TEST_CLI_TIMEOUT_MS", "900000", 0);
 	if (daemon_start(&D, "pool_size: 0\nlimits:\n  max_memory_mb: 2048\n") < 0)
 		return -1;
 	KEY = daemon_user(&D, "tester", "--max-sandboxes 3 --max-memory 2048");
@@ -118,8 +122,9 @@ static void test_browser(void **state UNUSED)
 			       "printf '<html><body><p>static</p><script>"
 			       "document.body.innerHTML = \"<p id=x>rendered-by-\" + \"script</p>\";"
 			       "</script></body></html>' > /workspace/page.html && "
-			       "chromium --headless --disable-gpu --no-first-run "
-			       "--dump-dom file:///workspace/page.html 2>/dev/null && "
+			       "time timeout 800 chromium --headless --disable-gpu --no-first-run "
+			       "--no-sandbox --single-process --no-zygote "
+			       "--dump-dom file:///workspace/page.html 2>/tmp/chromium.err && "
 			       "chromedriver --version"),
 			 0);
 	assert_non_null(strstr(OUT.data, "<p id=\"x\">rendered-by-script</p>"));
