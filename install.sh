@@ -59,6 +59,15 @@ else
 fi
 install -m 755 build/bhatti "$PREFIX/bin/bhatti"
 say "installed $PREFIX/bin/bhatti"
+# the man page and shell completion, both generated from the command table
+install -D -m 644 build/bhatti.1 "$PREFIX/share/man/man1/bhatti.1"
+build/bhatti completion bash >build/bhatti.bash
+install -D -m 644 build/bhatti.bash "$PREFIX/share/bash-completion/completions/bhatti"
+build/bhatti completion zsh >build/bhatti.zsh
+install -D -m 644 build/bhatti.zsh "$PREFIX/share/bhatti/completion.zsh"
+build/bhatti completion fish >build/bhatti.fish
+install -D -m 644 build/bhatti.fish "$PREFIX/share/fish/vendor_completions.d/bhatti.fish"
+say "installed the man page and bash and fish completion (zsh: add 'source $PREFIX/share/bhatti/completion.zsh' to ~/.zshrc)"
 [ "$mode" = cli ] && exit 0
 
 # --- server --------------------------------------------------------------

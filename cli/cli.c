@@ -22,6 +22,18 @@ struct client *cli_client(struct cli *c)
 	return c->client;
 }
 
+/* Once per command: a daemon whose API is not the one this CLI speaks. */
+static void check_api(const struct client_resp *r)
+{
+	static bool warned;
+	if (warned || !r->api || r->api == BHATTI_API_VERSION)
+		return;
+	warned = true;
+	fprintf(stderr, "bhatti: warning: the daemon (%s) speaks API %d, this CLI (%s) API %d; "
+			"update the %s\n", r->server_version[0] ? r->server_version : "?", r->api,
+		BHATTI_VERSION, BHATTI_API_VERSION, r->api > BHATTI_API_VERSION ? "CLI" : "daemon");
+}
+
 static int perform(struct cli *c, const struct client_req *rq, struct client_resp *ret)
 {
 	struct err e = ERR_INIT;
@@ -29,6 +41,7 @@ static int perform(struct cli *c, const struct client_req *rq, struct client_res
 		cli_report(&e);
 		return -1;
 	}
+	check_api(ret);
 	return 0;
 }
 

@@ -29,6 +29,7 @@ enum {
 	CLI_LOCAL = 1 << 0,   /* no daemon, no global options (serve, user) */
 	CLI_NAME = 1 << 1,    /* the first positional is a name that goes into the URL */
 	CLI_NAMES = 1 << 2,   /* every positional is */
+	CLI_HIDDEN = 1 << 3,  /* not in help, completion or the man page (__complete …) */
 };
 
 struct cli;
@@ -45,6 +46,9 @@ struct cli_cmd {
 	int (*run)(struct cli *c);    /* returns the exit code */
 	int (*local)(const struct args *a);   /* CLI_LOCAL: daemon/local.h */
 	const struct cli_cmd *subs;   /* a group: its subcommands, ending with a NULL name */
+	const char *complete;         /* what its names complete to ("sandboxes", "secrets",
+				       * "snapshots"); NULL: sandboxes for CLI_NAME(S), the
+				       * secret group's secrets (cmd-completion.c) */
 };
 
 /* What a command gets. */
@@ -65,7 +69,12 @@ const struct cli_cmd *const *cli_commands(size_t *ret_n);
 extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry,
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
-	cmd_help_entry, cmd_edit_entry;
+	cmd_help_entry, cmd_edit_entry, cmd_completion_entry, cmd_complete_entry,
+	cmd_table_entry, cmd_man_entry;
+
+/* The options every command but the local ones takes (--url, --token,
+ * --json). */
+const struct opt *cli_global_opts(void);
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);

@@ -342,7 +342,7 @@ static const struct opt opts[] = {
 const struct cli_cmd cmd_exec_entry = {
 	.name = "exec",
 	.summary = "run a command in a sandbox: exec NAME -- cmd args...",
-	.usage = "NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n] [--detach]\n"
+	.usage = "NAME [--env K=V]... [--cwd DIR] [--timeout SEC] [--root] [-n] [--detach|-d]\n"
 		 "                  [--json] -- COMMAND [ARGS...]",
 	.help = "stdin is streamed to the command while it runs (closed at its end of\n"
 		"file) unless it is a terminal or -n is given; exec ends when the command\n"

@@ -328,6 +328,8 @@ static bool answer_head(void *arg, const struct httpc_head *h)
 	a->r->status = h->status;
 	snprintf(a->r->retry_after, sizeof(a->r->retry_after), "%s", h->retry_after);
 	a->r->existing = h->existing;
+	a->r->api = h->api;
+	snprintf(a->r->server_version, sizeof(a->r->server_version), "%s", h->server_version);
 	return true;
 }
 

@@ -114,6 +114,8 @@ struct client_resp {
 	struct buf body;
 	char retry_after[16];
 	bool existing;            /* X-Bhatti-Existing: true */
+	int api;                  /* X-Bhatti-API (0: none) */
+	char server_version[32];  /* X-Bhatti-Version ("": none) */
 };
 
 /* One request on a fresh connection (Connection: close). 0 when an
