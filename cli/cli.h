@@ -58,6 +58,7 @@ struct cli {
 	struct args args;             /* its options and positional arguments */
 	char **esc;                   /* esc[i]: args.pos[i] URL-escaped, when it is a name */
 	bool json;                    /* --json */
+	bool timing;                  /* --timing: where each request's time went, on stderr */
 	const char *flag_url, *flag_token;
 	struct client_settings set;   /* resolved by cli_client() */
 	struct client *client;
@@ -109,6 +110,14 @@ int cli_sandbox_call(struct cli *c, const char *method, const cJSON *body);
  * added); EXIT_USAGE, said, for an entry without a key or '='. The
  * daemon checks the rules (valid.h). */
 int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list);
+
+/* On a terminal (stdout and stderr), unless --json: a line on stderr
+ * that counts the seconds of a long request (SIGALRM, every 200 ms; the
+ * client retries what it interrupts), with hint added after 1.5 s;
+ * stop clears it. */
+void cli_progress_start(const struct cli *c, const char *hint, const char *fmt, ...)
+	PRINTF(3, 4);
+void cli_progress_stop(void);
 
 /* The usage of cmd (a subcommand of group, or NULL): every subcommand's
  * for a group; with more, also its help lines. */

@@ -47,7 +47,8 @@ void cli_print_help(void)
 			 cmds[i]->alias ? cmds[i]->alias : "", cmds[i]->alias ? ")" : "");
 		printf("  %-15s %s\n", name, cmds[i]->summary);
 	}
-	printf("\noptions of every command but serve and user: --url URL, --token KEY, --json\n"
+	printf("\noptions of every command but serve and user: --url URL, --token KEY, --json,\n"
+	       "--timing (where each request's time went: connect, send, server, transfer)\n"
 	       "settings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
 }
 

@@ -21,6 +21,7 @@ static const struct opt global_opts[] = {
 	{ "--url", NULL, OPT_VALUE },
 	{ "--token", NULL, OPT_VALUE },
 	{ "--json", NULL, OPT_FLAG },
+	{ "--timing", NULL, OPT_FLAG },
 	OPT_END,
 };
 
@@ -135,6 +136,7 @@ static int run(const char *group, const struct cli_cmd *cmd, int argc, char **ar
 		rc = cmd->local(&c.args);
 	} else {
 		c.json = args_has(&c.args, "--json");
+		c.timing = args_has(&c.args, "--timing");
 		c.flag_url = args_get(&c.args, "--url");
 		c.flag_token = args_get(&c.args, "--token");
 		c.esc = xcalloc(c.args.npos + 1, sizeof(*c.esc));
