@@ -138,6 +138,10 @@ void op_activity(struct stream *s, const struct proto_frame *f);
 void op_configure(struct stream *s, const struct proto_frame *f);
 void op_sync(struct stream *s, const struct proto_frame *f);
 void op_exec(struct stream *s, const struct proto_frame *f);
+/* The detached commands as session records (borrowing their strings),
+ * at most max; how many there are. */
+size_t exec_bg_records(struct proto_session *r, size_t max);
+size_t exec_bg_count(void);
 void op_session_open(struct stream *s, const struct proto_frame *f);
 void op_session_attach(struct stream *s, const struct proto_frame *f);
 void op_session_list(struct stream *s, const struct proto_frame *f);

@@ -271,6 +271,17 @@ static void test_exec_detach(void **state UNUSED)
 	char *path = xstrndup(p, strcspn(p, " \n)"));
 	assert_int_equal(CLI(NULL, "--json", "exec", "-d", "dev", "--", "true"), 0);
 	assert_non_null(strstr(OUT.data, "\"detached\":"));
+	/* ps shows it (running, no terminal), and shell does not pick it */
+	assert_int_equal(CLI(NULL, "ps", "dev", "--json"), 0);
+	cJSON *j = cJSON_Parse(OUT.data), *s;
+	bool seen = false;
+	cJSON_ArrayForEach(s, j) {
+		char *argv = cJSON_PrintUnformatted(cJSON_GetObjectItem(s, "argv"));
+		seen |= strncmp(json_get_str(s, "id", ""), "bg", 2) == 0 && strstr(argv, "done-detached");
+		free(argv);
+	}
+	cJSON_Delete(j);
+	assert_true(seen);
 	sleep(3);
 	assert_int_equal(CLI(NULL, "file", "read", "dev", path), 0);
 	assert_string_equal(OUT.data, "done-detached\n");
