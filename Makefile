@@ -188,17 +188,17 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) -lcurl
 
 # (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps
@@ -266,7 +266,7 @@ $(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBTEST) $(LIBCLIENT) $(LIBDAE
 			 $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory -s $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
