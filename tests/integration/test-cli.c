@@ -250,7 +250,8 @@ static void test_exec_stdin(void **state UNUSED)
 static void test_exec_timeout(void **state UNUSED)
 {
 	make_sandbox("dev");
-	assert_int_equal(CLI(NULL, "exec", "dev", "--", "sleep", "8"), 137);
+	/* over the WebSocket (stdin a pipe), and the POST (-n; stdin /dev/null) */
+	assert_int_equal(CLI("", "exec", "dev", "--", "sleep", "8"), 137);
 	assert_non_null(strstr(ERR.data, "timed out"));
 	assert_int_equal(CLI(NULL, "exec", "-n", "dev", "--", "sleep", "8"), 137);
 	assert_int_equal(CLI(NULL, "exec", "--timeout", "0", "dev", "--", "sleep", "6"), 0);
