@@ -12,13 +12,15 @@
 # Objects go to $(BUILD)/host (glibc) and $(BUILD)/musl (static agent).
 
 VERSION  := 0.1.0
+# the HTTP API's version (X-Bhatti-API): bumped when a client could misread it
+API_VERSION := 1
 BUILD    ?= build
 CC       := gcc
 AGENT_CC ?= musl-gcc
 SAN      ?=
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP
+CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -DBHATTI_API_VERSION=$(API_VERSION) -MMD -MP
 
 # Include paths by directory: what a layer may see (docs/architecture.md,
 # "Layers"). shared/ sees itself only; agent/, daemon/ and client/ see
@@ -104,7 +106,7 @@ BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
 
-all: $(BUILD)/bhatti $(BUILD)/lohar
+all: $(BUILD)/bhatti $(BUILD)/lohar $(BUILD)/bhatti.1
 
 deps:
 	@sh scripts/deps.sh
@@ -122,6 +124,11 @@ $(BUILD)/musl/%.o: %.c
 $(BUILD)/bhatti: $(CLI_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@echo "  LD      $@"
 	@$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
+
+# the man page, generated from the command table (cli/cmd-completion.c)
+$(BUILD)/bhatti.1: $(BUILD)/bhatti
+	@echo "  MAN     $@"
+	@$(BUILD)/bhatti __man >$@.tmp && mv $@.tmp $@
 
 $(BUILD)/lohar: $(AGENT_MOBJ)
 	@echo "  LD      $@"
@@ -194,17 +201,17 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) -lcurl
 
 # (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps
@@ -248,7 +255,7 @@ asan: deps
 FUZZ_NAMES  := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
 FUZZ_BIN    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c17 -O1 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP \
+FUZZ_CFLAGS := -std=c17 -O1 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -DBHATTI_API_VERSION=$(API_VERSION) -MMD -MP \
                $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LIB    := $(BUILD)/fuzz/libfuzz.a
 fobj         = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
@@ -273,7 +280,7 @@ $(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBTEST) $(LIBCLIENT) $(LIBDAE
 			 $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory -s $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds

@@ -228,6 +228,14 @@ install_bin() {   # install_bin DIR
 	install -m 755 build/bhatti "$1/bin/bhatti.new"
 	mv "$1/bin/bhatti.new" "$1/bin/bhatti"
 	say "installed $1/bin/bhatti ($VERSION)"
+	# the man page and shell completion, both generated from the command table
+	install -D -m 644 build/bhatti.1 "$1/share/man/man1/bhatti.1"
+	local sh
+	for sh in bash zsh fish; do build/bhatti completion $sh >"build/bhatti.$sh"; done
+	install -D -m 644 build/bhatti.bash "$1/share/bash-completion/completions/bhatti"
+	install -D -m 644 build/bhatti.zsh "$1/share/bhatti/completion.zsh"
+	install -D -m 644 build/bhatti.fish "$1/share/fish/vendor_completions.d/bhatti.fish"
+	say "installed the man page and bash and fish completion (zsh: add 'source $1/share/bhatti/completion.zsh' to ~/.zshrc)"
 }
 
 build() {   # build TARGETS...
@@ -246,7 +254,7 @@ if [ "$mode" = cli ]; then
 	fi
 	sh scripts/deps.sh || die "missing build dependencies (see above); scripts/deps.sh --list names them"
 	say "building the CLI"
-	build build/bhatti >/dev/null
+	build build/bhatti build/bhatti.1 >/dev/null
 	install_bin "$prefix"
 	mkdir -p "$HOME/.bhatti"
 	printf '# written by install.sh --cli: what `bhatti update` uses\nRELEASE_URL=%s\nPREFIX=%s\nSRC_DIR=%s\n' \

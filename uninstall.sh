@@ -98,6 +98,9 @@ if [ "$service" != none ]; then
 fi
 
 rm -f "$prefix/bin/bhatti"
+rm -f "$prefix/share/man/man1/bhatti.1" "$prefix/share/bash-completion/completions/bhatti" \
+	"$prefix/share/fish/vendor_completions.d/bhatti.fish"
+rm -rf "$prefix/share/bhatti"
 say "removed $prefix/bin/bhatti"
 # (a release install.sh downloaded and built; never a checkout)
 if [ -n "$src_dir" ] && [ -f "$src_dir/Makefile" ]; then

@@ -29,6 +29,7 @@ enum {
 	CLI_LOCAL = 1 << 0,   /* no daemon, no global options (serve, user) */
 	CLI_NAME = 1 << 1,    /* the first positional is a name that goes into the URL */
 	CLI_NAMES = 1 << 2,   /* every positional is */
+	CLI_HIDDEN = 1 << 3,  /* not in help, completion or the man page (__complete …) */
 };
 
 struct cli;
@@ -45,6 +46,9 @@ struct cli_cmd {
 	int (*run)(struct cli *c);    /* returns the exit code */
 	int (*local)(const struct args *a);   /* CLI_LOCAL: daemon/local.h */
 	const struct cli_cmd *subs;   /* a group: its subcommands, ending with a NULL name */
+	const char *complete;         /* what its names complete to ("sandboxes", "secrets",
+				       * "snapshots"); NULL: sandboxes for CLI_NAME(S), the
+				       * secret group's secrets (cmd-completion.c) */
 };
 
 /* What a command gets. */
@@ -54,6 +58,7 @@ struct cli {
 	struct args args;             /* its options and positional arguments */
 	char **esc;                   /* esc[i]: args.pos[i] URL-escaped, when it is a name */
 	bool json;                    /* --json */
+	bool timing;                  /* --timing: where each request's time went, on stderr */
 	const char *flag_url, *flag_token;
 	struct client_settings set;   /* resolved by cli_client() */
 	struct client *client;
@@ -66,7 +71,12 @@ extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
 	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry, cmd_edit_entry,
-	cmd_images_entry, cmd_update_entry;
+	cmd_images_entry, cmd_update_entry, cmd_completion_entry, cmd_complete_entry,
+	cmd_table_entry, cmd_man_entry;
+
+/* The options every command but the local ones takes (--url, --token,
+ * --json). */
+const struct opt *cli_global_opts(void);
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);
@@ -104,6 +114,14 @@ int cli_sandbox_call(struct cli *c, const char *method, const cJSON *body);
  * added); EXIT_USAGE, said, for an entry without a key or '='. The
  * daemon checks the rules (valid.h). */
 int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list);
+
+/* On a terminal (stdout and stderr), unless --json: a line on stderr
+ * that counts the seconds of a long request (SIGALRM, every 200 ms; the
+ * client retries what it interrupts), with hint added after 1.5 s;
+ * stop clears it. */
+void cli_progress_start(const struct cli *c, const char *hint, const char *fmt, ...)
+	PRINTF(3, 4);
+void cli_progress_stop(void);
 
 /* The usage of cmd (a subcommand of group, or NULL): every subcommand's
  * for a group; with more, also its help lines. */

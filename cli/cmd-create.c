@@ -104,7 +104,13 @@ static int run(struct cli *c)
 		rc = cli_add_labels(c, b, "labels", args_list(a, "--label"));
 	struct client_resp r;
 	if (!rc) {
-		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
+		/* the first create of an image and shape boots and snapshots its
+		 * template (seconds); later ones clone it */
+		cli_progress_start(c, "(the first create of an image and shape builds its template: "
+				      "a few seconds)", "creating %s", name ? name : "a sandbox");
+		int called = cli_call(c, "POST", "/sandboxes", b, &r);
+		cli_progress_stop();
+		if (called < 0)
 			rc = 1;
 		else if (r.status != 200 && r.status != 201)
 			rc = cli_fail(&r);

@@ -112,7 +112,7 @@ static const struct opt set_opts[] = { { "--value", NULL, OPT_VALUE }, OPT_END }
 
 static const struct cli_cmd subs[] = {
 	{ .name = "set", .usage = "NAME [VALUE | --value V | < stdin] [--json]", .opts = set_opts,
-	  .min_args = 1, .max_args = 2, .run = secret_set,
+	  .min_args = 1, .max_args = 2, .run = secret_set, .complete = "secrets",
 	  .help = "The value from stdin is the safer way: a VALUE or --value on the command\n"
 		  "line is seen by other users in ps and kept in your shell's history.\n"
 		  "On a terminal the value is asked for and not echoed." },

@@ -261,6 +261,7 @@ const struct cli_cmd cmd_shell_entry = {
 	.alias = "sh",
 	.summary = "interactive shell in a sandbox (Ctrl+\\ detaches)",
 	.usage = "NAME [--session ID | --new]",
+	.complete = "sandboxes",
 	.help = "Ctrl+\\ detaches; 'bhatti shell NAME' reattaches to the one detached session\n"
 		"(scrollback first); --new opens a new session instead.",
 	.opts = opts,

@@ -36,7 +36,10 @@ static int power(struct cli *c, const char *what)
 		struct buf path = BUF_INIT;
 		cJSON *j;
 		buf_addf(&path, "/sandboxes/%s/%s", c->esc[i], what);
+		cli_progress_start(c, what[2] == 'o' ? "(saving its memory to disk)" : NULL,
+				   "%s %s", what[2] == 'o' ? "stopping" : "starting", c->args.pos[i]);
 		int r = force ? call_force(c, path.data, &j) : cli_call_json(c, "POST", path.data, &j);
+		cli_progress_stop();
 		buf_release(&path);
 		if (r) {
 			rc = r;

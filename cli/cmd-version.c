@@ -40,12 +40,16 @@ void cli_print_help(void)
 	printf("usage: bhatti <command> [options]   (bhatti <command> --help for more)\n\n"
 	       "commands:\n");
 	for (size_t i = 0; i < n; i++) {
+		if (cmds[i]->flags & CLI_HIDDEN)
+			continue;
 		char name[32];
 		snprintf(name, sizeof(name), "%s%s%s%s", cmds[i]->name, cmds[i]->alias ? " (" : "",
 			 cmds[i]->alias ? cmds[i]->alias : "", cmds[i]->alias ? ")" : "");
 		printf("  %-15s %s\n", name, cmds[i]->summary);
 	}
-	printf("\nsettings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
+	printf("\noptions of every command but serve and user: --url URL, --token KEY, --json,\n"
+	       "--timing (where each request's time went: connect, send, server, transfer)\n"
+	       "settings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
 }
 
 static int help(struct cli *c UNUSED)

@@ -21,6 +21,7 @@ static const struct opt global_opts[] = {
 	{ "--url", NULL, OPT_VALUE },
 	{ "--token", NULL, OPT_VALUE },
 	{ "--json", NULL, OPT_FLAG },
+	{ "--timing", NULL, OPT_FLAG },
 	OPT_END,
 };
 
@@ -64,8 +65,15 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_list_entry, &cmd_inspect_entry, &cmd_edit_entry, &cmd_exec_entry, &cmd_shell_entry,
 	&cmd_ps_entry, &cmd_file_entry, &cmd_secret_entry, &cmd_stop_entry,
 	&cmd_start_entry, &cmd_destroy_entry, &cmd_snapshot_entry, &cmd_fork_entry,
-	&cmd_events_entry, &cmd_images_entry, &cmd_update_entry, &cmd_user_entry, &cmd_help_entry,
+	&cmd_events_entry, &cmd_images_entry, &cmd_update_entry, &cmd_user_entry,
+	&cmd_completion_entry, &cmd_help_entry, &cmd_complete_entry, &cmd_table_entry,
+	&cmd_man_entry,
 };
+
+const struct opt *cli_global_opts(void)
+{
+	return global_opts;
+}
 
 const struct cli_cmd *const *cli_commands(size_t *ret_n)
 {
@@ -130,6 +138,7 @@ static int run(const char *group, const struct cli_cmd *cmd, int argc, char **ar
 		rc = cmd->local(&c.args);
 	} else {
 		c.json = args_has(&c.args, "--json");
+		c.timing = args_has(&c.args, "--timing");
 		c.flag_url = args_get(&c.args, "--url");
 		c.flag_token = args_get(&c.args, "--token");
 		c.esc = xcalloc(c.args.npos + 1, sizeof(*c.esc));

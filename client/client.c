@@ -320,6 +320,7 @@ static int send_body(int fd, const struct client_req *rq, struct err *e)
 struct answer {
 	const struct client_req *rq;
 	struct client_resp *r;
+	uint64_t t0;              /* the call's start (now_ns) */
 };
 
 static bool answer_head(void *arg, const struct httpc_head *h)
@@ -328,6 +329,9 @@ static bool answer_head(void *arg, const struct httpc_head *h)
 	a->r->status = h->status;
 	snprintf(a->r->retry_after, sizeof(a->r->retry_after), "%s", h->retry_after);
 	a->r->existing = h->existing;
+	a->r->api = h->api;
+	a->r->t_head = (now_ns() - a->t0) / 1000;
+	snprintf(a->r->server_version, sizeof(a->r->server_version), "%s", h->server_version);
 	return true;
 }
 
@@ -344,11 +348,11 @@ static bool answer_body(void *arg, const char *p, size_t n)
 static const struct httpc_sink answer_sink = { .head = answer_head, .body = answer_body };
 
 /* Read and parse the answer. 0 at its end (or when on_body stopped). */
-static int read_answer(int fd, const struct client_req *rq, struct client_resp *r,
+static int read_answer(int fd, const struct client_req *rq, struct client_resp *r, uint64_t t0,
 		       struct err *e)
 {
 	struct httpc p;
-	struct answer a = { .rq = rq, .r = r };
+	struct answer a = { .rq = rq, .r = r, .t0 = t0 };
 	httpc_init(&p, strcmp(rq->method, "HEAD") == 0);
 	char tmp[65536];
 	int rc = HTTPC_MORE;
@@ -375,9 +379,11 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&ret->body);
 	int fd = -1;
+	uint64_t t0 = now_ns();
 	int rc = dial(c, &fd, e);
 	if (rc < 0)
 		return rc;
+	ret->t_connect = (now_ns() - t0) / 1000;
 	struct buf h = BUF_INIT, extra = BUF_INIT;
 	if (rq->ctype)
 		buf_addf(&extra, "Content-Type: %s\r\n", rq->ctype);
@@ -395,8 +401,10 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 	struct err send_e = ERR_INIT;
 	if (rc == 0 && has_body)
 		send_body(fd, rq, &send_e);
+	ret->t_sent = (now_ns() - t0) / 1000;
 	if (rc == 0)
-		rc = read_answer(fd, rq, ret, e);
+		rc = read_answer(fd, rq, ret, t0, e);
+	ret->t_done = (now_ns() - t0) / 1000;
 	close(fd);
 	if (rc < 0) {
 		if (send_e.code && e)

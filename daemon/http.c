@@ -337,6 +337,17 @@ static int write_headers(struct http_req *r, struct lws *wsi)
 	lws_filepos_t clen = r->clen < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)r->clen;
 	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, clen, &p, end))
 		return -1;
+	/* on every answer: the daemon's version and its API's (the CLI warns
+	 * once when the API is not the one it speaks) */
+#define API_S_(x) #x
+#define API_S(x) API_S_(x)
+	static const char api[] = API_S(BHATTI_API_VERSION);
+	if (lws_add_http_header_by_name(wsi, (const uint8_t *)"X-Bhatti-Version:",
+					(const uint8_t *)BHATTI_VERSION,
+					(int)strlen(BHATTI_VERSION), &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const uint8_t *)"X-Bhatti-API:",
+					(const uint8_t *)api, (int)strlen(api), &p, end))
+		return -1;
 	for (size_t i = 0; i < r->headers.len;) {
 		const char *name = r->headers.data + i;
 		const char *val = name + strlen(name) + 1;

@@ -12,7 +12,9 @@
  * refused); `exec --detach`; `bhatti version`'s seed lines; labels on
  * create, `list --label`, `-o wide`, `edit` (rename, labels, the rules),
  * the aliases ls, info, rm, sh; `shell --new` and the connection-lost
- * message (the daemon killed under an attached shell, then restarted).
+ * message (the daemon killed under an attached shell, then restarted);
+ * the completion scripts (bash loads one and completes a sandbox name);
+ * the commands of README.md and docs/quickstart.md, as written.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -248,7 +250,8 @@ static void test_exec_stdin(void **state UNUSED)
 static void test_exec_timeout(void **state UNUSED)
 {
 	make_sandbox("dev");
-	assert_int_equal(CLI(NULL, "exec", "dev", "--", "sleep", "8"), 137);
+	/* over the WebSocket (stdin a pipe), and the POST (-n; stdin /dev/null) */
+	assert_int_equal(CLI("", "exec", "dev", "--", "sleep", "8"), 137);
 	assert_non_null(strstr(ERR.data, "timed out"));
 	assert_int_equal(CLI(NULL, "exec", "-n", "dev", "--", "sleep", "8"), 137);
 	assert_int_equal(CLI(NULL, "exec", "--timeout", "0", "dev", "--", "sleep", "6"), 0);
@@ -269,6 +272,17 @@ static void test_exec_detach(void **state UNUSED)
 	char *path = xstrndup(p, strcspn(p, " \n)"));
 	assert_int_equal(CLI(NULL, "--json", "exec", "-d", "dev", "--", "true"), 0);
 	assert_non_null(strstr(OUT.data, "\"detached\":"));
+	/* ps shows it (running, no terminal), and shell does not pick it */
+	assert_int_equal(CLI(NULL, "ps", "dev", "--json"), 0);
+	cJSON *j = cJSON_Parse(OUT.data), *s;
+	bool seen = false;
+	cJSON_ArrayForEach(s, j) {
+		char *argv = cJSON_PrintUnformatted(cJSON_GetObjectItem(s, "argv"));
+		seen |= strncmp(json_get_str(s, "id", ""), "bg", 2) == 0 && strstr(argv, "done-detached");
+		free(argv);
+	}
+	cJSON_Delete(j);
+	assert_true(seen);
 	sleep(3);
 	assert_int_equal(CLI(NULL, "file", "read", "dev", path), 0);
 	assert_string_equal(OUT.data, "done-detached\n");
@@ -423,6 +437,96 @@ static void test_shell_new_and_connection_lost(void **state UNUSED)
 	free(dir);
 }
 
+/* bhatti completion bash: loaded by bash (complete -p bhatti), it offers
+ * commands, subcommands, flags, and names from the daemon */
+static void test_completion(void **state UNUSED)
+{
+	make_sandbox("dev");
+	assert_int_equal(CLI(NULL, "secret", "set", "TOKEN_X", "v"), 0);
+	char *dir = test_tmpdir("compl");
+	char *script = test_strf("%s/t.bash", dir);
+	FILE *f = fopen(script, "w");
+	assert_non_null(f);
+	fprintf(f, "export PATH=\"$(dirname \"$B\"):$PATH\" XDG_RUNTIME_DIR=%s\n"
+		   "source <(bhatti completion bash) || exit 9\n"
+		   "complete -p bhatti || exit 8\n"
+		   "c() { COMP_WORDS=(\"$@\"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _bhatti;\n"
+		   "      echo \"$*: ${COMPREPLY[*]}\"; }\n"
+		   "c bhatti ed\nc bhatti exec ''\nc bhatti rm -y ''\nc bhatti edit dev --unl\n"
+		   "c bhatti secret del\nc bhatti secret delete ''\nc bhatti create --name ''\n"
+		   "c bhatti exec dev ''\n", dir);
+	fclose(f);
+	char *line = test_strf("bash %s", script);
+	assert_int_equal(sh_run(line, true, 60000), 0);
+	assert_non_null(strstr(OUT.data, "complete -F _bhatti bhatti"));
+	assert_non_null(strstr(OUT.data, "bhatti ed: edit\n"));
+	assert_non_null(strstr(OUT.data, "bhatti exec : dev"));
+	assert_non_null(strstr(OUT.data, "bhatti rm -y : dev"));
+	assert_non_null(strstr(OUT.data, "bhatti edit dev --unl: --unlabel\n"));
+	assert_non_null(strstr(OUT.data, "bhatti secret del: delete\n"));
+	assert_non_null(strstr(OUT.data, "bhatti secret delete : TOKEN_X\n"));
+	assert_non_null(strstr(OUT.data, "bhatti create --name : \n"));   /* a new name */
+	assert_non_null(strstr(OUT.data, "bhatti exec dev : \n"));        /* the command */
+	/* the names were cached: a daemon that is gone still completes them */
+	free(line);
+	line = test_strf("BHATTI_URL=http://127.0.0.1:1 XDG_RUNTIME_DIR=%s $B __complete sandboxes",
+			 dir);
+	assert_int_equal(sh_run(line, true, 60000), 0);
+	assert_non_null(strstr(OUT.data, "dev\n"));
+	/* zsh and fish: generated from the same table */
+	assert_int_equal(CLI(NULL, "completion", "zsh"), 0);
+	assert_non_null(strstr(OUT.data, "bashcompinit"));
+	assert_int_equal(CLI(NULL, "completion", "fish"), 0);
+	assert_non_null(strstr(OUT.data, "complete -c bhatti -n '__fish_seen_subcommand_from edit' "
+					 "-l unlabel -r"));
+	assert_int_equal(CLI(NULL, "completion", "tcsh"), 2);
+	assert_int_equal(CLI(NULL, "secret", "delete", "TOKEN_X"), 0);
+	free(line);
+	free(script);
+	test_rmtree(dir);
+	free(dir);
+}
+
+/* The commands of README.md and docs/quickstart.md run as written: each
+ * indented line that starts with bhatti (or pipes into it), through sh,
+ * with this build's bhatti first on PATH and the test user's key. The
+ * only lines not run are install.sh (it sets up this machine as root)
+ * and `make test` (this is it); any other command line fails the test,
+ * so a new one is either run here or named. */
+static void test_readme_commands(void **state UNUSED)
+{
+	static const char *const files[] = { "README.md", "docs/quickstart.md" };
+	static const char *const not_run[] = { "sudo ./install.sh", "make test" };
+	int ran = 0;
+	CLI(NULL, "rm", "-y", "dev", "test");   /* the tour makes its own */
+	for (size_t f = 0; f < ARRAY_SIZE(files); f++) {
+		char *text = read_text(files[f]);
+		assert_non_null(text);
+		char *save = NULL;
+		for (char *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+			if (strncmp(l, "    ", 4) != 0 || l[4] == ' ')
+				continue;
+			const char *cmd = l + 4;
+			bool skip = false;
+			for (size_t i = 0; i < ARRAY_SIZE(not_run); i++)
+				skip |= strcmp(cmd, not_run[i]) == 0;
+			if (skip)
+				continue;
+			if (strncmp(cmd, "bhatti ", 7) != 0 && !strstr(cmd, "| bhatti "))
+				fail_msg("%s: '%s' is neither run by this test nor named in not_run",
+					 files[f], cmd);
+			char *line = test_strf("PATH=\"$(dirname \"$B\"):$PATH\"; %s", cmd);
+			int rc = sh_run(line, true, 120000);
+			if (rc != 0)
+				fail_msg("%s: '%s' exited %d: %s%s", files[f], cmd, rc, OUT.data, ERR.data);
+			free(line);
+			ran++;
+		}
+		free(text);
+	}
+	assert_true(ran >= 15);
+}
+
 /* bhatti version → "bhatti v0.1.0", "api: URL" */
 static void test_version(void **state UNUSED)
 {
@@ -445,6 +549,8 @@ int main(void)
 		cmocka_unit_test(test_exec_detach),
 		cmocka_unit_test(test_labels_edit_aliases),
 		cmocka_unit_test(test_shell_new_and_connection_lost),
+		cmocka_unit_test(test_completion),
+		cmocka_unit_test(test_readme_commands),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
