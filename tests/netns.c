@@ -183,3 +183,23 @@ pid_t netns_world_spawn(char *const *argv)
 {
 	return in_world(NULL, argv);
 }
+
+pid_t netns_world_sink(int port)
+{
+	pid_t pid = fork();
+	if (pid != 0)
+		return pid;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	int one = 1, fd = enter_ns(world_ns) < 0 ? -1 : socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0)
+		_exit(1);
+	for (;;) {
+		static char buf[65536];
+		int c = accept(fd, NULL, NULL);
+		while (c >= 0 && read(c, buf, sizeof(buf)) > 0)
+			;
+		if (c >= 0)
+			close(c);
+	}
+}

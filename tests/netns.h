@@ -21,6 +21,9 @@ void netns_down(void);
 bool netns_left(void);
 /* Run argv in "world" (the caller kills and reaps it). */
 pid_t netns_world_spawn(char *const *argv);
+/* A TCP server in "world" on port (every address) that reads each
+ * connection to its end (the caller kills and reaps it). */
+pid_t netns_world_sink(int port);
 /* sh -c on the formatted command (its stderr printed on failure): the
  * exit status. */
 int netns_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
