@@ -846,6 +846,9 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	bool copy = req->snapshot_dir || req->fork_of;
 	char **secrets = NULL;
 	int rc = req->fork_of ? check_op(req->fork_of, e) : 0;
+	if (rc == 0 && req->fork_of && !req->fork_of->vm)
+		rc = err_set(e, EIO, "sandbox '%s' is lost (its VM is gone); destroy it",
+			     req->fork_of->row.name);
 	if (rc == 0 && !copy)
 		rc = gather_secrets(srv, u, req, &secrets, e);
 	if (rc < 0)

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "engine-internal.h"
@@ -32,6 +33,7 @@
 #include "loop.h"
 #include "sandbox.h"
 #include "server.h"
+#include "snapshot.h"
 
 struct fix {
 	char *dir;
@@ -60,6 +62,10 @@ static int open_server(struct fix *f)
 	buf_addf(&db, "%s/state.db", f->dir);
 	buf_addf(&key, "%s/age.key", f->dir);
 	int r = settings_load_string("t.yaml", "default_image: tiny\n", &f->srv.cfg, &e);
+	if (r == 0) { /* everything in the temp dir (named snapshots too) */
+		free(f->srv.cfg.data_dir);
+		f->srv.cfg.data_dir = xstrdup(f->dir);
+	}
 	if (r == 0)
 		r = store_open(db.data, &f->srv.store, &e);
 	if (r == 0)
@@ -847,6 +853,116 @@ static void test_init_reconciles(void **state UNUSED)
 	assert_int_equal(r.rc, 0);
 }
 
+/* ---- named snapshots and fork: what is refused leaves nothing ------------------- */
+
+static int count_snapshot_rows(void)
+{
+	struct snapshot_row *v = NULL;
+	size_t n = 0;
+	struct err e = ERR_INIT;
+	assert_int_equal(store_snapshot_list(FX->srv.store, -1, &v, &n, &e), 0);
+	snapshot_row_array_free(v, n);
+	return (int)n;
+}
+
+static int count_dir(const char *dir)
+{
+	char *cmd = test_strf("ls -A '%s' 2>/dev/null | wc -l", dir);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	if (f && fscanf(f, "%d", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	free(cmd);
+	return n;
+}
+
+static void snap_rec(int rc, const struct err *e UNUSED, const struct snapshot_row *row UNUSED,
+		     void *arg)
+{
+	*(int *)arg = rc ? rc : 1;
+}
+
+/* The fake engine copies nothing (ENOTSUP), as a failing engine: every
+ * refusal, before or in the engine, leaves no row, no directory, no VM,
+ * and the source not busy. */
+static void test_copies_refused(void **state UNUSED)
+{
+	struct sbx *src = hot("src");
+	struct err e = ERR_INIT;
+	struct snap_op *op = NULL;
+	int done = 0;
+	char *udir = test_strf("%s/snapshots/%lld", FX->dir, (long long)FX->alice.id);
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "s1", "{\"k\":\"v\"}", snap_rec,
+				     &done, &op, &e), -ENOTSUP);
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "a b", NULL, snap_rec, &done, &op,
+				     &e), -EINVAL);
+	FX->srv.cfg.limits.max_snapshots = 0;
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "s2", NULL, snap_rec, &done, &op,
+				     &e), -EDQUOT);
+	assert_non_null(strstr(e.msg, "snapshot limit reached (0/0"));
+	settle();
+	assert_int_equal(done, 0);
+	assert_int_equal(count_snapshot_rows(), 0);
+	assert_true(count_dir(udir) <= 0);
+	assert_false(src->busy);
+
+	struct rec r = { 0 };
+	struct sbx *copy = NULL;
+	assert_int_equal(snap_fork(&FX->srv, &FX->alice, src, "f1", rec_done, &r, &copy, &e),
+			 -ENOTSUP);
+	assert_int_equal(snap_resume(&FX->srv, &FX->alice, "nope", "r1", rec_done, &r, &copy, &e),
+			 -ENOENT);
+	settle();
+	assert_int_equal(r.calls, 0);
+	assert_null(sbx_find(&FX->srv, &FX->alice, "f1"));
+	assert_null(sbx_find(&FX->srv, &FX->alice, "r1"));
+	int64_t n = 0;
+	assert_int_equal(store_sandbox_count(FX->srv.store, FX->alice.id, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_false(src->busy);
+	/* the sandbox quota comes first: alice may have 3 */
+	hot("two");
+	hot("three");
+	assert_int_equal(snap_fork(&FX->srv, &FX->alice, src, "f2", rec_done, &r, &copy, &e),
+			 -EDQUOT);
+	free(udir);
+}
+
+/* At start-up: a row never made ready goes with its files; files no ready
+ * row names go; a ready row and its files stay. */
+static void test_snap_init_reconciles(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct snapshot_row keep = { .id = (char *)"aaaaaaaaaaaa", .user_id = FX->alice.id,
+				     .name = (char *)"keep", .image = (char *)"tiny", .cpus = 1,
+				     .memory_mb = 512 };
+	struct snapshot_row cut = keep;
+	cut.id = (char *)"bbbbbbbbbbbb";
+	cut.name = (char *)"cut";
+	assert_int_equal(store_snapshot_insert(FX->srv.store, &keep, 5, &e), 0);
+	assert_int_equal(store_snapshot_set_ready(FX->srv.store, keep.id, 1, &e), 0);
+	assert_int_equal(store_snapshot_insert(FX->srv.store, &cut, 5, &e), 0);
+	const char *dirs[] = { "aaaaaaaaaaaa", "bbbbbbbbbbbb", "bbbbbbbbbbbb.part", "cccccccccccc" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char *d = test_strf("%s/snapshots/%lld/%s", FX->dir, (long long)FX->alice.id, dirs[i]);
+		assert_int_equal(mkdir_p(d, 0700), 0);
+		free(d);
+	}
+	assert_int_equal(snap_init(&FX->srv, &e), 0);
+	struct snapshot_row got = { 0 };
+	assert_int_equal(store_snapshot_find(FX->srv.store, FX->alice.id, "keep", &got, &e), 0);
+	snapshot_row_release(&got);
+	assert_int_equal(store_snapshot_find(FX->srv.store, FX->alice.id, "cut", &got, &e), -ENOENT);
+	char *udir = test_strf("%s/snapshots/%lld", FX->dir, (long long)FX->alice.id);
+	assert_int_equal(count_dir(udir), 1);
+	char *kept = test_strf("%s/aaaaaaaaaaaa", udir);
+	assert_int_equal(access(kept, F_OK), 0);
+	free(kept);
+	free(udir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -865,6 +981,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_preempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copies_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_init_reconciles, setup, teardown),
 	};
 	log_init("test-sandbox", LOG_ERROR);
 	if (loop_init() < 0 || sodium_init() < 0)
