@@ -84,15 +84,18 @@ elif [ -n "$vms" ]; then
 	say "$(echo $vms | wc -w) sandbox VM(s) keep running (an install again re-adopts them; --purge stops them)"
 fi
 
-# host networking the daemon made (only for a system install: a
-# throwaway one, --no-service, shares the host with other installs)
-if [ "$service" != none ]; then
+# host networking the daemon made: the nftables tables (inet and bridge
+# "bhatti"), users' bridges bhbr<N> and sandboxes' TAPs bt<id>. Only with
+# --purge (without it the VMs keep running, and keep their isolation) and
+# only for a system install (a throwaway one, --no-service, shares the
+# host with other installs)
+if [ "$service" != none ] && [ -n "$purge" ]; then
 	if command -v nft >/dev/null 2>&1; then
 		nft list tables 2>/dev/null | awk '$3 ~ /^bhatti/ { print $2, $3 }' | while read -r fam tbl; do
 			nft delete table "$fam" "$tbl" && say "removed nftables table $fam $tbl"
 		done
 	fi
-	for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^bhatti/ { sub(/@.*/, "", $2); print $2 }'); do
+	for l in $(ip -o link show 2>/dev/null | awk -F': ' '$2 ~ /^(bhbr[0-9]+|bt[0-9a-f]+|btx[0-9a-z]+)(@|$)/ { sub(/@.*/, "", $2); print $2 }'); do
 		ip link delete "$l" && say "removed the link $l"
 	done
 fi
