@@ -82,8 +82,14 @@ int cli_call(struct cli *c, const char *method, const char *path, const cJSON *b
 
 int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret)
 {
+	return cli_call_json_body(c, method, path, NULL, ret);
+}
+
+int cli_call_json_body(struct cli *c, const char *method, const char *path, const cJSON *body,
+		       cJSON **ret)
+{
 	struct client_resp r;
-	if (cli_call(c, method, path, NULL, &r) < 0)
+	if (cli_call(c, method, path, body, &r) < 0)
 		return 1;
 	int rc = 0;
 	cJSON *j = NULL;

@@ -99,6 +99,9 @@ int cli_stream(struct cli *c, const char *method, const char *path, const cJSON 
 /* A call whose answer must be 200 and JSON: 0 with the JSON in *ret
  * (caller deletes), else the exit code, the error printed. */
 int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret);
+/* The same with a JSON body (NULL: none). */
+int cli_call_json_body(struct cli *c, const char *method, const char *path, const cJSON *body,
+		       cJSON **ret);
 /* DELETE path, which must answer 204: "<what> '<name>' deleted" on
  * stderr; the exit code. */
 int cli_delete(struct cli *c, const char *path, const char *what, const char *name);

@@ -10,21 +10,10 @@
 /* POST {"force":true}: retry a sandbox whose wake failed */
 static int call_force(struct cli *c, const char *path, cJSON **ret)
 {
-	struct client_resp r;
 	cJSON *b = cJSON_CreateObject();
 	cJSON_AddBoolToObject(b, "force", true);
-	int rc = cli_call(c, "POST", path, b, &r) < 0 ? 1 : 0;
+	int rc = cli_call_json_body(c, "POST", path, b, ret);
 	cJSON_Delete(b);
-	if (rc)
-		return rc;
-	cJSON *j = NULL;
-	if (r.status != 200)
-		rc = cli_fail(&r);
-	else if (!(j = cli_json(&r)))
-		rc = 1;
-	client_resp_release(&r);
-	if (rc == 0)
-		*ret = j;
 	return rc;
 }
 
