@@ -214,7 +214,7 @@ static void test_exec_stdin(void **state UNUSED)
 	assert_int_equal(CLI("x", "exec", "-n", "dev", "--", "wc", "-c"), 0);
 	assert_string_equal(OUT.data, "0\n");
 	/* 2 MiB through, with flow control both ways */
-	assert_int_equal(sh_run("head -c 2097152 /dev/zero | $B exec dev -- wc -c", true, 120000), 0);
+	assert_int_equal(sh_run("head -c 2097152 /dev/zero | $B exec --timeout 60 dev -- wc -c", true, 120000), 0);
 	assert_string_equal(OUT.data, "2097152\n");
 	/* an open stdin that never closes: exec returns when the command
 	 * exits (before: stdin was read to EOF first, a hang). The FIFO is
