@@ -209,10 +209,14 @@ void api_sandbox_patch(struct http_req *r)
 		rc = patch_keep_hot(sb, &b, present, &e);
 	if (rc == 0)
 		rc = patch_egress(sb, &b, &e);
-	if (rc < 0)
+	if (rc < 0) {
 		http_reply_err(r, rc, &e);
-	else
-		http_reply_json(r, 200, api_sandbox_json(sb));
+	} else {
+		/* the object GET answers (bhatti edit prints it as inspect does) */
+		cJSON *o = api_sandbox_json(sb);
+		api_sandbox_thermal_json(sb, o);
+		http_reply_json(r, 200, o);
+	}
 out:
 	free(labels);
 	json_release(patch_fields, ARRAY_SIZE(patch_fields), &b);
