@@ -90,13 +90,20 @@ static bool has_thermal(const char *key, const char *name, const char *want)
 	return ok;
 }
 
-/* Wait up to ms for NAME's thermal to be want; fail saying what it was. */
+/* Wait up to ms for NAME's thermal to be want, and its state done moving
+ * (a cold stop shows thermal "cold" while its state is still "stopping");
+ * fail saying what it was. */
 static void wait_thermal(const char *key, const char *name, const char *want, int ms)
 {
 	uint64_t end = now_ms() + (uint64_t)ms;
 	while (now_ms() < end) {
-		if (has_thermal(key, name, want))
-			return;
+		if (has_thermal(key, name, want)) {
+			char *s = field(key, name, "state");
+			bool settled = strcmp(s, "stopping") != 0 && strcmp(s, "starting") != 0;
+			free(s);
+			if (settled)
+				return;
+		}
 		usleep(250 * 1000);
 	}
 	char *t = field(key, name, "thermal"), *s = field(key, name, "state");
