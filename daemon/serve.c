@@ -241,9 +241,10 @@ int serve_main(const struct args *a)
 	thermal_free(S.thermal);
 	engine_settle(S.eng);
 	http_free();
-	events_free(S.events);
 	watch_close(&sig_watch);
-	engine_free(S.eng);
+	engine_free(S.eng); /* (its last loop turns free requests, which emit events) */
+	events_free(S.events);
+	S.events = NULL;
 	net_free(S.net);
 	sbx_release_all(&S);
 	ratelimit_free(S.rl);
