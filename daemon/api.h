@@ -73,5 +73,10 @@ void api_file_put(struct http_req *r);
 void api_secret_list(struct http_req *r);
 void api_secret_set(struct http_req *r);
 void api_secret_delete(struct http_req *r);
+void api_publish_add(struct http_req *r);
+void api_publish_list(struct http_req *r);
+void api_publish_remove(struct http_req *r);
+void api_ports(struct http_req *r);
+void api_ports_all(struct http_req *r);
 
 #endif

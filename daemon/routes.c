@@ -26,6 +26,11 @@ const struct route routes[] = {
 	{ HTTP_GET, "/secrets", api_secret_list, 0, 0, RATE_READ },
 	{ HTTP_POST, "/secrets", api_secret_set, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/secrets/:name", api_secret_delete, 0, 0, RATE_READ },
+	{ HTTP_POST, "/sandboxes/:id/publish", api_publish_add, 0, 0, RATE_READ },
+	{ HTTP_GET, "/sandboxes/:id/publish", api_publish_list, 0, 0, RATE_READ },
+	{ HTTP_DELETE, "/sandboxes/:id/publish/:port", api_publish_remove, 0, 0, RATE_READ },
+	{ HTTP_GET, "/sandboxes/:id/ports", api_ports, 0, 0, RATE_READ },
+	{ HTTP_GET, "/ports", api_ports_all, 0, 0, RATE_READ },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

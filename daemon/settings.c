@@ -61,6 +61,29 @@ static int check_image(const char *v, struct err *e)
 	return err_set(e, EINVAL, "must be an image name (%s)", VALID_IMAGE_RULE);
 }
 
+/* A DNS name of at least two labels, lower case ("example.com",
+ * "sb.example.com"): published sandboxes are <alias>.<domain>. */
+static int check_domain(const char *v, struct err *e)
+{
+	size_t n = strlen(v), label = 0, labels = 1;
+	bool ok = n > 0 && n <= 200 && v[0] != '.' && v[n - 1] != '.' && v[0] != '-';
+	for (size_t i = 0; ok && i < n; i++) {
+		char c = v[i];
+		if (c == '.') {
+			ok = label > 0 && v[i - 1] != '-' && v[i + 1] != '-';
+			label = 0;
+			labels++;
+		} else {
+			ok = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') &&
+			     ++label <= 63;
+		}
+	}
+	if (!ok || labels < 2)
+		return err_set(e, EINVAL, "must be a lower-case DNS name such as example.com "
+			       "(published sandboxes are <alias>.<domain>)");
+	return 0;
+}
+
 /* vm_user (one user for every VM) is gone: say what replaces it. */
 static int check_vm_user(const char *v UNUSED, struct err *e)
 {
@@ -102,6 +125,8 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
+	CONFIG_KEY_STR_CHECK("public_proxy_listen", S, public_proxy_listen, check_listen),
+	CONFIG_KEY_STR_CHECK("domain", S, domain, check_domain),
 };
 #undef S
 

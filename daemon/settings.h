@@ -29,6 +29,9 @@
  *     memory_budget: 0          # guest RAM on tmpfs, all users; 0 = auto (the
  *                               # tmpfs size, at most 3/4 of the host's memory)
  *     max_body: 100M            # largest request body
+ *   public_proxy_listen: :8081  # the public proxy of published ports (none
+ *                               # when unset): /<alias>/... and Host routing
+ *   domain: example.com         # published ports are <alias>.example.com
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -81,6 +84,8 @@ struct settings {
 		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;
+	char *public_proxy_listen;  /* NULL: no public proxy */
+	char *domain;               /* NULL: no host routing by domain */
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

@@ -144,6 +144,10 @@ static void emit(const struct settings *s, struct buf *out)
 		 (unsigned long long)s->limits.max_body,
 		 (unsigned long long)s->limits.max_snapshot_disk,
 		 (unsigned long long)s->limits.memory_budget);
+	if (s->public_proxy_listen)
+		put_str(out, "public_proxy_listen", s->public_proxy_listen, 0);
+	if (s->domain)
+		put_str(out, "domain", s->domain, 0);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -159,7 +163,9 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
 	       same_str(a->log_level, b->log_level) &&
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
-	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0;
+	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
+	       same_str(a->public_proxy_listen, b->public_proxy_listen) &&
+	       same_str(a->domain, b->domain);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */
