@@ -28,6 +28,7 @@
 #include "log.h"
 #include "local.h"
 #include "loop.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "server.h"
 
@@ -218,7 +219,12 @@ int serve_main(const struct args *a)
 		return fail("listen", &e);
 	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),
 		 engine_accel(S.eng), S.cfg.data_dir);
+	if (proxy_start(&S, &e) < 0)
+		return fail("public_proxy_listen", &e);
+	if (proxy_listening())
+		log_info("public proxy of published ports on %s", proxy_listening());
 	rc = http_run();
+	proxy_stop();
 	/* what the engine is making (a template, a memory spare) is finished
 	 * while the API can still tell a client why it waits */
 	engine_settle(S.eng);

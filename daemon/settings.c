@@ -127,6 +127,12 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
 	CONFIG_KEY_STR_CHECK("public_proxy_listen", S, public_proxy_listen, check_listen),
 	CONFIG_KEY_STR_CHECK("domain", S, domain, check_domain),
+	CONFIG_KEY_INT("proxy.requests_per_ip_per_min", S, proxy.requests_per_ip_per_min, 0,
+		       100000000),
+	CONFIG_KEY_INT("proxy.requests_per_alias_per_min", S, proxy.requests_per_alias_per_min, 0,
+		       100000000),
+	CONFIG_KEY_INT("proxy.max_conns", S, proxy.max_conns, 0, 1000000),
+	CONFIG_KEY_INT("proxy.max_conns_per_ip", S, proxy.max_conns_per_ip, 0, 1000000),
 };
 #undef S
 
@@ -154,6 +160,12 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+		},
+		.proxy = {
+			.requests_per_ip_per_min = 1500,
+			.requests_per_alias_per_min = 5000,
+			.max_conns = 4096,
+			.max_conns_per_ip = 256,
 		},
 	};
 }

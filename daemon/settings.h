@@ -32,6 +32,11 @@
  *   public_proxy_listen: :8081  # the public proxy of published ports (none
  *                               # when unset): /<alias>/... and Host routing
  *   domain: example.com         # published ports are <alias>.example.com
+ *   proxy:                      # the public proxy's limits (0 = no limit)
+ *     requests_per_ip_per_min: 1500     # per client address (burst: a third)
+ *     requests_per_alias_per_min: 5000  # per published port (burst: a third)
+ *     max_conns: 4096                   # open connections, all clients
+ *     max_conns_per_ip: 256             # open connections per client address
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -86,6 +91,12 @@ struct settings {
 	} limits;
 	char *public_proxy_listen;  /* NULL: no public proxy */
 	char *domain;               /* NULL: no host routing by domain */
+	struct {
+		int64_t requests_per_ip_per_min;
+		int64_t requests_per_alias_per_min;
+		int64_t max_conns;
+		int64_t max_conns_per_ip;
+	} proxy;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

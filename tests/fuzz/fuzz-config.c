@@ -148,6 +148,12 @@ static void emit(const struct settings *s, struct buf *out)
 		put_str(out, "public_proxy_listen", s->public_proxy_listen, 0);
 	if (s->domain)
 		put_str(out, "domain", s->domain, 0);
+	buf_addf(out,
+		 "proxy:\n  requests_per_ip_per_min: %lld\n  requests_per_alias_per_min: %lld\n"
+		 "  max_conns: %lld\n  max_conns_per_ip: %lld\n",
+		 (long long)s->proxy.requests_per_ip_per_min,
+		 (long long)s->proxy.requests_per_alias_per_min, (long long)s->proxy.max_conns,
+		 (long long)s->proxy.max_conns_per_ip);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -165,7 +171,8 @@ static bool same(const struct settings *a, const struct settings *b)
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
 	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
 	       same_str(a->public_proxy_listen, b->public_proxy_listen) &&
-	       same_str(a->domain, b->domain);
+	       same_str(a->domain, b->domain) &&
+	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0;
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */
