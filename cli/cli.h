@@ -54,6 +54,7 @@ struct cli {
 	char **esc;                   /* esc[i]: args.pos[i] URL-escaped, when it is a name */
 	bool json;                    /* --json */
 	const char *flag_url, *flag_token;
+	const char *flag_ca;          /* --ca FILE: the CA of an https:// daemon */
 	struct client_settings set;   /* resolved by cli_client() */
 	struct client *client;
 };

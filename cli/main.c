@@ -21,6 +21,7 @@ static const struct opt global_opts[] = {
 	{ "--url", NULL, OPT_VALUE },
 	{ "--token", NULL, OPT_VALUE },
 	{ "--json", NULL, OPT_FLAG },
+	{ "--ca", NULL, OPT_VALUE },
 	OPT_END,
 };
 
@@ -132,6 +133,7 @@ static int run(const char *group, const struct cli_cmd *cmd, int argc, char **ar
 		c.json = args_has(&c.args, "--json");
 		c.flag_url = args_get(&c.args, "--url");
 		c.flag_token = args_get(&c.args, "--token");
+		c.flag_ca = args_get(&c.args, "--ca");
 		c.esc = xcalloc(c.args.npos + 1, sizeof(*c.esc));
 		for (size_t i = 0; i < c.args.npos; i++)
 			if ((cmd->flags & CLI_NAMES) || (i == 0 && (cmd->flags & CLI_NAME)))

@@ -184,6 +184,14 @@ static void conn_start(struct aconn *c, struct client *cl, const struct aconn_op
 	timer_init(&c->connect_timer, on_connect_timeout, c);
 	task_init(&c->later, on_later, c);
 	struct err e = ERR_INIT;
+	if (cl->tls) {
+		/* (the asynchronous calls have no TLS yet: shells and the TUI) */
+		err_set(&e, EPROTONOSUPPORT, "'%s': shells and live streams do not speak "
+			"https:// yet; reach the daemon over http:// (an SSH tunnel) for them",
+			cl->url);
+		conn_fail_later(c, &e);
+		return;
+	}
 	if (client_resolve(cl, &c->res, &e) < 0) {
 		conn_fail_later(c, &e);
 		return;

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "buf.h"
 #include "guest.h"
@@ -112,6 +114,9 @@ struct pconn {
 	bool client_eof;        /* the client finished sending */
 	bool dead;
 	bool owner;             /* the API's /sandboxes/:id/proxy/:port/ (JSON errors, a key) */
+	bool redirect;          /* tls.http_listen: ACME answers, else 301 to https */
+	SSL *ssl;               /* HTTPS (tls.cert): every byte through it */
+	bool ssl_wants_write;   /* the last SSL call waits for the socket to take bytes */
 
 	/* the request being served */
 	struct phead req;
@@ -133,10 +138,14 @@ struct pconn {
 static struct {
 	struct server *srv;
 	struct listener *l;
+	struct listener *l80;   /* tls.http_listen */
+	int https_port;         /* the public proxy's, for redirects */
 	struct pconn *conns;
 	unsigned nconns, max_conns;
 	struct buckets by_ip, by_alias;
 	char *listening;
+	SSL_CTX *tls;           /* the public proxy's, when tls.cert is set */
+	bool api_tls;           /* the API speaks TLS (lws): no peeking at it */
 } P;
 
 static void conn_update(struct pconn *c);
@@ -160,6 +169,8 @@ static void conn_close(struct pconn *c)
 	guest_op_free(c->op);
 	c->op = NULL;
 	timer_cancel(&c->tmo);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 	watch_close(&c->w);
 	listen_peer_done(c->peer);
 	for (struct pconn **pp = &P.conns; *pp; pp = &(*pp)->next)
@@ -176,18 +187,75 @@ static void arm(struct pconn *c, uint64_t ms)
 	timer_arm(&c->tmo, ms);
 }
 
+/* ---- the client's bytes, plain or through TLS ------------------------------------------ */
+
+/* > 0 bytes, 0 the client finished, -EAGAIN nothing now, else -errno. */
+static ssize_t conn_recv(struct pconn *c, void *p, size_t n)
+{
+	if (!c->ssl) {
+		ssize_t k = recv(c->w.fd, p, n, 0);
+		return k < 0 ? (errno == EINTR ? -EAGAIN : -errno) : k;
+	}
+	ERR_clear_error();
+	int k = SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	if (k > 0) {
+		c->ssl_wants_write = false;
+		return k;
+	}
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_READ:
+		return -EAGAIN;
+	case SSL_ERROR_WANT_WRITE:
+		c->ssl_wants_write = true;
+		return -EAGAIN;
+	case SSL_ERROR_ZERO_RETURN:
+		return 0;
+	default:
+		return -EPROTO;   /* a failed handshake, a bad record, a reset */
+	}
+}
+
+static ssize_t conn_send(struct pconn *c, const void *p, size_t n)
+{
+	if (!c->ssl) {
+		ssize_t k = send(c->w.fd, p, n, MSG_NOSIGNAL);
+		return k < 0 ? (errno == EINTR ? -EAGAIN : -errno) : k;
+	}
+	ERR_clear_error();
+	int k = SSL_write(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n);
+	if (k > 0) {
+		c->ssl_wants_write = false;
+		return k;
+	}
+	switch (SSL_get_error(c->ssl, k)) {
+	case SSL_ERROR_WANT_WRITE:
+		c->ssl_wants_write = true;
+		return -EAGAIN;
+	case SSL_ERROR_WANT_READ:
+		return -EAGAIN;   /* a renegotiation: the next read moves it on */
+	default:
+		return -EPIPE;
+	}
+}
+
+/* The client's side done sending: close_notify first under TLS. */
+static void conn_shut_wr(struct pconn *c)
+{
+	if (c->ssl)
+		SSL_shutdown(c->ssl);
+	shutdown(c->w.fd, SHUT_WR);
+}
+
 /* ---- writing to the client --------------------------------------------------------- */
 
 static void flush_out(struct pconn *c)
 {
 	size_t done = 0;
 	while (done < c->out.len) {
-		ssize_t n = send(c->w.fd, c->out.data + done, c->out.len - done, MSG_NOSIGNAL);
+		ssize_t n = conn_send(c, c->out.data + done, c->out.len - done);
+		if (n == -EAGAIN)
+			break;
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
 			buf_consume(&c->out, done);
 			conn_close(c);
 			return;
@@ -204,7 +272,7 @@ static void flush_out(struct pconn *c)
 		return;
 	}
 	if (c->st == P_TUNNEL && c->guest_eof && !c->out.len)
-		shutdown(c->w.fd, SHUT_WR);
+		conn_shut_wr(c);
 }
 
 static void client_write(struct pconn *c, const void *p, size_t n)
@@ -300,6 +368,67 @@ head:;
 	arm(c, PROXY_BODY_IDLE_MS);
 	conn_update(c);
 	flush_out(c);
+}
+
+/* ---- ACME http-01 ------------------------------------------------------------------ */
+
+#define ACME_PREFIX "/.well-known/acme-challenge/"
+
+/* GET /.well-known/acme-challenge/TOKEN on any host: the key authorization
+ * an ACME client (scripts/uacme-hook.sh) left in data_dir/acme/http-01/. */
+static void serve_challenge(struct pconn *c)
+{
+	const char *token = c->req.target + strlen(ACME_PREFIX);
+	size_t n = strlen(token);
+	if (n == 0 || n > 256 || strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					       "0123456789-_") != n) {
+		answer(c, 404, 0, NULL, "no such challenge");
+		return;
+	}
+	struct buf path = BUF_INIT;
+	buf_addf(&path, "%s/acme/http-01/%s", P.srv->cfg.data_dir, token);
+	FILE *f = fopen(path.data, "re");
+	buf_release(&path);
+	char body[1024];
+	size_t len = f ? fread(body, 1, sizeof(body) - 1, f) : 0;
+	if (f)
+		fclose(f);
+	if (!f || len == 0) {
+		answer(c, 404, 0, NULL, "no such challenge");
+		return;
+	}
+	while (len && (body[len - 1] == '\n' || body[len - 1] == '\r'))
+		len--;
+	struct buf h = BUF_INIT;
+	buf_addf(&h, "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+		 "Content-Length: %zu\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
+		 len);
+	buf_add(&h, body, len);
+	client_write(c, h.data, h.len);
+	buf_release(&h);
+	c->st = P_CLOSING;
+	arm(c, PROXY_BODY_IDLE_MS);
+	conn_update(c);
+	flush_out(c);
+}
+
+/* tls.http_listen: everything but ACME goes to the same URL over https. */
+static void redirect_https(struct pconn *c)
+{
+	const char *host = phead_get(&c->req, "host");
+	if (!host || !host[0] || strpbrk(host, " \"<>\\")) {
+		answer(c, 400, 0, NULL, "no Host header");
+		return;
+	}
+	struct buf loc = BUF_INIT;
+	size_t hl = host[0] == '[' ? strcspn(host, "]") + (strchr(host, ']') ? 1 : 0)
+				   : strcspn(host, ":");
+	buf_addf(&loc, "https://%.*s", (int)hl, host);
+	if (P.https_port != 443)
+		buf_addf(&loc, ":%d", P.https_port);
+	buf_adds(&loc, c->req.target);
+	answer(c, 301, 0, loc.data, "this site is served over https: %s", loc.data);
+	buf_release(&loc);
 }
 
 /* ---- the guest side ---------------------------------------------------------------- */
@@ -575,7 +704,7 @@ static void upstream_head(struct pconn *c, const char *target, const char *prefi
 		buf_addf(o, "X-Forwarded-For: %s, %s\r\n", xff, c->ip);
 	else
 		buf_addf(o, "X-Forwarded-For: %s\r\n", c->ip);
-	buf_adds(o, "X-Forwarded-Proto: http\r\n");
+	buf_addf(o, "X-Forwarded-Proto: %s\r\n", c->ssl ? "https" : "http");
 	if (host)
 		buf_addf(o, "X-Forwarded-Host: %s\r\n", host);
 	if (prefix)
@@ -743,6 +872,11 @@ static void start_request(struct pconn *c, size_t hl)
 	struct sbx *sb = NULL;
 	if (c->req.target[0] != '/')
 		answer(c, 400, 0, NULL, "the request target must be a path");
+	else if (!c->owner && strncmp(c->req.target, ACME_PREFIX, strlen(ACME_PREFIX)) == 0 &&
+		 strcmp(c->req.method, "GET") == 0)
+		serve_challenge(c);
+	else if (c->redirect)
+		redirect_https(c);
 	else if (c->owner)
 		sb = route_owner(c, &path, &prefix);
 	else
@@ -831,9 +965,9 @@ static void conn_update(struct pconn *c)
 		want_read = false;
 		break;
 	}
-	if (want_read)
+	if (want_read || (c->ssl && !SSL_is_init_finished(c->ssl)))
 		ev |= EPOLLIN | EPOLLRDHUP;
-	if (c->out.len)
+	if (c->out.len || c->ssl_wants_write)
 		ev |= EPOLLOUT;
 	watch_set(&c->w, ev);
 }
@@ -846,9 +980,12 @@ static void on_client(struct watch *w, uint32_t events)
 		if (c->dead)
 			return;
 	}
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) {
+	/* under TLS a write may wait for a read and the other way round: try
+	 * reading whenever the socket moved */
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP) ||
+	    (c->ssl && (events & EPOLLOUT))) {
 		char tmp[READ_CHUNK];
-		ssize_t n = recv(w->fd, tmp, sizeof(tmp), 0);
+		ssize_t n = conn_recv(c, tmp, sizeof(tmp));
 		if (n > 0) {
 			buf_add(&c->in, tmp, (size_t)n);
 			if (c->st == P_HEAD)
@@ -857,11 +994,17 @@ static void on_client(struct watch *w, uint32_t events)
 				arm(c, PROXY_TUNNEL_IDLE_MS);
 		} else if (n == 0) {
 			c->client_eof = true;
-		} else if (errno != EAGAIN && errno != EINTR) {
+		} else if (n != -EAGAIN) {
 			conn_close(c);
 			return;
 		}
 		process(c);
+		if (c->dead)
+			return;
+		if (c->out.len)
+			flush_out(c);
+		if (c->dead)
+			return;
 	}
 	conn_update(c);
 }
@@ -937,9 +1080,53 @@ static struct pconn *conn_new(int fd, struct listen_peer *peer)
 	return c;
 }
 
+static bool on_accept_http(int fd, struct listen_peer *peer, void *arg UNUSED)
+{
+	struct pconn *c = conn_new(fd, peer);
+	if (c)
+		c->redirect = true;
+	return c != NULL;
+}
+
 static bool on_accept(int fd, struct listen_peer *peer, void *arg UNUSED)
 {
-	return conn_new(fd, peer) != NULL;
+	struct pconn *c = conn_new(fd, peer);
+	if (!c)
+		return false;
+	if (P.tls) {
+		c->ssl = SSL_new(P.tls);
+		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+			conn_close(c);
+			return true;   /* taken, and closed */
+		}
+		SSL_set_accept_state(c->ssl);
+	}
+	return true;
+}
+
+/* The TLS context of the public proxy: the certificate chain and key of
+ * tls.cert and tls.key, TLS 1.2 and up, HTTP/1.1 only (no ALPN h2). */
+static int tls_context(const struct settings *cfg, struct err *e)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (!ctx)
+		return err_set(e, ENOMEM, "cannot make a TLS context");
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+			      SSL_MODE_RELEASE_BUFFERS);
+	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
+		SSL_CTX_free(ctx);
+		return err_set(e, EINVAL, "tls.cert '%s': cannot load a PEM certificate chain: %s",
+			       cfg->tls.cert, ERR_reason_error_string(ERR_get_error()));
+	}
+	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1) {
+		SSL_CTX_free(ctx);
+		return err_set(e, EINVAL, "tls.key '%s': cannot load it, or it is not the key of "
+			       "tls.cert: %s", cfg->tls.key, ERR_reason_error_string(ERR_get_error()));
+	}
+	P.tls = ctx;
+	return 0;
 }
 
 /* ---- the owner's path on the API listener --------------------------------------------- */
@@ -1053,7 +1240,7 @@ static void sniff_timer(struct timer *t)
 
 bool proxy_sniff(int fd, struct listen_peer *peer, proxy_accept_fn api, unsigned timeout_ms)
 {
-	if (!P.srv)
+	if (!P.srv || P.api_tls)
 		return api(fd, peer);
 	struct sniff *s = xcalloc(1, sizeof(*s));
 	s->peer = peer;
@@ -1088,17 +1275,33 @@ int proxy_start(struct server *srv, struct err *e)
 	P.max_conns = (unsigned)cfg->proxy.max_conns;
 	buckets_init(&P.by_ip, cfg->proxy.requests_per_ip_per_min);
 	buckets_init(&P.by_alias, cfg->proxy.requests_per_alias_per_min);
+	P.api_tls = cfg->tls.cert != NULL;
 	if (!cfg->public_proxy_listen)
 		return 0;
 	char *host = NULL;
 	int port;
 	int r = settings_parse_listen(cfg->public_proxy_listen, &host, &port, e);
-	if (r < 0)
+	if (r == 0 && cfg->tls.cert)
+		r = tls_context(cfg, e);
+	if (r < 0) {
+		free(host);
 		return r;
+	}
 	r = listen_start(host, port, (unsigned)cfg->proxy.max_conns_per_ip, on_accept, NULL, &P.l, e);
 	free(host);
 	if (r < 0)
 		return r;
+	P.https_port = port;
+	if (cfg->tls.cert && cfg->tls.http_listen) {
+		host = NULL;
+		r = settings_parse_listen(cfg->tls.http_listen, &host, &port, e);
+		if (r == 0)
+			r = listen_start(host, port, (unsigned)cfg->proxy.max_conns_per_ip,
+					 on_accept_http, NULL, &P.l80, e);
+		free(host);
+		if (r < 0)
+			return r;
+	}
 	P.listening = xstrdup(listen_describe(P.l));
 	return 0;
 }
@@ -1118,9 +1321,11 @@ void proxy_stop(void)
 	while (P.conns)
 		conn_close(P.conns);
 	listen_free(P.l);
-	P.l = NULL;
+	listen_free(P.l80);
+	P.l = P.l80 = NULL;
 	free(P.by_ip.slot);
 	free(P.by_alias.slot);
 	free(P.listening);
+	SSL_CTX_free(P.tls);
 	memset(&P, 0, sizeof(P));
 }

@@ -215,6 +215,11 @@ int serve_main(const struct args *a)
 		fprintf(stderr, "bhatti serve: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
+	if (!S.cfg.tls.cert != !S.cfg.tls.key) {
+		fprintf(stderr, "bhatti serve: tls.cert and tls.key go together: give both, or "
+				"neither for plain HTTP\n");
+		return 2;
+	}
 	if (http_start(&S, host, port, &e) < 0)
 		return fail("listen", &e);
 	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),

@@ -133,6 +133,9 @@ static const struct config_key keys[] = {
 		       100000000),
 	CONFIG_KEY_INT("proxy.max_conns", S, proxy.max_conns, 0, 1000000),
 	CONFIG_KEY_INT("proxy.max_conns_per_ip", S, proxy.max_conns_per_ip, 0, 1000000),
+	CONFIG_KEY_STR_CHECK("tls.cert", S, tls.cert, check_abs_path),
+	CONFIG_KEY_STR_CHECK("tls.key", S, tls.key, check_abs_path),
+	CONFIG_KEY_STR_CHECK("tls.http_listen", S, tls.http_listen, check_listen),
 };
 #undef S
 

@@ -37,6 +37,11 @@
  *     requests_per_alias_per_min: 5000  # per published port (burst: a third)
  *     max_conns: 4096                   # open connections, all clients
  *     max_conns_per_ip: 256             # open connections per client address
+ *   tls:                        # HTTPS for the API and the public proxy (both
+ *     cert: /etc/bhatti/tls.crt #   or neither; PEM, the chain after the leaf)
+ *     key: /etc/bhatti/tls.key
+ *     http_listen: ":80"        # plain HTTP beside the public proxy: ACME
+ *                               # http-01 answers, everything else 301 to https
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -97,6 +102,11 @@ struct settings {
 		int64_t max_conns;
 		int64_t max_conns_per_ip;
 	} proxy;
+	struct {
+		char *cert;         /* PEM chain; NULL: plain HTTP */
+		char *key;          /* PEM private key */
+		char *http_listen;  /* NULL: none */
+	} tls;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

@@ -154,6 +154,13 @@ static void emit(const struct settings *s, struct buf *out)
 		 (long long)s->proxy.requests_per_ip_per_min,
 		 (long long)s->proxy.requests_per_alias_per_min, (long long)s->proxy.max_conns,
 		 (long long)s->proxy.max_conns_per_ip);
+	if (s->tls.cert)
+		put_str(out, "tls:\n  cert", s->tls.cert, 0);
+	if (s->tls.key)
+		put_str(out, s->tls.cert ? "  key" : "tls:\n  key", s->tls.key, 0);
+	if (s->tls.http_listen)
+		put_str(out, s->tls.cert || s->tls.key ? "  http_listen" : "tls:\n  http_listen",
+			s->tls.http_listen, 0);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -172,7 +179,9 @@ static bool same(const struct settings *a, const struct settings *b)
 	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
 	       same_str(a->public_proxy_listen, b->public_proxy_listen) &&
 	       same_str(a->domain, b->domain) &&
-	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0;
+	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
+	       same_str(a->tls.cert, b->tls.cert) && same_str(a->tls.key, b->tls.key) &&
+	       same_str(a->tls.http_listen, b->tls.http_listen);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

@@ -8,6 +8,8 @@
  *   GET /               an HTML page whose script opens a WebSocket to
  *                       "ws" beside the page, sends a message and writes
  *                       the echo into <p id="out"> (the browser test)
+ *   GET /slow?ms=N      an empty answer after N ms (the page's last image:
+ *                       the browser's load event waits for it)
  *   GET /hello          "hello from the sandbox\n"
  *   GET /headers        the request head as text/plain
  *   GET /ws             WebSocket: every text or binary message echoed
@@ -285,7 +287,7 @@ static const char page[] =
 	"ws.onmessage = function (m) { document.getElementById('out').textContent = 'got: ' + m.data; "
 	"document.title = 'done'; };\n"
 	"ws.onerror = function () { document.getElementById('out').textContent = 'ws error'; };\n"
-	"</script></body></html>\n";
+	"</script>\n<img src=\"slow?ms=3000\" alt=\"\"></body></html>\n";
 
 static void serve(int fd)
 {
@@ -320,6 +322,9 @@ static void serve(int fd)
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s", head_len, (int)head_len,
 			 head);
 		say(fd, out);
+	} else if (strncmp(target, "/slow?ms=", 9) == 0) {
+		usleep((useconds_t)strtoul(target + 9, NULL, 10) * 1000);
+		say(fd, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
 	} else if (strcmp(target, "/hello") == 0) {
 		say(fd, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n"
 			"Connection: close\r\n\r\nhello from the sandbox\n");

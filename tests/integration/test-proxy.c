@@ -11,7 +11,11 @@
  * unpublish, 502 for a port nothing listens on, a WebSocket echo, SSE
  * delivered as written, 50 MB down and up with checksums while the
  * daemon's memory stays flat, a daemon restart keeping the routes, the
- * per-alias rate limit (429), destroy removing the routes.
+ * per-alias rate limit (429), destroy removing the routes; HTTPS with a
+ * CA of the test's own (the API through the CLI's --ca, the public
+ * proxy, the plain listener's redirect and ACME answers), a certificate
+ * from ACME (Debian's uacme against Debian's pebble on loopback), and
+ * headless Chromium running the page's WebSocket through the proxy.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +30,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
@@ -499,6 +506,32 @@ static void test_websocket_and_sse(void **state UNUSED)
 	close(fd);
 }
 
+/* A real browser: headless Chromium (Debian's) opens the published page;
+ * its script opens a WebSocket back through the proxy and writes the echo
+ * into the page; the page's last image answers after 3 s, so the load
+ * event (after which --dump-dom prints the DOM) comes after the echo. */
+static void test_browser(void **state UNUSED)
+{
+	char *profile = test_strf("%s/chromium-profile", F->d.dir);
+	char *url = test_strf("%s/web-app/", F->purl);
+	char *argv[] = { "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+			 "--no-first-run", "--disable-background-networking",
+			 "--disable-component-update", "--disable-sync", NULL, "--dump-dom", url,
+			 NULL };
+	char *ud = test_strf("--user-data-dir=%s", profile);
+	argv[9] = ud;
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &out, &err, 60000);
+	if (rc != 0 || !out.data || !strstr(out.data, "<p id=\"out\">got: echo through the proxy</p>"))
+		fail_msg("chromium exit %d; DOM:\n%s\nstderr:\n%s", rc, out.data ? out.data : "",
+			 err.data ? err.data : "");
+	buf_release(&out);
+	buf_release(&err);
+	free(ud);
+	free(url);
+	free(profile);
+}
+
 static void test_big_bodies(void **state UNUSED)
 {
 	size_t n = 50u << 20;
@@ -548,23 +581,280 @@ static void test_big_bodies(void **state UNUSED)
 	assert_true(rss2 - rss0 < 16 * 1024);
 }
 
-static void test_restart_and_limits(void **state UNUSED)
+/* Rewrite the daemon's config (what daemon_start wrote before the test's
+ * own lines, then config_text(extra)) and restart it on the same data. */
+static void restart_with(const char *extra)
 {
-	/* restart with a small per-alias rate: the routes are still there */
 	assert_int_equal(daemon_stop(&F->d, false), 0);
-	char *cfg = config_text("proxy:\n  requests_per_alias_per_min: 30\n");
-	FILE *f = fopen(F->d.config, "r+");
-	assert_non_null(f);
+	char *cfg = config_text(extra);
 	char *old = read_text(F->d.config);
 	char *keep = strstr(old, "pool_size:");
 	assert_non_null(keep);
 	*keep = '\0';
-	f = freopen(F->d.config, "w", f);
+	FILE *f = fopen(F->d.config, "w");
+	assert_non_null(f);
 	fprintf(f, "%s%s", old, cfg);
 	fclose(f);
 	free(old);
 	free(cfg);
 	assert_int_equal(daemon_restart(&F->d), 0);
+}
+
+static void sh(const char *cmd)
+{
+	char *argv[] = { "sh", "-c", (char *)cmd, NULL };
+	struct buf err = BUF_INIT;
+	if (test_run(argv, NULL, NULL, 0, NULL, &err, 30000) != 0)
+		fail_msg("%s: %s", cmd, err.data ? err.data : "");
+	buf_release(&err);
+}
+
+/* HTTPS with a CA of the test's own: the API (curl, the CLI with and
+ * without --ca) and the public proxy (path and host routes, SNI). */
+static void test_tls(void **state UNUSED)
+{
+	char *dir = test_strf("%s/tls", F->d.dir);
+	char *cmd = test_strf(
+		"set -e; mkdir -p %s; cd %s; "
+		"openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 "
+		"-subj '/CN=bhatti test CA' -keyout ca.key -out ca.pem; "
+		"openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost "
+		"-keyout srv.key -out srv.csr; "
+		"printf 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.%s\\nbasicConstraints=CA:FALSE\\n' > ext; "
+		"openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 "
+		"-extfile ext -out srv.pem", dir, dir, DOMAIN);
+	sh(cmd);
+	free(cmd);
+	int http80 = pick_port();
+	char *extra = test_strf("tls:\n  cert: %s/srv.pem\n  key: %s/srv.key\n"
+				"  http_listen: \"127.0.0.1:%d\"\n", dir, dir, http80);
+	char *url = F->d.url;
+	F->d.url = test_strf("https://127.0.0.1:%d", F->d.port);
+	/* daemon_restart waits for /health with curl: trust the CA for it */
+	char *ca = test_strf("%s/ca.pem", dir);
+	setenv("CURL_CA_BUNDLE", ca, 1);
+	restart_with(extra);
+	free(extra);
+
+	/* the CLI: refused without the CA, fine with it (flag or config) */
+	assert_int_equal(CLI(F->alice, "list"), 1);
+	assert_non_null(strstr(ERR.data, "certificate is not trusted"));
+	CLI_OK(F->alice, "--ca", ca, "list");
+	assert_non_null(strstr(OUT.data, "web"));
+	CLI_OK(F->alice, "--ca", ca, "exec", "web", "--", "echo", "over tls");
+	assert_string_equal(OUT.data, "over tls\n");
+	/* publish says https */
+	CLI_OK(F->alice, "--ca", ca, "publish", "web", "-p", "3000");
+	char want[256];
+	snprintf(want, sizeof(want), "https://web-app.%s:%d/\n", DOMAIN, F->pport);
+	assert_string_equal(OUT.data, want);
+
+	/* the public proxy over TLS: the path route, and the host route with SNI */
+	struct resp r;
+	char u[256], res[256];
+	resp_init(&r);
+	CURL *h = curl_easy_init();
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	snprintf(u, sizeof(u), "https://127.0.0.1:%d/web-app/hello", F->pport);
+	assert_int_equal(fetch(h, u, NULL, NULL, 0, &r), 200);
+	assert_string_equal(r.body.data, "hello from the sandbox\n");
+	resp_release(&r);
+	struct curl_slist *rl = NULL;
+	snprintf(res, sizeof(res), "web-app.%s:%d:127.0.0.1", DOMAIN, F->pport);
+	rl = curl_slist_append(rl, res);
+	curl_easy_setopt(h, CURLOPT_RESOLVE, rl);
+	snprintf(u, sizeof(u), "https://web-app.%s:%d/headers", DOMAIN, F->pport);
+	resp_init(&r);
+	assert_int_equal(fetch(h, u, NULL, NULL, 0, &r), 200);
+	assert_non_null(strstr(r.body.data, "X-Forwarded-Proto: https\r\n"));
+	resp_release(&r);
+	/* 5 MB down through TLS */
+	snprintf(u, sizeof(u), "https://web-app.%s:%d/download?bytes=5000000", DOMAIN, F->pport);
+	resp_init(&r);
+	r.hash_only = true;
+	assert_int_equal(fetch(h, u, NULL, NULL, 0, &r), 200);
+	assert_int_equal(r.bytes, 5000000);
+	resp_release(&r);
+	curl_slist_free_all(rl);
+	curl_easy_cleanup(h);
+
+	/* tls.http_listen: ACME answers on plain HTTP, everything else 301 to https */
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/web-app/hello?x=1", http80);
+	snprintf(res, sizeof(res), "web-app.%s", DOMAIN);
+	assert_int_equal(get(u, res, &r), 301);
+	char loc[256];
+	snprintf(loc, sizeof(loc), "Location: https://web-app.%s:%d/web-app/hello?x=1\r\n", DOMAIN,
+		 F->pport);
+	assert_non_null(strstr(r.head.data, loc));
+	resp_release(&r);
+	char *tok = test_strf("mkdir -p %s/acme/http-01 && printf 'tok.thumb' > %s/acme/http-01/tok",
+			      F->d.data, F->d.data);
+	sh(tok);
+	free(tok);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/.well-known/acme-challenge/tok", http80);
+	assert_int_equal(get(u, "anything.example", &r), 200);
+	assert_string_equal(r.body.data, "tok.thumb");
+	resp_release(&r);
+	snprintf(u, sizeof(u), "http://127.0.0.1:%d/.well-known/acme-challenge/nope", http80);
+	assert_int_equal(get(u, NULL, &r), 404);
+	resp_release(&r);
+
+	/* back to plain HTTP for the tests after */
+	unsetenv("CURL_CA_BUNDLE");
+	free(F->d.url);
+	F->d.url = url;
+	restart_with(NULL);
+	free(ca);
+	free(dir);
+}
+
+/* A process of the test's own in the background (its output to log). */
+static pid_t spawn(const char *log, char *const argv[], char *const env[])
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		for (char *const *e = env; e && *e; e++)
+			putenv(*e);
+		execvp(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void reap(pid_t pid)
+{
+	if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+/* ACME: Debian's uacme gets a certificate for a published alias from
+ * Debian's pebble (a test CA on loopback; its DNS is pebble-challtestsrv
+ * answering 127.0.0.1), the http-01 challenge answered by the public
+ * proxy from what scripts/uacme-hook.sh left in data_dir/acme/http-01;
+ * then the daemon serves that certificate and a client trusting
+ * pebble's root reaches the alias over HTTPS. uacme trusts only the
+ * system's CAs: it runs in a mount namespace of its own where the
+ * system's bundle is the test's CA (nothing outside changes). */
+static void test_acme(void **state UNUSED)
+{
+	if (geteuid() != 0)
+		skip();   /* unshare -m */
+	char *dir = test_strf("%s/tls", F->d.dir), *ad = test_strf("%s/acme", F->d.dir);
+	int dns = pick_port(), acme = pick_port(), mgmt = pick_port();
+	char *cmd = test_strf(
+		"set -e; mkdir -p %s; cd %s; "
+		"openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=pebble "
+		"-keyout pebble.key -out pebble.csr; "
+		"printf 'subjectAltName=IP:127.0.0.1\\n' > ext; "
+		"openssl x509 -req -in pebble.csr -CA %s/ca.pem -CAkey %s/ca.key -CAcreateserial "
+		"-days 2 -extfile ext -out pebble.pem; "
+		"printf '{\"pebble\": {\"listenAddress\": \"127.0.0.1:%d\", "
+		"\"managementListenAddress\": \"127.0.0.1:%d\", \"certificate\": \"%s/pebble.pem\", "
+		"\"privateKey\": \"%s/pebble.key\", \"httpPort\": %d, \"tlsPort\": %d, "
+		"\"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false}}' > pebble.json",
+		ad, ad, dir, dir, acme, mgmt, ad, ad, F->pport, pick_port());
+	sh(cmd);
+	free(cmd);
+	char dnsaddr[64], cfgp[512];
+	snprintf(dnsaddr, sizeof(dnsaddr), "127.0.0.1:%d", dns);
+	snprintf(cfgp, sizeof(cfgp), "%s/pebble.json", ad);
+	char *chall_log = test_strf("%s/chall.log", ad), *pebble_log = test_strf("%s/pebble.log", ad);
+	char *mg = test_strf("127.0.0.1:%d", pick_port());
+	char *const chall_argv[] = { "pebble-challtestsrv", "-dns01", dnsaddr, "-http01", "",
+				     "-https01", "", "-tlsalpn01", "", "-management", mg,
+				     "-defaultIPv6", "", NULL };
+	char *const pebble_argv[] = { "pebble", "-config", cfgp, "-dnsserver", dnsaddr, NULL };
+	char *const pebble_env[] = { "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", NULL };
+	pid_t chall = spawn(chall_log, chall_argv, NULL);
+	pid_t pebble = spawn(pebble_log, pebble_argv, pebble_env);
+	/* pebble answers once it listens */
+	char *wait = test_strf("for i in $(seq 100); do curl -fsS --cacert %s/ca.pem "
+			       "https://127.0.0.1:%d/dir >/dev/null 2>&1 && exit 0; sleep 0.1; done; "
+			       "exit 1", dir, acme);
+	sh(wait);
+	free(wait);
+
+	char cwd[512];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	char *run = test_strf(
+		"set -e; mount --bind %s/ca.pem /etc/ssl/certs/ca-certificates.crt; "
+		"export BHATTI_ACME_DIR=%s/acme/http-01; "
+		"uacme -y -a https://127.0.0.1:%d/dir -c %s/conf new admin@example.test; "
+		"uacme -a https://127.0.0.1:%d/dir -c %s/conf -h %s/scripts/uacme-hook.sh -t EC "
+		"issue web-app.%s", dir, F->d.data, acme, ad, acme, ad, cwd, DOMAIN);
+	char *argv[] = { "unshare", "-m", "sh", "-c", run, NULL };
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int rc = test_run(argv, NULL, NULL, 0, &out, &err, 60000);
+	if (rc != 0)
+		fail_msg("uacme: %s%s", out.data ? out.data : "", err.data ? err.data : "");
+	buf_release(&out);
+	buf_release(&err);
+	free(run);
+	/* the answer was taken down again */
+	char *left = test_strf("%s/acme/http-01", F->d.data);
+	char *ls = test_strf("test -z \"$(ls -A %s)\"", left);
+	sh(ls);
+	free(ls);
+	free(left);
+	/* pebble's root, for a client */
+	char *root = test_strf("curl -fsS --cacert %s/ca.pem https://127.0.0.1:%d/roots/0 > %s/root.pem",
+			       dir, mgmt, ad);
+	sh(root);
+	free(root);
+	reap(pebble);
+	reap(chall);
+
+	/* the daemon serves the ACME certificate */
+	char *extra = test_strf("tls:\n  cert: %s/conf/web-app.%s/cert.pem\n"
+				"  key: %s/conf/private/web-app.%s/key.pem\n", ad, DOMAIN, ad, DOMAIN);
+	char *url = F->d.url;
+	F->d.url = test_strf("https://localhost:%d", F->d.port);
+	/* (the API shares that certificate, which does not name localhost:
+	 * daemon_restart's curl checks /health with -k, from a .curlrc) */
+	setenv("CURL_HOME", ad, 1);
+	char *curlrc = test_strf("%s/.curlrc", ad);
+	FILE *f = fopen(curlrc, "w");
+	fputs("insecure\n", f);
+	fclose(f);
+	restart_with(extra);
+	free(extra);
+	unsetenv("CURL_HOME");
+	struct resp r;
+	char u[256], res[128], ca[512];
+	snprintf(ca, sizeof(ca), "%s/root.pem", ad);
+	snprintf(res, sizeof(res), "web-app.%s:%d:127.0.0.1", DOMAIN, F->pport);
+	snprintf(u, sizeof(u), "https://web-app.%s:%d/hello", DOMAIN, F->pport);
+	CURL *h = curl_easy_init();
+	struct curl_slist *rl = curl_slist_append(NULL, res);
+	curl_easy_setopt(h, CURLOPT_RESOLVE, rl);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	resp_init(&r);
+	assert_int_equal(fetch(h, u, NULL, NULL, 0, &r), 200);
+	assert_string_equal(r.body.data, "hello from the sandbox\n");
+	resp_release(&r);
+	curl_slist_free_all(rl);
+	curl_easy_cleanup(h);
+
+	free(F->d.url);
+	F->d.url = url;
+	restart_with(NULL);
+	free(curlrc);
+	free(mg);
+	free(chall_log);
+	free(pebble_log);
+	free(ad);
+	free(dir);
+}
+
+static void test_restart_and_limits(void **state UNUSED)
+{
+	/* restart with a small per-alias rate: the routes are still there */
+	restart_with("proxy:\n  requests_per_alias_per_min: 30\n");
 	char url[256];
 	snprintf(url, sizeof(url), "%s/web-app/hello", F->purl);
 	struct resp r;
@@ -598,7 +888,10 @@ int main(void)
 		cmocka_unit_test(test_publish_routes),
 		cmocka_unit_test(test_owner_path),
 		cmocka_unit_test(test_websocket_and_sse),
+		cmocka_unit_test(test_browser),
 		cmocka_unit_test(test_big_bodies),
+		cmocka_unit_test(test_tls),
+		cmocka_unit_test(test_acme),
 		cmocka_unit_test(test_restart_and_limits),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

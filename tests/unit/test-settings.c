@@ -44,6 +44,14 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
 	assert_int_equal(s->limits.memory_budget, 0);
 	assert_int_equal(s->limits.max_body, 100ull << 20);
+	assert_null(s->public_proxy_listen);
+	assert_null(s->domain);
+	assert_int_equal(s->proxy.requests_per_ip_per_min, 1500);
+	assert_int_equal(s->proxy.requests_per_alias_per_min, 5000);
+	assert_int_equal(s->proxy.max_conns, 4096);
+	assert_int_equal(s->proxy.max_conns_per_ip, 256);
+	assert_null(s->tls.cert);
+	assert_null(s->tls.key);
 }
 
 static void test_defaults(void **state)
@@ -91,6 +99,26 @@ static void test_full_file(void **state)
 	assert_int_equal(s.limits.max_snapshot_disk, 3ull << 30);
 	assert_int_equal(s.limits.memory_budget, 6ull << 30);
 	assert_int_equal(s.limits.max_body, 1ull << 30);
+	assert_string_equal(s.public_proxy_listen, ":8081");
+	assert_string_equal(s.domain, "sb.example.com");
+	assert_int_equal(s.proxy.requests_per_ip_per_min, 100);
+	assert_int_equal(s.proxy.requests_per_alias_per_min, 200);
+	assert_int_equal(s.proxy.max_conns, 300);
+	assert_int_equal(s.proxy.max_conns_per_ip, 40);
+	assert_string_equal(s.tls.cert, "/etc/bhatti/tls.crt");
+	assert_string_equal(s.tls.key, "/etc/bhatti/tls.key");
+	settings_release(&s);
+
+	/* a domain is a lower-case DNS name of two labels or more */
+	static const char *const bad_domains[] = { "localhost", "Example.com", "a..b", ".a.b",
+						   "a.b.", "-a.b", "a-.b", "a_b.c", "" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_domains); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "domain: \"%s\"\n", bad_domains[i]);
+		if (settings_load_string("t.yaml", text, &s, &e) != -EINVAL)
+			fail_msg("domain '%s' accepted", bad_domains[i]);
+	}
+	assert_int_equal(settings_load_string("t.yaml", "domain: a-1.b2.example\n", &s, &e), 0);
 	settings_release(&s);
 }
 
