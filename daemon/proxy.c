@@ -273,6 +273,7 @@ static void flush_out(struct pconn *c)
 	}
 	if (c->st == P_TUNNEL && c->guest_eof && !c->out.len)
 		conn_shut_wr(c);
+	conn_update(c);   /* what is left waits for EPOLLOUT */
 }
 
 static void client_write(struct pconn *c, const void *p, size_t n)

@@ -38,8 +38,10 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "async.h"
 #include "buf.h"
 #include "helpers.h"
+#include "loop.h"
 #include "util.h"
 #include "wsc.h"
 
@@ -609,6 +611,68 @@ static void sh(const char *cmd)
 	buf_release(&err);
 }
 
+/* The shell's WebSocket over https (client/async.c, as `bhatti shell`
+ * uses it), in this process on the loop: a command typed, its output
+ * read back. */
+struct wsrun {
+	struct buf out;
+	bool opened, closed, sent;
+	struct err err;
+};
+
+static void ws_open_cb(struct async_ws *ws UNUSED, void *arg)
+{
+	((struct wsrun *)arg)->opened = true;
+}
+
+static void ws_msg_cb(struct async_ws *ws, bool binary, const char *p, size_t n, void *arg)
+{
+	struct wsrun *w = arg;
+	if (!binary && !w->sent) {   /* {"type":"session",...}: the shell is ours */
+		static const char cmd[] = "echo tls-$((6*7))-ok\n";
+		async_ws_send(ws, true, cmd, sizeof(cmd) - 1);
+		w->sent = true;
+		return;
+	}
+	if (binary)
+		buf_add(&w->out, p, n);
+}
+
+static void ws_closed_cb(struct async_ws *ws UNUSED, const struct err *e, void *arg)
+{
+	struct wsrun *w = arg;
+	w->closed = true;
+	if (e)
+		w->err = *e;
+}
+
+static void shell_over_tls(const char *ca)
+{
+	static const struct async_ws_cb cb = { .open = ws_open_cb, .message = ws_msg_cb,
+					       .closed = ws_closed_cb };
+	struct client_settings cs = { .url = F->d.url, .token = F->alice, .ca = (char *)ca };
+	struct client *cl = client_new(&cs);
+	assert_int_equal(loop_init(), 0);
+	struct wsrun w = { .out = BUF_INIT };
+	struct async_ws *ws = async_ws_open(cl, "/sandboxes/web/ws", &cb, &w);
+	uint64_t end = now_ms() + 30000;
+	bool asked = false;
+	while (!w.closed && now_ms() < end) {
+		loop_run_once(100);
+		buf_addch(&w.out, '\0');
+		w.out.len--;
+		if (!asked && w.out.data && strstr(w.out.data, "tls-42-ok")) {
+			async_ws_close(ws);
+			asked = true;
+		}
+	}
+	if (!w.closed || !asked)
+		fail_msg("shell over https: opened %d, closed %d, output '%s', error '%s'", w.opened,
+			 w.closed, w.out.data ? w.out.data : "", err_str(&w.err));
+	buf_release(&w.out);
+	client_free(cl);
+}
+
 /* HTTPS with a CA of the test's own: the API (curl, the CLI with and
  * without --ca) and the public proxy (path and host routes, SNI). */
 static void test_tls(void **state UNUSED)
@@ -643,6 +707,7 @@ static void test_tls(void **state UNUSED)
 	assert_non_null(strstr(OUT.data, "web"));
 	CLI_OK(F->alice, "--ca", ca, "exec", "web", "--", "echo", "over tls");
 	assert_string_equal(OUT.data, "over tls\n");
+	shell_over_tls(ca);
 	/* publish says https */
 	CLI_OK(F->alice, "--ca", ca, "publish", "web", "-p", "3000");
 	char want[256];
