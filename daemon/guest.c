@@ -545,6 +545,8 @@ struct guest_op *guest_forward(struct sbx *sb, uint16_t port, const struct guest
 void guest_write(struct guest_op *op, const void *p, size_t n)
 {
 	op->written += n;
+	if (op->sb && op->s)
+		sbx_touch(op->sb);   /* bytes to the guest are activity, as bytes from it */
 	if (op->s)
 		ac_write(op->s, p, n);
 	else if (!op->over)

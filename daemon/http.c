@@ -1080,13 +1080,6 @@ int http_start(struct server *srv, const char *host, int port, struct err *e)
 	info.max_http_header_pool = 1024;
 	info.vhost_name = "bhatti";
 	info.server_string = "bhatti";
-	if (srv->cfg.tls.cert) {
-		/* HTTPS: every adopted connection begins with a TLS handshake */
-		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-		info.ssl_cert_filepath = srv->cfg.tls.cert;
-		info.ssl_private_key_filepath = srv->cfg.tls.key;
-		info.alpn = "http/1.1";
-	}
 	H.ctx = lws_create_context(&info);
 	if (!H.ctx)
 		return err_set(e, EIO, "cannot start libwebsockets");

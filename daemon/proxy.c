@@ -101,7 +101,7 @@ static bool buckets_take(struct buckets *b, const char *key, uint64_t now, unsig
 
 /* ---- the proxy --------------------------------------------------------------------- */
 
-enum pstate { P_HEAD, P_OPEN, P_RELAY, P_TUNNEL, P_CLOSING };
+enum pstate { P_HEAD, P_OPEN, P_RELAY, P_TUNNEL, P_BRIDGE, P_CLOSING };
 
 struct pconn {
 	struct pconn *next;
@@ -115,6 +115,11 @@ struct pconn {
 	bool dead;
 	bool owner;             /* the API's /sandboxes/:id/proxy/:port/ (JSON errors, a key) */
 	bool redirect;          /* tls.http_listen: ACME answers, else 301 to https */
+	proxy_accept_fn api;    /* an API connection over TLS, not decided yet: the
+				 * API's (bridged to it) unless the owner's path */
+	struct watch lw;        /* P_BRIDGE: our end of the socketpair to the API */
+	struct buf lout;        /* P_BRIDGE: plaintext for the API not yet written */
+	bool api_eof;           /* P_BRIDGE: the API closed its side */
 	SSL *ssl;               /* HTTPS (tls.cert): every byte through it */
 	bool ssl_wants_write;   /* the last SSL call waits for the socket to take bytes */
 
@@ -150,6 +155,7 @@ static struct {
 
 static void conn_update(struct pconn *c);
 static void process(struct pconn *c);
+static int owner_prefix(const char *p, size_t n);
 
 static void conn_free(void *p)
 {
@@ -157,6 +163,7 @@ static void conn_free(void *p)
 	buf_release(&c->in);
 	buf_release(&c->out);
 	buf_release(&c->rhead);
+	buf_release(&c->lout);
 	phead_release(&c->req);
 	free(c);
 }
@@ -171,6 +178,7 @@ static void conn_close(struct pconn *c)
 	timer_cancel(&c->tmo);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	watch_close(&c->lw);
 	watch_close(&c->w);
 	listen_peer_done(c->peer);
 	for (struct pconn **pp = &P.conns; *pp; pp = &(*pp)->next)
@@ -273,6 +281,11 @@ static void flush_out(struct pconn *c)
 	}
 	if (c->st == P_TUNNEL && c->guest_eof && !c->out.len)
 		conn_shut_wr(c);
+	if (c->st == P_BRIDGE && c->api_eof && !c->out.len) {
+		conn_shut_wr(c);   /* the API closed: so do we (close_notify first) */
+		conn_close(c);
+		return;
+	}
 	conn_update(c);   /* what is left waits for EPOLLOUT */
 }
 
@@ -903,6 +916,90 @@ static void start_request(struct pconn *c, size_t hl)
 	conn_update(c);
 }
 
+/* ---- the API over TLS: decrypted here, bridged to libwebsockets ---------------------- */
+
+/* Bytes between the API (its socketpair end) and the client: read what
+ * the API wrote, write what the client sent. */
+static void bridge_pump(struct pconn *c)
+{
+	if (c->in.len) {
+		buf_add(&c->lout, c->in.data, c->in.len);
+		buf_reset(&c->in);
+	}
+	size_t done = 0;
+	while (done < c->lout.len) {
+		ssize_t n = send(c->lw.fd, c->lout.data + done, c->lout.len - done, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			buf_consume(&c->lout, done);
+			conn_close(c);
+			return;
+		}
+		done += (size_t)n;
+	}
+	buf_consume(&c->lout, done);
+	if (c->client_eof && !c->lout.len)
+		shutdown(c->lw.fd, SHUT_WR);
+	conn_update(c);
+}
+
+static void on_api(struct watch *w, uint32_t events)
+{
+	struct pconn *c = w->data;
+	if (events & EPOLLOUT)
+		bridge_pump(c);
+	if (c->dead || !(events & (EPOLLIN | EPOLLHUP | EPOLLERR)) || c->api_eof)
+		return;
+	char tmp[READ_CHUNK];
+	ssize_t n = recv(w->fd, tmp, sizeof(tmp), 0);
+	if (n > 0) {
+		arm(c, PROXY_TUNNEL_IDLE_MS);
+		client_write(c, tmp, (size_t)n);
+	} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+		c->api_eof = true;
+	}
+	flush_out(c);
+}
+
+/* An API connection over TLS, its first bytes decrypted: the owner's
+ * proxy path stays here; anything else is handed to the API through a
+ * socketpair. false: not decided yet (or handed over). */
+static bool decide_api(struct pconn *c)
+{
+	int verdict = owner_prefix(c->in.data, c->in.len);
+	if (verdict < 0 && c->in.len < 256 && !c->client_eof)
+		return false;
+	proxy_accept_fn api = c->api;
+	c->api = NULL;
+	if (verdict == 1) {
+		c->owner = true;
+		return true;
+	}
+	int sp[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0) {
+		conn_close(c);
+		return false;
+	}
+	if (!api(sp[1], NULL)) {   /* it closed sp[1] */
+		close(sp[0]);
+		conn_close(c);
+		return false;
+	}
+	c->st = P_BRIDGE;
+	watch_init(&c->lw, on_api, c);
+	if (watch_add(&c->lw, sp[0], EPOLLIN) < 0) {
+		close(sp[0]);
+		conn_close(c);
+		return false;
+	}
+	arm(c, PROXY_TUNNEL_IDLE_MS);
+	bridge_pump(c);
+	return false;
+}
+
 static void process(struct pconn *c)
 {
 	if (c->dead)
@@ -914,6 +1011,8 @@ static void process(struct pconn *c)
 				conn_close(c);
 			return;
 		}
+		if (c->api && !decide_api(c))
+			return;
 		ssize_t hl = phead_end(c->in.data, c->in.len, PHEAD_MAX);
 		if (hl < 0) {
 			answer(c, 431, 0, NULL, "the request head is larger than %u bytes", PHEAD_MAX);
@@ -935,6 +1034,9 @@ static void process(struct pconn *c)
 			guest_write_eof(c->op);
 		else if (c->client_eof && !c->req_done)
 			conn_close(c);   /* the client left in the middle of its request */
+		return;
+	case P_BRIDGE:
+		bridge_pump(c);
 		return;
 	case P_CLOSING:
 		return;
@@ -961,6 +1063,11 @@ static void conn_update(struct pconn *c)
 	case P_TUNNEL:
 		want_read = want_read && !c->in.len && c->op &&
 			    guest_write_queued(c->op) < PROXY_HIGH;
+		break;
+	case P_BRIDGE:
+		want_read = want_read && c->lout.len < PROXY_HIGH;
+		watch_set(&c->lw, (c->api_eof || c->out.len >= PROXY_HIGH ? 0 : EPOLLIN) |
+				  (c->lout.len ? EPOLLOUT : 0));
 		break;
 	case P_CLOSING:
 		want_read = false;
@@ -989,9 +1096,9 @@ static void on_client(struct watch *w, uint32_t events)
 		ssize_t n = conn_recv(c, tmp, sizeof(tmp));
 		if (n > 0) {
 			buf_add(&c->in, tmp, (size_t)n);
-			if (c->st == P_HEAD)
+			if (c->st == P_HEAD && !c->api)
 				arm(c, PROXY_HEAD_TIMEOUT_MS);
-			else if (c->st == P_TUNNEL)
+			else if (c->st == P_TUNNEL || c->st == P_BRIDGE)
 				arm(c, PROXY_TUNNEL_IDLE_MS);
 		} else if (n == 0) {
 			c->client_eof = true;
@@ -1032,6 +1139,7 @@ static void on_timeout(struct timer *t)
 			conn_close(c);   /* a body stalled */
 		return;
 	case P_TUNNEL:
+	case P_BRIDGE:
 	case P_CLOSING:
 		conn_close(c);
 		return;
@@ -1089,20 +1197,26 @@ static bool on_accept_http(int fd, struct listen_peer *peer, void *arg UNUSED)
 	return c != NULL;
 }
 
+/* Serve c through TLS (false: it failed, and c is closed). */
+static bool conn_tls(struct pconn *c, int fd)
+{
+	c->ssl = SSL_new(P.tls);
+	if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
+		conn_close(c);
+		return false;
+	}
+	SSL_set_accept_state(c->ssl);
+	return true;
+}
+
 static bool on_accept(int fd, struct listen_peer *peer, void *arg UNUSED)
 {
 	struct pconn *c = conn_new(fd, peer);
 	if (!c)
 		return false;
-	if (P.tls) {
-		c->ssl = SSL_new(P.tls);
-		if (!c->ssl || SSL_set_fd(c->ssl, fd) != 1) {
-			conn_close(c);
-			return true;   /* taken, and closed */
-		}
-		SSL_set_accept_state(c->ssl);
-	}
-	return true;
+	if (P.tls)
+		conn_tls(c, fd);
+	return true;   /* taken (and closed, when TLS could not begin) */
 }
 
 /* The TLS context of the public proxy: the certificate chain and key of
@@ -1239,10 +1353,23 @@ static void sniff_timer(struct timer *t)
 	watch_set(&s->w, EPOLLIN | EPOLLRDHUP);
 }
 
+static struct pconn *conn_new(int fd, struct listen_peer *peer);
+static bool conn_tls(struct pconn *c, int fd);
+
 bool proxy_sniff(int fd, struct listen_peer *peer, proxy_accept_fn api, unsigned timeout_ms)
 {
-	if (!P.srv || P.api_tls)
+	if (!P.srv)
 		return api(fd, peer);
+	if (P.api_tls) {
+		/* TLS ends here; the API gets the plaintext (decide_api) */
+		struct pconn *c = conn_new(fd, peer);
+		if (!c)
+			return false;
+		c->api = api;
+		arm(c, timeout_ms);
+		conn_tls(c, fd);
+		return true;
+	}
 	struct sniff *s = xcalloc(1, sizeof(*s));
 	s->peer = peer;
 	s->api = api;
@@ -1257,8 +1384,6 @@ bool proxy_sniff(int fd, struct listen_peer *peer, proxy_accept_fn api, unsigned
 	timer_arm(&s->t, timeout_ms);
 	return true;
 }
-
-static struct pconn *conn_new(int fd, struct listen_peer *peer);
 
 static bool take_owner(int fd, struct listen_peer *peer)
 {
@@ -1277,17 +1402,15 @@ int proxy_start(struct server *srv, struct err *e)
 	buckets_init(&P.by_ip, cfg->proxy.requests_per_ip_per_min);
 	buckets_init(&P.by_alias, cfg->proxy.requests_per_alias_per_min);
 	P.api_tls = cfg->tls.cert != NULL;
+	if (cfg->tls.cert && tls_context(cfg, e) < 0)
+		return -EINVAL;
 	if (!cfg->public_proxy_listen)
 		return 0;
 	char *host = NULL;
 	int port;
 	int r = settings_parse_listen(cfg->public_proxy_listen, &host, &port, e);
-	if (r == 0 && cfg->tls.cert)
-		r = tls_context(cfg, e);
-	if (r < 0) {
-		free(host);
+	if (r < 0)
 		return r;
-	}
 	r = listen_start(host, port, (unsigned)cfg->proxy.max_conns_per_ip, on_accept, NULL, &P.l, e);
 	free(host);
 	if (r < 0)

@@ -23,6 +23,11 @@
  *    │                       ▼                          ▼
  *    └── bad request ──► CLOSING (an error page, then close)   TUNNEL (bytes both ways)
  *
+ *   With tls.* an API connection starts in HEAD undecided: its first
+ *   decrypted bytes make it the owner's path (as above) or BRIDGE: the
+ *   plaintext both ways to libwebsockets over a socket pair, until
+ *   either side closes.
+ *
  * Flow control: the client is read only while less than PROXY_HIGH bytes
  * wait for the guest; the guest is held (guest_hold) while more than
  * PROXY_HIGH wait for the client. A 1 GB download never sits in memory.
@@ -60,7 +65,9 @@ int proxy_port(void);
  * whose first request is `METHOD /sandboxes/:id/proxy/:port/...` (the
  * owner's path, with the API key) is served by the proxy; any other goes
  * to api(fd, peer) untouched (its bytes are only peeked at). Nothing
- * within timeout_ms: closed. Before proxy_start: straight to api. As
+ * within timeout_ms: closed. Before proxy_start: straight to api. With
+ * tls.*: TLS ends here, and api gets one end of a socket pair carrying
+ * the plaintext (peer NULL). As
  * listen_accept_fn: false means fd was not taken, and was closed (api
  * must close it too when it does not take it). */
 typedef bool (*proxy_accept_fn)(int fd, struct listen_peer *peer);

@@ -220,12 +220,14 @@ int serve_main(const struct args *a)
 				"neither for plain HTTP\n");
 		return 2;
 	}
-	if (http_start(&S, host, port, &e) < 0)
-		return fail("listen", &e);
-	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),
-		 engine_accel(S.eng), S.cfg.data_dir);
+	/* the proxy first: it also ends the API's TLS, and sees each new API
+	 * connection before libwebsockets (the owner's path) */
 	if (proxy_start(&S, &e) < 0)
 		return fail("public_proxy_listen", &e);
+	if (http_start(&S, host, port, &e) < 0)
+		return fail("listen", &e);
+	log_info("listening on %s%s (accelerator %s, data in %s)", http_listening(),
+		 S.cfg.tls.cert ? " (https)" : "", engine_accel(S.eng), S.cfg.data_dir);
 	if (proxy_listening())
 		log_info("public proxy of published ports on %s", proxy_listening());
 	rc = http_run();

@@ -708,6 +708,12 @@ static void test_tls(void **state UNUSED)
 	CLI_OK(F->alice, "--ca", ca, "exec", "web", "--", "echo", "over tls");
 	assert_string_equal(OUT.data, "over tls\n");
 	shell_over_tls(ca);
+	/* the owner's path over https (the proxy ends TLS for the API too) */
+	struct buf ob = BUF_INIT;
+	assert_int_equal(http_call(&F->d, "GET", "/sandboxes/web/proxy/3000/headers", F->alice, NULL,
+				   &ob), 200);
+	assert_non_null(strstr(ob.data, "X-Forwarded-Proto: https\r\n"));
+	buf_release(&ob);
 	/* publish says https */
 	CLI_OK(F->alice, "--ca", ca, "publish", "web", "-p", "3000");
 	char want[256];
