@@ -632,7 +632,10 @@ static void on_done(struct guest_op *op UNUSED, const struct guest_end *end, voi
 		request_finished(c);
 		return;
 	}
-	if (end->rc == -ECONNREFUSED) {
+	if (end->rc == -ECONNREFUSED && c->owner) {
+		answer(c, 502, 0, NULL, "nothing is listening on port %u in sandbox '%s'", c->port,
+		       c->alias);
+	} else if (end->rc == -ECONNREFUSED) {
 		answer(c, 502, 0, NULL, "nothing is listening on port %u in the sandbox (published "
 		       "as '%s')", c->port, c->alias);
 	} else if (end->rc == -EAGAIN || end->rc == -EBUSY) {
