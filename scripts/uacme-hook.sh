@@ -4,7 +4,7 @@
 # GET /.well-known/acme-challenge/TOKEN on any host from the files this
 # script leaves in the daemon's data_dir/acme/http-01/.
 #
-#   uacme -h /usr/share/bhatti/uacme-hook.sh issue NAME...   (docs/publishing.md)
+#   uacme -h /usr/local/lib/bhatti/uacme-hook.sh issue NAME...   (docs/publishing.md)
 #
 # uacme runs it as: uacme-hook.sh METHOD TYPE IDENT TOKEN AUTH, METHOD
 # begin (put the answer up), done or failed (take it down). Other
