@@ -769,6 +769,9 @@ static void test_tls(void **state UNUSED)
 	snprintf(u, sizeof(u), "http://127.0.0.1:%d/.well-known/acme-challenge/nope", http80);
 	assert_int_equal(get(u, NULL, &r), 404);
 	resp_release(&r);
+	tok = test_strf("rm %s/acme/http-01/tok", F->d.data);
+	sh(tok);
+	free(tok);
 
 	/* back to plain HTTP for the tests after */
 	unsetenv("CURL_CA_BUNDLE");
