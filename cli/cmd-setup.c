@@ -73,6 +73,8 @@ static int run(struct cli *c)
 		buf_addf(&tmp, "%s.tmp", path);
 		buf_addf(&body, "# written by bhatti setup\napi_url: \"%s\"\nauth_token: \"%s\"\n", cl->url,
 			 cl->token);
+		if (cl->ca)   /* --ca (or BHATTI_CA): an https daemon's own CA */
+			buf_addf(&body, "ca: \"%s\"\n", cl->ca);
 		int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||
 		    rename(tmp.data, path) < 0)
@@ -98,7 +100,7 @@ static int run(struct cli *c)
 const struct cli_cmd cmd_setup_entry = {
 	.name = "setup",
 	.summary = "save the daemon's URL and your API key (~/.bhatti/config.yaml)",
-	.usage = "[--url URL] [--token KEY] [--json]",
+	.usage = "[--url URL] [--token KEY] [--ca FILE] [--json]",
 	.help = "Checks the key against the daemon and saves both in ~/.bhatti/config.yaml.",
 	.run = run,
 };
