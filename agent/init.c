@@ -390,48 +390,96 @@ static void announce(const char *ifname, const uint8_t mac[6], struct in_addr ad
 		close(fd);
 }
 
+/* What this guest's NIC was given, kept in lohar's memory and so in a
+ * snapshot: a clone of a template whose eth0 is up already, with the
+ * same resolv.conf, sets only its address, route and MAC. Under TCG a
+ * clone translates every kernel path it runs afresh: bringing a NIC up
+ * cost ~40 ms and the file write ~45 ms of a create (docs/benchmarks.md). */
+static struct {
+	bool up;                /* eth0 up, IPv6 off, arp_notify on */
+	bool arp_notify;        /* the kernel announces a new MAC (gratuitous ARP) */
+	char *resolv;           /* /etc/resolv.conf as last written */
+} nic;
+
+static bool write_sysctl(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	bool ok = fd >= 0 && write(fd, "1\n", 2) == 2;
+	if (!ok)
+		log_warn("%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return ok;
+}
+
+/* ifname up, once: without IPv6 (the network is IPv4; a clone would keep
+ * its template's link-local address) and with arp_notify. */
+static int nic_up(int fd, const char *ifname, struct err *e)
+{
+	char path[128];
+	if (nic.up)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", ifname);
+	if (access("/proc/sys/net/ipv6", F_OK) == 0)
+		write_sysctl(path);
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv4/conf/%s/arp_notify", ifname);
+	nic.arp_notify = write_sysctl(path);
+	struct ifreq ifr = { 0 };
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+	    (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0))
+		return err_set(e, errno, "cannot bring up '%s': %s", ifname, strerror(errno));
+	nic.up = true;
+	return 0;
+}
+
+/* /etc/resolv.conf naming dns (unchanged: not written again). */
+static int write_resolv(char *const *dns, struct err *e)
+{
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; dns[i]; i++)
+		buf_addf(&b, "nameserver %s\n", dns[i]);
+	buf_addf(&b, "search internal\noptions timeout:2 attempts:2\n");
+	int r = 0;
+	if (!nic.resolv || strcmp(nic.resolv, b.data) != 0) {
+		r = op_file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
+		free(nic.resolv);
+		nic.resolv = r == 0 ? buf_detach(&b, NULL) : NULL;
+	}
+	buf_release(&b);
+	return r;
+}
+
 int init_configure_net(const struct proto_configure *cfg, struct err *e)
 {
 	struct in_addr addr, mask, gw;
 	const char *ifname = cfg->net_ifname[0] ? cfg->net_ifname : "eth0";
+	bool template = !cfg->net_address[0];
+	uint8_t mac[6] = { 0 };
+	bool have_mac = cfg->net_mac && cfg->net_mac[0];
 	int r = 0;
 
-	if (parse_cidr(cfg->net_address, &addr, &mask) < 0)
+	if (!template && parse_cidr(cfg->net_address, &addr, &mask) < 0)
 		return err_set(e, EINVAL, "invalid address '%s' (want a.b.c.d/prefix)", cfg->net_address);
 	if (cfg->net_gateway[0] && inet_pton(AF_INET, cfg->net_gateway, &gw) != 1)
 		return err_set(e, EINVAL, "invalid gateway '%s'", cfg->net_gateway);
+	if (have_mac && parse_mac(cfg->net_mac, mac) < 0)
+		return err_set(e, EINVAL, "invalid mac '%s'", cfg->net_mac);
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return err_set(e, errno, "socket: %s", strerror(errno));
 	struct ifreq ifr = { 0 };
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	uint8_t mac[6] = { 0 };
-	bool have_mac = cfg->net_mac && cfg->net_mac[0];
-	if (have_mac && parse_mac(cfg->net_mac, mac) < 0) {
-		r = err_set(e, EINVAL, "invalid mac '%s'", cfg->net_mac);
-		goto out;
-	}
-	if (have_mac) {
-		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
-		memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
-		if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) {
-			r = err_set(e, errno, "cannot set the mac of '%s': %s", ifname, strerror(errno));
-			goto out;
-		}
-	}
-	if ((r = ifreq_addr(fd, SIOCSIFADDR, ifname, addr)) < 0 ||
-	    (r = ifreq_addr(fd, SIOCSIFNETMASK, ifname, mask)) < 0) {
-		err_set(e, -r, "cannot set the address of '%s': %s", ifname, strerror(-r));
-		goto out;
-	}
 	if (cfg->net_mtu) {
 		ifr.ifr_mtu = (int)cfg->net_mtu;
 		if (ioctl(fd, SIOCSIFMTU, &ifr) < 0)
 			log_warn("mtu %u on %s: %s", cfg->net_mtu, ifname, strerror(errno));
 	}
-	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
-	    (ifr.ifr_flags |= IFF_UP | IFF_RUNNING, ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)) {
-		r = err_set(e, errno, "cannot bring up '%s': %s", ifname, strerror(errno));
+	if ((r = nic_up(fd, ifname, e)) < 0 || template)
+		goto resolv;   /* a template: up, no address */
+	if ((r = ifreq_addr(fd, SIOCSIFADDR, ifname, addr)) < 0 ||
+	    (r = ifreq_addr(fd, SIOCSIFNETMASK, ifname, mask)) < 0) {
+		err_set(e, -r, "cannot set the address of '%s': %s", ifname, strerror(-r));
 		goto out;
 	}
 	if (cfg->net_gateway[0]) {
@@ -448,16 +496,23 @@ int init_configure_net(const struct proto_configure *cfg, struct err *e)
 			goto out;
 		}
 	}
-	if (cfg->net_dns && cfg->net_dns[0]) {
-		struct buf b = BUF_INIT;
-		for (size_t i = 0; cfg->net_dns[i]; i++)
-			buf_addf(&b, "nameserver %s\n", cfg->net_dns[i]);
-		buf_addf(&b, "search internal\noptions timeout:2 attempts:2\n");
-		r = op_file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
-		buf_release(&b);
+	/* the MAC last, on the link that is up and has its address: with
+	 * arp_notify the kernel announces it (a gratuitous ARP), so the
+	 * bridge and the neighbours learn at once where a clone's address is
+	 * now */
+	if (have_mac) {
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+		if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) {
+			r = err_set(e, errno, "cannot set the mac of '%s': %s", ifname, strerror(errno));
+			goto out;
+		}
+		if (!nic.arp_notify)
+			announce(ifname, mac, addr);
 	}
-	if (r == 0 && have_mac)
-		announce(ifname, mac, addr);
+resolv:
+	if (r == 0 && cfg->net_dns && cfg->net_dns[0])
+		r = write_resolv(cfg->net_dns, e);
 out:
 	close(fd);
 	return r;

@@ -134,16 +134,30 @@ static void template_warmed(struct qvm *q)
 	vm_op_finish(q->vm, VM_RUNNING, 0, NULL);
 }
 
+/* the template keeps the boot token. Before it is snapshotted, a shell
+ * and `true` are read from disk once: every clone then has them in its
+ * page cache, and its first exec does not go through the block device
+ * (~100 ms of a first exec under TCG) */
+static void template_warm(struct qvm *q)
+{
+	if (q->agent_rc < 0) {
+		step_fail(q, q->agent_err.code, "template: its NIC: %s", err_str(&q->agent_err));
+		return;
+	}
+	char *argv[] = { (char *)"sh", (char *)"-c", (char *)"true; /bin/true", NULL };
+	struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
+	qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
+}
+
 static void boot_agent_ready(struct qvm *q)
 {
+	if (q->role == QVM_TEMPLATE_BUILD && q->vm->eng->cfg.net) {
+		qagent_configure_nic(q, template_warm);
+		return;
+	}
 	if (q->role == QVM_TEMPLATE_BUILD) {
-		/* the template keeps the boot token. Before it is snapshotted,
-		 * a shell and `true` are read from disk once: every clone then
-		 * has them in its page cache, and its first exec does not go
-		 * through the block device (~100 ms of a first exec under TCG) */
-		char *argv[] = { (char *)"sh", (char *)"-c", (char *)"true; /bin/true", NULL };
-		struct proto_exec ex = { .argv = argv, .cwd = (char *)"", .output_path = (char *)"" };
-		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, template_warmed);
+		q->agent_rc = 0;
+		template_warm(q);
 		return;
 	}
 	if (q->role == QVM_PROBE) { /* it only wanted to know */

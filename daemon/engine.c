@@ -537,6 +537,7 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.key_unwrap = cfg->key_unwrap;
 	eng->cfg.key_arg = cfg->key_arg;
 	eng->cfg.net = cfg->net;
+	memcpy(eng->cfg.resolver, cfg->resolver, sizeof(cfg->resolver));
 	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;

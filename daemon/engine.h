@@ -78,8 +78,12 @@ struct engine_config {
 	 * on a TAP the engine opens (as root) and gives QEMU as a descriptor;
 	 * templates are snapshotted with it. A sandbox's TAP (bt<id>) joins
 	 * the bridge its spec names; a pool clone's and a template build's
-	 * stay down and on no bridge until a create takes the clone. */
+	 * stay down and on no bridge until a create takes the clone. A
+	 * template's guest has its NIC up and the resolver in its
+	 * /etc/resolv.conf already, so a clone sets only its MAC, address
+	 * and route. */
 	bool net;
+	char resolver[16];  /* every guest's DNS resolver: "10.201.0.53" */
 };
 
 enum vm_state {
@@ -99,7 +103,7 @@ const char *vm_state_name(enum vm_state s);
 struct vm_net {
 	char bridge[16];        /* the bridge its TAP joins ("" = none) */
 	char address[20];       /* its address, CIDR: "10.201.3.7/24" */
-	char gateway[16];       /* the bridge's address: route and resolver */
+	char gateway[16];       /* the bridge's address: its default route */
 	char mac[18];           /* "02:..:..:..:..:.." */
 };
 

@@ -241,6 +241,28 @@ static void on_query(struct watch *w, uint32_t events UNUSED)
 	}
 }
 
+/* An answer held until the addresses in it are in the sandbox's set. */
+struct held {
+	struct dns *d;
+	uint32_t gw;
+	struct sockaddr_in client;
+	char name[256];
+	char sandbox[VALID_SANDBOX_ID_LEN + 1];
+	size_t len;
+	uint8_t m[DNS_MAX];
+};
+
+static void learned(void *arg, int rc, const struct err *e)
+{
+	struct held *h = arg;
+	struct listener *l = listener_of(h->d, h->gw);
+	if (rc < 0 && rc != -ECANCELED)
+		log_warn("sandbox '%s': egress for '%s': %s", h->sandbox, h->name, err_str(e));
+	if (rc == 0 && l)   /* (else no answer rather than one it cannot use) */
+		reply(l, &h->client, h->m, h->len);
+	free(h);
+}
+
 static void on_answer(struct watch *w, uint32_t events UNUSED)
 {
 	struct dns *d = w->data;
@@ -271,18 +293,25 @@ static void on_answer(struct watch *w, uint32_t events UNUSED)
 		char name[256];
 		uint16_t type;
 		size_t qend;
-		if (p->learn && parse_question(m, (size_t)len, name, &type, &qend) == 0) {
-			uint32_t ips[32];
-			size_t n = answer_addrs(m, (size_t)len, qend, ips, ARRAY_SIZE(ips));
-			struct err e = ERR_INIT;
-			if (n && net_learn(d->net, sb, ips, n, &e) < 0) {
-				log_warn("sandbox '%s': egress for '%s': %s", sb->row.id, name, err_str(&e));
-				continue;   /* no answer rather than one it cannot use */
-			}
-		}
 		m[0] = (uint8_t)(p->orig_id >> 8);
 		m[1] = (uint8_t)p->orig_id;
-		reply(l, &p->client, m, (size_t)len);
+		uint32_t ips[32];
+		size_t n = 0;
+		if (p->learn && parse_question(m, (size_t)len, name, &type, &qend) == 0)
+			n = answer_addrs(m, (size_t)len, qend, ips, ARRAY_SIZE(ips));
+		if (!n) {
+			reply(l, &p->client, m, (size_t)len);
+			continue;
+		}
+		/* the guest gets the answer once its addresses are in the set
+		 * (else its first connect fails), the loop going on meanwhile */
+		struct held *h = xcalloc(1, sizeof(*h));
+		*h = (struct held){ .d = d, .gw = p->gw, .client = p->client, .len = (size_t)len };
+		memcpy(h->m, m, (size_t)len);
+		snprintf(h->name, sizeof(h->name), "%s", name);
+		snprintf(h->sandbox, sizeof(h->sandbox), "%s", sb->row.id);
+		if (net_learn(d->net, sb, ips, n, learned, h) == 1)
+			learned(h, 0, NULL);
 	}
 }
 

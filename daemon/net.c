@@ -1,18 +1,23 @@
 /* net.c — guest networking, the daemon's side (see net.h): the subnet
- * pool, addresses, bridges, the nftables table and egress policies.
+ * pool, addresses, bridges, the nftables tables and egress policies.
  * Sits between sandbox.c / the API and net-link.c, net-dns.c and `nft`;
- * touches the links bhbr*, the table inet bhatti and ip_forward.
+ * touches the links bhbr*, the tables inet bhatti and bridge bhatti, and ip_forward.
  *
- * The table, as a packet sees it (made by ruleset()):
+ * The tables, as a packet sees them (skeleton(); the sets' and maps'
+ * elements: bridge_unit(), sandbox_unit()):
  *
+ *   from a sandbox to the resolver (a.b.0.53, udp 53) ── nat prerouting ──►
+ *        dnat to its own gateway (@resolver)
  *   from a sandbox (iif bhbr*) to the host itself ── input ──► DNS on its own
- *        gateway (udp 53): accept; replies: accept; anything else: drop
- *   from a sandbox, routed ── forward ──► to its own bridge (same user):
- *        accept (network.same_user) │ to 169.254/16, to the subnet pool
- *        (other users): drop │ egress "deny": daddr in @eg_<id>: accept,
- *        else drop │ accept ──► postrouting: masquerade out of the host
+ *        gateway (@gateways, udp 53): accept; replies: accept; else drop
+ *   from a sandbox, routed ── forward ──► to its own bridge (@same: same
+ *        user, network.same_user) accept │ to 169.254/16, to the subnet pool
+ *        (other users): drop │ egress "deny" (saddr vmap @deny): daddr in
+ *        @eg_<id>: accept, else drop │ accept ──► postrouting: masquerade
  *   to a sandbox, routed (oif bhbr*) ── forward ──► replies: accept; else
  *        drop (nothing from outside, nor from other users)
+ *   on the bridge, from a TAP whose sandbox's egress is "deny" (@ports):
+ *        only from its own address
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,6 +35,7 @@
 #include "engine.h"
 #include "json.h"
 #include "log.h"
+#include "loop.h"
 #include "net-dns.h"
 #include "net-link.h"
 #include "net.h"
@@ -38,12 +45,47 @@
 #define NET_LEARN_MAX 256     /* addresses a sandbox's allow_hosts may open */
 
 /* Addresses the DNS forwarder let a sandbox reach (kept so that a new
- * ruleset keeps them). */
+ * ruleset keeps them), each with the batch that adds it to the set. */
 struct learned {
 	char id[VALID_SANDBOX_ID_LEN + 1];
 	uint32_t ips[NET_LEARN_MAX];
+	uint64_t batch[NET_LEARN_MAX];
 	size_t n;
 	struct learned *next;
+};
+
+/* An answer held until its addresses are in the set (net_learn). */
+struct learn_wait {
+	uint64_t batch;             /* done when this batch is */
+	net_learn_fn fn;
+	void *arg;
+	struct learn_wait *next;
+};
+
+/* Learned addresses go to nftables in batches: one `nft` process at a
+ * time, run on the loop (its pidfd watched); what is learned meanwhile
+ * waits in the next batch.
+ *
+ *   idle ──learn──► running (batch B) ──nft exits──► B done: its waiters
+ *                      ▲                               answered ──┐
+ *                      └──── the next batch has lines ◄───────────┘ (else idle)
+ */
+struct learn_batches {
+	uint64_t next;              /* the batch being gathered (text) */
+	uint64_t done;              /* every batch up to this one is applied */
+	struct buf text;            /* its `add element` lines */
+	pid_t pid;                  /* the running batch's nft (0: none) */
+	int out;
+	struct watch pidw;
+	struct learn_wait *waiters;
+};
+
+/* A piece of the tables (a user's bridge, a sandbox whose egress is
+ * "deny"): the nft lines that add it and remove it. */
+struct unit {
+	char *key;                  /* "br bhbr3", "sb <id>" */
+	char *sig;                  /* what makes it: changed, it is made again */
+	char *add, *del;
 };
 
 struct net {
@@ -51,9 +93,13 @@ struct net {
 	uint32_t pool;              /* a.b.0.0 (host order) */
 	bool up[256];               /* bridges made by this daemon (by index) */
 	bool swept;                 /* stale bridges of earlier daemons looked for */
-	char *rules;                /* the ruleset last applied */
+	bool swept_tables;          /* and their tables */
+	bool tables;                /* the tables (skeleton()) are there */
+	struct unit *applied;       /* the units in them */
+	size_t napplied;
 	struct dns *dns;
 	struct learned *learned;
+	struct learn_batches lb;
 };
 
 /* ---- egress policies --------------------------------------------------------------- */
@@ -241,6 +287,11 @@ void net_vm(const struct net *n, const char *id, const char *ip, struct vm_net *
 	net_mac(id, ret->mac);
 }
 
+void net_resolver(const struct net *n, char out[16])
+{
+	ip_str(n->pool | 53, out);
+}
+
 void net_mac(const char *id, char out[18])
 {
 	snprintf(out, 18, "02:%.2s:%.2s:%.2s:%.2s:%.2s", id, id + 2, id + 4, id + 6, id + 8);
@@ -294,8 +345,9 @@ bool net_name_allowed(struct net *n, struct sbx *sb, const char *name)
 
 /* ---- nftables ---------------------------------------------------------------------- */
 
-/* Run `nft -f -` on text; its complaint in e. */
-static int nft_run(const char *text, struct err *e)
+/* Start `nft -f -` on text: its pid, and the read end of its stdout and
+ * stderr in *ret_out. */
+static int nft_spawn(const char *text, pid_t *ret_pid, int *ret_out, struct err *e)
 {
 	int in[2], out[2];
 	if (pipe2(in, O_CLOEXEC) < 0)
@@ -313,10 +365,11 @@ static int nft_run(const char *text, struct err *e)
 		execlp("nft", "nft", "-f", "-", (char *)NULL);
 		_exit(127);
 	}
+	int saved = errno;
 	close(in[0]);
 	close(out[1]);
 	size_t len = strlen(text), off = 0;
-	while (pid > 0 && off < len) {
+	while (pid > 0 && off < len) {   /* (nft reads all of it before it works) */
 		ssize_t w = write(in[1], text + off, len - off);
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -325,10 +378,23 @@ static int nft_run(const char *text, struct err *e)
 		off += (size_t)w;
 	}
 	close(in[1]);
+	if (pid < 0) {
+		close(out[0]);
+		return err_set(e, saved, "fork: %s", strerror(saved));
+	}
+	*ret_pid = pid;
+	*ret_out = out[0];
+	return 0;
+}
+
+/* Wait for the nft that nft_spawn started (out: its output, closed
+ * here); its complaint in e. */
+static int nft_finish(pid_t pid, int out, struct err *e)
+{
 	char msg[512];
 	size_t got = 0;
 	ssize_t r;
-	while (got < sizeof(msg) - 1 && (r = read(out[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
+	while (got < sizeof(msg) - 1 && (r = read(out, msg + got, sizeof(msg) - 1 - got)) != 0) {
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -336,10 +402,8 @@ static int nft_run(const char *text, struct err *e)
 		got += (size_t)r;
 	}
 	msg[got] = '\0';
-	close(out[0]);
+	close(out);
 	int status = 0;
-	if (pid < 0)
-		return err_set(e, errno, "fork: %s", strerror(errno));
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -348,6 +412,14 @@ static int nft_run(const char *text, struct err *e)
 		return err_set(e, ENOENT, "cannot run 'nft' (install Debian's nftables)");
 	msg[strcspn(msg, "\n")] = '\0';
 	return err_set(e, EIO, "nft: %s", got ? msg : "failed");
+}
+
+/* Run `nft -f -` on text, and wait; its complaint in e. */
+static int nft_run(const char *text, struct err *e)
+{
+	pid_t pid;
+	int out, r = nft_spawn(text, &pid, &out, e);
+	return r < 0 ? r : nft_finish(pid, out, e);
 }
 
 static struct learned *learned_of(struct net *n, const char *id, bool make)
@@ -364,98 +436,42 @@ static struct learned *learned_of(struct net *n, const char *id, bool make)
 	return l;
 }
 
-/* The whole table, from the sandboxes (caller frees). */
-static char *ruleset(struct net *n, const bool bridges[256])
+/* The tables without their elements: the same while the daemon runs
+ * (the pool, the resolver, network.same_user); add-then-delete first, so
+ * that one transaction makes them whether or not they were there (caller
+ * frees). */
+static char *skeleton(struct net *n)
 {
-	struct server *srv = n->srv;
 	struct buf b = BUF_INIT;
-	char pool[16], br[LINK_NAME_MAX], gw[16], ip[16];
+	char pool[16], res[16];
 	ip_str(n->pool, pool);
-	/* add-then-delete: one transaction whether or not it was there */
-	buf_addf(&b, "table inet bhatti {}\ndelete table inet bhatti\n");
-	buf_addf(&b, "table bridge bhatti {}\ndelete table bridge bhatti\n");
-	bool any = false;
-	for (unsigned i = 1; i < 255; i++)
-		any = any || bridges[i];
-	if (!any) /* no sandbox: no table */
-		return buf_detach(&b, NULL);
-	buf_addf(&b, "table inet bhatti {\n");
-	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next) {
-		struct egress eg;
-		if (!sb->row.ip)
-			continue;
-		sb_egress(sb, &eg);
-		if (eg.deny) {
-			buf_addf(&b, "\tset eg_%s {\n\t\ttype ipv4_addr\n\t\tflags interval\n"
-				 "\t\tauto-merge\n", sb->row.id);
-			struct learned *l = learned_of(n, sb->row.id, false);
-			const char *sep = "\t\telements = { ";
-			for (char **c = eg.cidrs; c && *c; c++, sep = ", ")
-				buf_addf(&b, "%s%s", sep, *c);
-			for (size_t i = 0; l && i < l->n; i++, sep = ", ") {
-				ip_str(l->ips[i], ip);
-				buf_addf(&b, "%s%s", sep, ip);
-			}
-			if (strcmp(sep, ", ") == 0)
-				buf_addf(&b, " }\n");
-			buf_addf(&b, "\t}\n");
-		}
-		egress_release(&eg);
-	}
-	buf_addf(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; policy accept;\n"
-		 "\t\tiifname != \"bhbr*\" accept\n\t\tct state established,related accept\n");
-	for (unsigned i = 1; i < 255; i++) {
-		if (!bridges[i])
-			continue;
-		bridge_name(i, br);
-		ip_str(n->pool | i << 8 | 1, gw);
-		buf_addf(&b, "\t\tiifname \"%s\" ip daddr %s udp dport 53 accept\n", br, gw);
-	}
-	buf_addf(&b, "\t\tdrop\n\t}\n");
+	net_resolver(n, res);
+	buf_addf(&b, "table inet bhatti {}\ndelete table inet bhatti\n"
+		 "table bridge bhatti {}\ndelete table bridge bhatti\n");
+	buf_addf(&b, "table inet bhatti {\n"
+		 "\tset gateways { type ifname . ipv4_addr; }\n"
+		 "\tmap resolver { type ifname : ipv4_addr; }\n"
+		 "\tset same { type ifname . ifname; }\n"
+		 "\tmap deny { type ipv4_addr : verdict; }\n");
+	buf_addf(&b, "\tchain input {\n\t\ttype filter hook input priority filter - 10; "
+		 "policy accept;\n\t\tiifname != \"bhbr*\" accept\n"
+		 "\t\tct state established,related accept\n"
+		 "\t\tiifname . ip daddr @gateways udp dport 53 accept\n\t\tdrop\n\t}\n");
 	buf_addf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter - 10; "
-		 "policy accept;\n");
-	for (unsigned i = 1; i < 255; i++) {
-		if (!bridges[i])
-			continue;
-		bridge_name(i, br);
-		buf_addf(&b, "\t\tiifname \"%s\" oifname \"%s\" %s\n", br, br,
-			 srv->cfg.network.same_user ? "accept" : "drop");
-	}
-	buf_addf(&b, "\t\toifname \"bhbr*\" ct state established,related accept\n"
-		 "\t\toifname \"bhbr*\" drop\n"
-		 "\t\tiifname != \"bhbr*\" accept\n"
-		 "\t\tip daddr { 169.254.0.0/16, %s/16 } drop\n", pool);
-	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next) {
-		struct egress eg;
-		if (!sb->row.ip)
-			continue;
-		sb_egress(sb, &eg);
-		if (eg.deny)
-			buf_addf(&b, "\t\tip saddr %s ip daddr @eg_%s accept\n\t\tip saddr %s drop\n",
-				 sb->row.ip, sb->row.id, sb->row.ip);
-		egress_release(&eg);
-	}
-	buf_addf(&b, "\t}\n");
+		 "policy accept;\n\t\tiifname . oifname @same accept\n"
+		 "\t\toifname \"bhbr*\" ct state established,related accept\n"
+		 "\t\toifname \"bhbr*\" drop\n\t\tiifname != \"bhbr*\" accept\n"
+		 "\t\tip daddr { 169.254.0.0/16, %s/16 } drop\n"
+		 "\t\tip saddr vmap @deny\n\t}\n", pool);
+	buf_addf(&b, "\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; "
+		 "policy accept;\n\t\tip daddr %s udp dport 53 dnat ip to iifname map @resolver\n"
+		 "\t}\n", res);
 	buf_addf(&b, "\tchain postrouting {\n\t\ttype nat hook postrouting priority srcnat; "
 		 "policy accept;\n\t\tip saddr %s/16 oifname != \"bhbr*\" masquerade\n\t}\n}\n", pool);
-	/* layer 2: a sandbox whose egress is "deny" sends only from its own
-	 * address (else it could take a sibling's, whose egress is open) */
-	buf_addf(&b, "table bridge bhatti {\n\tchain prerouting {\n\t\ttype filter hook "
-		 "prerouting priority filter; policy accept;\n");
-	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next) {
-		struct egress eg;
-		if (!sb->row.ip)
-			continue;
-		sb_egress(sb, &eg);
-		if (eg.deny)
-			buf_addf(&b, "\t\tiifname \"bt%s\" ether type ip ip saddr != %s drop\n"
-				 "\t\tiifname \"bt%s\" ether type arp arp saddr ip != %s drop\n"
-				 "\t\tiifname \"bt%s\" ether type != { ip, arp } drop\n",
-				 sb->row.id, sb->row.ip, sb->row.id, sb->row.ip, sb->row.id);
-		egress_release(&eg);
-	}
-	buf_addf(&b, "\t}\n");
-	if (!srv->cfg.network.same_user)
+	buf_addf(&b, "table bridge bhatti {\n\tmap ports { type ifname : verdict; }\n"
+		 "\tchain prerouting {\n\t\ttype filter hook prerouting priority filter; "
+		 "policy accept;\n\t\tiifname vmap @ports\n\t}\n");
+	if (!n->srv->cfg.network.same_user)
 		/* one bridge's ports do not talk to each other either */
 		buf_addf(&b, "\tchain forward {\n\t\ttype filter hook forward priority filter; "
 			 "policy accept;\n\t\tiifname \"bt*\" oifname \"bt*\" drop\n\t}\n");
@@ -463,34 +479,301 @@ static char *ruleset(struct net *n, const bool bridges[256])
 	return buf_detach(&b, NULL);
 }
 
-int net_learn(struct net *n, struct sbx *sb, const uint32_t *ips, size_t nips, struct err *e)
+static void unit_free(struct unit *u)
 {
-	struct learned *l = learned_of(n, sb->row.id, true);
-	struct buf b = BUF_INIT;
-	char ip[16];
-	const char *sep = "";
-	buf_addf(&b, "add element inet bhatti eg_%s { ", sb->row.id);
-	size_t added = 0;
-	for (size_t i = 0; i < nips; i++) {
-		bool known = false;
-		for (size_t j = 0; j < l->n && !known; j++)
-			known = l->ips[j] == ips[i];
-		if (known)
-			continue;
-		if (l->n < NET_LEARN_MAX)
-			l->ips[l->n++] = ips[i];
-		ip_str(ips[i], ip);
-		buf_addf(&b, "%s%s", sep, ip);
-		sep = ", ";
-		added++;
+	free(u->key);
+	free(u->sig);
+	free(u->add);
+	free(u->del);
+	memset(u, 0, sizeof(*u));
+}
+
+static void units_free(struct unit *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		unit_free(&v[i]);
+	free(v);
+}
+
+/* A user's bridge i: its gateway answers DNS (and is its sandboxes'
+ * resolver); with network.same_user, routed traffic within it passes. */
+static void bridge_unit(struct net *n, unsigned i, struct unit *u)
+{
+	char br[LINK_NAME_MAX], gw[16];
+	struct buf add = BUF_INIT, del = BUF_INIT;
+	bridge_name(i, br);
+	ip_str(n->pool | i << 8 | 1, gw);
+	for (int pass = 0; pass < 2; pass++) {
+		struct buf *b = pass ? &del : &add;
+		const char *verb = pass ? "delete" : "add";
+		buf_addf(b, "%s element inet bhatti gateways { \"%s\" . %s }\n", verb, br, gw);
+		buf_addf(b, "%s element inet bhatti resolver { \"%s\" : %s }\n", verb, br, gw);
+		if (n->srv->cfg.network.same_user)
+			buf_addf(b, "%s element inet bhatti same { \"%s\" . \"%s\" }\n", verb, br, br);
 	}
-	buf_addf(&b, " }\n");
-	int r = added ? nft_run(b.data, e) : 0;
-	buf_release(&b);
-	return r;
+	struct buf key = BUF_INIT;
+	buf_addf(&key, "br %s", br);
+	u->key = buf_detach(&key, NULL);
+	u->sig = xstrdup(add.data);
+	u->add = buf_detach(&add, NULL);
+	u->del = buf_detach(&del, NULL);
+}
+
+/* A sandbox whose egress is "deny": its set eg_<id> (allow_cidrs and the
+ * addresses the forwarder learned), the chain its packets jump to, and
+ * on its TAP the chain that lets it send only from its own address (else
+ * it could take a sibling's, whose egress is open). sig: without what was
+ * learned (that goes into the set as it comes: net_learn). */
+static void sandbox_unit(struct net *n, const struct sbx *sb, const struct egress *eg,
+			 struct unit *u)
+{
+	const char *id = sb->row.id, *ip = sb->row.ip;
+	struct buf add = BUF_INIT, del = BUF_INIT, key = BUF_INIT;
+	char a[16];
+	buf_addf(&add, "add set inet bhatti eg_%s { type ipv4_addr; flags interval; auto-merge; }\n",
+		 id);
+	for (char **c = eg->cidrs; c && *c; c++)
+		buf_addf(&add, "add element inet bhatti eg_%s { %s }\n", id, *c);
+	buf_addf(&add, "add chain inet bhatti eg_%s\n"
+		 "add rule inet bhatti eg_%s ip daddr @eg_%s accept\n"
+		 "add rule inet bhatti eg_%s drop\n"
+		 "add element inet bhatti deny { %s : jump eg_%s }\n"
+		 "add chain bridge bhatti port_%s\n"
+		 "add rule bridge bhatti port_%s ether type ip ip saddr != %s drop\n"
+		 "add rule bridge bhatti port_%s ether type arp arp saddr ip != %s drop\n"
+		 "add rule bridge bhatti port_%s ether type != { ip, arp } drop\n"
+		 "add element bridge bhatti ports { \"bt%s\" : jump port_%s }\n",
+		 id, id, id, id, ip, id, id, id, ip, id, ip, id, id, id);
+	buf_addf(&del, "delete element inet bhatti deny { %s : jump eg_%s }\n"
+		 "delete chain inet bhatti eg_%s\ndelete set inet bhatti eg_%s\n"
+		 "delete element bridge bhatti ports { \"bt%s\" : jump port_%s }\n"
+		 "delete chain bridge bhatti port_%s\n", ip, id, id, id, id, id, id);
+	u->sig = xstrdup(add.data);
+	struct learned *l = learned_of(n, id, false);
+	for (size_t i = 0; l && i < l->n; i++) {
+		ip_str(l->ips[i], a);
+		buf_addf(&add, "add element inet bhatti eg_%s { %s }\n", id, a);
+	}
+	buf_addf(&key, "sb %s", id);
+	u->key = buf_detach(&key, NULL);
+	u->add = buf_detach(&add, NULL);
+	u->del = buf_detach(&del, NULL);
+}
+
+/* What the tables should hold: a unit per bridge wanted and per sandbox
+ * whose egress is "deny" (those whose egress is open need none). */
+static struct unit *units_of(struct net *n, const bool bridges[256], size_t *ret_n)
+{
+	size_t cap = 16, k = 0;
+	struct unit *v = xcalloc(cap, sizeof(*v));
+	for (unsigned i = 1; i < 255; i++) {
+		if (!bridges[i])
+			continue;
+		if (k == cap)
+			v = xrealloc(v, (cap *= 2) * sizeof(*v));
+		memset(&v[k], 0, sizeof(v[k]));
+		bridge_unit(n, i, &v[k++]);
+	}
+	for (struct sbx *sb = n->srv->sandboxes; sb; sb = sb->next) {
+		struct egress eg;
+		if (!sb->row.ip)
+			continue;
+		sb_egress(sb, &eg);
+		if (eg.deny) {
+			if (k == cap)
+				v = xrealloc(v, (cap *= 2) * sizeof(*v));
+			memset(&v[k], 0, sizeof(v[k]));
+			sandbox_unit(n, sb, &eg, &v[k++]);
+		}
+		egress_release(&eg);
+	}
+	*ret_n = k;
+	return v;
+}
+
+static const struct unit *unit_find(const struct unit *v, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].key, key) == 0)
+			return &v[i];
+	return NULL;
+}
+
+static void batch_start(struct net *n);
+
+/* The running batch (done + 1) ended with r: its waiters (and all
+ * before) go on; on a failure its addresses are forgotten and every
+ * waiter is told. Then the next batch, if it has lines. */
+static void batch_end(struct net *n, int r, const struct err *e)
+{
+	struct learn_batches *lb = &n->lb;
+	uint64_t b = ++lb->done;
+	for (struct learned *l = n->learned; r < 0 && l; l = l->next)
+		for (size_t i = 0; i < l->n;)
+			if (l->batch[i] == b) {
+				l->n--;
+				l->ips[i] = l->ips[l->n];
+				l->batch[i] = l->batch[l->n];
+			} else {
+				i++;
+			}
+	for (struct learn_wait **pp = &lb->waiters; *pp;) {
+		struct learn_wait *w = *pp;
+		if (w->batch > b && r == 0) {
+			pp = &w->next;
+			continue;
+		}
+		*pp = w->next;
+		w->fn(w->arg, r, e);
+		free(w);
+	}
+	batch_start(n);
+}
+
+static void batch_exited(struct watch *w, uint32_t events UNUSED)
+{
+	struct net *n = w->data;
+	struct err e = ERR_INIT;
+	watch_close(&n->lb.pidw);
+	int r = nft_finish(n->lb.pid, n->lb.out, &e);
+	n->lb.pid = 0;
+	if (r < 0)
+		err_prefix(&e, "firewall");
+	batch_end(n, r, &e);
+}
+
+/* Run the gathered batch, unless one runs. */
+static void batch_start(struct net *n)
+{
+	struct learn_batches *lb = &n->lb;
+	struct err e = ERR_INIT;
+	if (lb->pid || !lb->text.len)
+		return;
+	int r = nft_spawn(lb->text.data, &lb->pid, &lb->out, &e);
+	buf_reset(&lb->text);
+	lb->next++;
+	if (r == 0) {
+		int fd = (int)syscall(SYS_pidfd_open, lb->pid, 0);
+		if (fd >= 0 && watch_add(&lb->pidw, fd, EPOLLIN) == 0)
+			return;
+		if (fd >= 0)
+			close(fd);
+		r = nft_finish(lb->pid, lb->out, &e);  /* (waits: no pidfd) */
+		lb->pid = 0;
+	}
+	if (r < 0)
+		err_prefix(&e, "firewall");
+	batch_end(n, r, &e);
+}
+
+int net_learn(struct net *n, struct sbx *sb, const uint32_t *ips, size_t nips,
+	      net_learn_fn fn, void *arg)
+{
+	struct learn_batches *lb = &n->lb;
+	struct learned *l = learned_of(n, sb->row.id, true);
+	uint64_t need = 0;
+	char ip[16];
+	bool line = false;
+	for (size_t i = 0; i < nips; i++) {
+		size_t j;
+		for (j = 0; j < l->n && l->ips[j] != ips[i]; j++)
+			;
+		if (j < l->n) {
+			need = l->batch[j] > need ? l->batch[j] : need;
+			continue;
+		}
+		if (l->n == NET_LEARN_MAX)
+			continue;   /* (the guest gets an answer it cannot use) */
+		l->ips[l->n] = ips[i];
+		l->batch[l->n++] = lb->next;
+		ip_str(ips[i], ip);
+		if (!line)
+			buf_addf(&lb->text, "add element inet bhatti eg_%s { %s", sb->row.id, ip);
+		else
+			buf_addf(&lb->text, ", %s", ip);
+		line = true;
+		need = lb->next;
+	}
+	if (line)
+		buf_addf(&lb->text, " }\n");
+	if (need <= lb->done)
+		return 1;
+	struct learn_wait **pp = &lb->waiters;
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = xcalloc(1, sizeof(**pp));
+	**pp = (struct learn_wait){ .batch = need, .fn = fn, .arg = arg };
+	batch_start(n);
+	return 0;
 }
 
 /* ---- bridges and sync -------------------------------------------------------------- */
+
+/* Make the tables hold the units wanted. The first time (a daemon's
+ * start: whatever an earlier one left is replaced), or when a change
+ * fails: whole, in one transaction. Otherwise only what changed: a
+ * create whose egress is open changes nothing (no `nft`); one whose
+ * egress is "deny", a user's first or last sandbox, a destroy or a PATCH
+ * of egress runs one `nft` with its own lines. No sandbox: no tables. */
+static int tables_sync(struct net *n, const bool bridges[256], struct err *e)
+{
+	bool any = false;
+	for (unsigned i = 1; i < 255; i++)
+		any = any || bridges[i];
+	if (!any) {
+		int r = 0;
+		if (n->tables || !n->swept_tables)
+			r = nft_run("table inet bhatti {}\ndelete table inet bhatti\n"
+				    "table bridge bhatti {}\ndelete table bridge bhatti\n", e);
+		if (r < 0)
+			return err_prefix(e, "firewall");
+		n->swept_tables = true;
+		n->tables = false;
+		units_free(n->applied, n->napplied);
+		n->applied = NULL;
+		n->napplied = 0;
+		return 0;
+	}
+	size_t nu;
+	struct unit *want = units_of(n, bridges, &nu);
+	struct buf b = BUF_INIT;
+	int r = -1;
+	if (n->tables) {
+		for (size_t i = 0; i < n->napplied; i++) {
+			const struct unit *w = unit_find(want, nu, n->applied[i].key);
+			if (!w || strcmp(w->sig, n->applied[i].sig) != 0)
+				buf_adds(&b, n->applied[i].del);
+		}
+		for (size_t i = 0; i < nu; i++) {
+			const struct unit *a = unit_find(n->applied, n->napplied, want[i].key);
+			if (!a || strcmp(a->sig, want[i].sig) != 0)
+				buf_adds(&b, want[i].add);
+		}
+		r = b.len ? nft_run(b.data, e) : 0;
+		if (r < 0)
+			log_warn("firewall: %s: making the tables again", err_str(e));
+	}
+	if (r < 0) {
+		char *skel = skeleton(n);
+		buf_reset(&b);
+		buf_adds(&b, skel);
+		free(skel);
+		for (size_t i = 0; i < nu; i++)
+			buf_adds(&b, want[i].add);
+		r = nft_run(b.data, e);
+	}
+	buf_release(&b);
+	if (r < 0) {
+		units_free(want, nu);
+		n->tables = false;  /* (made whole next time) */
+		return err_prefix(e, "firewall");
+	}
+	n->tables = n->swept_tables = true;
+	units_free(n->applied, n->napplied);
+	n->applied = want;
+	n->napplied = nu;
+	return 0;
+}
 
 int net_sync(struct net *n, struct err *e)
 {
@@ -530,19 +813,7 @@ int net_sync(struct net *n, struct err *e)
 	}
 	if (r < 0)
 		return r;
-	char *rules = ruleset(n, want);
-	if (n->rules && strcmp(rules, n->rules) == 0) {
-		free(rules);
-		return 0;
-	}
-	r = nft_run(rules, e);
-	if (r < 0) {
-		free(rules);
-		return err_prefix(e, "firewall");
-	}
-	free(n->rules);
-	n->rules = rules;
-	return 0;
+	return tables_sync(n, want, e);
 }
 
 /* ---- start-up ---------------------------------------------------------------------- */
@@ -620,6 +891,8 @@ int net_new(struct server *srv, struct net **ret, struct err *e)
 	}
 	struct net *n = xcalloc(1, sizeof(*n));
 	n->srv = srv;
+	n->lb.next = 1;
+	watch_init(&n->lb.pidw, batch_exited, n);
 	char hit[64] = "";
 	if (cfg->network.subnet_pool) {
 		unsigned p;
@@ -661,12 +934,25 @@ void net_free(struct net *n)
 {
 	if (!n)
 		return;
+	/* held answers are dropped; a running nft finishes by itself */
+	struct err e = ERR_INIT;
+	err_set(&e, ECANCELED, "the daemon is stopping");
+	watch_close(&n->lb.pidw);
+	if (n->lb.pid > 0)
+		close(n->lb.out);
+	while (n->lb.waiters) {
+		struct learn_wait *w = n->lb.waiters;
+		n->lb.waiters = w->next;
+		w->fn(w->arg, -ECANCELED, &e);
+		free(w);
+	}
+	buf_release(&n->lb.text);
 	dns_free(n->dns);
 	while (n->learned) {
 		struct learned *l = n->learned;
 		n->learned = l->next;
 		free(l);
 	}
-	free(n->rules);
+	units_free(n->applied, n->napplied);
 	free(n);
 }

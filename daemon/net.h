@@ -2,18 +2,20 @@
  * (bhbr<N>) with a /24 of network.subnet_pool (10.201.N.0/24: gateway .1,
  * sandboxes .2 to .254), every sandbox an address there (kept in its
  * store row, so the same across stops and restarts) and a TAP on that
- * bridge (made by the engine: engine.h, net-link.h). One nftables table,
- * `inet bhatti`, holds every rule: made whole from the sandboxes the
- * daemon has (nft -f, one transaction, so it is idempotent and never half
- * applied), and only when its text changes (a user's first sandbox or
- * last one, an egress policy). The DNS forwarder (net-dns.c) answers on
- * each gateway.
+ * bridge (made by the engine: engine.h, net-link.h). Two nftables
+ * tables, `inet bhatti` and `bridge bhatti`, hold every rule: fixed
+ * rules over sets and maps whose elements come in units (a user's bridge,
+ * a sandbox whose egress is "deny"); a sync adds and removes only the
+ * units that changed (one `nft -f -`, one transaction; none for a sandbox
+ * whose egress is open), and makes the tables whole at a daemon's start.
+ * The DNS forwarder (net-dns.c) answers on each gateway.
  *
  * Addresses (docs/architecture.md, "Networking"):
  *
  *   10.201.0.0/16           network.subnet_pool (a /16 the host's routes miss)
  *   10.201.N.0/24           user's bridge bhbr<N>, N = 1..254 (first free)
  *   10.201.N.1              the bridge: gateway and DNS (NAME.internal)
+ *   10.201.0.53             every guest's resolver: to its own gateway (DNAT)
  *   10.201.N.2-254          sandboxes, first free; MAC 02:<id bytes>
  *
  * Egress policy per sandbox ("allow", or "deny" but for allow_cidrs and
@@ -65,6 +67,10 @@ void net_free(struct net *n);
 int net_assign(struct net *n, int64_t user_id, char **ret_ip, struct err *e);
 /* A sandbox's MAC: locally administered, unicast, the rest its id's. */
 void net_mac(const char *id, char out[18]);
+/* The resolver every guest's /etc/resolv.conf names, the same for all
+ * (so a template's guest has it already): the pool's a.b.0.53, which the
+ * table translates to the asking sandbox's own gateway. */
+void net_resolver(const struct net *n, char out[16]);
 /* The engine's view of a sandbox with address ip. */
 void net_vm(const struct net *n, const char *id, const char *ip, struct vm_net *ret);
 /* Make the links and rules match the sandboxes: bridges (and the
@@ -80,7 +86,13 @@ uint32_t net_address_of(struct net *n, int64_t user_id, const char *name);
 bool net_name_allowed(struct net *n, struct sbx *sb, const char *name);
 /* Is name one of sb's allow_hosts (so its answers open the way)? */
 bool net_name_listed(struct net *n, struct sbx *sb, const char *name);
-/* Let sb reach these addresses (the answers for an allowed name). */
-int net_learn(struct net *n, struct sbx *sb, const uint32_t *ips, size_t nips, struct err *e);
+/* Let sb reach these addresses (the answers for an allowed name),
+ * without making the loop wait: 1 when they are in its set already;
+ * else 0, and fn(arg, rc, e) runs once when they are (rc 0) or cannot be
+ * (perhaps before net_learn returns; -ECANCELED at net_free). Addresses
+ * learned meanwhile go to nftables together (one `nft` run). */
+typedef void (*net_learn_fn)(void *arg, int rc, const struct err *e);
+int net_learn(struct net *n, struct sbx *sb, const uint32_t *ips, size_t nips,
+	      net_learn_fn fn, void *arg);
 
 #endif

@@ -254,7 +254,7 @@ static void add_net(const struct vm *vm, struct proto_configure *c, char *dns[2]
 {
 	if (!vm->eng->cfg.net || !vm->spec.net.address[0])
 		return;
-	dns[0] = (char *)vm->spec.net.gateway;
+	dns[0] = (char *)vm->eng->cfg.resolver;
 	dns[1] = NULL;
 	c->what |= PROTO_CFG_NET;
 	c->net_ifname = (char *)"eth0";
@@ -297,6 +297,18 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next)
 		add_net(vm, &c, dns);
 	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 	sodium_memzero(seed, sizeof(seed));
+}
+
+void qagent_configure_nic(struct qvm *q, qstep_fn next)
+{
+	char *dns[2] = { q->vm->eng->cfg.resolver, NULL };
+	struct proto_configure c = {
+		.what = PROTO_CFG_NET,
+		.hostname = (char *)"", .token = (char *)"", .init = (char *)"",
+		.net_ifname = (char *)"eth0", .net_address = (char *)"", .net_gateway = (char *)"",
+		.net_dns = dns, .net_mac = (char *)"",
+	};
+	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 }
 
 void qagent_reidentify(struct qvm *q, qstep_fn next)

@@ -84,10 +84,12 @@ void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 		stat_into(&h, qemu);
 	free(qemu);
 	/* how a template is made: bump when that changes, so templates made
-	 * the old way are rebuilt (2: the page cache is warmed first) */
-	crypto_generichash_update(&h, (const uint8_t *)"recipe 2", 9);
-	if (eng->cfg.net) /* its devices: a NIC */
-		crypto_generichash_update(&h, (const uint8_t *)"nic", 4);
+	 * the old way are rebuilt (2: the page cache is warmed first; 3: its
+	 * NIC is up, its resolv.conf written) */
+	crypto_generichash_update(&h, (const uint8_t *)"recipe 3", 9);
+	if (eng->cfg.net) /* its devices: a NIC; the resolver its guest names */
+		crypto_generichash_update(&h, (const uint8_t *)eng->cfg.resolver,
+					  strlen(eng->cfg.resolver) + 1);
 	for (int kvm = 0; kvm <= 1; kvm++) {
 		char *cmdline = qemu_kernel_cmdline(eng, kvm, true);
 		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);

@@ -289,6 +289,9 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next);
 /* CONFIGURE of a copy of a live guest (fork, restored snapshot): a new
  * hostname, token and RNG seed, and the clock; the rest it has. */
 void qagent_reidentify(struct qvm *q, qstep_fn next);
+/* CONFIGURE of a template being built (engine_config.net): its NIC up,
+ * with no address, and the resolver in /etc/resolv.conf, for every clone. */
+void qagent_configure_nic(struct qvm *q, qstep_fn next);
 
 /* ---- qemu-restore.c: restore and start ---- */
 

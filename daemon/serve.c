@@ -199,6 +199,8 @@ int serve_main(const struct args *a)
 	if (net_new(&S, &S.net, &e) < 0)
 		return fail("network", &e);
 	ec.net = S.net != NULL;
+	if (S.net)
+		net_resolver(S.net, ec.resolver);
 	if (S.cfg.vm_uids && settings_parse_uids(S.cfg.vm_uids, &ec.vm_uid_first,
 						 &ec.vm_uid_count, &e) < 0)
 		return fail("vm_uids", &e);

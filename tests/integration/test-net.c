@@ -15,14 +15,19 @@
  * cannot reach each other, one user's can (by address and by name); no
  * sandbox reaches the API port on its gateway or on the host's uplink
  * address, nor 169.254.169.254; --egress deny, --allow-host (exactly that
- * name), --allow-cidr, and a PATCH that opens egress; clones get their own
- * MAC and address; stop/start and a kill -9 of the daemon keep the address
- * and the network; after destroy and after the suite no TAP, bridge,
- * address or table is left.
+ * name), --allow-cidr, and a PATCH that opens egress; an allowed name's
+ * address is in the sandbox's set before the answer reaches it (the first
+ * SYN gets through); a destroyed sandbox's TAP and rules go at once;
+ * clones get their own MAC and address; a pooled sandbox gets its owner's
+ * network; a warm (paused) sandbox has its network when it wakes;
+ * stop/start and a kill -9 of the daemon keep the address and the
+ * network; after destroy and after the suite no TAP, bridge, address or
+ * table is left.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -172,6 +177,46 @@ static bool has_table(void)
 	return yes;
 }
 
+/* Does the ruleset (in this namespace) mention s? */
+static bool ruleset_has(const char *s)
+{
+	struct buf out = BUF_INIT;
+	char *argv[] = { "nft", "list", "ruleset", NULL };
+	test_run(argv, NULL, NULL, 0, &out, NULL, 10000);
+	bool yes = out.data && strstr(out.data, s);
+	buf_release(&out);
+	return yes;
+}
+
+/* The ifindex of the first link whose name starts with prefix (0: none). */
+static unsigned link_index(const char *prefix)
+{
+	struct if_nameindex *v = if_nameindex(), *p;
+	unsigned idx = 0;
+	for (p = v; p && p->if_index && !idx; p++)
+		if (strncmp(p->if_name, prefix, strlen(prefix)) == 0)
+			idx = p->if_index;
+	if_freenameindex(v);
+	return idx;
+}
+
+/* Wait (up to ms) until NAME's thermal state is want. */
+static void wait_thermal(const char *key, const char *name, const char *want, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+	char *t = NULL;
+	for (;;) {
+		free(t);
+		t = field(key, name, "thermal");
+		if ((t && strcmp(t, want) == 0) || now_ms() > end)
+			break;
+		usleep(250 * 1000);
+	}
+	if (!t || strcmp(t, want) != 0)
+		fail_msg("'%s' is %s, not %s after %d ms", name, t ? t : "?", want, ms);
+	free(t);
+}
+
 /* ---- fixture ------------------------------------------------------------------------- */
 
 static int setup(void **state UNUSED)
@@ -184,12 +229,14 @@ static int setup(void **state UNUSED)
 	}
 	/* every interface: the firewall, not the listen address, must keep
 	 * guests from the API */
-	/* (a paused sandbox answers no packet: the servers here must stay hot
-	 * however long the suite takes; traffic between sandboxes is not a
-	 * thermal activity signal, docs/thermal.md) */
+	/* idle sandboxes go warm (paused) after 4 s: test_pause. A paused
+	 * sandbox answers no packet, so the servers here are keep_hot
+	 * (traffic between sandboxes is not a thermal activity signal,
+	 * docs/thermal.md); an exec wakes a client */
 	if (daemon_start_on(&D, "", "pool_size: 1\nlimits:\n  creates_per_min: 0\n"
 			    "  execs_per_min: 0\nnetwork:\n  dns_upstreams: [198.51.100.53]\n"
-			    "thermal:\n  warm_after: never\n") < 0) {
+			    "thermal:\n  warm_after: 4s\n  cold_after: never\n"
+			    "  check_every: 1s\n") < 0) {
 		netns_down();
 		return -1;
 	}
@@ -206,7 +253,26 @@ static int teardown(void **state UNUSED)
 	daemon_stop(&D, true);
 	free(alice);
 	free(bob);
+	/* after the suite, in the namespace the daemon had: no TAP (they go
+	 * with their QEMU, killed by daemon_stop), bridge, pool address or
+	 * table */
+	bool left = true;
+	for (int i = 0; i < 50 && left; i++) {
+		struct buf out = BUF_INIT;
+		char *argv[] = { "ip", "-4", "-o", "addr", NULL };
+		test_run(argv, NULL, NULL, 0, &out, NULL, 10000);
+		left = links("bhbr") || links("bt") || has_table() ||
+		       (out.data && strstr(out.data, " 10.2"));
+		buf_release(&out);
+		if (left)
+			usleep(100 * 1000);
+	}
 	netns_down();
+	if (left) {
+		fprintf(stderr, "test-net: a link, address or table was left in the daemon's "
+			"namespace\n");
+		return -1;
+	}
 	/* nothing of ours in the machine's namespace, ever */
 	if (links("bhbr") || links("bt") || has_table()) {
 		fprintf(stderr, "test-net: a link or table was left in the machine's namespace\n");
@@ -230,12 +296,14 @@ static void test_fetch(void **state UNUSED)
 	assert_non_null(ip);
 	assert_non_null(mac);
 	assert_int_equal(strncmp(mac, "02:", 3), 0);
-	/* the guest has that address and MAC, and the gateway as its resolver */
+	/* the guest has that address and MAC, and the pool's resolver address
+	 * (10.201.0.53: its gateway, through the table) */
 	struct buf out = BUF_INIT;
 	assert_int_equal(gsh(alice, "web", &out, "ip addr show eth0; cat /etc/resolv.conf"), 0);
 	assert_non_null(strstr(out.data, ip));
 	assert_non_null(strstr(out.data, mac));
 	assert_non_null(strstr(out.data, "nameserver 10."));
+	assert_non_null(strstr(out.data, ".0.53\n"));
 	/* list shows the address */
 	const char *args[] = { "list", NULL };
 	assert_int_equal(bhatti_argv(&D, alice, NULL, &out, NULL, args), 0);
@@ -248,8 +316,8 @@ static void test_fetch(void **state UNUSED)
 static void test_isolation(void **state UNUSED)
 {
 	NEED_NET();
-	create(alice, "peer", NULL);
-	create(bob, "other", NULL);
+	create(alice, "peer", "--keep-hot");
+	create(bob, "other", "--keep-hot");
 	char *peer_ip = field(alice, "peer", "ip"), *web_ip = field(alice, "web", "ip");
 	char *other_ip = field(bob, "other", "ip");
 	assert_non_null(peer_ip);
@@ -317,6 +385,10 @@ static void test_egress(void **state UNUSED)
 	const char *args[] = { "inspect", "some", NULL };
 	assert_int_equal(bhatti_argv(&D, alice, NULL, &out, NULL, args), 0);
 	assert_non_null(strstr(out.data, "egress     deny (hosts: example.test; cidrs: 203.0.113.1/32)"));
+	/* the answer comes once the address is in the set: the very first
+	 * SYN after it gets through (nc -w 1 gives up before a resend) */
+	assert_int_equal(gsh(alice, "some", NULL, "nslookup example.test >/dev/null && "
+			     "nc -w 1 198.51.100.1 80 -e true </dev/null"), 0);
 	/* exactly the allowed name, its address only */
 	assert_true(fetches(alice, "some", "http://example.test/"));
 	assert_false(fetches(alice, "some", "http://other.test/"));
@@ -329,8 +401,17 @@ static void test_egress(void **state UNUSED)
 	assert_int_equal(http_call(&D, "PATCH", path, alice, "{\"egress\":{\"policy\":\"allow\"}}",
 				   &out), 200);
 	assert_true(fetches(alice, "shut", "http://other.test/"));
+	/* a destroy takes the sandbox's TAP and its rules at once */
+	char *some_id = field(alice, "some", "id"), *tap = test_strf("bt%s", some_id);
+	assert_true(ruleset_has(some_id));
+	assert_int_equal(links(tap), 1);
 	destroy(alice, "shut");
 	destroy(alice, "some");
+	assert_false(ruleset_has(some_id));
+	assert_false(ruleset_has(id));
+	assert_int_equal(links(tap), 0);
+	free(some_id);
+	free(tap);
 	free(id);
 	free(path);
 	buf_release(&out);
@@ -340,7 +421,7 @@ static void test_clones(void **state UNUSED)
 {
 	NEED_NET();
 	create(alice, "c1", NULL);
-	create(alice, "c2", NULL);
+	create(alice, "c2", "--keep-hot");
 	char *ip1 = field(alice, "c1", "ip"), *ip2 = field(alice, "c2", "ip");
 	char *mac1 = field(alice, "c1", "mac"), *mac2 = field(alice, "c2", "mac");
 	assert_string_not_equal(ip1, ip2);
@@ -356,6 +437,79 @@ static void test_clones(void **state UNUSED)
 	free(ip2);
 	free(mac1);
 	free(mac2);
+}
+
+/* A pooled sandbox (pool_size: 1: a clone waiting, its TAP btx<random>
+ * down and on no bridge) gets its owner's network when a create takes it:
+ * that TAP, renamed bt<id>, on the owner's bridge. */
+static void test_pool(void **state UNUSED)
+{
+	NEED_NET();
+	bool taken = false;
+	for (int i = 0; i < 30 && !taken; i++) {
+		unsigned pooled = link_index("btx");
+		if (!pooled) {  /* the pool refills */
+			sleep(2);
+			continue;
+		}
+		create(alice, "pl", NULL);
+		char *id = field(alice, "pl", "id"), *tap = test_strf("bt%s", id);
+		taken = if_nametoindex(tap) == pooled;
+		if (!taken) {   /* the clone was not ready yet: a template clone */
+			destroy(alice, "pl");
+			sleep(2);
+		}
+		free(id);
+		free(tap);
+	}
+	assert_true(taken);
+	char *web_ip = field(alice, "web", "ip"), *ip = field(alice, "pl", "ip");
+	char *id = field(alice, "pl", "id");
+	assert_int_equal(strncmp(web_ip, ip, strrchr(web_ip, '.') - web_ip + 1), 0);
+	assert_int_equal(netns_sh("ip -o link show bt%s | grep ',UP' | grep -q 'master bhbr'", id), 0);
+	assert_true(fetches(alice, "pl", "http://example.test/"));
+	assert_int_equal(gsh(alice, "pl", NULL, "echo hello-pl > /tmp/index.html && "
+			     "httpd -p 8000 -h /tmp"), 0);
+	char *url = test_strf("http://%s:8000/", ip);
+	assert_true(fetches(alice, "peer", url));
+	destroy(alice, "pl");
+	free(url);
+	free(web_ip);
+	free(ip);
+	free(id);
+}
+
+/* A warm sandbox (paused when idle: docs/thermal.md) answers nobody; woken,
+ * it has its network as before: out to the world, and in from a sibling
+ * (the same address and MAC, its TAP on its bridge). */
+static void test_pause(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "nap", NULL);
+	char *ip = field(alice, "nap", "ip"), *mac = field(alice, "nap", "mac");
+	char *id = field(alice, "nap", "id"), *url = test_strf("http://%s:8000/", ip);
+	assert_int_equal(gsh(alice, "nap", NULL, "echo hello-nap > /tmp/index.html && "
+			     "httpd -p 8000 -h /tmp"), 0);
+	assert_true(fetches(alice, "peer", url));
+	wait_thermal(alice, "nap", "warm", 40000);
+	assert_false(fetches(alice, "peer", url));   /* paused indeed */
+	/* woken (keep_hot wakes it, and keeps it hot while the sibling asks) */
+	char *path = test_strf("/sandboxes/%s", id);
+	assert_int_equal(http_call(&D, "PATCH", path, alice, "{\"keep_hot\":true}", NULL), 200);
+	wait_thermal(alice, "nap", "hot", 30000);
+	assert_true(fetches(alice, "peer", url));
+	assert_true(fetches(alice, "nap", "http://example.test/"));
+	char *ip2 = field(alice, "nap", "ip"), *mac2 = field(alice, "nap", "mac");
+	assert_string_equal(ip, ip2);
+	assert_string_equal(mac, mac2);
+	destroy(alice, "nap");
+	free(ip);
+	free(ip2);
+	free(mac);
+	free(mac2);
+	free(id);
+	free(url);
+	free(path);
 }
 
 static void test_lifecycle(void **state UNUSED)
@@ -433,6 +587,8 @@ int main(void)
 		cmocka_unit_test(test_isolation),
 		cmocka_unit_test(test_egress),
 		cmocka_unit_test(test_clones),
+		cmocka_unit_test(test_pool),
+		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_lifecycle),
 		cmocka_unit_test(test_cleanup),
 		cmocka_unit_test(test_pool_overlap),
