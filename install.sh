@@ -238,9 +238,16 @@ install_bin() {   # install_bin DIR
 	say "installed the man page and bash and fish completion (zsh: add 'source $1/share/bhatti/completion.zsh' to ~/.zshrc)"
 }
 
+# What is installed comes from build/, built as a plain `make` would: not
+# by the caller's make configuration (run from a make recipe, as in `make
+# asan`'s tests, MAKEFLAGS and the environment carry BUILD=build/asan
+# SAN=1: the targets under build/ were then not made, or by a sanitizer
+# build)
+unset MAKEFLAGS MFLAGS MAKELEVEL
 build() {   # build TARGETS...
 	local owner
 	owner=$(stat -c %U "$SRC")
+	set -- BUILD=build SAN= "$@"
 	if [ -n "$root" ] && [ "$owner" != root ] && command -v runuser >/dev/null 2>&1; then
 		runuser -u "$owner" -- make -C "$SRC" --no-print-directory -j"$(nproc)" "$@"   # build/ stays theirs
 	else

@@ -4,19 +4,24 @@
 # piped from curl into bash. The CLI into a throwaway prefix, then
 # `bhatti update --cli-only` (the same prefix and source dir); a tampered
 # tarball refused by its checksum; a server (as root) into a throwaway
-# prefix, config dir, data dir and source dir with no service manager:
-# /health answers, `bhatti images` lists the tier, a sandbox is created;
-# `bhatti update` (a re-run) keeps the admin key and the running sandbox;
-# uninstall keeps the data, `--purge` without `--yes` (no terminal) is
-# refused, `--purge --yes` removes it. Nothing outside its temp dir is
-# touched (no /etc/bhatti, /var/lib/bhatti, /usr/local, systemd or
-# /etc/subuid). TAP for tests/run.sh.
+# prefix, config dir, data dir and source dir with no service manager,
+# its tier from the environment: /health answers, `bhatti images` lists
+# the tier, a sandbox is created; `bhatti update` (a re-run) keeps the
+# admin key and the running sandbox; with a terminal (a pseudo-terminal,
+# tests/on-tty.py) the piped installer asks CLI or server and `bhatti
+# setup` asks the URL and key; uninstall keeps the data, `--purge`
+# without `--yes` (no terminal) is refused, `--purge --yes` removes it;
+# from the checkout, with a terminal, it asks the tier. Without a
+# terminal nothing may wait for input: every run has a time limit.
+# Nothing outside its temp dir is touched (no /etc/bhatti,
+# /var/lib/bhatti, /usr/local, systemd or /etc/subuid). TAP for
+# tests/run.sh.
 #
 # Usage: tests/check-install.sh (from the tree's top; BUILD: the build dir,
 # whose images/ seeds the server install's image cache)
 set -u
 build=${BUILD:-build}
-echo "1..11"
+echo "1..12"
 T=$(mktemp -d /tmp/bhatti-install-test.XXXXXX)
 httpd=""
 # the pids of QEMUs whose command line names our temp dir
@@ -28,7 +33,7 @@ our_qemus() {
 	done
 }
 cleanup() {
-	for p in "$T/data/serve.pid" "$T/cdata/serve.pid"; do
+	for p in "$T/data/serve.pid" "$T/cdata/serve.pid" "$T/ttydata/serve.pid"; do
 		[ -f "$p" ] && kill -9 "$(cat "$p")" 2>/dev/null
 	done
 	for p in $(our_qemus); do kill -9 "$p" 2>/dev/null; done
@@ -41,8 +46,20 @@ n=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
 notok() { n=$((n + 1)); echo "not ok $n - $1"; shift; for f in "$@"; do [ -f "$f" ] && tail -n 30 "$f" | sed 's/^/# /'; done; }
 skip() { n=$((n + 1)); echo "ok $n # SKIP $1"; }
-# run without a controlling terminal: the installer must never wait
-detached() { setsid -w "$@" </dev/null; }
+# run without a controlling terminal, stdin an open pipe nothing writes
+# to (as under a CI runner): the installer must never wait for input (a
+# read of stdin would block; a run that waits is killed at the limit:
+# exit 124)
+limit=${INSTALL_TIMEOUT:-900}
+mkfifo "$T/no-input"
+exec 7<>"$T/no-input"
+detached() { setsid -w timeout -k 10 "$limit" "$@" <&7 7<&-; }
+# run on a pseudo-terminal, answering PROMPT=ANSWER...: on_tty ARGS -- CMD
+on_tty() { python3 tests/on-tty.py "$limit" "$@" </dev/null; }
+# the prompts install.sh shows with a terminal
+prompts='or only the CLI|default image tier|API URL'
+# the value of KEY: in a CLI config (config.yaml)
+conf_value() { sed -n "s/^$1: *\"\{0,1\}\([^\"]*\)\"\{0,1\}\$/\1/p" "$2"; }
 # wall seconds of what ran since $t0 (the benchmark's install times)
 took() { echo "# $1: $(( $(date +%s) - t0 )) s"; }
 
@@ -95,15 +112,18 @@ else
 fi
 
 if [ "$(id -u)" != 0 ]; then
-	for t in "server install" "images and a sandbox" "update keeps key and sandbox" "uninstall keeps data" \
-		 "purge needs --yes" "purge --yes removes" "checkout install"; do skip "$t (needs root)"; done
+	for t in "server install" "images and a sandbox" "update keeps key and sandbox" "the prompts on a terminal" \
+		 "uninstall keeps data" "purge needs --yes" "purge --yes removes" "checkout install"; do
+		skip "$t (needs root)"
+	done
 	exit 0
 fi
 
 # 5. the server, piped, into throwaway dirs, no service manager. Built in
 # the CLI's source dir (build/ is kept across installs: only lohar and the
 # images are new), its image cache seeded from this tree's, so the kernel
-# package is not downloaded again.
+# package is not downloaded again. No terminal: the mode is root's
+# default (server) and the tier comes from BHATTI_TIER, nothing asked.
 mkdir -p "$T/cli-src/build/images" "$T/root"
 images=${BHATTI_IMAGES:-build/images}
 for f in cache kernel kernel-version kernel.stamp vmlinux; do
@@ -111,12 +131,13 @@ for f in cache kernel kernel-version kernel.stamp vmlinux; do
 done
 sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 t0=$(date +%s)
-server_args="--server --tier tiny --prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/cli-src
+server_args="--prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/cli-src
 --listen 127.0.0.1:$sport --vm-uids 200000-299999 --no-service"
-if detached env HOME="$T/root" SUDO_USER= bash -c "curl -fsSL $url/install.sh | bash -s -- $(echo $server_args)" \
+if detached env HOME="$T/root" SUDO_USER= BHATTI_TIER=tiny bash -c "curl -fsSL $url/install.sh | bash -s -- $(echo $server_args)" \
 	>"$T/server.log" 2>&1 && curl -fsS "http://127.0.0.1:$sport/health" | grep -q '"status"' &&
-   grep -q '^default_image: tiny' "$T/etc/config.yaml" && [ -s "$T/root/.bhatti/config.yaml" ]; then
-	ok "piped server install into throwaway dirs: /health answers"
+   grep -q '^default_image: tiny' "$T/etc/config.yaml" && [ -s "$T/root/.bhatti/config.yaml" ] &&
+   ! grep -Eq "$prompts" "$T/server.log"; then
+	ok "piped server install into throwaway dirs, no terminal (mode and tier by default and env): /health answers"
 	took "piped --server --tier tiny install (download, build of lohar, tiny and initramfs images, daemon, admin)"
 else
 	notok "piped server install" "$T/server.log" "$T/data/serve.log"
@@ -124,7 +145,7 @@ fi
 cli() { HOME="$T/root" "$T/p/bin/bhatti" "$@"; }
 
 # 6. the admin's CLI config works: the tier listed, a sandbox made
-key1=$(sed -n 's/^token: //p' "$T/root/.bhatti/config.yaml")
+key1=$(conf_value auth_token "$T/root/.bhatti/config.yaml")
 if cli images >"$T/images.out" 2>&1 && grep -Eq '^tiny +[0-9.]+M +[0-9.]+[KM] +yes' "$T/images.out" &&
    cli create --name keep >"$T/create.out" 2>&1 && cli exec keep -- sh -c 'echo hi >/tmp/mark' >/dev/null 2>&1; then
 	ok "bhatti images lists tiny (default); a sandbox is created"
@@ -136,7 +157,7 @@ fi
 pid1=$(cat "$T/data/serve.pid" 2>/dev/null)
 t0=$(date +%s)
 if detached env HOME="$T/root" SUDO_USER= BHATTI_CONF_DIR="$T/etc" "$T/p/bin/bhatti" update >"$T/update.log" 2>&1 &&
-   [ "$(sed -n 's/^token: //p' "$T/root/.bhatti/config.yaml")" = "$key1" ] &&
+   [ -n "$key1" ] && [ "$(conf_value auth_token "$T/root/.bhatti/config.yaml")" = "$key1" ] &&
    [ "$(cat "$T/data/serve.pid")" != "$pid1" ] && grep -q "keeping its key" "$T/update.log" &&
    [ "$(cli exec keep -- cat /tmp/mark 2>&1)" = hi ]; then
 	ok "bhatti update: new daemon, same admin key, the sandbox re-adopted with its /tmp"
@@ -145,7 +166,26 @@ else
 	notok "bhatti update keeps key and sandbox" "$T/update.log" "$T/data/serve.log"
 fi
 
-# 8. uninstall (piped): daemon and binary gone, data kept, the sandbox
+# 8. piped, with a terminal and no mode given: it asks (on /dev/tty: its
+# stdin is the script) CLI or server, answered cli; the CLI then runs
+# `bhatti setup`, which asks the URL and the key (the admin's). (Were the
+# answer lost, root's default, a server, would be installed: into temp
+# dirs too, by the flags and environment given here.)
+surl="http://127.0.0.1:$sport"
+tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+if on_tty "or only the CLI=cli" "API URL=$surl" "API key=$key1" -- env HOME="$T/ttyhome" \
+	BHATTI_CONF_DIR="$T/ttyetc" BHATTI_DATA_DIR="$T/ttydata" BHATTI_TIER=tiny bash -c \
+	"curl -fsSL $url/install.sh | bash -s -- --prefix $T/tty --src-dir $T/cli-src --no-service \
+	 --listen 127.0.0.1:$tport --vm-uids 200000-299999" >"$T/tty.log" 2>&1 &&
+   [ -x "$T/tty/bin/bhatti" ] && [ ! -e "$T/ttyetc" ] &&
+   [ "$(conf_value api_url "$T/ttyhome/.bhatti/config.yaml")" = "$surl" ] &&
+   HOME="$T/ttyhome" "$T/tty/bin/bhatti" list 2>&1 | grep -q keep; then
+	ok "piped, with a terminal: asks CLI or server (cli), then bhatti setup asks URL and key"
+else
+	notok "piped, with a terminal: the prompts" "$T/tty.log"
+fi
+
+# 9. uninstall (piped): daemon and binary gone, data kept, the sandbox
 # left running (a new install would re-adopt it)
 dpid=$(cat "$T/data/serve.pid" 2>/dev/null)
 if detached bash -c "curl -fsSL $url/uninstall.sh | bash -s -- --conf-dir $T/etc" >"$T/uninstall.log" 2>&1 &&
@@ -157,7 +197,7 @@ else
 	notok "uninstall keeps data" "$T/uninstall.log"
 fi
 
-# 9. --purge without a terminal and without --yes is refused
+# 10. --purge without a terminal and without --yes is refused
 if ! detached bash "$T/dist/uninstall.sh" --conf-dir "$T/etc" --purge >"$T/purge1.log" 2>&1 &&
    grep -q -- "--yes" "$T/purge1.log" && [ -f "$T/data/age.key" ]; then
 	ok "--purge without --yes (no terminal): refused, nothing removed"
@@ -165,7 +205,7 @@ else
 	notok "--purge without --yes" "$T/purge1.log"
 fi
 
-# 10. --purge --yes stops the sandbox, removes the data dir (age.key too)
+# 11. --purge --yes stops the sandbox, removes the data dir (age.key too)
 # and the config
 if detached bash "$T/dist/uninstall.sh" --conf-dir "$T/etc" --purge --yes >"$T/purge2.log" 2>&1 &&
    [ ! -e "$T/data" ] && [ ! -e "$T/etc" ] && [ -z "$(our_qemus)" ]; then
@@ -174,17 +214,20 @@ else
 	notok "--purge --yes" "$T/purge2.log"
 fi
 
-# 11. from this checkout (`sudo ./install.sh`), the same flags: it builds
-# here (nothing to do after make test's build) and answers; then purged
+# 12. from this checkout (`sudo ./install.sh`), on a terminal, no tier
+# given: it asks the tier (answered tiny); it builds here (nothing to do
+# after make test's build) and answers; then `uninstall.sh --purge` on a
+# terminal asks to confirm (answered y) and purges
 cport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-if detached env HOME="$T/root2" SUDO_USER= bash ./install.sh --server --tier tiny --prefix "$T/cp" \
+if on_tty "default image tier=tiny" -- env HOME="$T/root2" SUDO_USER= bash ./install.sh --server --prefix "$T/cp" \
 	--conf-dir "$T/cetc" --data-dir "$T/cdata" --listen "127.0.0.1:$cport" --vm-uids 200000-299999 \
 	--no-service >"$T/checkout.log" 2>&1 && grep -q "installing from the source tree $(pwd)" "$T/checkout.log" &&
+   grep -q '^default_image: tiny' "$T/cetc/config.yaml" &&
    curl -fsS "http://127.0.0.1:$cport/health" | grep -q '"status"' &&
    ! grep -q '^SRC_DIR=.' "$T/cetc/install.conf" &&
-   detached bash ./uninstall.sh --conf-dir "$T/cetc" --purge --yes >>"$T/checkout.log" 2>&1 &&
+   on_tty "for good? [y/N]=y" -- bash ./uninstall.sh --conf-dir "$T/cetc" --purge >>"$T/checkout.log" 2>&1 &&
    [ ! -e "$T/cdata" ] && [ -f Makefile ] && [ -f daemon/serve.c ]; then
-	ok "install.sh from the checkout: builds here, answers; uninstall leaves the checkout alone"
+	ok "install.sh from the checkout, with a terminal: asks the tier (tiny), builds here, answers; uninstall --purge asks, purges, leaves the checkout alone"
 else
 	notok "install.sh from the checkout" "$T/checkout.log" "$T/cdata/serve.log"
 fi

@@ -14,7 +14,10 @@ MODDIRS="fs/overlayfs net/bridge net/802 net/llc net/netfilter net/ipv4/netfilte
 net/ipv6/netfilter drivers/net/veth.ko drivers/net/dummy.ko drivers/net/macvlan.ko
 drivers/net/vxlan net/sched"
 
-tier_setup() {
+# (in a subshell: the tier file is sourced by rootfs-debian.sh, whose own
+# variables, such as the inputs hash $want, a variable set here would
+# overwrite; the image was then never found current and rebuilt each time)
+tier_setup() (
 	stage=$1
 	kernel=$KERNEL_DIR                        # OUT/kernel (images/kernel.sh)
 	kver=$KERNEL_VERSION
@@ -69,4 +72,4 @@ done
 chmod 0666 /var/run/docker.sock
 SH
 	chmod 0755 "$stage/usr/local/bin/start-docker"
-}
+)

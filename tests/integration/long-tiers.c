@@ -26,10 +26,13 @@
 
 #include "buf.h"
 #include "helpers.h"
+#include "util.h"
 
 static struct daemon_proc D;
 static char *KEY;
 static struct buf OUT = BUF_INIT, ERR = BUF_INIT;
+/* when the current tier's create began and ended (the timings printed) */
+static uint64_t T_CREATE, T_READY;
 
 static int setup(void **state UNUSED)
 {
@@ -72,8 +75,10 @@ static void create_tier(const char *tier, const char *memory)
 		fprintf(stderr, "no %s image: make images TIERS=%s\n", tier, tier);
 		skip();
 	}
+	T_CREATE = now_ms();
 	assert_int_equal(cli("create", "--name", tier, "--image", tier, "--memory", memory,
 			     (const char *)NULL), 0);
+	T_READY = now_ms();
 	assert_int_equal(cli("inspect", tier, "--json", (const char *)NULL), 0);
 	char *want = test_strf("\"image\":\"%s\"", tier);
 	/* (the JSON is printed indented or not: compare without spaces) */
@@ -84,6 +89,16 @@ static void create_tier(const char *tier, const char *memory)
 	assert_non_null(strstr(flat.data, want));
 	buf_release(&flat);
 	free(want);
+}
+
+/* Destroy the tier's sandbox; print how long its create and checks took
+ * ("# " lines: tests/run.sh's log keeps them for docs/benchmarks.md). */
+static void destroy_tier(const char *tier)
+{
+	uint64_t checked = now_ms();
+	assert_int_equal(cli("destroy", "-y", tier, (const char *)NULL), 0);
+	printf("# %s: create %.1f s, checks %.1f s\n", tier, (T_READY - T_CREATE) / 1000.0,
+	       (checked - T_READY) / 1000.0);
 }
 
 static void test_minimal(void **state UNUSED)
@@ -111,7 +126,7 @@ static void test_minimal(void **state UNUSED)
 	assert_non_null(strstr(OUT.data, "built\n"));
 	assert_non_null(strstr(OUT.data, "certs\n"));
 	assert_null(strstr(OUT.data, "missing"));
-	assert_int_equal(cli("destroy", "-y", "minimal", (const char *)NULL), 0);
+	destroy_tier("minimal");
 }
 
 static void test_browser(void **state UNUSED)
@@ -121,15 +136,15 @@ static void test_browser(void **state UNUSED)
 			       "printf '<html><body><p>static</p><script>"
 			       "document.body.innerHTML = \"<p id=x>rendered-by-\" + \"script</p>\";"
 			       "</script></body></html>' > /workspace/page.html && "
-			       "time timeout 800 chromium --headless --disable-gpu --no-first-run "
-			       "--no-sandbox "
-			       "--dump-dom file:///workspace/page.html 2>/tmp/chromium.err && "
+			       "{ time timeout 800 chromium --headless --disable-gpu --no-first-run "
+			       "--no-sandbox --dump-dom file:///workspace/page.html 2>/tmp/chromium.err || "
+			       "{ echo \"chromium: exit $?\" >&2; tail -n 30 /tmp/chromium.err >&2; false; }; } && "
 			       "chromedriver --version"),
 			 0);
 	assert_non_null(strstr(OUT.data, "<p id=\"x\">rendered-by-script</p>"));
 	assert_null(strstr(OUT.data, "static"));
 	assert_non_null(strstr(OUT.data, "ChromeDriver"));
-	assert_int_equal(cli("destroy", "-y", "browser", (const char *)NULL), 0);
+	destroy_tier("browser");
 }
 
 static void test_docker(void **state UNUSED)
@@ -143,7 +158,7 @@ static void test_docker(void **state UNUSED)
 			       "docker run --rm hello:local /hello && docker images --format '{{.Repository}}:{{.Tag}}'"),
 			 0);
 	assert_non_null(strstr(OUT.data, "hello from a container\nhello:local\n"));
-	assert_int_equal(cli("destroy", "-y", "docker", (const char *)NULL), 0);
+	destroy_tier("docker");
 }
 
 int main(void)
