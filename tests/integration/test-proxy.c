@@ -1085,7 +1085,7 @@ static bool in_log(const char *what)
  * reported (GET .../publish, the log) and the alias is served with
  * tls.cert meanwhile; pebble up: the retry gets web-app's certificate by
  * itself (http-01 answered by the proxy), served by SNI; renewed before
- * it ends (pebble issues them for 60 s, tls.acme.renew_before: 40s) and
+ * it ends (pebble issues them for 90 s, tls.acme.renew_before: 60s) and
  * served at once; a failed renewal is reported and the certificate kept;
  * unpublish: not served any more, republish: served again from its files. */
 static void test_acme_daemon(void **state UNUSED)
@@ -1096,12 +1096,12 @@ static void test_acme_daemon(void **state UNUSED)
 	char *root = test_strf("%s/root.pem", ad);
 	int http80 = pick_port();
 	struct pebble pb;
-	pebble_config(&pb, ad, http80, 60);
+	pebble_config(&pb, ad, http80, 90);
 	char *extra = test_strf("tls:\n  cert: %s/tls/srv.pem\n  key: %s/tls/srv.key\n"
 				"  http_listen: \"127.0.0.1:%d\"\n  acme:\n"
 				"    email: admin@example.test\n"
 				"    directory: https://127.0.0.1:%d/dir\n    ca: %s\n"
-				"    renew_before: 40s\n", F->d.dir, F->d.dir, http80, pb.acme, ca);
+				"    renew_before: 60s\n", F->d.dir, F->d.dir, http80, pb.acme, ca);
 	char *url = F->d.url;
 	F->d.url = test_strf("https://127.0.0.1:%d", F->d.port);
 	setenv("CURL_CA_BUNDLE", ca, 1);
@@ -1131,7 +1131,7 @@ static void test_acme_daemon(void **state UNUSED)
 	assert_int_equal(st, 200);
 	assert_true(exp1[0]);
 
-	/* renewed 20 s later, and served without a restart */
+	/* renewed 30 s later, and served without a restart */
 	c = cert_wait("valid", false, na1, 120);
 	cJSON_Delete(c);
 	assert_int_equal(https_alias(root, &st, exp2, sizeof(exp2)), CURLE_OK);
