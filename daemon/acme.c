@@ -283,10 +283,12 @@ static void log_lines(bool all)
 		char *nl = memchr(A.out.data, '\n', A.out.len);
 		if (!nl && !(all && A.out.len))
 			break;
-		size_t len = nl ? (size_t)(nl - A.out.data) : A.out.len;
-		if (len) {
+		size_t len = nl ? (size_t)(nl - A.out.data) : A.out.len, skip = 0;
+		if (len > 7 && memcmp(A.out.data, "uacme: ", 7) == 0)
+			skip = 7;   /* its own prefix: logged as ours */
+		if (len > skip) {
 			free(A.last_line);
-			A.last_line = xstrndup(A.out.data, len);
+			A.last_line = xstrndup(A.out.data + skip, len - skip);
 			log_info("acme: uacme: %s", A.last_line);
 		}
 		buf_consume(&A.out, nl ? len + 1 : len);
@@ -453,8 +455,9 @@ static void run_ended(int st)
 	const char *why = A.last_line ? A.last_line : "no output";
 	struct err e = ERR_INIT;
 	if (step == STEP_NEW) {
-		/* an account that exists makes `new` fail: the key is what counts */
-		if (!have_account())
+		/* an account that exists makes `new` fail ("Account already
+		 * exists at URL"): then the issue goes on */
+		if (!have_account() || (code != 0 && !strstr(why, "already exists")))
 			failed(n, "uacme new (the account) exited %d: %s", code, why);
 		else if (n->wanted && run(STEP_ISSUE, n, &e) == 0)
 			return;
