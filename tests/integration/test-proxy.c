@@ -677,13 +677,26 @@ static void shell_over_tls(const char *ca)
 	client_free(cl);
 }
 
-/* Back to plain HTTP for the tests after: the API's URL (url, as it was
- * before https) and a restart without tls. */
-static void back_to_plain(char *url)
+/* The API over https (at host) for a while: the plain URL is kept, and
+ * back_to_plain (also a teardown's: a failed test leaves no TLS to the
+ * tests after it) restarts the daemon without tls. */
+static char *plain_url;
+
+static void to_https(const char *host)
 {
+	plain_url = F->d.url;
+	F->d.url = test_strf("https://%s:%d", host, F->d.port);
+}
+
+static void back_to_plain(void)
+{
+	if (!plain_url)
+		return;
 	unsetenv("CURL_CA_BUNDLE");
+	unsetenv("CURL_HOME");
 	free(F->d.url);
-	F->d.url = url;
+	F->d.url = plain_url;
+	plain_url = NULL;
 	restart_with(NULL);
 }
 
@@ -706,8 +719,7 @@ static void test_tls(void **state UNUSED)
 	int http80 = pick_port();
 	char *extra = test_strf("tls:\n  cert: %s/srv.pem\n  key: %s/srv.key\n"
 				"  http_listen: \"127.0.0.1:%d\"\n", dir, dir, http80);
-	char *url = F->d.url;
-	F->d.url = test_strf("https://127.0.0.1:%d", F->d.port);
+	to_https("127.0.0.1");
 	/* daemon_restart waits for /health with curl: trust the CA for it */
 	char *ca = test_strf("%s/ca.pem", dir);
 	setenv("CURL_CA_BUNDLE", ca, 1);
@@ -787,14 +799,14 @@ static void test_tls(void **state UNUSED)
 	sh(tok);
 	free(tok);
 
-	back_to_plain(url);
+	back_to_plain();
 	free(ca);
 	free(dir);
 }
 
 /* The processes a test started (pebble and its DNS): killed by pid in
- * kill_started, the teardown of every test that starts any, so that a
- * failing test leaves nothing behind; they also die with this process
+ * kill_started (also by teardown_tls, the teardown of every test that
+ * starts any), so that a failing test leaves nothing behind; they also die with this process
  * (PR_SET_PDEATHSIG) and inherit none of its descriptors. */
 static pid_t started[4];
 
@@ -808,9 +820,12 @@ static void kill_started(void)
 		}
 }
 
-static int teardown_started(void **state UNUSED)
+/* The teardown of the TLS tests: what they started killed, plain HTTP
+ * again. */
+static int teardown_tls(void **state UNUSED)
 {
 	kill_started();
+	back_to_plain();
 	return 0;
 }
 
@@ -955,8 +970,7 @@ static void test_acme(void **state UNUSED)
 	/* the daemon serves the ACME certificate */
 	char *extra = test_strf("tls:\n  cert: %s/conf/web-app.%s/cert.pem\n"
 				"  key: %s/conf/private/web-app.%s/key.pem\n", ad, DOMAIN, ad, DOMAIN);
-	char *url = F->d.url;
-	F->d.url = test_strf("https://localhost:%d", F->d.port);
+	to_https("localhost");
 	/* (the API shares that certificate, which does not name localhost:
 	 * daemon_restart's curl checks /health with -k, from a .curlrc) */
 	setenv("CURL_HOME", ad, 1);
@@ -983,7 +997,7 @@ static void test_acme(void **state UNUSED)
 	curl_slist_free_all(rl);
 	curl_easy_cleanup(h);
 
-	back_to_plain(url);
+	back_to_plain();
 	free(curlrc);
 	free(pb.ad);
 	free(ad);
@@ -1102,8 +1116,7 @@ static void test_acme_daemon(void **state UNUSED)
 				"    email: admin@example.test\n"
 				"    directory: https://127.0.0.1:%d/dir\n    ca: %s\n"
 				"    renew_before: 60s\n", F->d.dir, F->d.dir, http80, pb.acme, ca);
-	char *url = F->d.url;
-	F->d.url = test_strf("https://127.0.0.1:%d", F->d.port);
+	to_https("127.0.0.1");
 	setenv("CURL_CA_BUNDLE", ca, 1);
 	restart_with(extra);
 	free(extra);
@@ -1156,7 +1169,7 @@ static void test_acme_daemon(void **state UNUSED)
 	assert_int_equal(https_alias(root, &st, exp1, sizeof(exp1)), CURLE_OK);
 	assert_string_equal(exp1, exp2);
 
-	back_to_plain(url);
+	back_to_plain();
 	free(na1);
 	free(pb.ad);
 	free(root);
@@ -1230,9 +1243,9 @@ int main(void)
 		cmocka_unit_test(test_websocket_and_sse),
 		cmocka_unit_test(test_browser),
 		cmocka_unit_test(test_big_bodies),
-		cmocka_unit_test(test_tls),
-		cmocka_unit_test_teardown(test_acme, teardown_started),
-		cmocka_unit_test_teardown(test_acme_daemon, teardown_started),
+		cmocka_unit_test_teardown(test_tls, teardown_tls),
+		cmocka_unit_test_teardown(test_acme, teardown_tls),
+		cmocka_unit_test_teardown(test_acme_daemon, teardown_tls),
 		cmocka_unit_test(test_cold_wake),
 		cmocka_unit_test(test_restart_and_limits),
 	};
