@@ -1038,8 +1038,10 @@ static cJSON *cert_wait(const char *state, bool error, const char *not_after_not
 			return c;
 		if (i == secs * 2 - 1) {
 			char *t = cJSON_PrintUnformatted(c);
-			fail_msg("web-app's certificate did not become %s%s in %d s: %s", state,
-				 error ? " with an error" : "", secs, t);
+			fail_msg("web-app's certificate did not become %s%s%s%s in %d s: %s", state,
+				 error ? " with an error" : "",
+				 not_after_not ? ", with a not_after other than " : "",
+				 not_after_not ? not_after_not : "", secs, t);
 		}
 		cJSON_Delete(c);
 		usleep(500 * 1000);
