@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "acme.h"
 #include "api.h"
 #include "num.h"
 #include "publish.h"
@@ -27,6 +28,14 @@ static cJSON *rule_json(struct server *srv, const struct sbx *sb, const struct p
 	cJSON_AddStringToObject(o, "url", url.data ? url.data : "");
 	api_time(when, p->created_at);
 	cJSON_AddStringToObject(o, "created_at", when);
+	if (srv->cfg.domain) {
+		/* tls.acme: its certificate's state */
+		buf_reset(&url);
+		buf_addf(&url, "%s.%s", p->alias, srv->cfg.domain);
+		cJSON *c = acme_json(url.data);
+		if (c)
+			cJSON_AddItemToObject(o, "certificate", c);
+	}
 	buf_release(&url);
 	return o;
 }
@@ -60,6 +69,7 @@ void api_publish_add(struct http_req *r)
 	}
 	if (existing)
 		http_header(r, "X-Bhatti-Existing", "true");
+	acme_kick();
 	http_reply_json(r, existing ? 200 : 201, rule_json(r->srv, sb, &p));
 	publish_row_release(&p);
 }
@@ -99,6 +109,7 @@ void api_publish_remove(struct http_req *r)
 		http_reply_err(r, rc, &e);
 		return;
 	}
+	acme_kick();
 	http_reply_empty(r, 204);
 }
 

@@ -16,6 +16,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "acme.h"
 #include "buf.h"
 #include "guest.h"
 #include "listen.h"
@@ -149,7 +150,7 @@ static struct {
 	unsigned nconns, max_conns;
 	struct buckets by_ip, by_alias;
 	char *listening;
-	SSL_CTX *tls;           /* the public proxy's, when tls.cert is set */
+	SSL_CTX *tls;           /* the public proxy's and the API's, with tls.cert or tls.acme */
 	bool api_tls;           /* the API speaks TLS (lws): no peeking at it */
 } P;
 
@@ -1222,26 +1223,19 @@ static bool on_accept(int fd, struct listen_peer *peer, void *arg UNUSED)
 	return true;   /* taken (and closed, when TLS could not begin) */
 }
 
-/* The TLS context of the public proxy: the certificate chain and key of
- * tls.cert and tls.key, TLS 1.2 and up, HTTP/1.1 only (no ALPN h2). */
+/* The TLS context of the public proxy and the API: the certificate chain
+ * and key of tls.cert and tls.key, TLS 1.2 and up, HTTP/1.1 only (no ALPN
+ * h2); with tls.acme, the certificate is chosen by SNI (acme_sni), with
+ * tls.cert (when given) for names ACME has none for. */
 static int tls_context(const struct settings *cfg, struct err *e)
 {
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	if (!ctx)
-		return err_set(e, ENOMEM, "cannot make a TLS context");
-	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-	SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-			      SSL_MODE_RELEASE_BUFFERS);
-	if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls.cert) != 1) {
-		SSL_CTX_free(ctx);
-		return err_set(e, EINVAL, "tls.cert '%s': cannot load a PEM certificate chain: %s",
-			       cfg->tls.cert, ERR_reason_error_string(ERR_get_error()));
-	}
-	if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls.key, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_CTX_check_private_key(ctx) != 1) {
-		SSL_CTX_free(ctx);
-		return err_set(e, EINVAL, "tls.key '%s': cannot load it, or it is not the key of "
-			       "tls.cert: %s", cfg->tls.key, ERR_reason_error_string(ERR_get_error()));
+	SSL_CTX *ctx;
+	struct err ce = ERR_INIT;
+	if (acme_tls_ctx(cfg->tls.cert, cfg->tls.key, &ctx, &ce) < 0)
+		return err_set(e, EINVAL, "tls.cert and tls.key: %s", err_str(&ce));
+	if (cfg->tls.acme.email) {
+		SSL_CTX_set_tlsext_servername_callback(ctx, acme_sni);
+		SSL_CTX_set_tlsext_servername_arg(ctx, cfg->tls.cert ? ctx : NULL);
 	}
 	P.tls = ctx;
 	return 0;
@@ -1404,8 +1398,8 @@ int proxy_start(struct server *srv, struct err *e)
 	P.max_conns = (unsigned)cfg->proxy.max_conns;
 	buckets_init(&P.by_ip, cfg->proxy.requests_per_ip_per_min);
 	buckets_init(&P.by_alias, cfg->proxy.requests_per_alias_per_min);
-	P.api_tls = cfg->tls.cert != NULL;
-	if (cfg->tls.cert && tls_context(cfg, e) < 0)
+	P.api_tls = settings_https(cfg);
+	if (P.api_tls && tls_context(cfg, e) < 0)
 		return -EINVAL;
 	if (!cfg->public_proxy_listen)
 		return 0;
@@ -1419,7 +1413,7 @@ int proxy_start(struct server *srv, struct err *e)
 	if (r < 0)
 		return r;
 	P.https_port = port;
-	if (cfg->tls.cert && cfg->tls.http_listen) {
+	if (P.api_tls && cfg->tls.http_listen) {
 		host = NULL;
 		r = settings_parse_listen(cfg->tls.http_listen, &host, &port, e);
 		if (r == 0)

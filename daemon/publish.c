@@ -195,21 +195,21 @@ void pub_url(struct server *srv, const struct publish_row *p, struct buf *out)
 	const struct settings *cfg = &srv->cfg;
 	if (cfg->domain) {
 		char *host = NULL;
-		int port = cfg->tls.cert ? 443 : 80;
+		int port = settings_https(cfg) ? 443 : 80;
 		if (cfg->public_proxy_listen)
 			settings_parse_listen(cfg->public_proxy_listen, &host, &port, NULL);
 		free(host);
-		bool tls = cfg->tls.cert != NULL;
+		bool tls = settings_https(cfg);
 		buf_addf(out, "%s://%s.%s", tls ? "https" : "http", p->alias, cfg->domain);
 		if (port != (tls ? 443 : 80))
 			buf_addf(out, ":%d", port);
 		buf_adds(out, "/");
 	} else if (cfg->public_proxy_listen) {
-		buf_adds(out, cfg->tls.cert ? "https://" : "http://");
+		buf_adds(out, settings_https(cfg) ? "https://" : "http://");
 		listen_authority(cfg->public_proxy_listen, out);
 		buf_addf(out, "/%s/", p->alias);
 	} else {
-		buf_adds(out, cfg->tls.cert ? "https://" : "http://");
+		buf_adds(out, settings_https(cfg) ? "https://" : "http://");
 		listen_authority(cfg->listen, out);
 		buf_addf(out, "/sandboxes/%s/proxy/%" PRId64 "/", p->sandbox_id, p->port);
 	}

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sodium.h>
 
+#include "acme.h"
 #include "engine.h"
 #include "events.h"
 #include "log.h"
@@ -631,6 +632,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 		if (rc < 0)
 			log_error("sandbox '%s': %s", sb->row.id, err_str(&se));
 		e = rc < 0 ? &se : NULL;
+		acme_kick();   /* its aliases' certificates: no longer served */
 	}
 	/* the destroy's waiters (those of a preempted operation were told
 	 * already by op_done) */

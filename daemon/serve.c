@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <sodium.h>
 
+#include "acme.h"
 #include "buf.h"
 #include "engine.h"
 #include "events.h"
@@ -243,13 +244,16 @@ int serve_main(const struct args *a)
 	 * connection before libwebsockets (the owner's path) */
 	if (proxy_start(&S, &e) < 0)
 		return fail("public_proxy_listen", &e);
+	if (acme_start(&S, &e) < 0)
+		return fail("tls.acme", &e);
 	if (http_start(&S, host, port, &e) < 0)
 		return fail("listen", &e);
 	log_info("listening on %s%s (accelerator %s, data in %s)", http_listening(),
-		 S.cfg.tls.cert ? " (https)" : "", engine_accel(S.eng), S.cfg.data_dir);
+		 settings_https(&S.cfg) ? " (https)" : "", engine_accel(S.eng), S.cfg.data_dir);
 	if (proxy_listening())
 		log_info("public proxy of published ports on %s", proxy_listening());
 	rc = http_run();
+	acme_stop();
 	proxy_stop();
 	/* what the engine is making (a template, a memory spare) is finished
 	 * while the API can still tell a client why it waits */

@@ -116,6 +116,21 @@ static int check_subnet_pool(const char *v, struct err *e)
 	return 0;
 }
 
+static int check_email(const char *v, struct err *e)
+{
+	const char *at = strchr(v, '@');
+	if (!at || at == v || !at[1] || strpbrk(v, " \t,;<>\"'\\") || strchr(at + 1, '@'))
+		return err_set(e, EINVAL, "must be an e-mail address");
+	return 0;
+}
+
+static int check_https_url(const char *v, struct err *e)
+{
+	if (strncmp(v, "https://", 8) != 0 || !v[8] || strpbrk(v, " \t\"'\\"))
+		return err_set(e, EINVAL, "must be an https:// URL");
+	return 0;
+}
+
 #define S struct settings
 static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("listen", S, listen, check_listen),
@@ -173,6 +188,12 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("tls.cert", S, tls.cert, check_abs_path),
 	CONFIG_KEY_STR_CHECK("tls.key", S, tls.key, check_abs_path),
 	CONFIG_KEY_STR_CHECK("tls.http_listen", S, tls.http_listen, check_listen),
+	CONFIG_KEY_STR_CHECK("tls.acme.email", S, tls.acme.email, check_email),
+	CONFIG_KEY_STR_CHECK("tls.acme.directory", S, tls.acme.directory, check_https_url),
+	CONFIG_KEY_STR_CHECK("tls.acme.ca", S, tls.acme.ca, check_abs_path),
+	CONFIG_KEY_STRV("tls.acme.names", S, tls.acme.names),
+	CONFIG_KEY_DURATION("tls.acme.renew_before", S, tls.acme.renew_before, 10000,
+			    365ull * 86400000),
 };
 #undef S
 
@@ -214,6 +235,10 @@ static void defaults(struct settings *s)
 		.network = { .enabled = true, .egress = xstrdup("allow"), .same_user = true },
 		/* the seed system's: 300 s unless said, 24 h at most */
 		.exec = { .timeout_ms = 300 * 1000, .max_timeout_ms = 24 * 3600 * 1000 },
+		.tls.acme = {
+			.directory = xstrdup(SETTINGS_ACME_DIRECTORY),
+			.renew_before = 30ull * 86400000,
+		},
 		.proxy = {
 			.requests_per_ip_per_min = 1500,
 			.requests_per_alias_per_min = 5000,
@@ -221,6 +246,17 @@ static void defaults(struct settings *s)
 			.max_conns_per_ip = 256,
 		},
 	};
+}
+
+/* What one key cannot say alone. */
+static int check_all(const struct settings *s, const char *path, struct err *e)
+{
+	struct err ee = ERR_INIT;
+	for (char **n = s->tls.acme.names; n && *n; n++)
+		if (check_domain(*n, &ee) < 0)
+			return err_set(e, EINVAL, "%s: tls.acme.names: '%s' must be a lower-case "
+				       "DNS name such as api.example.com", path, *n);
+	return 0;
 }
 
 /* Defaults that depend on other keys; then hand s over. */
@@ -258,6 +294,8 @@ int settings_load(const char *path_or_null, struct settings *ret, struct err *e)
 		finish(&s, NULL, ret);
 		return 0;
 	}
+	if (r == 0)
+		r = check_all(&s, path, e);
 	if (r < 0) {
 		settings_release(&s);
 		return r;
@@ -274,6 +312,8 @@ int settings_load_string(const char *name, const char *text, struct settings *re
 
 	defaults(&s);
 	r = config_load_string(name, text, strlen(text), keys, ARRAY_SIZE(keys), &s, e);
+	if (r == 0)
+		r = check_all(&s, name, e);
 	if (r < 0) {
 		settings_release(&s);
 		return r;

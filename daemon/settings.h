@@ -60,6 +60,13 @@
  *     key: /etc/bhatti/tls.key
  *     http_listen: ":80"        # plain HTTP beside the public proxy: ACME
  *                               # http-01 answers, everything else 301 to https
+ *     acme:                     # certificates from ACME, run by the daemon (acme.h)
+ *       email: you@example.com  # turns it on: the account's contact
+ *       directory: https://acme-v02.api.letsencrypt.org/directory  # (the default)
+ *       ca: /etc/bhatti/acme-ca.pem  # the CA of the ACME server's own HTTPS
+ *                               # (pebble); default: the system's
+ *       names: [api.example.com]  # more names than <alias>.<domain>
+ *       renew_before: 30d       # renew when less is left
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -83,6 +90,7 @@
 #define SETTINGS_EXEC_TIMEOUT_MAX_MS (7ull * 86400 * 1000)
 
 #define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
+#define SETTINGS_ACME_DIRECTORY "https://acme-v02.api.letsencrypt.org/directory"
 #define SETTINGS_ENV "BHATTI_CONFIG"
 
 struct settings {
@@ -150,6 +158,13 @@ struct settings {
 		char *cert;         /* PEM chain; NULL: plain HTTP */
 		char *key;          /* PEM private key */
 		char *http_listen;  /* NULL: none */
+		struct {
+			char *email;        /* NULL: no ACME */
+			char *directory;
+			char *ca;           /* NULL: the system's CAs */
+			char **names;       /* NULL: none */
+			uint64_t renew_before;  /* ms */
+		} acme;
 	} tls;
 };
 
@@ -164,6 +179,13 @@ int settings_load_string(const char *name, const char *text, struct settings *re
 			 struct err *e);
 
 void settings_release(struct settings *s);
+
+/* The API and the public proxy speak HTTPS: a certificate of one's own,
+ * or ACME's. */
+static inline bool settings_https(const struct settings *s)
+{
+	return s->tls.cert || s->tls.acme.email;
+}
 
 /* The range of VM uids, "FIRST-LAST" (the same numbers are the VMs'
  * gids): no system account (below 1000), nothing near the top of uid_t. */

@@ -183,13 +183,27 @@ static void emit(const struct settings *s, struct buf *out)
 		 (long long)s->proxy.requests_per_ip_per_min,
 		 (long long)s->proxy.requests_per_alias_per_min, (long long)s->proxy.max_conns,
 		 (long long)s->proxy.max_conns_per_ip);
+	buf_adds(out, "tls:\n");
 	if (s->tls.cert)
-		put_str(out, "tls:\n  cert", s->tls.cert, 0);
+		put_str(out, "cert", s->tls.cert, 2);
 	if (s->tls.key)
-		put_str(out, s->tls.cert ? "  key" : "tls:\n  key", s->tls.key, 0);
+		put_str(out, "key", s->tls.key, 2);
 	if (s->tls.http_listen)
-		put_str(out, s->tls.cert || s->tls.key ? "  http_listen" : "tls:\n  http_listen",
-			s->tls.http_listen, 0);
+		put_str(out, "http_listen", s->tls.http_listen, 2);
+	buf_addf(out, "  acme:\n    renew_before: %llums\n",
+		 (unsigned long long)s->tls.acme.renew_before);
+	put_str(out, "directory", s->tls.acme.directory, 4);
+	if (s->tls.acme.email)
+		put_str(out, "email", s->tls.acme.email, 4);
+	if (s->tls.acme.ca)
+		put_str(out, "ca", s->tls.acme.ca, 4);
+	if (s->tls.acme.names && s->tls.acme.names[0]) {
+		buf_adds(out, "    names:\n");
+		for (char **n = s->tls.acme.names; *n; n++) {
+			buf_adds(out, "      - ");
+			put_quoted(out, *n);
+		}
+	}
 }
 
 static bool same_str(const char *a, const char *b)
@@ -230,7 +244,12 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_str(a->domain, b->domain) &&
 	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
 	       same_str(a->tls.cert, b->tls.cert) && same_str(a->tls.key, b->tls.key) &&
-	       same_str(a->tls.http_listen, b->tls.http_listen);
+	       same_str(a->tls.http_listen, b->tls.http_listen) &&
+	       same_str(a->tls.acme.email, b->tls.acme.email) &&
+	       same_str(a->tls.acme.directory, b->tls.acme.directory) &&
+	       same_str(a->tls.acme.ca, b->tls.acme.ca) &&
+	       same_strv(a->tls.acme.names, b->tls.acme.names) &&
+	       a->tls.acme.renew_before == b->tls.acme.renew_before;
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

@@ -14,7 +14,9 @@
  * per-alias rate limit (429), destroy removing the routes; HTTPS with a
  * CA of the test's own (the API through the CLI's --ca, the public
  * proxy, the plain listener's redirect and ACME answers), a certificate
- * from ACME (Debian's uacme against Debian's pebble on loopback), and
+ * from ACME (Debian's uacme against Debian's pebble on loopback) by hand
+ * and run by the daemon (tls.acme: failure shown, retried, SNI,
+ * renewal, unpublish), and
  * headless Chromium running the page's WebSocket through the proxy.
  */
 #include <arpa/inet.h>
@@ -28,6 +30,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/close_range.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -673,6 +677,29 @@ static void shell_over_tls(const char *ca)
 	client_free(cl);
 }
 
+/* The API over https (at host) for a while: the plain URL is kept, and
+ * back_to_plain (also a teardown's: a failed test leaves no TLS to the
+ * tests after it) restarts the daemon without tls. */
+static char *plain_url;
+
+static void to_https(const char *host)
+{
+	plain_url = F->d.url;
+	F->d.url = test_strf("https://%s:%d", host, F->d.port);
+}
+
+static void back_to_plain(void)
+{
+	if (!plain_url)
+		return;
+	unsetenv("CURL_CA_BUNDLE");
+	unsetenv("CURL_HOME");
+	free(F->d.url);
+	F->d.url = plain_url;
+	plain_url = NULL;
+	restart_with(NULL);
+}
+
 /* HTTPS with a CA of the test's own: the API (curl, the CLI with and
  * without --ca) and the public proxy (path and host routes, SNI). */
 static void test_tls(void **state UNUSED)
@@ -692,8 +719,7 @@ static void test_tls(void **state UNUSED)
 	int http80 = pick_port();
 	char *extra = test_strf("tls:\n  cert: %s/srv.pem\n  key: %s/srv.key\n"
 				"  http_listen: \"127.0.0.1:%d\"\n", dir, dir, http80);
-	char *url = F->d.url;
-	F->d.url = test_strf("https://127.0.0.1:%d", F->d.port);
+	to_https("127.0.0.1");
 	/* daemon_restart waits for /health with curl: trust the CA for it */
 	char *ca = test_strf("%s/ca.pem", dir);
 	setenv("CURL_CA_BUNDLE", ca, 1);
@@ -773,13 +799,34 @@ static void test_tls(void **state UNUSED)
 	sh(tok);
 	free(tok);
 
-	/* back to plain HTTP for the tests after */
-	unsetenv("CURL_CA_BUNDLE");
-	free(F->d.url);
-	F->d.url = url;
-	restart_with(NULL);
+	back_to_plain();
 	free(ca);
 	free(dir);
+}
+
+/* The processes a test started (pebble and its DNS): killed by pid in
+ * kill_started (also by teardown_tls, the teardown of every test that
+ * starts any), so that a failing test leaves nothing behind; they also die with this process
+ * (PR_SET_PDEATHSIG) and inherit none of its descriptors. */
+static pid_t started[4];
+
+static void kill_started(void)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(started); i++)
+		if (started[i] > 0) {
+			kill(started[i], SIGTERM);
+			waitpid(started[i], NULL, 0);
+			started[i] = 0;
+		}
+}
+
+/* The teardown of the TLS tests: what they started killed, plain HTTP
+ * again. */
+static int teardown_tls(void **state UNUSED)
+{
+	kill_started();
+	back_to_plain();
+	return 0;
 }
 
 /* A process of the test's own in the background (its output to log). */
@@ -787,39 +834,41 @@ static pid_t spawn(const char *log, char *const argv[], char *const env[])
 {
 	pid_t pid = fork();
 	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		dup2(fd, 1);
 		dup2(fd, 2);
+		close_range(3, ~0U, 0);
 		for (char *const *e = env; e && *e; e++)
 			putenv(*e);
 		execvp(argv[0], argv);
 		_exit(127);
 	}
+	for (size_t i = 0; i < ARRAY_SIZE(started); i++)
+		if (started[i] <= 0) {
+			started[i] = pid;
+			break;
+		}
 	return pid;
 }
 
-static void reap(pid_t pid)
-{
-	if (pid > 0) {
-		kill(pid, SIGTERM);
-		waitpid(pid, NULL, 0);
-	}
-}
+/* Debian's pebble (a test CA) on loopback, its HTTPS certificate from the
+ * CA of test_tls, its DNS pebble-challtestsrv answering 127.0.0.1 for
+ * every name; it asks for http-01 answers on http_port. validity_s:
+ * of the certificates it issues (0: its default, years). */
+struct pebble {
+	char *ad;              /* its files */
+	int acme, mgmt;        /* https://127.0.0.1:ACME/dir; MGMT/roots/0 */
+};
 
-/* ACME: Debian's uacme gets a certificate for a published alias from
- * Debian's pebble (a test CA on loopback; its DNS is pebble-challtestsrv
- * answering 127.0.0.1), the http-01 challenge answered by the public
- * proxy from what scripts/uacme-hook.sh left in data_dir/acme/http-01;
- * then the daemon serves that certificate and a client trusting
- * pebble's root reaches the alias over HTTPS. uacme trusts only the
- * system's CAs: it runs in a mount namespace of its own where the
- * system's bundle is the test's CA (nothing outside changes). */
-static void test_acme(void **state UNUSED)
+static void pebble_config(struct pebble *pb, const char *ad, int http_port, int validity_s)
 {
-	if (geteuid() != 0)
-		skip();   /* unshare -m */
-	char *dir = test_strf("%s/tls", F->d.dir), *ad = test_strf("%s/acme", F->d.dir);
-	int dns = pick_port(), acme = pick_port(), mgmt = pick_port();
+	char *dir = test_strf("%s/tls", F->d.dir);
+	pb->ad = test_strf("%s", ad);
+	pb->acme = pick_port();
+	pb->mgmt = pick_port();
+	char *validity = validity_s ? test_strf(", \"certificateValidityPeriod\": %d", validity_s)
+				    : test_strf("%s", "");
 	char *cmd = test_strf(
 		"set -e; mkdir -p %s; cd %s; "
 		"openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=pebble "
@@ -830,10 +879,20 @@ static void test_acme(void **state UNUSED)
 		"printf '{\"pebble\": {\"listenAddress\": \"127.0.0.1:%d\", "
 		"\"managementListenAddress\": \"127.0.0.1:%d\", \"certificate\": \"%s/pebble.pem\", "
 		"\"privateKey\": \"%s/pebble.key\", \"httpPort\": %d, \"tlsPort\": %d, "
-		"\"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false}}' > pebble.json",
-		ad, ad, dir, dir, acme, mgmt, ad, ad, F->pport, pick_port());
+		"\"ocspResponderURL\": \"\", \"externalAccountBindingRequired\": false%s}}' "
+		"> pebble.json", ad, ad, dir, dir, pb->acme, pb->mgmt, ad, ad, http_port, pick_port(),
+		validity);
 	sh(cmd);
 	free(cmd);
+	free(validity);
+	free(dir);
+}
+
+static void pebble_run(struct pebble *pb)
+{
+	const char *ad = pb->ad;
+	char *dir = test_strf("%s/tls", F->d.dir);
+	int dns = pick_port();
 	char dnsaddr[64], cfgp[512];
 	snprintf(dnsaddr, sizeof(dnsaddr), "127.0.0.1:%d", dns);
 	snprintf(cfgp, sizeof(cfgp), "%s/pebble.json", ad);
@@ -844,14 +903,44 @@ static void test_acme(void **state UNUSED)
 				     "-defaultIPv6", "", NULL };
 	char *const pebble_argv[] = { "pebble", "-config", cfgp, "-dnsserver", dnsaddr, NULL };
 	char *const pebble_env[] = { "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", NULL };
-	pid_t chall = spawn(chall_log, chall_argv, NULL);
-	pid_t pebble = spawn(pebble_log, pebble_argv, pebble_env);
+	spawn(chall_log, chall_argv, NULL);
+	spawn(pebble_log, pebble_argv, pebble_env);
 	/* pebble answers once it listens */
 	char *wait = test_strf("for i in $(seq 100); do curl -fsS --cacert %s/ca.pem "
 			       "https://127.0.0.1:%d/dir >/dev/null 2>&1 && exit 0; sleep 0.1; done; "
-			       "exit 1", dir, acme);
+			       "exit 1", dir, pb->acme);
 	sh(wait);
 	free(wait);
+	free(mg);
+	free(chall_log);
+	free(pebble_log);
+	free(dir);
+}
+
+/* pebble's root, for a client: ad/root.pem */
+static void pebble_root(struct pebble *pb)
+{
+	char *root = test_strf("curl -fsS --cacert %s/tls/ca.pem https://127.0.0.1:%d/roots/0 "
+			       "> %s/root.pem", F->d.dir, pb->mgmt, pb->ad);
+	sh(root);
+	free(root);
+}
+
+/* ACME by hand: Debian's uacme gets a certificate for a published alias from
+ * pebble, the http-01 challenge answered by the public
+ * proxy from what scripts/uacme-hook.sh left in data_dir/acme/http-01;
+ * then the daemon serves that certificate and a client trusting
+ * pebble's root reaches the alias over HTTPS. uacme trusts only the
+ * system's CAs: it runs in a mount namespace of its own where the
+ * system's bundle is the test's CA (nothing outside changes). */
+static void test_acme(void **state UNUSED)
+{
+	if (geteuid() != 0)
+		skip();   /* unshare -m */
+	char *dir = test_strf("%s/tls", F->d.dir), *ad = test_strf("%s/acme", F->d.dir);
+	struct pebble pb;
+	pebble_config(&pb, ad, F->pport, 0);
+	pebble_run(&pb);
 
 	char cwd[512];
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
@@ -860,7 +949,7 @@ static void test_acme(void **state UNUSED)
 		"export BHATTI_ACME_DIR=%s/acme/http-01; "
 		"uacme -y -a https://127.0.0.1:%d/dir -c %s/conf new admin@example.test; "
 		"uacme -a https://127.0.0.1:%d/dir -c %s/conf -h %s/scripts/uacme-hook.sh -t EC "
-		"issue web-app.%s", dir, F->d.data, acme, ad, acme, ad, cwd, DOMAIN);
+		"issue web-app.%s", dir, F->d.data, pb.acme, ad, pb.acme, ad, cwd, DOMAIN);
 	char *argv[] = { "unshare", "-m", "sh", "-c", run, NULL };
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int rc = test_run(argv, NULL, NULL, 0, &out, &err, 60000);
@@ -875,19 +964,13 @@ static void test_acme(void **state UNUSED)
 	sh(ls);
 	free(ls);
 	free(left);
-	/* pebble's root, for a client */
-	char *root = test_strf("curl -fsS --cacert %s/ca.pem https://127.0.0.1:%d/roots/0 > %s/root.pem",
-			       dir, mgmt, ad);
-	sh(root);
-	free(root);
-	reap(pebble);
-	reap(chall);
+	pebble_root(&pb);
+	kill_started();
 
 	/* the daemon serves the ACME certificate */
 	char *extra = test_strf("tls:\n  cert: %s/conf/web-app.%s/cert.pem\n"
 				"  key: %s/conf/private/web-app.%s/key.pem\n", ad, DOMAIN, ad, DOMAIN);
-	char *url = F->d.url;
-	F->d.url = test_strf("https://localhost:%d", F->d.port);
+	to_https("localhost");
 	/* (the API shares that certificate, which does not name localhost:
 	 * daemon_restart's curl checks /health with -k, from a .curlrc) */
 	setenv("CURL_HOME", ad, 1);
@@ -914,15 +997,186 @@ static void test_acme(void **state UNUSED)
 	curl_slist_free_all(rl);
 	curl_easy_cleanup(h);
 
-	free(F->d.url);
-	F->d.url = url;
-	restart_with(NULL);
+	back_to_plain();
 	free(curlrc);
-	free(mg);
-	free(chall_log);
-	free(pebble_log);
+	free(pb.ad);
 	free(ad);
 	free(dir);
+}
+
+/* web-app's certificate as GET /sandboxes/web/publish says (caller frees). */
+static cJSON *cert_state(void)
+{
+	struct buf out = BUF_INIT;
+	assert_int_equal(http_call(&F->d, "GET", "/sandboxes/web/publish", F->alice, NULL, &out),
+			 200);
+	cJSON *a = cJSON_Parse(out.data), *it, *c = NULL;
+	buf_release(&out);
+	cJSON_ArrayForEach(it, a)
+		if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(it, "alias")), "web-app") == 0)
+			c = cJSON_DetachItemFromObject(it, "certificate");
+	cJSON_Delete(a);
+	assert_non_null(c);
+	return c;
+}
+
+static const char *jstr(const cJSON *o, const char *k)
+{
+	const char *v = cJSON_GetStringValue(cJSON_GetObjectItem(o, k));
+	return v ? v : "";
+}
+
+/* Wait up to secs for web-app's certificate in state, with an error
+ * (or none), and a not_after other than not_after_not (when given). */
+static cJSON *cert_wait(const char *state, bool error, const char *not_after_not, int secs)
+{
+	for (int i = 0; i < secs * 2; i++) {
+		cJSON *c = cert_state();
+		if (strcmp(jstr(c, "state"), state) == 0 &&
+		    error == (cJSON_GetObjectItem(c, "error") != NULL) &&
+		    (!not_after_not || strcmp(jstr(c, "not_after"), not_after_not) != 0))
+			return c;
+		if (i == secs * 2 - 1) {
+			char *t = cJSON_PrintUnformatted(c);
+			fail_msg("web-app's certificate did not become %s%s%s%s in %d s: %s", state,
+				 error ? " with an error" : "",
+				 not_after_not ? ", with a not_after other than " : "",
+				 not_after_not ? not_after_not : "", secs, t);
+		}
+		cJSON_Delete(c);
+		usleep(500 * 1000);
+	}
+	return NULL;
+}
+
+/* GET https://web-app.<domain>/hello on the public proxy trusting only
+ * ca: curl's result; the status and the certificate's end date in
+ * expire (curl's "Expire date"). */
+static CURLcode https_alias(const char *ca, long *status, char *expire, size_t n)
+{
+	char u[256], res[128];
+	snprintf(res, sizeof(res), "web-app.%s:%d:127.0.0.1", DOMAIN, F->pport);
+	snprintf(u, sizeof(u), "https://web-app.%s:%d/hello", DOMAIN, F->pport);
+	struct resp r;
+	resp_init(&r);
+	CURL *h = curl_easy_init();
+	struct curl_slist *rl = curl_slist_append(NULL, res);
+	curl_easy_setopt(h, CURLOPT_URL, u);
+	curl_easy_setopt(h, CURLOPT_RESOLVE, rl);
+	curl_easy_setopt(h, CURLOPT_CAINFO, ca);
+	curl_easy_setopt(h, CURLOPT_CERTINFO, 1L);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 60L);
+	CURLcode cc = curl_easy_perform(h);
+	*status = 0;
+	expire[0] = '\0';
+	if (cc == CURLE_OK) {
+		struct curl_certinfo *ci = NULL;
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+		curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci);
+		for (struct curl_slist *l = ci && ci->num_of_certs ? ci->certinfo[0] : NULL; l;
+		     l = l->next)
+			if (strncmp(l->data, "Expire date:", 12) == 0)
+				snprintf(expire, n, "%s", l->data + 12);
+		buf_addch(&r.body, '\0');
+		if (*status == 200)
+			assert_string_equal(r.body.data, "hello from the sandbox\n");
+	}
+	resp_release(&r);
+	curl_slist_free_all(rl);
+	curl_easy_cleanup(h);
+	return cc;
+}
+
+static bool in_log(const char *what)
+{
+	char *log = read_text(F->d.log);
+	bool found = log && strstr(log, what);
+	free(log);
+	return found;
+}
+
+/* ACME run by the daemon (tls.acme): with pebble down, the failure is
+ * reported (GET .../publish, the log) and the alias is served with
+ * tls.cert meanwhile; pebble up: the retry gets web-app's certificate by
+ * itself (http-01 answered by the proxy), served by SNI; renewed before
+ * it ends (pebble issues them for 90 s, tls.acme.renew_before: 60s) and
+ * served at once; a failed renewal is reported and the certificate kept;
+ * unpublish: not served any more, republish: served again from its files. */
+static void test_acme_daemon(void **state UNUSED)
+{
+	if (geteuid() != 0)
+		skip();   /* tls.acme.ca: a mount namespace for uacme */
+	char *ad = test_strf("%s/acme-d", F->d.dir), *ca = test_strf("%s/tls/ca.pem", F->d.dir);
+	char *root = test_strf("%s/root.pem", ad);
+	int http80 = pick_port();
+	struct pebble pb;
+	pebble_config(&pb, ad, http80, 90);
+	char *extra = test_strf("tls:\n  cert: %s/tls/srv.pem\n  key: %s/tls/srv.key\n"
+				"  http_listen: \"127.0.0.1:%d\"\n  acme:\n"
+				"    email: admin@example.test\n"
+				"    directory: https://127.0.0.1:%d/dir\n    ca: %s\n"
+				"    renew_before: 60s\n", F->d.dir, F->d.dir, http80, pb.acme, ca);
+	to_https("127.0.0.1");
+	setenv("CURL_CA_BUNDLE", ca, 1);
+	restart_with(extra);
+	free(extra);
+
+	/* pebble is down: the failure is reported; tls.cert serves meanwhile */
+	cJSON *c = cert_wait("failed", true, NULL, 90);
+	assert_non_null(strstr(jstr(c, "error"), "uacme"));
+	assert_non_null(cJSON_GetObjectItem(c, "next_try_in_s"));
+	cJSON_Delete(c);
+	char want[128];
+	snprintf(want, sizeof(want), "acme: certificate for 'web-app.%s' failed", DOMAIN);
+	assert_true(in_log(want));
+	long st;
+	char exp1[64], exp2[64];
+	assert_int_equal(https_alias(ca, &st, exp1, sizeof(exp1)), CURLE_OK);
+	assert_int_equal(st, 200);
+
+	/* pebble up: the next try gets the certificate, served by SNI */
+	pebble_run(&pb);
+	c = cert_wait("valid", false, NULL, 120);
+	char *na1 = strdup(jstr(c, "not_after"));
+	cJSON_Delete(c);
+	pebble_root(&pb);
+	assert_int_equal(https_alias(root, &st, exp1, sizeof(exp1)), CURLE_OK);
+	assert_int_equal(st, 200);
+	assert_true(exp1[0]);
+
+	/* renewed 30 s later, and served without a restart */
+	c = cert_wait("valid", false, na1, 120);
+	cJSON_Delete(c);
+	assert_int_equal(https_alias(root, &st, exp2, sizeof(exp2)), CURLE_OK);
+	assert_int_equal(st, 200);
+	assert_string_not_equal(exp1, exp2);
+
+	/* pebble down again: the next renewal fails, is reported, and the
+	 * certificate stays */
+	kill_started();
+	c = cert_wait("valid", true, NULL, 120);
+	cJSON_Delete(c);
+	snprintf(want, sizeof(want), "acme: renewal for 'web-app.%s' failed", DOMAIN);
+	assert_true(in_log(want));
+	assert_int_equal(https_alias(root, &st, exp1, sizeof(exp1)), CURLE_OK);
+	assert_string_equal(exp1, exp2);
+
+	/* unpublish: no longer served (tls.cert answers); republish: served
+	 * again at once from the files kept */
+	CLI_OK(F->alice, "--ca", ca, "unpublish", "web", "-p", "3000");
+	assert_int_equal(https_alias(root, &st, exp1, sizeof(exp1)), CURLE_PEER_FAILED_VERIFICATION);
+	CLI_OK(F->alice, "--ca", ca, "publish", "web", "-p", "3000", "-a", "web-app");
+	assert_int_equal(https_alias(root, &st, exp1, sizeof(exp1)), CURLE_OK);
+	assert_string_equal(exp1, exp2);
+
+	back_to_plain();
+	free(na1);
+	free(pb.ad);
+	free(root);
+	free(ca);
+	free(ad);
 }
 
 /* A request to a published port of a sandbox `bhatti stop` made cold
@@ -991,8 +1245,9 @@ int main(void)
 		cmocka_unit_test(test_websocket_and_sse),
 		cmocka_unit_test(test_browser),
 		cmocka_unit_test(test_big_bodies),
-		cmocka_unit_test(test_tls),
-		cmocka_unit_test(test_acme),
+		cmocka_unit_test_teardown(test_tls, teardown_tls),
+		cmocka_unit_test_teardown(test_acme, teardown_tls),
+		cmocka_unit_test_teardown(test_acme_daemon, teardown_tls),
 		cmocka_unit_test(test_cold_wake),
 		cmocka_unit_test(test_restart_and_limits),
 	};

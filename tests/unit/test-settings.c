@@ -62,6 +62,12 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->proxy.max_conns_per_ip, 256);
 	assert_null(s->tls.cert);
 	assert_null(s->tls.key);
+	assert_null(s->tls.acme.email);
+	assert_string_equal(s->tls.acme.directory, "https://acme-v02.api.letsencrypt.org/directory");
+	assert_null(s->tls.acme.ca);
+	assert_null(s->tls.acme.names);
+	assert_int_equal(s->tls.acme.renew_before, 30ull * 86400 * 1000);
+	assert_false(settings_https(s));
 }
 
 static void test_defaults(void **state)
@@ -129,6 +135,14 @@ static void test_full_file(void **state)
 	assert_int_equal(s.proxy.max_conns_per_ip, 40);
 	assert_string_equal(s.tls.cert, "/etc/bhatti/tls.crt");
 	assert_string_equal(s.tls.key, "/etc/bhatti/tls.key");
+	assert_string_equal(s.tls.http_listen, ":80");
+	assert_string_equal(s.tls.acme.email, "ops@example.com");
+	assert_string_equal(s.tls.acme.directory, "https://127.0.0.1:14000/dir");
+	assert_string_equal(s.tls.acme.ca, "/etc/bhatti/pebble-ca.pem");
+	assert_string_equal(s.tls.acme.names[0], "api.example.com");
+	assert_null(s.tls.acme.names[1]);
+	assert_int_equal(s.tls.acme.renew_before, 10ull * 86400 * 1000);
+	assert_true(settings_https(&s));
 	settings_release(&s);
 
 	/* a domain is a lower-case DNS name of two labels or more */
@@ -282,6 +296,16 @@ static void test_bad_values(void **state)
 		{ "network:\n  subnet_pool: 10.1.2.0/16", "t.yaml:2: key 'network.subnet_pool' must "
 		  "be a /16 such as 10.201.0.0/16" },
 		{ "network:\n  egress: open", "t.yaml:2: key 'network.egress' must be allow or deny" },
+		{ "tls:\n  acme:\n    email: nobody", "t.yaml:3: key 'tls.acme.email' must be an "
+		  "e-mail address" },
+		{ "tls:\n  acme:\n    directory: http://ca.example/dir", "t.yaml:3: key "
+		  "'tls.acme.directory' must be an https:// URL" },
+		{ "tls:\n  acme:\n    ca: pebble.pem", "t.yaml:3: key 'tls.acme.ca' must be an "
+		  "absolute path" },
+		{ "tls:\n  acme:\n    renew_before: 1s", "t.yaml:3: key 'tls.acme.renew_before' "
+		  "must be a duration from 10s to 365d" },
+		{ "tls:\n  acme:\n    names: [api.example.com, Bad_Name]", "t.yaml: tls.acme.names: "
+		  "'Bad_Name' must be a lower-case DNS name such as api.example.com" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct settings s;
