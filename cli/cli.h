@@ -64,7 +64,7 @@ const struct cli_cmd *const *cli_commands(size_t *ret_n);
 extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry,
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
-	cmd_help_entry;
+	cmd_help_entry, cmd_tui_entry;
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);

@@ -31,11 +31,13 @@ char *client_config_path(void)
 struct file_cfg {
 	char *url;
 	char *token;
+	char *theme;
 };
 
 static const struct config_key file_keys[] = {
 	CONFIG_KEY_STR("url", struct file_cfg, url),
 	CONFIG_KEY_STR("token", struct file_cfg, token),
+	CONFIG_KEY_STR("theme", struct file_cfg, theme),
 };
 
 void client_settings_resolve(struct client_settings *s, const char *flag_url,
@@ -70,6 +72,11 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 	s->token = xstrdup(tok);
 	s->url_from = from;
 	s->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
+	const char *env_theme = getenv("BHATTI_THEME");
+	const char *theme = env_theme && env_theme[0] ? env_theme
+			    : fc.theme && fc.theme[0] ? fc.theme
+			    : NULL;
+	s->theme = theme ? xstrdup(theme) : NULL;
 	config_release(file_keys, ARRAY_SIZE(file_keys), &fc);
 }
 
@@ -79,6 +86,7 @@ void client_settings_release(struct client_settings *s)
 	if (s->token)
 		memset(s->token, 0, strlen(s->token));
 	free(s->token);
+	free(s->theme);
 	memset(s, 0, sizeof(*s));
 }
 

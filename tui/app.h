@@ -1,0 +1,143 @@
+/* app.h — what the files of tui/ share: the application state, the view
+ * ops table, key tables, and the few calls between them (see tui.h for
+ * the files). Private to tui/.
+ *
+ * The screen, top to bottom: the header (one line), the current view
+ * (the dashboard, the help …), the shell panes when any are open (the
+ * dashboard stays above them, smaller), the footer (one line: the keys of
+ * what has the focus, generated from its key table, or the filter being
+ * typed, or a message). Dialogs (confirm y/n) sit in the middle, modal.
+ *
+ * Drawing: anything that changes calls app_redraw() (everything) or arms
+ * a frame for the panes' dirty rows (app_frame()); one timer draws the
+ * frame with wnoutrefresh and a single doupdate. Nothing changes, nothing
+ * is drawn: idle, the TUI writes nothing.
+ */
+#ifndef BHATTI_TUI_APP_H
+#define BHATTI_TUI_APP_H
+
+#include <stdbool.h>
+#include <curses.h>
+
+#include "client.h"
+#include "loop.h"
+#include "model.h"
+#include "theme.h"
+
+struct app;
+
+/* Key codes of the tables: a character as it is, a curses KEY_* as KC(). */
+#define KC(k) (0x1000000 | (k))
+#define KEY_CTRL(c) ((c) & 0x1f)
+
+/* One key of a view: the key (a character or a curses KEY_*), how the
+ * footer and help name it, what it does (for the help), and the action.
+ * footer: shown in the footer (the help shows every key). */
+struct key_def {
+	int key;
+	const char *label;
+	const char *help;
+	void (*fn)(struct app *a);
+	bool footer;
+};
+
+struct view_ops {
+	const char *name;
+	const struct key_def *keys;    /* ends with key 0 */
+	void (*enter)(struct app *a);  /* optional */
+	void (*draw)(struct app *a, WINDOW *w, int rows, int cols);
+	/* A key not in the table (optional): true when used. */
+	bool (*key)(struct app *a, int ch);
+};
+
+extern const struct view_ops view_dashboard, view_help;
+
+#define FRAME_MS 10          /* a frame waits this long to gather changes */
+#define POLL_MS 2000         /* the list is re-read this often without GET /events */
+
+enum feed_state { FEED_CONNECTING, FEED_LIVE, FEED_POLLING, FEED_DOWN };
+
+struct panes;
+
+struct app {
+	struct client *client;
+	const char *url;
+	struct model model;
+	struct theme theme;
+	/* the daemon */
+	char version[32], accel[16];
+	enum feed_state feed;
+	char feed_err[160];
+	bool no_ports;                 /* GET /ports answered 404: not on this daemon */
+	struct feed *fd;
+	/* the screen */
+	int rows, cols;
+	WINDOW *w_head, *w_main, *w_foot;
+	int main_rows;
+	const struct view_ops *view, *prev_view;
+	size_t top;                    /* the dashboard's first row shown */
+	struct panes *panes;
+	int focus;                     /* -1 the view, else a pane's index */
+	bool need_redraw;
+	struct timer frame, tick;
+	/* the footer's modes */
+	bool filtering;
+	char filter[64];
+	char msg[200];
+	bool msg_error;
+	/* a confirm dialog */
+	bool dialog;
+	char dialog_text[200];
+	void (*dialog_yes)(struct app *a);
+	char dialog_arg[128];          /* the sandbox id the dialog is about */
+	bool quit;
+	struct watch in, sig;
+	WINDOW *in_pad;                /* keys are read here (a pad: reading never refreshes) */
+};
+
+/* ---- app.c ---- */
+void app_redraw(struct app *a);          /* draw everything on the next frame */
+void app_frame(struct app *a);           /* draw what is dirty on the next frame */
+void app_set_view(struct app *a, const struct view_ops *v);
+void app_message(struct app *a, bool error, const char *fmt, ...) PRINTF(3, 4);
+void app_confirm(struct app *a, const char *arg, void (*yes)(struct app *a), const char *fmt,
+		 ...) PRINTF(4, 5);
+void app_quit(struct app *a);            /* asks first when panes are open */
+void app_layout(struct app *a);
+/* The keys every view has, and a pane's (handled by panes.c), each
+ * ending with key 0 (for the footer and the help). */
+extern const struct key_def app_global_keys[], app_pane_keys[];
+
+/* ---- term.c ---- */
+int term_start(struct err *e);
+void term_stop(void);
+void term_colors(const struct theme *t);
+int term_attr(enum role r);              /* curses attributes of a role */
+int term_pane_attr(int fg, int bg, unsigned pane_attrs);   /* a pane cell's */
+bool term_has_colors(void);
+
+/* ---- feed.c: what comes from the daemon ---- */
+struct feed *feed_new(struct app *a);
+void feed_free(struct feed *f);
+void feed_refresh(struct feed *f);       /* re-read the list now */
+/* An action on a sandbox: POST /sandboxes/ID/stop|start, DELETE …;
+ * the outcome is a message, then the list is re-read. */
+void feed_action(struct feed *f, const char *method, const char *id, const char *what,
+		 const char *name);
+
+/* ---- panes.c ---- */
+struct panes *panes_new(struct app *a);
+void panes_free(struct panes *ps);
+int panes_count(const struct panes *ps);
+/* Open (or focus) a shell pane on sandbox name. */
+void panes_open(struct panes *ps, const char *name);
+void panes_layout(struct panes *ps, int top, int rows, int cols);
+/* Draw the panes: all, or only their dirty rows. */
+void panes_draw(struct panes *ps, bool all);
+/* A key for the focused pane. */
+void panes_key(struct panes *ps, int ch, bool is_key);
+void panes_focus_next(struct app *a);
+/* Place the terminal's cursor in the focused pane (after a frame). */
+void panes_cursor(struct panes *ps);
+
+#endif
