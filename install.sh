@@ -58,7 +58,9 @@ else
 	[ "$mode" = server ] && make images
 fi
 install -m 755 build/bhatti "$PREFIX/bin/bhatti"
-say "installed $PREFIX/bin/bhatti"
+install -d "$PREFIX/share/bhatti/themes"
+install -m 644 themes/*.yaml "$PREFIX/share/bhatti/themes/"
+say "installed $PREFIX/bin/bhatti (themes of bhatti tui in $PREFIX/share/bhatti/themes)"
 [ "$mode" = cli ] && exit 0
 
 # --- server --------------------------------------------------------------

@@ -913,3 +913,68 @@ int test_grep_absent(const char *text, const char *dir, struct buf *found, struc
 	}
 	return rc;
 }
+
+/* ---- tmux ------------------------------------------------------------------ */
+
+int tmux_at(const char *sock, struct buf *out, const char *a0, ...)
+{
+	char *argv[40] = { "tmux", "-S", (char *)sock, (char *)a0 };
+	int n = 4;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = va_arg(ap, const char *); a && n < 39; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return test_run(argv, NULL, NULL, 0, out, NULL, 20000);
+}
+
+static char *tmux_wait_for(const char *sock, const char *target, const char *needle, int ms,
+			   bool present)
+{
+	struct buf b = BUF_INIT;
+	for (int waited = 0; waited <= ms; waited += 100) {
+		buf_reset(&b);
+		tmux_at(sock, &b, "capture-pane", "-p", "-t", target, NULL);
+		if (!!strstr(b.data, needle) == present)
+			return buf_detach(&b, NULL);
+		usleep(100 * 1000);
+	}
+	fprintf(stderr, "after %d ms the screen %s '%s'; it shows:\n%s\n", ms,
+		present ? "does not show" : "still shows", needle, b.data);
+	buf_release(&b);
+	return NULL;
+}
+
+char *tmux_wait(const char *sock, const char *target, const char *needle, int ms)
+{
+	return tmux_wait_for(sock, target, needle, ms, true);
+}
+
+char *tmux_wait_gone(const char *sock, const char *target, const char *needle, int ms)
+{
+	return tmux_wait_for(sock, target, needle, ms, false);
+}
+
+bool test_wait_attached(struct daemon_proc *d, const char *key, const char *name, int ms)
+{
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	bool found = false;
+	for (int waited = 0; waited <= ms && !found; waited += 200) {
+		buf_reset(&o);
+		if (bhatti(d, key, NULL, &o, &e, "ps", name, "--json", NULL) == 0) {
+			cJSON *j = cJSON_Parse(o.data), *s;
+			cJSON_ArrayForEach(s, j)
+				found |= cJSON_IsTrue(cJSON_GetObjectItem(s, "running")) &&
+					 cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"));
+			cJSON_Delete(j);
+		}
+		if (!found)
+			usleep(200 * 1000);
+	}
+	if (!found)
+		fprintf(stderr, "no attached session after %d ms; ps said: %s %s\n", ms, o.data, e.data);
+	buf_release(&o);
+	buf_release(&e);
+	return found;
+}

@@ -107,12 +107,11 @@ static void draw_footer(struct app *a)
 		wattron(w, term_attr(R_DIALOG));
 		wprintw(w, " %s (y/n) ", a->dialog_text);
 		wattroff(w, term_attr(R_DIALOG));
-	} else if (a->filtering) {
-		wprintw(w, " /%s", a->filter);
+	} else if (a->input) {
+		wprintw(w, " %s%s", a->input_prompt, a->input_text);
 		wattron(w, A_REVERSE);
 		waddch(w, ' ');
 		wattroff(w, A_REVERSE);
-		wprintw(w, "  (Enter keeps, Esc clears)");
 	} else if (a->msg[0]) {
 		if (a->msg_error)
 			wattron(w, term_attr(R_ERROR_MSG));
@@ -278,22 +277,62 @@ static bool run_table(struct app *a, const struct key_def *keys, int code)
 	return false;
 }
 
-static void filter_key(struct app *a, int code)
+void app_input(struct app *a, const char *prompt, const struct input_ops *ops)
 {
-	size_t n = strlen(a->filter);
-	if (code == 27) {
-		a->filter[0] = '\0';
-		a->filtering = false;
-	} else if (code == '\r' || code == '\n' || code == (KC(KEY_ENTER))) {
-		a->filtering = false;
-	} else if (code == 127 || code == KEY_CTRL('h') || code == (KC(KEY_BACKSPACE))) {
-		if (n)
-			a->filter[n - 1] = '\0';
-	} else if (code >= 0x20 && code < 0x7f && n + 1 < sizeof(a->filter)) {
-		a->filter[n] = (char)code;
-		a->filter[n + 1] = '\0';
+	a->input = true;
+	snprintf(a->input_prompt, sizeof(a->input_prompt), "%s", prompt);
+	a->input_text[0] = '\0';
+	a->input_ops = ops;
+	a->hist_at = -1;
+	app_redraw(a);
+}
+
+static void input_history(struct app *a, int dir)
+{
+	char **h = a->input_ops->history;
+	int n = h ? (int)strv_len(h) : 0;
+	if (!n)
+		return;
+	int at = a->hist_at < 0 ? n : a->hist_at;
+	at += dir;
+	if (at < 0)
+		at = 0;
+	if (at >= n) {
+		a->hist_at = -1;
+		a->input_text[0] = '\0';
+		return;
 	}
-	model_set_filter(&a->model, a->filter);
+	a->hist_at = at;
+	snprintf(a->input_text, sizeof(a->input_text), "%s", h[at]);
+}
+
+static void input_key(struct app *a, int code)
+{
+	const struct input_ops *ops = a->input_ops;
+	size_t n = strlen(a->input_text);
+	char text[sizeof(a->input_text)];
+	if (code == 27 || code == KEY_CTRL('c')) {
+		a->input = false;
+		a->input_text[0] = '\0';
+		if (ops->cancel)
+			ops->cancel(a);
+	} else if (code == '\r' || code == '\n' || code == KC(KEY_ENTER)) {
+		a->input = false;
+		snprintf(text, sizeof(text), "%s", a->input_text);
+		ops->done(a, text);
+	} else if (code == 127 || code == KEY_CTRL('h') || code == KC(KEY_BACKSPACE)) {
+		if (n)
+			a->input_text[n - 1] = '\0';
+	} else if (code == KEY_CTRL('u')) {
+		a->input_text[0] = '\0';
+	} else if (code == KC(KEY_UP) || code == KC(KEY_DOWN)) {
+		input_history(a, code == KC(KEY_UP) ? -1 : 1);
+	} else if (code >= 0x20 && code < 0x7f && n + 1 < sizeof(a->input_text)) {
+		a->input_text[n] = (char)code;
+		a->input_text[n + 1] = '\0';
+	}
+	if (a->input && ops->changed)
+		ops->changed(a, a->input_text);
 	app_redraw(a);
 }
 
@@ -311,8 +350,8 @@ static void on_key(struct app *a, int code, int raw, bool is_key)
 		app_redraw(a);
 		return;
 	}
-	if (a->filtering) {
-		filter_key(a, code);
+	if (a->input) {
+		input_key(a, code);
 		return;
 	}
 	if (a->focus >= 0) {
@@ -404,6 +443,7 @@ int tui_run(const struct tui_opts *o, struct err *e)
 	timer_arm(&a.tick, 60000);
 	loop_run();
 
+	exec_free(&a);
 	feed_free(a.fd);
 	panes_free(a.panes);
 	timer_cancel(&a.frame);

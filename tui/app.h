@@ -41,6 +41,15 @@ struct key_def {
 	bool footer;
 };
 
+/* A line typed in the footer: changed after each key (optional), done on
+ * Enter, cancelled on Esc (optional); Up/Down walk the history (optional). */
+struct input_ops {
+	void (*changed)(struct app *a, const char *text);
+	void (*done)(struct app *a, const char *text);
+	void (*cancel)(struct app *a);
+	char **history;                /* newest last, NULL-terminated */
+};
+
 struct view_ops {
 	const char *name;
 	const struct key_def *keys;    /* ends with key 0 */
@@ -50,7 +59,11 @@ struct view_ops {
 	bool (*key)(struct app *a, int ch);
 };
 
-extern const struct view_ops view_dashboard, view_help;
+extern const struct view_ops view_dashboard, view_help, view_exec;
+
+/* view-exec.c: the exec prompt of sandbox name (e). */
+void exec_prompt(struct app *a, const char *name);
+void exec_free(struct app *a);   /* at the end: cancels a running command */
 
 #define FRAME_MS 10          /* a frame waits this long to gather changes */
 #define POLL_MS 2000         /* the list is re-read this often without GET /events */
@@ -80,9 +93,13 @@ struct app {
 	int focus;                     /* -1 the view, else a pane's index */
 	bool need_redraw;
 	struct timer frame, tick;
-	/* the footer's modes */
-	bool filtering;
-	char filter[64];
+	/* the footer's modes: a line being typed (the filter, a command) ... */
+	bool input;
+	char input_prompt[160];
+	char input_text[256];
+	const struct input_ops *input_ops;
+	int hist_at;                   /* the history entry shown (-1: the line typed) */
+	/* ... or a message */
 	char msg[200];
 	bool msg_error;
 	/* a confirm dialog */
@@ -103,6 +120,8 @@ void app_message(struct app *a, bool error, const char *fmt, ...) PRINTF(3, 4);
 void app_confirm(struct app *a, const char *arg, void (*yes)(struct app *a), const char *fmt,
 		 ...) PRINTF(4, 5);
 void app_quit(struct app *a);            /* asks first when panes are open */
+/* Start typing a line in the footer (prompt, e.g. "/" or "exec in 'dev'> "). */
+void app_input(struct app *a, const char *prompt, const struct input_ops *ops);
 void app_layout(struct app *a);
 /* The keys every view has, and a pane's (handled by panes.c), each
  * ending with key 0 (for the footer and the help). */

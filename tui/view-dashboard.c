@@ -104,10 +104,28 @@ static void page_down(struct app *a) { model_move(&a->model, MAX(1, a->main_rows
 static void first(struct app *a) { model_move(&a->model, -(int)a->model.nview); app_redraw(a); }
 static void last(struct app *a) { model_move(&a->model, (int)a->model.nview); app_redraw(a); }
 
+static void filter_changed(struct app *a, const char *text)
+{
+	model_set_filter(&a->model, text);
+}
+
+static void filter_done(struct app *a UNUSED, const char *text UNUSED)
+{
+}
+
+static void filter_cancel(struct app *a)
+{
+	model_set_filter(&a->model, "");
+}
+
+static const struct input_ops filter_ops = {
+	.changed = filter_changed, .done = filter_done, .cancel = filter_cancel,
+};
+
 static void start_filter(struct app *a)
 {
-	a->filtering = true;
-	app_redraw(a);
+	app_input(a, "/", &filter_ops);
+	snprintf(a->input_text, sizeof(a->input_text), "%s", a->model.filter);
 }
 
 static void sort_name(struct app *a) { model_set_sort(&a->model, SORT_NAME); app_redraw(a); }
@@ -167,6 +185,13 @@ static void stop_start(struct app *a)
 			"saved to disk; start resumes it)", r->name);
 }
 
+static void exec(struct app *a)
+{
+	const struct sbx_row *r = selected(a);
+	if (r)
+		exec_prompt(a, r->name);
+}
+
 static const struct key_def keys[] = {
 	{ 'k', "k", "up", up, false },
 	{ KC(KEY_UP), "Up", "up", up, false },
@@ -181,6 +206,7 @@ static const struct key_def keys[] = {
 	{ 's', "s", "shell", shell, true },
 	{ '\r', "Enter", "shell", shell, false },
 	{ KC(KEY_ENTER), "Enter", "shell", shell, false },
+	{ 'e', "e", "exec", exec, true },
 	{ 'S', "S", "stop/start", stop_start, true },
 	{ 'd', "d", "destroy", destroy, true },
 	{ '/', "/", "filter", start_filter, true },

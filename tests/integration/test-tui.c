@@ -1,0 +1,270 @@
+/* test-tui.c — `bhatti tui` end to end under tmux (send-keys,
+ * capture-pane) against a real daemon and a real VM: the dashboard lists a
+ * created sandbox; a `bhatti stop` and `start` from another shell show up
+ * by themselves; the filter and the help; `s` opens a shell pane where
+ * output appears with the dashboard still on screen; the pane's size is
+ * the session's (`stty size`), and follows a resize of the terminal; a
+ * full-screen program (busybox vi) draws in the pane and the shell's
+ * screen comes back after it; `e` runs a command whose stdout and stderr
+ * land in the exec log, Ctrl+C cancels one (its processes are gone), Up
+ * recalls it; Ctrl+\ detaches and returns to the
+ * dashboard; `s` again reattaches and replays the earlier output; `q`
+ * asks while a pane is open, `n` keeps the TUI, `y` quits, and the
+ * terminal is as it was (the screen before the TUI, `stty -g` the same).
+ *
+ * With TUI_CAPTURES=DIR the screens are also written there as text
+ * (scripts/tui-captures.sh makes docs/tui-captures/ this way, so the
+ * pictures in the docs are what the test saw).
+ *
+ * Real tmux, real `bhatti serve`, real VM.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "helpers.h"
+
+static struct daemon_proc d;
+static char *key;
+static char sock[512];
+
+static int stop_daemon(void **state UNUSED)
+{
+	if (sock[0])
+		tmux_at(sock, NULL, "kill-server", NULL);
+	if (d.dir)
+		daemon_stop(&d, true);
+	free(key);
+	return 0;
+}
+
+#define T "t"   /* the tmux target */
+
+static void keys(const char *k)
+{
+	tmux_at(sock, NULL, "send-keys", "-t", T, k, NULL);
+}
+
+static void keys_enter(const char *line)
+{
+	tmux_at(sock, NULL, "send-keys", "-t", T, line, "Enter", NULL);
+}
+
+static char *wait_for(const char *needle, int ms)
+{
+	char *s = tmux_wait(sock, T, needle, ms);
+	if (!s)
+		fail_msg("the screen never showed '%s' (it is above)", needle);
+	return s;
+}
+
+static void wait_gone(const char *needle, int ms)
+{
+	char *s = tmux_wait_gone(sock, T, needle, ms);
+	if (!s)
+		fail_msg("the screen still shows '%s' (it is above)", needle);
+	free(s);
+}
+
+/* Save the screen as TUI_CAPTURES/name.txt when asked to. */
+static void capture(const char *name)
+{
+	const char *dir = getenv("TUI_CAPTURES");
+	if (!dir || !dir[0])
+		return;
+	struct buf b = BUF_INIT;
+	tmux_at(sock, &b, "capture-pane", "-p", "-t", T, NULL);
+	char *path = test_strf("%s/%s.txt", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	free(path);
+	buf_release(&b);
+}
+
+static void test_tui(void **state UNUSED)
+{
+	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", NULL), 0);
+
+	snprintf(sock, sizeof(sock), "%s/tmux.sock", d.dir);
+	char *cmd = test_strf("stty -g > %s/stty.before; echo BEFORE-TUI; "
+			      "env HOME=%s BHATTI_URL=%s BHATTI_TOKEN=%s TERM=screen-256color %s/bhatti tui; "
+			      "echo TUI-EXIT=$?; stty -g > %s/stty.after; sleep 600",
+			      d.dir, d.home, d.url, key, test_build_dir(), d.dir);
+	char cwd[1024];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(tmux_at(sock, NULL, "new-session", "-d", "-s", T, "-x", "100", "-y", "30",
+				 "-c", cwd, cmd, NULL), 0);
+	free(cmd);
+
+	/* the dashboard lists the sandbox */
+	char *s = wait_for(" hot ", 15000);
+	assert_non_null(strstr(s, "dev"));
+	assert_non_null(strstr(s, "1 sandbox"));
+	assert_non_null(strstr(s, "s shell"));   /* the footer, from the key table */
+	free(s);
+	capture("dashboard");
+
+	/* a stop from another shell shows up by itself, then the start */
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "stop", "dev", NULL), 0);
+	free(wait_for(" stopped ", 10000));
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "start", "dev", NULL), 0);
+	free(wait_for(" hot ", 10000));
+
+	/* the filter */
+	keys("/");
+	keys("zzz");
+	free(wait_for("no sandbox matches 'zzz'", 5000));
+	keys("Escape");
+	wait_gone("no sandbox matches", 5000);
+	keys("/");
+	keys("de");
+	keys("Enter");
+	free(wait_for(" hot ", 5000));
+
+	/* the help, from the key tables */
+	keys("?");
+	s = wait_for("sort by name", 5000);
+	assert_non_null(strstr(s, "detach"));
+	free(s);
+	capture("help");
+	keys("Escape");
+	wait_gone("sort by name", 5000);
+
+	/* e: a command in the sandbox, its output in the exec log */
+	keys("e");
+	free(wait_for("exec in 'dev'>", 5000));
+	keys("echo out-$((1+1)); echo err-$((2+2)) >&2; exit 3");
+	keys("Enter");
+	s = wait_for("[exit 3,", 20000);
+	assert_non_null(strstr(s, "dev $ echo out-"));
+	assert_non_null(strstr(s, "\nout-2\n"));
+	assert_non_null(strstr(s, "\nerr-4\n"));
+	free(s);
+	capture("exec");
+	/* Ctrl+C cancels a running one: its process group is killed */
+	keys("e");
+	free(wait_for("exec in 'dev'>", 5000));
+	keys("sleep 4321");
+	keys("Enter");
+	free(wait_for("running", 10000));
+	usleep(500 * 1000);
+	keys("C-c");
+	free(wait_for("[cancelled", 5000));
+	bool gone = false;
+	for (int i = 0; i < 50 && !gone; i++) {
+		buf_reset(&o);
+		assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "dev", "--", "ps", NULL), 0);
+		gone = !strstr(o.data, "sleep 4321");
+		if (!gone)
+			usleep(100 * 1000);
+	}
+	assert_true(gone);
+	/* Up in the prompt brings the last command back */
+	keys("e");
+	free(wait_for("exec in 'dev'>", 5000));
+	keys("Up");
+	free(wait_for("exec in 'dev'> sleep 4321", 5000));
+	keys("Escape");
+	keys("Escape");   /* the exec log → the list */
+	free(wait_for("PUBLISHED", 5000));
+
+	/* s: a shell pane, the dashboard still above it */
+	keys("s");
+	assert_true(test_wait_attached(&d, key, "dev", 30000));
+	keys_enter("echo marker-$((6*7))");
+	s = wait_for("marker-42", 15000);
+	assert_non_null(strstr(s, "NAME"));
+	assert_non_null(strstr(s, " dev "));
+	free(s);
+	/* the pane's size is the session's: 30 rows - header, footer, the
+	 * dashboard's 9 rows, the pane's title = 18; 100 columns */
+	keys_enter("stty size");
+	free(wait_for("18 100", 10000));
+	capture("pane");
+	/* a resize of the terminal reaches the session */
+	assert_int_equal(tmux_at(sock, NULL, "resize-window", "-t", T, "-x", "120", "-y", "40",
+				 NULL), 0);
+	keys_enter("clear; stty size");
+	free(wait_for("25 120", 10000));
+	/* a full-screen program draws in the pane, and leaves it as it was */
+	keys_enter("echo before-vi; vi /tmp/tui-test-file");
+	s = wait_for("/tmp/tui-test-file", 10000);
+	assert_non_null(strstr(s, "\n~"));
+	free(s);
+	capture("pane-vi");
+	keys("Escape");
+	keys(":q!");
+	keys("Enter");
+	free(wait_for("before-vi", 10000));
+
+	/* Ctrl+\ detaches: back to the dashboard, the session keeps running */
+	keys("C-\\");
+	s = wait_for("detached from session", 10000);
+	assert_null(strstr(s, "before-vi"));
+	free(s);
+	/* s again: the same session, its output replayed */
+	keys("s");
+	s = wait_for("before-vi", 20000);
+	free(s);
+	assert_true(test_wait_attached(&d, key, "dev", 10000));
+	keys_enter("echo again-$((2*3))");
+	free(wait_for("again-6", 10000));
+
+	/* q with a pane open asks; n keeps the TUI */
+	keys("C-]");   /* the focus to the dashboard */
+	keys("q");
+	free(wait_for("quit? 1 shell is open", 5000));
+	capture("quit-dialog");
+	keys("n");
+	wait_gone("quit?", 5000);
+	keys("q");
+	free(wait_for("quit?", 5000));
+	keys("y");
+	s = wait_for("TUI-EXIT=0", 10000);
+	assert_non_null(strstr(s, "BEFORE-TUI"));   /* the screen from before is back */
+	free(s);
+	char *before = test_strf("%s/stty.before", d.dir), *after = test_strf("%s/stty.after", d.dir);
+	for (int i = 0; i < 50; i++) {
+		char *a = read_text(after);
+		if (a && a[0]) {
+			free(a);
+			break;
+		}
+		free(a);
+		usleep(100 * 1000);
+	}
+	char *tb = read_text(before), *ta = read_text(after);
+	assert_non_null(tb);
+	assert_non_null(ta);
+	assert_string_equal(tb, ta);   /* the terminal's modes as they were */
+	free(tb), free(ta), free(before), free(after);
+
+	tmux_at(sock, NULL, "kill-server", NULL);
+	sock[0] = '\0';
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "destroy", "-y", "dev", NULL), 0);
+	buf_release(&o);
+	buf_release(&e);
+	assert_int_equal(daemon_stop(&d, true), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_tui, stop_daemon),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
