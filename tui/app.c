@@ -30,8 +30,14 @@ void app_redraw(struct app *a)
 
 void app_frame(struct app *a)
 {
-	if (!a->frame.armed)
-		timer_arm(&a->frame, FRAME_MS);
+	if (a->frame_pending)
+		return;
+	a->frame_pending = true;
+	uint64_t since = now_ms() - a->last_frame_ms;
+	if (since >= FRAME_MIN_MS)
+		task_post(&a->frame_task);   /* after this turn's events: they share the frame */
+	else
+		timer_arm(&a->frame, FRAME_MIN_MS - since);
 }
 
 static void draw_header(struct app *a)
@@ -141,9 +147,12 @@ static void draw_dialog(struct app *a)
 	delwin(d);
 }
 
-static void on_frame(struct timer *t)
+static void draw_frame(struct app *a)
 {
-	struct app *a = t->data;
+	uint64_t t0 = now_ns();
+	a->frame_pending = false;
+	timer_cancel(&a->frame);
+	task_cancel(&a->frame_task);
 	bool all = a->need_redraw;
 	a->need_redraw = false;
 	if (all) {
@@ -162,6 +171,21 @@ static void on_frame(struct timer *t)
 		curs_set(0);
 	}
 	doupdate();
+	a->last_frame_ms = now_ms();
+	uint64_t ns = now_ns() - t0;
+	a->frames++;
+	a->frame_ns += ns;
+	a->frame_ns_max = MAX(a->frame_ns_max, ns);
+}
+
+static void on_frame(struct timer *t)
+{
+	draw_frame(t->data);
+}
+
+static void on_frame_task(struct task *t)
+{
+	draw_frame(t->data);
 }
 
 static void on_tick(struct timer *t)
@@ -176,7 +200,7 @@ static void on_tick(struct timer *t)
 void app_layout(struct app *a)
 {
 	struct winsize ws;
-	if (ioctl(1, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col &&
+	if (ioctl(a->out_fd, TIOCGWINSZ, &ws) == 0 && ws.ws_row && ws.ws_col &&
 	    (ws.ws_row != LINES || ws.ws_col != COLS))
 		resizeterm(ws.ws_row, ws.ws_col);
 	a->rows = LINES, a->cols = COLS;
@@ -400,61 +424,91 @@ static void on_signal(struct watch *w, uint32_t events UNUSED)
 
 /* ---- run --------------------------------------------------------------------------- */
 
-int tui_run(const struct tui_opts *o, struct err *e)
+static sigset_t app_signals(void)
 {
-	struct app a = { .client = o->client, .url = o->set->url, .focus = -1 };
-	/* the theme first: a bad one is said before the screen changes */
-	const char *nc = getenv("NO_COLOR");
-	const char *want = theme_pick(o->theme, o->set->theme, nc && nc[0], true);
-	int rc = theme_load(want, theme_dirs(), &a.theme, e);
-	if (rc < 0)
-		return rc;
-	if (loop_init() < 0)
-		return err_set(e, errno, "cannot start the event loop: %s", strerror(errno));
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGWINCH);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
-	rc = term_start(e);
+	return mask;
+}
+
+int app_start(struct app *a, const struct tui_opts *o, int in_fd, int out_fd, struct err *e)
+{
+	memset(a, 0, sizeof(*a));
+	a->client = o->client;
+	a->url = o->set->url;
+	a->focus = -1;
+	a->in_fd = in_fd, a->out_fd = out_fd;
+	/* the theme first: a bad one is said before the screen changes */
+	const char *nc = getenv("NO_COLOR");
+	const char *want = theme_pick(o->theme, o->set->theme, nc && nc[0], true);
+	int rc = theme_load(want, theme_dirs(), &a->theme, e);
 	if (rc < 0)
 		return rc;
+	sigset_t mask = app_signals();
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	rc = term_start(in_fd, out_fd, e);
+	if (rc < 0) {
+		sigprocmask(SIG_UNBLOCK, &mask, NULL);
+		return rc;
+	}
 	if (!term_has_colors())
-		theme_builtin("mono", &a.theme);
-	term_colors(&a.theme);
-	model_init(&a.model);
-	a.view = &view_dashboard;
-	timer_init(&a.frame, on_frame, &a);
-	timer_init(&a.tick, on_tick, &a);
-	watch_init(&a.in, on_input, &a);
-	watch_init(&a.sig, on_signal, &a);
-	a.in_pad = newpad(1, 1);
-	keypad(a.in_pad, TRUE);
-	nodelay(a.in_pad, TRUE);
+		theme_builtin("mono", &a->theme);
+	term_colors(&a->theme);
+	model_init(&a->model);
+	a->view = &view_dashboard;
+	timer_init(&a->frame, on_frame, a);
+	task_init(&a->frame_task, on_frame_task, a);
+	timer_init(&a->tick, on_tick, a);
+	watch_init(&a->in, on_input, a);
+	watch_init(&a->sig, on_signal, a);
+	a->in_pad = newpad(1, 1);
+	keypad(a->in_pad, TRUE);
+	nodelay(a->in_pad, TRUE);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-	if (sfd >= 0 && watch_add(&a.sig, sfd, EPOLLIN) < 0)
+	if (sfd >= 0 && watch_add(&a->sig, sfd, EPOLLIN) < 0)
 		close(sfd);
-	watch_add(&a.in, 0, EPOLLIN);
-	a.panes = panes_new(&a);
-	app_layout(&a);
-	a.fd = feed_new(&a);
-	timer_arm(&a.tick, 60000);
-	loop_run();
+	watch_add(&a->in, in_fd, EPOLLIN);
+	a->panes = panes_new(a);
+	app_layout(a);
+	timer_arm(&a->tick, 60000);
+	return 0;
+}
 
-	exec_free(&a);
-	feed_free(a.fd);
-	panes_free(a.panes);
-	timer_cancel(&a.frame);
-	timer_cancel(&a.tick);
-	watch_del(&a.in);
-	watch_close(&a.sig);
+void app_stop(struct app *a)
+{
+	exec_free(a);
+	feed_free(a->fd);
+	a->fd = NULL;
+	panes_free(a->panes);
+	a->panes = NULL;
+	timer_cancel(&a->frame);
+	task_cancel(&a->frame_task);
+	timer_cancel(&a->tick);
+	watch_del(&a->in);
+	watch_close(&a->sig);
 	loop_run_once(0);   /* deferred frees */
-	delwin(a.in_pad);
-	delwin(a.w_head), delwin(a.w_main), delwin(a.w_foot);
+	delwin(a->in_pad);
+	delwin(a->w_head), delwin(a->w_main), delwin(a->w_foot);
 	term_stop();
-	model_release(&a.model);
+	model_release(&a->model);
+	sigset_t mask = app_signals();
 	sigprocmask(SIG_UNBLOCK, &mask, NULL);
+}
+
+int tui_run(const struct tui_opts *o, struct err *e)
+{
+	if (loop_init() < 0)
+		return err_set(e, errno, "cannot start the event loop: %s", strerror(errno));
+	struct app a;
+	int rc = app_start(&a, o, 0, 1, e);
+	if (rc < 0)
+		return rc;
+	a.fd = feed_new(&a);
+	loop_run();
+	app_stop(&a);
 	return 0;
 }

@@ -25,6 +25,7 @@
 #include "theme.h"
 
 struct app;
+struct tui_opts;
 
 /* Key codes of the tables: a character as it is, a curses KEY_* as KC(). */
 #define KC(k) (0x1000000 | (k))
@@ -65,7 +66,9 @@ extern const struct view_ops view_dashboard, view_help, view_exec;
 void exec_prompt(struct app *a, const char *name);
 void exec_free(struct app *a);   /* at the end: cancels a running command */
 
-#define FRAME_MS 10          /* a frame waits this long to gather changes */
+#define FRAME_MIN_MS 8       /* frames are at least this far apart (a first one after
+				a pause is drawn on the next loop turn: a key's echo
+				in a pane is not held back) */
 #define POLL_MS 2000         /* the list is re-read this often without GET /events */
 
 enum feed_state { FEED_CONNECTING, FEED_LIVE, FEED_POLLING, FEED_DOWN };
@@ -92,7 +95,13 @@ struct app {
 	struct panes *panes;
 	int focus;                     /* -1 the view, else a pane's index */
 	bool need_redraw;
+	bool frame_pending;
+	uint64_t last_frame_ms;
 	struct timer frame, tick;
+	struct task frame_task;
+	int in_fd, out_fd;             /* the terminal (0 and 1; a pty in bench/tui) */
+	/* frame statistics (bench/tui) */
+	uint64_t frames, frame_ns, frame_ns_max;
 	/* the footer's modes: a line being typed (the filter, a command) ... */
 	bool input;
 	char input_prompt[160];
@@ -127,8 +136,14 @@ void app_layout(struct app *a);
  * ending with key 0 (for the footer and the help). */
 extern const struct key_def app_global_keys[], app_pane_keys[];
 
+/* Set up the screen on the terminal in_fd/out_fd with the theme of o
+ * (everything but the daemon's feed); app_stop undoes it. For tui_run()
+ * and bench/tui. */
+int app_start(struct app *a, const struct tui_opts *o, int in_fd, int out_fd, struct err *e);
+void app_stop(struct app *a);
+
 /* ---- term.c ---- */
-int term_start(struct err *e);
+int term_start(int in_fd, int out_fd, struct err *e);
 void term_stop(void);
 void term_colors(const struct theme *t);
 int term_attr(enum role r);              /* curses attributes of a role */

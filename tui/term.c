@@ -21,6 +21,7 @@
 
 static struct termios saved_tio;
 static bool started, have_tio;
+static int tio_fd = 0, out_fd_ = 1;
 static int role_attr[R_N];
 
 /* pane colours: pairs made as cells need them, from PAIR_FIRST on */
@@ -33,8 +34,8 @@ static void crash(int sig)
 	/* async-signal-safe: put the terminal back, then die as we would have */
 	static const char reset[] = "\033[0m\033[?25h\033[?1049l\r\n";
 	if (have_tio)
-		tcsetattr(0, TCSANOW, &saved_tio);
-	ssize_t n = write(1, reset, sizeof(reset) - 1);
+		tcsetattr(tio_fd, TCSANOW, &saved_tio);
+	ssize_t n = write(out_fd_, reset, sizeof(reset) - 1);
 	(void)n;
 	signal(sig, SIG_DFL);
 	raise(sig);
@@ -45,22 +46,25 @@ static void at_exit(void)
 	term_stop();
 }
 
-int term_start(struct err *e)
+int term_start(int in_fd, int out_fd, struct err *e)
 {
-	if (!isatty(0) || !isatty(1))
+	if (!isatty(in_fd) || !isatty(out_fd))
 		return err_set(e, ENOTTY, "bhatti tui needs a terminal (stdin and stdout)");
 	const char *t = getenv("TERM");
 	if (!t || !t[0] || strcmp(t, "dumb") == 0)
 		return err_set(e, ENOTTY, "bhatti tui needs a terminal that can move the cursor "
 				"(TERM is '%s')", t ? t : "");
 	setlocale(LC_ALL, "");
-	have_tio = tcgetattr(0, &saved_tio) == 0;
+	tio_fd = in_fd, out_fd_ = out_fd;
+	have_tio = tcgetattr(in_fd, &saved_tio) == 0;
 	static const int sigs[] = { SIGSEGV, SIGBUS, SIGABRT, SIGFPE, SIGILL };
 	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
 		signal(sigs[i], crash);
 	if (!getenv("ESCDELAY"))
 		set_escdelay(25);
-	if (!newterm(NULL, stdout, stdin))
+	FILE *out = out_fd == 1 ? stdout : fdopen(dup(out_fd), "w");
+	FILE *in = in_fd == 0 ? stdin : fdopen(dup(in_fd), "r");
+	if (!out || !in || !newterm(NULL, out, in))
 		return err_set(e, ENOTTY, "cannot start the terminal '%s'", t);
 	started = true;
 	atexit(at_exit);
@@ -83,7 +87,7 @@ void term_stop(void)
 	curs_set(1);
 	endwin();
 	if (have_tio)
-		tcsetattr(0, TCSANOW, &saved_tio);
+		tcsetattr(tio_fd, TCSANOW, &saved_tio);
 }
 
 bool term_has_colors(void)
