@@ -17,6 +17,7 @@
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
+#include "exectee.h"
 #include "sandbox.h"
 
 enum kind { K_EXEC, K_SHELL, K_SESSIONS, K_READ, K_WRITE, K_STAT, K_LS };
@@ -61,7 +62,21 @@ struct guest_op {
 	struct guest_session *sessions;
 	struct guest_sessions session_list;
 	bool have_ls, have_sl;
+
+	/* exec: its number in the sandbox's tee (exectee.h), 0 before the start */
+	uint64_t tee;
+	char *tee_sbx;
+	bool tee_ended;
 };
+
+/* An exec's end, told to the watchers once. */
+static void tee_end(struct guest_op *op, bool exited, int code, bool timed_out, const char *error)
+{
+	if (!op->tee || op->tee_ended)
+		return;
+	op->tee_ended = true;
+	exectee_end(op->tee_sbx, op->tee, exited, code, timed_out, error);
+}
 
 static void op_free(void *p)
 {
@@ -78,6 +93,7 @@ static void op_free(void *p)
 		proto_msg_release(PROTO_SESSION_LIST_RESULT, &op->sl);
 	free(op->entries);
 	free(op->sessions);
+	free(op->tee_sbx);
 	free(op);
 }
 
@@ -87,6 +103,7 @@ void guest_op_free(struct guest_op *op)
 		return;
 	op->cb = NULL;
 	op->arg = NULL;
+	tee_end(op, false, 0, false, "its client went away: the command's process group is killed");
 	if (op->waking)
 		sbx_cancel_wait(op->sb, op);
 	op->waking = false;
@@ -103,6 +120,8 @@ void guest_op_free(struct guest_op *op)
 static void deliver(struct guest_op *op)
 {
 	op->sb = NULL;
+	tee_end(op, op->end.exited, op->end.exit_code, op->end.timed_out,
+		op->end.rc < 0 ? err_str(op->end.err) : "the command ended without an exit status");
 	if (op->cb && op->cb->done)
 		op->cb->done(op, &op->end, op->arg);
 }
@@ -204,6 +223,10 @@ static void take_sessions(struct guest_op *op, const struct proto_frame *f)
 static void started(struct guest_op *op, const struct guest_start *st)
 {
 	op->started = true;
+	if (op->kind == K_EXEC && op->sb && !op->tee) {
+		op->tee_sbx = xstrdup(op->sb->row.id);
+		op->tee = exectee_start(op->tee_sbx, op->argv);
+	}
 	if (op->cb && op->cb->started)
 		op->cb->started(op, st, op->arg);
 }
@@ -292,6 +315,8 @@ static void on_data(struct ac_stream *s UNUSED, uint8_t ch, const uint8_t *p, si
 		sbx_touch(op->sb);
 	if (!op->started)
 		return;   /* bytes before the start: the agent out of turn, dropped */
+	if (op->tee && !op->tee_ended)
+		exectee_data(op->tee_sbx, op->tee, ch == PROTO_CH_ERR ? 2 : 1, p, n);
 	if (op->cb && op->cb->data)
 		op->cb->data(op, ch == PROTO_CH_ERR ? GUEST_ERR : GUEST_OUT, p, n, op->arg);
 }

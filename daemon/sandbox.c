@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "log.h"
 #include "loop.h"
+#include "exectee.h"
 #include "sandbox.h"
 #include "valid.h"
 
@@ -53,6 +54,7 @@ void sbx_cancel_wait(struct sbx *sb, void *arg)
 
 static void sbx_free(struct sbx *sb)
 {
+	exectee_forget(sb->row.id);
 	while (sb->waiters) {
 		struct sbx_waiter *w = sb->waiters;
 		sb->waiters = w->next;

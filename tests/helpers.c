@@ -21,6 +21,7 @@
 
 #include "client.h"
 #include "helpers.h"
+#include "wsc.h"
 #include "util.h"
 
 /* TEST_FILTER=test_name (a cmocka pattern, * and ?) runs only the tests
@@ -977,4 +978,32 @@ bool test_wait_attached(struct daemon_proc *d, const char *key, const char *name
 	buf_release(&o);
 	buf_release(&e);
 	return found;
+}
+
+/* ---- raw WebSockets ------------------------------------------------------- */
+
+int test_ws_upgrade(int fd, const char *path, const char *token, struct buf *in)
+{
+	char k[WSC_KEY_LEN], want[WSC_ACCEPT_LEN], req[1024];
+	wsc_key(k);
+	wsc_accept(k, want);
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+			 "Authorization: Bearer %s\r\n\r\n", path, k, token);
+	if (write_all(fd, req, (size_t)n) < 0)
+		return -1;
+	char *end;
+	while (!(end = in->len ? memmem(in->data, in->len, "\r\n\r\n", 4) : NULL)) {
+		char tmp[4096];
+		ssize_t r = read(fd, tmp, sizeof(tmp));
+		if (r <= 0)
+			return -1;
+		buf_add(in, tmp, (size_t)r);
+	}
+	int status = (int)strtol(in->data + 9, NULL, 10);
+	if (status == 101 && !strstr(in->data, want))
+		status = -2;
+	buf_consume(in, (size_t)(end - in->data) + 4);
+	return status;
 }

@@ -205,6 +205,14 @@ int ws_client_frame(struct buf *in, int *ret_opcode, struct buf *out);
  * an error: that alone is retried (twice). found and errs get grep's. */
 int test_grep_absent(const char *text, const char *dir, struct buf *found, struct buf *errs);
 
+/* ---- raw WebSockets ---- */
+
+/* Upgrade path to a WebSocket on fd (connected to the daemon) as the user
+ * of token: the answer's status (101: upgraded, its accept value checked),
+ * -1 when the connection closed first, -2 for a wrong accept value. What
+ * came after the answer's head stays in in (frames). */
+int test_ws_upgrade(int fd, const char *path, const char *token, struct buf *in);
+
 /* ---- tmux: a real terminal for the CLI and the TUI ---- */
 
 /* tmux -S sock ARGS... (NULL-terminated); its exit status. out may be NULL. */
