@@ -22,24 +22,40 @@ void execstream_release(struct execstream *x)
 	buf_release(&x->line);
 }
 
+bool execstream_data(const cJSON *o, char **ret, size_t *ret_len)
+{
+	const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "data"));
+	const char *b = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "data_b64"));
+	if (d) {
+		*ret_len = strlen(d);
+		*ret = xstrdup(d);
+		return true;
+	}
+	if (!b)
+		return false;
+	size_t cap = strlen(b), n;
+	uint8_t *raw = xmalloc(cap + 1);
+	if (sodium_base642bin(raw, cap, b, strlen(b), NULL, &n, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0) {
+		free(raw);
+		return false;
+	}
+	*ret = (char *)raw;
+	*ret_len = n;
+	return true;
+}
+
 static void emit(struct execstream *x, const cJSON *o)
 {
 	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
 	if (!type || x->ended)
 		return;
 	if (strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) {
-		int fd = type[3] == 'o' ? 1 : 2;
-		const char *d = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "data"));
-		const char *b = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "data_b64"));
-		if (d) {
-			x->cb->output(fd, d, strlen(d), x->arg);
-		} else if (b) {
-			size_t cap = strlen(b), n;
-			uint8_t *raw = xmalloc(cap + 1);
-			if (sodium_base642bin(raw, cap, b, strlen(b), NULL, &n, NULL,
-					      sodium_base64_VARIANT_ORIGINAL) == 0)
-				x->cb->output(fd, (const char *)raw, n, x->arg);
-			free(raw);
+		char *data;
+		size_t n;
+		if (execstream_data(o, &data, &n)) {
+			x->cb->output(type[3] == 'o' ? 1 : 2, data, n, x->arg);
+			free(data);
 		}
 	} else if (strcmp(type, "exit") == 0) {
 		const cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "exit_code");

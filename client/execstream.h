@@ -36,4 +36,10 @@ void execstream_init(struct execstream *x, const struct execstream_cb *cb, void 
 void execstream_release(struct execstream *x);
 void execstream_feed(struct execstream *x, const char *p, size_t n);
 
+/* The bytes of one output message's "data" (text) or "data_b64" (the
+ * exec stream's, and GET /sandboxes/:id/execs's): true with *ret (caller
+ * frees) and *ret_len, false when it has neither or bad base64. */
+struct cJSON;
+bool execstream_data(const struct cJSON *msg, char **ret, size_t *ret_len);
+
 #endif

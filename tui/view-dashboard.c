@@ -192,6 +192,13 @@ static void exec(struct app *a)
 		exec_prompt(a, r->name);
 }
 
+static void watch_execs(struct app *a)
+{
+	const struct sbx_row *r = selected(a);
+	if (r)
+		exec_watch(a, r->name);
+}
+
 static const struct key_def keys[] = {
 	{ 'k', "k", "up", up, false },
 	{ KC(KEY_UP), "Up", "up", up, false },
@@ -207,6 +214,7 @@ static const struct key_def keys[] = {
 	{ '\r', "Enter", "shell", shell, false },
 	{ KC(KEY_ENTER), "Enter", "shell", shell, false },
 	{ 'e', "e", "exec", exec, true },
+	{ 'x', "x", "execs", watch_execs, true },
 	{ 'S', "S", "stop/start", stop_start, true },
 	{ 'd', "d", "destroy", destroy, true },
 	{ '/', "/", "filter", start_filter, true },

@@ -13,6 +13,7 @@
  *
  * Sits between app.c (keys, frames), the async client and the footer.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,10 @@ struct execs {
 	struct execstream es;
 	char name[128];
 	uint64_t t0;
+	bool quiet;                          /* the watch shows this command */
+	/* the watch (x): GET /sandboxes/:id/execs */
+	struct async_ws *watch;
+	char watching[128];
 };
 
 static struct execs *the_execs;   /* one TUI per process */
@@ -121,13 +126,18 @@ static struct app *the_app;
 
 static void es_output(int fd, const char *p, size_t n, void *arg)
 {
-	add_output(arg, fd, p, n);
+	struct execs *x = arg;
+	if (x->quiet)
+		return;
+	add_output(x, fd, p, n);
 	app_redraw(the_app);
 }
 
 static void es_exit(int code, bool timed_out, void *arg)
 {
 	struct execs *x = arg;
+	if (x->quiet)
+		return;
 	addf(x, code ? R_ERROR_MSG : R_DIM, "[exit %d%s, %llu ms]", code,
 	     timed_out ? ", timed out" : "", (unsigned long long)(now_ms() - x->t0));
 }
@@ -181,7 +191,9 @@ static void run(struct app *a, const char *name, const char *line)
 	x->history[x->nhist++] = xstrdup(line);
 	x->history[x->nhist] = NULL;
 	snprintf(x->name, sizeof(x->name), "%s", name);
-	addf(x, R_TITLE, "%s $ %s", name, line);
+	x->quiet = x->watch && strcmp(x->watching, name) == 0;
+	if (!x->quiet)
+		addf(x, R_TITLE, "%s $ %s", name, line);
 	x->scroll = 0;
 	cJSON *b = cJSON_CreateObject(), *cmd = cJSON_AddArrayToObject(b, "cmd");
 	cJSON_AddItemToArray(cmd, cJSON_CreateString("sh"));
@@ -202,6 +214,99 @@ static void run(struct app *a, const char *name, const char *line)
 	buf_release(&path);
 	free(esc);
 	free(body);
+	app_set_view(a, &view_exec);
+}
+
+/* ---- the watch (x) -------------------------------------------------------------------- */
+
+static void w_message(struct async_ws *ws UNUSED, bool binary, const char *p, size_t n, void *arg)
+{
+	struct execs *x = arg;
+	if (binary)
+		return;
+	cJSON *j = cJSON_ParseWithLength(p, n);
+	const char *t = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "type"));
+	const cJSON *num = cJSON_GetObjectItemCaseSensitive(j, "exec");
+	int exec = cJSON_IsNumber(num) ? num->valueint : 0;
+	bool replay = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "replay"));
+	if (!t) {
+		/* not ours to judge */
+	} else if (strcmp(t, "exec") == 0) {
+		struct buf argv = BUF_INIT;
+		const cJSON *a;
+		cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(j, "argv"))
+			if (cJSON_IsString(a))
+				buf_addf(&argv, "%s%s", argv.len ? " " : "", a->valuestring);
+		addf(x, R_TITLE, "%s #%d $ %s%s", x->watching, exec, argv.data,
+		     replay ? "   (earlier)" : "");
+		buf_release(&argv);
+	} else if (strcmp(t, "stdout") == 0 || strcmp(t, "stderr") == 0) {
+		char *data;
+		size_t len;
+		if (execstream_data(j, &data, &len)) {
+			add_output(x, t[3] == 'o' ? 1 : 2, data, len);
+			free(data);
+		}
+	} else if (strcmp(t, "exit") == 0) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(j, "exit_code");
+		const cJSON *ms = cJSON_GetObjectItemCaseSensitive(j, "duration_ms");
+		const char *err = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "error"));
+		if (cJSON_IsNumber(code))
+			addf(x, code->valueint ? R_ERROR_MSG : R_DIM, "[#%d exit %d, %.0f ms]", exec,
+			     code->valueint, cJSON_IsNumber(ms) ? ms->valuedouble : 0);
+		else
+			addf(x, R_ERROR_MSG, "[#%d %s]", exec, err ? err : "ended");
+	} else if (strcmp(t, "dropped") == 0) {
+		const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(j, "bytes");
+		addf(x, R_ERROR_MSG, "[%.0f bytes of output not shown: the TUI fell behind]",
+		     cJSON_IsNumber(bytes) ? bytes->valuedouble : 0);
+	}
+	cJSON_Delete(j);
+	app_redraw(the_app);
+}
+
+static void w_closed(struct async_ws *ws UNUSED, const struct err *e, void *arg)
+{
+	struct execs *x = arg;
+	x->watch = NULL;
+	if (e && e->code == ENOENT)
+		addf(x, R_ERROR_MSG, "[no exec streams: this daemon has no GET /sandboxes/:id/execs, "
+				    "or no sandbox '%s']", x->watching);
+	else
+		addf(x, R_DIM, "[stopped watching '%s'%s%s]", x->watching, e ? ": " : "",
+		     e ? err_str(e) : "");
+	app_redraw(the_app);
+}
+
+static const struct async_ws_cb watch_cb = { .message = w_message, .closed = w_closed };
+
+static void watch_stop(struct execs *x)
+{
+	if (!x->watch)
+		return;
+	async_ws_abort(x->watch);
+	x->watch = NULL;
+	addf(x, R_DIM, "[stopped watching '%s']", x->watching);
+}
+
+void exec_watch(struct app *a, const char *name)
+{
+	struct execs *x = ex(a);
+	the_app = a;
+	bool same = x->watch && strcmp(x->watching, name) == 0;
+	watch_stop(x);
+	if (!same) {
+		snprintf(x->watching, sizeof(x->watching), "%s", name);
+		char *esc = httpc_escape(name);
+		struct buf path = BUF_INIT;
+		buf_addf(&path, "/sandboxes/%s/execs", esc);
+		x->watch = async_ws_open(a->client, path.data, &watch_cb, x);
+		buf_release(&path);
+		free(esc);
+		addf(x, R_DIM, "[watching every exec in '%s': the last ones first, then live; "
+				"x stops]", name);
+	}
+	x->scroll = 0;
 	app_set_view(a, &view_exec);
 }
 
@@ -240,6 +345,7 @@ void exec_free(struct app *a)
 		x->req = NULL;
 		execstream_release(&x->es);
 	}
+	async_ws_abort(x->watch);
 	for (size_t i = 0; i < x->n; i++)
 		free(line_at(x, i)->text);
 	for (size_t i = 0; i < x->nhist; i++)
@@ -254,7 +360,8 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	struct execs *x = ex(a);
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, 0, 0, " exec log%s", x->req ? " (running: Ctrl+C cancels)" : "");
+	mvwprintw(w, 0, 0, " exec log%s%s%s", x->req ? " (running: Ctrl+C cancels)" : "",
+		  x->watch ? "   watching: " : "", x->watch ? x->watching : "");
 	wattroff(w, term_attr(R_TITLE));
 	int body = rows - 1;
 	if (body <= 0)
@@ -331,8 +438,22 @@ static void page_down(struct app *a)
 	app_redraw(a);
 }
 
+static void watch_key(struct app *a)
+{
+	struct execs *x = ex(a);
+	if (x->watch) {
+		watch_stop(x);
+		app_redraw(a);
+		return;
+	}
+	const struct sbx_row *r = model_selected(&a->model, NULL);
+	if (r)
+		exec_watch(a, r->name);
+}
+
 static const struct key_def keys[] = {
 	{ 'e', "e", "exec another", again, true },
+	{ 'x', "x", "watch the selected sandbox's execs, or stop", watch_key, true },
 	{ KEY_CTRL('c'), "^C", "cancel the command", cancel, true },
 	{ 27, "Esc", "back", back, true },
 	{ 'k', "k", "scroll up", up, false },
