@@ -23,6 +23,8 @@ static void row_release(struct sbx_row *r)
 {
 	free(r->id), free(r->name), free(r->state), free(r->thermal), free(r->image);
 	free(r->ip), free(r->error), free(r->urls), free(r->last_exec);
+	for (int i = 0; i < r->nrecent; i++)
+		free(r->recent[i]);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -290,6 +292,31 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 		    strncmp(type, "exec.", 5) == 0)
 			need = strcmp(type, "sandbox.destroyed") == 0 ? need : MODEL_RESYNC;
 		goto out;
+	}
+	/* the row's recent events: "12:00:01 sandbox.state warm" */
+	{
+		const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "time");
+		time_t secs = cJSON_IsNumber(tv) ? (time_t)(tv->valuedouble / 1000) : 0;
+		struct tm tm;
+		char when[16] = "";
+		if (secs && gmtime_r(&secs, &tm))
+			strftime(when, sizeof(when), "%H:%M:%S", &tm);
+		struct buf b = BUF_INIT;
+		buf_addf(&b, "%s%s%s", when, when[0] ? " " : "", type);
+		static const char *const detail[] = { "state", "thermal", "wake_ms", "exit_code" };
+		for (size_t i = 0; i < ARRAY_SIZE(detail); i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, detail[i]);
+			if (cJSON_IsString(v))
+				buf_addf(&b, " %s=%s", detail[i], v->valuestring);
+			else if (cJSON_IsNumber(v))
+				buf_addf(&b, " %s=%.0f", detail[i], v->valuedouble);
+		}
+		if (r->nrecent == MODEL_RECENT) {
+			free(r->recent[0]);
+			memmove(r->recent, r->recent + 1, (MODEL_RECENT - 1) * sizeof(char *));
+			r->nrecent--;
+		}
+		r->recent[r->nrecent++] = buf_detach(&b, NULL);
 	}
 	if (strcmp(type, "sandbox.destroyed") == 0) {
 		row_release(r);

@@ -17,6 +17,8 @@
 
 #include "err.h"
 
+#define MODEL_RECENT 8       /* events kept per sandbox for the detail view */
+
 struct sbx_row {
 	char *id, *name, *state, *thermal, *image, *ip, *error;
 	char *urls;               /* published URLs, ", " between them ("" none) */
@@ -26,6 +28,8 @@ struct sbx_row {
 	int execs;                /* running, from exec.* events */
 	char *last_exec;          /* the latest exec.started argv, joined ("" none) */
 	int last_exit;            /* its exit code, -1 while running or unknown */
+	char *recent[MODEL_RECENT];   /* its last events, oldest first ("type detail") */
+	int nrecent;
 };
 
 enum model_sort { SORT_NAME, SORT_STATE, SORT_AGE, SORT_MEMORY, SORT_N };

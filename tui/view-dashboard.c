@@ -199,6 +199,12 @@ static void watch_execs(struct app *a)
 		exec_watch(a, r->name);
 }
 
+static void detail(struct app *a)
+{
+	if (selected(a))
+		app_set_view(a, &view_detail);
+}
+
 static const struct key_def keys[] = {
 	{ 'k', "k", "up", up, false },
 	{ KC(KEY_UP), "Up", "up", up, false },
@@ -211,6 +217,7 @@ static const struct key_def keys[] = {
 	{ KC(KEY_END), "End", "last", last, false },
 	{ 'G', "G", "last", last, false },
 	{ 's', "s", "shell", shell, true },
+	{ 'i', "i", "detail", detail, true },
 	{ '\r', "Enter", "shell", shell, false },
 	{ KC(KEY_ENTER), "Enter", "shell", shell, false },
 	{ 'e', "e", "exec", exec, true },

@@ -50,7 +50,8 @@ static void draw(struct app *a UNUSED, WINDOW *w, int rows, int cols)
 {
 	int y = 0, x = 0, colw = cols >= 80 ? cols / 2 : cols;
 	section(w, &y, &x, rows, colw, "sandboxes (the dashboard)", view_dashboard.keys);
-	section(w, &y, &x, rows, colw, "the exec log (e)", view_exec.keys);
+	section(w, &y, &x, rows, colw, "the detail view (i)", view_detail.keys);
+	section(w, &y, &x, rows, colw, "the exec log (e, x)", view_exec.keys);
 	section(w, &y, &x, rows, colw, "a shell pane (when it has the focus)", app_pane_keys);
 	section(w, &y, &x, rows, colw, "everywhere", app_global_keys);
 }

@@ -197,6 +197,10 @@ static void test_events(void **state UNUSED)
 	const struct sbx_row *dev = model_find(&m, "a1");
 	assert_string_equal(dev->name, "dev2");           /* renamed */
 	assert_int_equal(dev->sessions, 1);               /* two opened, one exited */
+	assert_int_equal(dev->nrecent, 5);                /* its events, for the detail view */
+	assert_string_equal(dev->recent[0], "10:00:00 sandbox.state state=warm thermal=warm");
+	assert_string_equal(dev->recent[4], "10:00:00 sandbox.renamed");
+	assert_string_equal(model_find(&m, "b2")->recent[0], "10:00:00 sandbox.wake wake_ms=40");
 	const struct sbx_row *agent = model_find(&m, "c3");
 	assert_string_equal(agent->last_exec, "sh -c make test");
 	assert_int_equal(agent->last_exit, 2);
