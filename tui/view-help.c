@@ -1,7 +1,7 @@
 /* view-help.c — `?`: every key, generated from the key tables (each
  * view's, a pane's, the global ones), so the help cannot disagree with
  * what the keys do. Laid out in columns of 40; j/k and PgUp/PgDn scroll
- * when it does not fit (80x24); Esc, q or ? goes back.
+ * when it does not fit (80x24); Esc or ? goes back.
  *
  * Sits between app.c and the key tables; draws only.
  */
