@@ -13,9 +13,9 @@
  * asks while a pane is open, `n` keeps the TUI, `y` quits, and the
  * terminal is as it was (the screen before the TUI, `stty -g` the same).
  *
- * With TUI_CAPTURES=DIR the screens are also written there as text
- * (scripts/tui-captures.sh makes docs/tui-captures/ this way, so the
- * pictures in the docs are what the test saw).
+ * The screens it checks are also saved as text, in $TUI_CAPTURES or
+ * $BUILD/tui-captures (scripts/tui-captures.sh puts them in
+ * docs/tui-captures/, so the pictures in the docs are what the test saw).
  *
  * Real tmux, real `bhatti serve`, real VM.
  */
@@ -75,12 +75,12 @@ static void wait_gone(const char *needle, int ms)
 	free(s);
 }
 
-/* Save the screen as TUI_CAPTURES/name.txt when asked to. */
+/* Save the screen as name.txt in $TUI_CAPTURES, else $BUILD/tui-captures. */
 static void capture(const char *name)
 {
-	const char *dir = getenv("TUI_CAPTURES");
-	if (!dir || !dir[0])
-		return;
+	const char *env = getenv("TUI_CAPTURES");
+	char *dir = env && env[0] ? xstrdup(env) : test_strf("%s/tui-captures", test_build_dir());
+	mkdir_p(dir, 0755);
 	struct buf b = BUF_INIT;
 	tmux_at(sock, &b, "capture-pane", "-p", "-t", T, NULL);
 	char *path = test_strf("%s/%s.txt", dir, name);
@@ -89,6 +89,7 @@ static void capture(const char *name)
 	fwrite(b.data, 1, b.len, f);
 	fclose(f);
 	free(path);
+	free(dir);
 	buf_release(&b);
 }
 
