@@ -49,10 +49,10 @@ static void at_exit(void)
 int term_start(int in_fd, int out_fd, struct err *e)
 {
 	if (!isatty(in_fd) || !isatty(out_fd))
-		return err_set(e, ENOTTY, "bhatti tui needs a terminal (stdin and stdout)");
+		return err_set(e, ENOTTY, "the TUI needs a terminal (stdin and stdout)");
 	const char *t = getenv("TERM");
 	if (!t || !t[0] || strcmp(t, "dumb") == 0)
-		return err_set(e, ENOTTY, "bhatti tui needs a terminal that can move the cursor "
+		return err_set(e, ENOTTY, "the TUI needs a terminal that can move the cursor "
 				"(TERM is '%s')", t ? t : "");
 	setlocale(LC_ALL, "");
 	tio_fd = in_fd, out_fd_ = out_fd;
