@@ -64,7 +64,7 @@ static void on_event(struct timer *t)
 	int n = snprintf(ev, sizeof(ev),
 			 "{\"seq\":%llu,\"type\":\"sandbox.state\",\"sandbox\":\"sbx-%03d\","
 			 "\"id\":\"id%03d\",\"time\":0,\"state\":\"%s\"}",
-			 (unsigned long long)(f->seq + 1), i, i, states[f->seq % 5]);
+			 (unsigned long long)(f->seq + 1), i, i, states[(f->seq + f->seq / 100) % 5]);
 	f->seq++;
 	enum model_need need;
 	struct err e = ERR_INIT;
