@@ -256,6 +256,9 @@ static void w_message(struct async_ws *ws UNUSED, bool binary, const char *p, si
 			     code->valueint, cJSON_IsNumber(ms) ? ms->valuedouble : 0);
 		else
 			addf(x, R_ERROR_MSG, "[#%d %s]", exec, err ? err : "ended");
+	} else if (strcmp(t, "error") == 0) {
+		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "error"));
+		addf(x, R_ERROR_MSG, "[cannot watch '%s': %s]", x->watching, m ? m : "refused");
 	} else if (strcmp(t, "dropped") == 0) {
 		const cJSON *bytes = cJSON_GetObjectItemCaseSensitive(j, "bytes");
 		addf(x, R_ERROR_MSG, "[%.0f bytes of output not shown: the TUI fell behind]",

@@ -2,7 +2,8 @@
  * and VM: a watcher sees an API client's exec (the command, stdout and
  * stderr, the exit code) while it runs; a watcher that comes later gets
  * the last commands and their output first (marked replay); another
- * user's watch is refused (404); a watcher that never reads neither
+ * user's watch is refused (an error message with status 404, then the
+ * close, as for the shell), a bad key before the upgrade (401); a watcher that never reads neither
  * slows an exec of 32 MiB of output nor grows the daemon's memory (the
  * tee drops for it, bounded, instead of queueing).
  *
@@ -185,10 +186,21 @@ static void test_execs(void **state UNUSED)
 	buf_release(&seen2);
 	buf_release(&seen);
 
-	/* another user's watch: no such sandbox */
+	/* another user's watch: no such sandbox (said after the upgrade, as
+	 * for the shell: the sandbox is looked up by the handler) */
 	struct ws w3;
-	assert_int_equal(ws_open(&w3, "/sandboxes/dev/execs", key2, 0), 404);
+	assert_int_equal(ws_open(&w3, "/sandboxes/dev/execs", key2, 0), 101);
+	cJSON *refused = ws_next(&w3, 10000);
+	assert_non_null(refused);
+	assert_string_equal(cJSON_GetStringValue(cJSON_GetObjectItem(refused, "type")), "error");
+	assert_int_equal(cJSON_GetObjectItem(refused, "status")->valueint, 404);
+	cJSON_Delete(refused);
+	assert_null(ws_next(&w3, 5000));   /* then closed */
 	ws_close(&w3);
+	/* a bad key: refused before the upgrade */
+	struct ws w4;
+	assert_int_equal(ws_open(&w4, "/sandboxes/dev/execs", "bht_nope", 0), 401);
+	ws_close(&w4);
 
 	/* a watcher that never reads: the exec is not slowed, the daemon
 	 * does not keep its output */
