@@ -60,7 +60,7 @@ struct view_ops {
 	bool (*key)(struct app *a, int ch);
 };
 
-extern const struct view_ops view_dashboard, view_help, view_exec, view_detail;
+extern const struct view_ops view_dashboard, view_help, view_exec, view_detail, view_events;
 void detail_free(void);   /* view-detail.c: at the end */
 
 /* view-exec.c: the exec prompt of sandbox name (e). */

@@ -180,12 +180,13 @@ static void ev_message(struct async_ws *ws UNUSED, bool binary, const char *p, s
 		return;
 	enum model_need need;
 	struct err e = ERR_INIT;
-	uint64_t gen = f->a->model.gen;
+	uint64_t gen = f->a->model.gen, logged = f->a->model.log_total;
 	if (model_apply_event(&f->a->model, p, n, &need, &e) < 0)
 		return;   /* not an event: a newer daemon's message */
 	if (need == MODEL_RESYNC)
 		read_list(f);
-	if (f->a->model.gen != gen)
+	if (f->a->model.gen != gen ||
+	    (f->a->view == &view_events && f->a->model.log_total != logged))
 		app_redraw(f->a);
 }
 

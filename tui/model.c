@@ -32,6 +32,8 @@ void model_release(struct model *m)
 {
 	for (size_t i = 0; i < m->n; i++)
 		row_release(&m->rows[i]);
+	for (size_t i = 0; i < m->nlog; i++)
+		free(m->log[(m->log_first + i) % MODEL_LOG]);
 	free(m->rows), free(m->view), free(m->filter), free(m->sel_id);
 	memset(m, 0, sizeof(*m));
 }
@@ -252,6 +254,55 @@ void model_set_ports(struct model *m, const char *json, size_t len)
 
 /* ---- events ----------------------------------------------------------------------- */
 
+/* "12:00:01 [name ]type detail=…" for an event (caller frees). */
+static char *event_line(const cJSON *o, const char *type, const char *name)
+{
+	const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "time");
+	time_t secs = cJSON_IsNumber(tv) ? (time_t)(tv->valuedouble / 1000) : 0;
+	struct tm tm;
+	char when[16] = "";
+	if (secs && gmtime_r(&secs, &tm))
+		strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	struct buf b = BUF_INIT;
+	buf_addf(&b, "%s%s%s%s%s", when, when[0] ? " " : "", name ? name : "", name ? " " : "",
+		 type);
+	static const char *const detail[] = { "state", "thermal", "wake_ms", "exit_code",
+					      "duration_ms" };
+	for (size_t i = 0; i < ARRAY_SIZE(detail); i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, detail[i]);
+		if (cJSON_IsString(v))
+			buf_addf(&b, " %s=%s", detail[i], v->valuestring);
+		else if (cJSON_IsNumber(v))
+			buf_addf(&b, " %s=%.0f", detail[i], v->valuedouble);
+	}
+	const cJSON *argv = cJSON_GetObjectItemCaseSensitive(o, "argv"), *a;
+	if (cJSON_IsArray(argv)) {
+		buf_adds(&b, " $");
+		cJSON_ArrayForEach(a, argv)
+			if (cJSON_IsString(a))
+				buf_addf(&b, " %s", a->valuestring);
+	}
+	return buf_detach(&b, NULL);
+}
+
+static void log_event(struct model *m, const cJSON *o, const char *type)
+{
+	const char *name = jstr(o, "sandbox");
+	char *line = event_line(o, type, name[0] ? name : NULL);
+	if (m->nlog == MODEL_LOG) {
+		free(m->log[m->log_first]);
+		m->log_first = (m->log_first + 1) % MODEL_LOG;
+		m->nlog--;
+	}
+	m->log[(m->log_first + m->nlog++) % MODEL_LOG] = line;
+	m->log_total++;
+}
+
+const char *model_log_line(const struct model *m, size_t i)
+{
+	return i < m->nlog ? m->log[(m->log_first + i) % MODEL_LOG] : NULL;
+}
+
 int model_apply_event(struct model *m, const char *json, size_t len, enum model_need *ret_need,
 		      struct err *e)
 {
@@ -264,6 +315,7 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 	enum model_need need = MODEL_OK;
 	const cJSON *seqv = cJSON_GetObjectItemCaseSensitive(o, "seq");
 	if (strcmp(type, "resync") == 0) {
+		log_event(m, o, type);
 		need = MODEL_RESYNC;
 		goto out;
 	}
@@ -275,6 +327,7 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 			need = MODEL_RESYNC;   /* a gap: something was missed */
 		m->seq = seq;
 	}
+	log_event(m, o, type);
 	const char *id = jstr(o, "id");
 	struct sbx_row *r = id[0] ? find_id(m, id) : NULL;
 	if (strcmp(type, "sandbox.created") == 0) {
@@ -293,30 +346,15 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 			need = strcmp(type, "sandbox.destroyed") == 0 ? need : MODEL_RESYNC;
 		goto out;
 	}
-	/* the row's recent events: "12:00:01 sandbox.state warm" */
+	/* the row's recent events: "12:00:01 sandbox.state state=warm" */
 	{
-		const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "time");
-		time_t secs = cJSON_IsNumber(tv) ? (time_t)(tv->valuedouble / 1000) : 0;
-		struct tm tm;
-		char when[16] = "";
-		if (secs && gmtime_r(&secs, &tm))
-			strftime(when, sizeof(when), "%H:%M:%S", &tm);
-		struct buf b = BUF_INIT;
-		buf_addf(&b, "%s%s%s", when, when[0] ? " " : "", type);
-		static const char *const detail[] = { "state", "thermal", "wake_ms", "exit_code" };
-		for (size_t i = 0; i < ARRAY_SIZE(detail); i++) {
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, detail[i]);
-			if (cJSON_IsString(v))
-				buf_addf(&b, " %s=%s", detail[i], v->valuestring);
-			else if (cJSON_IsNumber(v))
-				buf_addf(&b, " %s=%.0f", detail[i], v->valuedouble);
-		}
+		char *line = event_line(o, type, NULL);
 		if (r->nrecent == MODEL_RECENT) {
 			free(r->recent[0]);
 			memmove(r->recent, r->recent + 1, (MODEL_RECENT - 1) * sizeof(char *));
 			r->nrecent--;
 		}
-		r->recent[r->nrecent++] = buf_detach(&b, NULL);
+		r->recent[r->nrecent++] = line;
 	}
 	if (strcmp(type, "sandbox.destroyed") == 0) {
 		row_release(r);

@@ -18,6 +18,7 @@
 #include "err.h"
 
 #define MODEL_RECENT 8       /* events kept per sandbox for the detail view */
+#define MODEL_LOG 500        /* events kept in all for the events log (l) */
 
 struct sbx_row {
 	char *id, *name, *state, *thermal, *image, *ip, *error;
@@ -45,7 +46,15 @@ struct model {
 	char *sel_id;             /* the selected row's id ("" none) */
 	uint64_t gen;             /* bumps on every visible change */
 	uint64_t seq;             /* the last event's seq (0 none) */
+	char *log[MODEL_LOG];     /* every event, "12:00:01 dev sandbox.state state=warm", a
+				   * ring: the newest at (log_first + nlog - 1) % MODEL_LOG */
+	size_t log_first, nlog;
+	uint64_t log_total;       /* events logged ever (the log changed; gen does not
+				   * move for the log alone) */
 };
+
+/* The events log's line i (0 the oldest kept). */
+const char *model_log_line(const struct model *m, size_t i);
 
 struct model_counts {
 	int total, hot, warm, cold, stopped, error, other;

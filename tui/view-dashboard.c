@@ -205,6 +205,11 @@ static void detail(struct app *a)
 		app_set_view(a, &view_detail);
 }
 
+static void events(struct app *a)
+{
+	app_set_view(a, &view_events);
+}
+
 static const struct key_def keys[] = {
 	{ 'k', "k", "up", up, false },
 	{ KC(KEY_UP), "Up", "up", up, false },
@@ -225,6 +230,7 @@ static const struct key_def keys[] = {
 	{ 'S', "S", "stop/start", stop_start, true },
 	{ 'd', "d", "destroy", destroy, true },
 	{ '/', "/", "filter", start_filter, true },
+	{ 'l', "l", "events", events, false },
 	{ 'N', "N", "sort by name (again: reverse)", sort_name, false },
 	{ 'T', "T", "sort by state", sort_state, false },
 	{ 'A', "A", "sort by age", sort_age, false },

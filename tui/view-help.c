@@ -51,6 +51,7 @@ static int build(struct hline *l)
 	n = section(l, n, "sandboxes (the dashboard)", view_dashboard.keys);
 	n = section(l, n, "the detail view (i)", view_detail.keys);
 	n = section(l, n, "the exec log (e, x)", view_exec.keys);
+	n = section(l, n, "the events log (l)", view_events.keys);
 	n = section(l, n, "a shell pane (when it has the focus)", app_pane_keys);
 	n = section(l, n, "everywhere", app_global_keys);
 	return n;

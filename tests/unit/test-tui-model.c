@@ -206,12 +206,20 @@ static void test_events(void **state UNUSED)
 	assert_int_equal(agent->last_exit, 2);
 	assert_int_equal(agent->execs, 0);
 	assert_null(model_find(&m, "d4"));                /* destroyed */
+	assert_int_equal(m.nlog, 9);                      /* the events log */
+	assert_string_equal(model_log_line(&m, 0), "10:00:00 dev sandbox.state state=warm thermal=warm");
+	assert_string_equal(model_log_line(&m, 4), "10:00:00 agent-7 exec.started $ sh -c make test");
+	assert_string_equal(model_log_line(&m, 5),
+			    "10:00:00 agent-7 exec.finished exit_code=2 duration_ms=100");
+	assert_null(model_log_line(&m, 9));
 	assert_int_equal(m.n, 3);
 
-	/* an old seq again (a reconnect replaying) is ignored */
+	/* an old seq again (a reconnect replaying) is ignored, not logged */
 	uint64_t gen = m.gen;
+	size_t nlog = m.nlog;
 	assert_int_equal(apply(&m, "{\"seq\":3,\"type\":\"sandbox.destroyed\",\"id\":\"a1\"}"), MODEL_OK);
 	assert_int_equal(m.gen, gen);
+	assert_int_equal(m.nlog, nlog);
 	assert_non_null(model_find(&m, "a1"));
 	/* a gap: something was missed, re-read */
 	assert_int_equal(apply(&m, "{\"seq\":12,\"type\":\"sandbox.state\",\"id\":\"a1\",\"state\":\"hot\"}"),
@@ -238,6 +246,21 @@ static void test_events(void **state UNUSED)
 		struct err e = ERR_INIT;
 		assert_int_equal(model_apply_event(&m, bad[i], strlen(bad[i]), &need, &e), -EINVAL);
 	}
+	model_release(&m);
+}
+
+static void test_log_bounded(void **state UNUSED)
+{
+	struct model m;
+	model_init(&m);
+	for (int i = 1; i <= MODEL_LOG + 10; i++) {
+		char ev[128];
+		snprintf(ev, sizeof(ev), "{\"seq\":%d,\"type\":\"sandbox.wake\",\"sandbox\":\"s%d\"}", i, i);
+		apply(&m, ev);
+	}
+	assert_int_equal(m.nlog, MODEL_LOG);
+	assert_string_equal(model_log_line(&m, 0), "s11 sandbox.wake");
+	assert_string_equal(model_log_line(&m, MODEL_LOG - 1), "s510 sandbox.wake");
 	model_release(&m);
 }
 
@@ -284,6 +307,7 @@ int main(void)
 		cmocka_unit_test(test_sort_filter_select),
 		cmocka_unit_test(test_list_changes),
 		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_log_bounded),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_age),
 	};
