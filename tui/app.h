@@ -51,6 +51,15 @@ struct input_ops {
 	char **history;                /* newest last, NULL-terminated */
 };
 
+/* The scrolling keys of a view with a log (k/Up, j/Down, PgUp, PgDn). */
+#define SCROLL_KEYS(up, down, page_up, page_down) \
+	{ 'k', "k", "scroll up", up, false }, \
+	{ KC(KEY_UP), "Up", "scroll up", up, false }, \
+	{ 'j', "j", "scroll down", down, false }, \
+	{ KC(KEY_DOWN), "Down", "scroll down", down, false }, \
+	{ KC(KEY_PPAGE), "PgUp", "page up", page_up, false }, \
+	{ KC(KEY_NPAGE), "PgDn", "page down", page_down, false }
+
 struct view_ops {
 	const char *name;
 	const struct key_def *keys;    /* ends with key 0 */

@@ -51,12 +51,7 @@ static void page_down(struct app *a)
 
 static const struct key_def keys[] = {
 	{ 27, "Esc", "back", back, true },
-	{ 'k', "k", "scroll up", up, false },
-	{ KC(KEY_UP), "Up", "scroll up", up, false },
-	{ 'j', "j", "scroll down", down, false },
-	{ KC(KEY_DOWN), "Down", "scroll down", down, false },
-	{ KC(KEY_PPAGE), "PgUp", "page up", page_up, false },
-	{ KC(KEY_NPAGE), "PgDn", "page down", page_down, false },
+	SCROLL_KEYS(up, down, page_up, page_down),
 	{ 0 },
 };
 
