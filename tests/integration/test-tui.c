@@ -1,7 +1,8 @@
 /* test-tui.c — `bhatti tui` end to end under tmux (send-keys,
  * capture-pane) against a real daemon and a real VM: the dashboard lists a
  * created sandbox; a `bhatti stop` and `start` from another shell show up
- * by themselves; the filter and the help; `s` opens a shell pane where
+ * by themselves; the daemon stopped is shown in the header and the TUI
+ * reconnects by itself when it is back; the filter and the help; `s` opens a shell pane where
  * output appears with the dashboard still on screen; the pane's size is
  * the session's (`stty size`), and follows a resize of the terminal; a
  * full-screen program (busybox vi) draws in the pane and the shell's
@@ -125,6 +126,14 @@ static void test_tui(void **state UNUSED)
 	free(wait_for(" stopped ", 10000));
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "start", "dev", NULL), 0);
 	free(wait_for(" hot ", 10000));
+
+	/* the daemon going away is shown; the TUI comes back by itself */
+	assert_int_equal(daemon_stop(&d, false), 0);
+	free(wait_for("daemon gone: retrying", 10000));
+	assert_int_equal(daemon_restart(&d), 0);
+	s = wait_for(" polling", 30000);
+	assert_non_null(strstr(s, " hot "));
+	free(s);
 
 	/* the filter */
 	keys("/");
