@@ -18,6 +18,10 @@
  * $BUILD/tui-captures (scripts/tui-captures.sh puts them in
  * docs/tui-captures/, so the pictures in the docs are what the test saw).
  *
+ * test_tui_screen needs no VM (an empty daemon: the dashboard at 80x24,
+ * the help scrolled, the filter, the daemon gone and back, a bad theme,
+ * q): TEST_FILTER=test_tui_screen runs it without the VM lock.
+ *
  * Real tmux, real `bhatti serve`, real VM.
  */
 #include <setjmp.h>
@@ -42,9 +46,12 @@ static int stop_daemon(void **state UNUSED)
 {
 	if (sock[0])
 		tmux_at(sock, NULL, "kill-server", NULL);
+	sock[0] = '\0';
 	if (d.dir)
 		daemon_stop(&d, true);
+	memset(&d, 0, sizeof(d));
 	free(key);
+	key = NULL;
 	return 0;
 }
 
@@ -94,6 +101,107 @@ static void capture(const char *name)
 	buf_release(&b);
 }
 
+/* `bhatti tui` (with extra arguments) in a new tmux server of WxH, as
+ * the test's user; before it, the terminal's modes are saved and a marker
+ * printed; after it, its exit status and the modes again. */
+static void start_tui(int w, int h, const char *args)
+{
+	snprintf(sock, sizeof(sock), "%s/tmux.sock", d.dir);
+	char *cmd = test_strf("stty -g > %s/stty.before; echo BEFORE-TUI; "
+			      "env HOME=%s BHATTI_URL=%s BHATTI_TOKEN=%s TERM=screen-256color %s/bhatti tui%s; "
+			      "echo TUI-EXIT=$?; stty -g > %s/stty.after; sleep 600",
+			      d.dir, d.home, d.url, key, test_build_dir(), args, d.dir);
+	char cwd[1024], ws[16], hs[16];
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	snprintf(ws, sizeof(ws), "%d", w);
+	snprintf(hs, sizeof(hs), "%d", h);
+	assert_int_equal(tmux_at(sock, NULL, "new-session", "-d", "-s", T, "-x", ws, "-y", hs,
+				 "-c", cwd, cmd, NULL), 0);
+	free(cmd);
+}
+
+/* After the TUI quit: the screen from before it is back and the
+ * terminal's modes are the same. */
+static void assert_terminal_restored(void)
+{
+	char *s = wait_for("TUI-EXIT=0", 10000);
+	assert_non_null(strstr(s, "BEFORE-TUI"));   /* the screen from before is back */
+	free(s);
+	char *before = test_strf("%s/stty.before", d.dir), *after = test_strf("%s/stty.after", d.dir);
+	for (int i = 0; i < 50; i++) {
+		char *a = read_text(after);
+		if (a && a[0]) {
+			free(a);
+			break;
+		}
+		free(a);
+		usleep(100 * 1000);
+	}
+	char *tb = read_text(before), *ta = read_text(after);
+	assert_non_null(tb);
+	assert_non_null(ta);
+	assert_string_equal(tb, ta);   /* the terminal's modes as they were */
+	free(tb), free(ta), free(before), free(after);
+}
+
+/* No VM (it needs no VM lock): an empty dashboard at 80x24, the help in
+ * full by scrolling, the filter, the exec prompt without a sandbox, the
+ * daemon gone and back, a theme refused before the screen changes, q
+ * without panes, the terminal restored. */
+static void test_tui_screen(void **state UNUSED)
+{
+	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	key = daemon_user(&d, "u", NULL);
+	assert_non_null(key);
+	start_tui(80, 24, "");
+	char *s = wait_for("no sandboxes yet", 15000);
+	assert_non_null(strstr(s, "0 sandboxes"));
+	assert_non_null(strstr(s, " polling"));   /* this daemon has no events stream */
+	assert_non_null(strstr(s, "s shell"));
+	free(s);
+	capture("empty-80x24");
+	/* the help at 80x24: the rest by scrolling */
+	keys("?");
+	s = wait_for("sort by name", 5000);
+	assert_null(strstr(s, "focus a pane"));   /* the last section is below */
+	free(s);
+	keys("PgDn");
+	free(wait_for("focus a pane", 5000));
+	keys("Escape");
+	free(wait_for("no sandboxes yet", 5000));
+	/* the keys of a sandbox, without one */
+	keys("e");
+	free(wait_for("no sandbox selected", 5000));
+	keys("/");
+	keys("abc");
+	free(wait_for("/abc", 5000));
+	keys("Escape");
+	wait_gone("/abc", 5000);
+	/* the daemon gone, and back */
+	assert_int_equal(daemon_stop(&d, false), 0);
+	free(wait_for("daemon gone: retrying", 10000));
+	s = wait_for("cannot reach the daemon", 5000);
+	free(s);
+	assert_int_equal(daemon_restart(&d), 0);
+	free(wait_for(" polling", 30000));
+	/* q with no panes: no question */
+	keys("q");
+	assert_terminal_restored();
+	tmux_at(sock, NULL, "kill-server", NULL);
+
+	/* a theme that is not there: said before the screen changes */
+	start_tui(80, 24, " --theme nonesuch");
+	s = wait_for("TUI-EXIT=1", 10000);
+	assert_non_null(strstr(s, "no theme 'nonesuch'"));
+	free(s);
+	tmux_at(sock, NULL, "kill-server", NULL);
+	sock[0] = '\0';
+	assert_int_equal(daemon_stop(&d, true), 0);
+	memset(&d, 0, sizeof(d));
+	free(key);
+	key = NULL;
+}
+
 static void test_tui(void **state UNUSED)
 {
 	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
@@ -101,17 +209,7 @@ static void test_tui(void **state UNUSED)
 	assert_non_null(key);
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", NULL), 0);
-
-	snprintf(sock, sizeof(sock), "%s/tmux.sock", d.dir);
-	char *cmd = test_strf("stty -g > %s/stty.before; echo BEFORE-TUI; "
-			      "env HOME=%s BHATTI_URL=%s BHATTI_TOKEN=%s TERM=screen-256color %s/bhatti tui; "
-			      "echo TUI-EXIT=$?; stty -g > %s/stty.after; sleep 600",
-			      d.dir, d.home, d.url, key, test_build_dir(), d.dir);
-	char cwd[1024];
-	assert_non_null(getcwd(cwd, sizeof(cwd)));
-	assert_int_equal(tmux_at(sock, NULL, "new-session", "-d", "-s", T, "-x", "100", "-y", "30",
-				 "-c", cwd, cmd, NULL), 0);
-	free(cmd);
+	start_tui(100, 30, "");
 
 	/* the dashboard lists the sandbox */
 	char *s = wait_for(" hot ", 15000);
@@ -259,24 +357,7 @@ static void test_tui(void **state UNUSED)
 	keys("q");
 	free(wait_for("quit?", 5000));
 	keys("y");
-	s = wait_for("TUI-EXIT=0", 10000);
-	assert_non_null(strstr(s, "BEFORE-TUI"));   /* the screen from before is back */
-	free(s);
-	char *before = test_strf("%s/stty.before", d.dir), *after = test_strf("%s/stty.after", d.dir);
-	for (int i = 0; i < 50; i++) {
-		char *a = read_text(after);
-		if (a && a[0]) {
-			free(a);
-			break;
-		}
-		free(a);
-		usleep(100 * 1000);
-	}
-	char *tb = read_text(before), *ta = read_text(after);
-	assert_non_null(tb);
-	assert_non_null(ta);
-	assert_string_equal(tb, ta);   /* the terminal's modes as they were */
-	free(tb), free(ta), free(before), free(after);
+	assert_terminal_restored();
 
 	tmux_at(sock, NULL, "kill-server", NULL);
 	sock[0] = '\0';
@@ -289,6 +370,7 @@ static void test_tui(void **state UNUSED)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(test_tui_screen, stop_daemon),
 		cmocka_unit_test_teardown(test_tui, stop_daemon),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
