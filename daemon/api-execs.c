@@ -18,6 +18,8 @@
 
 #define WATCH_HIGH (256u << 10)   /* output dropped beyond this much waiting */
 #define WATCH_CAP (1u << 20)      /* anything dropped beyond this */
+#define WATCH_CHUNK (16u << 10)   /* output bytes per message (lws sends a message
+				     whole; the shell's are 32 KiB at most too) */
 
 struct watch_ctx {
 	struct http_req *r;
@@ -54,8 +56,6 @@ static void on_event(const struct exectee_ev *ev, void *arg)
 {
 	struct watch_ctx *x = arg;
 	struct buf b = BUF_INIT;
-	bool output = false;
-	size_t bytes = 0;
 	switch (ev->type) {
 	case EXECTEE_START: {
 		cJSON *arr = cJSON_CreateArray();
@@ -69,14 +69,22 @@ static void on_event(const struct exectee_ev *ev, void *arg)
 		break;
 	}
 	case EXECTEE_DATA:
-		buf_addf(&b, "{\"type\":\"%s\",\"exec\":%llu,", ev->ch == 2 ? "stderr" : "stdout",
-			 (unsigned long long)ev->exec);
-		api_json_bytes(&b, "data", ev->p, ev->n);
-		if (ev->cut)
-			buf_adds(&b, ",\"cut\":true");
-		output = true;
-		bytes = ev->n;
-		break;
+		/* in pieces of WATCH_CHUNK, each its own message */
+		for (size_t off = 0; off < ev->n; off += WATCH_CHUNK) {
+			size_t n = MIN((size_t)WATCH_CHUNK, ev->n - off);
+			buf_reset(&b);
+			buf_addf(&b, "{\"type\":\"%s\",\"exec\":%llu,",
+				 ev->ch == 2 ? "stderr" : "stdout", (unsigned long long)ev->exec);
+			api_json_bytes(&b, "data", ev->p + off, n);
+			if (ev->cut && off == 0)
+				buf_adds(&b, ",\"cut\":true");
+			if (ev->replay)
+				buf_adds(&b, ",\"replay\":true");
+			buf_addch(&b, '}');
+			send_line(x, &b, true, n);
+		}
+		buf_release(&b);
+		return;
 	case EXECTEE_END:
 		buf_addf(&b, "{\"type\":\"exit\",\"exec\":%llu,\"duration_ms\":%llu",
 			 (unsigned long long)ev->exec, (unsigned long long)ev->duration_ms);
@@ -92,7 +100,7 @@ static void on_event(const struct exectee_ev *ev, void *arg)
 	if (ev->replay)
 		buf_adds(&b, ",\"replay\":true");
 	buf_addch(&b, '}');
-	send_line(x, &b, output, bytes);
+	send_line(x, &b, false, 0);
 	buf_release(&b);
 }
 
