@@ -474,11 +474,15 @@ static void test_exec_watch_bounded(void **state UNUSED)
 	close(go_pipe[1]);
 	close(injected_pipe[0]);
 	close(injected_pipe[1]);
+	user_release(&u);
 	print_message("a watcher that never reads, 64 MiB teed: the daemon grew by %ld kB\n",
 		      rss_growth_kb);
 	assert_true(rss_growth_kb >= 0);
+#ifndef __SANITIZE_ADDRESS__
+	/* (under ASan the freed messages sit in its quarantine: the bytes sent,
+	 * checked by the client, are the bound there) */
 	assert_true(rss_growth_kb < 8 * 1024);
-	user_release(&u);
+#endif
 }
 
 static int setup(void **state UNUSED)
