@@ -73,6 +73,11 @@ static int run(struct cli *c)
 		buf_addf(&tmp, "%s.tmp", path);
 		buf_addf(&body, "# written by bhatti setup\nurl: \"%s\"\ntoken: \"%s\"\n", cl->url,
 			 cl->token);
+		/* the file's theme (bhatti tui) stays */
+		const char *th = c->set.file_theme;
+		if (th && strspn(th, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-~") ==
+			    strlen(th))
+			buf_addf(&body, "theme: \"%s\"\n", th);
 		int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||
 		    rename(tmp.data, path) < 0)

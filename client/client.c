@@ -77,6 +77,7 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 			    : fc.theme && fc.theme[0] ? fc.theme
 			    : NULL;
 	s->theme = theme ? xstrdup(theme) : NULL;
+	s->file_theme = fc.theme && fc.theme[0] ? xstrdup(fc.theme) : NULL;
 	config_release(file_keys, ARRAY_SIZE(file_keys), &fc);
 }
 
@@ -87,6 +88,7 @@ void client_settings_release(struct client_settings *s)
 		memset(s->token, 0, strlen(s->token));
 	free(s->token);
 	free(s->theme);
+	free(s->file_theme);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -40,6 +40,8 @@ struct client_settings {
 	char *theme;              /* `bhatti tui`'s theme: BHATTI_THEME > theme: of the
 				   * config; NULL when neither (the TUI's --theme is
 				   * above both) */
+	char *file_theme;         /* theme: of ~/.bhatti/config.yaml or NULL (what
+				   * `bhatti setup` keeps when it rewrites the file) */
 };
 
 /* Resolve the settings, highest first: the flags (may be NULL), the

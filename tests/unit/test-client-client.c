@@ -149,10 +149,12 @@ static void test_settings_theme(void **state UNUSED)
 	client_settings_resolve(&s, NULL, NULL, &warn);
 	assert_int_equal(warn.code, 0);
 	assert_string_equal(s.theme, "light");
+	assert_string_equal(s.file_theme, "light");
 	client_settings_release(&s);
 	setenv("BHATTI_THEME", "mono", 1);
 	client_settings_resolve(&s, NULL, NULL, &warn);
 	assert_string_equal(s.theme, "mono");
+	assert_string_equal(s.file_theme, "light");   /* the file's, for bhatti setup */
 	client_settings_release(&s);
 	setenv("BHATTI_THEME", "", 1);   /* empty: not set */
 	client_settings_resolve(&s, NULL, NULL, &warn);
