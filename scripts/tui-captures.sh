@@ -17,8 +17,29 @@ fi
 [ -d "$build/tui-captures" ] || { echo "no $build/tui-captures: run with --run" >&2; exit 1; }
 mkdir -p "$out"
 cp "$build"/tui-captures/*.txt "$out"/
-# the daemon's port and the key differ each run: keep the pictures stable
-for f in "$out"/*.txt; do
+cp "$build"/tui-captures/*.ansi "$out"/ 2>/dev/null || true
+# the daemon's port and the session id differ each run: keep the pictures stable
+for f in "$out"/*.txt "$out"/*.ansi; do
+	[ -f "$f" ] || continue
 	sed -i -E 's#http://127\.0\.0\.1:[0-9]+#http://127.0.0.1:8080#; s/session s[0-9a-f]+/session s1a2b3c4d/' "$f"
 done
+# PNG pictures from the coloured captures: HTML (scripts/ansi2html.py),
+# then headless chromium (Debian's chromium) takes the screenshot
+if command -v chromium >/dev/null 2>&1; then
+	for f in "$out"/*.ansi; do
+		[ -f "$f" ] || continue
+		base=${f%.ansi}
+		cols=$(sed 's/\x1b\[[0-9;]*m//g' "$f" | awk '{ if (length($0) > m) m = length($0) } END { print m }')
+		rows=$(wc -l < "$f")
+		python3 scripts/ansi2html.py "$f" > "$base.html"
+		chromium --headless --no-sandbox --disable-gpu --hide-scrollbars \
+			--window-size=$(( cols * 9 + 24 )),$(( rows * 18 + 16 )) \
+			--screenshot="$PWD/$base.png" "file://$PWD/$base.html" >/dev/null 2>&1 ||
+			echo "tui-captures: no picture for $f" >&2
+		rm -f "$base.html" "$f"
+	done
+else
+	echo "tui-captures: no chromium: text captures only" >&2
+	rm -f "$out"/*.ansi
+fi
 ls -l "$out"

@@ -216,6 +216,18 @@ void app_layout(struct app *a)
 	app_redraw(a);
 }
 
+void app_put(WINDOW *w, int y, int x, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	int room = getmaxx(w) - x;
+	if (room > 0)
+		mvwaddnstr(w, y, x, line, room);
+}
+
 /* ---- messages, dialogs, views ---------------------------------------------------- */
 
 void app_message(struct app *a, bool error, const char *fmt, ...)

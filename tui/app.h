@@ -145,6 +145,9 @@ void app_quit(struct app *a);            /* asks first when panes are open */
 /* Start typing a line in the footer (prompt, e.g. "/" or "exec in 'dev'> "). */
 void app_input(struct app *a, const char *prompt, const struct input_ops *ops);
 void app_layout(struct app *a);
+/* mvwprintw cut at the window's right edge (curses would wrap the rest
+ * onto the next row). */
+void app_put(WINDOW *w, int y, int x, const char *fmt, ...) PRINTF(4, 5);
 /* The keys every view has, and a pane's (handled by panes.c), each
  * ending with key 0 (for the footer and the help). */
 extern const struct key_def app_global_keys[], app_pane_keys[];

@@ -31,9 +31,11 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	struct model *m = &a->model;
 	int name_w = MAX(8, MIN(24, cols - 57));
+	char head[256];
+	snprintf(head, sizeof(head), " %-*s %-8s %3s %6s %-8s %-15s %4s %3s %s", name_w, "NAME",
+		 "STATE", "CPU", "MEM", "IMAGE", "IP", "AGE", "SH", "PUBLISHED");
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, 0, 0, " %-*s %-8s %3s %6s %-8s %-15s %4s %3s %s", name_w, "NAME", "STATE", "CPU",
-		  "MEM", "IMAGE", "IP", "AGE", "SH", "PUBLISHED");
+	mvwaddnstr(w, 0, 0, head, cols);   /* cut, never wrapped onto the first row */
 	wattroff(w, term_attr(R_TITLE));
 	int list_rows = rows - 1;
 	if (list_rows <= 0)
@@ -41,14 +43,14 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 	if (!m->nview) {
 		wattron(w, term_attr(R_DIM));
 		if (a->feed == FEED_DOWN && !m->n)
-			mvwprintw(w, 2, 1, "cannot reach the daemon at %s: %s (retrying)", a->url,
+			app_put(w, 2, 1, "cannot reach the daemon at %s: %s (retrying)", a->url,
 				  a->feed_err);
 		else if (a->feed == FEED_CONNECTING)
-			mvwprintw(w, 2, 1, "connecting to %s", a->url);
+			app_put(w, 2, 1, "connecting to %s", a->url);
 		else if (m->n)
-			mvwprintw(w, 2, 1, "no sandbox matches '%s' (Esc in / clears)", m->filter);
+			app_put(w, 2, 1, "no sandbox matches '%s' (Esc in / clears)", m->filter);
 		else
-			mvwprintw(w, 2, 1, "no sandboxes yet: bhatti create NAME");
+			app_put(w, 2, 1, "no sandboxes yet: bhatti create NAME");
 		wattroff(w, term_attr(R_DIM));
 		return;
 	}

@@ -106,7 +106,7 @@ void detail_free(void)
 static int heading(WINDOW *w, int y, const char *t)
 {
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, y, 1, "%s", t);
+	app_put(w, y, 1, "%s", t);
 	wattroff(w, term_attr(R_TITLE));
 	return y + 1;
 }
@@ -128,7 +128,7 @@ static bool part_ok(WINDOW *w, int *y, enum part p, const char *what)
 	if (!msg)
 		return true;
 	wattron(w, term_attr(R_DIM));
-	mvwprintw(w, (*y)++, 3, "%s", msg);
+	app_put(w, (*y)++, 3, "%s", msg);
 	wattroff(w, term_attr(R_DIM));
 	return false;
 }
@@ -143,42 +143,42 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	int y = 0;
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, y++, 0, " %s", D.name[0] ? D.name : "no sandbox selected");
+	app_put(w, y++, 0, " %s", D.name[0] ? D.name : "no sandbox selected");
 	wattroff(w, term_attr(R_TITLE));
 	if (!D.id[0])
 		return;
 	const cJSON *o = D.json[P_INSPECT];
 	if (part_ok(w, &y, P_INSPECT, "sandbox") && o) {
-		mvwprintw(w, y++, 3, "id %s   state %s%s%s   %d cpu, %d MB, image %s", js(o, "id"),
+		app_put(w, y++, 3, "id %s   state %s%s%s   %d cpu, %d MB, image %s", js(o, "id"),
 			  js(o, "state"), js(o, "thermal")[0] ? "   thermal " : "", js(o, "thermal"),
 			  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "cpus")),
 			  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "memory_mb")),
 			  js(o, "image"));
-		mvwprintw(w, y++, 3, "created %s   origin %s%s%s", js(o, "created_at"), js(o, "origin"),
+		app_put(w, y++, 3, "created %s   origin %s%s%s", js(o, "created_at"), js(o, "origin"),
 			  js(o, "ip")[0] ? "   ip " : "", js(o, "ip"));
 		if (js(o, "error")[0]) {
 			wattron(w, term_attr(R_ERROR_MSG));
-			mvwprintw(w, y++, 3, "error: %s", js(o, "error"));
+			app_put(w, y++, 3, "error: %s", js(o, "error"));
 			wattroff(w, term_attr(R_ERROR_MSG));
 		}
 		/* thermal timers (the thermal branch adds them to inspect) */
 		const cJSON *idle = cJSON_GetObjectItemCaseSensitive(o, "idle_ms");
 		if (cJSON_IsNumber(idle))
-			mvwprintw(w, y++, 3, "idle %.0f s   warm after %s   cold after %s   wakes %d "
+			app_put(w, y++, 3, "idle %.0f s   warm after %s   cold after %s   wakes %d "
 				  "(last %d ms)   keep hot %s", idle->valuedouble / 1000,
 				  js(o, "warm_after"), js(o, "cold_after"),
 				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "wake_count")),
 				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "last_wake_ms")),
 				  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "keep_hot")) ? "yes" : "no");
 		else
-			mvwprintw(w, y++, 3, "thermal timers: not reported by this daemon");
+			app_put(w, y++, 3, "thermal timers: not reported by this daemon");
 		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
 		struct buf lb = BUF_INIT;
 		const cJSON *l;
 		cJSON_ArrayForEach(l, labels)
 			if (cJSON_IsString(l))
 				buf_addf(&lb, "%s%s=%s", lb.len ? ", " : "", l->string, l->valuestring);
-		mvwprintw(w, y++, 3, "labels: %s", cJSON_IsObject(labels) ? (lb.len ? lb.data : "none")
+		app_put(w, y++, 3, "labels: %s", cJSON_IsObject(labels) ? (lb.len ? lb.data : "none")
 									 : "not reported by this daemon");
 		buf_release(&lb);
 	}
@@ -195,7 +195,7 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 			cJSON_ArrayForEach(av, cJSON_GetObjectItemCaseSensitive(s, "argv"))
 				buf_addf(&argv, "%s%s", argv.len ? " " : "", cJSON_GetStringValue(av));
 			bool running = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "running"));
-			mvwprintw(w, y++, 3, "%-12s %-10s %-9s %s", js(s, "id"),
+			app_put(w, y++, 3, "%-12s %-10s %-9s %s", js(s, "id"),
 				  running ? (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(s, "attached"))
 						     ? "attached" : "detached")
 					  : "exited",
@@ -204,7 +204,7 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 			n++;
 		}
 		if (!n)
-			mvwprintw(w, y++, 3, "none");
+			app_put(w, y++, 3, "none");
 	}
 	y++;
 	y = heading(w, y, "ports (p publishes, u unpublishes)");
@@ -215,26 +215,26 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 			if (y >= rows)
 				break;
 			bool pub = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "published"));
-			mvwprintw(w, y++, 3, "%-6d %-10s %-20s %s",
+			app_put(w, y++, 3, "%-6d %-10s %-20s %s",
 				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "port")),
 				  pub ? "published" : "listening", js(p, "alias"), js(p, "url"));
 			n++;
 		}
 		if (!n)
-			mvwprintw(w, y++, 3, "none");
+			app_put(w, y++, 3, "none");
 	}
 	y++;
 	y = heading(w, y, "recent events");
 	const struct sbx_row *r = model_find(&a->model, D.id);
 	if (a->feed != FEED_LIVE) {
 		wattron(w, term_attr(R_DIM));
-		mvwprintw(w, y++, 3, "none: this daemon has no events stream (GET /events)");
+		app_put(w, y++, 3, "none: this daemon has no events stream (GET /events)");
 		wattroff(w, term_attr(R_DIM));
 	} else if (r) {
 		for (int i = 0; i < r->nrecent && y < rows; i++)
 			mvwaddnstr(w, y++, 3, r->recent[i], cols - 4);
 		if (!r->nrecent)
-			mvwprintw(w, y++, 3, "none yet");
+			app_put(w, y++, 3, "none yet");
 	}
 }
 

@@ -15,12 +15,12 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	const struct model *m = &a->model;
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, 0, 0, " events (%zu kept)", m->nlog);
+	app_put(w, 0, 0, " events (%zu kept)", m->nlog);
 	wattroff(w, term_attr(R_TITLE));
 	int body = rows - 1;
 	if (a->feed != FEED_LIVE && !m->nlog) {
 		wattron(w, term_attr(R_DIM));
-		mvwprintw(w, 2, 1, "%s", a->feed == FEED_POLLING
+		app_put(w, 2, 1, "%s", a->feed == FEED_POLLING
 				 ? "none: this daemon has no events stream (GET /events); the list is polled"
 				 : "none: not connected to the daemon's events");
 		wattroff(w, term_attr(R_DIM));

@@ -363,7 +363,7 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	struct execs *x = ex(a);
 	wattron(w, term_attr(R_TITLE));
-	mvwprintw(w, 0, 0, " exec log%s%s%s", x->req ? " (running: Ctrl+C cancels)" : "",
+	app_put(w, 0, 0, " exec log%s%s%s", x->req ? " (running: Ctrl+C cancels)" : "",
 		  x->watch ? "   watching: " : "", x->watch ? x->watching : "");
 	wattroff(w, term_attr(R_TITLE));
 	int body = rows - 1;
@@ -371,7 +371,7 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 		return;
 	if (!x->n) {
 		wattron(w, term_attr(R_DIM));
-		mvwprintw(w, 2, 1, "no commands yet: e runs one in the selected sandbox");
+		app_put(w, 2, 1, "no commands yet: e runs one in the selected sandbox");
 		wattroff(w, term_attr(R_DIM));
 		return;
 	}

@@ -76,14 +76,14 @@ static void draw(struct app *a UNUSED, WINDOW *w, int rows, int cols)
 			wattroff(w, term_attr(R_TITLE));
 		} else if (lines[i].label[0]) {
 			wattron(w, term_attr(R_KEY));
-			mvwprintw(w, y, x + 2, "%-10.10s", lines[i].label);
+			app_put(w, y, x + 2, "%-10.10s", lines[i].label);
 			wattroff(w, term_attr(R_KEY));
 			mvwaddnstr(w, y, x + 13, lines[i].text, colw - 14);
 		}
 	}
 	if (max_scroll) {
 		wattron(w, term_attr(R_DIM));
-		mvwprintw(w, rows - 1, MAX(0, cols - 24), help_top < max_scroll ? " j/PgDn: more " : " k/PgUp: back ");
+		app_put(w, rows - 1, MAX(0, cols - 24), help_top < max_scroll ? " j/PgDn: more " : " k/PgUp: back ");
 		wattroff(w, term_attr(R_DIM));
 	}
 }

@@ -97,6 +97,15 @@ static void capture(const char *name)
 	fwrite(b.data, 1, b.len, f);
 	fclose(f);
 	free(path);
+	/* and with its colours, for the pictures (scripts/ansi2html.py) */
+	buf_reset(&b);
+	tmux_at(sock, &b, "capture-pane", "-e", "-p", "-t", T, NULL);
+	path = test_strf("%s/%s.ansi", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fwrite(b.data, 1, b.len, f);
+	fclose(f);
+	free(path);
 	free(dir);
 	buf_release(&b);
 }
@@ -115,8 +124,16 @@ static void start_tui(int w, int h, const char *args)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	snprintf(ws, sizeof(ws), "%d", w);
 	snprintf(hs, sizeof(hs), "%d", h);
-	assert_int_equal(tmux_at(sock, NULL, "new-session", "-d", "-s", T, "-x", ws, "-y", hs,
-				 "-c", cwd, cmd, NULL), 0);
+	/* a tmux server now and then exits as it starts ("server exited
+	 * unexpectedly", seen here on a loaded machine): try again */
+	int rc = -1;
+	for (int i = 0; i < 5 && rc != 0; i++) {
+		rc = tmux_at(sock, NULL, "new-session", "-d", "-s", T, "-x", ws, "-y", hs, "-c", cwd,
+			     cmd, NULL);
+		if (rc != 0)
+			usleep(200 * 1000);
+	}
+	assert_int_equal(rc, 0);
 	free(cmd);
 }
 
