@@ -308,11 +308,26 @@ static void test_tui(void **state UNUSED)
 	/* x: every exec in the sandbox, the earlier ones first, then live
 	 * ones from another client */
 	keys("x");
-	free(wait_for("(earlier)", 10000));
+	free(wait_for("watching: dev", 10000));
+	/* the replay is above (the ps output of the checks above fills the
+	 * screen): scroll back to it, then down again */
+	bool earlier = false;
+	for (int i = 0; i < 40 && !earlier; i++) {
+		keys("PgUp");
+		usleep(100 * 1000);
+		struct buf scr = BUF_INIT;
+		tmux_at(sock, &scr, "capture-pane", "-p", "-t", T, NULL);
+		earlier = strstr(scr.data, "(earlier)") != NULL;
+		buf_release(&scr);
+	}
+	assert_true(earlier);
+	for (int i = 0; i < 60; i++)
+		keys("PgDn");
 	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "dev", "--", "sh", "-c",
 				"echo from-cli-$((5*5))", NULL), 0);
 	s = wait_for("from-cli-25", 10000);
 	assert_non_null(strstr(s, "watching: dev"));
+	assert_non_null(strstr(s, "$ sh -c echo from-cli-$((5*5))\n"));   /* live: not (earlier) */
 	free(s);
 	capture("exec-watch");
 	keys("x");
