@@ -355,8 +355,11 @@ static void test_tui(void **state UNUSED)
 	free(wait_for("25 120", 10000));
 	/* a full-screen program draws in the pane, and leaves it as it was */
 	keys_enter("echo before-vi; vi /tmp/tui-test-file");
-	s = wait_for("/tmp/tui-test-file", 10000);
-	assert_non_null(strstr(s, "\n~"));
+	/* (not the file's name: the typed command line shows it before vi
+	 * draws; the third run failed so) */
+	s = wait_for("\n~", 10000);
+	free(s);
+	s = wait_for("- /tmp/tui-test-file", 10000);   /* vi's status line */
 	free(s);
 	capture("pane-vi");
 	/* vi is in command mode already: no Escape (an Escape and ':' that
