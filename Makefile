@@ -12,13 +12,15 @@
 # Objects go to $(BUILD)/host (glibc) and $(BUILD)/musl (static agent).
 
 VERSION  := 0.1.0
+# the HTTP API's version (X-Bhatti-API): bumped when a client could misread it
+API_VERSION := 1
 BUILD    ?= build
 CC       := gcc
 AGENT_CC ?= musl-gcc
 SAN      ?=
 
 WARN     := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wno-format-nonliteral
-CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP
+CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -DBHATTI_API_VERSION=$(API_VERSION) -MMD -MP
 
 # Include paths by directory: what a layer may see (docs/architecture.md,
 # "Layers"). shared/ sees itself only; agent/, daemon/ and client/ see
@@ -101,16 +103,16 @@ INTEG_BIN := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
 # tests/helpers.c, the leak audit of the long runs (tests/audit.c) and the
 # test double of the engine's backend (tests/fake-backend.c), as an
 # archive: a test links what it uses
-TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c)
+TEST_HELPER_HOBJ := $(call hobj,tests/helpers.c tests/audit.c tests/fake-backend.c tests/netns.c)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
-.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal
+.PHONY: all deps test test-unit test-long soak asan fuzz fuzz-smoke bench clean images images-minimal dist FORCE
 .DEFAULT_GOAL := all
 # keep every object (make would delete tests/helpers.o as "intermediate")
 .SECONDARY:
 
-all: $(BUILD)/bhatti $(BUILD)/lohar
+all: $(BUILD)/bhatti $(BUILD)/lohar $(BUILD)/bhatti.1
 
 deps:
 	@sh scripts/deps.sh
@@ -129,6 +131,11 @@ $(BUILD)/bhatti: $(CLI_HOBJ) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(
 	@echo "  LD      $@"
 	@$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
+# the man page, generated from the command table (cli/cmd-completion.c)
+$(BUILD)/bhatti.1: $(BUILD)/bhatti
+	@echo "  MAN     $@"
+	@$(BUILD)/bhatti __man >$@.tmp && mv $@.tmp $@
+
 $(BUILD)/lohar: $(AGENT_MOBJ)
 	@echo "  LD      $@"
 	@$(AGENT_CC) $(LDSAN) $(AGENT_LDFLAGS) -o $@ $^
@@ -141,8 +148,18 @@ IMAGES       := build/images
 STATIC_LOHAR := build/lohar
 IMAGES_TINY  := $(IMAGES)/vmlinux $(IMAGES)/initramfs.cpio $(IMAGES)/rootfs-tiny.ext4
 
+# TIERS: the Debian tiers to build besides tiny, comma-separated
+# (`make images TIERS=minimal,browser`; `all`: every images/tiers/*.sh)
+comma        := ,
+ALL_TIERS    := $(patsubst images/tiers/%.sh,%,$(sort $(wildcard images/tiers/*.sh)))
+TIERS_ASKED   = $(if $(filter all,$(TIERS)),$(ALL_TIERS),$(filter-out tiny,$(subst $(comma), ,$(TIERS))))
+# minimal first: the others start from its staged tree, which it leaves
+TIER_LIST     = $(filter minimal,$(TIERS_ASKED)) $(filter-out minimal,$(TIERS_ASKED))
+
 images: $(IMAGES_TINY)
-images-minimal: $(IMAGES_TINY) $(IMAGES)/rootfs-minimal.ext4
+	@$(if $(TIER_LIST),$(MAKE) --no-print-directory $(foreach t,$(TIER_LIST),$(IMAGES)/rootfs-$(t).ext4))
+images-minimal:
+	@$(MAKE) --no-print-directory images TIERS=minimal
 
 $(IMAGES)/kernel.stamp: images/kernel.sh FORCE
 	@sh images/kernel.sh $(IMAGES)
@@ -162,9 +179,12 @@ $(IMAGES)/rootfs-tiny.ext4: images/rootfs-tiny.sh
 	@mkdir -p $(IMAGES)
 	@sh images/rootfs-tiny.sh $(IMAGES)
 
-$(IMAGES)/rootfs-minimal.ext4: images/rootfs-minimal.sh
+# The Debian tiers (images/tiers/<tier>.sh): the script decides whether the
+# image is current (the hash of its inputs, rootfs-<tier>.inputs), so make
+# always asks it.
+$(IMAGES)/rootfs-%.ext4: images/rootfs-debian.sh $(IMAGES)/kernel.stamp FORCE
 	@mkdir -p $(IMAGES)
-	@sh images/rootfs-minimal.sh $(IMAGES)
+	@sh images/rootfs-debian.sh $* $(IMAGES)
 
 FORCE:
 
@@ -188,30 +208,31 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench -Itui $(LDSAN) -o $@ $^ $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) -lcurl
 
 # (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps
 	@$(MAKE) --no-print-directory all images $(UNIT_BIN) $(INTEG_BIN) $(if $(SAN),,fuzz-smoke)
-	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN)
+	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN) tests/check-install.sh
 
 test-unit: all $(UNIT_BIN)
 	@BUILD=$(BUILD) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN)
 
-# Everything in `make test`, plus what needs the Debian `minimal` image
-# (debootstrap: a minute or more the first time).
+# Everything in `make test`, plus the tier tests (tests/integration/long-*.c)
+# on the Debian tiers (debootstrap: minutes each the first time; a tier
+# test skips when its image is not built, so TIERS=minimal runs fewer).
 test-long: deps
-	@$(MAKE) --no-print-directory all images-minimal $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
+	@$(MAKE) --no-print-directory all images TIERS=$(or $(TIERS),all) $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 	@BUILD=$(BUILD) BHATTI_IMAGES=$(IMAGES) sh tests/run.sh tests/check-layers.sh tests/check-unit.sh $(UNIT_BIN) $(INTEG_BIN) $(LONG_BIN)
 
 # The proof of issue 10, long (about 40 minutes here): SOAK_CYCLES sandbox
@@ -241,7 +262,7 @@ asan: deps
 FUZZ_NAMES  := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz-*.c)))
 FUZZ_BIN    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_NAMES))
 FUZZ_SAN    := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-FUZZ_CFLAGS := -std=c17 -O1 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -MMD -MP \
+FUZZ_CFLAGS := -std=c17 -O1 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"' -DBHATTI_API_VERSION=$(API_VERSION) -MMD -MP \
                $(FUZZ_SAN) -fsanitize=fuzzer-no-link
 FUZZ_LIB    := $(BUILD)/fuzz/libfuzz.a
 fobj         = $(patsubst %.c,$(BUILD)/fuzz/obj/%.o,$(1))
@@ -266,7 +287,7 @@ $(BUILD)/fuzz/gen-seeds: tests/fuzz/gen-seeds.c $(LIBTEST) $(LIBCLIENT) $(LIBDAE
 			 $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $^ $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 fuzz: deps
 	@$(MAKE) --no-print-directory -s $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
@@ -278,7 +299,27 @@ fuzz-smoke: $(FUZZ_BIN) $(BUILD)/fuzz/gen-seeds
 bench: all $(BENCH_BIN)
 	@for b in $(filter-out %/load,$(BENCH_BIN)); do echo "== $$b"; $$b || exit 1; done
 
+# The release: $(DIST)/bhatti-VERSION.tar.gz (the tracked and new files of
+# this tree, not build/), SHA256SUMS, and install.sh (RELEASE_URL, where
+# these files will be served, as its default download location) and
+# uninstall.sh, for `curl -fsSL RELEASE_URL/install.sh | bash`.
+DIST        ?= $(BUILD)/dist
+RELEASE_URL ?= https://bhatti.sh/release/latest
+dist:
+	@rm -rf $(DIST) && mkdir -p $(DIST)
+	@{ git ls-files --cached --others --exclude-standard 2>/dev/null || \
+	   find . -path ./build -prune -o -type f -print | sed 's|^\./||'; } | \
+		while read -r f; do [ -f "$$f" ] && echo "$$f"; done | LC_ALL=C sort | \
+		tar -czf $(DIST)/bhatti-$(VERSION).tar.gz --owner=0 --group=0 --mtime=@0 \
+			--transform 's|^|bhatti-$(VERSION)/|' -T -
+	@sed 's|@RELEASE_URL@|$(RELEASE_URL)|' install.sh > $(DIST)/install.sh
+	@cp uninstall.sh $(DIST)/uninstall.sh
+	@chmod 755 $(DIST)/install.sh $(DIST)/uninstall.sh
+	@cd $(DIST) && sha256sum bhatti-$(VERSION).tar.gz install.sh uninstall.sh > SHA256SUMS
+	@echo "dist: $(DIST) ($$(du -k $(DIST)/bhatti-$(VERSION).tar.gz | cut -f1) KiB tarball)"
+
 clean:
 	rm -rf build
 
--include $(shell find $(BUILD) -name '*.d' -type f 2>/dev/null)
+# (not under images/: a staged guest tree has files named *.d)
+-include $(shell find $(BUILD) -path '*/images' -prune -o -name '*.d' -type f -print 2>/dev/null)

@@ -137,7 +137,18 @@ void op_ping(struct stream *s, const struct proto_frame *f);
 void op_activity(struct stream *s, const struct proto_frame *f);
 void op_configure(struct stream *s, const struct proto_frame *f);
 void op_sync(struct stream *s, const struct proto_frame *f);
+void op_load(struct stream *s, const struct proto_frame *f);
+
+/* load.c: the hold socket (`lohar hold`) and the command itself. */
+#define LOHAR_HOLD_SOCKET "/run/lohar/hold.sock"
+#define LOHAR_RUN_DIR "/run/lohar"
+int load_hold_start(const char *path, struct err *e);
+int hold_main(int argc, char **argv);
 void op_exec(struct stream *s, const struct proto_frame *f);
+/* The detached commands as session records (borrowing their strings),
+ * at most max; how many there are. */
+size_t exec_bg_records(struct proto_session *r, size_t max);
+size_t exec_bg_count(void);
 void op_session_open(struct stream *s, const struct proto_frame *f);
 void op_session_attach(struct stream *s, const struct proto_frame *f);
 void op_session_list(struct stream *s, const struct proto_frame *f);

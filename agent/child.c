@@ -276,7 +276,8 @@ char **agent_build_env(bool as_root, char *const *extra, const char *term)
 	uid_t uid = (as_root || !agent.switch_user) ? getuid() : agent.uid;
 	const struct user_info *u = user_info(uid);
 
-	env_setf(&v, &n, "PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	env_setf(&v, &n, "PATH",
+		"/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:" LOHAR_RUN_DIR);
 	env_setf(&v, &n, "HOME", u->home);
 	env_setf(&v, &n, "USER", u->name);
 	env_setf(&v, &n, "LOGNAME", u->name);

@@ -24,6 +24,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
+#include <net/if_arp.h>
+#include <netpacket/packet.h>
+#include <net/ethernet.h>
+#include <netinet/if_ether.h>
 #include <net/route.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -198,6 +202,34 @@ static void loopback_up(void)
 	close(fd);
 }
 
+/* `lohar hold` for the guest's programs: this binary copied to
+ * /run/lohar/lohar (after the switch to the root disk the initramfs's
+ * /init is out of reach), on the default PATH, and linked from
+ * /usr/local/bin when the image has that directory and no lohar there. */
+static void install_self(void)
+{
+	mkdir(LOHAR_RUN_DIR, 0755);
+	int in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	int out = open(LOHAR_RUN_DIR "/lohar", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+	char b[65536];
+	ssize_t n = 0;
+	while (in >= 0 && out >= 0 && (n = read(in, b, sizeof(b))) > 0)
+		if (write_all(out, b, (size_t)n) < 0) {
+			n = -1;
+			break;
+		}
+	if (in < 0 || out < 0 || n < 0)
+		log_warn("cannot install %s/lohar: %s", LOHAR_RUN_DIR, strerror(errno));
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	struct stat st;
+	if (stat("/usr/local/bin", &st) == 0 && lstat("/usr/local/bin/lohar", &st) < 0 &&
+	    symlink(LOHAR_RUN_DIR "/lohar", "/usr/local/bin/lohar") < 0)
+		log_debug("symlink /usr/local/bin/lohar: %s", strerror(errno));
+}
+
 int init_pid1(struct err *e)
 {
 	mount_kernel_fs();
@@ -213,6 +245,7 @@ int init_pid1(struct err *e)
 	}
 	mount_one("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
 	mount_one("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755");
+	install_self();
 	mkdir("/dev/pts", 0755); /* no-ops when /dev moved with its submounts */
 	if (mkdir(agent.workspace, 0755) == 0 && agent.switch_user &&
 	    chown(agent.workspace, agent.uid, agent.gid) < 0)
@@ -316,6 +349,47 @@ static int ifreq_addr(int fd, unsigned long req, const char *ifname, struct in_a
 	return ioctl(fd, req, &ifr) < 0 ? -errno : 0;
 }
 
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+	unsigned v[6];
+	char end;
+	if (sscanf(s, "%x:%x:%x:%x:%x:%x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &end) != 6)
+		return -EINVAL;
+	for (int i = 0; i < 6; i++) {
+		if (v[i] > 255)
+			return -EINVAL;
+		mac[i] = (uint8_t)v[i];
+	}
+	return 0;
+}
+
+/* A gratuitous ARP (a request for our own address, to everyone): the
+ * bridge and the neighbours learn where a clone's new MAC and address
+ * are at once. Best effort. */
+static void announce(const char *ifname, const uint8_t mac[6], struct in_addr addr)
+{
+	struct {
+		uint16_t htype, ptype;
+		uint8_t hlen, plen;
+		uint16_t op;
+		uint8_t sha[6], spa[4], tha[6], tpa[4];
+	} __attribute__((packed)) arp = {
+		.htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4,
+		.op = htons(1),
+	};
+	memcpy(arp.sha, mac, 6);
+	memcpy(arp.spa, &addr, 4);
+	memcpy(arp.tpa, &addr, 4);
+	struct sockaddr_ll ll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP),
+				  .sll_ifindex = (int)if_nametoindex(ifname), .sll_halen = 6 };
+	memset(ll.sll_addr, 0xff, 6);
+	int fd = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	if (fd < 0 || sendto(fd, &arp, sizeof(arp), 0, (struct sockaddr *)&ll, sizeof(ll)) < 0)
+		log_warn("gratuitous arp on %s: %s", ifname, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+}
+
 int init_configure_net(const struct proto_configure *cfg, struct err *e)
 {
 	struct in_addr addr, mask, gw;
@@ -331,6 +405,20 @@ int init_configure_net(const struct proto_configure *cfg, struct err *e)
 		return err_set(e, errno, "socket: %s", strerror(errno));
 	struct ifreq ifr = { 0 };
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	uint8_t mac[6] = { 0 };
+	bool have_mac = cfg->net_mac && cfg->net_mac[0];
+	if (have_mac && parse_mac(cfg->net_mac, mac) < 0) {
+		r = err_set(e, EINVAL, "invalid mac '%s'", cfg->net_mac);
+		goto out;
+	}
+	if (have_mac) {
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
+		if (ioctl(fd, SIOCSIFHWADDR, &ifr) < 0) {
+			r = err_set(e, errno, "cannot set the mac of '%s': %s", ifname, strerror(errno));
+			goto out;
+		}
+	}
 	if ((r = ifreq_addr(fd, SIOCSIFADDR, ifname, addr)) < 0 ||
 	    (r = ifreq_addr(fd, SIOCSIFNETMASK, ifname, mask)) < 0) {
 		err_set(e, -r, "cannot set the address of '%s': %s", ifname, strerror(-r));
@@ -364,9 +452,12 @@ int init_configure_net(const struct proto_configure *cfg, struct err *e)
 		struct buf b = BUF_INIT;
 		for (size_t i = 0; cfg->net_dns[i]; i++)
 			buf_addf(&b, "nameserver %s\n", cfg->net_dns[i]);
+		buf_addf(&b, "search internal\noptions timeout:2 attempts:2\n");
 		r = op_file_write_atomic("/etc/resolv.conf", b.data, b.len, 0644, 0, 0, false, e);
 		buf_release(&b);
 	}
+	if (r == 0 && have_mac)
+		announce(ifname, mac, addr);
 out:
 	close(fd);
 	return r;

@@ -78,7 +78,9 @@ static void usage(FILE *f)
 		"usage: lohar                       (as PID 1 inside a bhatti VM)\n"
 		"       lohar --listen unix:PATH [--token TOKEN] [--workspace DIR]\n"
 		"             [--user UID:GID|self] [--log debug|info|warn|error]\n"
-		"             [--session-keep-ms MS]\n"
+		"             [--session-keep-ms MS] [--hold-socket PATH]\n"
+		"       lohar hold -- COMMAND [ARG]...  (in a sandbox: keep it hot while it runs)\n"
+		"       lohar hold --for DURATION\n"
 		"       lohar --version\n");
 }
 
@@ -108,8 +110,10 @@ int main(int argc, char **argv)
 {
 	struct err e = ERR_INIT;
 	enum log_level level = LOG_INFO;
-	const char *listen_arg = NULL, *token = "";
+	const char *listen_arg = NULL, *token = "", *hold_socket = NULL;
 
+	if (argc >= 2 && strcmp(argv[1], "hold") == 0 && getpid() != 1)
+		return hold_main(argc, argv);
 	agent.pid1 = getpid() == 1;
 	agent.workspace = "/workspace";
 	agent.uid = 1000;
@@ -136,6 +140,8 @@ int main(int argc, char **argv)
 			return 2;
 		} else if (strcmp(a, "--listen") == 0) {
 			listen_arg = v;
+		} else if (strcmp(a, "--hold-socket") == 0) {
+			hold_socket = v;
 		} else if (strcmp(a, "--token") == 0) {
 			token = v;
 		} else if (strcmp(a, "--workspace") == 0) {
@@ -206,12 +212,18 @@ int main(int argc, char **argv)
 		}
 		if (r < 0 || channel_start(port, &e) < 0)
 			log_error("no agent channel: %s", err_str(&e));
+		if (load_hold_start(LOHAR_HOLD_SOCKET, &e) < 0)
+			log_warn("%s", err_str(&e));
 	} else {
 		char host[65] = "";
 		gethostname(host, sizeof(host) - 1);
 		agent.hostname = xstrdup(host);
 		prctl(PR_SET_CHILD_SUBREAPER, 1);
 		if (listener_start(listen_arg + 5, &e) < 0) {
+			log_error("%s", err_str(&e));
+			return 1;
+		}
+		if (hold_socket && load_hold_start(hold_socket, &e) < 0) {
 			log_error("%s", err_str(&e));
 			return 1;
 		}

@@ -14,6 +14,8 @@
  *
  * DETACH runs the command with output appended to a file and ends the
  * stream at once; the process is reaped (and timed out) without a host.
+ * Detached commands are listed with the PTY sessions (SESSION_LIST: id
+ * "bg<pid>", no tty), running, then exited for agent.session_keep_ms.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -39,16 +41,57 @@ struct exec {
 	uint32_t exit_flags;
 	struct timer timeout, drain;
 	bool detached;
+	/* detached only: listed with the sessions (exec_bg_records) */
+	struct exec *bg_next;
+	char bg_id[24];
+	char **argv;
+	int64_t created;
 };
+
+static struct exec *bg_list;   /* detached commands, newest first */
 
 static void exec_pump(struct exec *x);
 static void exec_maybe_finish(struct exec *x);
+static int exit_code_of(int status, int *ret_signal);
 
 static void exec_free(void *p)
 {
 	struct exec *x = p;
 	buf_release(&x->inbuf);
+	strv_free(x->argv);
 	free(x);
+}
+
+static void bg_unlink(struct exec *x)
+{
+	for (struct exec **p = &bg_list; *p; p = &(*p)->bg_next)
+		if (*p == x) {
+			*p = x->bg_next;
+			return;
+		}
+}
+
+size_t exec_bg_records(struct proto_session *r, size_t max)
+{
+	size_t n = 0;
+	for (struct exec *x = bg_list; x && n < max; x = x->bg_next, n++) {
+		int sig;
+		r[n] = (struct proto_session){
+			.id = x->bg_id, .argv = x->argv, .tty = (char *)"",
+			.pid = (uint32_t)x->child.pid, .running = !x->exited,
+			.exit_code = x->exited ? exit_code_of(x->status, &sig) : 0,
+			.created = x->created,
+		};
+	}
+	return n;
+}
+
+size_t exec_bg_count(void)
+{
+	size_t n = 0;
+	for (struct exec *x = bg_list; x; x = x->bg_next)
+		n++;
+	return n;
 }
 
 static void exec_close_pipes(struct exec *x)
@@ -107,7 +150,12 @@ static void on_child_exit(struct child *c, int status)
 	agent.execs_running--;
 	agent_touch();
 	timer_cancel(&x->timeout);
-	if (x->detached || !x->s) {
+	if (x->detached) {
+		/* its status stays listed for a while, as a session's does */
+		timer_arm(&x->drain, agent.session_keep_ms);
+		return;
+	}
+	if (!x->s) {
 		exec_destroy(x);
 		return;
 	}
@@ -122,6 +170,11 @@ static void on_child_exit(struct child *c, int status)
 static void on_drain_timeout(struct timer *t)
 {
 	struct exec *x = t->data;
+	if (x->detached) {
+		bg_unlink(x);   /* an exited detached command's time is up */
+		exec_destroy(x);
+		return;
+	}
 	/* Blocked on credit is not idle: only cut pipes that had nothing. */
 	if (x->s && stream_room(x->s) == 0) {
 		timer_arm(&x->drain, AGENT_EXIT_DRAIN_MS);
@@ -373,6 +426,11 @@ void op_exec(struct stream *s, const struct proto_frame *f)
 					 .output_path = output_path };
 	if (detach) {
 		x->s = NULL;
+		snprintf(x->bg_id, sizeof(x->bg_id), "bg%d", (int)x->child.pid);
+		x->argv = strv_dup(req.argv);
+		x->created = wall_sec();
+		x->bg_next = bg_list;
+		bg_list = x;
 		stream_end(s, PROTO_EXEC_STARTED, &st);
 		goto out; /* x lives until reaped */
 	}

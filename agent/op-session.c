@@ -552,12 +552,14 @@ void op_session_attach(struct stream *s, const struct proto_frame *f)
 void op_session_list(struct stream *s, const struct proto_frame *f UNUSED)
 {
 	struct proto_session_list list = { 0 };
-	size_t n = 0;
+	size_t n = 0, bg = exec_bg_count();
 	for (struct session *ss = sessions; ss; ss = ss->next)
 		n++;
-	list.sessions = xcalloc(n ? n : 1, sizeof(*list.sessions));
+	list.sessions = xcalloc(n + bg ? n + bg : 1, sizeof(*list.sessions));
 	for (struct session *ss = sessions; ss; ss = ss->next)
 		fill_record(ss, &list.sessions[list.count++]);
+	/* and the detached commands (op-exec.c) */
+	list.count += exec_bg_records(list.sessions + list.count, bg);
 	stream_end(s, PROTO_SESSION_LIST_RESULT, &list);
 	free(list.sessions); /* the records borrow the sessions' strings */
 }

@@ -20,6 +20,7 @@ static const struct agent_op agent_ops[] = {
 	{ PROTO_ACTIVITY, op_activity },
 	{ PROTO_CONFIGURE, op_configure },
 	{ PROTO_SYNC, op_sync },
+	{ PROTO_LOAD, op_load },
 	{ PROTO_EXEC, op_exec },
 	{ PROTO_SESSION_OPEN, op_session_open },
 	{ PROTO_SESSION_ATTACH, op_session_attach },

@@ -3,12 +3,16 @@
  * errors and JSON. Sits between the command files and client/ (which
  * never prints). */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+
+#include <sys/time.h>
+#include <unistd.h>
 
 struct client *cli_client(struct cli *c)
 {
@@ -22,6 +26,18 @@ struct client *cli_client(struct cli *c)
 	return c->client;
 }
 
+/* Once per command: a daemon whose API is not the one this CLI speaks. */
+static void check_api(const struct client_resp *r)
+{
+	static bool warned;
+	if (warned || !r->api || r->api == BHATTI_API_VERSION)
+		return;
+	warned = true;
+	fprintf(stderr, "bhatti: warning: the daemon (%s) speaks API %d, this CLI (%s) API %d; "
+			"update the %s\n", r->server_version[0] ? r->server_version : "?", r->api,
+		BHATTI_VERSION, BHATTI_API_VERSION, r->api > BHATTI_API_VERSION ? "CLI" : "daemon");
+}
+
 static int perform(struct cli *c, const struct client_req *rq, struct client_resp *ret)
 {
 	struct err e = ERR_INIT;
@@ -29,6 +45,13 @@ static int perform(struct cli *c, const struct client_req *rq, struct client_res
 		cli_report(&e);
 		return -1;
 	}
+	check_api(ret);
+	if (c->timing)
+		fprintf(stderr, "timing: %s %s: connect %.1f ms, send %.1f ms, server %.1f ms, "
+				"transfer %.1f ms, total %.1f ms\n", rq->method, rq->path,
+			ret->t_connect / 1e3, (ret->t_sent - ret->t_connect) / 1e3,
+			(ret->t_head - ret->t_sent) / 1e3, (ret->t_done - ret->t_head) / 1e3,
+			ret->t_done / 1e3);
 	return 0;
 }
 
@@ -59,8 +82,14 @@ int cli_call(struct cli *c, const char *method, const char *path, const cJSON *b
 
 int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret)
 {
+	return cli_call_json_body(c, method, path, NULL, ret);
+}
+
+int cli_call_json_body(struct cli *c, const char *method, const char *path, const cJSON *body,
+		       cJSON **ret)
+{
 	struct client_resp r;
-	if (cli_call(c, method, path, NULL, &r) < 0)
+	if (cli_call(c, method, path, body, &r) < 0)
 		return 1;
 	int rc = 0;
 	cJSON *j = NULL;
@@ -179,4 +208,107 @@ int cli_jint(const cJSON *o, const char *k)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
 	return cJSON_IsNumber(v) ? v->valueint : 0;
+}
+
+int cli_delete(struct cli *c, const char *path, const char *what, const char *name)
+{
+	struct client_resp r;
+	int rc = 0;
+	if (cli_call(c, "DELETE", path, NULL, &r) < 0)
+		return 1;
+	if (r.status != 204)
+		rc = cli_fail(&r);
+	else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "status", "deleted");
+		cli_said(c, stderr, o, "%s '%s' deleted\n", what, name);
+	}
+	client_resp_release(&r);
+	return rc;
+}
+
+int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list)
+{
+	if (!list)
+		return 0;
+	cJSON *o = cJSON_AddObjectToObject(body, field);
+	for (char *const *p = list; *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (!eq || eq == *p)
+			return cli_usage_error(c, "--label wants KEY=VALUE, not '%s'", *p);
+		char *k = xstrndup(*p, (size_t)(eq - *p));
+		cJSON_DeleteItemFromObjectCaseSensitive(o, k);
+		cJSON_AddStringToObject(o, k, eq + 1);
+		free(k);
+	}
+	return 0;
+}
+
+void cli_said(const struct cli *c, FILE *f, cJSON *o, const char *fmt, ...)
+{
+	if (c->json) {
+		cli_print_json(o);
+	} else {
+		va_list ap;
+		va_start(ap, fmt);
+		vfprintf(f, fmt, ap);
+		va_end(ap);
+	}
+	cJSON_Delete(o);
+}
+
+/* ---- progress on a terminal ---------------------------------------------------- */
+
+#define PROGRESS_TICK_MS 200
+
+static struct {
+	char line[160];      /* "creating 'dev'" */
+	char hint[160];      /* said once the wait is long */
+	unsigned ticks;
+	bool on;
+} progress;
+
+/* SIGALRM: redraw the line (only write(2): async-signal-safe). */
+static void progress_tick(int sig UNUSED)
+{
+	int saved = errno;
+	char out[400];
+	unsigned tenths = ++progress.ticks * PROGRESS_TICK_MS / 100;
+	int n = snprintf(out, sizeof(out), "\r%s %u.%us%s%s\033[K", progress.line, tenths / 10,
+			 tenths % 10, tenths >= 15 && progress.hint[0] ? " " : "",
+			 tenths >= 15 ? progress.hint : "");
+	if (n > 0)
+		(void)!write(2, out, (size_t)MIN((size_t)n, sizeof(out) - 1));
+	errno = saved;
+}
+
+void cli_progress_start(const struct cli *c, const char *hint, const char *fmt, ...)
+{
+	if (c->json || !isatty(1) || !isatty(2))
+		return;   /* quiet under --json or without a terminal */
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(progress.line, sizeof(progress.line), fmt, ap);
+	va_end(ap);
+	snprintf(progress.hint, sizeof(progress.hint), "%s", hint ? hint : "");
+	progress.ticks = 0;
+	struct sigaction sa = { .sa_handler = progress_tick, .sa_flags = SA_RESTART };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, NULL);
+	struct itimerval it = { { 0, PROGRESS_TICK_MS * 1000 }, { 0, PROGRESS_TICK_MS * 1000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+	progress.on = true;
+}
+
+void cli_progress_stop(void)
+{
+	if (!progress.on)
+		return;
+	struct itimerval off = { { 0, 0 }, { 0, 0 } };
+	setitimer(ITIMER_REAL, &off, NULL);
+	signal(SIGALRM, SIG_IGN);
+	if (progress.ticks)
+		(void)!write(2, "\r\033[K", 4);
+	progress.on = false;
 }

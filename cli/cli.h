@@ -29,12 +29,14 @@ enum {
 	CLI_LOCAL = 1 << 0,   /* no daemon, no global options (serve, user) */
 	CLI_NAME = 1 << 1,    /* the first positional is a name that goes into the URL */
 	CLI_NAMES = 1 << 2,   /* every positional is */
+	CLI_HIDDEN = 1 << 3,  /* not in help, completion or the man page (__complete …) */
 };
 
 struct cli;
 
 struct cli_cmd {
 	const char *name;
+	const char *alias;            /* another name (the seed's: ls, rm, info, sh), or NULL */
 	const char *summary;          /* one line for `bhatti help` */
 	const char *usage;            /* what follows "bhatti <name> " */
 	const char *help;             /* more lines for --help, or NULL */
@@ -44,6 +46,9 @@ struct cli_cmd {
 	int (*run)(struct cli *c);    /* returns the exit code */
 	int (*local)(const struct args *a);   /* CLI_LOCAL: daemon/local.h */
 	const struct cli_cmd *subs;   /* a group: its subcommands, ending with a NULL name */
+	const char *complete;         /* what its names complete to ("sandboxes", "secrets",
+				       * "snapshots"); NULL: sandboxes for CLI_NAME(S), the
+				       * secret group's secrets (cmd-completion.c) */
 };
 
 /* What a command gets. */
@@ -53,6 +58,7 @@ struct cli {
 	struct args args;             /* its options and positional arguments */
 	char **esc;                   /* esc[i]: args.pos[i] URL-escaped, when it is a name */
 	bool json;                    /* --json */
+	bool timing;                  /* --timing: where each request's time went, on stderr */
 	const char *flag_url, *flag_token;
 	struct client_settings set;   /* resolved by cli_client() */
 	struct client *client;
@@ -64,7 +70,13 @@ const struct cli_cmd *const *cli_commands(size_t *ret_n);
 extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry,
 	cmd_list_entry, cmd_inspect_entry, cmd_exec_entry, cmd_shell_entry, cmd_ps_entry,
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
-	cmd_help_entry, cmd_tui_entry;
+	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry, cmd_edit_entry,
+	cmd_images_entry, cmd_update_entry, cmd_completion_entry, cmd_complete_entry,
+	cmd_table_entry, cmd_man_entry, cmd_tui_entry;
+
+/* The options every command but the local ones takes (--url, --token,
+ * --json). */
+const struct opt *cli_global_opts(void);
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */
 void cli_print_help(void);
@@ -87,8 +99,32 @@ int cli_stream(struct cli *c, const char *method, const char *path, const cJSON 
 /* A call whose answer must be 200 and JSON: 0 with the JSON in *ret
  * (caller deletes), else the exit code, the error printed. */
 int cli_call_json(struct cli *c, const char *method, const char *path, cJSON **ret);
+/* The same with a JSON body (NULL: none). */
+int cli_call_json_body(struct cli *c, const char *method, const char *path, const cJSON *body,
+		       cJSON **ret);
+/* DELETE path, which must answer 204: "<what> '<name>' deleted" on
+ * stderr; the exit code. */
+int cli_delete(struct cli *c, const char *path, const char *what, const char *name);
 /* PUT size bytes read from fd. */
 int cli_upload(struct cli *c, const char *path, int fd, size_t size, struct client_resp *ret);
+
+/* METHOD /sandboxes/<the first argument> (body may be NULL) answered by
+ * a sandbox object, shown as --json or `inspect`'s lines; the exit code
+ * (cmd-list.c). */
+int cli_sandbox_call(struct cli *c, const char *method, const cJSON *body);
+
+/* body[field] = {"K": "V", …} from a list of KEY=VALUE (NULL: nothing
+ * added); EXIT_USAGE, said, for an entry without a key or '='. The
+ * daemon checks the rules (valid.h). */
+int cli_add_labels(struct cli *c, cJSON *body, const char *field, char *const *list);
+
+/* On a terminal (stdout and stderr), unless --json: a line on stderr
+ * that counts the seconds of a long request (SIGALRM, every 200 ms; the
+ * client retries what it interrupts), with hint added after 1.5 s;
+ * stop clears it. */
+void cli_progress_start(const struct cli *c, const char *hint, const char *fmt, ...)
+	PRINTF(3, 4);
+void cli_progress_stop(void);
 
 /* The usage of cmd (a subcommand of group, or NULL): every subcommand's
  * for a group; with more, also its help lines. */
@@ -103,6 +139,9 @@ int cli_fail(const struct client_resp *r);
 int cli_error(int code, const char *fmt, ...) PRINTF(2, 3);
 /* r's body as JSON (NULL, said on stderr, when it is not). */
 cJSON *cli_json(const struct client_resp *r);
+/* What a command did: o (taken) as JSON on stdout under --json, else the
+ * text on f. */
+void cli_said(const struct cli *c, FILE *f, cJSON *o, const char *fmt, ...) PRINTF(4, 5);
 /* A JSON value as the --json output. */
 void cli_print_json(const cJSON *j);
 /* o[k] as a string ("" when missing) or an int (0 when missing). */

@@ -27,6 +27,28 @@ static int add_env(cJSON *env, const char *spec)
 	return rc;
 }
 
+/* --egress allow|deny, --allow-host H, --allow-cidr C: the "egress" object
+ * (lists without --egress mean deny: the server says so too). */
+static int add_egress(cJSON *b, const struct args *a)
+{
+	const char *policy = args_get(a, "--egress");
+	char *const *hosts = args_list(a, "--allow-host"), *const *cidrs = args_list(a, "--allow-cidr");
+	if (!policy && !hosts && !cidrs)
+		return 0;
+	if (policy && strcmp(policy, "allow") != 0 && strcmp(policy, "deny") != 0)
+		return cli_error(2, "--egress wants allow or deny, not '%s'", policy);
+	cJSON *eg = cJSON_AddObjectToObject(b, "egress");
+	if (policy)
+		cJSON_AddStringToObject(eg, "policy", policy);
+	cJSON *h = cJSON_AddArrayToObject(eg, "allow_hosts");
+	for (char *const *p = hosts; p && *p; p++)
+		cJSON_AddItemToArray(h, cJSON_CreateString(*p));
+	cJSON *cs = cJSON_AddArrayToObject(eg, "allow_cidrs");
+	for (char *const *p = cidrs; p && *p; p++)
+		cJSON_AddItemToArray(cs, cJSON_CreateString(*p));
+	return 0;
+}
+
 static int run(struct cli *c)
 {
 	const struct args *a = &c->args;
@@ -54,6 +76,12 @@ static int run(struct cli *c)
 		cJSON_AddNumberToObject(b, "memory_mb", n);
 	if (image)
 		cJSON_AddStringToObject(b, "image", image);
+	const char *disk = args_get(a, "--disk-size");
+	uint64_t bytes;
+	if (!rc && disk && num_parse_size(disk, &bytes, "--disk-size", &e) < 0)
+		rc = cli_error(2, "%s", err_str(&e));
+	else if (disk)
+		cJSON_AddNumberToObject(b, "disk_size", (double)bytes);
 	if (init)
 		cJSON_AddStringToObject(b, "init", init);
 	if (env) {
@@ -68,9 +96,21 @@ static int run(struct cli *c)
 	}
 	if (args_has(a, "--all-secrets"))
 		cJSON_AddBoolToObject(b, "all_secrets", true);
+	if (args_has(a, "--keep-hot"))
+		cJSON_AddBoolToObject(b, "keep_hot", true);
+	if (!rc)
+		rc = add_egress(b, a);
+	if (!rc)
+		rc = cli_add_labels(c, b, "labels", args_list(a, "--label"));
 	struct client_resp r;
 	if (!rc) {
-		if (cli_call(c, "POST", "/sandboxes", b, &r) < 0)
+		/* the first create of an image and shape boots and snapshots its
+		 * template (seconds); later ones clone it */
+		cli_progress_start(c, "(the first create of an image and shape builds its template: "
+				      "a few seconds)", "creating %s", name ? name : "a sandbox");
+		int called = cli_call(c, "POST", "/sandboxes", b, &r);
+		cli_progress_stop();
+		if (called < 0)
 			rc = 1;
 		else if (r.status != 200 && r.status != 201)
 			rc = cli_fail(&r);
@@ -96,6 +136,11 @@ static const struct opt opts[] = {
 	{ "--memory", NULL, OPT_VALUE }, { "--image", NULL, OPT_VALUE },
 	{ "--init", NULL, OPT_VALUE },	 { "--env", NULL, OPT_LIST },
 	{ "--secret", NULL, OPT_LIST },	 { "--all-secrets", NULL, OPT_FLAG },
+	{ "--keep-hot", NULL, OPT_FLAG },
+	{ "--egress", NULL, OPT_VALUE }, { "--allow-host", NULL, OPT_LIST },
+	{ "--allow-cidr", NULL, OPT_LIST },
+	{ "--label", NULL, OPT_LIST },
+	{ "--disk-size", NULL, OPT_VALUE },
 	OPT_END,
 };
 
@@ -104,7 +149,9 @@ const struct cli_cmd cmd_create_entry = {
 	.summary = "create a sandbox",
 	.usage = "[--name NAME] [--cpus N] [--memory MB] [--image TIER]\n"
 		 "                     [--env K=V,K2=V2]... [--init SCRIPT] [--secret NAME]...\n"
-		 "                     [--all-secrets] [--json]",
+		 "                     [--all-secrets] [--keep-hot] [--egress allow|deny]\n"
+		 "                     [--allow-host H]... [--allow-cidr CIDR]... [--label K=V]...\n"
+		 "                     [--disk-size SIZE] [--json]",
 	.opts = opts,
 	.max_args = 1,
 	.run = run,

@@ -14,6 +14,7 @@ static int run(struct cli *c)
 		return cli_error(2, "refusing to destroy without confirmation\n"
 				    "hint: add -y (stdin is not a terminal, so I cannot ask)");
 	int rc = 0;
+	cJSON *done = cJSON_CreateArray();   /* --json: the names destroyed */
 	for (size_t i = 0; i < c->args.npos; i++) {
 		const char *name = c->args.pos[i];
 		if (!yes) {
@@ -31,10 +32,20 @@ static int run(struct cli *c)
 			rc = 1;
 		else if (r.status != 204 && r.status != 200)
 			rc = cli_fail(&r);
+		else if (c->json)
+			cJSON_AddItemToArray(done, cJSON_CreateString(name));
 		else
 			printf("destroyed %s\n", name);
 		client_resp_release(&r);
 		buf_release(&path);
+	}
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddItemToObject(o, "destroyed", done);
+		cli_print_json(o);
+		cJSON_Delete(o);
+	} else {
+		cJSON_Delete(done);
 	}
 	return rc;
 }
@@ -43,8 +54,9 @@ static const struct opt opts[] = { { "--yes", "-y", OPT_FLAG }, OPT_END };
 
 const struct cli_cmd cmd_destroy_entry = {
 	.name = "destroy",
+	.alias = "rm",
 	.summary = "destroy sandboxes and everything in them",
-	.usage = "[-y] NAME...",
+	.usage = "[-y|--yes] NAME... [--json]",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = -1,

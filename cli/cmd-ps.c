@@ -35,7 +35,7 @@ static int run(struct cli *c)
 					buf_addf(&cmd, "%s%s", cmd.len ? " " : "", a->valuestring);
 			printf("%-12s %-8s %-9s %-11s %.255s\n", cli_jstr(s, "id"), state,
 			       cJSON_IsTrue(cJSON_GetObjectItem(s, "attached")) ? "yes" : "no",
-			       cli_jstr(s, "tty"), cmd.data);
+			       cli_jstr(s, "tty")[0] ? cli_jstr(s, "tty") : "-", cmd.data);
 			buf_release(&cmd);
 		}
 	}

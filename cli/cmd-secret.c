@@ -1,7 +1,8 @@
 /* cmd-secret.c — `bhatti secret set|list|delete`: per-user secrets,
  * encrypted at rest by the daemon; a sandbox gets them as environment
- * variables (`bhatti create --secret NAME`). Values are read from --value
- * or stdin (never echoed) and never printed. */
+ * variables (`bhatti create --secret NAME`). Values are read from the
+ * command line (VALUE, as the seed system's, or --value) or stdin (never
+ * echoed), and never printed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,11 @@ static int secret_list(struct cli *c)
 static int secret_set(struct cli *c)
 {
 	const char *name = c->args.pos[0], *value = args_get(&c->args, "--value");
+	if (c->args.npos > 1) {
+		if (value)
+			return cli_usage_error(c, "give the value once: VALUE or --value");
+		value = c->args.pos[1];
+	}
 	struct client_resp r;
 	struct buf v = BUF_INIT;
 	int rc = 0;
@@ -80,8 +86,12 @@ static int secret_set(struct cli *c)
 		rc = 1;
 	else if (r.status != 200 && r.status != 201)
 		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "secret '%s' %s\n", name, r.status == 201 ? "set" : "replaced");
+	else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "name", name);
+		cJSON_AddStringToObject(o, "status", r.status == 201 ? "set" : "replaced");
+		cli_said(c, stderr, o, "secret '%s' %s\n", name, r.status == 201 ? "set" : "replaced");
+	}
 	sodium_memzero(v.data, v.len);
 	buf_release(&v);
 	cJSON_Delete(b);
@@ -93,26 +103,21 @@ static int secret_delete(struct cli *c)
 {
 	struct buf path = BUF_INIT;
 	buf_addf(&path, "/secrets/%s", c->esc[0]);
-	struct client_resp r;
-	int rc = 0;
-	if (cli_call(c, "DELETE", path.data, NULL, &r) < 0)
-		rc = 1;
-	else if (r.status != 204)
-		rc = cli_fail(&r);
-	else
-		fprintf(stderr, "secret '%s' deleted\n", c->args.pos[0]);
+	int rc = cli_delete(c, path.data, "secret", c->args.pos[0]);
 	buf_release(&path);
-	client_resp_release(&r);
 	return rc;
 }
 
 static const struct opt set_opts[] = { { "--value", NULL, OPT_VALUE }, OPT_END };
 
 static const struct cli_cmd subs[] = {
-	{ .name = "set", .usage = "NAME [--value V | < stdin]", .opts = set_opts, .min_args = 1,
-	  .max_args = 1, .run = secret_set },
+	{ .name = "set", .usage = "NAME [VALUE | --value V | < stdin] [--json]", .opts = set_opts,
+	  .min_args = 1, .max_args = 2, .run = secret_set, .complete = "secrets",
+	  .help = "The value from stdin is the safer way: a VALUE or --value on the command\n"
+		  "line is seen by other users in ps and kept in your shell's history.\n"
+		  "On a terminal the value is asked for and not echoed." },
 	{ .name = "list", .usage = "[--json]", .run = secret_list },
-	{ .name = "delete", .usage = "NAME", .min_args = 1, .max_args = 1, .flags = CLI_NAME,
+	{ .name = "delete", .usage = "NAME [--json]", .min_args = 1, .max_args = 1, .flags = CLI_NAME,
 	  .run = secret_delete },
 	{ .name = NULL },
 };

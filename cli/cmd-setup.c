@@ -71,7 +71,7 @@ static int run(struct cli *c)
 		buf_add(&dir, path, (size_t)(strrchr(path, '/') - path));
 		mkdir(dir.data, 0700);
 		buf_addf(&tmp, "%s.tmp", path);
-		buf_addf(&body, "# written by bhatti setup\nurl: \"%s\"\ntoken: \"%s\"\n", cl->url,
+		buf_addf(&body, "# written by bhatti setup\napi_url: \"%s\"\nauth_token: \"%s\"\n", cl->url,
 			 cl->token);
 		/* the file's theme (bhatti tui) stays */
 		const char *th = c->set.file_theme;
@@ -82,8 +82,12 @@ static int run(struct cli *c)
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||
 		    rename(tmp.data, path) < 0)
 			rc = cli_error(1, "cannot write %s: %s", path, strerror(errno));
-		else
-			printf("saved %s (API %s)\n", path, cl->url);
+		else {
+			cJSON *o = cJSON_CreateObject();
+			cJSON_AddStringToObject(o, "saved", path);
+			cJSON_AddStringToObject(o, "api_url", cl->url);
+			cli_said(c, stdout, o, "saved %s (API %s)\n", path, cl->url);
+		}
 		if (fd >= 0)
 			close(fd);
 		client_scrub(&body);
@@ -99,7 +103,7 @@ static int run(struct cli *c)
 const struct cli_cmd cmd_setup_entry = {
 	.name = "setup",
 	.summary = "save the daemon's URL and your API key (~/.bhatti/config.yaml)",
-	.usage = "[--url URL] [--token KEY]",
+	.usage = "[--url URL] [--token KEY] [--json]",
 	.help = "Checks the key against the daemon and saves both in ~/.bhatti/config.yaml.",
 	.run = run,
 };

@@ -65,7 +65,7 @@ struct term {
 	bool in_reading;
 	char session[128];
 	int rc;
-	bool detached;
+	bool detached, attached;
 	struct err err;
 };
 
@@ -134,6 +134,8 @@ static void stdin_start(struct term *t)
 
 static void on_attached(struct shell *s UNUSED, const char *picked, void *arg)
 {
+	struct term *t = arg;
+	t->attached = true;
 	if (picked)
 		fprintf(stderr, "[reattaching to session %s]\r\n", picked);
 	term_raw();
@@ -223,7 +225,7 @@ static int run(struct cli *c)
 	struct shell_opts o = {
 		.name = c->args.pos[0],
 		.session = args_get(&c->args, "--session"),
-		.pick = true,
+		.pick = !args_has(&c->args, "--new"),
 	};
 	win_size(&o.cols, &o.rows);
 	t.s = shell_open(cli_client(c), &o, &shell_cb, &t);
@@ -237,18 +239,31 @@ static int run(struct cli *c)
 			t.session, c->args.pos[0], t.session);
 		return 0;
 	}
+	if (t.err.code && t.attached && t.err.code != EIO && t.session[0]) {
+		/* the network or the daemon went away, not the session (EIO: the
+		 * daemon's own error message) */
+		fprintf(stderr, "\nbhatti: connection lost; the session is still running — "
+				"reattach with: bhatti shell %s\n(%s)\n", c->args.pos[0],
+			err_str(&t.err));
+		return 1;
+	}
 	if (t.err.code)
 		return cli_report(&t.err);
 	return t.rc;
 }
 
-static const struct opt opts[] = { { "--session", NULL, OPT_VALUE }, OPT_END };
+static const struct opt opts[] = {
+	{ "--session", NULL, OPT_VALUE }, { "--new", NULL, OPT_FLAG }, OPT_END,
+};
 
 const struct cli_cmd cmd_shell_entry = {
 	.name = "shell",
+	.alias = "sh",
 	.summary = "interactive shell in a sandbox (Ctrl+\\ detaches)",
-	.usage = "NAME [--session ID]",
-	.help = "Ctrl+\\ detaches; 'bhatti shell NAME' reattaches (scrollback first).",
+	.usage = "NAME [--session ID | --new]",
+	.complete = "sandboxes",
+	.help = "Ctrl+\\ detaches; 'bhatti shell NAME' reattaches to the one detached session\n"
+		"(scrollback first); --new opens a new session instead.",
 	.opts = opts,
 	.min_args = 1,
 	.max_args = 1,

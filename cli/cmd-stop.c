@@ -7,14 +7,28 @@
 
 #include "cli.h"
 
+/* POST {"force":true}: retry a sandbox whose wake failed */
+static int call_force(struct cli *c, const char *path, cJSON **ret)
+{
+	cJSON *b = cJSON_CreateObject();
+	cJSON_AddBoolToObject(b, "force", true);
+	int rc = cli_call_json_body(c, "POST", path, b, ret);
+	cJSON_Delete(b);
+	return rc;
+}
+
 static int power(struct cli *c, const char *what)
 {
 	int rc = 0;
+	bool force = args_has(&c->args, "--force");
 	for (size_t i = 0; i < c->args.npos; i++) {
 		struct buf path = BUF_INIT;
 		cJSON *j;
 		buf_addf(&path, "/sandboxes/%s/%s", c->esc[i], what);
-		int r = cli_call_json(c, "POST", path.data, &j);
+		cli_progress_start(c, what[2] == 'o' ? "(saving its memory to disk)" : NULL,
+				   "%s %s", what[2] == 'o' ? "stopping" : "starting", c->args.pos[i]);
+		int r = force ? call_force(c, path.data, &j) : cli_call_json(c, "POST", path.data, &j);
+		cli_progress_stop();
 		buf_release(&path);
 		if (r) {
 			rc = r;
@@ -49,10 +63,17 @@ const struct cli_cmd cmd_stop_entry = {
 	.run = stop,
 };
 
+static const struct opt start_opts[] = {
+	{ "--force", NULL, OPT_FLAG },
+	OPT_END,
+};
+
 const struct cli_cmd cmd_start_entry = {
 	.name = "start",
 	.summary = "start a stopped sandbox where it was",
-	.usage = "NAME... [--json]",
+	.usage = "NAME... [--force] [--json]",
+	.help = "--force: retry a sandbox whose wake failed (state error) from its snapshot",
+	.opts = start_opts,
 	.min_args = 1,
 	.max_args = -1,
 	.flags = CLI_NAMES,

@@ -23,9 +23,10 @@ static int version(struct cli *c)
 		cli_print_json(o);
 		cJSON_Delete(o);
 	} else {
-		printf("bhatti %s\nserver %s%s%s%s\napi    %s (from %s)\n", BHATTI_VERSION,
-		       sv ? sv : "unreachable", acc ? " (accelerator " : "", acc ? acc : "",
-		       acc ? ")" : "", c->client->url, c->set.url_from);
+		/* the seed system's two lines first, then ours */
+		printf("bhatti v%s\napi: %s (from %s)\nserver: %s%s%s%s\n", BHATTI_VERSION,
+		       c->client->url, c->set.url_from, sv ? sv : "unreachable",
+		       acc ? " (accelerator " : "", acc ? acc : "", acc ? ")" : "");
 	}
 	cJSON_Delete(j);
 	client_resp_release(&r);
@@ -38,9 +39,17 @@ void cli_print_help(void)
 	const struct cli_cmd *const *cmds = cli_commands(&n);
 	printf("usage: bhatti <command> [options]   (bhatti <command> --help for more)\n\n"
 	       "commands:\n");
-	for (size_t i = 0; i < n; i++)
-		printf("  %-10s %s\n", cmds[i]->name, cmds[i]->summary);
-	printf("\nsettings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
+	for (size_t i = 0; i < n; i++) {
+		if (cmds[i]->flags & CLI_HIDDEN)
+			continue;
+		char name[32];
+		snprintf(name, sizeof(name), "%s%s%s%s", cmds[i]->name, cmds[i]->alias ? " (" : "",
+			 cmds[i]->alias ? cmds[i]->alias : "", cmds[i]->alias ? ")" : "");
+		printf("  %-15s %s\n", name, cmds[i]->summary);
+	}
+	printf("\noptions of every command but serve and user: --url URL, --token KEY, --json,\n"
+	       "--timing (where each request's time went: connect, send, server, transfer)\n"
+	       "settings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
 }
 
 static int help(struct cli *c UNUSED)

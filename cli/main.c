@@ -21,6 +21,7 @@ static const struct opt global_opts[] = {
 	{ "--url", NULL, OPT_VALUE },
 	{ "--token", NULL, OPT_VALUE },
 	{ "--json", NULL, OPT_FLAG },
+	{ "--timing", NULL, OPT_FLAG },
 	OPT_END,
 };
 
@@ -38,14 +39,14 @@ static const struct cli_cmd cmd_serve_entry = {
 
 static const struct cli_cmd user_subs[] = {
 	{ .name = "create",
-	  .usage = "--name NAME [--max-sandboxes N] [--max-cpus N] [--max-memory MB]",
+	  .usage = "--name NAME [--max-sandboxes N] [--max-cpus N] [--max-memory MB] [--json]",
 	  .opts = admin_create_opts, .max_args = 1, .flags = CLI_LOCAL,
 	  .local = admin_user_create },
 	{ .name = "list", .usage = "[--json]", .opts = admin_list_opts, .flags = CLI_LOCAL,
 	  .local = admin_user_list },
-	{ .name = "rotate-key", .usage = "[--name] NAME", .opts = admin_name_opts,
+	{ .name = "rotate-key", .usage = "[--name] NAME [--json]", .opts = admin_name_opts,
 	  .max_args = 1, .flags = CLI_LOCAL, .local = admin_user_rotate_key },
-	{ .name = "delete", .usage = "[--name] NAME", .opts = admin_name_opts,
+	{ .name = "delete", .usage = "[--name] NAME [--json]", .opts = admin_name_opts,
 	  .max_args = 1, .flags = CLI_LOCAL, .local = admin_user_delete },
 	{ .name = NULL },
 };
@@ -61,10 +62,19 @@ static const struct cli_cmd cmd_user_entry = {
 
 static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_serve_entry, &cmd_setup_entry, &cmd_version_entry, &cmd_create_entry,
-	&cmd_list_entry, &cmd_inspect_entry, &cmd_exec_entry, &cmd_shell_entry, &cmd_tui_entry,
+	&cmd_list_entry, &cmd_inspect_entry, &cmd_edit_entry, &cmd_exec_entry, &cmd_shell_entry,
+	&cmd_tui_entry,
 	&cmd_ps_entry, &cmd_file_entry, &cmd_secret_entry, &cmd_stop_entry,
-	&cmd_start_entry, &cmd_destroy_entry, &cmd_user_entry, &cmd_help_entry,
+	&cmd_start_entry, &cmd_destroy_entry, &cmd_snapshot_entry, &cmd_fork_entry,
+	&cmd_events_entry, &cmd_images_entry, &cmd_update_entry, &cmd_user_entry,
+	&cmd_completion_entry, &cmd_help_entry, &cmd_complete_entry, &cmd_table_entry,
+	&cmd_man_entry,
 };
+
+const struct opt *cli_global_opts(void)
+{
+	return global_opts;
+}
 
 const struct cli_cmd *const *cli_commands(size_t *ret_n)
 {
@@ -129,6 +139,7 @@ static int run(const char *group, const struct cli_cmd *cmd, int argc, char **ar
 		rc = cmd->local(&c.args);
 	} else {
 		c.json = args_has(&c.args, "--json");
+		c.timing = args_has(&c.args, "--timing");
 		c.flag_url = args_get(&c.args, "--url");
 		c.flag_token = args_get(&c.args, "--token");
 		c.esc = xcalloc(c.args.npos + 1, sizeof(*c.esc));
@@ -163,7 +174,8 @@ int main(int argc, char **argv)
 		word = "help";
 	const struct cli_cmd *cmd = NULL;
 	for (size_t k = 0; k < n && !cmd; k++)
-		if (strcmp(word, cmds[k]->name) == 0)
+		if (strcmp(word, cmds[k]->name) == 0 ||
+		    (cmds[k]->alias && strcmp(word, cmds[k]->alias) == 0))
 			cmd = cmds[k];
 	if (!cmd) {
 		fprintf(stderr, "bhatti: unknown command '%s'\nhint: run 'bhatti help' for the list\n",

@@ -28,17 +28,27 @@ char *client_config_path(void)
 	return buf_detach(&b, NULL);
 }
 
+/* The seed system's keys (api_url, auth_token: what `bhatti setup`
+ * writes) and this project's first ones (url, token), both read; the
+ * seed's win when a file has both. */
 struct file_cfg {
-	char *url;
-	char *token;
-	char *theme;
+	char *api_url, *auth_token;
+	char *url, *token;
+	char *theme;              /* bhatti tui's (docs/tui.md) */
 };
 
 static const struct config_key file_keys[] = {
+	CONFIG_KEY_STR("api_url", struct file_cfg, api_url),
+	CONFIG_KEY_STR("auth_token", struct file_cfg, auth_token),
 	CONFIG_KEY_STR("url", struct file_cfg, url),
 	CONFIG_KEY_STR("token", struct file_cfg, token),
 	CONFIG_KEY_STR("theme", struct file_cfg, theme),
 };
+
+static const char *first_set(const char *a, const char *b)
+{
+	return a && a[0] ? a : b && b[0] ? b : NULL;
+}
 
 void client_settings_resolve(struct client_settings *s, const char *flag_url,
 			     const char *flag_token, struct err *warning)
@@ -51,6 +61,8 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 		err_set(warning, e.code ? e.code : EINVAL, "ignoring %s: %s", path, err_str(&e));
 	free(path);
 	const char *env_url = getenv("BHATTI_URL"), *env_tok = getenv("BHATTI_TOKEN");
+	const char *file_url = first_set(fc.api_url, fc.url);
+	const char *file_tok = first_set(fc.auth_token, fc.token);
 	const char *url = CLIENT_DEFAULT_URL, *from = "default";
 	/* flags > environment > ~/.bhatti/config.yaml > default: the
 	 * environment is how one command (or a script) points elsewhere
@@ -59,11 +71,11 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 		url = flag_url, from = "flag";
 	else if (env_url && env_url[0])
 		url = env_url, from = "env";
-	else if (fc.url && fc.url[0])
-		url = fc.url, from = "config";
+	else if (file_url)
+		url = file_url, from = "config";
 	const char *tok = flag_token ? flag_token
 			  : env_tok && env_tok[0] ? env_tok
-			  : fc.token && fc.token[0] ? fc.token
+			  : file_tok ? file_tok
 			  : "";
 	s->url = xstrdup(url);
 	size_t n = strlen(s->url);
@@ -318,6 +330,7 @@ static int send_body(int fd, const struct client_req *rq, struct err *e)
 struct answer {
 	const struct client_req *rq;
 	struct client_resp *r;
+	uint64_t t0;              /* the call's start (now_ns) */
 };
 
 static bool answer_head(void *arg, const struct httpc_head *h)
@@ -326,6 +339,9 @@ static bool answer_head(void *arg, const struct httpc_head *h)
 	a->r->status = h->status;
 	snprintf(a->r->retry_after, sizeof(a->r->retry_after), "%s", h->retry_after);
 	a->r->existing = h->existing;
+	a->r->api = h->api;
+	a->r->t_head = (now_ns() - a->t0) / 1000;
+	snprintf(a->r->server_version, sizeof(a->r->server_version), "%s", h->server_version);
 	return true;
 }
 
@@ -342,11 +358,11 @@ static bool answer_body(void *arg, const char *p, size_t n)
 static const struct httpc_sink answer_sink = { .head = answer_head, .body = answer_body };
 
 /* Read and parse the answer. 0 at its end (or when on_body stopped). */
-static int read_answer(int fd, const struct client_req *rq, struct client_resp *r,
+static int read_answer(int fd, const struct client_req *rq, struct client_resp *r, uint64_t t0,
 		       struct err *e)
 {
 	struct httpc p;
-	struct answer a = { .rq = rq, .r = r };
+	struct answer a = { .rq = rq, .r = r, .t0 = t0 };
 	httpc_init(&p, strcmp(rq->method, "HEAD") == 0);
 	char tmp[65536];
 	int rc = HTTPC_MORE;
@@ -373,9 +389,11 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&ret->body);
 	int fd = -1;
+	uint64_t t0 = now_ns();
 	int rc = dial(c, &fd, e);
 	if (rc < 0)
 		return rc;
+	ret->t_connect = (now_ns() - t0) / 1000;
 	struct buf h = BUF_INIT, extra = BUF_INIT;
 	if (rq->ctype)
 		buf_addf(&extra, "Content-Type: %s\r\n", rq->ctype);
@@ -393,8 +411,10 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 	struct err send_e = ERR_INIT;
 	if (rc == 0 && has_body)
 		send_body(fd, rq, &send_e);
+	ret->t_sent = (now_ns() - t0) / 1000;
 	if (rc == 0)
-		rc = read_answer(fd, rq, ret, e);
+		rc = read_answer(fd, rq, ret, t0, e);
+	ret->t_done = (now_ns() - t0) / 1000;
 	close(fd);
 	if (rc < 0) {
 		if (send_e.code && e)

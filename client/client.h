@@ -19,6 +19,7 @@
 #define BHATTI_CLIENT_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stddef.h>
 
 #include "buf.h"
@@ -119,6 +120,11 @@ struct client_resp {
 	struct buf body;
 	char retry_after[16];
 	bool existing;            /* X-Bhatti-Existing: true */
+	int api;                  /* X-Bhatti-API (0: none) */
+	char server_version[32];  /* X-Bhatti-Version ("": none) */
+	/* where the time went (--timing), microseconds from the call's start:
+	 * connected, request sent, answer's head read, answer read */
+	uint64_t t_connect, t_sent, t_head, t_done;
 };
 
 /* One request on a fresh connection (Connection: close). 0 when an

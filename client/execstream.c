@@ -45,7 +45,7 @@ bool execstream_data(const cJSON *o, char **ret, size_t *ret_len)
 	return true;
 }
 
-static void emit(struct execstream *x, const cJSON *o)
+void execstream_message(struct execstream *x, const cJSON *o)
 {
 	const char *type = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "type"));
 	if (!type || x->ended)
@@ -81,7 +81,7 @@ void execstream_feed(struct execstream *x, const char *p, size_t n)
 		size_t len = (size_t)(nl - x->line.data);
 		cJSON *o = cJSON_ParseWithLength(x->line.data, len);
 		if (o)
-			emit(x, o);
+			execstream_message(x, o);
 		cJSON_Delete(o);
 		buf_consume(&x->line, len + 1);
 	}

@@ -72,6 +72,10 @@ static int parse_head(struct httpc *p, struct err *e)
 			snprintf(h->retry_after, sizeof(h->retry_after), "%s", v);
 		} else if (nl == 17 && strncasecmp(line, "X-Bhatti-Existing", nl) == 0) {
 			h->existing = strcasecmp(v, "true") == 0;
+		} else if (nl == 12 && strncasecmp(line, "X-Bhatti-API", nl) == 0) {
+			h->api = (int)strtol(v, NULL, 10);
+		} else if (nl == 16 && strncasecmp(line, "X-Bhatti-Version", nl) == 0) {
+			snprintf(h->server_version, sizeof(h->server_version), "%s", v);
 		} else if (nl == 20 && strncasecmp(line, "Sec-WebSocket-Accept", nl) == 0) {
 			snprintf(h->ws_accept, sizeof(h->ws_accept), "%s", v);
 		}

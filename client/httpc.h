@@ -38,6 +38,8 @@ struct httpc_head {
 	bool chunked;
 	char retry_after[16];
 	bool existing;           /* X-Bhatti-Existing: true */
+	int api;                 /* X-Bhatti-API (0: none) */
+	char server_version[32]; /* X-Bhatti-Version ("": none) */
 	char ws_accept[64];      /* Sec-WebSocket-Accept */
 };
 

@@ -174,7 +174,9 @@ char *shell_pick(const char *sessions_json, size_t len)
 	cJSON_ArrayForEach(it, arr)
 	{
 		const char *sid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "id"));
-		if (sid && strcmp(sid, "init") != 0 &&
+		const char *tty = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(it, "tty"));
+		/* not a detached command (no terminal: `exec --detach`) */
+		if (sid && strcmp(sid, "init") != 0 && (!tty || tty[0]) &&
 		    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "running")) &&
 		    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "attached"))) {
 			found++;

@@ -42,13 +42,16 @@ const struct opt admin_create_opts[] = {
 	{ "--max-sandboxes", NULL, OPT_VALUE },
 	{ "--max-cpus", NULL, OPT_VALUE },
 	{ "--max-memory", NULL, OPT_VALUE },
+	{ "--json", NULL, OPT_FLAG },
 	COMMON_OPTS,
 	OPT_END,
 };
 
 const struct opt admin_list_opts[] = { { "--json", NULL, OPT_FLAG }, COMMON_OPTS, OPT_END };
 
-const struct opt admin_name_opts[] = { { "--name", NULL, OPT_VALUE }, COMMON_OPTS, OPT_END };
+const struct opt admin_name_opts[] = {
+	{ "--name", NULL, OPT_VALUE }, { "--json", NULL, OPT_FLAG }, COMMON_OPTS, OPT_END,
+};
 
 struct user_cmd {
 	const struct args *a;
@@ -154,6 +157,28 @@ static int parse_memory_mb(const char *s, int64_t *ret, struct err *e)
 	return 0;
 }
 
+/* --json: {"name", "api_key"?, "max_*"?, "status"} on stdout. */
+static void print_result(const char *name, const char *key, const struct user *u,
+			 const char *status)
+{
+	struct buf out = BUF_INIT;
+	json_init();
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "name", name);
+	if (key)
+		cJSON_AddStringToObject(o, "api_key", key);
+	if (u) {
+		cJSON_AddNumberToObject(o, "max_sandboxes", (double)u->max_sandboxes);
+		cJSON_AddNumberToObject(o, "max_cpus", (double)u->max_cpus);
+		cJSON_AddNumberToObject(o, "max_memory_mb", (double)u->max_memory_mb);
+	}
+	cJSON_AddStringToObject(o, "status", status);
+	json_print(o, &out);
+	cJSON_Delete(o);
+	printf("%s\n", out.data);
+	buf_release(&out);
+}
+
 static int user_create(struct user_cmd *c)
 {
 	int64_t max_sb = c->set.limits.max_sandboxes, max_cpus = c->set.limits.max_cpus;
@@ -182,6 +207,12 @@ static int user_create(struct user_cmd *c)
 	}
 	if (r < 0)
 		return fail(&e, store_hint(r));
+	if (args_has(c->a, "--json")) {
+		print_result(u.name, key, &u, "created");
+		user_release(&u);
+		free(key);
+		return 0;
+	}
 	printf("API key: %s\n", key);
 	fflush(stdout);
 	fprintf(stderr, "created user '%s' (limits: %" PRId64 " sandboxes, %" PRId64 " cpus, "
@@ -287,6 +318,11 @@ static int user_rotate_key(struct user_cmd *c)
 	if (r < 0)
 		return fail(&e, r == -ENOENT ? "'bhatti user list' shows the users" :
 			    store_hint(r));
+	if (args_has(c->a, "--json")) {
+		print_result(c->name, key, NULL, "rotated");
+		free(key);
+		return 0;
+	}
 	printf("API key: %s\n", key);
 	fflush(stdout);
 	fprintf(stderr, "note: the old key of '%s' no longer works; the new one is shown only "
@@ -305,7 +341,10 @@ static int user_delete(struct user_cmd *c)
 	if (r < 0)
 		return fail(&e, r == -ENOENT ? "'bhatti user list' shows the users" :
 			    store_hint(r));
-	printf("deleted user '%s'\n", c->name);
+	if (args_has(c->a, "--json"))
+		print_result(c->name, NULL, NULL, "deleted");
+	else
+		printf("deleted user '%s'\n", c->name);
 	return 0;
 }
 

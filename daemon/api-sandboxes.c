@@ -3,10 +3,14 @@
  * sandbox.c. */
 #include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "labels.h"
+#include "net.h"
 #include "server.h"
+#include "util.h"
 #include "valid.h"
 
 struct create_body {
@@ -17,6 +21,10 @@ struct create_body {
 	char *init;
 	char **secrets;
 	bool all_secrets;
+	bool keep_hot;
+	char *egress;
+	char **labels;
+	uint64_t disk_size;
 };
 
 static const struct json_field create_fields[] = {
@@ -28,6 +36,10 @@ static const struct json_field create_fields[] = {
 	JSON_FIELD_STR("init", struct create_body, init, JSON_OPTIONAL, 256 << 10),
 	JSON_FIELD_STRV("secrets", struct create_body, secrets, JSON_OPTIONAL, 63, 256),
 	JSON_FIELD_BOOL("all_secrets", struct create_body, all_secrets, JSON_OPTIONAL),
+	JSON_FIELD_BOOL("keep_hot", struct create_body, keep_hot, JSON_OPTIONAL),
+	JSON_FIELD_OBJ("egress", struct create_body, egress, JSON_OPTIONAL),
+	JSON_FIELD_STRMAP("labels", struct create_body, labels, JSON_OPTIONAL, 512, 64),
+	JSON_FIELD_SIZE("disk_size", struct create_body, disk_size, JSON_OPTIONAL, 1ull << 44),
 };
 
 /* What the handler can refuse before any work (names: sbx_create). */
@@ -45,7 +57,8 @@ void api_sandbox_create(struct http_req *r)
 	if (api_parse(r, create_fields, ARRAY_SIZE(create_fields), &b) < 0)
 		return;
 	struct err e = ERR_INIT;
-	if (check_create(&b, &e) < 0) {
+	char *labels = NULL;
+	if (check_create(&b, &e) < 0 || labels_edit(NULL, b.labels, NULL, &labels, &e) < 0) {
 		http_reply_error(r, 400, "%s", err_str(&e));
 		goto out;
 	}
@@ -61,6 +74,10 @@ void api_sandbox_create(struct http_req *r)
 	struct sbx_create req = {
 		.name = b.name, .cpus = b.cpus, .memory_mb = b.memory_mb, .image = b.image,
 		.env = b.env, .init = b.init, .secrets = b.secrets, .all_secrets = b.all_secrets,
+		.keep_hot = b.keep_hot,
+		.egress = b.egress,
+		.labels = labels,
+		.disk_size = b.disk_size,
 	};
 	bool existing;
 	void *w = api_wait(r, NULL, 201);
@@ -76,14 +93,25 @@ void api_sandbox_create(struct http_req *r)
 		http_reply_err(r, rc == -ENOENT ? -EINVAL : rc, &e);
 	}
 out:
+	free(labels);
 	json_release(create_fields, ARRAY_SIZE(create_fields), &b);
 }
 
+/* ?label=K=V (that value) or ?label=K (any value), repeated: all of them */
 void api_sandbox_list(struct http_req *r)
 {
+	char *filter[VALID_LABELS_MAX + 2] = { NULL };
+	unsigned n = 0;
+	for (const char *f; n < VALID_LABELS_MAX + 1 && (f = http_query_nth(r, "label", n));)
+		filter[n++] = (char *)f;
+	if (n > VALID_LABELS_MAX) {
+		http_reply_error(r, 400, "at most %d label filters", VALID_LABELS_MAX);
+		return;
+	}
 	cJSON *a = cJSON_CreateArray();
 	for (struct sbx *sb = r->srv->sandboxes; sb; sb = sb->next)
-		if (sb->row.user_id == r->user.id && !sb->destroying)
+		if (sb->row.user_id == r->user.id && !sb->destroying &&
+		    labels_match(sb->row.labels, filter))
 			cJSON_AddItemToArray(a, api_sandbox_json(sb));
 	http_reply_json(r, 200, a);
 }
@@ -91,17 +119,61 @@ void api_sandbox_list(struct http_req *r)
 void api_sandbox_get(struct http_req *r)
 {
 	struct sbx *sb = api_sandbox(r);
-	if (sb)
-		http_reply_json(r, 200, api_sandbox_json(sb));
+	if (!sb)
+		return;
+	cJSON *o = api_sandbox_json(sb);
+	api_sandbox_thermal_json(sb, o);
+	http_reply_json(r, 200, o);
 }
 
+/* PATCH: each field its own block, checked all before any is applied. */
 struct patch_body {
 	char *name;
+	char **labels;            /* set or replace these keys */
+	char **unlabel;           /* remove these keys */
+	bool keep_hot;
+	char *egress;
 };
 
+/* bits of the present mask */
+enum { PATCH_NAME, PATCH_LABELS, PATCH_UNLABEL, PATCH_KEEP_HOT, PATCH_EGRESS };
+
 static const struct json_field patch_fields[] = {
-	JSON_FIELD_STR("name", struct patch_body, name, JSON_REQUIRED, 63),
+	[PATCH_NAME] = JSON_FIELD_STR("name", struct patch_body, name, JSON_OPTIONAL, 63),
+	[PATCH_LABELS] = JSON_FIELD_STRMAP("labels", struct patch_body, labels, JSON_OPTIONAL, 512, 64),
+	[PATCH_UNLABEL] = JSON_FIELD_STRV("unlabel", struct patch_body, unlabel, JSON_OPTIONAL, 254, 64),
+	[PATCH_KEEP_HOT] = JSON_FIELD_BOOL("keep_hot", struct patch_body, keep_hot, JSON_OPTIONAL),
+	[PATCH_EGRESS] = JSON_FIELD_OBJ("egress", struct patch_body, egress, JSON_OPTIONAL),
 };
+
+/* keep_hot: true also wakes it (sbx_set_keep_hot) */
+static int patch_keep_hot(struct sbx *sb, const struct patch_body *b, uint64_t present,
+			  struct err *e)
+{
+	if (!(present & (1ull << PATCH_KEEP_HOT)))
+		return 0;
+	return sbx_set_keep_hot(sb, b->keep_hot, e);
+}
+
+/* PATCH's "egress", checked before anything is applied. */
+static int patch_check_egress(struct server *srv, const struct patch_body *b, struct err *e)
+{
+	if (!b->egress)
+		return 0;
+	if (!srv->net)
+		return err_set(e, EINVAL, "networking is off on this server");
+	struct egress eg;
+	int r = egress_parse(b->egress, false, &eg, e);
+	if (r == 0)
+		egress_release(&eg);
+	return r;
+}
+
+/* PATCH's "egress": a new policy, applied at once. */
+static int patch_egress(struct sbx *sb, const struct patch_body *b, struct err *e)
+{
+	return b->egress ? sbx_set_egress(sb, b->egress, e) : 0;
+}
 
 void api_sandbox_patch(struct http_req *r)
 {
@@ -109,14 +181,44 @@ void api_sandbox_patch(struct http_req *r)
 	if (!sb)
 		return;
 	struct patch_body b = { 0 };
-	if (api_parse(r, patch_fields, ARRAY_SIZE(patch_fields), &b) < 0)
-		return;
+	uint64_t present = 0;
 	struct err e = ERR_INIT;
-	int rc = strcmp(b.name, sb->row.name) == 0 ? 0 : sbx_rename(sb, b.name, &e);
-	if (rc < 0)
+	char *labels = NULL;
+	if (json_parse(r->body.len ? r->body.data : "{}", r->body.len ? r->body.len : 2,
+		       patch_fields, ARRAY_SIZE(patch_fields), &b, &present, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	int rc = 0;
+	if (b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = valid_sandbox_name(b.name, &e);
+	if (rc == 0 && ((b.labels || b.unlabel) &&
+			labels_edit(sb->row.labels, b.labels, b.unlabel, &labels, &e) < 0)) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	if (rc == 0 && patch_check_egress(r->srv, &b, &e) < 0) {
+		http_reply_error(r, 400, "%s", err_str(&e));
+		goto out;
+	}
+	if (rc == 0 && b.name && strcmp(b.name, sb->row.name) != 0)
+		rc = sbx_rename(sb, b.name, &e);
+	if (rc == 0 && labels)
+		rc = sbx_set_labels(sb, labels, &e);
+	if (rc == 0)
+		rc = patch_keep_hot(sb, &b, present, &e);
+	if (rc == 0)
+		rc = patch_egress(sb, &b, &e);
+	if (rc < 0) {
 		http_reply_err(r, rc, &e);
-	else
-		http_reply_json(r, 200, api_sandbox_json(sb));
+	} else {
+		/* the object GET answers (bhatti edit prints it as inspect does) */
+		cJSON *o = api_sandbox_json(sb);
+		api_sandbox_thermal_json(sb, o);
+		http_reply_json(r, 200, o);
+	}
+out:
+	free(labels);
 	json_release(patch_fields, ARRAY_SIZE(patch_fields), &b);
 }
 
@@ -145,7 +247,22 @@ void api_sandbox_stop(struct http_req *r)
 	sandbox_op(r, sbx_stop, 200);
 }
 
+struct start_body {
+	bool force;
+};
+
+static const struct json_field start_fields[] = {
+	JSON_FIELD_BOOL("force", struct start_body, force, JSON_OPTIONAL),
+};
+
+/* {"force": true}: retry a failed wake (bhatti start --force) */
 void api_sandbox_start(struct http_req *r)
 {
+	struct start_body b = { 0 };
+	if (api_parse(r, start_fields, ARRAY_SIZE(start_fields), &b) < 0)
+		return;
+	struct sbx *sb = b.force ? sbx_find(r->srv, &r->user, r->params[0]) : NULL;
+	if (sb)
+		sbx_clear_wake_error(sb);
 	sandbox_op(r, sbx_start, 200);
 }

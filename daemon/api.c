@@ -7,7 +7,11 @@
 #include <sodium.h>
 
 #include "api.h"
+#include "config.h"
+#include "net.h"
+#include "labels.h"
 #include "server.h"
+#include "thermal.h"
 
 struct sbx *api_sandbox(struct http_req *r)
 {
@@ -25,6 +29,33 @@ void api_time(char out[32], int64_t unix_sec)
 	strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* Networking: "ip", "mac", "egress" (when it has an address). */
+static void api_sandbox_net_json(struct sbx *sb, cJSON *o)
+{
+	if (!sb->row.ip)
+		return;
+	char mac[18];
+	net_mac(sb->row.id, mac);
+	cJSON_AddStringToObject(o, "ip", sb->row.ip);
+	cJSON_AddStringToObject(o, "mac", mac);
+	cJSON *eg = sb->row.egress ? cJSON_Parse(sb->row.egress) : NULL;
+	if (eg)
+		cJSON_AddItemToObject(o, "egress", eg);
+}
+
+/* "labels": {"K": "V", …} from labels.h's text (an empty object: none) */
+static void api_labels_json(cJSON *o, const char *text)
+{
+	cJSON *l = cJSON_AddObjectToObject(o, "labels");
+	char **v = labels_split(text);
+	for (char **p = v; *p; p++) {
+		char *eq = strchr(*p, '=');
+		*eq = '\0';
+		cJSON_AddStringToObject(l, *p, eq + 1);
+	}
+	strv_free(v);
+}
+
 cJSON *api_sandbox_json(struct sbx *sb)
 {
 	char when[32];
@@ -36,13 +67,50 @@ cJSON *api_sandbox_json(struct sbx *sb)
 	cJSON_AddNumberToObject(o, "cpus", (double)sb->row.cpus);
 	cJSON_AddNumberToObject(o, "memory_mb", (double)sb->row.memory_mb);
 	cJSON_AddStringToObject(o, "image", sb->row.image);
+	if (sb->row.disk_size)
+		cJSON_AddNumberToObject(o, "disk_size", (double)sb->row.disk_size);
 	api_time(when, sb->row.created_at);
 	cJSON_AddStringToObject(o, "created_at", when);
 	if (sb->vm)
 		cJSON_AddStringToObject(o, "origin", sbx_origin(sb));
 	if (strcmp(state, "error") == 0)
 		cJSON_AddStringToObject(o, "error", sbx_error(sb));
+	cJSON_AddStringToObject(o, "thermal", sbx_thermal(sb));
+	cJSON_AddBoolToObject(o, "keep_hot", sb->row.keep_hot);
+	api_sandbox_net_json(sb, o);
+	api_labels_json(o, sb->row.labels);
 	return o;
+}
+
+void api_sandbox_thermal_json(struct sbx *sb, cJSON *o)
+{
+	const struct settings *c = &sb->srv->cfg;
+	const struct sandbox_thermal *t = &sb->row.thermal;
+	char d[32];
+	cJSON_AddNumberToObject(o, "last_activity", (double)t->last_activity);
+	cJSON_AddNumberToObject(o, "idle_ms", strcmp(sbx_thermal(sb), "hot") == 0 ?
+				(double)sbx_idle_ms(sb) : (double)(wall_ms() - t->last_activity));
+	config_fmt_duration(d, sizeof(d), c->thermal.warm_after);
+	cJSON_AddStringToObject(o, "warm_after", d);
+	config_fmt_duration(d, sizeof(d), c->thermal.cold_after);
+	cJSON_AddStringToObject(o, "cold_after", d);
+	if (t->warm_since)
+		cJSON_AddNumberToObject(o, "thermal_since", (double)t->warm_since);
+	cJSON_AddNumberToObject(o, "wake_count", (double)t->wake_count);
+	cJSON_AddNumberToObject(o, "last_wake_ms", (double)t->last_wake_ms);
+	struct thermal_info ti;
+	thermal_info(sb, &ti);
+	cJSON *a = cJSON_AddObjectToObject(o, "activity");
+	cJSON_AddNumberToObject(a, "guest_streams", sb->guest_ops);
+	if (ti.known) {
+		cJSON_AddNumberToObject(a, "cpu_percent", ti.cpu_percent);
+		cJSON_AddNumberToObject(a, "tcp_out", ti.tcp_out);
+		cJSON_AddNumberToObject(a, "holds", ti.holds);
+		cJSON_AddNumberToObject(a, "hold_ms", (double)ti.hold_ms);
+		cJSON_AddNumberToObject(a, "forwards", ti.forwards);
+		if (ti.busy)
+			cJSON_AddStringToObject(a, "busy", ti.busy);
+	}
 }
 
 int api_parse(struct http_req *r, const struct json_field *fields, size_t n, void *obj)

@@ -19,6 +19,8 @@
 struct sbx *api_sandbox(struct http_req *r);
 /* The sandbox object of docs/api.md. */
 cJSON *api_sandbox_json(struct sbx *sb);
+/* What inspect adds to it: the thermal timers and activity. */
+void api_sandbox_thermal_json(struct sbx *sb, cJSON *o);
 /* Parse the body by the table, or answer 400 and return -EINVAL. */
 int api_parse(struct http_req *r, const struct json_field *fields, size_t n, void *obj);
 /* RFC 3339 UTC. */
@@ -65,6 +67,7 @@ void api_sandbox_delete(struct http_req *r);
 void api_sandbox_stop(struct http_req *r);
 void api_sandbox_start(struct http_req *r);
 void api_exec(struct http_req *r);
+void api_exec_ws(struct http_req *r);
 void api_sessions(struct http_req *r);
 void api_shell(struct http_req *r);
 void api_execs(struct http_req *r);
@@ -74,5 +77,13 @@ void api_file_put(struct http_req *r);
 void api_secret_list(struct http_req *r);
 void api_secret_set(struct http_req *r);
 void api_secret_delete(struct http_req *r);
+void api_events(struct http_req *r);
+void api_sandbox_snapshot(struct http_req *r);
+void api_sandbox_fork(struct http_req *r);
+void api_snapshot_list(struct http_req *r);
+void api_snapshot_get(struct http_req *r);
+void api_snapshot_delete(struct http_req *r);
+void api_snapshot_resume(struct http_req *r);
+void api_image_list(struct http_req *r);
 
 #endif

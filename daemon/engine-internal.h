@@ -13,7 +13,8 @@
 #include "engine.h"
 #include "loop.h"
 
-enum vm_op { OP_NONE, OP_CREATE, OP_PAUSE, OP_RESUME, OP_STOP, OP_START, OP_DESTROY };
+enum vm_op { OP_NONE, OP_CREATE, OP_PAUSE, OP_RESUME, OP_STOP, OP_START, OP_DESTROY,
+	     OP_SNAPSHOT, OP_FORK /* of a source VM: it keeps its state */ };
 
 struct engine_backend {
 	const char *name;
@@ -33,6 +34,12 @@ struct engine_backend {
 	void (*stop)(struct vm *vm);
 	void (*start)(struct vm *vm);
 	void (*destroy)(struct vm *vm);  /* may cancel an operation in flight */
+	/* NULL: the backend cannot (-ENOTSUP). snapshot: copy vm into the
+	 * directory dir (which must not exist); fork: copy src into child, a
+	 * new VM in CREATING whose create is in flight. Both finish src's
+	 * operation (OP_SNAPSHOT, OP_FORK) in the state it had. */
+	void (*snapshot)(struct vm *vm, const char *dir);
+	void (*fork)(struct vm *src, struct vm *child);
 	void (*vm_free)(struct vm *vm);  /* drop backend state, not the VM */
 	int (*pid)(const struct vm *vm);                 /* NULL: 0 */
 	const char *(*mem_dir)(const struct engine *eng); /* NULL: none */

@@ -94,6 +94,7 @@
 #include <stdlib.h>
 #include <sodium.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -113,6 +114,9 @@ void q_create_done(struct qvm *q)
 	}
 	vm->state = VM_RUNNING;
 	meta_write(vm);
+	/* a copy of a live guest has its own token now; its part in the copy is over */
+	q->restore_token[0] = '\0';
+	copy_detach(q, true);
 	/* a clone: copy its template's memory again for the next create */
 	struct tmpl *t = q->base_key ? tmpl_find(vm->eng, q->base_key) : NULL;
 	vm_op_finish(vm, VM_RUNNING, 0, NULL);
@@ -201,6 +205,8 @@ void q_boot(struct vm *vm)
 	if (access(src, R_OK) < 0)
 		step_fail(q, ENOENT, "no image '%s' (%s is missing; run 'make images')",
 			  vm->spec.image, src);
+	else if (vm->spec.disk_bytes)
+		fileop_copy_grow(src, dst, vm->spec.disk_bytes, boot_disk_ready, vm);
 	else
 		fileop_copy(src, dst, boot_disk_ready, vm);
 	free(src);
@@ -220,6 +226,19 @@ struct qvm *q_hidden_create(struct engine *eng, const struct vm_spec *spec, enum
 	return q;
 }
 
+/* Does spec ask for a root disk larger than its image? */
+static bool q_disk_grows(struct engine *eng, const struct vm_spec *spec)
+{
+	struct stat st;
+	struct buf b = BUF_INIT;
+	if (!spec->disk_bytes)
+		return false;
+	buf_addf(&b, "%s/rootfs-%s.ext4", eng->cfg.images_dir, spec->image);
+	bool grows = stat(b.data, &st) == 0 && spec->disk_bytes > (uint64_t)st.st_size;
+	buf_release(&b);
+	return grows;
+}
+
 static void q_create(struct vm *vm)
 {
 	struct qeng *qe = QE(vm->eng);
@@ -231,7 +250,11 @@ static void q_create(struct vm *vm)
 		step_fail(q, e.code, "%s", err_str(&e));
 		return;
 	}
-	if (vm->eng->cfg.no_templates || vm->hidden)
+	/* a disk grown past its image's size is booted afresh: a template's
+	 * clone holds its filesystem mounted, as the image has it */
+	if (vm->spec.snapshot)
+		q_restore_snapshot(vm);
+	else if (vm->eng->cfg.no_templates || vm->hidden || q_disk_grows(vm->eng, &vm->spec))
 		q_boot(vm);
 	else
 		tmpl_get(vm);
@@ -369,45 +392,13 @@ static void stop_migrated(struct qvm *q)
 	free(base);
 }
 
-static void stop_migrate_timeout(struct qvm *q)
-{
-	q->on_migrated = NULL;
-	step_fail(q, ETIMEDOUT, "saving the snapshot timed out");
-}
-
-static void stop_migrate_sent(struct qvm *q)
-{
-	if (q->migrated) {
-		stop_migrated(q);
-		return;
-	}
-	q->on_migrated = stop_migrated;
-	step_after(q, STEP_TIMEOUT_MS, stop_migrate_timeout);
-}
-
-static void stop_getfd_done(struct qvm *q)
-{
-	qemu_cmd(q, "migrate", qemu_args_str("uri", "fd:snapshot"), -1, stop_migrate_sent);
-}
-
-/* QEMU migrates the device state into a memfd, not a file: the daemon
- * writes it to disk (encrypted) with the memory, or not at all. */
-static void stop_caps_done(struct qvm *q)
-{
-	q->state_fd = memfd_create("bhatti-state", MFD_CLOEXEC);
-	if (q->state_fd < 0)
-		step_fail(q, errno, "memfd_create: %s", strerror(errno));
-	else
-		qemu_cmd(q, "getfd", qemu_args_str("fdname", "snapshot"), q->state_fd, stop_getfd_done);
-}
-
 static void stop_cpus_stopped(struct qvm *q)
 {
 	STEP(q, "vCPUs stopped");
 	q->migrated = false;
 	/* the agent session ends here: a restore starts a new one */
 	qagent_close(q);
-	qemu_cmd(q, "migrate-set-capabilities", qemu_migrate_caps(), -1, stop_caps_done);
+	qemu_migrate_out(q, stop_migrated);
 }
 
 static void stop_synced(struct qvm *q)
@@ -460,6 +451,7 @@ void q_destroy(struct vm *vm)
 		q = qvm_new(vm, QE(vm->eng)->accel);
 	step_cleanup(q);
 	tmpl_unwait(q);
+	copy_detach(q, false);
 	q->source = NULL;
 	if (q->pid > 0 && q->pidw.fd >= 0) {
 		q->on_exit = destroy_exited;
@@ -478,6 +470,7 @@ void q_vm_free_state(struct qvm *q)
 	free(q->hot_mem);
 	free(q->base_key);
 	free(q->key_wrapped);
+	free(q->restore_key);
 	free(q);
 }
 
@@ -488,12 +481,14 @@ static void q_vm_free(struct vm *vm)
 		return;
 	step_cleanup(q);
 	tmpl_unwait(q);
+	copy_detach(q, true);
 	qcon_close(q);
 	watch_close(&q->pidw);
 	/* QEMU keeps running (and its memory file): a restarted engine adopts it */
 	free(q->hot_mem);
 	free(q->base_key);
 	free(q->key_wrapped);
+	free(q->restore_key);
 	free(q);
 	vm->be = NULL;
 }
@@ -539,6 +534,7 @@ static int q_check(struct engine *eng, const struct vm_spec *spec, struct err *e
 {
 	const char *image = spec->image && spec->image[0] ? spec->image : "tiny";
 	struct buf p = BUF_INIT, have = BUF_INIT;
+	struct stat st;
 	int r = valid_image(image, e);
 	if (r < 0)
 		return r;
@@ -547,6 +543,11 @@ static int q_check(struct engine *eng, const struct vm_spec *spec, struct err *e
 		list_images(eng, &have);
 		r = err_set(e, ENOENT, "no image '%s' (available: %s)", image,
 			    have.len ? have.data : "none; run 'make images'");
+	} else if (spec->disk_bytes && stat(p.data, &st) == 0 &&
+		   spec->disk_bytes < (uint64_t)st.st_size) {
+		r = err_set(e, EINVAL, "disk_size %llu MiB is smaller than image '%s' (%llu MiB)",
+			    (unsigned long long)(spec->disk_bytes >> 20), image,
+			    (unsigned long long)((uint64_t)st.st_size >> 20));
 	}
 	buf_release(&p);
 	buf_release(&have);
@@ -567,6 +568,8 @@ const struct engine_backend engine_qemu = {
 	.stop = q_stop,
 	.start = q_start,
 	.destroy = q_destroy,
+	.snapshot = q_snapshot,
+	.fork = q_fork,
 	.vm_free = q_vm_free,
 	.pid = q_pid,
 	.mem_dir = q_mem_dir,

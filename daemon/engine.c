@@ -33,12 +33,15 @@ static const struct transition {
 	unsigned from;            /* bit per enum vm_state */
 	enum vm_state during;
 	enum vm_state to;
+	bool keeps;               /* during and to: the state it had (a copy of it) */
 } transitions[] = {
-	{ OP_PAUSE, "pause", 1u << VM_RUNNING, VM_RUNNING, VM_PAUSED },
-	{ OP_RESUME, "resume", 1u << VM_PAUSED, VM_PAUSED, VM_RUNNING },
-	{ OP_STOP, "stop", 1u << VM_RUNNING | 1u << VM_PAUSED, VM_STOPPING, VM_STOPPED },
-	{ OP_START, "start", 1u << VM_STOPPED, VM_STARTING, VM_RUNNING },
-	{ OP_DESTROY, "destroy", ~0u & ~(1u << VM_DESTROYING), VM_DESTROYING, VM_DESTROYING },
+	{ OP_PAUSE, "pause", 1u << VM_RUNNING, VM_RUNNING, VM_PAUSED, false },
+	{ OP_RESUME, "resume", 1u << VM_PAUSED, VM_PAUSED, VM_RUNNING, false },
+	{ OP_STOP, "stop", 1u << VM_RUNNING | 1u << VM_PAUSED, VM_STOPPING, VM_STOPPED, false },
+	{ OP_START, "start", 1u << VM_STOPPED, VM_STARTING, VM_RUNNING, false },
+	{ OP_DESTROY, "destroy", ~0u & ~(1u << VM_DESTROYING), VM_DESTROYING, VM_DESTROYING, false },
+	{ OP_SNAPSHOT, "snapshot", 1u << VM_RUNNING | 1u << VM_PAUSED, 0, 0, true },
+	{ OP_FORK, "fork", 1u << VM_RUNNING | 1u << VM_PAUSED, 0, 0, true },
 };
 
 static const struct transition *transition_of(enum vm_op op)
@@ -76,9 +79,12 @@ static void spec_copy(struct vm_spec *dst, const struct vm_spec *src_in)
 	dst->image = xstrdup(src->image);
 	dst->cpus = src->cpus;
 	dst->memory_mb = src->memory_mb;
+	dst->disk_bytes = src->disk_bytes;
 	dst->env = strv_dup_or_null(src->env);
 	dst->secrets = strv_dup_or_null(src->secrets);
 	dst->init = src->init ? xstrdup(src->init) : NULL;
+	dst->snapshot = src->snapshot ? xstrdup(src->snapshot) : NULL;
+	dst->net = src->net;
 	if (src->nfiles) {
 		dst->files = xcalloc(src->nfiles, sizeof(*dst->files));
 		dst->nfiles = src->nfiles;
@@ -108,6 +114,7 @@ static void spec_release(struct vm_spec *s)
 	strv_free(s->env);
 	wipe_strv(s->secrets);
 	free((char *)s->init);
+	free((char *)s->snapshot);
 	for (size_t i = 0; i < s->nfiles; i++) {
 		free(s->files[i].path);
 		free(s->files[i].content.data);
@@ -257,7 +264,7 @@ static int begin(struct vm *vm, enum vm_op op, vm_done_fn done, void *arg, struc
 		return err_set(e, EBUSY, "sandbox '%s' is busy (%s)", vm->id, vm_state_name(vm->state));
 	if (vm->op == OP_DESTROY || vm->state == VM_DESTROYING)
 		return err_set(e, EBUSY, "sandbox '%s' is being destroyed", vm->id);
-	if (op != OP_DESTROY && vm->state == t->to && vm->op == OP_NONE) {
+	if (op != OP_DESTROY && !t->keeps && vm->state == t->to && vm->op == OP_NONE) {
 		/* already there: succeed, asynchronously like every operation */
 		vm->op = op;
 		vm->done = done;
@@ -285,7 +292,8 @@ static int begin(struct vm *vm, enum vm_op op, vm_done_fn done, void *arg, struc
 	vm->done = done;
 	vm->done_arg = arg;
 	vm->op_over = false;
-	vm->state = t->during;
+	if (!t->keeps)
+		vm->state = t->during;
 	return 0;
 }
 
@@ -336,14 +344,67 @@ int vm_destroy(struct vm *vm, vm_done_fn done, void *arg, struct err *e)
 	return r < 0 ? r : 0;
 }
 
+int vm_snapshot(struct vm *vm, const char *dir, vm_done_fn done, void *arg, struct err *e)
+{
+	if (!vm->eng->be->snapshot)
+		return err_set(e, ENOTSUP, "the '%s' engine cannot snapshot", vm->eng->be->name);
+	if (!dir || dir[0] != '/')
+		return err_set(e, EINVAL, "a snapshot directory must be an absolute path");
+	int r = begin(vm, OP_SNAPSHOT, done, arg, e);
+	if (r == 0)
+		vm->eng->be->snapshot(vm, dir);
+	return r < 0 ? r : 0;
+}
+
+static int check_new_id(struct engine *eng, const char *id, struct err *e)
+{
+	int r = valid_vm_id(id, e);
+	if (r < 0)
+		return r;
+	if (engine_find(eng, id))
+		return err_set(e, EEXIST, "sandbox '%s' already exists", id);
+	return 0;
+}
+
+int vm_fork(struct vm *src, const struct vm_spec *spec, vm_done_fn src_done, void *src_arg,
+	    vm_done_fn done, void *arg, struct vm **ret, struct err *e)
+{
+	struct engine *eng = src->eng;
+	if (!eng->be->fork)
+		return err_set(e, ENOTSUP, "the '%s' engine cannot fork", eng->be->name);
+	int r = check_new_id(eng, spec->id, e);
+	if (r < 0)
+		return r;
+	r = begin(src, OP_FORK, src_done, src_arg, e);
+	if (r < 0)
+		return r;
+	/* the copy has the source's shape; its memory is admitted as a
+	 * create's (no pool clone is taken: nothing credited) */
+	struct vm_spec shape = { .id = spec->id, .hostname = spec->hostname,
+				 .image = src->spec.image, .cpus = src->spec.cpus,
+				 .memory_mb = src->spec.memory_mb, .env = src->spec.env };
+	struct vm *child = vm_new(eng, spec->id, &shape, VM_CREATING, false);
+	if (eng->be->admit && (r = eng->be->admit(eng, &child->spec, child, e)) < 0) {
+		vm_forget(child);
+		src->op = OP_NONE; /* (it had not begun: the state is as it was) */
+		src->done = NULL;
+		src->done_arg = NULL;
+		return r;
+	}
+	child->op = OP_CREATE;
+	child->done = done;
+	child->done_arg = arg;
+	*ret = child;
+	eng->be->fork(src, child);
+	return 0;
+}
+
 int vm_create(struct engine *eng, const struct vm_spec *spec, vm_done_fn done, void *arg,
 	      struct vm **ret, struct err *e)
 {
-	int r = valid_vm_id(spec->id, e);
+	int r = check_new_id(eng, spec->id, e);
 	if (r < 0)
 		return r;
-	if (engine_find(eng, spec->id))
-		return err_set(e, EEXIST, "sandbox '%s' already exists", spec->id);
 	if (spec->cpus > 64)
 		return err_set(e, EINVAL, "cpus must be 1 to 64, not %u", spec->cpus);
 	if (spec->memory_mb && (spec->memory_mb < 64 || spec->memory_mb > 65536))
@@ -419,6 +480,31 @@ SYNC_OP(stop)
 SYNC_OP(start)
 SYNC_OP(destroy)
 
+int vm_snapshot_sync(struct vm *vm, const char *dir, struct err *e)
+{
+	struct sync_ctx c = { 0 };
+	int r = vm_snapshot(vm, dir, sync_done, &c, e);
+	return r < 0 ? r : sync_wait(&c, e);
+}
+
+/* Both ends: the source going on and the copy running. */
+int vm_fork_sync(struct vm *src, const struct vm_spec *spec, struct vm **ret, struct err *e)
+{
+	struct sync_ctx s = { 0 }, c = { 0 };
+	struct vm *vm;
+	int r = vm_fork(src, spec, sync_done, &s, sync_done, &c, &vm, e);
+	if (r < 0)
+		return r;
+	struct err se = ERR_INIT;
+	int rs = sync_wait(&s, &se);
+	r = sync_wait(&c, e);
+	if (r == 0 && rs < 0)
+		log_warn("vm '%s': the fork's source: %s", src->id, err_str(&se));
+	if (r == 0)
+		*ret = vm;
+	return r;
+}
+
 /* ---- engine -------------------------------------------------------------------- */
 
 /* The backends there are, by name. */
@@ -450,6 +536,7 @@ int engine_new(const struct engine_config *cfg, vm_event_fn on_event, void *arg,
 	eng->cfg.key_wrap = cfg->key_wrap;
 	eng->cfg.key_unwrap = cfg->key_unwrap;
 	eng->cfg.key_arg = cfg->key_arg;
+	eng->cfg.net = cfg->net;
 	eng->be = be;
 	eng->on_event = on_event;
 	eng->event_arg = arg;
@@ -532,6 +619,11 @@ struct ac *vm_agent(struct vm *vm)
 const char *vm_dir(const struct vm *vm)
 {
 	return vm->dir;
+}
+
+const char *vm_restoring(const struct vm *vm)
+{
+	return vm->state == VM_CREATING ? vm->spec.snapshot : NULL;
 }
 
 const char *vm_error(const struct vm *vm)

@@ -74,6 +74,12 @@ struct engine_config {
 	int (*key_wrap)(void *arg, const uint8_t key[32], char **ret_wrapped, struct err *e);
 	int (*key_unwrap)(void *arg, const char *wrapped, uint8_t ret_key[32], struct err *e);
 	void *key_arg;
+	/* Guest networking (net.h): every VM has a NIC, a virtio-net device
+	 * on a TAP the engine opens (as root) and gives QEMU as a descriptor;
+	 * templates are snapshotted with it. A sandbox's TAP (bt<id>) joins
+	 * the bridge its spec names; a pool clone's and a template build's
+	 * stay down and on no bridge until a create takes the clone. */
+	bool net;
 };
 
 enum vm_state {
@@ -89,6 +95,14 @@ enum vm_state {
 
 const char *vm_state_name(enum vm_state s);
 
+/* A sandbox's place on its owner's network (engine_config.net). */
+struct vm_net {
+	char bridge[16];        /* the bridge its TAP joins ("" = none) */
+	char address[20];       /* its address, CIDR: "10.201.3.7/24" */
+	char gateway[16];       /* the bridge's address: route and resolver */
+	char mac[18];           /* "02:..:..:..:..:.." */
+};
+
 struct vm_spec {
 	const char *id;         /* [a-z0-9][a-z0-9-]{0,62}: directory name */
 	const char *hostname;   /* NULL = id */
@@ -99,8 +113,17 @@ struct vm_spec {
 	char **secrets;         /* "K=V": env for every process; never in vm.json (but
 				 * in guest memory, which a cold stop saves) */
 	const char *init;       /* shell script, run once as session "init" */
+	uint64_t disk_bytes;    /* the root disk; 0 = the image's size; larger: the
+				 * image's ext4 grown to it (a first boot: no template) */
 	struct proto_cfg_file *files;
 	size_t nfiles;
+	/* create: restore this named snapshot (a directory vm_snapshot made)
+	 * instead of a fresh clone: its processes and files, a new identity
+	 * (hostname, agent token, RNG seed); the shape must be the snapshot's;
+	 * env, secrets, files and init are not applied (the guest has its
+	 * own). NULL: a fresh sandbox. */
+	const char *snapshot;
+	struct vm_net net;      /* (engine_config.net) */
 };
 
 struct engine;
@@ -143,6 +166,21 @@ int vm_resume(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
 int vm_stop(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
 int vm_start(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
 int vm_destroy(struct vm *vm, vm_done_fn done, void *arg, struct err *e);
+/* Named snapshot of a running or paused VM: its vCPUs stop for the copy
+ * (device state, memory, disk: a reflink where the filesystem can) into
+ * dir, which must not exist (made as dir.part, renamed when whole; on
+ * failure nothing stays), then go on; the VM ends in the state it had.
+ * The files are root's and, when the engine encrypts at rest, encrypted
+ * with a key of the snapshot's own. A template the snapshot's memory is a
+ * delta against is kept while a snapshot names it. */
+int vm_snapshot(struct vm *vm, const char *dir, vm_done_fn done, void *arg, struct err *e);
+/* Fork: a new running VM (spec: its id and hostname; the shape is src's)
+ * with src's processes, memory and disk, and a new identity. src's vCPUs
+ * stop while its memory and disk are copied; src_done runs when src goes
+ * on (in the state it had), done when the copy is RUNNING (or failed: then
+ * nothing of it stays). Memory is admitted as for a create (-EAGAIN). */
+int vm_fork(struct vm *src, const struct vm_spec *spec, vm_done_fn src_done, void *src_arg,
+	    vm_done_fn done, void *arg, struct vm **ret, struct err *e);
 
 /* Blocking convenience: start the operation and run the event loop until
  * it is over. For tests and tools, never from inside a loop callback. */
@@ -152,6 +190,8 @@ int vm_resume_sync(struct vm *vm, struct err *e);
 int vm_stop_sync(struct vm *vm, struct err *e);
 int vm_start_sync(struct vm *vm, struct err *e);
 int vm_destroy_sync(struct vm *vm, struct err *e);
+int vm_snapshot_sync(struct vm *vm, const char *dir, struct err *e);
+int vm_fork_sync(struct vm *src, const struct vm_spec *spec, struct vm **ret, struct err *e);
 
 const char *vm_id(const struct vm *vm);
 enum vm_state vm_state(const struct vm *vm);
@@ -164,9 +204,13 @@ int vm_pid(const struct vm *vm);
 /* Disk bytes of its cold snapshot (memory delta and device state) while
  * it is STOPPED, else 0. */
 uint64_t vm_snapshot_bytes(const struct vm *vm);
+/* The named snapshot directory it is being created from (spec.snapshot)
+ * while it is CREATING, else NULL. */
+const char *vm_restoring(const struct vm *vm);
 /* Why the VM is FAILED (or ""). */
 const char *vm_error(const struct vm *vm);
-/* How the VM was created: "clone" or "boot". */
+/* How the VM was created: "clone", "boot", "restore" (of a named
+ * snapshot) or "fork". */
 const char *vm_origin(const struct vm *vm);
 /* Adopted after a crash in the middle of its create (it is FAILED): the
  * daemon never told anyone it exists, so it is to be destroyed. */

@@ -19,7 +19,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <spawn.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "atrest.h"
@@ -30,7 +32,7 @@
 
 enum job_kind {
 	JOB_COPY, JOB_FLUSH_DROP, JOB_REMOVE, JOB_SAVE_SNAPSHOT, JOB_LOAD_SNAPSHOT, JOB_FILL_MEM,
-	JOB_WRITE, JOB_WRITE_DURABLE,
+	JOB_WRITE, JOB_WRITE_DURABLE, JOB_COPY_GROW,
 };
 
 struct job {
@@ -39,6 +41,7 @@ struct job {
 	int fd;                       /* the device state (snapshot jobs; owned) */
 	uint8_t key[ATREST_KEY_BYTES];
 	bool keyed;
+	uint64_t size;                /* JOB_COPY_GROW */
 	fileop_done_fn done;
 	void *arg;
 	int rc;
@@ -197,6 +200,57 @@ done:
 	if (r < 0 && tmp.len)
 		unlink(tmp.data);
 	buf_release(&tmp);
+	return r;
+}
+
+/* resize2fs -f PATH (the filesystem is not mounted: a new sandbox's disk
+ * before its first boot); its messages go to /dev/null, its exit code
+ * decides. Run on the worker: waitpid for this pid only. */
+static int resize_ext4(const char *path, struct err *e)
+{
+	static const char *const progs[] = { "/usr/sbin/resize2fs", "/sbin/resize2fs" };
+	const char *prog = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(progs) && !prog; i++)
+		if (access(progs[i], X_OK) == 0)
+			prog = progs[i];
+	if (!prog)
+		return err_set(e, ENOENT, "cannot grow '%s': no resize2fs (Debian: e2fsprogs)", path);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	char *argv[] = { (char *)prog, (char *)"-f", (char *)path, NULL };
+	char *envp[] = { (char *)"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
+	pid_t pid;
+	int r = posix_spawn(&pid, prog, &fa, NULL, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	if (r != 0)
+		return err_set(e, r, "cannot run %s: %s", prog, strerror(r));
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return err_set(e, errno, "waiting for %s: %s", prog, strerror(errno));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		return err_set(e, EIO, "resize2fs of '%s' failed (status %d)", path, st);
+	return 0;
+}
+
+int fileop_copy_grow_now(const char *src, const char *dst, uint64_t size, struct err *e)
+{
+	int r = fileop_copy_now(src, dst, e);
+	if (r < 0)
+		return r;
+	struct stat st;
+	if (stat(dst, &st) < 0)
+		r = err_set(e, errno, "cannot stat '%s': %s", dst, strerror(errno));
+	else if ((uint64_t)st.st_size < size && truncate(dst, (off_t)size) < 0)
+		r = err_set(e, errno, "cannot grow '%s' to %llu bytes: %s", dst,
+			    (unsigned long long)size, strerror(errno));
+	else if ((uint64_t)st.st_size < size)
+		r = resize_ext4(dst, e);
+	if (r < 0)
+		unlink(dst);
 	return r;
 }
 
@@ -692,6 +746,7 @@ static void *worker(void *unused UNUSED)
 		case JOB_FILL_MEM: j->rc = fileop_fill_mem_now(j->a, j->b, &j->err); break;
 		case JOB_WRITE: j->rc = write_file(j->a, j->b, false, &j->err); break;
 		case JOB_WRITE_DURABLE: j->rc = write_file(j->a, j->b, true, &j->err); break;
+		case JOB_COPY_GROW: j->rc = fileop_copy_grow_now(j->a, j->b, j->size, &j->err); break;
 		}
 
 		pthread_mutex_lock(&F.mu);
@@ -824,6 +879,14 @@ void fileop_fill_mem(const char *base, const char *mem, fileop_done_fn done, voi
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg)
 {
 	submit(JOB_COPY, src, dst, done, arg);
+}
+
+void fileop_copy_grow(const char *src, const char *dst, uint64_t size, fileop_done_fn done,
+		      void *arg)
+{
+	struct job *j = job_new(JOB_COPY_GROW, src, dst, NULL, NULL, done, arg);
+	j->size = size;
+	job_submit(j);
 }
 
 void fileop_write(const char *path, const char *text, bool durable, fileop_done_fn done,

@@ -26,6 +26,11 @@ int fileops_init(struct err *e);
  * data extents (SEEK_DATA/SEEK_HOLE + copy_file_range). dst is written to
  * a temporary name and renamed, so it exists only when complete. */
 void fileop_copy(const char *src, const char *dst, fileop_done_fn done, void *arg);
+/* The same, then dst grown to size bytes (when larger) and its ext4
+ * filesystem with it (resize2fs, offline: dst must not be in use); on
+ * failure dst is removed. */
+void fileop_copy_grow(const char *src, const char *dst, uint64_t size, fileop_done_fn done,
+		      void *arg);
 /* A cold snapshot: the guest's memory saved as a delta against a base
  * (the template's memory), only the 4 KiB pages of mem that differ from
  * base (a sparse file: a hole means "as in base"; base NULL = no base:
@@ -64,6 +69,7 @@ void fileop_remove_tree(const char *path, fileop_done_fn done, void *arg);
 
 /* The same, synchronously on the calling thread (start-up, tests). */
 int fileop_copy_now(const char *src, const char *dst, struct err *e);
+int fileop_copy_grow_now(const char *src, const char *dst, uint64_t size, struct err *e);
 int fileop_remove_tree_now(const char *path, struct err *e);
 int fileop_save_snapshot_now(const char *mem, const char *base, int state_fd, const char *dir,
 			     const uint8_t *key, struct err *e);

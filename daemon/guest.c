@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "agent-client.h"
+#include "events.h"
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
@@ -31,6 +32,9 @@ struct guest_op {
 	bool waking;                  /* a sbx_wake waiter is ours */
 	bool in_ctor;                 /* inside guest_*(): `done` goes later */
 	bool over;                    /* `done` was delivered or is posted */
+	struct sbx *counted;          /* its open stream counts as activity here */
+	uint64_t began;               /* monotonic ms: the stream opened */
+	char *sid;                    /* shell: the session's id */
 	struct task later;            /* `done` out of the constructor */
 
 	/* the request */
@@ -81,6 +85,7 @@ static void tee_end(struct guest_op *op, bool exited, int code, bool timed_out, 
 static void op_free(void *p)
 {
 	struct guest_op *op = p;
+	free(op->sid);
 	strv_free(op->argv);
 	strv_free(op->env);
 	free(op->cwd);
@@ -97,10 +102,32 @@ static void op_free(void *p)
 	free(op);
 }
 
+static void emit_end(struct guest_op *op);
+
+/* The stream is over (or orphaned): it no longer keeps the sandbox hot. */
+static void uncount(struct guest_op *op)
+{
+	if (!op->counted)
+		return;
+	op->counted->guest_ops--;
+	sbx_touch(op->counted);
+	op->counted = NULL;
+}
+
 void guest_op_free(struct guest_op *op)
 {
 	if (!op)
 		return;
+	if (!op->over && op->started) {
+		/* its owner went away first: a shell detaches, an exec is killed */
+		op->over = true;
+		if (op->kind == K_EXEC && op->end.rc == 0) {
+			op->end.rc = -ECANCELED;
+			err_set(&op->err, ECANCELED, "the client went away: the command was killed");
+		}
+		emit_end(op);
+	}
+	uncount(op);
 	op->cb = NULL;
 	op->arg = NULL;
 	tee_end(op, false, 0, false, "its client went away: the command's process group is killed");
@@ -133,11 +160,36 @@ static void deliver_later(struct task *t)
 
 /* Report the end once: now, or on the next loop turn when we are still
  * inside the guest_*() call that began the operation. */
+/* exec.finished, session.exited / detached (the starts: started()). */
+static void emit_end(struct guest_op *op)
+{
+	struct sbx *sb = op->sb;
+	if (!sb || !op->started || (op->kind != K_EXEC && op->kind != K_SHELL))
+		return;
+	struct event *ev;
+	if (op->kind == K_EXEC) {
+		ev = event_new(sb, "exec.finished");
+		event_strv(ev, "argv", op->argv);
+		if (op->end.exited)
+			event_int(ev, "exit_code", op->end.exit_code);
+		event_int(ev, "duration_ms", (int64_t)(now_ms() - op->began));
+	} else {
+		ev = event_new(sb, op->end.exited ? "session.exited" : "session.detached");
+		event_str(ev, "session", op->sid);
+		if (op->end.exited)
+			event_int(ev, "exit_code", op->end.exit_code);
+	}
+	if (op->end.rc < 0)
+		event_str(ev, "error", err_str(&op->err));
+	events_emit(sb->srv, ev);
+}
+
 static void finish(struct guest_op *op)
 {
 	if (op->over)
 		return;
 	op->over = true;
+	emit_end(op);
 	op->end.started = op->started;
 	if (op->end.rc < 0)
 		op->end.err = &op->err;
@@ -223,9 +275,22 @@ static void take_sessions(struct guest_op *op, const struct proto_frame *f)
 static void started(struct guest_op *op, const struct guest_start *st)
 {
 	op->started = true;
-	if (op->kind == K_EXEC && op->sb && !op->tee) {
-		op->tee_sbx = xstrdup(op->sb->row.id);
-		op->tee = exectee_start(op->tee_sbx, op->argv);
+	if (op->sb && op->kind == K_EXEC) {
+		struct event *ev = event_new(op->sb, "exec.started");
+		event_strv(ev, "argv", op->argv);
+		event_int(ev, "pid", st->pid);
+		events_emit(op->sb->srv, ev);
+		if (!op->tee) {
+			op->tee_sbx = xstrdup(op->sb->row.id);
+			op->tee = exectee_start(op->tee_sbx, op->argv);
+		}
+	} else if (op->sb && op->kind == K_SHELL) {
+		free(op->sid);
+		op->sid = xstrdup(st->session);
+		struct event *ev = event_new(op->sb, st->session_new ? "session.opened" :
+						      "session.attached");
+		event_str(ev, "session", st->session);
+		events_emit(op->sb->srv, ev);
 	}
 	if (op->cb && op->cb->started)
 		op->cb->started(op, st, op->arg);
@@ -240,9 +305,9 @@ static void on_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, vo
 		struct proto_exec_started st;
 		if (proto_decode(f, &st, NULL) < 0)
 			return;
-		struct guest_start gs = { .pid = st.pid };
-		proto_msg_release(PROTO_EXEC_STARTED, &st);
+		struct guest_start gs = { .pid = st.pid, .output_path = st.output_path };
 		started(op, &gs);
+		proto_msg_release(PROTO_EXEC_STARTED, &st);
 		op->end.detached = end;
 		return;
 	}
@@ -332,6 +397,7 @@ static void on_closed(struct ac_stream *s UNUSED, const struct err *e, void *arg
 {
 	struct guest_op *op = arg;
 	op->s = NULL;
+	uncount(op);
 	if (e) {
 		fail(op, -e->code, e, true);   /* the connection went away */
 		return;
@@ -414,6 +480,9 @@ static void woke(struct sbx *sb, int rc, const struct err *e, void *arg)
 		return;
 	}
 	sbx_touch(sb);
+	op->counted = sb;
+	sb->guest_ops++;
+	op->began = now_ms();
 	if (op->hold)
 		ac_hold(op->s, true);
 	if (op->pending.len)
@@ -452,7 +521,8 @@ struct guest_op *guest_exec(struct sbx *sb, const struct guest_exec_req *req,
 	op->argv = strv_dup((char **)req->argv);
 	op->env = req->env ? strv_dup((char **)req->env) : NULL;
 	op->cwd = req->cwd ? xstrdup(req->cwd) : NULL;
-	op->flags = (req->as_root ? PROTO_EXEC_ROOT : 0) | (req->stdin_open ? PROTO_EXEC_STDIN : 0);
+	op->flags = (req->as_root ? PROTO_EXEC_ROOT : 0) | (req->stdin_open ? PROTO_EXEC_STDIN : 0) |
+		    (req->detach ? PROTO_EXEC_DETACH : 0);
 	op->timeout_ms = req->timeout_ms;
 	return begin(op);
 }

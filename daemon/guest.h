@@ -92,6 +92,7 @@ struct guest_sessions {
 /* What `started` says (the fields of the operation's kind). */
 struct guest_start {
 	uint32_t pid;                     /* exec */
+	const char *output_path;          /* exec, detached: where its output goes */
 	const char *session;              /* shell: the session's id */
 	bool session_new;                 /* shell: opened, not attached */
 	const struct guest_meta *meta;    /* file read */
@@ -107,7 +108,8 @@ struct guest_end {
 	bool exited;              /* exec, shell: the process ended ... */
 	int exit_code, signal;    /* ... so */
 	bool timed_out;           /* exec: its timeout killed it */
-	bool detached;            /* shell: detached (it runs on) */
+	bool detached;            /* shell: detached (it runs on); exec: started
+				   * in the background */
 	uint64_t bytes;           /* file write: bytes written */
 	bool truncated;           /* file read: max_bytes cut it */
 	const struct guest_meta *meta;          /* file stat */
@@ -128,6 +130,9 @@ struct guest_exec_req {
 	const char *cwd;          /* NULL: the workspace */
 	bool as_root;
 	bool stdin_open;          /* guest_write() feeds stdin; else /dev/null */
+	bool detach;              /* in the background, output to a file in the
+				   * guest: `started` (pid, output_path), then
+				   * `done` with detached */
 	uint32_t timeout_ms;      /* 0: none */
 };
 

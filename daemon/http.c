@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <libwebsockets.h>
 #include <sodium.h>
@@ -234,9 +235,25 @@ void http_reply_text(struct http_req *r, int status, const char *ctype, struct b
 	finish(r);
 }
 
+static bool has_header(const struct http_req *r, const char *name)
+{
+	for (size_t off = 0; off < r->headers.len;) {
+		const char *n = r->headers.data + off;
+		if (strcasecmp(n, name) == 0)
+			return true;
+		off += strlen(n) + 1;
+		off += strlen(r->headers.data + off) + 1;
+	}
+	return false;
+}
+
 void http_reply_error(struct http_req *r, int status, const char *fmt, ...)
 {
 	char msg[ERR_MSG_MAX];
+	/* 503 is "busy now" (a full memory budget, too many wakes at once):
+	 * say when to come back */
+	if (status == 503 && !has_header(r, "Retry-After"))
+		http_header(r, "Retry-After", "1");
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
@@ -319,6 +336,17 @@ static int write_headers(struct http_req *r, struct lws *wsi)
 	uint8_t *start = wbuf + LWS_PRE, *p = start, *end = wbuf + sizeof(wbuf) - 1;
 	lws_filepos_t clen = r->clen < 0 ? LWS_ILLEGAL_HTTP_CONTENT_LEN : (lws_filepos_t)r->clen;
 	if (lws_add_http_common_headers(wsi, (unsigned)r->status, r->ctype, clen, &p, end))
+		return -1;
+	/* on every answer: the daemon's version and its API's (the CLI warns
+	 * once when the API is not the one it speaks) */
+#define API_S_(x) #x
+#define API_S(x) API_S_(x)
+	static const char api[] = API_S(BHATTI_API_VERSION);
+	if (lws_add_http_header_by_name(wsi, (const uint8_t *)"X-Bhatti-Version:",
+					(const uint8_t *)BHATTI_VERSION,
+					(int)strlen(BHATTI_VERSION), &p, end) ||
+	    lws_add_http_header_by_name(wsi, (const uint8_t *)"X-Bhatti-API:",
+					(const uint8_t *)api, (int)strlen(api), &p, end))
 		return -1;
 	for (size_t i = 0; i < r->headers.len;) {
 		const char *name = r->headers.data + i;
@@ -559,6 +587,11 @@ static const struct route *route_find(struct http_req *r)
 
 const char *http_query(struct http_req *r, const char *name)
 {
+	return http_query_nth(r, name, 0);
+}
+
+const char *http_query_nth(struct http_req *r, const char *name, unsigned nth)
+{
 	if (!r->conn)
 		return NULL;
 	static char frag[8192];
@@ -567,7 +600,7 @@ const char *http_query(struct http_req *r, const char *name)
 		int n = lws_hdr_copy_fragment(r->conn->wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
 		if (n < 0)
 			return NULL;
-		if (strncmp(frag, name, nl) == 0 && frag[nl] == '=') {
+		if (strncmp(frag, name, nl) == 0 && frag[nl] == '=' && nth-- == 0) {
 			/* keep it alive for the request: append to headers storage */
 			char *v = xstrdup(frag + nl + 1);
 			loop_defer_free(free, v);

@@ -141,6 +141,8 @@ void http_free(void);
 /* ---- request accessors ---- */
 /* Query parameter (URL-decoded), or NULL; valid for the request's life. */
 const char *http_query(struct http_req *r, const char *name);
+/* The nth (from 0) of a repeated query parameter ("?label=a&label=b"). */
+const char *http_query_nth(struct http_req *r, const char *name, unsigned nth);
 /* The connection is gone (a handler can stop early). */
 bool http_gone(const struct http_req *r);
 

@@ -85,6 +85,13 @@ static char *meta_text(struct vm *vm, bool unflushed)
 		cJSON_AddStringToObject(o, "key", q->key_wrapped);
 	cJSON_AddStringToObject(o, "accel", q->accel);
 	cJSON_AddStringToObject(o, "error", vm->error);
+	if (vm->spec.net.bridge[0]) {
+		cJSON *n = cJSON_AddObjectToObject(o, "net");
+		cJSON_AddStringToObject(n, "bridge", vm->spec.net.bridge);
+		cJSON_AddStringToObject(n, "address", vm->spec.net.address);
+		cJSON_AddStringToObject(n, "gateway", vm->spec.net.gateway);
+		cJSON_AddStringToObject(n, "mac", vm->spec.net.mac);
+	}
 	if (unflushed) {
 		char id[64];
 		boot_id(id);
@@ -173,9 +180,14 @@ void meta_write(struct vm *vm)
 
 cJSON *meta_read(const char *dir)
 {
+	return meta_read_file(dir, "vm.json");
+}
+
+cJSON *meta_read_file(const char *dir, const char *name)
+{
 	struct buf path = BUF_INIT, text = BUF_INIT;
 	char chunk[4096];
-	buf_addf(&path, "%s/vm.json", dir);
+	buf_addf(&path, "%s/%s", dir, name);
 	int fd = open(path.data, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	buf_release(&path);
 	if (fd < 0)
@@ -272,7 +284,8 @@ static int meta_check(const cJSON *m, const char *id, struct err *e)
 	if (strcmp(v, "kvm") != 0 && strcmp(v, "tcg") != 0)
 		return err_set(e, EINVAL, "its accelerator is not valid");
 	v = json_get_str(m, "origin", "boot");
-	if (strcmp(v, "boot") != 0 && strcmp(v, "clone") != 0)
+	if (strcmp(v, "boot") != 0 && strcmp(v, "clone") != 0 && strcmp(v, "restore") != 0 &&
+	    strcmp(v, "fork") != 0)
 		return err_set(e, EINVAL, "its origin is not valid");
 	v = json_get_str(m, "template", NULL);
 	if (v && tmpl_key_parse(v, image) < 0)
@@ -387,6 +400,14 @@ static void adopt_one(struct engine *eng, const char *id)
 		if (json_get_str(m, "key", NULL))
 			q->key_wrapped = xstrdup(json_get_str(m, "key", ""));
 		snprintf(vm->error, sizeof(vm->error), "%s", json_get_str(m, "error", ""));
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(m, "net");
+		if (cJSON_IsObject(n)) {
+			struct vm_net *vn = &vm->spec.net;
+			snprintf(vn->bridge, sizeof(vn->bridge), "%s", json_get_str(n, "bridge", ""));
+			snprintf(vn->address, sizeof(vn->address), "%s", json_get_str(n, "address", ""));
+			snprintf(vn->gateway, sizeof(vn->gateway), "%s", json_get_str(n, "gateway", ""));
+			snprintf(vn->mac, sizeof(vn->mac), "%s", json_get_str(n, "mac", ""));
+		}
 		vm->unfinished = strcmp(state, vm_state_name(VM_CREATING)) == 0;
 	}
 	/* "starting": a start's guest was about to run (qemu-restore.c) */

@@ -247,6 +247,23 @@ void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeo
 
 /* ---- configure ---------------------------------------------------------------------- */
 
+/* Its place on its owner's network into c: a clone still has its
+ * template's MAC and no address, a copy (snapshot, fork) its source's.
+ * dns: room for the resolver list c points at. */
+static void add_net(const struct vm *vm, struct proto_configure *c, char *dns[2])
+{
+	if (!vm->eng->cfg.net || !vm->spec.net.address[0])
+		return;
+	dns[0] = (char *)vm->spec.net.gateway;
+	dns[1] = NULL;
+	c->what |= PROTO_CFG_NET;
+	c->net_ifname = (char *)"eth0";
+	c->net_address = (char *)vm->spec.net.address;
+	c->net_gateway = (char *)vm->spec.net.gateway;
+	c->net_dns = dns;
+	c->net_mac = (char *)vm->spec.net.mac;
+}
+
 /* identity: the whole setup (first boot, or a clone taking its own
  * identity: new token, RNG seed, ...); otherwise just the clock (a start
  * restores the same VM: its RNG state is its own, no other copy has it). */
@@ -275,6 +292,28 @@ void qagent_configure(struct qvm *q, bool identity, qstep_fn next)
 		c.nfiles = vm->spec.nfiles;
 		c.init = (char *)(vm->spec.init ? vm->spec.init : "");
 	}
+	char *dns[2];
+	if (identity)
+		add_net(vm, &c, dns);
+	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
+	sodium_memzero(seed, sizeof(seed));
+}
+
+void qagent_reidentify(struct qvm *q, qstep_fn next)
+{
+	uint8_t seed[64];
+	struct timespec ts;
+	struct proto_configure c = {
+		.what = PROTO_CFG_CLOCK | PROTO_CFG_HOSTNAME | PROTO_CFG_TOKEN | PROTO_CFG_RNG,
+		.hostname = (char *)q->vm->spec.hostname, .token = q->token, .init = (char *)"",
+		.net_ifname = (char *)"", .net_address = (char *)"", .net_gateway = (char *)"",
+		.rng_seed = { seed, sizeof(seed) },
+	};
+	randombytes_buf(seed, sizeof(seed));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	c.clock_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	char *dns[2];
+	add_net(q->vm, &c, dns);
 	qagent_request(q, PROTO_CONFIGURE, &c, STEP_TIMEOUT_MS, next);
 	sodium_memzero(seed, sizeof(seed));
 }

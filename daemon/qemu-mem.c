@@ -141,8 +141,8 @@ int q_admit(struct engine *eng, const struct vm_spec *spec, struct vm *vm, struc
 		t = q && q->base_key ? tmpl_find(eng, q->base_key) : NULL;
 		if (t && t->spare)
 			credit = (uint64_t)t->memory_mb << 20;
-	} else if (!eng->cfg.no_templates) {
-		key = tmpl_key_of(eng, spec);
+	} else if (!eng->cfg.no_templates && !spec->snapshot) {
+		key = tmpl_key_of(eng, spec); /* (a pool clone is taken) */
 		t = tmpl_find(eng, key);
 		if (t && t->state == TMPL_READY && t->nready > 0)
 			credit = (uint64_t)t->memory_mb << 20;

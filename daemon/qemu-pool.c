@@ -138,6 +138,12 @@ void pool_claim(struct vm *vm, struct tmpl *t)
 	q_vm_free_state(fresh);
 	vm_free_now(p);
 	STEP(q, "taken from the pool");
+	struct err e = ERR_INIT;
+	if (qemu_tap_claim(q, &e) < 0) {
+		step_fail(q, e.code, "%s", err_str(&e));
+		timer_arm(&t->refill, 1000);
+		return;
+	}
 	qemu_cmd(q, "cont", NULL, -1, pool_claim_cont);
 	timer_arm(&t->refill, 1000);
 }

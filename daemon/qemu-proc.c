@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "fileops.h"
+#include "net-link.h"
 #include "qemu.h"
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -86,22 +87,29 @@ int q_key_make(struct qvm *q, struct err *e)
 	return 0;
 }
 
-int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e)
+int q_key_unwrap(struct engine *eng, const char *wrapped, uint8_t key[32], bool *ret_keyed,
+		 struct err *e)
 {
-	struct engine_config *cfg = &q->vm->eng->cfg;
+	struct engine_config *cfg = &eng->cfg;
 	*ret_keyed = false;
-	if (!q->key_wrapped)
+	if (!wrapped)
 		return 0;
 	if (!cfg->key_unwrap)
-		return err_set(e, ENOKEY, "the snapshot of '%s' is encrypted, and this engine has "
-			       "no key to open it", q->vm->id);
-	int r = cfg->key_unwrap(cfg->key_arg, q->key_wrapped, key, e);
-	if (r < 0) {
-		err_prefix(e, "opening the snapshot key of '%s'", q->vm->id);
+		return err_set(e, ENOKEY, "the snapshot is encrypted, and this engine has no key "
+			       "to open it");
+	int r = cfg->key_unwrap(cfg->key_arg, wrapped, key, e);
+	if (r < 0)
 		return r;
-	}
 	*ret_keyed = true;
 	return 0;
+}
+
+int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e)
+{
+	int r = q_key_unwrap(q->vm->eng, q->key_wrapped, key, ret_keyed, e);
+	if (r < 0)
+		err_prefix(e, "opening the snapshot key of '%s'", q->vm->id);
+	return r;
 }
 
 uint64_t qemu_starttime(pid_t pid)
@@ -314,6 +322,7 @@ enum {
 			     * opens a path; QEMU reopens its own fd) */
 	FD_KERNEL,          /* /proc/self/fd/N too */
 	FD_INITRD,
+	FD_TAP,             /* the NIC's TAP (engine_config.net), else closed */
 	FD_END
 };
 #define NFDS (FD_END - FD_QMP)
@@ -383,6 +392,16 @@ static char **qemu_argv(struct qvm *q, bool incoming)
 	ARGF("socket,id=agent,fd=%d,server=on,wait=off", FD_AGENT);
 	ARG("-device");
 	ARG("virtserialport,chardev=agent,name=bhatti.agent");
+	if (eng->cfg.net) {
+		/* the same devices for a boot and every restore of its snapshot
+		 * (a clone's MAC in the device state is its template's until
+		 * CONFIGURE sets the sandbox's own: net.h) */
+		ARG("-netdev");
+		ARGF("tap,id=net0,fd=%d", FD_TAP);
+		ARG("-device");
+		ARGF("virtio-net-device,netdev=net0,mac=%s",
+		     vm->spec.net.mac[0] ? vm->spec.net.mac : QEMU_TEMPLATE_MAC);
+	}
 	ARG("-chardev");
 	ARGF("socket,id=qmp,fd=%d,server=on,wait=off", FD_QMP);
 	ARG("-mon");
@@ -445,9 +464,51 @@ static int spawn_files(struct qvm *q, int fds[NFDS], struct err *e)
 	}
 	if (r == 0 && (fds[FD_MEM - FD_QMP] = hot_open(QE(vm->eng), hot_name(q->hot_mem))) < 0)
 		r = err_set(e, errno, "cannot open '%s': %s", q->hot_mem, strerror(errno));
+	if (r == 0 && vm->eng->cfg.net) {
+		int fd = qemu_tap_open(q, e);
+		fds[FD_TAP - FD_QMP] = fd;
+		r = fd < 0 ? fd : 0;
+	}
 	free(disk);
 	free(kernel);
 	free(initrd);
+	return r;
+}
+
+/* The VM's TAP: a sandbox's is bt<id>, on its bridge and up; a hidden
+ * VM's (a pool clone, a template build) has a random name, stays down and
+ * on no bridge (a create that takes a pool clone renames it and puts it
+ * on its bridge: qemu_tap_claim). It goes when QEMU does. */
+int qemu_tap_open(struct qvm *q, struct err *e)
+{
+	struct vm *vm = q->vm;
+	if (q->role == QVM_SANDBOX) {
+		snprintf(q->tap, sizeof(q->tap), "bt%s", vm->id);
+	} else {
+		char hex[9];
+		q_random_hex(hex, 4);
+		snprintf(q->tap, sizeof(q->tap), "btx%s", hex);
+	}
+	int fd = link_tap_open(q->tap, e);
+	if (fd >= 0 && q->role == QVM_SANDBOX && vm->spec.net.bridge[0]) {
+		int r = link_tap_join(q->tap, NULL, vm->spec.net.bridge, e);
+		if (r < 0) {
+			close(fd);
+			return r;
+		}
+	}
+	return fd;
+}
+
+int qemu_tap_claim(struct qvm *q, struct err *e)
+{
+	char name[sizeof(q->tap)];
+	if (!q->vm->eng->cfg.net || !q->tap[0] || !q->vm->spec.net.bridge[0])
+		return 0;
+	snprintf(name, sizeof(name), "bt%s", q->vm->id);
+	int r = link_tap_join(q->tap, name, q->vm->spec.net.bridge, e);
+	if (r == 0)
+		memcpy(q->tap, name, sizeof(name));
 	return r;
 }
 
@@ -686,10 +747,13 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 		return;
 	case OP_STOP:
 	case OP_PAUSE:
-	case OP_RESUME: {
+	case OP_RESUME:
+	case OP_SNAPSHOT:
+	case OP_FORK: {
 		timer_cancel(&q->timer);
 		q->on_migrated = NULL;
 		qemu_close_state_fd(q);
+		copy_detach(q, false); /* a snapshot's part goes, a fork's copy fails */
 		if (q->pid <= 0 || !q->qmp) {
 			vm->state = VM_FAILED;
 			meta_write(vm);
@@ -697,8 +761,15 @@ void step_fail(struct qvm *q, int code, const char *fmt, ...)
 			return;
 		}
 		enum vm_state back = q->paused ? VM_PAUSED : VM_RUNNING;
-		if (vm->op == OP_STOP && !q->paused)
+		bool copy = vm->op == OP_SNAPSHOT || vm->op == OP_FORK;
+		if ((vm->op == OP_STOP || copy) && !q->paused)
 			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
+		if (copy && q->paused) {
+			/* a paused source's disk back from a migration (qemu-copy.c,
+			 * src_resume): cont and stop again, in order */
+			qmp_cmd(q->qmp, "cont", NULL, -1, NULL, NULL);
+			qmp_cmd(q->qmp, "stop", NULL, -1, NULL, NULL);
+		}
 		if (back == VM_RUNNING && !vm->agent) {
 			struct err e = ERR_INIT;
 			if (qagent_open(q, q->token, &e) == 0)
@@ -749,6 +820,7 @@ static void qemu_exited(struct qvm *q, int status)
 	}
 	if (vm->op == OP_DESTROY)
 		return;
+	copy_detach(q, false);
 	vm_fail(vm, "QEMU %s unexpectedly (see %s/qemu.log)", why, vm->dir);
 	meta_write(vm);
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -141,6 +142,50 @@ cJSON *qemu_migrate_caps(void)
 	cJSON *args = cJSON_CreateObject();
 	cJSON_AddItemToObject(args, "capabilities", caps);
 	return args;
+}
+
+/* ---- outgoing migration: the device state into a memfd ---- */
+
+static void migrate_timeout(struct qvm *q)
+{
+	q->on_migrated = NULL;
+	step_fail(q, ETIMEDOUT, "saving the device state timed out");
+}
+
+static void migrate_sent(struct qvm *q)
+{
+	qstep_fn next = q->migrate_next;
+	if (q->migrated) { /* the event came before the reply */
+		q->migrate_next = NULL;
+		next(q);
+		return;
+	}
+	q->on_migrated = next;
+	step_after(q, STEP_TIMEOUT_MS, migrate_timeout);
+}
+
+static void migrate_getfd_done(struct qvm *q)
+{
+	qemu_cmd(q, "migrate", qemu_args_str("uri", "fd:snapshot"), -1, migrate_sent);
+}
+
+/* QEMU migrates the device state into a memfd, not a file: the daemon
+ * writes it to disk (encrypted), or gives it to another QEMU. */
+static void migrate_caps_done(struct qvm *q)
+{
+	q->state_fd = memfd_create("bhatti-state", MFD_CLOEXEC);
+	if (q->state_fd < 0)
+		step_fail(q, errno, "memfd_create: %s", strerror(errno));
+	else
+		qemu_cmd(q, "getfd", qemu_args_str("fdname", "snapshot"), q->state_fd,
+			 migrate_getfd_done);
+}
+
+void qemu_migrate_out(struct qvm *q, qstep_fn next)
+{
+	q->migrated = false;
+	q->migrate_next = next;
+	qemu_cmd(q, "migrate-set-capabilities", qemu_migrate_caps(), -1, migrate_caps_done);
 }
 
 cJSON *qemu_args_str(const char *k, const char *v)

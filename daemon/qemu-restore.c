@@ -28,8 +28,10 @@ static void restore_agent_ready(struct qvm *q);
 static void restore_cont(struct qvm *q)
 {
 	STEP(q, "vCPUs running");
-	/* a clone's guest still knows the template's token */
-	const char *token = q->source ? q->source->token : q->token;
+	/* a clone's guest still knows the template's token, a fork's or a
+	 * restored snapshot's the token of the guest it copies */
+	const char *token = q->source ? q->source->token
+			    : q->restore_token[0] ? q->restore_token : q->token;
 	qagent_connect(q, token, RESTORE_TIMEOUT_MS, restore_agent_ready);
 }
 
@@ -169,7 +171,10 @@ static void restore_agent_ready(struct qvm *q)
 		qagent_request(q, PROTO_EXEC, &ex, STEP_TIMEOUT_MS, pool_exec_done);
 		return;
 	}
-	if (q->vm->op == OP_CREATE) {
+	if (q->vm->op == OP_CREATE && q->reidentify) {
+		/* a copy of a live guest: its own token, hostname, random seed */
+		qagent_reidentify(q, q_create_done);
+	} else if (q->vm->op == OP_CREATE) {
 		/* a clone: its own token, hostname, env, clock and random seed */
 		q->source = NULL;
 		qagent_configure(q, true, q_create_done);
@@ -195,12 +200,8 @@ static void start_qmp_up(struct qvm *q)
 	start_both_ready(q);
 }
 
-static void mem_filled(int rc, const struct err *e, void *arg)
+void restore_mem_ready(struct qvm *q, int rc, const struct err *e)
 {
-	struct vm *vm = arg;
-	struct qvm *q = QV(vm);
-	if (vm->op != OP_START && vm->op != OP_CREATE)
-		return;
 	STEP(q, "memory loaded");
 	if (rc < 0) {
 		step_fail(q, -rc, "loading the guest memory: %s", err_str(e));
@@ -210,6 +211,23 @@ static void mem_filled(int rc, const struct err *e, void *arg)
 	start_both_ready(q);
 }
 
+static void mem_filled(int rc, const struct err *e, void *arg)
+{
+	struct vm *vm = arg;
+	if (vm->op != OP_START && vm->op != OP_CREATE)
+		return;
+	restore_mem_ready(QV(vm), rc, e);
+}
+
+void restore_spawn(struct qvm *q)
+{
+	struct err e = ERR_INIT;
+	if (qemu_spawn(q, true, &e) < 0)
+		step_fail(q, e.code, "%s", err_str(&e));
+	else
+		qemu_qmp_connect(q, start_qmp_up);
+}
+
 /* Spawn QEMU -incoming while the file worker fills the memory file: a
  * clone (delta NULL) from its template's memory (or over its spare, as it
  * is) with the template's device state file as it is; a start from the
@@ -217,7 +235,7 @@ static void mem_filled(int rc, const struct err *e, void *arg)
  * device state put into a memfd QEMU reads — both decrypted and checked
  * when the sandbox has a snapshot key. */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
-			const char *delta)
+			const char *delta, const char *key_wrapped)
 {
 	struct vm *vm = q->vm;
 	struct err e = ERR_INIT;
@@ -244,7 +262,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 	} else {
 		uint8_t key[32];
 		bool keyed = false;
-		if (q_key_open(q, key, &keyed, &e) < 0 ||
+		if (q_key_unwrap(vm->eng, key_wrapped, key, &keyed, &e) < 0 ||
 		    (!spare && qemu_mem_file(q, &e) < 0)) {
 			step_fail(q, e.code, "%s", err_str(&e));
 			return;
@@ -258,10 +276,7 @@ void restore_overlapped(struct qvm *q, const char *state, const char *base,
 				     keyed ? key : NULL, mem_filled, vm);
 		sodium_memzero(key, sizeof(key));
 	}
-	if (qemu_spawn(q, true, &e) < 0)
-		step_fail(q, e.code, "%s", err_str(&e));
-	else
-		qemu_qmp_connect(q, start_qmp_up);
+	restore_spawn(q);
 }
 
 void q_start(struct vm *vm)
@@ -275,7 +290,7 @@ void q_start(struct vm *vm)
 	} else {
 		/* vm.json says "stopped" until the guest is about to run
 		 * (restore_migrated) */
-		restore_overlapped(q, state, base, mem);
+		restore_overlapped(q, state, base, mem, q->key_wrapped);
 	}
 	free(mem);
 	free(base);

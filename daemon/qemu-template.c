@@ -86,6 +86,8 @@ void tmpl_inputs_hash(struct engine *eng, const char *image, char *out /* 17 */)
 	/* how a template is made: bump when that changes, so templates made
 	 * the old way are rebuilt (2: the page cache is warmed first) */
 	crypto_generichash_update(&h, (const uint8_t *)"recipe 2", 9);
+	if (eng->cfg.net) /* its devices: a NIC */
+		crypto_generichash_update(&h, (const uint8_t *)"nic", 4);
 	for (int kvm = 0; kvm <= 1; kvm++) {
 		char *cmdline = qemu_kernel_cmdline(eng, kvm, true);
 		crypto_generichash_update(&h, (const uint8_t *)cmdline, strlen(cmdline) + 1);
@@ -341,7 +343,7 @@ static void clone_disk_copied(int rc, const struct err *e, void *arg)
 	struct buf state = BUF_INIT, base = BUF_INIT;
 	buf_addf(&state, "%s/state", q->source->dir);
 	buf_addf(&base, "%s/mem", q->source->dir);
-	restore_overlapped(q, state.data, base.data, NULL);
+	restore_overlapped(q, state.data, base.data, NULL, NULL);
 	buf_release(&state);
 	buf_release(&base);
 }
@@ -393,7 +395,7 @@ static bool template_in_use(struct engine *eng, const char *key)
 	if (d)
 		closedir(d);
 	free(dir);
-	return used;
+	return used || copy_template_in_use(eng, key);
 }
 
 void tmpl_remove_stale(struct engine *eng)
@@ -422,7 +424,7 @@ void tmpl_remove_stale(struct engine *eng)
 			stale = strcmp(strrchr(de->d_name, '-') + 1, hash) != 0;
 		}
 		if (stale && de->d_name[0] != '.' && template_in_use(eng, de->d_name)) {
-			log_info("keeping stale template %s: a stopped sandbox was cloned from it",
+			log_info("keeping stale template %s: a stopped sandbox or a snapshot needs it",
 				 de->d_name);
 			stale = false;
 		}

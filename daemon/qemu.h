@@ -33,6 +33,7 @@
 #define SPARE_DELAY_MS      1000    /* a spare copy after a start or stop ("memory spares") */
 
 struct tmpl;
+struct qcopy;
 
 /* Per engine. */
 struct qeng {
@@ -77,6 +78,7 @@ struct qvm {
 	struct qmp *qmp;
 	qstep_fn on_qmp;            /* QMP socket connected */
 	qstep_fn on_migrated;       /* MIGRATION completed */
+	qstep_fn migrate_next;      /* qemu_migrate_out: the device state is in state_fd */
 	bool migrated;
 	struct watch agent_w;
 	struct task agent_flush;
@@ -89,6 +91,7 @@ struct qvm {
 	qstep_fn on_timer;
 	uint64_t deadline;
 	char token[65];
+	char tap[16];               /* its TAP while QEMU runs (engine_config.net) */
 	char *hot_mem;              /* the running guest's RAM on tmpfs (hot_dir/<id>.mem) */
 	struct watch con_w;         /* the guest's console, read into console.log */
 	int con_log;
@@ -112,6 +115,15 @@ struct qvm {
 				     * written: then cont (step_cleanup clears) */
 	struct err step_err;
 	uint64_t t0_ns;             /* when the operation began (step log) */
+	/* a copy of a live VM (qemu-copy.c): the snapshot or fork this VM is
+	 * the source or the new copy of */
+	struct qcopy *copy;
+	char restore_token[65];     /* a restored snapshot's or fork's guest still
+				     * has this token until CONFIGURE */
+	bool reidentify;            /* its CONFIGURE: a new identity only (the
+				     * guest keeps its env, secrets, files) */
+	char *restore_key;          /* the snapshot key of what it is restored from,
+				     * wrapped (NULL: its own, q->key_wrapped) */
 };
 
 /* Debug log of how far an operation got, in ms since it began. */
@@ -198,6 +210,9 @@ void q_random_hex(char *out, size_t bytes);
  * key after use. */
 int q_key_make(struct qvm *q, struct err *e);
 int q_key_open(struct qvm *q, uint8_t key[32], bool *ret_keyed, struct err *e);
+/* Unwrap the key `wrapped` (NULL: no key, *ret_keyed false). */
+int q_key_unwrap(struct engine *eng, const char *wrapped, uint8_t key[32], bool *ret_keyed,
+		 struct err *e);
 
 /* The step's one timer (retries and deadlines): fn runs after ms. */
 void step_after(struct qvm *q, uint64_t ms, qstep_fn fn);
@@ -231,6 +246,12 @@ int qemu_spawn(struct qvm *q, bool incoming, struct err *e);
 int qemu_watch(struct qvm *q, struct err *e);   /* its pidfd */
 int qemu_watch_fd(struct qvm *q, int pidfd, struct err *e);
 void qemu_kill(struct qvm *q);                  /* SIGKILL, exit expected */
+/* The MAC of every template's NIC (a clone takes its own: CONFIGURE). */
+#define QEMU_TEMPLATE_MAC "02:62:68:00:00:01"
+/* The VM's TAP (spawn), and a pool clone's given to the sandbox that takes
+ * it: renamed bt<id>, on its bridge, up. */
+int qemu_tap_open(struct qvm *q, struct err *e);
+int qemu_tap_claim(struct qvm *q, struct err *e);
 /* A new all-zero memory file for q's guest, root's until QEMU's spawn. */
 int qemu_mem_file(struct qvm *q, struct err *e);
 
@@ -242,6 +263,9 @@ void qemu_on_qmp_event(struct qmp *qm, const char *ev, const cJSON *data, void *
 void qemu_on_qmp_closed(struct qmp *qm, const struct err *e, void *arg);
 void qemu_cmd(struct qvm *q, const char *cmd, cJSON *args, int fd, qstep_fn next);
 cJSON *qemu_migrate_caps(void);
+/* The VM's vCPUs stopped: its device state into a new memfd (q->state_fd),
+ * then next (failing the step if it does not come). */
+void qemu_migrate_out(struct qvm *q, qstep_fn next);
 cJSON *qemu_args_str(const char *k, const char *v);
 void qemu_close_state_fd(struct qvm *q);
 void qemu_qmp_close(struct qvm *q);
@@ -262,13 +286,22 @@ void qagent_request(struct qvm *q, uint8_t type, const void *msg, uint64_t timeo
 /* CONFIGURE: a new identity (token, hostname, env, secrets, files, init,
  * RNG seed) and the clock, or only the clock. */
 void qagent_configure(struct qvm *q, bool identity, qstep_fn next);
+/* CONFIGURE of a copy of a live guest (fork, restored snapshot): a new
+ * hostname, token and RNG seed, and the clock; the rest it has. */
+void qagent_reidentify(struct qvm *q, qstep_fn next);
 
 /* ---- qemu-restore.c: restore and start ---- */
 
 /* Spawn QEMU -incoming on the device state `state` while the file worker
- * fills the memory file from base (+ delta); then restore. */
+ * fills the memory file from base (+ delta, encrypted with the key
+ * key_wrapped wraps, if any); then restore. */
 void restore_overlapped(struct qvm *q, const char *state, const char *base,
-			const char *delta);
+			const char *delta, const char *key_wrapped);
+/* The same in two halves, for a fork: spawn QEMU -incoming on q->state_fd
+ * (the disk is there); the memory file is filled (rc). The restore begins
+ * when both are done. */
+void restore_spawn(struct qvm *q);
+void restore_mem_ready(struct qvm *q, int rc, const struct err *e);
 /* Rename path to aside and let the file worker remove it; the same for
  * the file `name` of the memory dir. */
 void q_remove_aside(const char *path, const char *aside);
@@ -292,6 +325,18 @@ void tmpl_unwait(struct qvm *q);
 /* Clone vm (a create, or a pool clone) from the ready template t. */
 void tmpl_clone(struct vm *vm, struct tmpl *t);
 void tmpl_remove_stale(struct engine *eng);
+
+/* ---- qemu-copy.c: named snapshots and forks of live VMs ---- */
+
+void q_snapshot(struct vm *vm, const char *dir);
+void q_fork(struct vm *src, struct vm *child);
+/* A create of vm->spec.snapshot: restore that snapshot as a new sandbox. */
+void q_restore_snapshot(struct vm *vm);
+/* The VM goes away or fails (destroy, a failed step, QEMU's death): its
+ * part in a copy ends. quiet (engine_free): only forget it. */
+void copy_detach(struct qvm *q, bool quiet);
+/* Is template `key` the base of a named snapshot in data_dir/snapshots? */
+bool copy_template_in_use(struct engine *eng, const char *key);
 
 /* ---- qemu-pool.c: the pool and the memory spares ---- */
 
@@ -367,6 +412,7 @@ void meta_record_then(struct qvm *q, qstep_fn next);
 void meta_write(struct vm *vm);
 int meta_write_now(struct vm *vm);
 cJSON *meta_read(const char *dir);
+cJSON *meta_read_file(const char *dir, const char *name); /* (at most 1 MiB) */
 int q_adopt(struct engine *eng, struct err *e);
 /* Kill the QEMU of every directory in dir (found by its QMP socket): what
  * an earlier engine's pool or template build left. */

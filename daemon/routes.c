@@ -16,6 +16,7 @@ const struct route routes[] = {
 	{ HTTP_PATCH, "/sandboxes/:id", api_sandbox_patch, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/sandboxes/:id", api_sandbox_delete, 0, 0, RATE_READ },
 	{ HTTP_POST, "/sandboxes/:id/exec", api_exec, 0, 64 * MiB, RATE_EXEC },
+	{ HTTP_WS, "/sandboxes/:id/exec/ws", api_exec_ws, 0, 0, RATE_EXEC },
 	{ HTTP_WS, "/sandboxes/:id/ws", api_shell, 0, 0, RATE_EXEC },
 	{ HTTP_GET, "/sandboxes/:id/sessions", api_sessions, 0, 0, RATE_READ },
 	{ HTTP_WS, "/sandboxes/:id/execs", api_execs, 0, 0, RATE_READ },
@@ -27,6 +28,17 @@ const struct route routes[] = {
 	{ HTTP_GET, "/secrets", api_secret_list, 0, 0, RATE_READ },
 	{ HTTP_POST, "/secrets", api_secret_set, 0, 0, RATE_READ },
 	{ HTTP_DELETE, "/secrets/:name", api_secret_delete, 0, 0, RATE_READ },
+	{ HTTP_GET, "/events", api_events, 0, 0, RATE_READ },
+	{ HTTP_WS, "/events", api_events, 0, 0, RATE_READ },
+	/* named snapshots and fork (a copy takes a create token in the handler) */
+	{ HTTP_POST, "/sandboxes/:id/snapshot", api_sandbox_snapshot, 0, 0, RATE_NONE },
+	{ HTTP_POST, "/sandboxes/:id/fork", api_sandbox_fork, 0, 0, RATE_NONE },
+	{ HTTP_GET, "/snapshots", api_snapshot_list, 0, 0, RATE_READ },
+	{ HTTP_GET, "/snapshots/:name", api_snapshot_get, 0, 0, RATE_READ },
+	{ HTTP_DELETE, "/snapshots/:name", api_snapshot_delete, 0, 0, RATE_READ },
+	{ HTTP_POST, "/snapshots/:name/resume", api_snapshot_resume, 0, 0, RATE_NONE },
+	/* images */
+	{ HTTP_GET, "/images", api_image_list, 0, 0, RATE_READ },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

@@ -15,10 +15,14 @@
 #include <sodium.h>
 
 #include "engine.h"
+#include "events.h"
+#include "exectee.h"
 #include "log.h"
 #include "loop.h"
-#include "exectee.h"
+#include "net.h"
 #include "sandbox.h"
+#include "snapshot.h"
+#include "thermal.h"
 #include "valid.h"
 
 /* Who waits for what: the end of an engine operation (create, stop,
@@ -54,6 +58,8 @@ void sbx_cancel_wait(struct sbx *sb, void *arg)
 
 static void sbx_free(struct sbx *sb)
 {
+	timer_cancel(&sb->save);
+	thermal_sbx_free(sb);
 	exectee_forget(sb->row.id);
 	while (sb->waiters) {
 		struct sbx_waiter *w = sb->waiters;
@@ -75,7 +81,48 @@ static void unlink_sbx(struct sbx *sb)
 
 void sbx_touch(struct sbx *sb)
 {
-	sb->last_used_ms = now_ms();
+	sb->row.thermal.last_activity = wall_ms();
+}
+
+uint64_t sbx_idle_ms(const struct sbx *sb)
+{
+	int64_t d = wall_ms() - sb->row.thermal.last_activity;
+	return sb->guest_ops || d < 0 ? 0 : (uint64_t)d;
+}
+
+/* The thermal record in the store (a failure is logged: it costs a
+ * timer's accuracy after a restart, nothing else). */
+static void save_thermal(struct sbx *sb)
+{
+	struct err e = ERR_INIT;
+	timer_cancel(&sb->save);
+	if (store_sandbox_set_thermal(sb->srv->store, sb->row.id, &sb->row.thermal, &e) < 0)
+		log_warn("sandbox '%s': %s", sb->row.id, err_str(&e));
+}
+
+static void save_later(struct timer *t)
+{
+	save_thermal(t->data);
+}
+
+/* A wake's record is written SAVE_DELAY_MS later, off the path of the
+ * request that waits for the wake (an fsync of the store: ~5-10 ms here).
+ * A crash in between loses only the wake count and time (the next
+ * daemon sees the VM hot and counts its idle time from then). */
+#define SAVE_DELAY_MS 200
+
+static void set_wake_error(struct sbx *sb, const char *why)
+{
+	free(sb->row.thermal.wake_error);
+	sb->row.thermal.wake_error = why ? xstrdup(why) : NULL;
+}
+
+void sbx_clear_wake_error(struct sbx *sb)
+{
+	if (!sb->row.thermal.wake_error)
+		return;
+	set_wake_error(sb, NULL);
+	save_thermal(sb);
 }
 
 /* ---- states ---------------------------------------------------------------- */
@@ -87,6 +134,8 @@ const char *sbx_origin(const struct sbx *sb)
 
 const char *sbx_error(const struct sbx *sb)
 {
+	if (sb->vm && vm_state(sb->vm) != VM_FAILED && sb->row.thermal.wake_error)
+		return sb->row.thermal.wake_error;
 	return sb->vm ? vm_error(sb->vm) : "the VM is gone";
 }
 
@@ -104,14 +153,30 @@ const char *sbx_state(const struct sbx *sb)
 	switch (vm_state(sb->vm)) {
 	case VM_CREATING: return "creating";
 	case VM_RUNNING: return "hot";
-	case VM_PAUSED: return "warm";
+	case VM_PAUSED: return sb->row.thermal.wake_error ? "error" : "warm";
 	case VM_STOPPING: return "stopping";
-	case VM_STOPPED: return sb->row.stopped ? "stopped" : "cold";
+	case VM_STOPPED:
+		if (sb->row.thermal.wake_error)
+			return "error";
+		return sb->row.stopped ? "stopped" : "cold";
 	case VM_STARTING: return "starting";
 	case VM_FAILED: return "error";
 	case VM_DESTROYING: return "destroying";
 	}
 	return "error";
+}
+
+const char *sbx_thermal(const struct sbx *sb)
+{
+	switch (sb->vm ? vm_state(sb->vm) : VM_FAILED) {
+	case VM_CREATING:
+	case VM_RUNNING:
+		return "hot";
+	case VM_PAUSED:
+		return "warm";
+	default:
+		return "cold";
+	}
 }
 
 struct ac *sbx_agent(struct sbx *sb)
@@ -153,6 +218,59 @@ static void unstop(struct sbx *sb)
 		sb->row.stopped = false;
 }
 
+/* What an operation that ended changed: the wake's record (its time, or
+ * why it failed), when it went warm, and the event. */
+static void op_record(struct sbx *sb, int rc, const struct err *e)
+{
+	const char *from = sb->op_from, *to = sbx_state(sb);
+	struct sandbox_thermal *t = &sb->row.thermal;
+	int64_t wake_ms = -1;
+	if (sb->cold_wake) {
+		sb->cold_wake = false;
+		sb->srv->cold_wakes--;
+	}
+	if (sb->waking) {
+		sb->waking = false;
+		if (rc < 0) {
+			log_warn("sandbox '%s': wake failed: %s", sb->row.id, err_str(e));
+			set_wake_error(sb, err_str(e));
+			to = sbx_state(sb);
+		} else {
+			wake_ms = (int64_t)(now_ms() - sb->wake_started_ms);
+			t->wake_count++;
+			t->last_wake_ms = wake_ms;
+		}
+	}
+	if (rc == 0 && t->wake_error && strcmp(sbx_thermal(sb), "hot") == 0)
+		set_wake_error(sb, NULL);   /* a start (--force) worked */
+	bool hot = strcmp(sbx_thermal(sb), "hot") == 0;
+	if (hot) {
+		t->warm_since = 0;
+		sbx_touch(sb);
+	} else if (!t->warm_since) {
+		t->warm_since = wall_ms();
+	}
+	if (sb->destroying)
+		;
+	else if (hot && rc == 0)
+		timer_arm(&sb->save, SAVE_DELAY_MS);
+	else
+		save_thermal(sb);
+	if (!from || strcmp(from, to) == 0)
+		return;
+	struct event *ev = event_new(sb, "sandbox.state");
+	event_str(ev, "from", from);
+	event_str(ev, "to", to);
+	event_str(ev, "thermal", sbx_thermal(sb));
+	if (sb->op_reason)
+		event_str(ev, "reason", sb->op_reason);
+	if (wake_ms >= 0)
+		event_int(ev, "wake_ms", wake_ms);
+	if (rc < 0)
+		event_str(ev, "error", err_str(e));
+	events_emit(sb->srv, ev);
+}
+
 static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
@@ -162,6 +280,8 @@ static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 		if (rc < 0)
 			unstop(sb);
 	}
+	op_record(sb, rc, e);
+	sb->op_from = sb->op_reason = NULL;
 	struct sbx_waiter *list = sb->waiters;
 	sb->waiters = NULL;
 	while (list) {
@@ -186,6 +306,25 @@ static void op_done(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	}
 }
 
+/* A restore for a wake may begin: not more than max_concurrent_wakes at
+ * once (a burst of requests to many cold sandboxes must not start them
+ * all together), and a user-stopped sandbox is no longer stopped. */
+static int begin_restore(struct sbx *sb, struct err *e)
+{
+	struct server *srv = sb->srv;
+	if (srv->cold_wakes >= (unsigned)srv->cfg.thermal.max_concurrent_wakes)
+		return err_set(e, EAGAIN, "too many sandboxes are waking at once (at most %lld, "
+			       "'thermal.max_concurrent_wakes'); retry in a moment",
+			       (long long)srv->cfg.thermal.max_concurrent_wakes);
+	if (sb->row.stopped) {
+		int rc = store_sandbox_set_stopped(srv->store, sb->row.id, false, e);
+		if (rc < 0)
+			return rc;
+		sb->row.stopped = false;
+	}
+	return 0;
+}
+
 static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg)
 {
 	struct err e = ERR_INIT;
@@ -203,7 +342,16 @@ static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg)
 		add_waiter(sb, WAIT_WAKE, done, arg);
 		return;
 	}
+	if (sb->row.thermal.wake_error && vm_state(sb->vm) != VM_RUNNING &&
+	    vm_state(sb->vm) != VM_FAILED) {
+		err_set(&e, ENOTCONN, "sandbox '%s' failed to wake: %s; retry with 'bhatti start "
+			"--force %s'", sb->row.name, sb->row.thermal.wake_error, sb->row.name);
+		done(sb, -ENOTCONN, &e, arg);
+		return;
+	}
 	int rc = 0;
+	const char *from = sbx_state(sb);
+	bool cold = false;
 	switch (vm_state(sb->vm)) {
 	case VM_RUNNING:
 		sbx_touch(sb);
@@ -212,15 +360,18 @@ static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg)
 	case VM_PAUSED:
 		rc = vm_resume(sb->vm, op_done, sb, &e);
 		break;
-	case VM_STOPPED:
-		if (sb->row.stopped) {
-			err_set(&e, ENOTCONN, "sandbox '%s' is stopped; start it with 'bhatti start %s'",
-				sb->row.name, sb->row.name);
-			done(sb, -ENOTCONN, &e, arg);
-			return;
-		}
-		rc = vm_start(sb->vm, op_done, sb, &e);
+	case VM_STOPPED: {
+		bool was_stopped = sb->row.stopped;
+		rc = begin_restore(sb, &e);
+		if (rc == 0)
+			rc = vm_start(sb->vm, op_done, sb, &e);
+		struct err ignored = ERR_INIT;
+		if (rc < 0 && was_stopped && !sb->row.stopped &&
+		    store_sandbox_set_stopped(sb->srv->store, sb->row.id, true, &ignored) == 0)
+			sb->row.stopped = true;
+		cold = true;
 		break;
+	}
 	case VM_FAILED:
 		err_set(&e, ENOTCONN, "sandbox '%s' failed: %s; destroy it", sb->row.name,
 			vm_error(sb->vm));
@@ -237,6 +388,14 @@ static void wake_step(struct sbx *sb, sbx_done_fn done, void *arg)
 		return;
 	}
 	sb->busy = true;
+	sb->waking = true;
+	sb->wake_started_ms = now_ms();
+	sb->op_from = from;
+	sb->op_reason = "request";
+	if (cold) {
+		sb->cold_wake = true;
+		sb->srv->cold_wakes++;
+	}
 	add_waiter(sb, WAIT_WAKE, done, arg);
 }
 
@@ -254,16 +413,49 @@ static int run_op(struct sbx *sb, int (*op)(struct vm *, vm_done_fn, void *, str
 	if (sb->busy)
 		return err_set(e, EBUSY, "sandbox '%s' is busy (%s); try again", sb->row.name,
 			       sbx_state(sb));
+	const char *from = sbx_state(sb);
 	int rc = op(sb->vm, op_done, sb, e);
 	if (rc < 0)
 		return rc;
 	sb->busy = true;
+	sb->op_from = from;
+	if (!sb->op_reason)
+		sb->op_reason = "user";
 	add_waiter(sb, WAIT_OP, done, arg);
 	return 0;
 }
 
-/* The disk the user's cold snapshots take. */
-static uint64_t snapshot_bytes_of(struct server *srv, int64_t user_id)
+int sbx_cool(struct sbx *sb, bool cold, sbx_done_fn done, void *arg, struct err *e)
+{
+	if (sb->busy || sb->destroying)
+		return err_set(e, EBUSY, "sandbox '%s' is busy", sb->row.name);
+	sb->op_reason = "idle";
+	int rc = run_op(sb, cold ? vm_stop : vm_pause, done, arg, e);
+	if (rc < 0)
+		sb->op_reason = NULL;
+	return rc;
+}
+
+static void keep_hot_woke(struct sbx *sb, int rc, const struct err *e, void *arg UNUSED)
+{
+	if (rc < 0)
+		log_warn("sandbox '%s': keep_hot: cannot wake it: %s", sb->row.id, err_str(e));
+}
+
+int sbx_set_keep_hot(struct sbx *sb, bool on, struct err *e)
+{
+	if (sb->row.keep_hot != on) {
+		int rc = store_sandbox_set_keep_hot(sb->srv->store, sb->row.id, on, e);
+		if (rc < 0)
+			return rc;
+		sb->row.keep_hot = on;
+	}
+	if (on && strcmp(sbx_thermal(sb), "hot") != 0)
+		sbx_wake(sb, keep_hot_woke, NULL);
+	return 0;
+}
+
+uint64_t sbx_cold_bytes(struct server *srv, int64_t user_id)
 {
 	uint64_t n = 0;
 	for (struct sbx *sb = srv->sandboxes; sb; sb = sb->next)
@@ -294,13 +486,21 @@ static int check_snapshot_quota(struct sbx *sb, struct err *e)
 	bool makes_one = sb->vm && (vm_state(sb->vm) == VM_RUNNING || vm_state(sb->vm) == VM_PAUSED);
 	if (!quota || !makes_one)
 		return 0;
-	uint64_t used = snapshot_bytes_of(sb->srv, sb->row.user_id);
-	if (used < quota)
-		return 0;
-	return err_set(e, EDQUOT, "quota: your cold snapshots take %llu MB of disk, the most a "
-		       "user may keep is %llu MB ('limits.max_snapshot_disk'); start or destroy "
-		       "a stopped sandbox first", (unsigned long long)(used >> 20),
-		       (unsigned long long)(quota >> 20));
+	return snap_disk_check(sb->srv, sb->row.user_id, e);
+}
+
+int sbx_snapshot(struct sbx *sb, const char *dir, sbx_done_fn done, void *arg, struct err *e)
+{
+	int rc = check_op(sb, e);
+	if (rc == 0 && !sb->vm)
+		rc = err_set(e, EIO, "sandbox '%s' is lost (its VM is gone); destroy it", sb->row.name);
+	if (rc == 0)
+		rc = vm_snapshot(sb->vm, dir, op_done, sb, e);
+	if (rc < 0)
+		return rc;
+	sb->busy = true;
+	add_waiter(sb, WAIT_OP, done, arg);
+	return 0;
 }
 
 int sbx_stop(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
@@ -325,6 +525,10 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 {
 	bool was_stopped = sb->row.stopped;
 	int rc = check_op(sb, e);
+	if (rc == 0 && sb->row.thermal.wake_error)
+		rc = err_set(e, ENOTCONN, "sandbox '%s' failed to wake: %s; retry with 'bhatti "
+			     "start --force %s'", sb->row.name, sb->row.thermal.wake_error,
+			     sb->row.name);
 	if (rc == 0)
 		rc = store_sandbox_set_stopped(sb->srv->store, sb->row.id, false, e);
 	if (rc < 0)
@@ -341,6 +545,27 @@ int sbx_start(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 	return rc;
 }
 
+int sbx_set_egress(struct sbx *sb, const char *json, struct err *e)
+{
+	struct server *srv = sb->srv;
+	if (!srv->net)
+		return err_set(e, EINVAL, "networking is off on this server");
+	struct egress eg;
+	int r = egress_parse(json, strcmp(srv->cfg.network.egress, "deny") == 0, &eg, e);
+	if (r < 0)
+		return r;
+	char *text = egress_json(&eg);
+	egress_release(&eg);
+	r = store_sandbox_set_egress(srv->store, sb->row.id, text, e);
+	if (r < 0) {
+		free(text);
+		return r;
+	}
+	free(sb->row.egress);
+	sb->row.egress = text;
+	return net_sync(srv->net, e);
+}
+
 int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 {
 	int rc = valid_sandbox_name(name, e);
@@ -351,8 +576,22 @@ int sbx_rename(struct sbx *sb, const char *name, struct err *e)
 		return err_set(e, EEXIST, "you already have a sandbox named '%s'", name);
 	if (rc < 0)
 		return rc;
+	struct event *ev = event_new(sb, "sandbox.renamed");
+	event_str(ev, "from", sb->row.name);
 	free(sb->row.name);
 	sb->row.name = xstrdup(name);
+	event_str(ev, "to", name);
+	events_emit(sb->srv, ev);
+	return 0;
+}
+
+int sbx_set_labels(struct sbx *sb, const char *labels, struct err *e)
+{
+	int rc = store_sandbox_set_labels(sb->srv->store, sb->row.id, labels, e);
+	if (rc < 0)
+		return rc;
+	free(sb->row.labels);
+	sb->row.labels = labels && labels[0] ? xstrdup(labels) : NULL;
 	return 0;
 }
 
@@ -370,6 +609,15 @@ static void mark_destroying(struct sbx *sb, bool on)
 	sb->row.destroying = on;
 }
 
+/* After a sandbox went: its user's bridge and rules too, if it was the
+ * last (nothing to answer: logged). */
+static void net_resync(struct server *srv)
+{
+	struct err e = ERR_INIT;
+	if (srv->net && net_sync(srv->net, &e) < 0)
+		log_warn("network: %s", err_str(&e));
+}
+
 static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *arg)
 {
 	struct sbx *sb = arg;
@@ -380,6 +628,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 		mark_destroying(sb, false);
 	} else {
 		sb->vm = NULL;
+		events_emit(sb->srv, event_new(sb, "sandbox.destroyed"));
 		rc = store_sandbox_delete(sb->srv->store, sb->row.id, &se);
 		if (rc < 0)
 			log_error("sandbox '%s': %s", sb->row.id, err_str(&se));
@@ -401,6 +650,7 @@ static void destroyed(struct vm *vm UNUSED, int rc, const struct err *e, void *a
 	if (!sb->destroying)
 		return;
 	unlink_sbx(sb);
+	net_resync(sb->srv);
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
@@ -426,6 +676,22 @@ int sbx_destroy(struct sbx *sb, sbx_done_fn done, void *arg, struct err *e)
 }
 
 /* ---- create -------------------------------------------------------------------- */
+
+/* A new row's address and egress policy (networking on). */
+static int net_row(struct server *srv, const struct user *u, const struct sbx_create *req,
+		   struct sandbox_row *row, struct err *e)
+{
+	if (!srv->net)
+		return 0;
+	struct egress eg;
+	bool def_deny = strcmp(srv->cfg.network.egress, "deny") == 0;
+	int r = egress_parse(req->egress ? req->egress : "{}", def_deny, &eg, e);
+	if (r < 0)
+		return r;
+	row->egress = egress_json(&eg);
+	egress_release(&eg);
+	return net_assign(srv->net, u->id, &row->ip, e);
+}
 
 /* Decrypt the secrets asked for into "NAME=value" (ret: NULL-terminated). */
 static int gather_secrets(struct server *srv, const struct user *u, const struct sbx_create *req,
@@ -491,6 +757,10 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	struct sbx *sb = arg;
 	if (rc == 0) {
 		sbx_touch(sb);
+		struct event *ev = event_new(sb, "sandbox.created");
+		event_str(ev, "image", sb->row.image);
+		event_str(ev, "origin", vm_origin(vm));
+		events_emit(sb->srv, ev);
 		op_done(vm, 0, NULL, sb);
 		return;
 	}
@@ -509,6 +779,7 @@ static void created(struct vm *vm UNUSED, int rc, const struct err *e, void *arg
 	sb->destroying = true;   /* invisible from now on */
 	op_done(vm, rc, e, sb);
 	unlink_sbx(sb);
+	net_resync(sb->srv);
 	loop_defer_free((void (*)(void *))sbx_free, sb);
 }
 
@@ -534,6 +805,7 @@ static struct sbx *sbx_add(struct server *srv, struct sandbox_row *row)
 {
 	struct sbx *sb = xcalloc(1, sizeof(*sb));
 	sb->srv = srv;
+	timer_init(&sb->save, save_later, sb);
 	sb->row = *row;
 	memset(row, 0, sizeof(*row));
 	struct sbx **pp = &srv->sandboxes;
@@ -568,8 +840,19 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 	if (mem > u->max_memory_mb)
 		return err_set(e, EINVAL, "quota: at most %lld MB of memory per sandbox for user '%s'",
 			       (long long)u->max_memory_mb, u->name);
+	uint64_t disk = req->disk_size ? req->disk_size : srv->cfg.defaults.disk_size;
+	if (disk > srv->cfg.limits.max_disk_size)
+		return err_set(e, EINVAL, "quota: at most %llu MiB of disk per sandbox "
+					  "(limits.max_disk_size)",
+			       (unsigned long long)(srv->cfg.limits.max_disk_size >> 20));
+	bool copy = req->snapshot_dir || req->fork_of;
 	char **secrets = NULL;
-	int rc = gather_secrets(srv, u, req, &secrets, e);
+	int rc = req->fork_of ? check_op(req->fork_of, e) : 0;
+	if (rc == 0 && req->fork_of && !req->fork_of->vm)
+		rc = err_set(e, EIO, "sandbox '%s' is lost (its VM is gone); destroy it",
+			     req->fork_of->row.name);
+	if (rc == 0 && !copy)
+		rc = gather_secrets(srv, u, req, &secrets, e);
 	if (rc < 0)
 		return rc;
 
@@ -590,8 +873,14 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.memory_mb = mem,
 		.image = xstrdup(req->image ? req->image : srv->cfg.default_image),
 		.created_at = wall_sec(),
+		.keep_hot = req->keep_hot,
+		.thermal = { .last_activity = wall_ms() },
+		.labels = req->labels ? xstrdup(req->labels) : NULL,
+		.disk_size = (int64_t)disk,
 	};
-	rc = store_sandbox_insert(srv->store, &row, e);
+	rc = net_row(srv, u, req, &row, e);
+	if (rc == 0)
+		rc = store_sandbox_insert(srv->store, &row, e);
 	if (rc < 0) {
 		sandbox_row_release(&row);
 		wipe_strv(secrets);
@@ -604,18 +893,31 @@ int sbx_create(struct server *srv, const struct user *u, const struct sbx_create
 		.image = sb->row.image,
 		.cpus = (unsigned)cpus,
 		.memory_mb = (unsigned)mem,
-		.env = req->env,
+		.env = copy ? NULL : req->env,
 		.secrets = secrets,
-		.init = req->init,
+		.init = copy ? NULL : req->init,
+		.snapshot = req->snapshot_dir,
+		.disk_bytes = disk,
 	};
+	rc = 0;
+	if (srv->net && (rc = net_sync(srv->net, e)) == 0)
+		net_vm(srv->net, sb->row.id, sb->row.ip, &spec.net);
 	sb->busy = true;
-	rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);
+	if (rc == 0 && req->fork_of) {
+		struct sbx *src = req->fork_of;
+		rc = vm_fork(src->vm, &spec, op_done, src, created, sb, &sb->vm, e);
+		if (rc == 0)
+			src->busy = true; /* until its copy is made (op_done) */
+	} else if (rc == 0) {
+		rc = vm_create(srv->eng, &spec, created, sb, &sb->vm, e);
+	}
 	wipe_strv(secrets);
 	if (rc < 0) {
 		struct err se = ERR_INIT;
 		store_sandbox_delete(srv->store, sb->row.id, &se);
 		unlink_sbx(sb);
 		sbx_free(sb);
+		net_resync(srv);
 		return rc;
 	}
 	add_waiter(sb, WAIT_OP, done, arg);
@@ -669,7 +971,15 @@ int sbx_init(struct server *srv, struct err *e)
 		}
 		struct sbx *sb = sbx_add(srv, &rows[i]);
 		sb->vm = vm;
-		sbx_touch(sb);
+		/* the timers go on: a warm or cold one keeps when it cooled; a
+		 * hot one counts from now (its activity before the restart was
+		 * not recorded) */
+		if (strcmp(sbx_thermal(sb), "hot") == 0 || !sb->row.thermal.last_activity)
+			sbx_touch(sb);
+		if (strcmp(sbx_thermal(sb), "hot") == 0)
+			sb->row.thermal.warm_since = 0;   /* (a wake's record not yet written) */
+		if (strcmp(sbx_thermal(sb), "hot") != 0 && !sb->row.thermal.warm_since)
+			sb->row.thermal.warm_since = wall_ms();
 		if (sb->row.destroying) {
 			struct err de = ERR_INIT;
 			log_warn("sandbox '%s' (%s): finishing a destroy a crash interrupted",

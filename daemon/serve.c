@@ -22,14 +22,18 @@
 
 #include "buf.h"
 #include "engine.h"
+#include "events.h"
 #include "fileops.h"
 #include "http.h"
 #include "json.h"
 #include "log.h"
 #include "local.h"
 #include "loop.h"
+#include "net.h"
 #include "sandbox.h"
 #include "server.h"
+#include "thermal.h"
+#include "snapshot.h"
 
 static struct server S;
 static struct watch sig_watch;
@@ -191,13 +195,26 @@ int serve_main(const struct args *a)
 		.key_wrap = key_wrap,
 		.key_unwrap = key_unwrap,
 	};
+	if (net_new(&S, &S.net, &e) < 0)
+		return fail("network", &e);
+	ec.net = S.net != NULL;
 	if (S.cfg.vm_uids && settings_parse_uids(S.cfg.vm_uids, &ec.vm_uid_first,
 						 &ec.vm_uid_count, &e) < 0)
 		return fail("vm_uids", &e);
 	if (engine_new(&ec, on_vm_event, NULL, &S.eng, &e) < 0)
 		return fail("engine", &e);
+	if (events_new(&S, &S.events, &e) < 0)
+		return fail("events", &e);
 	if (sbx_init(&S, &e) < 0)
 		return fail("sandboxes", &e);
+	if (thermal_new(&S, &S.thermal, &e) < 0)
+		return fail("thermal", &e);
+	if (snap_init(&S, &e) < 0)
+		return fail("snapshots", &e);
+	/* bridges, forwarder and rules as the store says (after a reboot,
+	 * or another daemon's crash) */
+	if (S.net && net_sync(S.net, &e) < 0)
+		return fail("network", &e);
 	int64_t rates[RATE_KINDS] = { [RATE_CREATE] = S.cfg.limits.creates_per_min,
 				      [RATE_EXEC] = S.cfg.limits.execs_per_min,
 				      [RATE_READ] = S.cfg.limits.reads_per_min };
@@ -221,10 +238,14 @@ int serve_main(const struct args *a)
 	rc = http_run();
 	/* what the engine is making (a template, a memory spare) is finished
 	 * while the API can still tell a client why it waits */
+	thermal_free(S.thermal);
 	engine_settle(S.eng);
 	http_free();
 	watch_close(&sig_watch);
-	engine_free(S.eng);
+	engine_free(S.eng); /* (its last loop turns free requests, which emit events) */
+	events_free(S.events);
+	S.events = NULL;
+	net_free(S.net);
 	sbx_release_all(&S);
 	ratelimit_free(S.rl);
 	store_free(S.store);

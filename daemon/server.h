@@ -14,6 +14,9 @@
 
 struct sbx;
 struct engine;
+struct events;
+struct thermal;
+struct net;
 
 struct server {
 	struct settings cfg;
@@ -22,6 +25,10 @@ struct server {
 	struct age_identity age;
 	struct ratelimit *rl;
 	struct sbx *sandboxes;   /* list of every sandbox of every user */
+	struct thermal *thermal; /* thermal.c: idle sandboxes cool down */
+	struct events *events;   /* events.c: what happened, for GET /events */
+	unsigned cold_wakes;     /* restores of wakes under way (thermal.max_concurrent_wakes) */
+	struct net *net;         /* guest networking (net.h); NULL when off */
 };
 
 /* The accelerator the engine uses ("kvm" or "tcg"), for /health. */

@@ -5,6 +5,7 @@
  * list of keys, their kinds, ranges and checks.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,24 @@ static int check_vm_uids(const char *v, struct err *e)
 	return settings_parse_uids(v, &first, &count, e);
 }
 
+static int check_egress(const char *v, struct err *e)
+{
+	if (strcmp(v, "allow") == 0 || strcmp(v, "deny") == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be allow or deny");
+}
+
+/* a.b.c.d/16 (the per-user /24s are taken from it) */
+static int check_subnet_pool(const char *v, struct err *e)
+{
+	unsigned a, b, c, d, p;
+	char end;
+	if (sscanf(v, "%u.%u.%u.%u/%u%c", &a, &b, &c, &d, &p, &end) != 5 || a > 255 ||
+	    b > 255 || c || d || p != 16)
+		return err_set(e, EINVAL, "must be a /16 such as 10.201.0.0/16");
+	return 0;
+}
+
 #define S struct settings
 static const struct config_key keys[] = {
 	CONFIG_KEY_STR_CHECK("listen", S, listen, check_listen),
@@ -102,6 +121,24 @@ static const struct config_key keys[] = {
 	CONFIG_KEY_SIZE("limits.max_body", S, limits.max_body, 1 << 10, 16ull << 30),
 	CONFIG_KEY_SIZE("limits.max_snapshot_disk", S, limits.max_snapshot_disk, 0, 1ull << 50),
 	CONFIG_KEY_SIZE("limits.memory_budget", S, limits.memory_budget, 0, 1ull << 50),
+	CONFIG_KEY_DURATION_NEVER("thermal.warm_after", S, thermal.warm_after, 1000, 365ull * 86400000),
+	CONFIG_KEY_DURATION_NEVER("thermal.cold_after", S, thermal.cold_after, 1000, 365ull * 86400000),
+	CONFIG_KEY_DURATION("thermal.check_every", S, thermal.check_every, 200, 3600000),
+	CONFIG_KEY_INT("thermal.cpu_busy_percent", S, thermal.cpu_busy_percent, 0, 100),
+	CONFIG_KEY_BOOL("thermal.outbound_tcp", S, thermal.outbound_tcp),
+	CONFIG_KEY_INT("thermal.max_concurrent_wakes", S, thermal.max_concurrent_wakes, 1, 100000),
+	CONFIG_KEY_INT("limits.max_snapshots", S, limits.max_snapshots, 0, 10000),
+	CONFIG_KEY_BOOL("network.enabled", S, network.enabled),
+	CONFIG_KEY_STR_CHECK("network.subnet_pool", S, network.subnet_pool, check_subnet_pool),
+	CONFIG_KEY_STRV("network.dns_upstreams", S, network.dns_upstreams),
+	CONFIG_KEY_STR_CHECK("network.egress", S, network.egress, check_egress),
+	CONFIG_KEY_BOOL("network.same_user", S, network.same_user),
+	CONFIG_KEY_DURATION("exec.timeout", S, exec.timeout_ms, 0, SETTINGS_EXEC_TIMEOUT_MAX_MS),
+	CONFIG_KEY_DURATION("exec.max_timeout", S, exec.max_timeout_ms, 1000,
+			    SETTINGS_EXEC_TIMEOUT_MAX_MS),
+	/* images */
+	CONFIG_KEY_SIZE("defaults.disk_size", S, defaults.disk_size, 0, 1ull << 44),
+	CONFIG_KEY_SIZE("limits.max_disk_size", S, limits.max_disk_size, 1ull << 20, 1ull << 44),
 };
 #undef S
 
@@ -117,7 +154,7 @@ static void defaults(struct settings *s)
 		.log_level = xstrdup("info"),
 		.defaults = { .cpus = 1, .memory_mb = 512 },
 		.limits = {
-			.max_sandboxes = 20,
+			.max_sandboxes = 5,   /* the seed system's user defaults: 5, 4, 4096 */
 			.max_cpus = 4,
 			.max_memory_mb = 4096,
 			.creates_per_min = 10,
@@ -129,7 +166,20 @@ static void defaults(struct settings *s)
 			.max_secrets = 100,
 			.max_body = 100ull << 20,
 			.max_snapshot_disk = 20ull << 30,
+			.max_snapshots = 5,
+			.max_disk_size = 20ull << 30,
 		},
+		.thermal = {
+			.warm_after = 30000,
+			.cold_after = 30 * 60000,
+			.check_every = 5000,
+			.cpu_busy_percent = 5,
+			.outbound_tcp = true,
+			.max_concurrent_wakes = 10,
+		},
+		.network = { .enabled = true, .egress = xstrdup("allow"), .same_user = true },
+		/* the seed system's: 300 s unless said, 24 h at most */
+		.exec = { .timeout_ms = 300 * 1000, .max_timeout_ms = 24 * 3600 * 1000 },
 	};
 }
 
@@ -143,6 +193,8 @@ static void finish(struct settings *s, const char *path, struct settings *ret)
 	}
 	if (s->pool_size < 0)
 		s->pool_size = 0; /* older configs said -1 for none */
+	if (s->exec.timeout_ms > s->exec.max_timeout_ms)
+		s->exec.timeout_ms = s->exec.max_timeout_ms;   /* the default is a timeout one may name */
 	s->path = path ? xstrdup(path) : NULL;
 	*ret = *s;
 }

@@ -25,10 +25,28 @@
  *     max_execs: 256            # execs running at once, everyone; 0 = no limit
  *     max_conns_per_ip: 128     # open API connections per client address; 0 = no limit
  *     max_secrets: 100          # per user (the same for every user); 0 = no secrets
- *     max_snapshot_disk: 20G    # per user: disk held by cold snapshots; 0 = no limit
+ *     max_snapshot_disk: 20G    # per user: disk held by cold and named snapshots; 0 = no limit
+ *     max_snapshots: 5          # named snapshots per user (the same for every user); 0 = none
  *     memory_budget: 0          # guest RAM on tmpfs, all users; 0 = auto (the
  *                               # tmpfs size, at most 3/4 of the host's memory)
  *     max_body: 100M            # largest request body
+ *   thermal:                    # docs/thermal.md
+ *     warm_after: 30s           # idle hot → warm (paused); "never"
+ *     cold_after: 30m           # warm → cold (snapshot to disk); "never"
+ *     check_every: 5s           # how often a hot sandbox's guest is asked
+ *     cpu_busy_percent: 5       # its user processes' CPU that counts as busy
+ *     outbound_tcp: true        # an established outbound connection keeps hot
+ *     max_concurrent_wakes: 10  # cold wakes at once; beyond: 503
+ *   network:                    # guest networking (net.h)
+ *     enabled: true             # a NIC in every sandbox (needs root)
+ *     subnet_pool: 10.201.0.0/16  # per-user /24s; default: the first /16 of
+ *                               # 10.201-10.254 the host's routes do not touch
+ *     dns_upstreams: [1.2.3.4]  # default: the host's resolvers that are not loopback
+ *     egress: allow             # allow | deny: a new sandbox's default policy
+ *     same_user: true           # one user's sandboxes reach each other
+ *   exec:
+ *     timeout: 300s             # an exec that names no timeout (0 = none)
+ *     max_timeout: 24h          # the longest one may name; timeout_sec 0 = none
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -36,6 +54,7 @@
 #ifndef BHATTI_SETTINGS_H
 #define BHATTI_SETTINGS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "err.h"
@@ -46,6 +65,9 @@
 #define LIMIT_MIN_MEMORY_MB 64
 #define LIMIT_MAX_MEMORY_MB (1 << 24)
 #define LIMIT_MAX_SECRETS 100000
+
+/* The longest exec timeout a config may allow (exec.max_timeout). */
+#define SETTINGS_EXEC_TIMEOUT_MAX_MS (7ull * 86400 * 1000)
 
 #define SETTINGS_DEFAULT_PATH "/etc/bhatti/config.yaml"
 #define SETTINGS_ENV "BHATTI_CONFIG"
@@ -65,6 +87,7 @@ struct settings {
 	struct {
 		int64_t cpus;
 		int64_t memory_mb;
+		uint64_t disk_size;     /* bytes; 0 = the image's size */
 	} defaults;
 	struct {
 		int64_t max_sandboxes;
@@ -78,9 +101,30 @@ struct settings {
 		int64_t max_conns_per_ip;
 		int64_t max_secrets;    /* per user */
 		uint64_t max_snapshot_disk; /* bytes per user; 0 = no limit */
+		int64_t max_snapshots;  /* named snapshots per user */
+		uint64_t max_disk_size; /* bytes: a sandbox's root disk (create's disk_size) */
 		uint64_t memory_budget;     /* bytes; 0 = auto (engine_config.mem_budget) */
 		uint64_t max_body;      /* bytes */
 	} limits;
+	struct {
+		uint64_t warm_after;    /* ms, or CONFIG_NEVER */
+		uint64_t cold_after;    /* ms, or CONFIG_NEVER */
+		uint64_t check_every;   /* ms */
+		int64_t cpu_busy_percent;
+		bool outbound_tcp;
+		int64_t max_concurrent_wakes;
+	} thermal;
+	struct {
+		bool enabled;
+		char *subnet_pool;      /* "a.b.0.0/16"; NULL = chosen at start */
+		char **dns_upstreams;   /* NULL = from /etc/resolv.conf */
+		char *egress;           /* "allow" | "deny" */
+		bool same_user;
+	} network;
+	struct {
+		uint64_t timeout_ms;     /* an exec that names none (0: none) */
+		uint64_t max_timeout_ms; /* the most one may name (0 given: none) */
+	} exec;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

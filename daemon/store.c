@@ -63,6 +63,47 @@ static const char *const migrations[] = {
 	/* 2: a destroy in progress survives a crash, so that the next daemon
 	 * finishes it (a crash in the middle left half a sandbox) */
 	"ALTER TABLE sandboxes ADD COLUMN destroying INTEGER NOT NULL DEFAULT 0;",
+	/* 3: thermal state that survives a restart (docs/thermal.md), and the
+	 * events stream's history (docs/api.md, kept 7 days) */
+	"ALTER TABLE sandboxes ADD COLUMN keep_hot INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN last_activity INTEGER NOT NULL DEFAULT 0;" /* unix ms */
+	"ALTER TABLE sandboxes ADD COLUMN warm_since INTEGER NOT NULL DEFAULT 0;"    /* unix ms */
+	"ALTER TABLE sandboxes ADD COLUMN wake_count INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN last_wake_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE sandboxes ADD COLUMN wake_error TEXT;"
+	"CREATE TABLE events ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  user_id INTEGER NOT NULL,"
+	"  sandbox TEXT,"                       /* the sandbox's id */
+	"  at INTEGER NOT NULL,"                /* unix ms */
+	"  body TEXT NOT NULL"                  /* the event as JSON */
+	");"
+	"CREATE INDEX events_at ON events (at);",
+	/* 4: named snapshots (their files: data_dir/snapshots/<user id>/<id>/);
+	 * a row is written before its files and marked ready after them */
+	"CREATE TABLE snapshots ("
+	"  id TEXT PRIMARY KEY,"                /* 12 lower-case hex: its directory */
+	"  user_id INTEGER NOT NULL REFERENCES users(id),"
+	"  name TEXT NOT NULL,"
+	"  source TEXT,"                        /* the sandbox's name when it was taken */
+	"  image TEXT,"
+	"  cpus INTEGER,"
+	"  memory_mb INTEGER,"
+	"  size_bytes INTEGER NOT NULL DEFAULT 0,"
+	"  labels TEXT,"                        /* a JSON object, or NULL */
+	"  created_at INTEGER,"
+	"  ready INTEGER NOT NULL DEFAULT 0,"
+	"  UNIQUE (user_id, name)"
+	");",
+	/* 5: guest networking: the sandbox's address in its owner's /24 (kept
+	 * across stops and restarts) and its egress policy (JSON, NULL: the
+	 * server's default) */
+	("ALTER TABLE sandboxes ADD COLUMN ip TEXT;"
+	 "ALTER TABLE sandboxes ADD COLUMN egress TEXT;"),
+	/* 6: labels, "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
+	"ALTER TABLE sandboxes ADD COLUMN labels TEXT;",
+	/* 7: the root disk's size asked at create (NULL: the image's) */
+	"ALTER TABLE sandboxes ADD COLUMN disk_size INTEGER;",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -100,15 +141,36 @@ static const struct col user_cols[] = {
 };
 static const struct row_kind user_rows = ROW_KIND(struct user, user_cols);
 
-#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, destroying"
+#define SANDBOX_COLS "id, user_id, name, cpus, memory_mb, image, created_at, stopped, " \
+	"destroying, keep_hot, last_activity, warm_since, wake_count, last_wake_ms, wake_error, " \
+	"ip, egress, labels, disk_size"
 static const struct col sandbox_cols[] = {
 	ROW_STR(struct sandbox_row, id), ROW_I64(struct sandbox_row, user_id),
 	ROW_STR(struct sandbox_row, name), ROW_I64(struct sandbox_row, cpus),
 	ROW_I64(struct sandbox_row, memory_mb), ROW_STR(struct sandbox_row, image),
 	ROW_I64(struct sandbox_row, created_at), ROW_BOOL(struct sandbox_row, stopped),
-	ROW_BOOL(struct sandbox_row, destroying),
+	ROW_BOOL(struct sandbox_row, destroying), ROW_BOOL(struct sandbox_row, keep_hot),
+	ROW_I64(struct sandbox_row, thermal.last_activity),
+	ROW_I64(struct sandbox_row, thermal.warm_since),
+	ROW_I64(struct sandbox_row, thermal.wake_count),
+	ROW_I64(struct sandbox_row, thermal.last_wake_ms),
+	ROW_STR(struct sandbox_row, thermal.wake_error),
+	ROW_STR(struct sandbox_row, ip), ROW_STR(struct sandbox_row, egress),
+	ROW_STR(struct sandbox_row, labels), ROW_I64(struct sandbox_row, disk_size),
 };
 static const struct row_kind sandbox_rows = ROW_KIND(struct sandbox_row, sandbox_cols);
+
+#define SNAPSHOT_COLS "id, user_id, name, source, image, cpus, memory_mb, size_bytes, labels, " \
+		      "created_at, ready"
+static const struct col snapshot_cols[] = {
+	ROW_STR(struct snapshot_row, id), ROW_I64(struct snapshot_row, user_id),
+	ROW_STR(struct snapshot_row, name), ROW_STR(struct snapshot_row, source),
+	ROW_STR(struct snapshot_row, image), ROW_I64(struct snapshot_row, cpus),
+	ROW_I64(struct snapshot_row, memory_mb), ROW_I64(struct snapshot_row, size_bytes),
+	ROW_STR(struct snapshot_row, labels), ROW_I64(struct snapshot_row, created_at),
+	ROW_BOOL(struct snapshot_row, ready),
+};
+static const struct row_kind snapshot_rows = ROW_KIND(struct snapshot_row, snapshot_cols);
 
 #define SECRET_COLS "name, created_at, updated_at"
 static const struct col secret_cols[] = {
@@ -137,7 +199,15 @@ enum stmt_id {
 	Q_SB_RENAME,
 	Q_SB_SET_STOPPED,
 	Q_SB_SET_DESTROYING,
+	Q_SB_SET_KEEP_HOT,
+	Q_SB_SET_THERMAL,
 	Q_SB_DELETE,
+	Q_EVENT_INSERT,
+	Q_EVENT_SINCE,
+	Q_EVENT_PRUNE,
+	Q_EVENT_LAST,
+	Q_SB_SET_EGRESS,
+	Q_SB_SET_LABELS,
 	Q_SECRET_INSERT,
 	Q_SECRET_UPDATE,
 	Q_SECRET_GET,
@@ -145,6 +215,12 @@ enum stmt_id {
 	Q_SECRET_COUNT,
 	Q_SECRET_DELETE,
 	Q_SECRET_DELETE_USER,
+	Q_SNAP_INSERT,
+	Q_SNAP_FIND,
+	Q_SNAP_LIST,
+	Q_SNAP_COUNT,
+	Q_SNAP_READY,
+	Q_SNAP_DELETE,
 	Q_COUNT
 };
 
@@ -162,7 +238,8 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_USER_SET_KEY] = "UPDATE users SET key_hash = ?1 WHERE name = ?2",
 	[Q_USER_DELETE] = "DELETE FROM users WHERE id = ?1",
 	[Q_SB_INSERT] = "INSERT INTO sandboxes (" SANDBOX_COLS ") "
-			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+			"VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, NULL, ?12, ?13, ?14, "
+			"?15)",
 	[Q_SB_FIND] = "SELECT " SANDBOX_COLS " FROM sandboxes "
 		      "WHERE user_id = ?1 AND (name = ?2 OR id = ?2) "
 		      "ORDER BY name = ?2 DESC LIMIT 1",
@@ -173,7 +250,18 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SB_RENAME] = "UPDATE sandboxes SET name = ?1 WHERE id = ?2 AND user_id = ?3",
 	[Q_SB_SET_STOPPED] = "UPDATE sandboxes SET stopped = ?1 WHERE id = ?2",
 	[Q_SB_SET_DESTROYING] = "UPDATE sandboxes SET destroying = ?1 WHERE id = ?2",
+	[Q_SB_SET_KEEP_HOT] = "UPDATE sandboxes SET keep_hot = ?1 WHERE id = ?2",
+	[Q_SB_SET_THERMAL] = "UPDATE sandboxes SET last_activity = ?1, warm_since = ?2, "
+			     "wake_count = ?3, last_wake_ms = ?4, wake_error = ?5 WHERE id = ?6",
 	[Q_SB_DELETE] = "DELETE FROM sandboxes WHERE id = ?1",
+	[Q_EVENT_INSERT] = "INSERT INTO events (seq, user_id, sandbox, at, body) "
+			   "VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_EVENT_SINCE] = "SELECT seq, user_id, body FROM events WHERE seq > ?1 "
+			  "ORDER BY seq LIMIT ?2",
+	[Q_EVENT_PRUNE] = "DELETE FROM events WHERE at < ?1",
+	[Q_EVENT_LAST] = "SELECT coalesce(max(seq), 0) FROM events",
+	[Q_SB_SET_EGRESS] = "UPDATE sandboxes SET egress = ?1 WHERE id = ?2",
+	[Q_SB_SET_LABELS] = "UPDATE sandboxes SET labels = ?1 WHERE id = ?2",
 	/* ?1 user, ?2 name, ?3 ciphertext, ?4 now: the same for both */
 	[Q_SECRET_INSERT] = "INSERT INTO secrets (user_id, name, ciphertext, created_at, "
 			    "updated_at) VALUES (?1, ?2, ?3, ?4, ?4) "
@@ -186,6 +274,14 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SECRET_COUNT] = "SELECT count(*) FROM secrets WHERE user_id = ?1",
 	[Q_SECRET_DELETE] = "DELETE FROM secrets WHERE user_id = ?1 AND name = ?2",
 	[Q_SECRET_DELETE_USER] = "DELETE FROM secrets WHERE user_id = ?1",
+	[Q_SNAP_INSERT] = "INSERT INTO snapshots (" SNAPSHOT_COLS ") "
+			  "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0)",
+	[Q_SNAP_FIND] = "SELECT " SNAPSHOT_COLS " FROM snapshots WHERE user_id = ?1 AND name = ?2",
+	[Q_SNAP_LIST] = "SELECT " SNAPSHOT_COLS " FROM snapshots "
+			"WHERE ?1 < 0 OR user_id = ?1 ORDER BY created_at, name",
+	[Q_SNAP_COUNT] = "SELECT count(*) FROM snapshots WHERE ?1 < 0 OR user_id = ?1",
+	[Q_SNAP_READY] = "UPDATE snapshots SET ready = 1, size_bytes = ?2 WHERE id = ?1",
+	[Q_SNAP_DELETE] = "DELETE FROM snapshots WHERE id = ?1",
 };
 
 struct store {
@@ -739,6 +835,9 @@ int store_user_rotate_key(struct store *st, const char *name, char **ret_key,
 	return 0;
 }
 
+static int count_of(struct store *st, enum stmt_id id, int64_t user_id, int64_t *ret,
+		    struct err *e);
+
 /* The body of store_user_delete(), inside its transaction. */
 static int user_delete_tx(struct store *st, const char *name, struct err *e)
 {
@@ -753,6 +852,9 @@ static int user_delete_tx(struct store *st, const char *name, struct err *e)
 	if (r == 0 && count > 0)
 		r = err_set(e, EBUSY, "user '%s' still has %" PRId64 " sandbox%s", name, count,
 			    count == 1 ? "" : "es");
+	if (r == 0 && (r = count_of(st, Q_SNAP_COUNT, u.id, &count, e)) == 0 && count > 0)
+		r = err_set(e, EBUSY, "user '%s' still has %" PRId64 " snapshot%s", name, count,
+			    count == 1 ? "" : "s");
 	if (r == 0 && (r = q_begin(st, Q_SECRET_DELETE_USER, &q, e)) == 0) {
 		q_i64(&q, 1, u.id);
 		r = q_step(&q, e);
@@ -822,6 +924,13 @@ int store_sandbox_insert(struct store *st, const struct sandbox_row *r, struct e
 	q_i64(&q, 7, r->created_at ? r->created_at : wall_sec());
 	q_i64(&q, 8, r->stopped);
 	q_i64(&q, 9, r->destroying);
+	q_i64(&q, 10, r->keep_hot);
+	q_i64(&q, 11, r->thermal.last_activity);
+	q_text(&q, 12, r->ip);
+	q_text(&q, 13, r->egress);
+	q_text(&q, 14, r->labels && r->labels[0] ? r->labels : NULL);
+	if (r->disk_size)
+		q_i64(&q, 15, r->disk_size);   /* (unbound: NULL) */
 	rc = q_step(&q, e);
 	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
 		rc = err_set(e, EEXIST, "sandbox id '%s' is taken", r->id);
@@ -912,6 +1021,18 @@ int store_sandbox_rename(struct store *st, int64_t user_id, const char *id,
 	return r;
 }
 
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_LABELS, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, labels && labels[0] ? labels : NULL);
+	q_text(&q, 2, id);
+	return sandbox_change(&q, id, e);
+}
+
 /* UPDATE sandboxes SET <flag> = ?1 WHERE id = ?2 */
 static int sandbox_set_flag(struct store *st, enum stmt_id stmt, const char *id, bool on,
 			    struct err *e)
@@ -937,6 +1058,40 @@ int store_sandbox_set_destroying(struct store *st, const char *id, bool destroyi
 	return sandbox_set_flag(st, Q_SB_SET_DESTROYING, id, destroying, e);
 }
 
+int store_sandbox_set_keep_hot(struct store *st, const char *id, bool keep_hot,
+			       struct err *e)
+{
+	return sandbox_set_flag(st, Q_SB_SET_KEEP_HOT, id, keep_hot, e);
+}
+
+int store_sandbox_set_thermal(struct store *st, const char *id,
+			      const struct sandbox_thermal *t, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_THERMAL, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, t->last_activity);
+	q_i64(&q, 2, t->warm_since);
+	q_i64(&q, 3, t->wake_count);
+	q_i64(&q, 4, t->last_wake_ms);
+	q_text(&q, 5, t->wake_error && t->wake_error[0] ? t->wake_error : NULL);
+	q_text(&q, 6, id);
+	return sandbox_change(&q, id, e);
+}
+
+int store_sandbox_set_egress(struct store *st, const char *id, const char *egress,
+			     struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SB_SET_EGRESS, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, egress);
+	q_text(&q, 2, id);
+	return sandbox_change(&q, id, e);
+}
+
 int store_sandbox_delete(struct store *st, const char *id, struct err *e)
 {
 	struct q q;
@@ -945,6 +1100,79 @@ int store_sandbox_delete(struct store *st, const char *id, struct err *e)
 		return r;
 	q_text(&q, 1, id);
 	return sandbox_change(&q, id, e);
+}
+
+/* ---- events ----------------------------------------------------------------- */
+
+/* One INSERT INTO events (inside the caller's transaction). */
+static int event_insert(struct store *st, const struct store_event *ev, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_INSERT, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, ev->seq);
+	q_i64(&q, 2, ev->user_id);
+	q_text(&q, 3, ev->sandbox_id);
+	q_i64(&q, 4, ev->at_ms);
+	q_text(&q, 5, ev->body);
+	r = q_step(&q, e);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_events_add(struct store *st, const struct store_event *v, size_t n, struct err *e)
+{
+	int r = tx_begin(st, e);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = event_insert(st, &v[i], e);
+	return tx_end(st, r, e);
+}
+
+int store_event_each(struct store *st, int64_t after, int64_t max,
+		     int (*fn)(int64_t seq, int64_t user_id, const char *body, void *arg),
+		     void *arg, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_SINCE, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, after);
+	q_i64(&q, 2, max);
+	while ((r = q_step(&q, e)) == 1) {
+		const unsigned char *body = sqlite3_column_text(q.s, 2);
+		if (fn(sqlite3_column_int64(q.s, 0), sqlite3_column_int64(q.s, 1),
+		       body ? (const char *)body : "{}", arg) != 0)
+			break;
+	}
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_event_last(struct store *st, int64_t *ret, struct err *e)
+{
+	struct q q;
+	int64_t seq = 0;
+	int r = q_begin(st, Q_EVENT_LAST, &q, e);
+	if (r == 0)
+		r = run_i64(&q, &seq, e);
+	if (r == 0)
+		*ret = seq;
+	return r;
+}
+
+int store_event_prune(struct store *st, int64_t before_ms, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_EVENT_PRUNE, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, before_ms);
+	r = q_step(&q, e);
+	q_end(&q);
+	return r < 0 ? r : 0;
 }
 
 /* ---- secrets -------------------------------------------------------------- */
@@ -1051,6 +1279,129 @@ int store_secret_delete(struct store *st, int64_t user_id, const char *name,
 	r = q_step(&q, e);
 	if (r == 0 && q_changes(&q) == 0)
 		r = err_set(e, ENOENT, "secret '%s' not found", name);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+/* ---- named snapshots -------------------------------------------------------- */
+
+void snapshot_row_release(struct snapshot_row *r)
+{
+	row_release(&snapshot_rows, r);
+}
+
+void snapshot_row_array_free(struct snapshot_row *v, size_t n)
+{
+	rows_free(&snapshot_rows, v, n);
+}
+
+static int snapshot_insert_tx(struct store *st, const struct snapshot_row *r, int64_t max,
+			      struct err *e)
+{
+	struct q q;
+	int64_t count = 0;
+	int rc = count_of(st, Q_SNAP_COUNT, r->user_id, &count, e);
+	if (rc == 0 && count >= max)
+		return err_set(e, EDQUOT, "quota: snapshot limit reached (%" PRId64 "/%" PRId64
+			       "; 'limits.max_snapshots'); delete one first", count, max);
+	if (rc < 0 || (rc = q_begin(st, Q_SNAP_INSERT, &q, e)) < 0)
+		return rc;
+	q_text(&q, 1, r->id);
+	q_i64(&q, 2, r->user_id);
+	q_text(&q, 3, r->name);
+	q_text(&q, 4, r->source);
+	q_text(&q, 5, r->image);
+	q_i64(&q, 6, r->cpus);
+	q_i64(&q, 7, r->memory_mb);
+	q_i64(&q, 8, r->size_bytes);
+	q_text(&q, 9, r->labels);
+	q_i64(&q, 10, r->created_at ? r->created_at : wall_sec());
+	rc = q_step(&q, e);
+	if (rc == -EEXIST && q.rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		rc = err_set(e, EEXIST, "snapshot id '%s' is taken", r->id);
+	else if (rc == -EEXIST)
+		rc = err_set(e, EEXIST, "snapshot '%s' already exists", r->name);
+	else if (rc == -ENOENT)
+		rc = err_set(e, ENOENT, "user %" PRId64 " not found", r->user_id);
+	q_end(&q);
+	return rc < 0 ? rc : 0;
+}
+
+int store_snapshot_insert(struct store *st, const struct snapshot_row *r, int64_t max,
+			  struct err *e)
+{
+	int rc;
+	if ((rc = valid_sandbox_id(r->id, e)) < 0 || (rc = valid_snapshot_name(r->name, e)) < 0)
+		return rc;
+	if (max < 0)
+		return err_set(e, EINVAL, "the snapshots quota must not be negative");
+	if ((rc = tx_begin(st, e)) < 0)
+		return rc;
+	return tx_end(st, snapshot_insert_tx(st, r, max, e), e);
+}
+
+int store_snapshot_find(struct store *st, int64_t user_id, const char *name,
+			struct snapshot_row *ret, struct err *e)
+{
+	struct q q;
+	struct snapshot_row row = { 0 };
+	int r = q_begin(st, Q_SNAP_FIND, &q, e);
+	if (r < 0)
+		return r;
+	q_i64(&q, 1, user_id);
+	q_text(&q, 2, name);
+	r = q_step(&q, e);
+	if (r == 1)
+		row_read(&snapshot_rows, q.s, &row);
+	q_end(&q);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return err_set(e, ENOENT, "snapshot '%s' not found", name);
+	*ret = row;
+	return 0;
+}
+
+int store_snapshot_list(struct store *st, int64_t user_id, struct snapshot_row **ret,
+			size_t *ret_n, struct err *e)
+{
+	void *v;
+	int r = rows_list(st, Q_SNAP_LIST, &user_id, &snapshot_rows, &v, ret_n, e);
+	if (r == 0)
+		*ret = v;
+	return r;
+}
+
+int store_snapshot_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e)
+{
+	return count_of(st, Q_SNAP_COUNT, user_id, ret, e);
+}
+
+int store_snapshot_set_ready(struct store *st, const char *id, int64_t size_bytes, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SNAP_READY, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, id);
+	q_i64(&q, 2, size_bytes);
+	r = q_step(&q, e);
+	if (r == 0 && q_changes(&q) == 0)
+		r = err_set(e, ENOENT, "snapshot '%s' not found", id);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+int store_snapshot_delete(struct store *st, const char *id, struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_SNAP_DELETE, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, id);
+	r = q_step(&q, e);
+	if (r == 0 && q_changes(&q) == 0)
+		r = err_set(e, ENOENT, "snapshot '%s' not found", id);
 	q_end(&q);
 	return r < 0 ? r : 0;
 }

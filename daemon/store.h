@@ -1,5 +1,5 @@
 /* store — the daemon's state in SQLite (data_dir/state.db): users and their
- * API keys, sandboxes, secrets.
+ * API keys, sandboxes, secrets, named snapshots.
  *
  * One connection per struct store, in WAL mode with synchronous=FULL (a
  * call that returned 0 has reached the disk), foreign keys on and a busy
@@ -34,7 +34,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 2    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 7    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -92,10 +92,20 @@ int store_user_list(struct store *st, struct user **ret, size_t *ret_n, struct e
 int store_user_rotate_key(struct store *st, const char *name, char **ret_key,
 			  struct err *e);
 
-/* Delete the user and their secrets; -EBUSY while they have sandboxes. */
+/* Delete the user and their secrets; -EBUSY while they have sandboxes or
+ * named snapshots. */
 int store_user_delete(struct store *st, const char *name, struct err *e);
 
 /* ---- sandboxes ------------------------------------------------------------ */
+
+/* What the thermal manager keeps across a restart (docs/thermal.md). */
+struct sandbox_thermal {
+	int64_t last_activity;  /* unix ms of the last activity seen (0: unknown) */
+	int64_t warm_since;     /* unix ms it went warm or cold (0: hot) */
+	int64_t wake_count;
+	int64_t last_wake_ms;   /* how long the last wake took */
+	char *wake_error;       /* why the last wake failed; NULL: it did not */
+};
 
 struct sandbox_row {
 	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex (valid.h) */
@@ -107,6 +117,12 @@ struct sandbox_row {
 	int64_t created_at;
 	bool stopped;           /* the user stopped it */
 	bool destroying;        /* a destroy began: the next daemon finishes it */
+	bool keep_hot;          /* never paused by the thermal manager */
+	struct sandbox_thermal thermal;
+	char *ip;               /* its address (networking on), or NULL */
+	char *egress;           /* its egress policy as JSON (net.h), NULL: the default */
+	char *labels;           /* "KEY=VALUE" lines sorted by key (labels.h); NULL: none */
+	int64_t disk_size;      /* bytes asked at create; 0 = the image's size */
 };
 
 void sandbox_row_release(struct sandbox_row *r);
@@ -142,7 +158,37 @@ int store_sandbox_set_stopped(struct store *st, const char *id, bool stopped,
 /* Record that a destroy began (or, false, that it did not happen). */
 int store_sandbox_set_destroying(struct store *st, const char *id, bool destroying,
 				 struct err *e);
+int store_sandbox_set_keep_hot(struct store *st, const char *id, bool keep_hot,
+			       struct err *e);
+/* Write t (its wake_error may be NULL or ""). */
+int store_sandbox_set_thermal(struct store *st, const char *id,
+			      const struct sandbox_thermal *t, struct err *e);
+int store_sandbox_set_egress(struct store *st, const char *id, const char *egress,
+			     struct err *e);
 int store_sandbox_delete(struct store *st, const char *id, struct err *e);
+/* labels: as sandbox_row.labels (NULL or "": none). */
+int store_sandbox_set_labels(struct store *st, const char *id, const char *labels,
+			     struct err *e);
+
+/* ---- events (daemon/events.c: the stream's history) ----------------------- */
+
+struct store_event {
+	int64_t seq, user_id;
+	const char *sandbox_id;   /* may be NULL */
+	int64_t at_ms;
+	const char *body;         /* the event as JSON */
+};
+/* The n events in one transaction (all or none). */
+int store_events_add(struct store *st, const struct store_event *v, size_t n, struct err *e);
+/* fn for each event with seq > after, in order, at most max; fn returns
+ * non-zero to stop. */
+int store_event_each(struct store *st, int64_t after, int64_t max,
+		     int (*fn)(int64_t seq, int64_t user_id, const char *body, void *arg),
+		     void *arg, struct err *e);
+/* The highest seq stored (0: none). */
+int store_event_last(struct store *st, int64_t *ret, struct err *e);
+/* Remove events older than before_ms. */
+int store_event_prune(struct store *st, int64_t before_ms, struct err *e);
 
 /* ---- secrets (stored as ciphertext; the store never sees plaintext) ------- */
 
@@ -171,5 +217,39 @@ int store_secret_list(struct store *st, int64_t user_id, struct secret_meta **re
 
 int store_secret_delete(struct store *st, int64_t user_id, const char *name,
 			struct err *e);
+
+/* ---- named snapshots (their files are the daemon's: snapshot.c) ---------- */
+
+struct snapshot_row {
+	char *id;               /* VALID_SANDBOX_ID_LEN lower-case hex: its directory */
+	int64_t user_id;
+	char *name;
+	char *source;           /* the source sandbox's name when it was taken */
+	char *image;
+	int64_t cpus;
+	int64_t memory_mb;
+	int64_t size_bytes;     /* disk its files take (once ready) */
+	char *labels;           /* a JSON object, or NULL */
+	int64_t created_at;
+	bool ready;             /* its files are complete */
+};
+
+void snapshot_row_release(struct snapshot_row *r);
+void snapshot_row_array_free(struct snapshot_row *v, size_t n);
+
+/* A new row, not ready, in one transaction with the quota: -EDQUOT when
+ * the user has max snapshots already, -EEXIST when the name is taken. */
+int store_snapshot_insert(struct store *st, const struct snapshot_row *r, int64_t max,
+			  struct err *e);
+/* The user's snapshot by name; -ENOENT. */
+int store_snapshot_find(struct store *st, int64_t user_id, const char *name,
+			struct snapshot_row *ret, struct err *e);
+/* The user's snapshots (user_id -1: everyone's), by created_at, then name. */
+int store_snapshot_list(struct store *st, int64_t user_id, struct snapshot_row **ret,
+			size_t *ret_n, struct err *e);
+int store_snapshot_count(struct store *st, int64_t user_id, int64_t *ret, struct err *e);
+/* Its files are complete and take size_bytes. */
+int store_snapshot_set_ready(struct store *st, const char *id, int64_t size_bytes, struct err *e);
+int store_snapshot_delete(struct store *st, const char *id, struct err *e);
 
 #endif

@@ -12,7 +12,7 @@ libcjson-dev libyaml-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev
 libwebsockets-dev libssl-dev libcap-dev zlib1g-dev libvterm-dev libncurses-dev libcmocka-dev
 tmux socat python3 procps psmisc iproute2
 qemu-system-x86 busybox-static e2fsprogs xz-utils cpio kmod debootstrap
-openssh-client age sqlite3 curl"
+openssh-client age sqlite3 curl nftables"
 
 if [ "${1:-}" = "--list" ]; then
 	echo $PKGS

@@ -160,8 +160,12 @@ static void fmt_size(char *out, size_t n, uint64_t v)
 	snprintf(out, n, "%" PRIu64, v);
 }
 
-static void fmt_duration(char *out, size_t n, uint64_t ms)
+void config_fmt_duration(char *out, size_t n, uint64_t ms)
 {
+	if (ms == CONFIG_NEVER) {
+		snprintf(out, n, "never");
+		return;
+	}
 	static const struct { const char *unit; uint64_t mult; } units[] = {
 		{ "d", 86400000 }, { "h", 3600000 }, { "m", 60000 }, { "s", 1000 },
 	};
@@ -201,11 +205,12 @@ static void describe(const struct config_key *k, char *out, size_t n)
 			fmt_size(lo, sizeof(lo), (uint64_t)MAX(k->min, 0));
 			fmt_size(hi, sizeof(hi), (uint64_t)k->max);
 		} else {
-			fmt_duration(lo, sizeof(lo), (uint64_t)MAX(k->min, 0));
-			fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
+			config_fmt_duration(lo, sizeof(lo), (uint64_t)MAX(k->min, 0));
+			config_fmt_duration(hi, sizeof(hi), (uint64_t)k->max);
 		}
-		snprintf(out, n, "a %s from %s to %s",
-			 k->kind == CONFIG_SIZE ? "size" : "duration", lo, hi);
+		snprintf(out, n, "a %s from %s to %s%s",
+			 k->kind == CONFIG_SIZE ? "size" : "duration", lo, hi,
+			 k->never ? ", or never" : "");
 		break;
 	case CONFIG_STRV:
 		snprintf(out, n, "a list of strings");
@@ -262,6 +267,10 @@ static int load_scalar(struct loader *ld, const struct config_key *k,
 		break;
 	case CONFIG_SIZE:
 	case CONFIG_DURATION:
+		if (k->never && strcmp(s, "never") == 0) {
+			p->val.u = CONFIG_NEVER;
+			return 0;
+		}
 		r = k->kind == CONFIG_SIZE ? num_parse_size(s, &u, k->key, NULL) :
 		    num_parse_duration_ms(s, &u, k->key, NULL);
 		if (r == 0 && (u < (uint64_t)MAX(k->min, 0) || u > (uint64_t)k->max))

@@ -45,6 +45,7 @@
 #ifndef BHATTI_CONFIG_H
 #define BHATTI_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,7 +73,11 @@ struct config_key {
 	size_t off;        /* offset of the member in the struct */
 	int64_t min, max;  /* CONFIG_INT, CONFIG_SIZE, CONFIG_DURATION: range */
 	config_check_fn check;  /* CONFIG_STR: NULL or a check on the value */
+	bool never;        /* CONFIG_DURATION: "never" is a value (CONFIG_NEVER) */
 };
+
+/* The value of a duration given as "never". */
+#define CONFIG_NEVER UINT64_MAX
 
 /* offsetof(T, m), refusing to compile unless m has type `type`. */
 #define CONFIG_OFF(T, m, type) \
@@ -94,8 +99,15 @@ struct config_key {
 #define CONFIG_KEY_DURATION(key_, T, m, min_, max_) \
 	{ .key = (key_), .kind = CONFIG_DURATION, .off = CONFIG_OFF(T, m, uint64_t), \
 	  .min = (int64_t)(min_), .max = (int64_t)(max_) }
+/* A duration that may also be "never" (CONFIG_NEVER). */
+#define CONFIG_KEY_DURATION_NEVER(key_, T, m, min_, max_) \
+	{ .key = (key_), .kind = CONFIG_DURATION, .off = CONFIG_OFF(T, m, uint64_t), \
+	  .min = (int64_t)(min_), .max = (int64_t)(max_), .never = true }
 #define CONFIG_KEY_STRV(key_, T, m) \
 	{ .key = (key_), .kind = CONFIG_STRV, .off = CONFIG_OFF(T, m, char **) }
+
+/* A duration as a config file writes it: "30s", "5m", "250ms", "never". */
+void config_fmt_duration(char *out, size_t n, uint64_t ms);
 
 /* Load the file at path (at most CONFIG_MAX_FILE bytes) into *obj. On
  * failure nothing in *obj has changed and e holds "path:line: message"

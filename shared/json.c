@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "json.h"
+#include "num.h"
 
 void json_init(void)
 {
@@ -202,7 +203,7 @@ static int check_int(const struct json_field *f, const char *text,
 
 	if (r == -EINVAL)
 		return err_set(e, EINVAL, "field '%s' must be an integer", f->key);
-	if (f->kind == JSON_UINT) {
+	if (f->kind == JSON_UINT || f->kind == JSON_SIZE) {
 		if (r < 0 || (neg && mag) || mag > f->umax)
 			return err_set(e, EINVAL, "field '%s' must be an integer from 0 to %" PRIu64,
 				       f->key, f->umax);
@@ -294,6 +295,20 @@ static int check_member(const struct json_field *f, const cJSON *it, const char 
 		if (!num)
 			return err_set(e, EINVAL, "field '%s' must be an integer", f->key);
 		return check_int(f, text, num, fd, e);
+	case JSON_SIZE:
+		if (cJSON_IsString(it)) {
+			uint64_t v;
+			if (num_parse_size(it->valuestring, &v, f->key, NULL) < 0 || v > f->umax)
+				return err_set(e, EINVAL, "field '%s' must be a size in bytes or "
+					       "with a unit (\"10G\"), at most %" PRIu64 " bytes",
+					       f->key, f->umax);
+			fd->u = v;
+			return 0;
+		}
+		if (!num)
+			return err_set(e, EINVAL, "field '%s' must be a size in bytes or with a "
+				       "unit (\"10G\")", f->key);
+		return check_int(f, text, num, fd, e);
 	case JSON_BOOL:
 		if (!cJSON_IsBool(it))
 			return err_set(e, EINVAL, "field '%s' must be true or false", f->key);
@@ -302,6 +317,10 @@ static int check_member(const struct json_field *f, const cJSON *it, const char 
 		return check_strv(f, it, e);
 	case JSON_STRMAP:
 		return check_strmap(f, it, e);
+	case JSON_OBJ:
+		if (!cJSON_IsObject(it))
+			return err_set(e, EINVAL, "field '%s' must be an object", f->key);
+		return 0;
 	}
 	return err_set(e, EINVAL, "field '%s' has an unknown kind", f->key);
 }
@@ -337,6 +356,7 @@ static void store(const struct json_field *f, const struct found *fd, void *obj)
 		*MEMBER(obj, f->off, int64_t) = fd->i;
 		break;
 	case JSON_UINT:
+	case JSON_SIZE:
 		*MEMBER(obj, f->off, uint64_t) = fd->u;
 		break;
 	case JSON_BOOL:
@@ -346,6 +366,10 @@ static void store(const struct json_field *f, const struct found *fd, void *obj)
 	case JSON_STRMAP:
 		strv_free(*MEMBER(obj, f->off, char **));
 		*MEMBER(obj, f->off, char **) = build_strv(fd->item, f->kind == JSON_STRMAP);
+		break;
+	case JSON_OBJ:
+		free(*MEMBER(obj, f->off, char *));
+		*MEMBER(obj, f->off, char *) = cJSON_PrintUnformatted(fd->item);
 		break;
 	}
 }
@@ -444,7 +468,7 @@ void json_release(const struct json_field *fields, size_t nfields, void *obj)
 {
 	for (size_t i = 0; i < nfields; i++) {
 		const struct json_field *f = &fields[i];
-		if (f->kind == JSON_STR) {
+		if (f->kind == JSON_STR || f->kind == JSON_OBJ) {
 			free(*MEMBER(obj, f->off, char *));
 			*MEMBER(obj, f->off, char *) = NULL;
 		} else if (f->kind == JSON_STRV || f->kind == JSON_STRMAP) {

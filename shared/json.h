@@ -53,9 +53,12 @@ enum json_kind {
 	JSON_STR,     /* char *; at most max_len bytes */
 	JSON_INT,     /* int64_t from min to max */
 	JSON_UINT,    /* uint64_t from 0 to umax */
+	JSON_SIZE,    /* uint64_t bytes from 0 to umax: a number, or a size string ("10G") */
 	JSON_BOOL,    /* bool */
 	JSON_STRV,    /* char **: array of strings */
 	JSON_STRMAP,  /* char **: object of string to string, as "K=V" */
+	JSON_OBJ,     /* char *: an object, as compact JSON text (its owner
+		       * parses it further) */
 };
 
 #define JSON_REQUIRED true
@@ -86,6 +89,9 @@ struct json_field {
 #define JSON_FIELD_UINT(key_, T, m, req, umax_) \
 	{ .key = (key_), .kind = JSON_UINT, .off = JSON_OFF(T, m, uint64_t), \
 	  .required = (req), .umax = (umax_) }
+#define JSON_FIELD_SIZE(key_, T, m, req, umax_) \
+	{ .key = (key_), .kind = JSON_SIZE, .off = JSON_OFF(T, m, uint64_t), \
+	  .required = (req), .umax = (umax_) }
 #define JSON_FIELD_BOOL(key_, T, m, req) \
 	{ .key = (key_), .kind = JSON_BOOL, .off = JSON_OFF(T, m, bool), \
 	  .required = (req) }
@@ -95,6 +101,9 @@ struct json_field {
 #define JSON_FIELD_STRMAP(key_, T, m, req, max_len_, max_items_) \
 	{ .key = (key_), .kind = JSON_STRMAP, .off = JSON_OFF(T, m, char **), \
 	  .required = (req), .max_len = (max_len_), .max_items = (max_items_) }
+
+#define JSON_FIELD_OBJ(key_, T, m, req) \
+	{ .key = (key_), .kind = JSON_OBJ, .off = JSON_OFF(T, m, char *), .required = (req) }
 
 /* Was fields[i] in the body? (the mask json_parse() returns) */
 #define JSON_PRESENT(mask, i) ((((mask) >> (i)) & 1u) != 0)

@@ -65,6 +65,8 @@ enum proto_type {
 	PROTO_ACTIVITY = 21,      /* h→a → ACTIVITY_INFO */
 	PROTO_ACTIVITY_INFO = 22, /* a→h, END */
 	PROTO_SYNC = 23,          /* h→a → OK: flush guest filesystems */
+	PROTO_LOAD = 24,          /* h→a → LOAD_INFO (the thermal manager's poll) */
+	PROTO_LOAD_INFO = 25,     /* a→h, END */
 	/* exec */
 	PROTO_EXEC = 30,          /* h→a → EXEC_STARTED, DATA/EOF..., EXIT */
 	PROTO_EXEC_STARTED = 31,  /* a→h */
@@ -207,6 +209,8 @@ struct proto_configure {
 	uint32_t net_mtu;
 	uint64_t clock_ns;   /* CLOCK_REALTIME to set, ns since the epoch */
 	struct proto_blob rng_seed;
+	char *net_mac;       /* NET: the NIC's new MAC ("" = keep); a clone announces
+			      * its address (gratuitous ARP) */
 };
 
 struct proto_activity_info {
@@ -217,6 +221,17 @@ struct proto_activity_info {
 	uint32_t forwards;   /* open port forwards */
 	uint32_t streams;    /* open streams on this connection */
 	uint64_t uptime_ms;
+};
+
+/* What keeps a guest busy that the host cannot see (docs/thermal.md). */
+struct proto_load_info {
+	uint64_t cpu_ms;     /* CPU time of the guest's user processes since boot
+			      * (every process but lohar and kernel threads, plus
+			      * what lohar's reaped children used) */
+	uint32_t tcp_out;    /* established outbound TCP connections they hold */
+	uint32_t holds;      /* `lohar hold -- CMD` running */
+	uint64_t hold_ms;    /* `lohar hold --for`: how long it still holds */
+	uint32_t forwards;   /* open port forwards */
 };
 
 enum {

@@ -76,6 +76,13 @@ int64_t wall_sec(void)
 	return (int64_t)ts.tv_sec;
 }
 
+int64_t wall_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int write_all(int fd, const void *p, size_t n)
 {
 	const char *c = p;

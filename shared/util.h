@@ -28,8 +28,9 @@ char *xstrndup(const char *s, size_t n);
 uint64_t now_ms(void);
 uint64_t now_ns(void);
 
-/* Wall clock, seconds since the epoch. */
+/* Wall clock, seconds / milliseconds since the epoch. */
 int64_t wall_sec(void);
+int64_t wall_ms(void);
 
 /* write() / read() that retry on EINTR and short counts on blocking fds.
  * Return 0 or negative errno. */

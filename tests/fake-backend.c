@@ -159,6 +159,8 @@ static void finish(struct fvm *f)
 		/* (the QEMU backend never fails one; sandbox.c has a path for it) */
 		vm_op_finish(vm, ok ? VM_DESTROYING : VM_FAILED, ok ? 0 : -EIO, &e);
 		return;
+	case OP_SNAPSHOT: /* (not offered: the fake cannot copy) */
+	case OP_FORK:
 	case OP_NONE:
 		return;
 	}

@@ -92,6 +92,8 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 	char *bin = buf_detach(&b, NULL);
 	buf_addf(&b, "unix:%s", p->sock);
 	char *listen = buf_detach(&b, NULL);
+	buf_addf(&b, "%s/hold.sock", p->dir);
+	char *hold = buf_detach(&b, NULL);
 
 	p->pid = fork();
 	if (p->pid == 0) {
@@ -106,11 +108,12 @@ int lohar_start(struct lohar_proc *p, const char *token, const char *user)
 		      "--workspace", p->workspace, "--user", user ? user : "self",
 		      "--log", getenv("LOHAR_LOG") ? getenv("LOHAR_LOG") : "info",
 		      "--session-keep-ms", getenv("LOHAR_SESSION_KEEP_MS") ? getenv("LOHAR_SESSION_KEEP_MS") : "30000",
-		      (char *)NULL);
+		      "--hold-socket", hold, (char *)NULL);
 		_exit(127);
 	}
 	free(bin);
 	free(listen);
+	free(hold);
 	for (int i = 0; i < 500; i++) {
 		if (access(p->sock, F_OK) == 0)
 			return 0;
@@ -460,9 +463,12 @@ int daemon_start_at(struct daemon_proc *d, const char *host, const char *data_di
 	FILE *f = fopen(d->config, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s%s", host,
+	/* no guest networking unless the test asks (test-net, in its own
+	 * network namespaces: never in the machine's) */
+	bool net = extra_config && strstr(extra_config, "network:");
+	fprintf(f, "listen: \"%s:%d\"\ndata_dir: %s\nimages_dir: %s\naccel: tcg\n%s%s%s", host,
 		d->port, d->data, images, geteuid() == 0 ? "vm_uids: " TEST_VM_UIDS "\n" : "",
-		extra_config ? extra_config : "");
+		net ? "" : "network:\n  enabled: false\n", extra_config ? extra_config : "");
 	fclose(f);
 	free(images);
 	return daemon_restart(d);
@@ -613,9 +619,10 @@ char *daemon_user(struct daemon_proc *d, const char *name, const char *limits_ar
 	char *bin = vbhatti_bin();
 	char *argv[16] = { bin, "user", "create", "--config", d->config, "--name", (char *)name };
 	int n = 7;
-	char *copy = limits_args ? xstrdup(limits_args) : NULL;
+	/* the tests' users: room for many sandboxes (a new user's default is 5) */
+	char *copy = xstrdup(limits_args ? limits_args : "--max-sandboxes 20");
 	char *save = NULL;
-	for (char *tok = copy ? strtok_r(copy, " ", &save) : NULL; tok && n < 15;
+	for (char *tok = strtok_r(copy, " ", &save); tok && n < 15;
 	     tok = strtok_r(NULL, " ", &save))
 		argv[n++] = tok;
 	argv[n] = NULL;
@@ -644,8 +651,9 @@ int bhatti_argv(struct daemon_proc *d, const char *token, const char *stdin_data
 	argv[n] = NULL;
 	char *env[4] = { test_strf("HOME=%s", d->home), test_strf("BHATTI_URL=%s", d->url),
 			 token ? test_strf("BHATTI_TOKEN=%s", token) : test_strf("BHATTI_TOKEN="), NULL };
+	/* (TEST_CLI_TIMEOUT_MS: the long tier tests' slow guests) */
 	int rc = test_run(argv, env, stdin_data, stdin_data ? strlen(stdin_data) : 0, out, err,
-			  180000);
+			  (int)env_long("TEST_CLI_TIMEOUT_MS", 180000));
 	free(argv[0]);
 	for (int i = 0; i < 3; i++)
 		free(env[i]);

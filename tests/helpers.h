@@ -29,8 +29,8 @@ struct lohar_proc {
 	char *log;         /* dir/lohar.log */
 };
 
-/* Start build/lohar --listen unix:... in a new temp dir and wait until it
- * accepts connections. user: "self" or "1000:1000" (NULL = "self"). */
+/* Start build/lohar --listen unix:... (and --hold-socket dir/hold.sock) in
+ * a new temp dir and wait until it accepts connections. user: "self" or "1000:1000" (NULL = "self"). */
 int lohar_start(struct lohar_proc *p, const char *token, const char *user);
 /* SIGTERM, wait, remove the temp dir. 0, or -1 when lohar did not exit
  * cleanly or its log holds a sanitizer report (printed to stderr). */

@@ -492,7 +492,7 @@ int app_start(struct app *a, const struct tui_opts *o, int in_fd, int out_fd, st
 
 void app_stop(struct app *a)
 {
-	exec_free(a);
+	execlog_free(a);
 	detail_free();
 	feed_free(a->fd);
 	a->fd = NULL;

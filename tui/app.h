@@ -73,11 +73,11 @@ extern const struct view_ops view_dashboard, view_help, view_exec, view_detail, 
 void detail_free(void);   /* view-detail.c: at the end */
 
 /* view-exec.c: the exec prompt of sandbox name (e). */
-void exec_prompt(struct app *a, const char *name);
+void execlog_prompt(struct app *a, const char *name);
 /* x: watch every exec in sandbox name (GET /sandboxes/:id/execs); the
  * same name again stops. */
-void exec_watch(struct app *a, const char *name);
-void exec_free(struct app *a);   /* at the end: cancels a running command */
+void execlog_watch(struct app *a, const char *name);
+void execlog_free(struct app *a);   /* at the end: cancels a running command */
 
 #define FRAME_MIN_MS 1       /* frames are at least this far apart; otherwise one
 				is drawn on the next loop turn (events of one turn

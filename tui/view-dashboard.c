@@ -191,14 +191,14 @@ static void exec(struct app *a)
 {
 	const struct sbx_row *r = selected(a);
 	if (r)
-		exec_prompt(a, r->name);
+		execlog_prompt(a, r->name);
 }
 
 static void watch_execs(struct app *a)
 {
 	const struct sbx_row *r = selected(a);
 	if (r)
-		exec_watch(a, r->name);
+		execlog_watch(a, r->name);
 }
 
 static void detail(struct app *a)

@@ -338,13 +338,13 @@ static void unpublish(struct app *a)
 static void exec(struct app *a)
 {
 	if (D.name[0])
-		exec_prompt(a, D.name);
+		execlog_prompt(a, D.name);
 }
 
 static void watch(struct app *a)
 {
 	if (D.name[0])
-		exec_watch(a, D.name);
+		execlog_watch(a, D.name);
 }
 
 static const struct key_def keys[] = {

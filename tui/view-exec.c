@@ -292,7 +292,7 @@ static void watch_stop(struct execs *x)
 	addf(x, R_DIM, "[stopped watching '%s']", x->watching);
 }
 
-void exec_watch(struct app *a, const char *name)
+void execlog_watch(struct app *a, const char *name)
 {
 	struct execs *x = ex(a);
 	the_app = a;
@@ -330,7 +330,7 @@ static void prompt_done(struct app *a, const char *text)
 
 static struct input_ops prompt_ops = { .done = prompt_done };
 
-void exec_prompt(struct app *a, const char *name)
+void execlog_prompt(struct app *a, const char *name)
 {
 	struct execs *x = ex(a);
 	snprintf(prompt_name, sizeof(prompt_name), "%s", name);
@@ -340,7 +340,7 @@ void exec_prompt(struct app *a, const char *name)
 	app_input(a, prompt, &prompt_ops);
 }
 
-void exec_free(struct app *a)
+void execlog_free(struct app *a)
 {
 	struct execs *x = ex(a);
 	if (x->req) {
@@ -402,7 +402,7 @@ static void cancel(struct app *a)
 static void again(struct app *a)
 {
 	const struct sbx_row *r = model_selected(&a->model, NULL);
-	exec_prompt(a, r ? r->name : ex(a)->name);
+	execlog_prompt(a, r ? r->name : ex(a)->name);
 }
 
 static void back(struct app *a)
@@ -451,7 +451,7 @@ static void watch_key(struct app *a)
 	}
 	const struct sbx_row *r = model_selected(&a->model, NULL);
 	if (r)
-		exec_watch(a, r->name);
+		execlog_watch(a, r->name);
 }
 
 static const struct key_def keys[] = {

@@ -208,6 +208,8 @@ void fzd_start(void)
 	dir = test_tmpdir("fuzz");
 	if (settings_load_string("fuzz", "", &S.cfg, &e) < 0)
 		die("settings", &e);
+	free(S.cfg.data_dir); /* everything in the temp dir (named snapshots too) */
+	S.cfg.data_dir = xstrdup(dir);
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s/state.db", dir);
 	if (store_open(b.data, &S.store, &e) < 0 ||

@@ -29,6 +29,7 @@
 
 #include "buf.h"
 #include "client.h"
+#include "config.h"
 #include "helpers.h"
 #include "settings.h"
 
@@ -90,9 +91,10 @@ static size_t utf8_next(const unsigned char *p, size_t n, uint32_t *cp)
 
 /* s as a YAML double-quoted scalar: printable ASCII as it is, everything
  * else escaped (\xNN, \uNNNN, \UNNNNNNNN), so any value survives. */
-static void put_str(struct buf *out, const char *key, const char *s, int indent)
+/* s double-quoted with escapes, and a newline */
+static void put_quoted(struct buf *out, const char *s)
 {
-	buf_addf(out, "%*s%s: \"", indent, "", key);
+	buf_addch(out, '"');
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
 	while (n) {
@@ -116,6 +118,12 @@ static void put_str(struct buf *out, const char *key, const char *s, int indent)
 	buf_adds(out, "\"\n");
 }
 
+static void put_str(struct buf *out, const char *key, const char *s, int indent)
+{
+	buf_addf(out, "%*s%s: ", indent, "", key);
+	put_quoted(out, s);
+}
+
 static void emit(const struct settings *s, struct buf *out)
 {
 	put_str(out, "listen", s->listen, 0);
@@ -135,7 +143,7 @@ static void emit(const struct settings *s, struct buf *out)
 		 "  creates_per_min: %lld\n  execs_per_min: %lld\n  reads_per_min: %lld\n"
 		 "  max_execs_per_user: %lld\n  max_execs: %lld\n  max_conns_per_ip: %lld\n"
 		 "  max_secrets: %lld\n  max_body: %llu\n  max_snapshot_disk: %llu\n"
-		 "  memory_budget: %llu\n",
+		 "  memory_budget: %llu\n  max_snapshots: %lld\n",
 		 (long long)s->limits.max_sandboxes, (long long)s->limits.max_cpus,
 		 (long long)s->limits.max_memory_mb, (long long)s->limits.creates_per_min,
 		 (long long)s->limits.execs_per_min, (long long)s->limits.reads_per_min,
@@ -143,12 +151,42 @@ static void emit(const struct settings *s, struct buf *out)
 		 (long long)s->limits.max_conns_per_ip, (long long)s->limits.max_secrets,
 		 (unsigned long long)s->limits.max_body,
 		 (unsigned long long)s->limits.max_snapshot_disk,
-		 (unsigned long long)s->limits.memory_budget);
+		 (unsigned long long)s->limits.memory_budget, (long long)s->limits.max_snapshots);
+	char wa[32], ca[32];
+	config_fmt_duration(wa, sizeof(wa), s->thermal.warm_after);
+	config_fmt_duration(ca, sizeof(ca), s->thermal.cold_after);
+	buf_addf(out,
+		 "thermal:\n  warm_after: %s\n  cold_after: %s\n  check_every: %llums\n"
+		 "  cpu_busy_percent: %lld\n  outbound_tcp: %s\n  max_concurrent_wakes: %lld\n",
+		 wa, ca, (unsigned long long)s->thermal.check_every,
+		 (long long)s->thermal.cpu_busy_percent, s->thermal.outbound_tcp ? "true" : "false",
+		 (long long)s->thermal.max_concurrent_wakes);
+	buf_addf(out, "network:\n  enabled: %s\n  same_user: %s\n", s->network.enabled ? "true" : "false",
+		 s->network.same_user ? "true" : "false");
+	if (s->network.subnet_pool)
+		put_str(out, "subnet_pool", s->network.subnet_pool, 2);
+	put_str(out, "egress", s->network.egress, 2);
+	if (s->network.dns_upstreams && s->network.dns_upstreams[0]) {
+		buf_adds(out, "  dns_upstreams:\n");
+		for (char **u = s->network.dns_upstreams; *u; u++) {
+			buf_adds(out, "    - ");
+			put_quoted(out, *u);
+		}
+	}
 }
 
 static bool same_str(const char *a, const char *b)
 {
 	return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool same_strv(char **a, char **b)
+{
+	size_t i = 0;
+	for (; a && b && a[i] && b[i]; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return (!a || !a[i]) && (!b || !b[i]);
 }
 
 static bool same(const struct settings *a, const struct settings *b)
@@ -159,7 +197,18 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_str(a->default_image, b->default_image) && a->pool_size == b->pool_size &&
 	       same_str(a->log_level, b->log_level) &&
 	       memcmp(&a->defaults, &b->defaults, sizeof(a->defaults)) == 0 &&
-	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0;
+	       memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
+	       a->thermal.warm_after == b->thermal.warm_after &&
+	       a->thermal.cold_after == b->thermal.cold_after &&
+	       a->thermal.check_every == b->thermal.check_every &&
+	       a->thermal.cpu_busy_percent == b->thermal.cpu_busy_percent &&
+	       a->thermal.outbound_tcp == b->thermal.outbound_tcp &&
+	       a->thermal.max_concurrent_wakes == b->thermal.max_concurrent_wakes &&
+	       a->network.enabled == b->network.enabled &&
+	       a->network.same_user == b->network.same_user &&
+	       same_str(a->network.subnet_pool, b->network.subnet_pool) &&
+	       same_str(a->network.egress, b->network.egress) && same_strv(a->network.dns_upstreams,
+									 b->network.dns_upstreams);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

@@ -313,6 +313,10 @@ static void json_seeds(void)
 		[JR_RESIZE] = { "{\"type\":\"resize\",\"cols\":80,\"rows\":24}",
 				"{\"type\":\"resize\",\"cols\":1000,\"rows\":1}",
 				"{\"type\":\"other\",\"cols\":1,\"rows\":1}", "{\"type\":\"resize\"}" },
+		[JR_SNAPSHOT] = { "{\"name\":\"s1\",\"labels\":{\"team\":\"a\"}}", "{\"name\":\"s1\"}",
+				  "{\"name\":\"a b\",\"labels\":{\"k\":\"\"}}", "{}" },
+		[JR_FORK] = { "{\"name\":\"box2\"}", "{\"name\":\"box\"}", "{\"name\":\"\"}", "{}" },
+		[JR_RESUME] = { "{\"name\":\"box3\"}", "{\"name\":\"off\"}", "{\"name\":7}", "{}" },
 	};
 	struct buf b = BUF_INIT;
 	char name[64];

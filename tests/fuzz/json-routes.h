@@ -5,7 +5,8 @@
 #ifndef BHATTI_FUZZ_JSON_ROUTES_H
 #define BHATTI_FUZZ_JSON_ROUTES_H
 
-enum { JR_CREATE, JR_RENAME, JR_EXEC, JR_SECRET, JR_RESIZE, JR_COUNT };
+enum { JR_CREATE, JR_RENAME, JR_EXEC, JR_SECRET, JR_RESIZE, JR_SNAPSHOT, JR_FORK, JR_RESUME,
+       JR_COUNT };
 
 static const struct json_route {
 	const char *name, *method, *path;
@@ -15,6 +16,9 @@ static const struct json_route {
 	[JR_EXEC] = { "exec", "POST", "/sandboxes/box/exec" },
 	[JR_SECRET] = { "secret", "POST", "/secrets" },
 	[JR_RESIZE] = { "resize", "GET", "/sandboxes/box/ws" },   /* a text message */
+	[JR_SNAPSHOT] = { "snapshot", "POST", "/sandboxes/box/snapshot" },
+	[JR_FORK] = { "fork", "POST", "/sandboxes/box/fork" },
+	[JR_RESUME] = { "resume", "POST", "/snapshots/snap/resume" },
 };
 
 #endif

@@ -413,6 +413,18 @@ static void test_detached_exec(void **state)
 	assert_int_equal(ac_exec(other, &req, NULL, 0, &r, 5000, &e), 0);
 	assert_true(r.pid > 0);
 	ac_free(other); /* detached: survives the host going away */
+	/* listed with the sessions: "bg<pid>", running, no terminal */
+	struct proto_session_list list;
+	assert_int_equal(ac_call(fx->ac, PROTO_SESSION_LIST, NULL, PROTO_SESSION_LIST_RESULT, &list,
+				 5000, &e), 0);
+	char id[24];
+	snprintf(id, sizeof(id), "bg%u", r.pid);
+	bool listed = false;
+	for (size_t i = 0; i < list.count; i++)
+		listed |= strcmp(list.sessions[i].id, id) == 0 && list.sessions[i].running &&
+			  !list.sessions[i].tty[0] && strcmp(list.sessions[i].argv[0], "sh") == 0;
+	proto_msg_release(PROTO_SESSION_LIST_RESULT, &list);
+	assert_true(listed);
 	for (int i = 0; i < 300; i++) {
 		char *t = read_text(out.data);
 		bool done = t && strstr(t, "finished");
@@ -425,6 +437,19 @@ static void test_detached_exec(void **state)
 	assert_non_null(t);
 	assert_string_equal(t, "started\nfinished\n");
 	free(t);
+	/* exited: still listed with its exit code for a while */
+	bool exited = false;
+	for (int i = 0; i < 300 && !exited; i++) {
+		assert_int_equal(ac_call(fx->ac, PROTO_SESSION_LIST, NULL, PROTO_SESSION_LIST_RESULT,
+					 &list, 5000, &e), 0);
+		for (size_t k = 0; k < list.count; k++)
+			exited |= strcmp(list.sessions[k].id, id) == 0 && !list.sessions[k].running &&
+				  list.sessions[k].exit_code == 0;
+		proto_msg_release(PROTO_SESSION_LIST_RESULT, &list);
+		if (!exited)
+			usleep(10000);
+	}
+	assert_true(exited);
 	ac_exec_result_release(&r);
 	buf_release(&out);
 }

@@ -246,7 +246,7 @@ static void test_create_and_list(void **state)
 	assert_int_equal(r.status, 0);
 	run_release(&r);
 	user_cli(&r, "list", NULL);
-	assert_non_null(strstr(r.out, "\ncarol  0          20             4         1G"));
+	assert_non_null(strstr(r.out, "\ncarol  0          5              4         1G"));
 	run_release(&r);
 	buf_release(&other);
 

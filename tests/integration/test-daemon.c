@@ -457,8 +457,7 @@ static void test_stop_start_sessions(void **state UNUSED)
 	assert_int_equal(CLI(F->alice, NULL, "stop", "cold"), 0);
 	assert_int_equal(CLI(F->alice, NULL, "inspect", "cold", "--json"), 0);
 	assert_non_null(strstr(OUT.data, "\"stopped\""));
-	assert_int_not_equal(CLI(F->alice, NULL, "exec", "cold", "--", "true"), 0);
-	assert_non_null(strstr(ERR.data, "stopped"));
+	/* (an exec would wake it: test-daemon-thermal) */
 	assert_int_equal(CLI(F->alice, NULL, "start", "cold"), 0);
 	assert_int_equal(CLI(F->alice, NULL, "exec", "cold", "--", "sh", "-c",
 			     "cat /tmp/t; kill -0 $(cat /tmp/pid) && echo alive"), 0);

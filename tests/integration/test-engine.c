@@ -1,7 +1,9 @@
 /* test-engine.c — the VM engine with real QEMU microVMs (TCG here, KVM on
  * real hosts) booting the `tiny` image: boot and exec, clones with their
  * own identity, files, PTY sessions, pause/resume, cold stop/start with
- * processes and /tmp intact, QEMU dying, re-adoption by a new engine,
+ * processes and /tmp intact, named snapshots (restored as new sandboxes
+ * after the source is gone) and forks with a running process in each
+ * copy, failures of both leaving nothing, QEMU dying, re-adoption by a new engine,
  * confinement (each QEMU a uid of its own that can write nothing root
  * writes; the memory dir; a forged vm.json; a bounded console), errors,
  * and nothing left behind. Needs `make images`.
@@ -503,6 +505,18 @@ static void test_cold_stop_and_start(void **state)
 	destroy(vm);
 }
 
+/* No file under dir holds text (grep's exit 1: an error proves nothing). */
+static void assert_not_in_files(const char *text, const char *dir)
+{
+	struct buf o = BUF_INIT, ge = BUF_INIT;
+	int rc = test_grep_absent(text, dir, &o, &ge);
+	if (rc != 1)
+		fail_msg("grep for '%s' in %s: exit %d, want 1 (not found); found in: %s; "
+			 "errors: %s", text, dir, rc, o.data, ge.data);
+	buf_release(&o);
+	buf_release(&ge);
+}
+
 /* A cold snapshot is encrypted at rest: the guest's environment is in its
  * memory, and not in the file; one byte changed in the file and the start
  * is refused (the sandbox FAILED, with the reason), nothing crashes. */
@@ -516,13 +530,7 @@ static void test_tampered_snapshot_is_refused(void **state)
 	assert_string_equal(x, "at-rest-marker-5f3a9c\n");
 	free(x);
 	assert_int_equal(vm_stop_sync(vm, &e), 0);
-	struct buf o = BUF_INIT, ge = BUF_INIT;
-	int rc = test_grep_absent("at-rest-marker-5f3a9c", vm_dir(vm), &o, &ge);
-	if (rc != 1)
-		fail_msg("grep for the marker in the stopped sandbox: exit %d, want 1 (not found); "
-			 "found in: %s; errors: %s", rc, o.data, ge.data);
-	buf_release(&o);
-	buf_release(&ge);
+	assert_not_in_files("at-rest-marker-5f3a9c", vm_dir(vm));
 	/* one bit of the first page written */
 	struct buf mem = BUF_INIT;
 	buf_addf(&mem, "%s/mem", vm_dir(vm));
@@ -642,6 +650,261 @@ static void test_memory_budget(void **state UNUSED)
 	assert_int_equal(count_qemu_under(other.data), 0);
 	test_rmtree(other.data);
 	free(other.data);
+}
+
+/* ---- named snapshots and forks ---------------------------------------------------- */
+
+static char *snap_dir(struct efix *fx, const char *name)
+{
+	struct buf d = BUF_INIT;
+	buf_addf(&d, "%s/snapshots", fx->data);
+	mkdir(d.data, 0700);
+	buf_addf(&d, "/%s", name);
+	return buf_detach(&d, NULL);
+}
+
+static char *guest_random(struct vm *vm)
+{
+	return sh(vm, "head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n'", NULL);
+}
+
+/* a process started before the copy, alive in vm (its comm) */
+static void assert_alive(struct vm *vm, int pid, const char *comm)
+{
+	char cmd[96], want[64];
+	snprintf(cmd, sizeof(cmd), "test -d /proc/%d && cat /proc/%d/comm", pid, pid);
+	snprintf(want, sizeof(want), "%s\n", comm);
+	char *got = sh(vm, cmd, NULL);
+	assert_string_equal(got, want);
+	free(got);
+}
+
+/* A named snapshot of a running sandbox: the sandbox goes on; the
+ * snapshot (encrypted at rest, the guest's environment not in its files)
+ * outlives its source and restores as new sandboxes with the source's
+ * files and processes and identities of their own; a restored one stops
+ * and starts like any. */
+static void test_snapshot_and_restore(void **state)
+{
+	struct efix *fx = *state;
+	char *env[] = { (char *)"MARK=snap-marker-81d2e7", NULL };
+	struct vm *src = create(fx, "snap-src", env);
+	struct err e = ERR_INIT;
+	int bg = spawn_bg(src, "exec sleep 100000");
+	char *x = sh(src, "echo \"$MARK\" > /tmp/mark; echo on-disk > /workspace/note", NULL);
+	free(x);
+	char *dir = snap_dir(fx, "s1");
+	uint64_t t0 = now_ns();
+	assert_int_equal(vm_snapshot_sync(src, dir, &e), 0);
+	fprintf(stderr, "# snapshot create: %.1f ms\n", (double)(now_ns() - t0) / 1e6);
+	assert_int_equal(vm_state(src), VM_RUNNING);
+	x = sh(src, "echo still-here", NULL); /* it went on */
+	assert_string_equal(x, "still-here\n");
+	free(x);
+	const char *files[] = { "snap.json", "disk.ext4", "mem", "state" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		struct buf p = BUF_INIT;
+		struct stat st;
+		buf_addf(&p, "%s/%s", dir, files[i]);
+		assert_int_equal(stat(p.data, &st), 0);
+		assert_int_equal(st.st_uid, getuid()); /* root's (the engine's) */
+		assert_int_equal(st.st_mode & 077, 0);
+		buf_release(&p);
+	}
+	struct buf part = BUF_INIT;
+	buf_addf(&part, "%s.part", dir);
+	assert_int_equal(access(part.data, F_OK), -1);
+	assert_not_in_files("snap-marker-81d2e7", dir);
+	/* a snapshot of a paused sandbox leaves it paused */
+	char *dir2 = snap_dir(fx, "s2");
+	assert_int_equal(vm_pause_sync(src, &e), 0);
+	assert_int_equal(vm_snapshot_sync(src, dir2, &e), 0);
+	assert_int_equal(vm_state(src), VM_PAUSED);
+	/* and it can be migrated again while still paused: a cold stop (QEMU
+	 * 7.2 asserted in bdrv_inactivate_recurse and died when the copy had
+	 * left its disk handed over) */
+	assert_int_equal(vm_stop_sync(src, &e), 0);
+	assert_int_equal(vm_start_sync(src, &e), 0);
+	assert_alive(src, bg, "sleep");
+	destroy(src); /* the snapshots outlive it */
+
+	struct vm *a = NULL, *b = NULL;
+	struct vm_spec sa = { .id = "snap-a", .snapshot = dir }, sb = { .id = "snap-b", .snapshot = dir };
+	t0 = now_ns();
+	if (vm_create_sync(fx->eng, &sa, &a, &e) < 0)
+		fail_msg("restore: %s", err_str(&e));
+	fprintf(stderr, "# snapshot resume: %.1f ms\n", (double)(now_ns() - t0) / 1e6);
+	if (vm_create_sync(fx->eng, &sb, &b, &e) < 0)
+		fail_msg("restore: %s", err_str(&e));
+	assert_string_equal(vm_origin(a), "restore");
+	char *na = sh(a, "cat /tmp/mark /workspace/note; hostname", NULL);
+	char *nb = sh(b, "cat /tmp/mark /workspace/note; hostname", NULL);
+	assert_string_equal(na, "snap-marker-81d2e7\non-disk\nsnap-a\n");
+	assert_string_equal(nb, "snap-marker-81d2e7\non-disk\nsnap-b\n");
+	assert_alive(a, bg, "sleep");
+	assert_alive(b, bg, "sleep");
+	char *ra = guest_random(a), *rb = guest_random(b);
+	assert_string_not_equal(ra, rb);
+	/* its own key: a cold stop and start of the restored sandbox */
+	assert_int_equal(vm_stop_sync(a, &e), 0);
+	assert_int_equal(vm_start_sync(a, &e), 0);
+	assert_alive(a, bg, "sleep");
+	/* the paused one restores too */
+	struct vm *c = NULL;
+	struct vm_spec sc = { .id = "snap-c", .snapshot = dir2 };
+	if (vm_create_sync(fx->eng, &sc, &c, &e) < 0)
+		fail_msg("restore of a paused snapshot: %s", err_str(&e));
+	assert_alive(c, bg, "sleep");
+	free(na); free(nb); free(ra); free(rb);
+	buf_release(&part);
+	destroy(a);
+	destroy(b);
+	destroy(c);
+	assert_int_equal(access(dir, F_OK), 0); /* the engine never removes a snapshot */
+	test_rmtree(dir);
+	test_rmtree(dir2);
+	free(dir);
+	free(dir2);
+}
+
+/* Fork: a running copy of a running sandbox; a process started before runs
+ * on in both, files are the same, hostnames and random state differ. */
+static void test_fork(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *src = create(fx, "fork-src", NULL);
+	struct err e = ERR_INIT;
+	int bg = spawn_bg(src, "i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done");
+	char *x = sh(src, "echo shared > /workspace/f; sleep 0.5", NULL);
+	free(x);
+	struct vm *b = NULL;
+	struct vm_spec spec = { .id = "fork-b" };
+	uint64_t t0 = now_ns();
+	if (vm_fork_sync(src, &spec, &b, &e) < 0)
+		fail_msg("fork: %s", err_str(&e));
+	fprintf(stderr, "# fork: %.1f ms\n", (double)(now_ns() - t0) / 1e6);
+	assert_int_equal(vm_state(src), VM_RUNNING);
+	assert_int_equal(vm_state(b), VM_RUNNING);
+	assert_string_equal(vm_origin(b), "fork");
+	assert_alive(src, bg, "sh");
+	assert_alive(b, bg, "sh");
+	char *fa = sh(src, "cat /workspace/f; hostname", NULL), *fb = sh(b, "cat /workspace/f; hostname", NULL);
+	assert_string_equal(fa, "shared\nfork-src\n");
+	assert_string_equal(fb, "shared\nfork-b\n");
+	char *ra = guest_random(src), *rb = guest_random(b);
+	assert_string_not_equal(ra, rb);
+	/* the loop goes on in both */
+	char *c1a = sh(src, "cat /tmp/count", NULL), *c1b = sh(b, "cat /tmp/count", NULL);
+	char *c2a = sh(src, "sleep 1; cat /tmp/count", NULL), *c2b = sh(b, "sleep 1; cat /tmp/count", NULL);
+	assert_true(strtol(c2a, NULL, 10) > strtol(c1a, NULL, 10));
+	assert_true(strtol(c2b, NULL, 10) > strtol(c1b, NULL, 10));
+	/* a fork of a fork, of a paused sandbox: it stays paused */
+	struct vm *c = NULL;
+	struct vm_spec sc = { .id = "fork-c" };
+	assert_int_equal(vm_pause_sync(b, &e), 0);
+	if (vm_fork_sync(b, &sc, &c, &e) < 0)
+		fail_msg("fork of a paused one: %s", err_str(&e));
+	assert_int_equal(vm_state(b), VM_PAUSED);
+	assert_alive(c, bg, "sh");
+	/* a copy stops and starts like any sandbox */
+	assert_int_equal(vm_stop_sync(c, &e), 0);
+	assert_int_equal(vm_start_sync(c, &e), 0);
+	assert_alive(c, bg, "sh");
+	free(fa); free(fb); free(ra); free(rb); free(c1a); free(c1b); free(c2a); free(c2b);
+	destroy(src);
+	destroy(b);
+	destroy(c);
+}
+
+static void no_part_left(const char *dir)
+{
+	struct buf part = BUF_INIT;
+	buf_addf(&part, "%s.part", dir);
+	for (int i = 0; i < 300 && access(part.data, F_OK) == 0; i++)
+		loop_run_once(10);
+	assert_int_equal(access(part.data, F_OK), -1);
+	assert_int_equal(access(dir, F_OK), -1);
+	buf_release(&part);
+}
+
+static void fork_done(struct vm *vm UNUSED, int rc, const struct err *e UNUSED, void *arg)
+{
+	*(int *)arg = rc ? rc : 1;
+}
+
+/* What fails leaves nothing: no half-written snapshot, no VM, no files. */
+static void test_copy_failures(void **state)
+{
+	struct efix *fx = *state;
+	struct vm *src = create(fx, "copy-fail", NULL);
+	struct err e = ERR_INIT;
+	char *dir = snap_dir(fx, "f1");
+	/* into a snapshot that exists */
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(vm_snapshot_sync(src, dir, &e), -EEXIST);
+	assert_int_equal(vm_state(src), VM_RUNNING);
+	rmdir(dir);
+	/* of a stopped sandbox */
+	assert_int_equal(vm_stop_sync(src, &e), 0);
+	assert_int_equal(vm_snapshot_sync(src, dir, &e), -EINVAL);
+	struct vm_spec fs = { .id = "copy-fail-b" };
+	struct vm *b = NULL;
+	assert_int_equal(vm_fork_sync(src, &fs, &b, &e), -EINVAL);
+	assert_null(engine_find(fx->eng, "copy-fail-b"));
+	assert_int_equal(vm_start_sync(src, &e), 0);
+	/* a fork onto a name in use */
+	struct vm_spec same = { .id = "copy-fail" };
+	assert_int_equal(vm_fork_sync(src, &same, &b, &e), -EEXIST);
+	/* the source destroyed in the middle of a snapshot: no part stays */
+	struct vm *src2 = create(fx, "copy-fail-2", NULL);
+	int src_rc = 0;
+	assert_int_equal(vm_snapshot(src, dir, fork_done, &src_rc, &e), 0);
+	destroy(src);
+	assert_int_equal(src_rc, -ECANCELED);
+	no_part_left(dir);
+	/* ... in the middle of a fork: the copy fails, nothing of it stays */
+	int child_rc = 0;
+	src_rc = 0;
+	assert_int_equal(vm_fork(src2, &fs, fork_done, &src_rc, fork_done, &child_rc, &b, &e), 0);
+	char *bdir = xstrdup(vm_dir(b));
+	destroy(src2);
+	while (!child_rc)
+		loop_run_once(100);
+	assert_true(child_rc < 0);
+	assert_null(engine_find(fx->eng, "copy-fail-b"));
+	for (int i = 0; i < 300 && access(bdir, F_OK) == 0; i++)
+		loop_run_once(10);
+	assert_int_equal(access(bdir, F_OK), -1);
+	/* a restore of no snapshot, and of a tampered one */
+	struct vm *r = NULL;
+	struct vm_spec rs = { .id = "copy-fail-r", .snapshot = dir };
+	assert_true(vm_create_sync(fx->eng, &rs, &r, &e) < 0);
+	assert_non_null(strstr(err_str(&e), "no snapshot"));
+	assert_null(engine_find(fx->eng, "copy-fail-r"));
+	struct vm *s3 = create(fx, "copy-fail-3", NULL);
+	assert_int_equal(vm_snapshot_sync(s3, dir, &e), 0);
+	destroy(s3);
+	struct buf mem = BUF_INIT;
+	buf_addf(&mem, "%s/mem", dir);
+	int fd = open(mem.data, O_RDWR | O_CLOEXEC);
+	off_t data = lseek(fd, 0, SEEK_DATA);
+	unsigned char ch;
+	assert_int_equal(pread(fd, &ch, 1, data + 100), 1);
+	ch ^= 1;
+	assert_int_equal(pwrite(fd, &ch, 1, data + 100), 1);
+	close(fd);
+	assert_int_equal(vm_create_sync(fx->eng, &rs, &r, &e), -EBADMSG);
+	assert_null(engine_find(fx->eng, "copy-fail-r"));
+	struct buf rdir = BUF_INIT;
+	buf_addf(&rdir, "%s/sandboxes/copy-fail-r", fx->data);
+	for (int i = 0; i < 300 && access(rdir.data, F_OK) == 0; i++)
+		loop_run_once(10);
+	assert_int_equal(access(rdir.data, F_OK), -1);
+	test_rmtree(dir);
+	buf_release(&mem);
+	buf_release(&rdir);
+	free(bdir);
+	free(dir);
 }
 
 static void test_qemu_killed_is_detected(void **state)
@@ -1182,6 +1445,9 @@ int main(void)
 		cmocka_unit_test(test_tampered_snapshot_is_refused),
 		cmocka_unit_test(test_clone_takes_the_spare),
 		cmocka_unit_test(test_memory_budget),
+		cmocka_unit_test(test_snapshot_and_restore),
+		cmocka_unit_test(test_fork),
+		cmocka_unit_test(test_copy_failures),
 		cmocka_unit_test(test_qemu_killed_is_detected),
 		cmocka_unit_test(test_readopt_after_engine_restart),
 		cmocka_unit_test(test_each_vm_its_own_uid),

@@ -164,7 +164,7 @@ static void test_usage_errors(void **state UNUSED)
 	/* --help anywhere, and the ways to ask for a group's */
 	assert_int_equal(run(&out, &err, "exec", "dev", "--help", NULL), 0);
 	assert_non_null(strstr(out.data, "usage: bhatti exec NAME"));
-	assert_non_null(strstr(out.data, "stdin is sent"));
+	assert_non_null(strstr(out.data, "stdin is streamed"));
 	assert_int_equal(run(&out, &err, "user", "help", NULL), 0);
 	assert_non_null(strstr(out.data, "options of every command: --data-dir"));
 	assert_int_equal(run(&out, &err, "-h", NULL), 0);
@@ -201,6 +201,143 @@ static void test_globals_and_escaping(void **state UNUSED)
 	buf_release(&err);
 }
 
+/* The docs/cli.md table row of command name ("file read"), or NULL. */
+static char *doc_row(const char *md, const char *name)
+{
+	char lead[80];
+	snprintf(lead, sizeof(lead), "| `bhatti %s", name);
+	size_t n = strlen(lead);
+	for (const char *p = md; (p = strstr(p, lead)); p++)
+		if ((p == md || p[-1] == '\n') && (p[n] == ' ' || p[n] == '`'))
+			return strndup(p, strcspn(p, "\n"));
+	return NULL;
+}
+
+/* Is flag in text as a word of its own ("--name" in "[--name N]", not in
+ * "--name-x")? */
+static bool has_flag(const char *text, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (const char *p = text; (p = strstr(p, flag)); p++) {
+		bool before = p == text || !(isalnum((unsigned char)p[-1]) || p[-1] == '-');
+		bool after = !(isalnum((unsigned char)p[n]) || p[n] == '-');
+		if (before && after)
+			return true;
+	}
+	return false;
+}
+
+/* Every flag of the table (bhatti __table) is in the command's row of
+ * docs/cli.md and in its --help, and every flag a row names is in the
+ * table. The global options (--url, --token, --json, --timing) are documented once
+ * (docs/cli.md and `bhatti help`); a group's common options (every
+ * subcommand has them: user's --data-dir, --config) in docs/cli.md and
+ * `bhatti GROUP --help`. */
+static void test_flags_match_docs(void **state UNUSED)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT, help = BUF_INIT, tab = BUF_INIT;
+	char *md = read_text("docs/cli.md");
+	assert_non_null(md);
+	assert_int_equal(run(&tab, &err, "__table", NULL), 0);
+	assert_int_equal(run(&help, &err, "help", NULL), 0);
+	static const char *const globals[] = { "--url", "--token", "--json", "--timing" };
+	for (size_t i = 0; i < ARRAY_SIZE(globals); i++)
+		if (!has_flag(md, globals[i]) || !has_flag(help.data, globals[i]))
+			fail_msg("the global option %s is not in docs/cli.md or bhatti help", globals[i]);
+	for (char *line = tab.data; *line; line = strchr(line, '\n') + 1) {
+		char name[64], flags[512];
+		size_t l1 = strcspn(line, "\t");
+		snprintf(name, sizeof(name), "%.*s", (int)l1, line);
+		const char *f = line + l1 + 1;
+		snprintf(flags, sizeof(flags), "%.*s", (int)strcspn(f, "\t"), f);
+		char *row = doc_row(md, name);
+		if (!row)
+			fail_msg("'bhatti %s' has no row in docs/cli.md", name);
+		char *argv[8] = { NULL };
+		int na = 0;
+		char *copy = strdup(name), *save = NULL;
+		for (char *w = strtok_r(copy, " ", &save); w && na < 4; w = strtok_r(NULL, " ", &save))
+			argv[na++] = w;
+		const char *group = na > 1 ? argv[0] : NULL;
+		assert_int_equal(run(&out, &err, argv[0], na > 1 ? argv[1] : "--help",
+				     na > 1 ? "--help" : NULL, NULL), 0);
+		struct buf ghelp = BUF_INIT, e2 = BUF_INIT;
+		if (group)
+			assert_int_equal(run(&ghelp, &e2, group, "--help", NULL), 0);
+		char *fs = strdup(flags);
+		for (char *fl = strtok_r(fs, " ", &save); fl; fl = strtok_r(NULL, " ", &save)) {
+			bool global = false;
+			for (size_t i = 0; i < ARRAY_SIZE(globals); i++)
+				global |= strcmp(fl, globals[i]) == 0;
+			if (global && !has_flag(out.data, fl))
+				continue;   /* documented once, checked above */
+			if (group && has_flag(ghelp.data, fl) && has_flag(md, fl))
+				continue;   /* the group's common option */
+			if (!has_flag(row, fl))
+				fail_msg("'bhatti %s': the table's %s is not in its row of docs/cli.md",
+					 name, fl);
+			if (!has_flag(out.data, fl))
+				fail_msg("'bhatti %s': the table's %s is not in its --help", name, fl);
+		}
+		free(fs);
+		/* the reverse: the flags the row's synopsis (its first cell) names
+		 * are in the table */
+		char *cell_end = strstr(row + 2, "` |");
+		if (cell_end)
+			cell_end[1] = '\0';
+		for (const char *p = row; *p; p++) {
+			if (*p != '-' || (p > row && !strchr(" [`(|", p[-1])))
+				continue;
+			size_t fn = strspn(p, "-abcdefghijklmnopqrstuvwxyz");
+			if (fn < 2 || (p[1] == '-' && fn < 3))
+				continue;
+			char one[64];
+			snprintf(one, sizeof(one), "%.*s", (int)fn, p);
+			if (!has_flag(flags, one))
+				fail_msg("docs/cli.md's row of 'bhatti %s' names %s, which the table does "
+					 "not have", name, one);
+			p += fn - 1;
+		}
+		buf_release(&ghelp);
+		buf_release(&e2);
+		free(copy);
+		free(row);
+		if (!strchr(line, '\n'))
+			break;
+	}
+	free(md);
+	buf_release(&out);
+	buf_release(&err);
+	buf_release(&help);
+	buf_release(&tab);
+}
+
+/* A daemon whose API (X-Bhatti-API) is not this CLI's: one warning, the
+ * command still runs. */
+static void test_api_version_warning(void **state UNUSED)
+{
+	static const char *const newer[] = {
+		"HTTP/1.1 200 OK\r\nX-Bhatti-Version: 9.0.0\r\nX-Bhatti-API: 2\r\n"
+		"Content-Length: 2\r\n\r\n[]", NULL
+	};
+	static const char *const same[] = {
+		"HTTP/1.1 200 OK\r\nX-Bhatti-Version: 0.1.0\r\nX-Bhatti-API: 1\r\n"
+		"Content-Length: 2\r\n\r\n[]", NULL
+	};
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct canned srv;
+	struct canned_conn cc[2] = { { .pieces = newer }, { .pieces = same } };
+	canned_start(&srv, cc, 2);
+	assert_int_equal(run(&out, &err, "list", "--url", srv.url, NULL), 0);
+	assert_string_equal(err.data, "bhatti: warning: the daemon (9.0.0) speaks API 2, this CLI "
+				      "(" BHATTI_VERSION ") API 1; update the CLI\n");
+	assert_int_equal(run(&out, &err, "list", "--url", srv.url, NULL), 0);
+	assert_string_equal(err.data, "");
+	canned_end(&srv);
+	buf_release(&out);
+	buf_release(&err);
+}
+
 /* An exit message without a code: a clean error, never a crash. */
 static void test_exit_without_code(void **state UNUSED)
 {
@@ -227,7 +364,7 @@ static void test_exit_without_code(void **state UNUSED)
 	assert_string_equal(out.data, "hi\n");
 	assert_string_equal(err.data,
 			    "bhatti: the daemon said the command exited but not with which code\n");
-	assert_int_equal(run(&out, &err, "exec", "--url", srv.url, "dev", "true", NULL), 3);
+	assert_int_equal(run(&out, &err, "exec", "--url", srv.url, "-n", "dev", "true", NULL), 3);
 	assert_int_equal(run(&out, &err, "ps", "--url", srv.url, "dev", NULL), 0);
 	assert_non_null(strstr(out.data, "\ns1 "));
 	assert_non_null(strstr(out.data, " exited "));
@@ -264,9 +401,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_table_matches_docs),
+		cmocka_unit_test(test_flags_match_docs),
 		cmocka_unit_test(test_usage_errors),
 		cmocka_unit_test(test_globals_and_escaping),
 		cmocka_unit_test(test_exit_without_code),
+		cmocka_unit_test(test_api_version_warning),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -494,6 +494,8 @@ static int setup(void **state UNUSED)
 	dir = test_tmpdir("http");
 	if (settings_load_string("test", "", &S.cfg, &e) < 0)
 		return -1;
+	free(S.cfg.data_dir); /* everything in the temp dir (named snapshots too) */
+	S.cfg.data_dir = xstrdup(dir);
 	struct buf db = BUF_INIT;
 	buf_addf(&db, "%s/state.db", dir);
 	int rc = store_open(db.data, &S.store, &e);

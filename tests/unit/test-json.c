@@ -587,9 +587,39 @@ static void test_get(void **state)
 	cJSON_Delete(o);
 }
 
+/* JSON_SIZE: bytes as a number or a string with a unit (issue 13's
+ * "disk_size"); the same range check either way. */
+struct sized {
+	uint64_t disk;
+};
+static const struct json_field size_fields[] = {
+	JSON_FIELD_SIZE("disk", struct sized, disk, JSON_OPTIONAL, 1ull << 40),
+};
+
+static void test_size(void **state)
+{
+	(void)state;
+	struct sized z = { 0 };
+	struct err e = ERR_INIT;
+	const char *ok[][2] = { { "{\"disk\":1048576}", "1048576" }, { "{\"disk\":\"10G\"}", "10737418240" },
+				{ "{\"disk\":\"512M\"}", "536870912" }, { "{\"disk\":\"1T\"}", "1099511627776" } };
+	for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+		assert_int_equal(json_parse(ok[i][0], strlen(ok[i][0]), size_fields, 1, &z, NULL, &e), 0);
+		assert_true(z.disk == strtoull(ok[i][1], NULL, 10));
+	}
+	const char *bad[] = { "{\"disk\":\"10X\"}", "{\"disk\":\"2T\"}", "{\"disk\":1099511627777}",
+			      "{\"disk\":-1}", "{\"disk\":true}", "{\"disk\":1.5}", "{\"disk\":\"\"}" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		e = (struct err)ERR_INIT;
+		assert_int_equal(json_parse(bad[i], strlen(bad[i]), size_fields, 1, &z, NULL, &e), -EINVAL);
+		assert_non_null(strstr(e.msg, "field 'disk' must be"));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_size),
 		cmocka_unit_test(test_full_body),
 		cmocka_unit_test(test_defaults_and_present),
 		cmocka_unit_test(test_replaces_owned_values),

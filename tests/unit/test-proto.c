@@ -210,6 +210,15 @@ static void test_activity(void **state)
 	roundtrip(PROTO_ACTIVITY, 0, 4, NULL, &none);
 	roundtrip(PROTO_SYNC, 0, 5, NULL, &none);
 
+	roundtrip(PROTO_LOAD, 0, 6, NULL, &none);
+	struct proto_load_info l = { 98765432109ull, 2, 1, 600000, 3 }, l2;
+	roundtrip(PROTO_LOAD_INFO, PROTO_F_END, 6, &l, &l2);
+	assert_true(l2.cpu_ms == 98765432109ull);
+	assert_int_equal(l2.tcp_out, 2);
+	assert_int_equal(l2.holds, 1);
+	assert_true(l2.hold_ms == 600000);
+	assert_int_equal(l2.forwards, 3);
+
 	struct proto_activity_info a = { 123456789012ull, 3, 2, 1, 4, 9, 86400000ull * 7 }, a2;
 	roundtrip(PROTO_ACTIVITY_INFO, PROTO_F_END, 4, &a, &a2);
 	assert_true(a2.idle_ms == 123456789012ull);
@@ -457,7 +466,7 @@ static void test_every_type_covered(void **state)
 			fail_msg("type %d (%s) has no round-trip test", t,
 				 proto_type_name((uint8_t)t));
 	}
-	assert_int_equal(known, 32);
+	assert_int_equal(known, 34);
 	assert_string_equal(proto_type_name(PROTO_EXEC), "EXEC");
 	assert_string_equal(proto_type_name(PROTO_SESSION_LIST_RESULT), "SESSION_LIST_RESULT");
 	assert_false(proto_type_known(0));
@@ -794,7 +803,7 @@ static void test_truncated_bodies(void **state)
 		{ "/f1", 1, 2, 3, { bytes, 3 } }, { "/f2", 4, 5, 6, { bytes, 2 } },
 	};
 	struct proto_configure c = { 1, "h", "t", argv, argv, files, 2, "i", "e", "a", "g",
-				     argv, 9, 10, { bytes, 3 } };
+				     argv, 9, 10, { bytes, 3 }, "m" };
 	struct proto_session ss[] = {
 		{ "s1", argv, "tty", 1, 1, 1, 1, 1, 1, 1, 1 },
 		{ "s2", argv, "tty", 2, 0, 0, 2, 2, 2, 2, 2 },

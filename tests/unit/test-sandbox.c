@@ -3,7 +3,8 @@
  * dir, the real engine.c on the tests' fake backend (tests/fake-backend.c,
  * a test double of the VMM: operations finish on the loop, fail, hang or
  * die as a test says). Create (quotas, names, secrets, a failed create
- * leaves no row), the API states, wake (warm, cold, user-stopped, failed),
+ * leaves no row), the API states, wake (warm, cold, user-stopped, failed; at
+ * most max_concurrent_wakes restores; a failed wake and start --force; keep_hot),
  * waiters (one operation, many waiting; a cancelled waiter), busy, stop and
  * start, destroy (also preempting an operation), rename, and the crash
  * reconciliation of sbx_init (rows without VMs, VMs without rows, creates
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sodium.h>
 
 #include "engine-internal.h"
@@ -31,6 +33,7 @@
 #include "loop.h"
 #include "sandbox.h"
 #include "server.h"
+#include "snapshot.h"
 
 struct fix {
 	char *dir;
@@ -59,6 +62,10 @@ static int open_server(struct fix *f)
 	buf_addf(&db, "%s/state.db", f->dir);
 	buf_addf(&key, "%s/age.key", f->dir);
 	int r = settings_load_string("t.yaml", "default_image: tiny\n", &f->srv.cfg, &e);
+	if (r == 0) { /* everything in the temp dir (named snapshots too) */
+		free(f->srv.cfg.data_dir);
+		f->srv.cfg.data_dir = xstrdup(f->dir);
+	}
 	if (r == 0)
 		r = store_open(db.data, &f->srv.store, &e);
 	if (r == 0)
@@ -390,17 +397,29 @@ static void test_states_and_wake(void **state UNUSED)
 	assert_string_equal(r.state, "hot");
 	assert_int_equal(fake_calls(OP_START), starts + 1);
 
-	/* stopped by the user: an error that says how to start it */
+	/* stopped by the user: woken as well (a request that needs the guest
+	 * starts it), and no longer stopped */
 	struct rec stop = { 0 };
 	assert_int_equal(sbx_stop(sb, rec_done, &stop, &e), 0);
 	assert_string_equal(sbx_state(sb), "stopping");
 	wait_rec(&stop);
 	assert_string_equal(sbx_state(sb), "stopped");
+	assert_string_equal(sbx_thermal(sb), "cold");
 	memset(&r, 0, sizeof(r));
 	sbx_wake(sb, rec_done, &r);
-	assert_int_equal(r.calls, 1);
-	assert_int_equal(r.rc, -ENOTCONN);
-	assert_string_equal(r.e.msg, "sandbox 'w' is stopped; start it with 'bhatti start w'");
+	wait_rec(&r);
+	assert_int_equal(r.rc, 0);
+	assert_string_equal(r.state, "hot");
+	assert_false(sb->row.stopped);
+	assert_int_equal(sb->row.thermal.wake_count, 3);   /* warm, cold, stopped */
+	struct sandbox_row row;
+	for (int i = 0; i < 40; i++)   /* (the wake's record is written a moment later) */
+		loop_run_once(10);
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_false(row.stopped);
+	assert_int_equal(row.thermal.wake_count, 3);
+	assert_int_equal(row.thermal.warm_since, 0);
+	sandbox_row_release(&row);
 
 	/* failed: only destroy helps */
 	struct rec start = { 0 };
@@ -435,7 +454,7 @@ static void test_waiters(void **state UNUSED)
 			assert_int_equal(w[i].rc, 0);
 	}
 
-	/* a wake that comes while the user stops it learns it is stopped */
+	/* a wake that comes while the user stops it starts it again */
 	struct rec stop = { 0 }, wake = { 0 };
 	fake_script(vm_id(sb->vm), OP_STOP, FAKE_HANG);
 	assert_int_equal(sbx_stop(sb, rec_done, &stop, &e), 0);
@@ -452,8 +471,10 @@ static void test_waiters(void **state UNUSED)
 	settle();
 	assert_int_equal(stop.rc, 0);
 	assert_int_equal(wake.calls, 1);
-	assert_int_equal(wake.rc, -ENOTCONN);
+	assert_int_equal(wake.rc, 0);
+	assert_string_equal(sbx_state(sb), "hot");
 	assert_int_equal(busy.calls, 0);
+	assert_int_equal(vm_stop_sync(sb->vm, &e), 0);
 
 	/* a failed operation: its waiters get the error; the sandbox stays */
 	struct rec start = { 0 }, wake2 = { 0 };
@@ -469,6 +490,90 @@ static void test_waiters(void **state UNUSED)
 	wait_rec(&wake2);
 	assert_int_equal(wake2.rc, 0);
 	assert_string_equal(sbx_state(sb), "hot");
+}
+
+/* At most thermal.max_concurrent_wakes restores at once (then -EAGAIN);
+ * a failed wake leaves the sandbox in error until a start with force. */
+static void test_wake_limits_and_failure(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *a = hot("a"), *b = hot("b");
+	assert_int_equal(vm_stop_sync(a->vm, &e), 0);
+	assert_int_equal(vm_stop_sync(b->vm, &e), 0);
+	FX->srv.cfg.thermal.max_concurrent_wakes = 1;
+	struct rec ra = { 0 }, ra2 = { 0 }, rb = { 0 };
+	fake_script(vm_id(a->vm), OP_START, FAKE_HANG);
+	sbx_wake(a, rec_done, &ra);
+	sbx_wake(a, rec_done, &ra2);   /* the same wake */
+	sbx_wake(b, rec_done, &rb);
+	assert_int_equal(rb.calls, 1);
+	assert_int_equal(rb.rc, -EAGAIN);
+	assert_string_equal(rb.e.msg, "too many sandboxes are waking at once (at most 1, "
+			    "'thermal.max_concurrent_wakes'); retry in a moment");
+	assert_string_equal(sbx_state(b), "cold");
+	fake_release(a->vm);
+	wait_rec(&ra);
+	wait_rec(&ra2);
+	assert_int_equal(ra.rc, 0);
+	assert_int_equal(ra2.rc, 0);
+	assert_int_equal(FX->srv.cold_wakes, 0);
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	wait_rec(&rb);
+	assert_int_equal(rb.rc, 0);
+
+	/* a wake that fails: error, with the reason, kept in the store */
+	assert_int_equal(vm_stop_sync(b->vm, &e), 0);
+	fake_script(vm_id(b->vm), OP_START, FAKE_FAIL);
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	wait_rec(&rb);
+	assert_true(rb.rc < 0);
+	assert_string_equal(sbx_state(b), "error");
+	assert_non_null(b->row.thermal.wake_error);
+	assert_string_equal(sbx_error(b), b->row.thermal.wake_error);
+	struct sandbox_row row;
+	assert_int_equal(store_sandbox_get(FX->srv.store, b->row.id, &row, &e), 0);
+	assert_non_null(row.thermal.wake_error);
+	sandbox_row_release(&row);
+	/* ... later wakes and a plain start say how to retry */
+	memset(&rb, 0, sizeof(rb));
+	sbx_wake(b, rec_done, &rb);
+	assert_int_equal(rb.rc, -ENOTCONN);
+	assert_non_null(strstr(rb.e.msg, "retry with 'bhatti start --force b'"));
+	assert_int_equal(sbx_start(b, rec_done, &rb, &e), -ENOTCONN);
+	/* ... a start with force retries */
+	sbx_clear_wake_error(b);
+	memset(&rb, 0, sizeof(rb));
+	assert_int_equal(sbx_start(b, rec_done, &rb, &e), 0);
+	wait_rec(&rb);
+	assert_int_equal(rb.rc, 0);
+	assert_string_equal(sbx_state(b), "hot");
+	for (int i = 0; i < 40; i++)
+		loop_run_once(10);
+	assert_int_equal(store_sandbox_get(FX->srv.store, b->row.id, &row, &e), 0);
+	assert_null(row.thermal.wake_error);
+	sandbox_row_release(&row);
+}
+
+/* keep_hot is kept in the store; turning it on wakes the sandbox. */
+static void test_keep_hot(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct sbx *sb = hot("kh");
+	assert_int_equal(vm_pause_sync(sb->vm, &e), 0);
+	assert_int_equal(sbx_set_keep_hot(sb, true, &e), 0);
+	assert_true(sb->busy);   /* waking */
+	settle();
+	assert_string_equal(sbx_state(sb), "hot");
+	struct sandbox_row row;
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_true(row.keep_hot);
+	sandbox_row_release(&row);
+	assert_int_equal(sbx_set_keep_hot(sb, false, &e), 0);
+	assert_int_equal(store_sandbox_get(FX->srv.store, sb->row.id, &row, &e), 0);
+	assert_false(row.keep_hot);
+	sandbox_row_release(&row);
 }
 
 /* ---- stop and start ---------------------------------------------------------------- */
@@ -748,6 +853,116 @@ static void test_init_reconciles(void **state UNUSED)
 	assert_int_equal(r.rc, 0);
 }
 
+/* ---- named snapshots and fork: what is refused leaves nothing ------------------- */
+
+static int count_snapshot_rows(void)
+{
+	struct snapshot_row *v = NULL;
+	size_t n = 0;
+	struct err e = ERR_INIT;
+	assert_int_equal(store_snapshot_list(FX->srv.store, -1, &v, &n, &e), 0);
+	snapshot_row_array_free(v, n);
+	return (int)n;
+}
+
+static int count_dir(const char *dir)
+{
+	char *cmd = test_strf("ls -A '%s' 2>/dev/null | wc -l", dir);
+	FILE *f = popen(cmd, "r");
+	int n = -1;
+	if (f && fscanf(f, "%d", &n) != 1)
+		n = -1;
+	if (f)
+		pclose(f);
+	free(cmd);
+	return n;
+}
+
+static void snap_rec(int rc, const struct err *e UNUSED, const struct snapshot_row *row UNUSED,
+		     void *arg)
+{
+	*(int *)arg = rc ? rc : 1;
+}
+
+/* The fake engine copies nothing (ENOTSUP), as a failing engine: every
+ * refusal, before or in the engine, leaves no row, no directory, no VM,
+ * and the source not busy. */
+static void test_copies_refused(void **state UNUSED)
+{
+	struct sbx *src = hot("src");
+	struct err e = ERR_INIT;
+	struct snap_op *op = NULL;
+	int done = 0;
+	char *udir = test_strf("%s/snapshots/%lld", FX->dir, (long long)FX->alice.id);
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "s1", "{\"k\":\"v\"}", snap_rec,
+				     &done, &op, &e), -ENOTSUP);
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "a b", NULL, snap_rec, &done, &op,
+				     &e), -EINVAL);
+	FX->srv.cfg.limits.max_snapshots = 0;
+	assert_int_equal(snap_create(&FX->srv, &FX->alice, src, "s2", NULL, snap_rec, &done, &op,
+				     &e), -EDQUOT);
+	assert_non_null(strstr(e.msg, "snapshot limit reached (0/0"));
+	settle();
+	assert_int_equal(done, 0);
+	assert_int_equal(count_snapshot_rows(), 0);
+	assert_true(count_dir(udir) <= 0);
+	assert_false(src->busy);
+
+	struct rec r = { 0 };
+	struct sbx *copy = NULL;
+	assert_int_equal(snap_fork(&FX->srv, &FX->alice, src, "f1", rec_done, &r, &copy, &e),
+			 -ENOTSUP);
+	assert_int_equal(snap_resume(&FX->srv, &FX->alice, "nope", "r1", rec_done, &r, &copy, &e),
+			 -ENOENT);
+	settle();
+	assert_int_equal(r.calls, 0);
+	assert_null(sbx_find(&FX->srv, &FX->alice, "f1"));
+	assert_null(sbx_find(&FX->srv, &FX->alice, "r1"));
+	int64_t n = 0;
+	assert_int_equal(store_sandbox_count(FX->srv.store, FX->alice.id, &n, &e), 0);
+	assert_int_equal(n, 1);
+	assert_false(src->busy);
+	/* the sandbox quota comes first: alice may have 3 */
+	hot("two");
+	hot("three");
+	assert_int_equal(snap_fork(&FX->srv, &FX->alice, src, "f2", rec_done, &r, &copy, &e),
+			 -EDQUOT);
+	free(udir);
+}
+
+/* At start-up: a row never made ready goes with its files; files no ready
+ * row names go; a ready row and its files stay. */
+static void test_snap_init_reconciles(void **state UNUSED)
+{
+	struct err e = ERR_INIT;
+	struct snapshot_row keep = { .id = (char *)"aaaaaaaaaaaa", .user_id = FX->alice.id,
+				     .name = (char *)"keep", .image = (char *)"tiny", .cpus = 1,
+				     .memory_mb = 512 };
+	struct snapshot_row cut = keep;
+	cut.id = (char *)"bbbbbbbbbbbb";
+	cut.name = (char *)"cut";
+	assert_int_equal(store_snapshot_insert(FX->srv.store, &keep, 5, &e), 0);
+	assert_int_equal(store_snapshot_set_ready(FX->srv.store, keep.id, 1, &e), 0);
+	assert_int_equal(store_snapshot_insert(FX->srv.store, &cut, 5, &e), 0);
+	const char *dirs[] = { "aaaaaaaaaaaa", "bbbbbbbbbbbb", "bbbbbbbbbbbb.part", "cccccccccccc" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char *d = test_strf("%s/snapshots/%lld/%s", FX->dir, (long long)FX->alice.id, dirs[i]);
+		assert_int_equal(mkdir_p(d, 0700), 0);
+		free(d);
+	}
+	assert_int_equal(snap_init(&FX->srv, &e), 0);
+	struct snapshot_row got = { 0 };
+	assert_int_equal(store_snapshot_find(FX->srv.store, FX->alice.id, "keep", &got, &e), 0);
+	snapshot_row_release(&got);
+	assert_int_equal(store_snapshot_find(FX->srv.store, FX->alice.id, "cut", &got, &e), -ENOENT);
+	char *udir = test_strf("%s/snapshots/%lld", FX->dir, (long long)FX->alice.id);
+	assert_int_equal(count_dir(udir), 1);
+	char *kept = test_strf("%s/aaaaaaaaaaaa", udir);
+	assert_int_equal(access(kept, F_OK), 0);
+	free(kept);
+	free(udir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -757,6 +972,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_create_with_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_states_and_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_waiters, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_wake_limits_and_failure, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keep_hot, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_no_room, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_start, setup, teardown),
@@ -764,6 +981,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_destroy_preempts, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rename, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_init_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copies_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snap_init_reconciles, setup, teardown),
 	};
 	log_init("test-sandbox", LOG_ERROR);
 	if (loop_init() < 0 || sodium_init() < 0)

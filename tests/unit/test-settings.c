@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "settings.h"
 #include "valid.h"
 
@@ -35,15 +36,24 @@ static void assert_defaults(const struct settings *s)
 	assert_string_equal(s->log_level, "info");
 	assert_int_equal(s->defaults.cpus, 1);
 	assert_int_equal(s->defaults.memory_mb, 512);
-	assert_int_equal(s->limits.max_sandboxes, 20);
+	assert_int_equal(s->limits.max_sandboxes, 5);   /* the seed system's 5, 4, 4096 */
 	assert_int_equal(s->limits.max_cpus, 4);
 	assert_int_equal(s->limits.max_memory_mb, 4096);
 	assert_int_equal(s->limits.creates_per_min, 10);
 	assert_int_equal(s->limits.execs_per_min, 120);
 	assert_int_equal(s->limits.max_secrets, 100);
 	assert_int_equal(s->limits.max_snapshot_disk, 20ull << 30);
+	assert_int_equal(s->limits.max_snapshots, 5);
 	assert_int_equal(s->limits.memory_budget, 0);
+	assert_int_equal(s->exec.timeout_ms, 300 * 1000);           /* the seed's 300 s */
+	assert_int_equal(s->exec.max_timeout_ms, 24 * 3600 * 1000); /* and 24 h at most */
 	assert_int_equal(s->limits.max_body, 100ull << 20);
+	assert_int_equal(s->thermal.warm_after, 30000);
+	assert_int_equal(s->thermal.cold_after, 30 * 60000);
+	assert_int_equal(s->thermal.check_every, 5000);
+	assert_int_equal(s->thermal.cpu_busy_percent, 5);
+	assert_true(s->thermal.outbound_tcp);
+	assert_int_equal(s->thermal.max_concurrent_wakes, 10);
 }
 
 static void test_defaults(void **state)
@@ -91,7 +101,27 @@ static void test_full_file(void **state)
 	assert_int_equal(s.limits.max_snapshot_disk, 3ull << 30);
 	assert_int_equal(s.limits.memory_budget, 6ull << 30);
 	assert_int_equal(s.limits.max_body, 1ull << 30);
+	assert_int_equal(s.thermal.warm_after, 45000);
+	assert_true(s.thermal.cold_after == CONFIG_NEVER);
+	assert_int_equal(s.thermal.check_every, 250);
+	assert_int_equal(s.thermal.cpu_busy_percent, 20);
+	assert_false(s.thermal.outbound_tcp);
+	assert_int_equal(s.thermal.max_concurrent_wakes, 3);
+	assert_false(s.network.enabled);
+	assert_string_equal(s.network.subnet_pool, "10.77.0.0/16");
+	assert_string_equal(s.network.dns_upstreams[0], "192.0.2.53");
+	assert_null(s.network.dns_upstreams[1]);
+	assert_string_equal(s.network.egress, "deny");
+	assert_false(s.network.same_user);
 	settings_release(&s);
+
+	/* a duration that may not be never, and one that is not a duration */
+	assert_int_equal(settings_load_string("t.yaml", "thermal:\n  check_every: never\n", &s, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "check_every"));
+	assert_int_equal(settings_load_string("t.yaml", "thermal:\n  warm_after: soon\n", &s, &e),
+			 -EINVAL);
+	assert_non_null(strstr(e.msg, "or never"));
 }
 
 static void test_partial_file(void **state)
@@ -105,7 +135,7 @@ static void test_partial_file(void **state)
 	assert_string_equal(s.data_dir, "/data/b");
 	assert_string_equal(s.images_dir, "/data/b/images");  /* follows data_dir */
 	assert_int_equal(s.limits.max_cpus, 2);
-	assert_int_equal(s.limits.max_sandboxes, 20);
+	assert_int_equal(s.limits.max_sandboxes, 5);
 	assert_string_equal(s.accel, "auto");
 	settings_release(&s);
 }
@@ -219,6 +249,11 @@ static void test_bad_values(void **state)
 		{ "limits:\n  max_secrets: -1", "t.yaml:2: key 'limits.max_secrets' must be a "
 		  "whole number from 0 to 100000" },
 		{ "engine: qemu\nengine: qemu", "t.yaml:2: duplicate key 'engine'" },
+		{ "network:\n  subnet_pool: 10.0.0.0/8", "t.yaml:2: key 'network.subnet_pool' must "
+		  "be a /16 such as 10.201.0.0/16" },
+		{ "network:\n  subnet_pool: 10.1.2.0/16", "t.yaml:2: key 'network.subnet_pool' must "
+		  "be a /16 such as 10.201.0.0/16" },
+		{ "network:\n  egress: open", "t.yaml:2: key 'network.egress' must be allow or deny" },
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
 		struct settings s;

@@ -838,6 +838,74 @@ static void crash_writer(const char *path, int64_t user, unsigned from, int fd)
 	}
 }
 
+/* Named snapshots: a row not ready until its files are; the count quota in
+ * the insert's transaction; names per user; a user with snapshots is not
+ * deleted. */
+static void test_snapshots(void **state)
+{
+	struct fix *f = *state;
+	struct err e = ERR_INIT;
+	int64_t alice = new_user(f->st, "alice", NULL);
+	int64_t bob = new_user(f->st, "bob", NULL);
+	struct snapshot_row r = { .id = (char *)"0123456789ab", .user_id = alice,
+				  .name = (char *)"s1", .source = (char *)"dev", .image = (char *)"tiny",
+				  .cpus = 1, .memory_mb = 512, .labels = (char *)"{\"k\":\"v\"}" };
+	assert_int_equal(store_snapshot_insert(f->st, &r, 2, &e), 0);
+	struct snapshot_row got = { 0 };
+	assert_int_equal(store_snapshot_find(f->st, alice, "s1", &got, &e), 0);
+	assert_false(got.ready);
+	assert_string_equal(got.labels, "{\"k\":\"v\"}");
+	assert_string_equal(got.source, "dev");
+	snapshot_row_release(&got);
+	assert_int_equal(store_snapshot_set_ready(f->st, r.id, 12345, &e), 0);
+	assert_int_equal(store_snapshot_find(f->st, alice, "s1", &got, &e), 0);
+	assert_true(got.ready);
+	assert_int_equal(got.size_bytes, 12345);
+	snapshot_row_release(&got);
+	/* another user's view; the same name for bob; a name in use */
+	assert_int_equal(store_snapshot_find(f->st, bob, "s1", &got, &e), -ENOENT);
+	struct snapshot_row rb = r;
+	rb.id = (char *)"1123456789ab";
+	rb.user_id = bob;
+	assert_int_equal(store_snapshot_insert(f->st, &rb, 2, &e), 0);
+	struct snapshot_row dup = r;
+	dup.id = (char *)"2123456789ab";
+	assert_int_equal(store_snapshot_insert(f->st, &dup, 2, &e), -EEXIST);
+	assert_non_null(strstr(e.msg, "'s1' already exists"));
+	/* the count quota: two for alice, the third refused, nothing written */
+	dup.name = (char *)"s2";
+	assert_int_equal(store_snapshot_insert(f->st, &dup, 2, &e), 0);
+	struct snapshot_row third = r;
+	third.id = (char *)"3123456789ab";
+	third.name = (char *)"s3";
+	assert_int_equal(store_snapshot_insert(f->st, &third, 2, &e), -EDQUOT);
+	assert_non_null(strstr(e.msg, "snapshot limit reached (2/2"));
+	int64_t n = 0;
+	assert_int_equal(store_snapshot_count(f->st, alice, &n, &e), 0);
+	assert_int_equal(n, 2);
+	/* bad names and ids are refused before SQL */
+	third.name = (char *)"a b";
+	assert_int_equal(store_snapshot_insert(f->st, &third, 9, &e), -EINVAL);
+	third.name = (char *)"s3";
+	third.id = (char *)"../x";
+	assert_int_equal(store_snapshot_insert(f->st, &third, 9, &e), -EINVAL);
+	/* list, delete; a user with snapshots stays */
+	struct snapshot_row *v;
+	size_t cnt;
+	assert_int_equal(store_snapshot_list(f->st, alice, &v, &cnt, &e), 0);
+	assert_int_equal(cnt, 2);
+	snapshot_row_array_free(v, cnt);
+	assert_int_equal(store_snapshot_list(f->st, -1, &v, &cnt, &e), 0);
+	assert_int_equal(cnt, 3);
+	snapshot_row_array_free(v, cnt);
+	assert_int_equal(store_user_delete(f->st, "bob", &e), -EBUSY);
+	assert_non_null(strstr(e.msg, "1 snapshot"));
+	assert_int_equal(store_snapshot_delete(f->st, rb.id, &e), 0);
+	assert_int_equal(store_snapshot_delete(f->st, rb.id, &e), -ENOENT);
+	assert_int_equal(store_user_delete(f->st, "bob", &e), 0);
+	assert_int_equal(store_active_statements(f->st), 0);
+}
+
 static void test_crash_safety(void **state)
 {
 	struct fix *f = *state;
@@ -920,6 +988,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_sandbox_rename_list, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secrets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secret_quota, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

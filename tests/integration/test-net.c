@@ -1,0 +1,441 @@
+/* test-net.c — guest networking end to end (issue 12): a real `bhatti
+ * serve` with networking on, real VMs, real bridges, TAPs and nftables.
+ *
+ * Everything happens in two network namespaces the test makes and
+ * removes: "host" (the daemon runs in it: this process enters it, so the
+ * daemon, the CLI and curl are all there) and "world" (the internet: an
+ * HTTP server, busybox httpd, on 198.51.100.1 and .2, and a DNS server on
+ * 198.51.100.53, written below, answering example.test and other.test),
+ * joined by a veth pair that is the host's uplink (203.0.113.0/24, the
+ * host's default route). No packet leaves them. Needs root (skipped
+ * otherwise).
+ *
+ * Covers: a fetch of http://example.test/ through NAT and the DNS
+ * forwarder; ip, mac and egress in list/inspect; two users' sandboxes
+ * cannot reach each other, one user's can (by address and by name); no
+ * sandbox reaches the API port on its gateway or on the host's uplink
+ * address, nor 169.254.169.254; --egress deny, --allow-host (exactly that
+ * name), --allow-cidr, and a PATCH that opens egress; clones get their own
+ * MAC and address; stop/start and a kill -9 of the daemon keep the address
+ * and the network; after destroy and after the suite no TAP, bridge,
+ * address or table is left.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "helpers.h"
+#include "netns.h"
+
+static bool ready;
+static struct daemon_proc D;
+static char *alice, *bob;
+
+/* ---- helpers ------------------------------------------------------------------------- */
+
+/* `bhatti exec NAME [--root] -- sh -c SCRIPT` as key: the exit code,
+ * output in out. */
+static int vgsh(const char *key, const char *name, bool root, struct buf *out, const char *fmt,
+		va_list ap)
+{
+	struct buf b = BUF_INIT;
+	buf_vaddf(&b, fmt, ap);
+	if (out)
+		buf_reset(out);
+	const char *args[] = { "exec", name, root ? "--root" : "--", root ? "--" : "sh",
+			       root ? "sh" : "-c", root ? "-c" : b.data, root ? b.data : NULL, NULL };
+	int rc = bhatti_argv(&D, key, NULL, out, NULL, args);
+	buf_release(&b);
+	return rc;
+}
+
+static int gsh(const char *key, const char *name, struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vgsh(key, name, false, out, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int gsh_root(const char *key, const char *name, struct buf *out, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = vgsh(key, name, true, out, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Does NAME fetch url (an HTTP server's page, within 5 s)? */
+static bool fetches(const char *key, const char *name, const char *url)
+{
+	struct buf out = BUF_INIT;
+	int rc = gsh(key, name, &out, "timeout 5 wget -O- %s 2>/dev/null", url);
+	bool ok = rc == 0 && out.data && strstr(out.data, "hello");
+	buf_release(&out);
+	return ok;
+}
+
+/* Does NAME open a TCP connection to addr:port within 3 s? (nc runs
+ * `true` once connected, and exits 0 only then) */
+static bool connects(const char *key, const char *name, const char *addr, int port)
+{
+	return gsh(key, name, NULL, "timeout 5 nc -w 3 %s %d -e true </dev/null >/dev/null 2>&1",
+		   addr, port) == 0;
+}
+
+static cJSON *inspect(const char *key, const char *name)
+{
+	struct buf out = BUF_INIT;
+	const char *args[] = { "inspect", name, "--json", NULL };
+	int rc = bhatti_argv(&D, key, NULL, &out, NULL, args);
+	cJSON *j = rc == 0 && out.data ? cJSON_Parse(out.data) : NULL;
+	buf_release(&out);
+	return j;
+}
+
+static char *field(const char *key, const char *name, const char *f)
+{
+	cJSON *j = inspect(key, name);
+	const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, f) : NULL;
+	char *s = cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+	cJSON_Delete(j);
+	return s;
+}
+
+static void create(const char *key, const char *name, const char *extra)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	char *cmd = test_strf("create --name %s %s", name, extra ? extra : "");
+	char *args[16] = { 0 };
+	int n = 0;
+	for (char *save = NULL, *t = strtok_r(cmd, " ", &save); t && n < 15;
+	     t = strtok_r(NULL, " ", &save))
+		args[n++] = t;
+	int rc = bhatti_argv(&D, key, NULL, &out, &err, (const char *const *)args);
+	if (rc != 0)
+		fprintf(stderr, "create %s: %s%s\n", name, out.data ? out.data : "",
+			err.data ? err.data : "");
+	assert_int_equal(rc, 0);
+	free(cmd);
+	buf_release(&out);
+	buf_release(&err);
+}
+
+static void destroy(const char *key, const char *name)
+{
+	const char *args[] = { "destroy", "-y", name, NULL };
+	assert_int_equal(bhatti_argv(&D, key, NULL, NULL, NULL, args), 0);
+}
+
+/* How many links whose name starts with prefix (in this namespace). */
+static int links(const char *prefix)
+{
+	struct buf out = BUF_INIT;
+	char *argv[] = { "ip", "-br", "link", NULL };
+	test_run(argv, NULL, NULL, 0, &out, NULL, 10000);
+	int n = 0;
+	for (char *l = out.data; l && *l;) {
+		if (strncmp(l, prefix, strlen(prefix)) == 0)
+			n++;
+		char *nl = strchr(l, '\n');
+		l = nl ? nl + 1 : NULL;
+	}
+	buf_release(&out);
+	return n;
+}
+
+static bool has_table(void)
+{
+	struct buf out = BUF_INIT;
+	char *argv[] = { "nft", "list", "tables", NULL };
+	test_run(argv, NULL, NULL, 0, &out, NULL, 10000);
+	bool yes = out.data && strstr(out.data, "bhatti");
+	buf_release(&out);
+	return yes;
+}
+
+/* ---- fixture ------------------------------------------------------------------------- */
+
+static int setup(void **state UNUSED)
+{
+	if (geteuid() != 0 || netns_sh("command -v nft >/dev/null && command -v ip >/dev/null") != 0)
+		return 0;
+	if (netns_up() < 0) {
+		netns_down();
+		return -1;
+	}
+	/* every interface: the firewall, not the listen address, must keep
+	 * guests from the API */
+	/* (a paused sandbox answers no packet: the servers here must stay hot
+	 * however long the suite takes; traffic between sandboxes is not a
+	 * thermal activity signal, docs/thermal.md) */
+	if (daemon_start_on(&D, "", "pool_size: 1\nlimits:\n  creates_per_min: 0\n"
+			    "  execs_per_min: 0\nnetwork:\n  dns_upstreams: [198.51.100.53]\n"
+			    "thermal:\n  warm_after: never\n") < 0) {
+		netns_down();
+		return -1;
+	}
+	alice = daemon_user(&D, "alice", NULL);
+	bob = daemon_user(&D, "bob", NULL);
+	ready = alice && bob;
+	return ready ? 0 : -1;
+}
+
+static int teardown(void **state UNUSED)
+{
+	if (!ready)
+		return 0;
+	daemon_stop(&D, true);
+	free(alice);
+	free(bob);
+	netns_down();
+	/* nothing of ours in the machine's namespace, ever */
+	if (links("bhbr") || links("bt") || has_table()) {
+		fprintf(stderr, "test-net: a link or table was left in the machine's namespace\n");
+		return -1;
+	}
+	if (netns_left())
+		return -1;
+	return 0;
+}
+
+#define NEED_NET() do { if (!ready) skip(); } while (0)
+
+/* ---- tests --------------------------------------------------------------------------- */
+
+static void test_fetch(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "web", NULL);
+	assert_true(fetches(alice, "web", "http://example.test/"));
+	char *ip = field(alice, "web", "ip"), *mac = field(alice, "web", "mac");
+	assert_non_null(ip);
+	assert_non_null(mac);
+	assert_int_equal(strncmp(mac, "02:", 3), 0);
+	/* the guest has that address and MAC, and the gateway as its resolver */
+	struct buf out = BUF_INIT;
+	assert_int_equal(gsh(alice, "web", &out, "ip addr show eth0; cat /etc/resolv.conf"), 0);
+	assert_non_null(strstr(out.data, ip));
+	assert_non_null(strstr(out.data, mac));
+	assert_non_null(strstr(out.data, "nameserver 10."));
+	/* list shows the address */
+	const char *args[] = { "list", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, &out, NULL, args), 0);
+	assert_non_null(strstr(out.data, ip));
+	buf_release(&out);
+	free(ip);
+	free(mac);
+}
+
+static void test_isolation(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "peer", NULL);
+	create(bob, "other", NULL);
+	char *peer_ip = field(alice, "peer", "ip"), *web_ip = field(alice, "web", "ip");
+	char *other_ip = field(bob, "other", "ip");
+	assert_non_null(peer_ip);
+	assert_non_null(other_ip);
+	/* another user: another /24 */
+	assert_int_not_equal(strncmp(peer_ip, other_ip, strrchr(peer_ip, '.') - peer_ip), 0);
+	/* a server in each */
+	assert_int_equal(gsh(alice, "peer", NULL, "echo hello-peer > /tmp/index.html && "
+			     "httpd -p 8000 -h /tmp"), 0);
+	assert_int_equal(gsh(bob, "other", NULL, "echo hello-other > /tmp/index.html && "
+			     "httpd -p 8000 -h /tmp"), 0);
+	char *url = test_strf("http://%s:8000/", peer_ip);
+	/* one user's sandboxes reach each other by address and by name */
+	assert_true(fetches(alice, "web", url));
+	assert_true(fetches(alice, "web", "http://peer:8000/"));
+	assert_true(fetches(alice, "web", "http://peer.internal:8000/"));
+	/* another user's cannot, either way; nor resolve the name */
+	assert_false(fetches(bob, "other", url));
+	assert_false(fetches(bob, "other", "http://peer.internal:8000/"));
+	free(url);
+	url = test_strf("http://%s:8000/", other_ip);
+	assert_false(fetches(alice, "web", url));
+	free(url);
+	/* the host: not the API port on the gateway or the uplink address,
+	 * nor the metadata address; the API is there (from the host) */
+	char gw[32];
+	snprintf(gw, sizeof(gw), "%.*s.1", (int)(strrchr(web_ip, '.') - web_ip), web_ip);
+	char *health = test_strf("curl -fsS -m 3 -o /dev/null http://%s:%d/health", gw, D.port);
+	assert_int_equal(netns_sh("%s", health), 0);
+	free(health);
+	assert_true(connects(alice, "web", peer_ip, 8000)); /* (connects can say yes) */
+	assert_false(connects(alice, "web", gw, D.port));
+	assert_false(connects(alice, "web", "203.0.113.2", D.port));
+	assert_false(connects(alice, "web", "169.254.169.254", 80));
+	/* but DNS on the gateway answers */
+	assert_int_equal(gsh(alice, "web", NULL, "nslookup example.test %s | grep -q 198.51.100.1",
+			     gw), 0);
+	destroy(bob, "other");
+	free(peer_ip);
+	free(web_ip);
+	free(other_ip);
+}
+
+static void test_egress(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "shut", "--egress deny");
+	assert_false(fetches(alice, "shut", "http://example.test/"));
+	assert_false(fetches(alice, "shut", "http://198.51.100.1/"));
+	/* nor by taking the address of a sibling whose egress is open */
+	char *web_ip = field(alice, "web", "ip"), *shut_ip = field(alice, "shut", "ip");
+	char gw[32];
+	snprintf(gw, sizeof(gw), "%.*s.1", (int)(strrchr(web_ip, '.') - web_ip), web_ip);
+	assert_int_not_equal(gsh_root(alice, "shut", NULL, "ip addr flush dev eth0 && "
+				      "ip addr add %s/24 dev eth0 && ip route add default via %s && "
+				      "timeout 5 wget -O- http://198.51.100.1/ 2>&1", web_ip, gw), 0);
+	assert_int_equal(gsh_root(alice, "shut", NULL, "ip addr flush dev eth0 && "
+				  "ip addr add %s/24 dev eth0 && ip route add default via %s",
+				  shut_ip, gw), 0);
+	assert_true(fetches(alice, "web", "http://example.test/"));
+	free(web_ip);
+	free(shut_ip);
+	create(alice, "some", "--allow-host example.test --allow-cidr 203.0.113.1/32");
+	struct buf out = BUF_INIT;
+	const char *args[] = { "inspect", "some", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, &out, NULL, args), 0);
+	assert_non_null(strstr(out.data, "egress     deny (hosts: example.test; cidrs: 203.0.113.1/32)"));
+	/* exactly the allowed name, its address only */
+	assert_true(fetches(alice, "some", "http://example.test/"));
+	assert_false(fetches(alice, "some", "http://other.test/"));
+	assert_false(fetches(alice, "some", "http://198.51.100.2/"));
+	/* a CIDR: the world's end of the uplink (its web server answers there too) */
+	assert_true(connects(alice, "some", "203.0.113.1", 80));
+	assert_false(connects(alice, "some", "198.51.100.2", 80));
+	/* PATCH opens it */
+	char *id = field(alice, "shut", "id"), *path = test_strf("/sandboxes/%s", id);
+	assert_int_equal(http_call(&D, "PATCH", path, alice, "{\"egress\":{\"policy\":\"allow\"}}",
+				   &out), 200);
+	assert_true(fetches(alice, "shut", "http://other.test/"));
+	destroy(alice, "shut");
+	destroy(alice, "some");
+	free(id);
+	free(path);
+	buf_release(&out);
+}
+
+static void test_clones(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "c1", NULL);
+	create(alice, "c2", NULL);
+	char *ip1 = field(alice, "c1", "ip"), *ip2 = field(alice, "c2", "ip");
+	char *mac1 = field(alice, "c1", "mac"), *mac2 = field(alice, "c2", "mac");
+	assert_string_not_equal(ip1, ip2);
+	assert_string_not_equal(mac1, mac2);
+	assert_int_equal(gsh(alice, "c2", NULL, "echo hello-c2 > /tmp/index.html && "
+			     "httpd -p 8000 -h /tmp"), 0);
+	char *url = test_strf("http://%s:8000/", ip2);
+	assert_true(fetches(alice, "c1", url));
+	free(url);
+	destroy(alice, "c1");
+	destroy(alice, "c2");
+	free(ip1);
+	free(ip2);
+	free(mac1);
+	free(mac2);
+}
+
+static void test_lifecycle(void **state UNUSED)
+{
+	NEED_NET();
+	char *ip = field(alice, "web", "ip");
+	const char *stop[] = { "stop", "web", NULL }, *start[] = { "start", "web", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, stop), 0);
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, start), 0);
+	char *ip2 = field(alice, "web", "ip");
+	assert_string_equal(ip, ip2);
+	assert_true(fetches(alice, "web", "http://example.test/"));
+	assert_true(fetches(alice, "web", "http://peer:8000/"));
+	/* a crash of the daemon: the same address, the network as it was */
+	daemon_kill9(&D);
+	assert_int_equal(daemon_restart(&D), 0);
+	free(ip2);
+	ip2 = field(alice, "web", "ip");
+	assert_string_equal(ip, ip2);
+	assert_true(fetches(alice, "web", "http://example.test/"));
+	assert_true(fetches(alice, "web", "http://peer:8000/"));
+	free(ip);
+	free(ip2);
+}
+
+static void test_cleanup(void **state UNUSED)
+{
+	NEED_NET();
+	/* sandboxes' TAPs: bt<id>; pool clones': btx<random> (down, on no bridge) */
+	assert_int_equal(links("bt") - links("btx"), 2); /* web, peer */
+	destroy(alice, "web");
+	destroy(alice, "peer");
+	assert_int_equal(links("bhbr"), 0);
+	assert_int_equal(links("bt") - links("btx"), 0);
+	assert_false(has_table());
+	struct buf out = BUF_INIT;
+	char *argv[] = { "ip", "-4", "addr", NULL };
+	test_run(argv, NULL, NULL, 0, &out, NULL, 10000);
+	assert_null(strstr(out.data, "10.2"));
+	buf_release(&out);
+	/* the daemon's stop takes the pool clone and its TAP */
+	assert_int_equal(daemon_stop(&D, false), 0);
+	assert_int_equal(links("bt"), 0);
+	assert_int_equal(daemon_restart(&D), 0);
+}
+
+/* A subnet pool that overlaps a route of the host's is refused at start,
+ * naming the route (here the uplink's 203.0.113.0/24). */
+static void test_pool_overlap(void **state UNUSED)
+{
+	NEED_NET();
+	char *dir = test_tmpdir("net-overlap"), *cfg = test_strf("%s/config.yaml", dir);
+	FILE *f = fopen(cfg, "w");
+	assert_non_null(f);
+	fprintf(f, "listen: 127.0.0.1:1\ndata_dir: %s/data\nvm_uids: 1000300000-1000300099\n"
+		"network:\n  subnet_pool: 203.0.0.0/16\n", dir);
+	fclose(f);
+	char *bin = test_strf("%s/bhatti", test_build_dir());
+	char *argv[] = { bin, "serve", "--config", cfg, NULL };
+	struct buf err = BUF_INIT;
+	assert_int_equal(test_run(argv, NULL, NULL, 0, NULL, &err, 30000), 1);
+	assert_non_null(strstr(err.data, "bhatti serve: network: network.subnet_pool "
+				"'203.0.0.0/16' overlaps the host's route 203.0.113.0/24 on "));
+	buf_release(&err);
+	test_rmtree(dir);
+	free(dir);
+	free(cfg);
+	free(bin);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_fetch),
+		cmocka_unit_test(test_isolation),
+		cmocka_unit_test(test_egress),
+		cmocka_unit_test(test_clones),
+		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_cleanup),
+		cmocka_unit_test(test_pool_overlap),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
