@@ -5,16 +5,18 @@
  *      written to the terminal per second. The TUI's real model, view and
  *      curses drawing, in this process, on a pty this bench reads; the
  *      events come from a FAKE event source (a timer here making
- *      sandbox.state events and giving them to the model as feed.c does):
- *      the daemon's events stream is being built on another branch, and
- *      this figure is about drawing, not the network. Nothing else in
- *      bench/ or tests/ fakes events.
+ *      sandbox.state events, in GET /events's form, and giving them to the
+ *      model as feed.c does): 100 sandboxes changing state 50 times a
+ *      second is more than this machine's VMs can do, and this figure is
+ *      about drawing, not the network. Nothing else in bench/ or tests/
+ *      fakes events.
  *   2. keystroke to echo (a real daemon and VM): a key written to the
  *      terminal of `bhatti shell dev` and of `bhatti tui` with a pane on
  *      the same sandbox, alternately, until the key comes back on that
  *      terminal; BENCH_TUI_KEYS (200) keys each.
- *   3. idle: the same `bhatti tui` left alone for BENCH_TUI_IDLE (60) s:
- *      its CPU time and the bytes it wrote to the terminal.
+ *   3. idle: the same `bhatti tui` (live: on GET /events) left alone for
+ *      BENCH_TUI_IDLE (60) s: its CPU time and the bytes it wrote to the
+ *      terminal. The sandbox is keep_hot (nothing happens to it).
  *
  *   build/bench/tui            (BENCH_TUI_ECHO=0: only the first part, no VM)
  */
@@ -63,7 +65,7 @@ static void on_event(struct timer *t)
 	int i = (int)(f->seq * 37 % 100);
 	int n = snprintf(ev, sizeof(ev),
 			 "{\"seq\":%llu,\"type\":\"sandbox.state\",\"sandbox\":\"sbx-%03d\","
-			 "\"id\":\"id%03d\",\"time\":0,\"state\":\"%s\"}",
+			 "\"sandbox_id\":\"id%03d\",\"time\":0,\"to\":\"%s\"}",
 			 (unsigned long long)(f->seq + 1), i, i, states[(f->seq + f->seq / 100) % 5]);
 	f->seq++;
 	enum model_need need;
@@ -241,7 +243,7 @@ static void bench_echo(int nkeys, int idle_s)
 		die("daemon_start");
 	KEY = daemon_user(&D, "bench", NULL);
 	struct buf o = BUF_INIT, e = BUF_INIT;
-	if (!KEY || bhatti(&D, KEY, NULL, &o, &e, "create", "--name", "dev", NULL) != 0)
+	if (!KEY || bhatti(&D, KEY, NULL, &o, &e, "create", "--name", "dev", "--keep-hot", NULL) != 0)
 		die("create");
 	struct term sh, tui;
 	const char *sh_args[] = { "shell", "dev", NULL };
@@ -250,6 +252,8 @@ static void bench_echo(int nkeys, int idle_s)
 		die("no prompt from bhatti shell");
 	const char *tui_args[] = { "tui", NULL };
 	term_spawn(&tui, tui_args);
+	if (!term_wait(&tui, " live", 15000))
+		die("the tui is not live (GET /events)");
 	if (!term_wait(&tui, "dev", 15000))
 		die("the tui shows no sandbox");
 	term_drain(&tui, 300);

@@ -67,6 +67,9 @@ struct view_ops {
 	void (*draw)(struct app *a, WINDOW *w, int rows, int cols);
 	/* A key not in the table (optional): true when used. */
 	bool (*key)(struct app *a, int ch);
+	/* An event of GET /events about sandbox id was applied to the model
+	 * while the view is shown (optional). */
+	void (*event)(struct app *a, const char *id, const char *type);
 };
 
 extern const struct view_ops view_dashboard, view_help, view_exec, view_detail, view_events;

@@ -5,16 +5,17 @@
  * (stop, start, destroy).
  *
  *   CONNECTING ─ health ok ─► open /events ─ upgraded ─► LIVE (list read once,
- *      ▲                            │                    then kept by events;
- *      │                            │ 404: the daemon     a resync re-reads it)
- *      │                            ▼ has no events
- *      │                         POLLING (the list re-read every POLL_MS)
+ *      ▲                            │      ▲             then kept by events)
+ *      │                            │      └─ resync ──────┘ (we fell behind: the
+ *      │                            │ 404: the daemon      daemon ends the stream;
+ *      │                            ▼ has no events        open it again at once,
+ *      │                         POLLING (the list         the list re-read)
+ *      │                          re-read every POLL_MS)
  *      └── DOWN ◄── any of them cannot reach the daemon; retried every
  *                   RETRY_MS (the header says so)
  *
- * POLLING is for a daemon without GET /events (the events stream is being
- * built on another branch: docs/tui.md); it re-reads one list every 2 s,
- * no more, and draws only when the list changed.
+ * POLLING is for a daemon without GET /events (an older one); it re-reads
+ * one list every 2 s, no more, and draws only when the list changed.
  *
  * Sits between app.c's model and client/async.h. Touches the model, the
  * header fields of struct app and its message line.
@@ -36,6 +37,7 @@ struct feed {
 	struct async_req *health, *list, *ports;
 	struct async_ws *events;
 	bool list_again;          /* a re-read was asked while one ran */
+	bool resynced;            /* the events said resync: their end comes next */
 	struct timer retry, poll;
 	struct action *actions;   /* in flight (cancelled by feed_free) */
 };
@@ -49,6 +51,7 @@ struct action {
 
 static void start(struct feed *f);
 static void read_list(struct feed *f);
+static const struct async_ws_cb events_cb;
 
 static void set_state(struct feed *f, enum feed_state s, const char *why)
 {
@@ -181,19 +184,36 @@ static void ev_message(struct async_ws *ws UNUSED, bool binary, const char *p, s
 	enum model_need need;
 	struct err e = ERR_INIT;
 	uint64_t gen = f->a->model.gen, logged = f->a->model.log_total;
-	if (model_apply_event(&f->a->model, p, n, &need, &e) < 0)
+	struct app *a = f->a;
+	if (model_apply_event(&a->model, p, n, &need, &e) < 0)
 		return;   /* not an event: a newer daemon's message */
+	if (need == MODEL_BEHIND) {
+		/* {"type":"resync"}: the daemon ends this stream; a new one is
+		 * opened at once and the list read again (ev_closed, ev_open) */
+		f->resynced = true;
+		if (a->view == &view_events)
+			app_redraw(a);
+		return;
+	}
 	if (need == MODEL_RESYNC)
 		read_list(f);
-	if (f->a->model.gen != gen ||
-	    (f->a->view == &view_events && f->a->model.log_total != logged))
-		app_redraw(f->a);
+	if (a->model.event_sandbox[0] && a->view->event)
+		a->view->event(a, a->model.event_sandbox, a->model.event_type);
+	if (a->model.gen != gen || (a->view == &view_events && a->model.log_total != logged))
+		app_redraw(a);
 }
 
 static void ev_closed(struct async_ws *ws UNUSED, const struct err *e, void *arg)
 {
 	struct feed *f = arg;
 	f->events = NULL;
+	if (f->resynced) {
+		/* we fell behind: subscribe again from now; ev_open re-reads the
+		 * list (what was missed is in it; the events log says resync) */
+		f->resynced = false;
+		f->events = async_ws_open(f->a->client, "/events", &events_cb, f);
+		return;
+	}
 	if (e && e->code == ENOENT) {
 		/* no GET /events on this daemon: read the list every POLL_MS */
 		set_state(f, FEED_POLLING, NULL);

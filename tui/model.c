@@ -238,9 +238,8 @@ void model_set_ports(struct model *m, const char *json, size_t len)
 		struct buf b = BUF_INIT;
 		const cJSON *p;
 		cJSON_ArrayForEach(p, ports) {
-			const char *who = jstr(p, "sandbox")[0] ? jstr(p, "sandbox") : jstr(p, "id");
 			if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "published")) ||
-			    (strcmp(who, r->name) != 0 && strcmp(who, r->id) != 0) || !jstr(p, "url")[0])
+			    strcmp(jstr(p, "sandbox_id"), r->id) != 0 || !jstr(p, "url")[0])
 				continue;
 			buf_addf(&b, "%s%s", b.len ? ", " : "", jstr(p, "url"));
 		}
@@ -266,8 +265,9 @@ static char *event_line(const cJSON *o, const char *type, const char *name)
 	struct buf b = BUF_INIT;
 	buf_addf(&b, "%s%s%s%s%s", when, when[0] ? " " : "", name ? name : "", name ? " " : "",
 		 type);
-	static const char *const detail[] = { "state", "thermal", "wake_ms", "exit_code",
-					      "duration_ms" };
+	static const char *const detail[] = { "from", "to", "thermal", "reason", "wake_ms",
+					      "image", "origin", "session", "exit_code",
+					      "duration_ms", "error" };
 	for (size_t i = 0; i < ARRAY_SIZE(detail); i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, detail[i]);
 		if (cJSON_IsString(v))
@@ -313,22 +313,25 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 		return err_set(e, EINVAL, "an event that is not an object with a type");
 	}
 	enum model_need need = MODEL_OK;
+	m->event_sandbox[0] = m->event_type[0] = '\0';
 	const cJSON *seqv = cJSON_GetObjectItemCaseSensitive(o, "seq");
 	if (strcmp(type, "resync") == 0) {
 		log_event(m, o, type);
-		need = MODEL_RESYNC;
+		need = MODEL_BEHIND;
 		goto out;
 	}
+	/* seq is the daemon's, across all its users: the gaps are other
+	 * users' events, not something missed (that comes as resync) */
 	if (cJSON_IsNumber(seqv)) {
 		uint64_t seq = (uint64_t)seqv->valuedouble;
 		if (m->seq && seq <= m->seq)
 			goto out;   /* seen already (a reconnect with ?since) */
-		if (m->seq && seq != m->seq + 1)
-			need = MODEL_RESYNC;   /* a gap: something was missed */
 		m->seq = seq;
 	}
 	log_event(m, o, type);
-	const char *id = jstr(o, "id");
+	const char *id = jstr(o, "sandbox_id");
+	snprintf(m->event_sandbox, sizeof(m->event_sandbox), "%s", id);
+	snprintf(m->event_type, sizeof(m->event_type), "%s", type);
 	struct sbx_row *r = id[0] ? find_id(m, id) : NULL;
 	if (strcmp(type, "sandbox.created") == 0) {
 		if (!r) {
@@ -361,12 +364,12 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 		*r = m->rows[--m->n];
 		rebuild_view(m);
 	} else if (strcmp(type, "sandbox.renamed") == 0) {
-		if (set_str(&r->name, jstr(o, "sandbox")))
+		if (jstr(o, "to")[0] && set_str(&r->name, jstr(o, "to")))
 			rebuild_view(m);
 	} else if (strcmp(type, "sandbox.state") == 0) {
 		bool ch = false;
-		if (jstr(o, "state")[0])
-			ch |= set_str(&r->state, jstr(o, "state"));
+		if (jstr(o, "to")[0])
+			ch |= set_str(&r->state, jstr(o, "to"));
 		if (jstr(o, "thermal")[0])
 			ch |= set_str(&r->thermal, jstr(o, "thermal"));
 		if (ch)

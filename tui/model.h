@@ -46,6 +46,8 @@ struct model {
 	char *sel_id;             /* the selected row's id ("" none) */
 	uint64_t gen;             /* bumps on every visible change */
 	uint64_t seq;             /* the last event's seq (0 none) */
+	char event_sandbox[64];   /* the last event applied: its sandbox_id ("" none) */
+	char event_type[32];      /* and its type */
 	char *log[MODEL_LOG];     /* every event, "12:00:01 dev sandbox.state state=warm", a
 				   * ring: the newest at (log_first + nlog - 1) % MODEL_LOG */
 	size_t log_first, nlog;
@@ -70,15 +72,17 @@ void model_release(struct model *m);
 int model_set_list(struct model *m, const char *json, size_t len, struct err *e);
 
 /* Set the published URLs from a GET /ports answer
- * ({"ports":[{"sandbox":…,"url":…,"published":true}…]}) or clear them
+ * ({"ports":[{"sandbox_id":…,"url":…,"published":true}…]}) or clear them
  * all (json NULL). */
 void model_set_ports(struct model *m, const char *json, size_t len);
 
 /* What an event asks of the caller. */
 enum model_need {
 	MODEL_OK,          /* applied (or nothing to do) */
-	MODEL_RESYNC,      /* re-read the list: {"type":"resync"}, a gap in seq,
-			      an event about a sandbox we do not know */
+	MODEL_RESYNC,      /* re-read the list: a created sandbox, an event
+			      about a sandbox we do not know */
+	MODEL_BEHIND,      /* {"type":"resync"}: we fell behind and the daemon
+			      ends the stream; subscribe again, re-read the list */
 };
 
 /* Apply one event of GET /events. -EINVAL for a message that is not an

@@ -1,18 +1,21 @@
 /* view-detail.c — `i`: the selected sandbox in detail: what GET
- * /sandboxes/:id says (shape, state, thermal timers and wakes, labels,
- * IP, error), its sessions (GET /sandboxes/:id/sessions: attached or
- * not), its ports (GET /sandboxes/:id/ports: listening and published;
- * `p` publishes one, `u` unpublishes), and its recent events (from the
- * model). Each part says so when the daemon has no such route (404):
- * thermal, labels, ports and events come from other branches.
+ * /sandboxes/:id says (shape, state, the thermal manager's timers and
+ * wakes, IP, MAC and egress, labels, error), its sessions (GET
+ * /sandboxes/:id/sessions: attached or not), its ports (GET
+ * /sandboxes/:id/ports: listening and published; `p` publishes one, `u`
+ * unpublishes), and its recent events (from the model). A part the daemon
+ * has no route for says so (404).
  *
  * Sits between app.c, the async client and the model; one sandbox at a
- * time, read when the view is entered and on `r` (and after a publish).
+ * time, read when the view is entered, on `r`, after a publish, and (the
+ * inspect part, which never wakes it) on each event about it. Sessions
+ * and ports are the guest's: read by themselves only while it is hot.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cjson/cJSON.h>
 
 #include "app.h"
@@ -30,6 +33,8 @@ struct detail {
 	int status[P_N];           /* 0: waiting; else the HTTP status; -1: unreachable */
 	char err[P_N][160];
 	struct async_req *action;  /* a publish or unpublish */
+	bool asleep;               /* sessions and ports not read: it is not hot */
+	char asleep_state[16];
 };
 
 static struct detail D;
@@ -58,19 +63,38 @@ static void part_done(struct async_req *r, const struct err *e, void *arg)
 
 static const struct async_req_cb part_cb = { .done = part_done };
 
-static void read_all(struct app *a)
+static void read_part(struct app *a, enum part p)
 {
 	char *esc = httpc_escape(D.id);
-	for (int p = 0; p < P_N; p++) {
-		async_req_cancel(D.req[p]);
-		struct buf path = BUF_INIT;
-		buf_addf(&path, "/sandboxes/%s%s", esc, part_path[p]);
-		struct client_req rq = { .method = "GET", .path = path.data, .body_fd = -1 };
-		D.status[p] = 0;
-		D.req[p] = async_request(a->client, &rq, &part_cb, (void *)(intptr_t)p);
-		buf_release(&path);
-	}
+	async_req_cancel(D.req[p]);
+	struct buf path = BUF_INIT;
+	buf_addf(&path, "/sandboxes/%s%s", esc, part_path[p]);
+	struct client_req rq = { .method = "GET", .path = path.data, .body_fd = -1 };
+	D.status[p] = 0;
+	D.req[p] = async_request(a->client, &rq, &part_cb, (void *)(intptr_t)p);
+	buf_release(&path);
 	free(esc);
+}
+
+/* The sessions and ports are the guest's: asking for them wakes a warm or
+ * cold sandbox (docs/api.md). Looking is not a reason to wake it: they
+ * are read by themselves only while it is hot, otherwise on `r`. */
+static bool guest_parts(struct app *a, bool asked)
+{
+	const struct sbx_row *r = model_find(&a->model, D.id);
+	D.asleep = !asked && !(r && strcmp(r->state, "hot") == 0);
+	if (D.asleep)
+		snprintf(D.asleep_state, sizeof(D.asleep_state), "%s", r ? r->state : "not running");
+	return !D.asleep;
+}
+
+static void read_all(struct app *a, bool asked)
+{
+	read_part(a, P_INSPECT);
+	if (guest_parts(a, asked)) {
+		read_part(a, P_SESSIONS);
+		read_part(a, P_PORTS);
+	}
 }
 
 static void enter(struct app *a)
@@ -88,7 +112,22 @@ static void enter(struct app *a)
 		}
 	snprintf(D.id, sizeof(D.id), "%s", r->id);
 	snprintf(D.name, sizeof(D.name), "%s", r->name);
-	read_all(a);
+	read_all(a, false);
+}
+
+/* An event about this sandbox: its inspect again (thermal, state, name:
+ * it never wakes it); the sessions too on a session event while hot. */
+static void on_event(struct app *a, const char *id, const char *type)
+{
+	if (strcmp(id, D.id) != 0)
+		return;
+	const struct sbx_row *r = model_find(&a->model, D.id);
+	if (r)
+		snprintf(D.name, sizeof(D.name), "%s", r->name);
+	read_part(a, P_INSPECT);
+	if (strncmp(type, "session.", 8) == 0 && guest_parts(a, false))
+		read_part(a, P_SESSIONS);
+	app_redraw(a);
 }
 
 void detail_free(void)
@@ -116,7 +155,11 @@ static bool part_ok(WINDOW *w, int *y, enum part p, const char *what)
 {
 	const char *msg = NULL;
 	char tmp[256];
-	if (D.status[p] == 0)
+	if ((p == P_SESSIONS || p == P_PORTS) && D.asleep && !D.req[p]) {
+		snprintf(tmp, sizeof(tmp), "not read: it is %s, and reading them would wake it (r reads them)",
+			 D.asleep_state);
+		msg = tmp;
+	} else if (D.status[p] == 0)
 		msg = "…";
 	else if (D.status[p] == 404 && p == P_PORTS)
 		msg = "not on this daemon (GET /sandboxes/:id/ports: 404)";
@@ -139,6 +182,90 @@ static const char *js(const cJSON *o, const char *k)
 	return s ? s : "";
 }
 
+static double jnum(const cJSON *o, const char *k)
+{
+	return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* "14:02:11" (UTC) of a unix-ms field, "" when absent */
+static void hms(const cJSON *o, const char *k, char out[16])
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	time_t t = cJSON_IsNumber(v) ? (time_t)(v->valuedouble / 1000) : 0;
+	struct tm tm;
+	out[0] = '\0';
+	if (t && gmtime_r(&t, &tm))
+		strftime(out, 16, "%H:%M:%S", &tm);
+}
+
+/* "a, b, c" of a JSON array of strings (caller releases) */
+static void join(const cJSON *arr, struct buf *b)
+{
+	const cJSON *v;
+	cJSON_ArrayForEach(v, arr)
+		if (cJSON_IsString(v))
+			buf_addf(b, "%s%s", b->len ? ", " : "", v->valuestring);
+}
+
+/* GET /sandboxes/:id: shape, thermal, network, labels */
+static void draw_inspect(WINDOW *w, int *py, const cJSON *o)
+{
+	int y = *py;
+	app_put(w, y++, 3, "id %s   state %s   %d cpu, %d MB, image %s", js(o, "id"), js(o, "state"),
+		(int)jnum(o, "cpus"), (int)jnum(o, "memory_mb"), js(o, "image"));
+	app_put(w, y++, 3, "created %s%s%s", js(o, "created_at"), js(o, "origin")[0] ? "   origin " : "",
+		js(o, "origin"));
+	if (js(o, "error")[0]) {
+		wattron(w, term_attr(R_ERROR_MSG));
+		app_put(w, y++, 3, "error: %s", js(o, "error"));
+		wattroff(w, term_attr(R_ERROR_MSG));
+	}
+	/* the thermal manager's view (docs/thermal.md) */
+	char since[16], last[16];
+	hms(o, "thermal_since", since);
+	hms(o, "last_activity", last);
+	const cJSON *idle = cJSON_GetObjectItemCaseSensitive(o, "idle_ms");
+	app_put(w, y++, 3, "thermal %s%s%s   keep hot %s   warm after %s   cold after %s",
+		js(o, "thermal"), since[0] ? " since " : "", since,
+		cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "keep_hot")) ? "yes" : "no",
+		js(o, "warm_after"), js(o, "cold_after"));
+	if (cJSON_IsNumber(idle)) {
+		const cJSON *act = cJSON_GetObjectItemCaseSensitive(o, "activity");
+		app_put(w, y++, 3, "last activity %s (idle %.0f s when read)   wakes %d, the last %d ms%s%s",
+			last[0] ? last : "-", idle->valuedouble / 1000, (int)jnum(o, "wake_count"),
+			(int)jnum(o, "last_wake_ms"), js(act, "busy")[0] ? "   busy: " : "",
+			js(act, "busy"));
+	}
+	/* networking */
+	const cJSON *eg = cJSON_GetObjectItemCaseSensitive(o, "egress");
+	if (js(o, "ip")[0]) {
+		struct buf hosts = BUF_INIT, cidrs = BUF_INIT, allow = BUF_INIT;
+		join(cJSON_GetObjectItemCaseSensitive(eg, "allow_hosts"), &hosts);
+		join(cJSON_GetObjectItemCaseSensitive(eg, "allow_cidrs"), &cidrs);
+		if (hosts.len)
+			buf_addf(&allow, " hosts: %s", hosts.data);
+		if (cidrs.len)
+			buf_addf(&allow, "%s cidrs: %s", hosts.len ? ";" : "", cidrs.data);
+		app_put(w, y++, 3, "ip %s   mac %s   egress %s%s%s%s", js(o, "ip"), js(o, "mac"),
+			js(eg, "policy")[0] ? js(eg, "policy") : "allow", allow.len ? " (" : "",
+			allow.len ? allow.data + 1 : "", allow.len ? ")" : "");
+		buf_release(&hosts);
+		buf_release(&cidrs);
+		buf_release(&allow);
+	} else {
+		app_put(w, y++, 3, "no network (the daemon gives it no address)");
+	}
+	const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
+	struct buf lb = BUF_INIT;
+	const cJSON *l;
+	cJSON_ArrayForEach(l, labels)
+		if (cJSON_IsString(l))
+			buf_addf(&lb, "%s%s=%s", lb.len ? ", " : "", l->string, l->valuestring);
+	app_put(w, y++, 3, "labels: %s", lb.len ? lb.data : "none");
+	buf_release(&lb);
+	*py = y;
+}
+
 static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	int y = 0;
@@ -147,41 +274,8 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 	wattroff(w, term_attr(R_TITLE));
 	if (!D.id[0])
 		return;
-	const cJSON *o = D.json[P_INSPECT];
-	if (part_ok(w, &y, P_INSPECT, "sandbox") && o) {
-		app_put(w, y++, 3, "id %s   state %s%s%s   %d cpu, %d MB, image %s", js(o, "id"),
-			  js(o, "state"), js(o, "thermal")[0] ? "   thermal " : "", js(o, "thermal"),
-			  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "cpus")),
-			  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "memory_mb")),
-			  js(o, "image"));
-		app_put(w, y++, 3, "created %s   origin %s%s%s", js(o, "created_at"), js(o, "origin"),
-			  js(o, "ip")[0] ? "   ip " : "", js(o, "ip"));
-		if (js(o, "error")[0]) {
-			wattron(w, term_attr(R_ERROR_MSG));
-			app_put(w, y++, 3, "error: %s", js(o, "error"));
-			wattroff(w, term_attr(R_ERROR_MSG));
-		}
-		/* thermal timers (the thermal branch adds them to inspect) */
-		const cJSON *idle = cJSON_GetObjectItemCaseSensitive(o, "idle_ms");
-		if (cJSON_IsNumber(idle))
-			app_put(w, y++, 3, "idle %.0f s   warm after %s   cold after %s   wakes %d "
-				  "(last %d ms)   keep hot %s", idle->valuedouble / 1000,
-				  js(o, "warm_after"), js(o, "cold_after"),
-				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "wake_count")),
-				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, "last_wake_ms")),
-				  cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "keep_hot")) ? "yes" : "no");
-		else
-			app_put(w, y++, 3, "thermal timers: not reported by this daemon");
-		const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
-		struct buf lb = BUF_INIT;
-		const cJSON *l;
-		cJSON_ArrayForEach(l, labels)
-			if (cJSON_IsString(l))
-				buf_addf(&lb, "%s%s=%s", lb.len ? ", " : "", l->string, l->valuestring);
-		app_put(w, y++, 3, "labels: %s", cJSON_IsObject(labels) ? (lb.len ? lb.data : "none")
-									 : "not reported by this daemon");
-		buf_release(&lb);
-	}
+	if (part_ok(w, &y, P_INSPECT, "sandbox") && D.json[P_INSPECT])
+		draw_inspect(w, &y, D.json[P_INSPECT]);
 	y++;
 	y = heading(w, y, "sessions");
 	if (part_ok(w, &y, P_SESSIONS, "sessions")) {
@@ -248,7 +342,7 @@ static void back(struct app *a)
 static void reread(struct app *a)
 {
 	if (D.id[0])
-		read_all(a);
+		read_all(a, true);
 }
 
 static void shell(struct app *a)
@@ -275,7 +369,7 @@ static void action_done(struct async_req *r, const struct err *e, void *arg UNUS
 	} else {
 		app_message(the_app, false, "done");
 	}
-	read_all(the_app);
+	read_all(the_app, false);
 }
 
 static const struct async_req_cb action_cb = { .done = action_done };
@@ -354,7 +448,7 @@ static const struct key_def keys[] = {
 	{ 'x', "x", "execs", watch, true },
 	{ 'p', "p", "publish a port", publish, true },
 	{ 'u', "u", "unpublish a port", unpublish, true },
-	{ 'r', "r", "read again", reread, false },
+	{ 'r', "r", "read again (also its sessions and ports: wakes it)", reread, false },
 	{ 0 },
 };
 
@@ -363,4 +457,5 @@ const struct view_ops view_detail = {
 	.keys = keys,
 	.enter = enter,
 	.draw = draw,
+	.event = on_event,
 };

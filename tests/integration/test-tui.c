@@ -173,7 +173,7 @@ static void test_tui_screen(void **state UNUSED)
 	start_tui(80, 24, "");
 	char *s = wait_for("no sandboxes yet", 15000);
 	assert_non_null(strstr(s, "0 sandboxes"));
-	assert_non_null(strstr(s, " polling"));   /* this daemon has no events stream */
+	assert_non_null(strstr(s, " live"));   /* kept by the events stream */
 	assert_non_null(strstr(s, "s shell"));
 	free(s);
 	capture("empty-80x24");
@@ -200,7 +200,7 @@ static void test_tui_screen(void **state UNUSED)
 	s = wait_for("cannot reach the daemon", 5000);
 	free(s);
 	assert_int_equal(daemon_restart(&d), 0);
-	free(wait_for(" polling", 30000));
+	free(wait_for(" live", 30000));
 	/* q with no panes: no question */
 	keys("q");
 	assert_terminal_restored();
@@ -225,7 +225,10 @@ static void test_tui(void **state UNUSED)
 	key = daemon_user(&d, "u", NULL);
 	assert_non_null(key);
 	struct buf o = BUF_INIT, e = BUF_INIT;
-	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", NULL), 0);
+	/* keep_hot: the thermal manager would make it warm while the test
+	 * waits for "hot" (and the detail view shows it) */
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", "--keep-hot",
+				"--label", "team=tui", NULL), 0);
 	start_tui(100, 30, "");
 
 	/* the dashboard lists the sandbox */
@@ -246,9 +249,9 @@ static void test_tui(void **state UNUSED)
 	assert_int_equal(daemon_stop(&d, false), 0);
 	free(wait_for("daemon gone: retrying", 10000));
 	assert_int_equal(daemon_restart(&d), 0);
-	s = wait_for(" polling", 30000);
-	assert_non_null(strstr(s, " hot "));
+	s = wait_for(" live", 30000);
 	free(s);
+	free(wait_for(" hot ", 30000));   /* keep_hot: woken after the restart */
 
 	/* the filter */
 	keys("/");
@@ -270,7 +273,19 @@ static void test_tui(void **state UNUSED)
 	keys("Escape");
 	wait_gone("sort by name", 5000);
 
-	/* e: a command in the sandbox, its output in the exec log */
+	/* i: the detail view, from GET /sandboxes/:id and the events */
+	keys("i");
+	s = wait_for("keep hot yes", 10000);
+	assert_non_null(strstr(s, "labels: team=tui"));
+	assert_non_null(strstr(s, "thermal hot"));
+	assert_non_null(strstr(s, "recent events"));
+	assert_non_null(strstr(s, " sandbox.state from="));   /* the stop and start above */
+	free(s);
+	capture("detail");
+	keys("Escape");
+	free(wait_for("PUBLISHED", 5000));
+
+		/* e: a command in the sandbox, its output in the exec log */
 	keys("e");
 	free(wait_for("exec in 'dev'>", 5000));
 	keys("echo out-$((1+1)); echo err-$((2+2)) >&2; exit 3");
@@ -335,7 +350,16 @@ static void test_tui(void **state UNUSED)
 	keys("Escape");   /* the exec log → the list */
 	free(wait_for("PUBLISHED", 5000));
 
-	/* s: a shell pane, the dashboard still above it */
+	/* l: the events log, from GET /events: the execs above among them */
+	keys("l");
+	s = wait_for("exec.finished", 5000);
+	assert_non_null(strstr(s, "dev exec.started $ sh -c echo from-cli-$((5*5))"));
+	free(s);
+	capture("events");
+	keys("Escape");
+	free(wait_for("PUBLISHED", 5000));
+
+		/* s: a shell pane, the dashboard still above it */
 	keys("s");
 	assert_true(test_wait_attached(&d, key, "dev", 30000));
 	keys_enter("echo marker-$((6*7))");
@@ -374,7 +398,12 @@ static void test_tui(void **state UNUSED)
 	s = wait_for("detached from session", 10000);
 	assert_null(strstr(s, "before-vi"));
 	free(s);
-	/* s again: the same session, its output replayed */
+	/* the detail view lists the session, detached (it is hot: read) */
+	keys("i");
+	free(wait_for("detached   ", 10000));
+	keys("Escape");
+	free(wait_for("PUBLISHED", 5000));
+		/* s again: the same session, its output replayed */
 	keys("s");
 	s = wait_for("before-vi", 20000);
 	free(s);

@@ -1,14 +1,11 @@
 /* test-tui-model.c — tui/model.c, the TUI's sandboxes without ncurses or
- * sockets: a GET /sandboxes answer (tests/data/tui/list-1.json), then an
- * event stream (tests/data/tui/events-1.ndjson) applied line by line;
- * filter, sort, selection; what asks for a re-read (resync, a gap, an
- * unknown sandbox, a create); the published URLs; bad input changing
- * nothing.
- *
- * The event stream is written from the contract in the session notes
- * (GET /events: {seq, type, sandbox, id, time, …}); the events route is
- * being built on another branch. Re-record it from a real daemon when it
- * lands (docs/tui.md). Run from the project root.
+ * sockets: a GET /sandboxes answer and a GET /events stream recorded from
+ * a real daemon (tests/data/tui/list-real.json, events-real.ndjson, made
+ * by scripts/tui-record-events.sh) applied line by line; a list of four
+ * (tests/data/tui/list-1.json) for filter, sort, selection; what asks for
+ * a re-read (an unknown sandbox, a create) or a new subscription
+ * (resync); the published URLs; bad input changing nothing. Run from the
+ * project root.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,73 +168,142 @@ static enum model_need apply(struct model *m, const char *line)
 	return need;
 }
 
-static void test_events(void **state UNUSED)
+/* One sandbox's life as a real daemon told it: created, an exec that
+ * exits 3, a shell opened, detached, attached, exited, renamed dev →
+ * dev2, idle → warm, woken by an exec, stopped, started, destroyed. */
+static void test_events_recorded(void **state UNUSED)
+{
+	struct model m;
+	model_init(&m);
+	size_t len;
+	char *j = slurp("tests/data/tui/list-real.json", &len);
+	struct err e = ERR_INIT;
+	assert_int_equal(model_set_list(&m, j, len, &e), 0);
+	free(j);
+	const char *id = "0025cdbe2c74";
+	assert_string_equal(model_find(&m, id)->name, "dev");
+	char *stream = slurp("tests/data/tui/events-real.ndjson", &len);
+	int seq = 0;
+	for (char *save = NULL, *l = strtok_r(stream, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		seq++;
+		enum model_need need = apply(&m, l);
+		/* the create asks for the list (its shape); nothing else does */
+		assert_int_equal(need, seq == 1 ? MODEL_RESYNC : MODEL_OK);
+		assert_string_equal(m.event_sandbox, id);
+		const struct sbx_row *r = model_find(&m, id);
+		switch (seq) {
+		case 2:
+			assert_string_equal(r->last_exec, "sh -c echo out; echo err >&2; exit 3");
+			assert_int_equal(r->execs, 1);
+			assert_int_equal(r->last_exit, -1);
+			break;
+		case 3:
+			assert_int_equal(r->execs, 0);
+			assert_int_equal(r->last_exit, 3);
+			break;
+		case 4:
+		case 5:
+		case 6:   /* detached and attached: still one shell */
+			assert_int_equal(r->sessions, 1);
+			break;
+		case 7:
+			assert_int_equal(r->sessions, 0);
+			break;
+		case 8:
+			assert_string_equal(r->name, "dev2");
+			assert_null(model_find(&m, "dev"));
+			break;
+		case 9:
+			assert_string_equal(r->state, "warm");
+			assert_string_equal(r->thermal, "warm");
+			break;
+		case 10:
+			assert_string_equal(r->state, "hot");
+			break;
+		case 12:
+			assert_string_equal(r->last_exec, "true");
+			assert_int_equal(r->last_exit, 0);
+			break;
+		case 13:
+			assert_string_equal(r->state, "stopped");
+			assert_string_equal(r->thermal, "cold");
+			break;
+		case 14:
+			assert_string_equal(r->state, "hot");
+			/* the detail view's last 8, oldest first */
+			assert_int_equal(r->nrecent, MODEL_RECENT);
+			assert_string_equal(r->recent[0], "20:12:58 session.exited session=s184624f0 exit_code=0");
+			assert_string_equal(r->recent[7], "20:13:04 sandbox.state from=cold to=hot thermal=hot "
+							  "reason=user");
+			break;
+		case 15:
+			assert_null(r);   /* destroyed */
+			break;
+		}
+	}
+	free(stream);
+	assert_int_equal(seq, 15);
+	assert_int_equal(m.seq, 15);
+	assert_int_equal(m.n, 0);
+	/* the events log (l): every event, as it came */
+	assert_int_equal(m.nlog, 15);
+	assert_string_equal(model_log_line(&m, 0), "20:12:53 dev sandbox.created image=tiny origin=clone");
+	assert_string_equal(model_log_line(&m, 2),
+			    "20:12:53 dev exec.finished exit_code=3 duration_ms=94 $ sh -c echo out; "
+			    "echo err >&2; exit 3");
+	assert_string_equal(model_log_line(&m, 4), "20:12:56 dev session.detached session=s184624f0");
+	assert_string_equal(model_log_line(&m, 7), "20:12:59 dev sandbox.renamed from=dev to=dev2");
+	assert_string_equal(model_log_line(&m, 9),
+			    "20:13:04 dev2 sandbox.state from=warm to=hot thermal=hot reason=request "
+			    "wake_ms=6");
+	assert_string_equal(model_log_line(&m, 14), "20:13:05 dev2 sandbox.destroyed");
+	model_release(&m);
+}
+
+/* What the recorded stream does not show: replays, gaps, resync, an
+ * unknown sandbox, a create of one the list has not got yet. */
+static void test_events_edges(void **state UNUSED)
 {
 	struct model m;
 	model_init(&m);
 	load(&m);
-	size_t len;
-	char *stream = slurp("tests/data/tui/events-1.ndjson", &len);
-	int lines = 0;
-	for (char *save = NULL, *l = strtok_r(stream, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		uint64_t gen = m.gen;
-		assert_int_equal(apply(&m, l), MODEL_OK);
-		lines++;
-		/* every event but the wake is shown */
-		if (!strstr(l, "sandbox.wake"))
-			assert_true(m.gen > gen);
-		if (lines == 1) {
-			assert_string_equal(model_find(&m, "a1")->state, "warm");
-			assert_string_equal(model_find(&m, "a1")->thermal, "warm");
-		}
+	for (int i = 1; i <= 9; i++) {
+		char ev[128];
+		snprintf(ev, sizeof(ev), "{\"seq\":%d,\"type\":\"exec.started\",\"sandbox_id\":\"c3\"}", i);
+		apply(&m, ev);
 	}
-	free(stream);
-	assert_int_equal(lines, 9);
-	assert_int_equal(m.seq, 9);
-	const struct sbx_row *dev = model_find(&m, "a1");
-	assert_string_equal(dev->name, "dev2");           /* renamed */
-	assert_int_equal(dev->sessions, 1);               /* two opened, one exited */
-	assert_int_equal(dev->nrecent, 5);                /* its events, for the detail view */
-	assert_string_equal(dev->recent[0], "10:00:00 sandbox.state state=warm thermal=warm");
-	assert_string_equal(dev->recent[4], "10:00:00 sandbox.renamed");
-	assert_string_equal(model_find(&m, "b2")->recent[0], "10:00:00 sandbox.wake wake_ms=40");
-	const struct sbx_row *agent = model_find(&m, "c3");
-	assert_string_equal(agent->last_exec, "sh -c make test");
-	assert_int_equal(agent->last_exit, 2);
-	assert_int_equal(agent->execs, 0);
-	assert_null(model_find(&m, "d4"));                /* destroyed */
-	assert_int_equal(m.nlog, 9);                      /* the events log */
-	assert_string_equal(model_log_line(&m, 0), "10:00:00 dev sandbox.state state=warm thermal=warm");
-	assert_string_equal(model_log_line(&m, 4), "10:00:00 agent-7 exec.started $ sh -c make test");
-	assert_string_equal(model_log_line(&m, 5),
-			    "10:00:00 agent-7 exec.finished exit_code=2 duration_ms=100");
-	assert_null(model_log_line(&m, 9));
-	assert_int_equal(m.n, 3);
-
+	assert_int_equal(model_find(&m, "c3")->execs, 9);
 	/* an old seq again (a reconnect replaying) is ignored, not logged */
 	uint64_t gen = m.gen;
 	size_t nlog = m.nlog;
-	assert_int_equal(apply(&m, "{\"seq\":3,\"type\":\"sandbox.destroyed\",\"id\":\"a1\"}"), MODEL_OK);
+	assert_int_equal(apply(&m, "{\"seq\":3,\"type\":\"sandbox.destroyed\",\"sandbox_id\":\"a1\"}"),
+			 MODEL_OK);
 	assert_int_equal(m.gen, gen);
 	assert_int_equal(m.nlog, nlog);
 	assert_non_null(model_find(&m, "a1"));
-	/* a gap: something was missed, re-read */
-	assert_int_equal(apply(&m, "{\"seq\":12,\"type\":\"sandbox.state\",\"id\":\"a1\",\"state\":\"hot\"}"),
-			 MODEL_RESYNC);
-	assert_string_equal(model_find(&m, "a1")->state, "hot");   /* applied still */
-	/* the daemon says the subscriber fell behind */
-	assert_int_equal(apply(&m, "{\"type\":\"resync\"}"), MODEL_RESYNC);
+	/* a gap is other users' events (seq is the daemon's): nothing to re-read */
+	assert_int_equal(apply(&m, "{\"seq\":1000,\"type\":\"sandbox.state\",\"sandbox_id\":\"a1\","
+				   "\"from\":\"warm\",\"to\":\"hot\",\"thermal\":\"hot\"}"),
+			 MODEL_OK);
+	assert_string_equal(model_find(&m, "a1")->state, "hot");
+	/* the daemon says the subscriber fell behind: subscribe again */
+	assert_int_equal(apply(&m, "{\"type\":\"resync\"}"), MODEL_BEHIND);
 	/* a sandbox we do not know */
-	assert_int_equal(apply(&m, "{\"seq\":13,\"type\":\"sandbox.state\",\"id\":\"zz\",\"state\":\"hot\"}"),
+	assert_int_equal(apply(&m, "{\"seq\":1001,\"type\":\"sandbox.state\",\"sandbox_id\":\"zz\","
+				   "\"to\":\"hot\"}"),
 			 MODEL_RESYNC);
 	/* a create: a row at once, its shape from a re-read */
-	assert_int_equal(apply(&m, "{\"seq\":14,\"type\":\"sandbox.created\",\"sandbox\":\"fresh\",\"id\":\"f6\"}"),
+	assert_int_equal(apply(&m, "{\"seq\":1002,\"type\":\"sandbox.created\",\"sandbox\":\"fresh\","
+				   "\"sandbox_id\":\"f6\"}"),
 			 MODEL_RESYNC);
 	assert_string_equal(model_find(&m, "fresh")->state, "creating");
+	assert_string_equal(m.event_sandbox, "f6");
 	/* the destroy of one we never knew asks nothing */
-	assert_int_equal(apply(&m, "{\"seq\":15,\"type\":\"sandbox.destroyed\",\"id\":\"qq\"}"), MODEL_OK);
+	assert_int_equal(apply(&m, "{\"seq\":1003,\"type\":\"sandbox.destroyed\",\"sandbox_id\":\"qq\"}"),
+			 MODEL_OK);
 	/* types we do not know yet are fine */
-	assert_int_equal(apply(&m, "{\"seq\":16,\"type\":\"port.published\",\"id\":\"a1\"}"), MODEL_OK);
+	assert_int_equal(apply(&m, "{\"seq\":1004,\"type\":\"port.published\",\"sandbox_id\":\"a1\"}"),
+			 MODEL_OK);
 
 	/* not events */
 	static const char *const bad[] = { "[]", "{\"seq\":1}", "garbage", "{\"type\":3}" };
@@ -255,12 +321,12 @@ static void test_log_bounded(void **state UNUSED)
 	model_init(&m);
 	for (int i = 1; i <= MODEL_LOG + 10; i++) {
 		char ev[128];
-		snprintf(ev, sizeof(ev), "{\"seq\":%d,\"type\":\"sandbox.wake\",\"sandbox\":\"s%d\"}", i, i);
+		snprintf(ev, sizeof(ev), "{\"seq\":%d,\"type\":\"sandbox.state\",\"sandbox\":\"s%d\"}", i, i);
 		apply(&m, ev);
 	}
 	assert_int_equal(m.nlog, MODEL_LOG);
-	assert_string_equal(model_log_line(&m, 0), "s11 sandbox.wake");
-	assert_string_equal(model_log_line(&m, MODEL_LOG - 1), "s510 sandbox.wake");
+	assert_string_equal(model_log_line(&m, 0), "s11 sandbox.state");
+	assert_string_equal(model_log_line(&m, MODEL_LOG - 1), "s510 sandbox.state");
 	model_release(&m);
 }
 
@@ -269,11 +335,16 @@ static void test_ports(void **state UNUSED)
 	struct model m;
 	model_init(&m);
 	load(&m);
-	const char *ports = "{\"ports\":[{\"sandbox\":\"dev\",\"port\":3000,\"published\":true,"
-			    "\"alias\":\"dev-1a\",\"url\":\"http://dev-1a.example\"},"
-			    "{\"sandbox\":\"dev\",\"port\":5432,\"published\":false},"
-			    "{\"sandbox\":\"dev\",\"port\":8080,\"published\":true,\"url\":\"http://x.example\"},"
-			    "{\"id\":\"c3\",\"port\":80,\"published\":true,\"url\":\"http://a7.example\"}]}";
+	/* GET /ports's form (docs/api.md): sandbox and sandbox_id in each */
+	const char *ports = "{\"ports\":[{\"sandbox\":\"dev\",\"sandbox_id\":\"a1\",\"port\":3000,"
+			    "\"listening\":true,\"published\":true,\"alias\":\"dev-1a\","
+			    "\"url\":\"http://dev-1a.example\"},"
+			    "{\"sandbox\":\"dev\",\"sandbox_id\":\"a1\",\"port\":5432,\"listening\":true,"
+			    "\"loopback_only\":true,\"published\":false},"
+			    "{\"sandbox\":\"dev\",\"sandbox_id\":\"a1\",\"port\":8080,\"published\":true,"
+			    "\"alias\":\"x\",\"url\":\"http://x.example\"},"
+			    "{\"sandbox\":\"agent-7\",\"sandbox_id\":\"c3\",\"port\":80,\"published\":true,"
+			    "\"alias\":\"a7\",\"url\":\"http://a7.example\"}]}";
 	model_set_ports(&m, ports, strlen(ports));
 	assert_string_equal(model_find(&m, "dev")->urls, "http://dev-1a.example, http://x.example");
 	assert_string_equal(model_find(&m, "agent-7")->urls, "http://a7.example");
@@ -306,7 +377,8 @@ int main(void)
 		cmocka_unit_test(test_list),
 		cmocka_unit_test(test_sort_filter_select),
 		cmocka_unit_test(test_list_changes),
-		cmocka_unit_test(test_events),
+		cmocka_unit_test(test_events_recorded),
+		cmocka_unit_test(test_events_edges),
 		cmocka_unit_test(test_log_bounded),
 		cmocka_unit_test(test_ports),
 		cmocka_unit_test(test_age),
