@@ -362,6 +362,9 @@ static void test_tui(void **state UNUSED)
 		/* s: a shell pane, the dashboard still above it */
 	keys("s");
 	assert_true(test_wait_attached(&d, key, "dev", 30000));
+	/* the prompt first: keys typed while the shell starts are echoed by
+	 * the terminal before its banner (the picture showed them so) */
+	free(wait_for("/workspace $", 15000));
 	keys_enter("echo marker-$((6*7))");
 	s = wait_for("marker-42", 15000);
 	assert_non_null(strstr(s, "NAME"));
