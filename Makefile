@@ -215,6 +215,14 @@ $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@echo "  LD      $@"
 	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
+# Static helpers the tests upload into guests (tests/guest/*.c): not product code.
+$(BUILD)/guest/%: tests/guest/%.c
+	@mkdir -p $(dir $@)
+	@echo "  CC musl $@"
+	@$(AGENT_CC) -static -O2 -Wall -Wextra -Werror -o $@ $<
+
+$(BUILD)/tests/test-proxy $(BUILD)/bench/proxy: | $(BUILD)/guest/pxserve
+
 $(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"

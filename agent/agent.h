@@ -159,6 +159,7 @@ void op_file_write(struct stream *s, const struct proto_frame *f);
 void op_file_stat(struct stream *s, const struct proto_frame *f);
 void op_file_ls(struct stream *s, const struct proto_frame *f);
 void op_forward(struct stream *s, const struct proto_frame *f);
+void op_ports(struct stream *s, const struct proto_frame *f);
 
 /* ---- connections (conn.c) ------------------------------------------------ */
 

@@ -32,6 +32,7 @@ static const struct agent_op agent_ops[] = {
 	{ PROTO_FILE_STAT, op_file_stat },
 	{ PROTO_FILE_LS, op_file_ls },
 	{ PROTO_FORWARD, op_forward },
+	{ PROTO_PORTS, op_ports },
 };
 
 const struct agent_op *agent_op_find(uint8_t type)

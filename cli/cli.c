@@ -22,6 +22,10 @@ struct client *cli_client(struct cli *c)
 	client_settings_resolve(&c->set, c->flag_url, c->flag_token, &warn);
 	if (warn.code)
 		fprintf(stderr, "bhatti: warning: %s\n", err_str(&warn));
+	if (c->flag_ca) {
+		free(c->set.ca);
+		c->set.ca = xstrdup(c->flag_ca);
+	}
 	c->client = client_new(&c->set);
 	return c->client;
 }

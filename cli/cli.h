@@ -60,6 +60,7 @@ struct cli {
 	bool json;                    /* --json */
 	bool timing;                  /* --timing: where each request's time went, on stderr */
 	const char *flag_url, *flag_token;
+	const char *flag_ca;          /* --ca FILE: the CA of an https:// daemon */
 	struct client_settings set;   /* resolved by cli_client() */
 	struct client *client;
 };
@@ -72,10 +73,11 @@ extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
 	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry, cmd_edit_entry,
 	cmd_images_entry, cmd_update_entry, cmd_completion_entry, cmd_complete_entry,
-	cmd_table_entry, cmd_man_entry, cmd_tui_entry;
+	cmd_table_entry, cmd_man_entry, cmd_publish_entry, cmd_unpublish_entry, cmd_ports_entry,
+	cmd_tui_entry;
 
 /* The options every command but the local ones takes (--url, --token,
- * --json). */
+ * --json, --timing, --ca). */
 const struct opt *cli_global_opts(void);
 
 /* The command list of `bhatti help`, on stdout (cmd-version.c). */

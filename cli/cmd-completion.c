@@ -418,7 +418,7 @@ static int man(struct cli *c UNUSED)
 	       "of its HTTP API, except \\fBbhatti user\\fR, which administers the local store.\n"
 	       "Sandboxes are named by name or id. Options may come before, between or after\n"
 	       "the arguments; \\fB\\-\\-\\fR ends them. \\fB\\-\\-url\\fR, \\fB\\-\\-token\\fR and "
-	       "\\fB\\-\\-json\\fR\n(and \\fB\\-\\-timing\\fR) work on every client command.\n"
+	       "\\fB\\-\\-json\\fR\n(and \\fB\\-\\-timing\\fR, \\fB\\-\\-ca\\fR) work on every client command.\n"
 	       ".SH COMMANDS\n", BHATTI_VERSION);
 	each_leaf(man_leaf, NULL);
 	printf(".SH SETTINGS\n"

@@ -73,6 +73,8 @@ static int run(struct cli *c)
 		buf_addf(&tmp, "%s.tmp", path);
 		buf_addf(&body, "# written by bhatti setup\napi_url: \"%s\"\nauth_token: \"%s\"\n", cl->url,
 			 cl->token);
+		if (cl->ca)   /* --ca (or BHATTI_CA): an https daemon's own CA */
+			buf_addf(&body, "ca: \"%s\"\n", cl->ca);
 		/* the file's theme (bhatti tui) stays */
 		const char *th = c->set.file_theme;
 		if (th && strspn(th, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-~") ==
@@ -103,7 +105,7 @@ static int run(struct cli *c)
 const struct cli_cmd cmd_setup_entry = {
 	.name = "setup",
 	.summary = "save the daemon's URL and your API key (~/.bhatti/config.yaml)",
-	.usage = "[--url URL] [--token KEY] [--json]",
+	.usage = "[--url URL] [--token KEY] [--ca FILE] [--json]",
 	.help = "Checks the key against the daemon and saves both in ~/.bhatti/config.yaml.",
 	.run = run,
 };

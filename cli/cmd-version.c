@@ -48,8 +48,10 @@ void cli_print_help(void)
 		printf("  %-15s %s\n", name, cmds[i]->summary);
 	}
 	printf("\noptions of every command but serve and user: --url URL, --token KEY, --json,\n"
-	       "--timing (where each request's time went: connect, send, server, transfer)\n"
-	       "settings: --url/--token > BHATTI_URL/BHATTI_TOKEN > ~/.bhatti/config.yaml\n");
+	       "--timing (where each request's time went: connect, send, server, transfer),\n"
+	       "--ca FILE (the CA of an https:// daemon with a certificate of its own CA)\n"
+	       "settings: --url/--token/--ca > BHATTI_URL/BHATTI_TOKEN/BHATTI_CA > "
+	       "~/.bhatti/config.yaml\n");
 }
 
 static int help(struct cli *c UNUSED)

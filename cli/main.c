@@ -22,6 +22,7 @@ static const struct opt global_opts[] = {
 	{ "--token", NULL, OPT_VALUE },
 	{ "--json", NULL, OPT_FLAG },
 	{ "--timing", NULL, OPT_FLAG },
+	{ "--ca", NULL, OPT_VALUE },
 	OPT_END,
 };
 
@@ -65,7 +66,8 @@ static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_list_entry, &cmd_inspect_entry, &cmd_edit_entry, &cmd_exec_entry, &cmd_shell_entry,
 	&cmd_tui_entry,
 	&cmd_ps_entry, &cmd_file_entry, &cmd_secret_entry, &cmd_stop_entry,
-	&cmd_start_entry, &cmd_destroy_entry, &cmd_snapshot_entry, &cmd_fork_entry,
+	&cmd_start_entry, &cmd_destroy_entry, &cmd_publish_entry, &cmd_unpublish_entry,
+	&cmd_ports_entry, &cmd_snapshot_entry, &cmd_fork_entry,
 	&cmd_events_entry, &cmd_images_entry, &cmd_update_entry, &cmd_user_entry,
 	&cmd_completion_entry, &cmd_help_entry, &cmd_complete_entry, &cmd_table_entry,
 	&cmd_man_entry,
@@ -142,6 +144,7 @@ static int run(const char *group, const struct cli_cmd *cmd, int argc, char **ar
 		c.timing = args_has(&c.args, "--timing");
 		c.flag_url = args_get(&c.args, "--url");
 		c.flag_token = args_get(&c.args, "--token");
+		c.flag_ca = args_get(&c.args, "--ca");
 		c.esc = xcalloc(c.args.npos + 1, sizeof(*c.esc));
 		for (size_t i = 0; i < c.args.npos; i++)
 			if ((cmd->flags & CLI_NAMES) || (i == 0 && (cmd->flags & CLI_NAME)))

@@ -13,6 +13,7 @@
 
 #include "async.h"
 #include "loop.h"
+#include "tls.h"
 #include "wsc.h"
 
 #define READS_PER_TURN 4          /* then let the other fds have a turn */
@@ -39,6 +40,8 @@ struct aconn {
 	struct addrinfo *res, *ai;   /* the addresses, the next one to try */
 	int connect_err;
 	bool connected, ended, blocked;
+	struct ctls *tls;            /* https: every byte through it */
+	bool handshaking;            /* connected, TLS not yet */
 	struct buf out;              /* queued bytes, sent when the socket is writable */
 };
 
@@ -53,7 +56,20 @@ static void conn_end(struct aconn *c)
 	if (c->res)
 		freeaddrinfo(c->res);
 	c->res = c->ai = NULL;
+	ctls_free(c->tls);
+	c->tls = NULL;
 	client_scrub(&c->out);   /* it may hold the request head, and the key */
+}
+
+/* Send some of out: bytes taken, -EAGAIN, or another -errno. */
+static ssize_t conn_send(struct aconn *c)
+{
+	if (c->tls) {
+		struct err e = ERR_INIT;
+		return ctls_send(c->tls, c->out.data, c->out.len, &e);
+	}
+	ssize_t n = send(c->w.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+	return n < 0 ? (errno == EINTR ? 0 : -errno) : n;
 }
 
 static void conn_fail_later(struct aconn *c, const struct err *e)
@@ -75,10 +91,8 @@ static void conn_flush(struct aconn *c)
 {
 	bool had = c->out.len > 0;
 	while (c->out.len) {
-		ssize_t n = send(c->w.fd, c->out.data, c->out.len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN) {
+		ssize_t n = conn_send(c);
+		if (n == -EAGAIN) {
 			c->blocked = true;
 			break;
 		}
@@ -88,7 +102,8 @@ static void conn_flush(struct aconn *c)
 		}
 		buf_consume(&c->out, (size_t)n);
 	}
-	watch_set(&c->w, EPOLLIN | (c->out.len ? EPOLLOUT : 0));
+	bool tls_out = c->tls && ctls_wants_write(c->tls);
+	watch_set(&c->w, EPOLLIN | (c->out.len || tls_out ? EPOLLOUT : 0));
 	if (had && !c->out.len) {
 		bool was = c->blocked;
 		c->blocked = false;
@@ -100,16 +115,30 @@ static void conn_read(struct aconn *c)
 {
 	char tmp[65536];
 	for (int i = 0; i < READS_PER_TURN && !c->ended; i++) {
-		ssize_t n = read(c->w.fd, tmp, sizeof(tmp));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			return;
-		if (n < 0) {
-			struct err e = ERR_INIT;
-			err_set(&e, errno, "reading from the daemon: %s", strerror(errno));
-			c->ops->fail(c, &e);
-			return;
+		struct err e = ERR_INIT;
+		ssize_t n;
+		if (c->tls) {
+			n = ctls_recv(c->tls, tmp, sizeof(tmp), &e);
+			if (n == -EAGAIN) {
+				if (ctls_wants_write(c->tls))
+					watch_set(&c->w, EPOLLIN | EPOLLOUT);
+				return;
+			}
+			if (n < 0) {
+				c->ops->fail(c, &e);
+				return;
+			}
+		} else {
+			n = read(c->w.fd, tmp, sizeof(tmp));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				return;
+			if (n < 0) {
+				err_set(&e, errno, "reading from the daemon: %s", strerror(errno));
+				c->ops->fail(c, &e);
+				return;
+			}
 		}
 		if (n == 0) {
 			c->ops->eof(c);
@@ -119,9 +148,30 @@ static void conn_read(struct aconn *c)
 	}
 }
 
+/* https: the handshake, on the loop; then what was queued goes out. */
+static void conn_handshake(struct aconn *c)
+{
+	struct err e = ERR_INIT;
+	int rc = ctls_handshake(c->tls, &e);
+	if (rc == -EAGAIN) {
+		watch_set(&c->w, ctls_wants_write(c->tls) ? EPOLLOUT : EPOLLIN);
+		return;
+	}
+	if (rc < 0) {
+		c->ops->fail(c, &e);
+		return;
+	}
+	c->handshaking = false;
+	conn_flush(c);
+}
+
 static void on_event(struct watch *w, uint32_t events)
 {
 	struct aconn *c = w->data;
+	if (c->handshaking) {
+		conn_handshake(c);
+		return;
+	}
 	if (!c->connected) {
 		int rc = client_connect_result(w->fd);
 		timer_cancel(&c->connect_timer);
@@ -134,12 +184,25 @@ static void on_event(struct watch *w, uint32_t events)
 		c->connected = true;
 		freeaddrinfo(c->res);
 		c->res = c->ai = NULL;
+		if (c->cl->tls) {
+			struct err e = ERR_INIT;
+			fd_set_nonblock(w->fd, true);
+			if (ctls_start(w->fd, c->cl->name, c->cl->ca, &c->tls, &e) < 0) {
+				c->ops->fail(c, &e);
+				return;
+			}
+			c->handshaking = true;
+			conn_handshake(c);
+			return;
+		}
 		conn_flush(c);
 		return;
 	}
 	if (events & EPOLLOUT)
 		conn_flush(c);
-	if (!c->ended && (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+	/* under TLS a read may have waited for the socket to take bytes */
+	if (!c->ended && ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) ||
+			  (c->tls && (events & EPOLLOUT))))
 		conn_read(c);
 }
 
@@ -196,7 +259,7 @@ static void conn_start(struct aconn *c, struct client *cl, const struct aconn_op
 static void conn_queue(struct aconn *c, const void *p, size_t n)
 {
 	buf_add(&c->out, p, n);
-	if (c->connected)
+	if (c->connected && !c->handshaking)
 		watch_set(&c->w, EPOLLIN | EPOLLOUT);
 }
 

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "httpc.h"
 #include "num.h"
+#include "tls.h"
 
 /* ---- settings ------------------------------------------------------------- */
 
@@ -34,6 +35,7 @@ char *client_config_path(void)
 struct file_cfg {
 	char *api_url, *auth_token;
 	char *url, *token;
+	char *ca;
 	char *theme;              /* bhatti tui's (docs/tui.md) */
 };
 
@@ -42,6 +44,7 @@ static const struct config_key file_keys[] = {
 	CONFIG_KEY_STR("auth_token", struct file_cfg, auth_token),
 	CONFIG_KEY_STR("url", struct file_cfg, url),
 	CONFIG_KEY_STR("token", struct file_cfg, token),
+	CONFIG_KEY_STR("ca", struct file_cfg, ca),
 	CONFIG_KEY_STR("theme", struct file_cfg, theme),
 };
 
@@ -84,6 +87,8 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 	s->token = xstrdup(tok);
 	s->url_from = from;
 	s->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
+	const char *env_ca = getenv("BHATTI_CA");
+	s->ca = env_ca && env_ca[0] ? xstrdup(env_ca) : fc.ca && fc.ca[0] ? xstrdup(fc.ca) : NULL;
 	const char *env_theme = getenv("BHATTI_THEME");
 	const char *theme = env_theme && env_theme[0] ? env_theme
 			    : fc.theme && fc.theme[0] ? fc.theme
@@ -96,6 +101,7 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 void client_settings_release(struct client_settings *s)
 {
 	free(s->url);
+	free(s->ca);
 	if (s->token)
 		memset(s->token, 0, strlen(s->token));
 	free(s->token);
@@ -106,16 +112,13 @@ void client_settings_release(struct client_settings *s)
 
 /* ---- the client ------------------------------------------------------------ */
 
-/* "http://host[:port][/prefix]" → host, port, Host: value and prefix. */
+/* "http[s]://host[:port][/prefix]" → host, port, Host: value and prefix. */
 static int parse_url(struct client *c, const char *url, struct err *e)
 {
-	if (strncasecmp(url, "https://", 8) == 0)
-		return err_set(e, EINVAL,
-			       "'%s': the CLI speaks plain http:// only (for a remote daemon use an "
-			       "SSH tunnel: ssh -L 8080:127.0.0.1:8080 HOST)", url);
-	if (strncasecmp(url, "http://", 7) != 0)
-		return err_set(e, EINVAL, "'%s' is not an http:// URL", url);
-	const char *hp = url + 7;
+	c->tls = strncasecmp(url, "https://", 8) == 0;
+	if (!c->tls && strncasecmp(url, "http://", 7) != 0)
+		return err_set(e, EINVAL, "'%s' is not an http:// or https:// URL", url);
+	const char *hp = url + (c->tls ? 8 : 7);
 	size_t hl = strcspn(hp, "/?#");
 	if (hl == 0 || hl >= sizeof(c->host))
 		return err_set(e, EINVAL, "'%s': no host or a host that is too long", url);
@@ -148,7 +151,7 @@ static int parse_url(struct client *c, const char *url, struct err *e)
 		return err_set(e, EINVAL, "'%s': bad host", url);
 	memcpy(c->name, h, nl);
 	c->name[nl] = '\0';
-	const char *p = colon ? colon + 1 : "80";
+	const char *p = colon ? colon + 1 : c->tls ? "443" : "80";
 	uint32_t pn;
 	if (num_parse_u32(p, 1, 65535, &pn, "port", NULL) < 0)
 		return err_set(e, EINVAL, "'%s': bad port '%s'", url, p);
@@ -163,6 +166,7 @@ struct client *client_new(const struct client_settings *s)
 	c->token = xstrdup(s->token ? s->token : "");
 	c->connect_timeout_ms = s->connect_timeout_ms > 0 ? s->connect_timeout_ms
 							  : CLIENT_CONNECT_TIMEOUT_MS;
+	c->ca = s->ca ? xstrdup(s->ca) : NULL;
 	parse_url(c, c->url, &c->url_err);
 	return c;
 }
@@ -174,6 +178,7 @@ void client_free(struct client *c)
 	memset(c->token, 0, strlen(c->token));
 	free(c->token);
 	free(c->url);
+	free(c->ca);
 	free(c);
 }
 
@@ -233,7 +238,7 @@ int client_connect_error(const struct client *c, int code, struct err *e)
 }
 
 /* A blocking, connected socket to the daemon. */
-static int dial(const struct client *c, int *ret_fd, struct err *e)
+static int dial_tcp(const struct client *c, int *ret_fd, struct err *e)
 {
 	struct addrinfo *res;
 	int rc = client_resolve(c, &res, e);
@@ -265,6 +270,46 @@ static int dial(const struct client *c, int *ret_fd, struct err *e)
 	return 0;
 }
 
+/* One synchronous call's connection: a socket, and TLS over it for https. */
+struct conn {
+	int fd;
+	struct ctls *tls;
+};
+
+static int dial(const struct client *c, struct conn *ret, struct err *e)
+{
+	int fd = -1;
+	int rc = dial_tcp(c, &fd, e);
+	if (rc < 0)
+		return rc;
+	struct ctls *t = NULL;
+	if (c->tls && (rc = ctls_open(fd, c->name, c->ca, &t, e)) < 0) {
+		close(fd);
+		return rc;
+	}
+	*ret = (struct conn){ .fd = fd, .tls = t };
+	return 0;
+}
+
+static void conn_close(struct conn *cn)
+{
+	ctls_free(cn->tls);
+	close(cn->fd);
+}
+
+static ssize_t conn_read(struct conn *cn, void *p, size_t n, struct err *e)
+{
+	if (cn->tls)
+		return ctls_read(cn->tls, p, n, e);
+	ssize_t k;
+	do
+		k = read(cn->fd, p, n);
+	while (k < 0 && errno == EINTR);
+	if (k < 0)
+		err_set(e, errno, "reading from the daemon: %s", strerror(errno));
+	return k;
+}
+
 void client_head(const struct client *c, struct buf *out, const char *method, const char *path,
 		 const char *extra, long long body_len)
 {
@@ -289,13 +334,21 @@ void client_resp_release(struct client_resp *r)
 	buf_release(&r->body);
 }
 
-static int send_all(int fd, const void *p, size_t n, struct err *e)
+static int send_all(struct conn *cn, const void *p, size_t n, struct err *e)
 {
 	const char *q = p;
 	while (n) {
+		if (cn->tls) {
+			ssize_t w = ctls_write(cn->tls, q, n, e);
+			if (w < 0)
+				return -1;
+			q += w;
+			n -= (size_t)w;
+			continue;
+		}
 		/* MSG_NOSIGNAL: a daemon that answered early (413, 401) and
 		 * closed must not kill us with SIGPIPE before we read why */
-		ssize_t w = send(fd, q, n, MSG_NOSIGNAL);
+		ssize_t w = send(cn->fd, q, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
@@ -307,10 +360,10 @@ static int send_all(int fd, const void *p, size_t n, struct err *e)
 }
 
 /* The body: from memory, or rq->len bytes read from rq->body_fd. */
-static int send_body(int fd, const struct client_req *rq, struct err *e)
+static int send_body(struct conn *cn, const struct client_req *rq, struct err *e)
 {
 	if (rq->body_fd < 0)
-		return rq->len ? send_all(fd, rq->body, rq->len, e) : 0;
+		return rq->len ? send_all(cn, rq->body, rq->len, e) : 0;
 	char tmp[65536];
 	size_t left = rq->len;
 	while (left) {
@@ -320,7 +373,7 @@ static int send_body(int fd, const struct client_req *rq, struct err *e)
 		if (n <= 0)
 			return err_set(e, n < 0 ? errno : EIO, "reading the local file: %s",
 				       n < 0 ? strerror(errno) : "it got shorter while being sent");
-		if (send_all(fd, tmp, (size_t)n, e) < 0)
+		if (send_all(cn, tmp, (size_t)n, e) < 0)
 			return -1;
 		left -= (size_t)n;
 	}
@@ -358,8 +411,8 @@ static bool answer_body(void *arg, const char *p, size_t n)
 static const struct httpc_sink answer_sink = { .head = answer_head, .body = answer_body };
 
 /* Read and parse the answer. 0 at its end (or when on_body stopped). */
-static int read_answer(int fd, const struct client_req *rq, struct client_resp *r, uint64_t t0,
-		       struct err *e)
+static int read_answer(struct conn *cn, const struct client_req *rq, struct client_resp *r,
+		       uint64_t t0, struct err *e)
 {
 	struct httpc p;
 	struct answer a = { .rq = rq, .r = r, .t0 = t0 };
@@ -367,13 +420,10 @@ static int read_answer(int fd, const struct client_req *rq, struct client_resp *
 	char tmp[65536];
 	int rc = HTTPC_MORE;
 	while (rc == HTTPC_MORE) {
-		ssize_t n;
-		do
-			n = read(fd, tmp, sizeof(tmp));
-		while (n < 0 && errno == EINTR);
+		ssize_t n = conn_read(cn, tmp, sizeof(tmp), e);
 		size_t used;
 		if (n < 0)
-			rc = err_set(e, errno, "reading from the daemon: %s", strerror(errno));
+			rc = -(e && e->code ? e->code : EIO);
 		else if (n == 0)
 			rc = httpc_eof(&p, e);
 		else
@@ -388,9 +438,9 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 {
 	memset(ret, 0, sizeof(*ret));
 	buf_init(&ret->body);
-	int fd = -1;
 	uint64_t t0 = now_ns();
-	int rc = dial(c, &fd, e);
+	struct conn cn;
+	int rc = dial(c, &cn, e);
 	if (rc < 0)
 		return rc;
 	ret->t_connect = (now_ns() - t0) / 1000;
@@ -404,18 +454,18 @@ int client_call(struct client *c, const struct client_req *rq, struct client_res
 			strcmp(rq->method, "POST") == 0 || strcmp(rq->method, "PATCH") == 0;
 	client_head(c, &h, rq->method, rq->path, extra.data, has_body ? (long long)rq->len : -1);
 	buf_release(&extra);
-	rc = send_all(fd, h.data, h.len, e);
+	rc = send_all(&cn, h.data, h.len, e);
 	client_scrub(&h);
 	/* a failed send may still have an answer (the daemon refused the
 	 * body early): read it before reporting the send error */
 	struct err send_e = ERR_INIT;
 	if (rc == 0 && has_body)
-		send_body(fd, rq, &send_e);
+		send_body(&cn, rq, &send_e);
 	ret->t_sent = (now_ns() - t0) / 1000;
 	if (rc == 0)
-		rc = read_answer(fd, rq, ret, t0, e);
+		rc = read_answer(&cn, rq, ret, t0, e);
 	ret->t_done = (now_ns() - t0) / 1000;
-	close(fd);
+	conn_close(&cn);
 	if (rc < 0) {
 		if (send_e.code && e)
 			*e = send_e;

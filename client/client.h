@@ -43,6 +43,8 @@ struct client_settings {
 				   * above both) */
 	char *file_theme;         /* theme: of ~/.bhatti/config.yaml or NULL (what
 				   * `bhatti setup` keeps when it rewrites the file) */
+	char *ca;                 /* https: a CA file (BHATTI_CA, `ca:`), or NULL:
+				   * the system's; the CLI's --ca replaces it */
 };
 
 /* Resolve the settings, highest first: the flags (may be NULL), the
@@ -66,6 +68,8 @@ struct client {
 	char prefix[256];         /* the URL's path ("" or "/bhatti") */
 	char name[256];           /* host name or address to resolve */
 	char port[8];
+	bool tls;                 /* https:// */
+	char *ca;                 /* its CA file, or NULL: the system's */
 	struct err url_err;       /* set when the URL is unusable: every call fails so */
 };
 

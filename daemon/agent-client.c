@@ -86,6 +86,7 @@ static const struct reply_rule rules[] = {
 	{ PROTO_FILE_STAT, { 0 }, { PROTO_FILE_META }, 0 },
 	{ PROTO_FILE_LS, { 0 }, { PROTO_LS_RESULT }, 0 },
 	{ PROTO_FORWARD, { PROTO_OK, PROTO_EOF }, { PROTO_OK }, CH(PROTO_CH_OUT) },
+	{ PROTO_PORTS, { 0 }, { PROTO_PORTS_RESULT }, 0 },
 };
 
 /* A request type with no rule gets this one: only an ERROR may answer it. */

@@ -85,5 +85,10 @@ void api_snapshot_get(struct http_req *r);
 void api_snapshot_delete(struct http_req *r);
 void api_snapshot_resume(struct http_req *r);
 void api_image_list(struct http_req *r);
+void api_publish_add(struct http_req *r);
+void api_publish_list(struct http_req *r);
+void api_publish_remove(struct http_req *r);
+void api_ports(struct http_req *r);
+void api_ports_all(struct http_req *r);
 
 #endif

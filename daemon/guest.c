@@ -14,14 +14,14 @@
 
 #include "agent-client.h"
 #include "events.h"
+#include "exectee.h"
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
 #include "proto.h"
-#include "exectee.h"
 #include "sandbox.h"
 
-enum kind { K_EXEC, K_SHELL, K_SESSIONS, K_READ, K_WRITE, K_STAT, K_LS };
+enum kind { K_EXEC, K_SHELL, K_SESSIONS, K_READ, K_WRITE, K_STAT, K_LS, K_PORTS, K_FORWARD };
 
 struct guest_op {
 	enum kind kind;
@@ -47,6 +47,7 @@ struct guest_op {
 	struct proto_file_read rd;
 	uint32_t mode;
 	uint64_t size;
+	uint16_t port;                /* forward */
 
 	/* input before the stream is open, and what the caller wants of it */
 	struct buf pending;
@@ -65,6 +66,8 @@ struct guest_op {
 	struct proto_session_list sl;
 	struct guest_session *sessions;
 	struct guest_sessions session_list;
+	struct guest_port *ports;
+	struct guest_ports port_list;
 	bool have_ls, have_sl;
 
 	/* exec: its number in the sandbox's tee (exectee.h), 0 before the start */
@@ -98,6 +101,7 @@ static void op_free(void *p)
 		proto_msg_release(PROTO_SESSION_LIST_RESULT, &op->sl);
 	free(op->entries);
 	free(op->sessions);
+	free(op->ports);
 	free(op->tee_sbx);
 	free(op);
 }
@@ -272,6 +276,23 @@ static void take_sessions(struct guest_op *op, const struct proto_frame *f)
 	op->end.sessions = &op->session_list;
 }
 
+static void take_ports(struct guest_op *op, const struct proto_frame *f)
+{
+	struct proto_ports_result pr;
+	if (proto_decode(f, &pr, NULL) < 0)
+		return;
+	op->ports = xcalloc(pr.count + 1, sizeof(*op->ports));
+	for (size_t i = 0; i < pr.count; i++)
+		op->ports[i] = (struct guest_port){
+			.port = pr.ports[i].port, .v4 = pr.ports[i].flags & PROTO_PORT_V4,
+			.v6 = pr.ports[i].flags & PROTO_PORT_V6,
+			.loopback = pr.ports[i].flags & PROTO_PORT_LOOPBACK,
+		};
+	op->port_list = (struct guest_ports){ .list = op->ports, .count = pr.count };
+	op->end.ports = &op->port_list;
+	proto_msg_release(PROTO_PORTS_RESULT, &pr);
+}
+
 static void started(struct guest_op *op, const struct guest_start *st)
 {
 	op->started = true;
@@ -345,8 +366,21 @@ static void on_frame(struct ac_stream *s UNUSED, const struct proto_frame *f, vo
 	case PROTO_SESSION_LIST_RESULT:
 		take_sessions(op, f);
 		return;
+	case PROTO_PORTS_RESULT:
+		take_ports(op, f);
+		return;
+	case PROTO_EOF:
+		/* a forward's guest side finished sending (the rule lets it
+		 * come once) */
+		if (op->started && op->cb && op->cb->eof)
+			op->cb->eof(op, op->arg);
+		return;
 	case PROTO_OK: {
 		struct proto_ok ok;
+		if (!end && op->kind == K_FORWARD) {
+			started(op, &(struct guest_start){ 0 });   /* connected */
+			return;
+		}
 		if (!end || proto_decode(f, &ok, NULL) < 0)
 			return;
 		op->end.truncated = (ok.flags & PROTO_OK_TRUNCATED) != 0;
@@ -452,6 +486,12 @@ static struct ac_stream *open_stream(struct guest_op *op, struct ac *ac, struct 
 	case K_LS: {
 		struct proto_file_ls ls = { .path = op->path, .flags = op->flags };
 		return ac_open(ac, PROTO_FILE_LS, &ls, &stream_cb, op, e);
+	}
+	case K_PORTS:
+		return ac_open(ac, PROTO_PORTS, NULL, &stream_cb, op, e);
+	case K_FORWARD: {
+		struct proto_forward fw = { .port = op->port };
+		return ac_open(ac, PROTO_FORWARD, &fw, &stream_cb, op, e);
 	}
 	}
 	return NULL;
@@ -582,11 +622,26 @@ struct guest_op *guest_file_ls(struct sbx *sb, const struct guest_file_req *req,
 	return begin(file_op(K_LS, sb, req, cb, arg));
 }
 
+struct guest_op *guest_ports(struct sbx *sb, const struct guest_cb *cb, void *arg)
+{
+	return begin(op_new(K_PORTS, sb, cb, arg));
+}
+
+struct guest_op *guest_forward(struct sbx *sb, uint16_t port, const struct guest_cb *cb,
+			       void *arg)
+{
+	struct guest_op *op = op_new(K_FORWARD, sb, cb, arg);
+	op->port = port;
+	return begin(op);
+}
+
 /* ---- while it runs -------------------------------------------------------------------- */
 
 void guest_write(struct guest_op *op, const void *p, size_t n)
 {
 	op->written += n;
+	if (op->sb && op->s)
+		sbx_touch(op->sb);   /* bytes to the guest are activity, as bytes from it */
 	if (op->s)
 		ac_write(op->s, p, n);
 	else if (!op->over)

@@ -1,6 +1,7 @@
 /* guest — the daemon's I/O with the agent inside a sandbox: commands
- * (exec), PTY sessions (open, attach, list) and files (read, write, stat,
- * list), each one operation on one agent stream.
+ * (exec), PTY sessions (open, attach, list), files (read, write, stat,
+ * list), the listening TCP ports and a byte stream to one of them
+ * (forward), each one operation on one agent stream.
  *
  * Sits between the callers that translate HTTP, JSON and WebSocket
  * (daemon/api-*.c; later the publish proxy and the events stream) and the
@@ -11,9 +12,13 @@
  * table:
  *
  *   started  the command runs (pid) / the session is attached (its id) /
- *            a file being read exists (its metadata)
- *   data     bytes from the guest: stdout, stderr, PTY output, file bytes
- *            (only after started: an agent's bytes before it are dropped)
+ *            a file being read exists (its metadata) / a forward is
+ *            connected to the guest's port
+ *   data     bytes from the guest: stdout, stderr, PTY output, file bytes,
+ *            a forwarded connection's bytes (only after started: an
+ *            agent's bytes before it are dropped)
+ *   eof      forward: the guest program finished sending (it may still
+ *            read: half-close)
  *   room     bytes given to guest_write() went out (guest_write_queued fell)
  *   done     exactly once, last: how it ended (exit status, listing, or an
  *            error: rc < 0 with a message)
@@ -89,6 +94,17 @@ struct guest_sessions {
 	size_t count;
 };
 
+struct guest_port {
+	uint16_t port;
+	bool v4, v6;              /* which families listen on it */
+	bool loopback;            /* every socket on it is bound to loopback */
+};
+
+struct guest_ports {
+	const struct guest_port *list;   /* ascending, each port once */
+	size_t count;
+};
+
 /* What `started` says (the fields of the operation's kind). */
 struct guest_start {
 	uint32_t pid;                     /* exec */
@@ -115,12 +131,14 @@ struct guest_end {
 	const struct guest_meta *meta;          /* file stat */
 	const struct guest_listing *listing;    /* file ls */
 	const struct guest_sessions *sessions;  /* session list */
+	const struct guest_ports *ports;        /* ports */
 };
 
 struct guest_cb {
 	void (*started)(struct guest_op *op, const struct guest_start *st, void *arg);
 	void (*data)(struct guest_op *op, enum guest_ch ch, const uint8_t *p, size_t n, void *arg);
 	void (*room)(struct guest_op *op, void *arg);
+	void (*eof)(struct guest_op *op, void *arg);   /* optional */
 	void (*done)(struct guest_op *op, const struct guest_end *end, void *arg);
 };
 
@@ -165,6 +183,15 @@ struct guest_op *guest_file_stat(struct sbx *sb, const struct guest_file_req *re
 				 const struct guest_cb *cb, void *arg);
 struct guest_op *guest_file_ls(struct sbx *sb, const struct guest_file_req *req,
 			       const struct guest_cb *cb, void *arg);
+/* The guest's listening TCP ports (done: end->ports). */
+struct guest_op *guest_ports(struct sbx *sb, const struct guest_cb *cb, void *arg);
+/* A TCP connection to 127.0.0.1:port in the guest: started when it is
+ * connected, then bytes both ways (guest_write, guest_write_eof; data,
+ * eof), done when both directions are closed or it failed ("nothing is
+ * listening on port N in the sandbox": rc -ECONNREFUSED). Freeing it
+ * early resets the guest's connection. */
+struct guest_op *guest_forward(struct sbx *sb, uint16_t port, const struct guest_cb *cb,
+			       void *arg);
 
 /* Bytes to the guest (stdin, PTY keys, file contents), queued until the
  * stream is open and its credit allows; then EOF. The caller bounds what

@@ -32,6 +32,7 @@
 #include "listen.h"
 #include "log.h"
 #include "loop.h"
+#include "proxy.h"
 #include "server.h"
 
 /* Per protocol binding (lws' per-session data): the current request. */
@@ -1067,7 +1068,7 @@ static void lws_log(int level, const char *line)
 }
 
 /* A connection the listener accepted: lws serves it from now on. */
-static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
+static bool adopt_lws(int fd, struct listen_peer *peer)
 {
 	struct lws *wsi = lws_adopt_socket_vhost(H.vh, fd);   /* closes fd on failure */
 	if (!wsi)
@@ -1079,6 +1080,12 @@ static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
 	return true;
 }
 
+/* The owner's proxy path is taken by proxy.c before lws sees anything. */
+static bool adopt(int fd, struct listen_peer *peer, void *arg UNUSED)
+{
+	return proxy_sniff(fd, peer, adopt_lws, HTTP_HEADER_TIMEOUT_S * 1000);
+}
+
 unsigned http_connections(void)
 {
 	return H.links;
@@ -1086,7 +1093,7 @@ unsigned http_connections(void)
 
 int http_adopt(int fd, struct err *e)
 {
-	if (!H.ctx || !adopt(fd, NULL, NULL))
+	if (!H.ctx || !adopt_lws(fd, NULL))
 		return err_set(e, EIO, "libwebsockets did not take the connection");
 	return 0;
 }

@@ -39,6 +39,11 @@ const struct route routes[] = {
 	{ HTTP_POST, "/snapshots/:name/resume", api_snapshot_resume, 0, 0, RATE_NONE },
 	/* images */
 	{ HTTP_GET, "/images", api_image_list, 0, 0, RATE_READ },
+	{ HTTP_POST, "/sandboxes/:id/publish", api_publish_add, 0, 0, RATE_READ },
+	{ HTTP_GET, "/sandboxes/:id/publish", api_publish_list, 0, 0, RATE_READ },
+	{ HTTP_DELETE, "/sandboxes/:id/publish/:port", api_publish_remove, 0, 0, RATE_READ },
+	{ HTTP_GET, "/sandboxes/:id/ports", api_ports, 0, 0, RATE_READ },
+	{ HTTP_GET, "/ports", api_ports_all, 0, 0, RATE_READ },
 };
 
 const size_t routes_count = ARRAY_SIZE(routes);

@@ -30,6 +30,7 @@
 #include "local.h"
 #include "loop.h"
 #include "net.h"
+#include "proxy.h"
 #include "sandbox.h"
 #include "server.h"
 #include "thermal.h"
@@ -231,11 +232,23 @@ int serve_main(const struct args *a)
 		fprintf(stderr, "bhatti serve: signalfd: %s\n", strerror(errno));
 		return 1;
 	}
+	if (!S.cfg.tls.cert != !S.cfg.tls.key) {
+		fprintf(stderr, "bhatti serve: tls.cert and tls.key go together: give both, or "
+				"neither for plain HTTP\n");
+		return 2;
+	}
+	/* the proxy first: it also ends the API's TLS, and sees each new API
+	 * connection before libwebsockets (the owner's path) */
+	if (proxy_start(&S, &e) < 0)
+		return fail("public_proxy_listen", &e);
 	if (http_start(&S, host, port, &e) < 0)
 		return fail("listen", &e);
-	log_info("listening on %s (accelerator %s, data in %s)", http_listening(),
-		 engine_accel(S.eng), S.cfg.data_dir);
+	log_info("listening on %s%s (accelerator %s, data in %s)", http_listening(),
+		 S.cfg.tls.cert ? " (https)" : "", engine_accel(S.eng), S.cfg.data_dir);
+	if (proxy_listening())
+		log_info("public proxy of published ports on %s", proxy_listening());
 	rc = http_run();
+	proxy_stop();
 	/* what the engine is making (a template, a memory spare) is finished
 	 * while the API can still tell a client why it waits */
 	thermal_free(S.thermal);

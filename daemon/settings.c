@@ -62,6 +62,29 @@ static int check_image(const char *v, struct err *e)
 	return err_set(e, EINVAL, "must be an image name (%s)", VALID_IMAGE_RULE);
 }
 
+/* A DNS name of at least two labels, lower case ("example.com",
+ * "sb.example.com"): published sandboxes are <alias>.<domain>. */
+static int check_domain(const char *v, struct err *e)
+{
+	size_t n = strlen(v), label = 0, labels = 1;
+	bool ok = n > 0 && n <= 200 && v[0] != '.' && v[n - 1] != '.' && v[0] != '-';
+	for (size_t i = 0; ok && i < n; i++) {
+		char c = v[i];
+		if (c == '.') {
+			ok = label > 0 && v[i - 1] != '-' && v[i + 1] != '-';
+			label = 0;
+			labels++;
+		} else {
+			ok = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-') &&
+			     ++label <= 63;
+		}
+	}
+	if (!ok || labels < 2)
+		return err_set(e, EINVAL, "must be a lower-case DNS name such as example.com "
+			       "(published sandboxes are <alias>.<domain>)");
+	return 0;
+}
+
 /* vm_user (one user for every VM) is gone: say what replaces it. */
 static int check_vm_user(const char *v UNUSED, struct err *e)
 {
@@ -139,6 +162,17 @@ static const struct config_key keys[] = {
 	/* images */
 	CONFIG_KEY_SIZE("defaults.disk_size", S, defaults.disk_size, 0, 1ull << 44),
 	CONFIG_KEY_SIZE("limits.max_disk_size", S, limits.max_disk_size, 1ull << 20, 1ull << 44),
+	CONFIG_KEY_STR_CHECK("public_proxy_listen", S, public_proxy_listen, check_listen),
+	CONFIG_KEY_STR_CHECK("domain", S, domain, check_domain),
+	CONFIG_KEY_INT("proxy.requests_per_ip_per_min", S, proxy.requests_per_ip_per_min, 0,
+		       100000000),
+	CONFIG_KEY_INT("proxy.requests_per_alias_per_min", S, proxy.requests_per_alias_per_min, 0,
+		       100000000),
+	CONFIG_KEY_INT("proxy.max_conns", S, proxy.max_conns, 0, 1000000),
+	CONFIG_KEY_INT("proxy.max_conns_per_ip", S, proxy.max_conns_per_ip, 0, 1000000),
+	CONFIG_KEY_STR_CHECK("tls.cert", S, tls.cert, check_abs_path),
+	CONFIG_KEY_STR_CHECK("tls.key", S, tls.key, check_abs_path),
+	CONFIG_KEY_STR_CHECK("tls.http_listen", S, tls.http_listen, check_listen),
 };
 #undef S
 
@@ -180,6 +214,12 @@ static void defaults(struct settings *s)
 		.network = { .enabled = true, .egress = xstrdup("allow"), .same_user = true },
 		/* the seed system's: 300 s unless said, 24 h at most */
 		.exec = { .timeout_ms = 300 * 1000, .max_timeout_ms = 24 * 3600 * 1000 },
+		.proxy = {
+			.requests_per_ip_per_min = 1500,
+			.requests_per_alias_per_min = 5000,
+			.max_conns = 4096,
+			.max_conns_per_ip = 256,
+		},
 	};
 }
 

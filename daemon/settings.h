@@ -47,6 +47,19 @@
  *   exec:
  *     timeout: 300s             # an exec that names no timeout (0 = none)
  *     max_timeout: 24h          # the longest one may name; timeout_sec 0 = none
+ *   public_proxy_listen: :8081  # the public proxy of published ports (none
+ *                               # when unset): /<alias>/... and Host routing
+ *   domain: example.com         # published ports are <alias>.example.com
+ *   proxy:                      # the public proxy's limits (0 = no limit)
+ *     requests_per_ip_per_min: 1500     # per client address (burst: a third)
+ *     requests_per_alias_per_min: 5000  # per published port (burst: a third)
+ *     max_conns: 4096                   # open connections, all clients
+ *     max_conns_per_ip: 256             # open connections per client address
+ *   tls:                        # HTTPS for the API and the public proxy (both
+ *     cert: /etc/bhatti/tls.crt #   or neither; PEM, the chain after the leaf)
+ *     key: /etc/bhatti/tls.key
+ *     http_listen: ":80"        # plain HTTP beside the public proxy: ACME
+ *                               # http-01 answers, everything else 301 to https
  *
  * Ownership: settings_load() fills a struct the caller releases with
  * settings_release(); every string in it is heap memory.
@@ -125,6 +138,19 @@ struct settings {
 		uint64_t timeout_ms;     /* an exec that names none (0: none) */
 		uint64_t max_timeout_ms; /* the most one may name (0 given: none) */
 	} exec;
+	char *public_proxy_listen;  /* NULL: no public proxy */
+	char *domain;               /* NULL: no host routing by domain */
+	struct {
+		int64_t requests_per_ip_per_min;
+		int64_t requests_per_alias_per_min;
+		int64_t max_conns;
+		int64_t max_conns_per_ip;
+	} proxy;
+	struct {
+		char *cert;         /* PEM chain; NULL: plain HTTP */
+		char *key;          /* PEM private key */
+		char *http_listen;  /* NULL: none */
+	} tls;
 };
 
 /* Read the configuration from path_or_null, else $BHATTI_CONFIG, else

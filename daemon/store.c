@@ -104,6 +104,16 @@ static const char *const migrations[] = {
 	"ALTER TABLE sandboxes ADD COLUMN labels TEXT;",
 	/* 7: the root disk's size asked at create (NULL: the image's) */
 	"ALTER TABLE sandboxes ADD COLUMN disk_size INTEGER;",
+	/* 8: published ports (aliases unique across users; a sandbox's rows
+	 * go with it) */
+	"CREATE TABLE publish ("
+	"  alias TEXT PRIMARY KEY,"
+	"  sandbox_id TEXT NOT NULL REFERENCES sandboxes(id) ON DELETE CASCADE,"
+	"  user_id INTEGER NOT NULL,"
+	"  port INTEGER NOT NULL,"
+	"  created_at INTEGER,"
+	"  UNIQUE (sandbox_id, port)"
+	");",
 };
 
 _Static_assert(ARRAY_SIZE(migrations) == STORE_SCHEMA_VERSION,
@@ -179,6 +189,14 @@ static const struct col secret_cols[] = {
 };
 static const struct row_kind secret_rows = ROW_KIND(struct secret_meta, secret_cols);
 
+#define PUBLISH_COLS "alias, sandbox_id, user_id, port, created_at"
+static const struct col publish_cols[] = {
+	ROW_STR(struct publish_row, alias), ROW_STR(struct publish_row, sandbox_id),
+	ROW_I64(struct publish_row, user_id), ROW_I64(struct publish_row, port),
+	ROW_I64(struct publish_row, created_at),
+};
+static const struct row_kind publish_rows = ROW_KIND(struct publish_row, publish_cols);
+
 enum stmt_id {
 	Q_BEGIN,
 	Q_COMMIT,
@@ -221,6 +239,10 @@ enum stmt_id {
 	Q_SNAP_COUNT,
 	Q_SNAP_READY,
 	Q_SNAP_DELETE,
+	Q_PUB_INSERT,
+	Q_PUB_GET,
+	Q_PUB_LIST,
+	Q_PUB_DELETE,
 	Q_COUNT
 };
 
@@ -282,6 +304,11 @@ static const char *const stmt_sql[Q_COUNT] = {
 	[Q_SNAP_COUNT] = "SELECT count(*) FROM snapshots WHERE ?1 < 0 OR user_id = ?1",
 	[Q_SNAP_READY] = "UPDATE snapshots SET ready = 1, size_bytes = ?2 WHERE id = ?1",
 	[Q_SNAP_DELETE] = "DELETE FROM snapshots WHERE id = ?1",
+	[Q_PUB_INSERT] = "INSERT INTO publish (" PUBLISH_COLS ") VALUES (?1, ?2, ?3, ?4, ?5)",
+	[Q_PUB_GET] = "SELECT " PUBLISH_COLS " FROM publish WHERE alias = ?1",
+	[Q_PUB_LIST] = "SELECT " PUBLISH_COLS " FROM publish "
+		       "WHERE ?1 < 0 OR user_id = ?1 ORDER BY sandbox_id, port",
+	[Q_PUB_DELETE] = "DELETE FROM publish WHERE sandbox_id = ?1 AND port = ?2",
 };
 
 struct store {
@@ -1402,6 +1429,92 @@ int store_snapshot_delete(struct store *st, const char *id, struct err *e)
 	r = q_step(&q, e);
 	if (r == 0 && q_changes(&q) == 0)
 		r = err_set(e, ENOENT, "snapshot '%s' not found", id);
+	q_end(&q);
+	return r < 0 ? r : 0;
+}
+
+/* ---- published ports ------------------------------------------------------ */
+
+void publish_row_release(struct publish_row *p)
+{
+	row_release(&publish_rows, p);
+}
+
+void publish_row_array_free(struct publish_row *v, size_t n)
+{
+	rows_free(&publish_rows, v, n);
+}
+
+int store_publish_insert(struct store *st, const struct publish_row *p, struct err *e)
+{
+	struct q q;
+	int r;
+
+	if ((r = valid_alias(p->alias, e)) < 0)
+		return r;
+	if (p->port < 1 || p->port > 65535)
+		return err_set(e, EINVAL, "invalid port %" PRId64 ": use 1 to 65535", p->port);
+	if ((r = q_begin(st, Q_PUB_INSERT, &q, e)) < 0)
+		return r;
+	q_text(&q, 1, p->alias);
+	q_text(&q, 2, p->sandbox_id);
+	q_i64(&q, 3, p->user_id);
+	q_i64(&q, 4, p->port);
+	q_i64(&q, 5, p->created_at);
+	r = q_step(&q, e);
+	q_end(&q);
+	if (r == -EEXIST)
+		r = err_set(e, EEXIST, "alias '%s' is taken, or port %" PRId64 " of this sandbox "
+				       "is published already", p->alias, p->port);
+	else if (r == -ENOENT)
+		r = err_set(e, ENOENT, "sandbox '%s' not found", p->sandbox_id);
+	return r < 0 ? r : 0;
+}
+
+int store_publish_get(struct store *st, const char *alias, struct publish_row *ret,
+		      struct err *e)
+{
+	struct publish_row p = { 0 };
+	struct q q;
+	int r;
+
+	if ((r = q_begin(st, Q_PUB_GET, &q, e)) < 0)
+		return r;
+	q_text(&q, 1, alias);
+	r = q_step(&q, e);
+	if (r == 1)
+		row_read(&publish_rows, q.s, &p);
+	q_end(&q);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return err_set(e, ENOENT, "alias '%s' not found", alias);
+	*ret = p;
+	return 0;
+}
+
+int store_publish_list(struct store *st, int64_t user_id, struct publish_row **ret,
+		       size_t *ret_n, struct err *e)
+{
+	void *v;
+	int r = rows_list(st, Q_PUB_LIST, &user_id, &publish_rows, &v, ret_n, e);
+	if (r == 0)
+		*ret = v;
+	return r;
+}
+
+int store_publish_delete(struct store *st, const char *sandbox_id, int64_t port,
+			 struct err *e)
+{
+	struct q q;
+	int r = q_begin(st, Q_PUB_DELETE, &q, e);
+	if (r < 0)
+		return r;
+	q_text(&q, 1, sandbox_id);
+	q_i64(&q, 2, port);
+	r = q_step(&q, e);
+	if (r == 0 && q_changes(&q) == 0)
+		r = err_set(e, ENOENT, "port %" PRId64 " is not published", port);
 	q_end(&q);
 	return r < 0 ? r : 0;
 }

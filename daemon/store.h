@@ -1,5 +1,5 @@
 /* store — the daemon's state in SQLite (data_dir/state.db): users and their
- * API keys, sandboxes, secrets, named snapshots.
+ * API keys, sandboxes, secrets, named snapshots, published ports.
  *
  * One connection per struct store, in WAL mode with synchronous=FULL (a
  * call that returned 0 has reached the disk), foreign keys on and a busy
@@ -18,7 +18,8 @@
  * other SQLite failure ("database: <sqlite message>").
  *
  * Ownership: store_open()/store_free(). Rows returned in structs own their
- * strings: user_release(), sandbox_row_release(), secret_meta_release();
+ * strings: user_release(), sandbox_row_release(), secret_meta_release(),
+ * publish_row_release();
  * arrays from the *_list calls are freed with the matching *_array_free().
  * API keys returned in ret_key are heap strings the caller frees (after
  * sodium_memzero if it cares).
@@ -34,7 +35,7 @@
 #include "err.h"
 #include "valid.h"
 
-#define STORE_SCHEMA_VERSION 7    /* migrations this build knows */
+#define STORE_SCHEMA_VERSION 8    /* migrations this build knows */
 #define STORE_KEY_PREFIX "bht_"
 #define STORE_KEY_LEN 47          /* "bht_" + 43 base64url characters */
 
@@ -251,5 +252,31 @@ int store_snapshot_count(struct store *st, int64_t user_id, int64_t *ret, struct
 /* Its files are complete and take size_bytes. */
 int store_snapshot_set_ready(struct store *st, const char *id, int64_t size_bytes, struct err *e);
 int store_snapshot_delete(struct store *st, const char *id, struct err *e);
+/* ---- published ports (aliases are unique across all users) ----------------- */
+
+struct publish_row {
+	char *alias;            /* valid_alias() */
+	char *sandbox_id;
+	int64_t user_id;
+	int64_t port;           /* 1 to 65535 */
+	int64_t created_at;
+};
+
+void publish_row_release(struct publish_row *p);
+void publish_row_array_free(struct publish_row *v, size_t n);
+
+/* -EINVAL bad alias or port; -EEXIST the alias is taken (by anyone) or the
+ * sandbox's port is published already; -ENOENT no such sandbox. A
+ * sandbox's rows are deleted with it. */
+int store_publish_insert(struct store *st, const struct publish_row *p, struct err *e);
+/* -ENOENT when nobody has the alias. */
+int store_publish_get(struct store *st, const char *alias, struct publish_row *ret,
+		      struct err *e);
+/* The user's published ports (user_id -1: everyone's), by sandbox id, then port. */
+int store_publish_list(struct store *st, int64_t user_id, struct publish_row **ret,
+		       size_t *ret_n, struct err *e);
+/* -ENOENT when that port of the sandbox is not published. */
+int store_publish_delete(struct store *st, const char *sandbox_id, int64_t port,
+			 struct err *e);
 
 #endif

@@ -6,13 +6,16 @@
 set -eu
 
 # Build and test: compilers, libraries, test and fuzz tools; the VM side
-# (QEMU, the tools images/*.sh use); age and sqlite3 for the tests.
+# (QEMU, the tools images/*.sh use); age and sqlite3 for the tests;
+# openssl, pebble (a test ACME CA) and uacme (the ACME client
+# scripts/uacme-hook.sh serves) for the TLS and ACME tests; chromium for
+# the browser test of published pages (headless).
 PKGS="build-essential pkg-config musl-tools clang libclang-rt-14-dev file
 libcjson-dev libyaml-dev libsodium-dev libsqlite3-dev libcurl4-openssl-dev
 libwebsockets-dev libssl-dev libcap-dev zlib1g-dev libvterm-dev libncurses-dev libcmocka-dev
 tmux socat python3 procps psmisc iproute2
 qemu-system-x86 busybox-static e2fsprogs xz-utils cpio kmod debootstrap
-openssh-client age sqlite3 curl nftables"
+openssh-client age sqlite3 curl nftables openssl pebble uacme chromium"
 
 if [ "${1:-}" = "--list" ]; then
 	echo $PKGS

@@ -193,6 +193,11 @@ LAYOUT(L_ls_result, struct proto_ls_result,
        F(struct proto_ls_result, PK_U8, truncated));
 LAYOUT(L_forward, struct proto_forward,
        F(struct proto_forward, PK_U16, port));
+LAYOUT(L_port, struct proto_port,
+       F(struct proto_port, PK_U16, port),
+       F(struct proto_port, PK_U8, flags));
+LAYOUT(L_ports_result, struct proto_ports_result,
+       FL(struct proto_ports_result, ports, count, L_port));
 
 /* The message table: every type, its name and its body layout. DATA has
  * no layout (it is decoded by proto_decode_data). */
@@ -235,6 +240,8 @@ static const struct proto_msg {
 	{ PROTO_FILE_LS, "FILE_LS", &L_file_ls },
 	{ PROTO_LS_RESULT, "LS_RESULT", &L_ls_result },
 	{ PROTO_FORWARD, "FORWARD", &L_forward },
+	{ PROTO_PORTS, "PORTS", &L_empty },
+	{ PROTO_PORTS_RESULT, "PORTS_RESULT", &L_ports_result },
 };
 
 static const struct proto_msg *msg_find(uint8_t type)

@@ -28,7 +28,7 @@
 #include "buf.h"
 #include "err.h"
 
-#define PROTO_VERSION     2
+#define PROTO_VERSION     3
 #define PROTO_MAGIC       0xB7
 #define PROTO_HDR_SIZE    12
 #define PROTO_MAX_FRAME   (1u << 20)                 /* header + payload */
@@ -89,6 +89,8 @@ enum proto_type {
 	PROTO_LS_RESULT = 55,      /* a→h, END */
 	/* port forward */
 	PROTO_FORWARD = 60,        /* h→a → OK, DATA/EOF both ways, OK END */
+	PROTO_PORTS = 61,          /* h→a → PORTS_RESULT: listening TCP ports */
+	PROTO_PORTS_RESULT = 62,   /* a→h, END */
 };
 
 /* A decoded frame; payload points into the decoder's buffer and is valid
@@ -380,6 +382,24 @@ struct proto_ls_result {
 
 struct proto_forward {
 	uint16_t port;
+};
+
+/* PORTS_RESULT: the guest's listening TCP ports (IPv4 and IPv6 together),
+ * ascending, each once. */
+enum {
+	PROTO_PORT_V4 = 1u << 0,        /* some IPv4 socket listens on it */
+	PROTO_PORT_V6 = 1u << 1,        /* some IPv6 socket listens on it */
+	PROTO_PORT_LOOPBACK = 1u << 2,  /* every socket on it is bound to loopback */
+};
+
+struct proto_port {
+	uint16_t port;
+	uint8_t flags;       /* PROTO_PORT_* */
+};
+
+struct proto_ports_result {
+	struct proto_port *ports;
+	size_t count;
 };
 
 /* ---- codec ------------------------------------------------------------- */

@@ -173,6 +173,23 @@ static void emit(const struct settings *s, struct buf *out)
 			put_quoted(out, *u);
 		}
 	}
+	if (s->public_proxy_listen)
+		put_str(out, "public_proxy_listen", s->public_proxy_listen, 0);
+	if (s->domain)
+		put_str(out, "domain", s->domain, 0);
+	buf_addf(out,
+		 "proxy:\n  requests_per_ip_per_min: %lld\n  requests_per_alias_per_min: %lld\n"
+		 "  max_conns: %lld\n  max_conns_per_ip: %lld\n",
+		 (long long)s->proxy.requests_per_ip_per_min,
+		 (long long)s->proxy.requests_per_alias_per_min, (long long)s->proxy.max_conns,
+		 (long long)s->proxy.max_conns_per_ip);
+	if (s->tls.cert)
+		put_str(out, "tls:\n  cert", s->tls.cert, 0);
+	if (s->tls.key)
+		put_str(out, s->tls.cert ? "  key" : "tls:\n  key", s->tls.key, 0);
+	if (s->tls.http_listen)
+		put_str(out, s->tls.cert || s->tls.key ? "  http_listen" : "tls:\n  http_listen",
+			s->tls.http_listen, 0);
 }
 
 static bool same_str(const char *a, const char *b)
@@ -207,8 +224,13 @@ static bool same(const struct settings *a, const struct settings *b)
 	       a->network.enabled == b->network.enabled &&
 	       a->network.same_user == b->network.same_user &&
 	       same_str(a->network.subnet_pool, b->network.subnet_pool) &&
-	       same_str(a->network.egress, b->network.egress) && same_strv(a->network.dns_upstreams,
-									 b->network.dns_upstreams);
+	       same_str(a->network.egress, b->network.egress) &&
+	       same_strv(a->network.dns_upstreams, b->network.dns_upstreams) &&
+	       same_str(a->public_proxy_listen, b->public_proxy_listen) &&
+	       same_str(a->domain, b->domain) &&
+	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
+	       same_str(a->tls.cert, b->tls.cert) && same_str(a->tls.key, b->tls.key) &&
+	       same_str(a->tls.http_listen, b->tls.http_listen);
 }
 
 /* ---- the daemon's settings -------------------------------------------------- */

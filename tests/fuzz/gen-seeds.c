@@ -193,6 +193,31 @@ static void httpc_seeds(void)
 	answer("no-content", 0, "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 200 OK\r\n");
 }
 
+/* ---- fuzz-proxy-http: what the publish proxy reads ---------------------------- */
+
+/* The first byte: bit 0 a response (bit 1: to a HEAD), else a request
+ * (fuzz-proxy-http.c). */
+static void proxy_http_seeds(void)
+{
+	answer("get", 0, "GET /app/x?y=1 HTTP/1.1\r\nHost: a.example.com\r\n"
+		      "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\r\nGET / HTTP/1.1\r\n\r\n");
+	answer("post-length", 0, "POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET");
+	answer("post-chunked", 0, "POST /u HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+			       "5;x=y\r\nhello\r\n0\r\nT: 1\r\n\r\nnext");
+	answer("smuggle", 0, "POST / HTTP/1.1\r\nContent-Length: 4\r\n"
+			  "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n");
+	answer("upgrade", 0, "GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+	answer("resp-length", 1, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabcX");
+	answer("resp-chunked", 1, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			       "a\r\n0123456789\r\n0\r\n\r\n");
+	answer("resp-close", 1, "HTTP/1.0 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+			     "data: 1\n\n");
+	answer("resp-head", 3, "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n");
+	answer("resp-101", 1, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+			   "Connection: Upgrade\r\n\r\n\x81\x02hi");
+}
+
 /* ---- fuzz-http: requests as the client library writes them ----------------------- */
 
 static struct client *with_key, *without_key;
@@ -538,7 +563,7 @@ int main(int argc, char **argv)
 		{ "fuzz-proto", proto_seeds }, { "fuzz-config", config_seeds },
 		{ "fuzz-wsc", wsc_seeds },     { "fuzz-httpc", httpc_seeds },
 		{ "fuzz-http", http_seeds },   { "fuzz-json", json_seeds },
-		{ "fuzz-agent", agent_seeds },
+		{ "fuzz-agent", agent_seeds }, { "fuzz-proxy-http", proxy_http_seeds },
 	};
 	if (argc != 3) {
 		fprintf(stderr, "usage: gen-seeds TARGET DIR\n");

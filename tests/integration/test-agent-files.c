@@ -3,7 +3,9 @@
  * trips, write modes and parents, atomic replacement under concurrent
  * readers, the 100 MiB write limit, short/cancelled/abandoned writes, line
  * offset/limit and byte caps on reads, stat, capped directory listings,
- * uid 1000's permissions unless PROTO_FILE_ROOT, and FORWARD to TCP servers on 127.0.0.1 with half-close both ways. Sits
+ * uid 1000's permissions unless PROTO_FILE_ROOT, FORWARD to TCP servers on
+ * 127.0.0.1 with half-close both ways, and PORTS (listening sockets by
+ * family and address). Sits
  * between daemon/agent-client.c and agent/op-file.c, agent/op-forward.c;
  * test mode shares the host filesystem, so results are checked on disk.
  */
@@ -1377,6 +1379,89 @@ static void test_forward_refused(void **state)
 	assert_no_forwards(fx);
 }
 
+/* ---- PORTS: the listening TCP ports --------------------------------------------- */
+
+/* A listening socket of family af bound to addr (NULL: any); its port. */
+static int listen_on(int af, const char *addr, uint16_t *ret_port)
+{
+	int fd = socket(af, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	struct sockaddr_storage ss = { 0 };
+	socklen_t sl;
+	if (af == AF_INET) {
+		struct sockaddr_in *sa = (struct sockaddr_in *)&ss;
+		sa->sin_family = AF_INET;
+		if (addr)
+			assert_int_equal(inet_pton(AF_INET, addr, &sa->sin_addr), 1);
+		sl = sizeof(*sa);
+	} else {
+		struct sockaddr_in6 *sa = (struct sockaddr_in6 *)&ss;
+		int one = 1;
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+		sa->sin6_family = AF_INET6;
+		if (addr)
+			assert_int_equal(inet_pton(AF_INET6, addr, &sa->sin6_addr), 1);
+		sl = sizeof(*sa);
+	}
+	assert_int_equal(bind(fd, (struct sockaddr *)&ss, sl), 0);
+	assert_int_equal(listen(fd, 4), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	*ret_port = ntohs(af == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+					  ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+static const struct proto_port *find_port(const struct proto_ports_result *r, uint16_t port)
+{
+	for (size_t i = 0; i < r->count; i++)
+		if (r->ports[i].port == port)
+			return &r->ports[i];
+	return NULL;
+}
+
+static void test_ports(void **state)
+{
+	struct fixture *fx = *state;
+	struct err e = ERR_INIT;
+	uint16_t any4, lo4, lo6;
+	int a = listen_on(AF_INET, NULL, &any4);
+	int b = listen_on(AF_INET, "127.0.0.1", &lo4);
+	int c = listen_on(AF_INET6, "::1", &lo6);
+	/* a connected socket is not a listening one */
+	int cl = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(lo4) };
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(cl, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	struct sockaddr_in me;
+	socklen_t ml = sizeof(me);
+	assert_int_equal(getsockname(cl, (struct sockaddr *)&me, &ml), 0);
+
+	struct proto_ports_result r;
+	assert_int_equal(ac_call(fx->ac, PROTO_PORTS, NULL, PROTO_PORTS_RESULT, &r, 5000, &e), 0);
+	const struct proto_port *p;
+	assert_non_null(p = find_port(&r, any4));
+	assert_int_equal(p->flags, PROTO_PORT_V4);
+	assert_non_null(p = find_port(&r, lo4));
+	assert_int_equal(p->flags, PROTO_PORT_V4 | PROTO_PORT_LOOPBACK);
+	assert_non_null(p = find_port(&r, lo6));
+	assert_int_equal(p->flags & (PROTO_PORT_V6 | PROTO_PORT_LOOPBACK),
+			 PROTO_PORT_V6 | PROTO_PORT_LOOPBACK);
+	assert_null(find_port(&r, ntohs(me.sin_port)));   /* the client's end */
+	for (size_t i = 1; i < r.count; i++)
+		assert_true(r.ports[i - 1].port < r.ports[i].port);
+	proto_msg_release(PROTO_PORTS_RESULT, &r);
+
+	/* closed: gone */
+	close(a);
+	assert_int_equal(ac_call(fx->ac, PROTO_PORTS, NULL, PROTO_PORTS_RESULT, &r, 5000, &e), 0);
+	assert_null(find_port(&r, any4));
+	assert_non_null(find_port(&r, lo4));
+	proto_msg_release(PROTO_PORTS_RESULT, &r);
+	close(b);
+	close(c);
+	close(cl);
+}
+
 /* ---- whose permissions: uid 1000 unless PROTO_FILE_ROOT ------------------------ */
 
 static void host_owner(const char *path, uid_t uid, gid_t gid)
@@ -1518,6 +1603,7 @@ int main(void)
 		cmocka_unit_test(test_forward_1mb_echo),
 		cmocka_unit_test(test_forward_close_resets),
 		cmocka_unit_test(test_forward_refused),
+		cmocka_unit_test(test_ports),
 	};
 	return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

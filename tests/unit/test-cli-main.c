@@ -229,7 +229,7 @@ static bool has_flag(const char *text, const char *flag)
 
 /* Every flag of the table (bhatti __table) is in the command's row of
  * docs/cli.md and in its --help, and every flag a row names is in the
- * table. The global options (--url, --token, --json, --timing) are documented once
+ * table. The global options (--url, --token, --json, --timing, --ca) are documented once
  * (docs/cli.md and `bhatti help`); a group's common options (every
  * subcommand has them: user's --data-dir, --config) in docs/cli.md and
  * `bhatti GROUP --help`. */
@@ -240,7 +240,7 @@ static void test_flags_match_docs(void **state UNUSED)
 	assert_non_null(md);
 	assert_int_equal(run(&tab, &err, "__table", NULL), 0);
 	assert_int_equal(run(&help, &err, "help", NULL), 0);
-	static const char *const globals[] = { "--url", "--token", "--json", "--timing" };
+	static const char *const globals[] = { "--url", "--token", "--json", "--timing", "--ca" };
 	for (size_t i = 0; i < ARRAY_SIZE(globals); i++)
 		if (!has_flag(md, globals[i]) || !has_flag(help.data, globals[i]))
 			fail_msg("the global option %s is not in docs/cli.md or bhatti help", globals[i]);

@@ -87,6 +87,7 @@ static void expect(const char *flag_url, const char *flag_token, const char *url
 {
 	struct client_settings s;
 	struct err warn = ERR_INIT;
+
 	client_settings_resolve(&s, flag_url, flag_token, &warn);
 	assert_int_equal(warn.code, 0);
 	assert_string_equal(s.url, url);
@@ -116,6 +117,22 @@ static void test_settings_precedence(void **state UNUSED)
 
 	struct client_settings s;
 	struct err warn = ERR_INIT;
+
+	/* the CA of an https daemon: BHATTI_CA > `ca:` > none */
+	unsetenv("BHATTI_CA");
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_null(s.ca);
+	client_settings_release(&s);
+	write_config("url: \"https://cfg:1\"\nca: \"/etc/cfg-ca.pem\"\n");
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_string_equal(s.ca, "/etc/cfg-ca.pem");
+	client_settings_release(&s);
+	setenv("BHATTI_CA", "/etc/env-ca.pem", 1);
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_string_equal(s.ca, "/etc/env-ca.pem");
+	client_settings_release(&s);
+	unsetenv("BHATTI_CA");
+	write_config("url: \"http://cfg:1/\"\ntoken: \"bht_cfg\"\n");
 
 	/* a broken file is skipped, with a warning that names it */
 	write_config("url: [\n");
@@ -182,7 +199,7 @@ static int get_health(struct client *c, struct err *e)
 static void test_urls_refused(void **state UNUSED)
 {
 	static const char *const bad[] = {
-		"https://127.0.0.1:8080", "ftp://x", "127.0.0.1:8080", "http://", "http://:80",
+		"https://", "ftp://x", "127.0.0.1:8080", "http://", "http://:80",
 		"http://127.0.0.1:0", "http://127.0.0.1:70000", "http://127.0.0.1:8x",
 		"http://[::1", "http://[::1]x", "http://127.0.0.1:8080/a?b=c",
 	};
@@ -194,8 +211,15 @@ static void test_urls_refused(void **state UNUSED)
 		assert_false(client_unreachable(&e));
 		client_free(c);
 	}
+	/* https: port 443 unless given; TLS on */
 	struct client *c = client_for("https://h", "");
-	assert_non_null(strstr(c->url_err.msg, "SSH tunnel"));
+	assert_int_equal(c->url_err.code, 0);
+	assert_true(c->tls);
+	assert_string_equal(c->port, "443");
+	client_free(c);
+	c = client_for("http://h", "");
+	assert_false(c->tls);
+	assert_string_equal(c->port, "80");
 	client_free(c);
 	c = client_for("http://[::1]:81/bhatti/api//", "");
 	assert_int_equal(c->url_err.code, 0);

@@ -417,6 +417,22 @@ static void test_files(void **state)
 	struct proto_forward fw = { 65535 }, fw2;
 	roundtrip(PROTO_FORWARD, 0, 35, &fw, &fw2);
 	assert_int_equal(fw2.port, 65535);
+
+	anymsg none;
+	roundtrip(PROTO_PORTS, 0, 36, NULL, &none);
+	struct proto_port ports[] = {
+		{ 22, PROTO_PORT_V4 | PROTO_PORT_V6 },
+		{ 3000, PROTO_PORT_V4 | PROTO_PORT_LOOPBACK },
+		{ 65535, PROTO_PORT_V6 },
+	};
+	struct proto_ports_result pr = { ports, ARRAY_SIZE(ports) }, pr2;
+	roundtrip(PROTO_PORTS_RESULT, PROTO_F_END, 36, &pr, &pr2);
+	assert_int_equal(pr2.count, 3);
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(pr2.ports[i].port, ports[i].port);
+		assert_int_equal(pr2.ports[i].flags, ports[i].flags);
+	}
+	proto_msg_release(PROTO_PORTS_RESULT, &pr2);
 }
 
 /* The bytes on the wire, as docs/protocol.md describes them: a round trip
@@ -466,7 +482,7 @@ static void test_every_type_covered(void **state)
 			fail_msg("type %d (%s) has no round-trip test", t,
 				 proto_type_name((uint8_t)t));
 	}
-	assert_int_equal(known, 34);
+	assert_int_equal(known, 36);
 	assert_string_equal(proto_type_name(PROTO_EXEC), "EXEC");
 	assert_string_equal(proto_type_name(PROTO_SESSION_LIST_RESULT), "SESSION_LIST_RESULT");
 	assert_false(proto_type_known(0));
@@ -817,6 +833,9 @@ static void test_truncated_bodies(void **state)
 	check_truncations(PROTO_CONFIGURE, &c);
 	check_truncations(PROTO_SESSION_LIST_RESULT, &sl);
 	check_truncations(PROTO_LS_RESULT, &ls);
+	struct proto_port pp[] = { { 80, PROTO_PORT_V4 }, { 443, PROTO_PORT_V6 } };
+	struct proto_ports_result pr = { pp, 2 };
+	check_truncations(PROTO_PORTS_RESULT, &pr);
 	check_truncations(PROTO_EXEC, &x);
 	check_truncations(PROTO_HELLO_OK, &ok);
 }

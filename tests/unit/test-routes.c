@@ -1,7 +1,8 @@
 /* test-routes.c — the daemon's route table (daemon/routes.c) and its
  * reference (docs/api.md, read from the project root) agree: every route
  * has a heading under "## Routes" naming its method and pattern, and
- * every route a heading names is in the table. Sits between cmocka,
+ * every route a heading names is in the table (or is the owner's proxy
+ * path, which daemon/proxy.c serves before the table). Sits between cmocka,
  * routes[] and the document.
  */
 #include <stdarg.h>
@@ -77,8 +78,11 @@ static void test_routes_documented(void **state UNUSED)
 			fail_msg("route '%s' has no heading in " DOC, table[i]);
 	}
 	assert_true(strv_len(doc) > 0);
+	/* served outside the table: daemon/proxy.c takes these connections
+	 * before libwebsockets sees them (proxy_sniff) */
+	char *const outside[] = { "ANY /sandboxes/:id/proxy/:port/*", NULL };
 	for (char **d = doc; *d; d++) {
-		if (!in_list(table, *d))
+		if (!in_list(table, *d) && !in_list(outside, *d))
 			fail_msg(DOC " documents '%s', which is not in routes[]", *d);
 		for (char **o = d + 1; *o; o++)
 			if (strcmp(*o, *d) == 0)

@@ -31,6 +31,7 @@
 #include "helpers.h"
 #include "log.h"
 #include "loop.h"
+#include "publish.h"
 #include "sandbox.h"
 #include "server.h"
 #include "snapshot.h"
@@ -963,6 +964,74 @@ static void test_snap_init_reconciles(void **state UNUSED)
 	free(udir);
 }
 
+/* ---- published ports (publish.c over this core) ------------------------------- */
+
+static void base_is(const char *name, const char *want)
+{
+	char out[64];
+	pub_alias_base(name, out, sizeof(out));
+	assert_string_equal(out, want);
+}
+
+static void test_publish(void **state UNUSED)
+{
+	base_is("web", "web");
+	base_is("My_App.v2", "my-app-v2");
+	base_is("--x__y--", "x-y");
+	base_is("_", "sb");
+	base_is("a123456789012345678901234567890123456789012345678901234567890",
+		"a1234567890123456789012345678901234567890123456789012345");   /* 56 */
+
+	struct sbx *sb = hot("My_App.v2");
+	struct publish_row p, q;
+	struct err e = ERR_INIT;
+	bool existing = true;
+	assert_int_equal(pub_add(sb, 3000, NULL, &p, &existing, &e), 0);
+	assert_false(existing);
+	assert_int_equal(strncmp(p.alias, "my-app-v2-", 10), 0);
+	assert_int_equal(strlen(p.alias), 16);
+	assert_int_equal(strspn(p.alias + 10, "0123456789abcdef"), 6);
+	/* again: the same rule; another alias for it: refused */
+	assert_int_equal(pub_add(sb, 3000, NULL, &q, &existing, &e), 0);
+	assert_true(existing);
+	assert_string_equal(q.alias, p.alias);
+	publish_row_release(&q);
+	assert_int_equal(pub_add(sb, 3000, "other", &q, &existing, &e), -EEXIST);
+	assert_int_equal(pub_add(sb, 0, NULL, &q, &existing, &e), -EINVAL);
+	assert_int_equal(pub_add(sb, 80, "www", &q, &existing, &e), -EINVAL);
+	assert_int_equal(pub_add(sb, 80, "Bad", &q, &existing, &e), -EINVAL);
+	assert_int_equal(pub_add(sb, 8080, "mine", &q, &existing, &e), 0);
+	publish_row_release(&q);
+
+	/* bob cannot take alice's alias */
+	struct rec r = { 0 };
+	int rc;
+	struct sbx *bs = create_as(&FX->bob, "b", &r, &rc, &e);
+	assert_non_null(bs);
+	wait_rec(&r);
+	assert_int_equal(pub_add(bs, 80, "mine", &q, &existing, &e), -EEXIST);
+	assert_string_equal(e.msg, "alias 'mine' is taken; pick another");
+
+	/* resolve; remove; destroy removes the rest */
+	struct sbx *got;
+	uint16_t port;
+	assert_int_equal(pub_resolve(&FX->srv, "mine", &got, &port), 0);
+	assert_ptr_equal(got, sb);
+	assert_int_equal(port, 8080);
+	assert_int_equal(pub_remove(sb, 8080, &e), 0);
+	assert_int_equal(pub_remove(sb, 8080, &e), -ENOENT);
+	assert_int_equal(pub_resolve(&FX->srv, "mine", &got, &port), -ENOENT);
+	assert_int_equal(pub_resolve(&FX->srv, p.alias, &got, &port), 0);
+	struct rec d = { 0 };
+	assert_int_equal(sbx_destroy(sb, rec_done, &d, &e), 0);
+	/* invisible at once */
+	assert_int_equal(pub_resolve(&FX->srv, p.alias, &got, &port), -ENOENT);
+	wait_rec(&d);
+	struct publish_row row;
+	assert_int_equal(store_publish_get(FX->srv.store, p.alias, &row, &e), -ENOENT);
+	publish_row_release(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -983,6 +1052,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_init_reconciles, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_copies_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snap_init_reconciles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
 	};
 	log_init("test-sandbox", LOG_ERROR);
 	if (loop_init() < 0 || sodium_init() < 0)

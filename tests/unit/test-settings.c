@@ -54,6 +54,14 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->thermal.cpu_busy_percent, 5);
 	assert_true(s->thermal.outbound_tcp);
 	assert_int_equal(s->thermal.max_concurrent_wakes, 10);
+	assert_null(s->public_proxy_listen);
+	assert_null(s->domain);
+	assert_int_equal(s->proxy.requests_per_ip_per_min, 1500);
+	assert_int_equal(s->proxy.requests_per_alias_per_min, 5000);
+	assert_int_equal(s->proxy.max_conns, 4096);
+	assert_int_equal(s->proxy.max_conns_per_ip, 256);
+	assert_null(s->tls.cert);
+	assert_null(s->tls.key);
 }
 
 static void test_defaults(void **state)
@@ -113,6 +121,26 @@ static void test_full_file(void **state)
 	assert_null(s.network.dns_upstreams[1]);
 	assert_string_equal(s.network.egress, "deny");
 	assert_false(s.network.same_user);
+	assert_string_equal(s.public_proxy_listen, ":8081");
+	assert_string_equal(s.domain, "sb.example.com");
+	assert_int_equal(s.proxy.requests_per_ip_per_min, 100);
+	assert_int_equal(s.proxy.requests_per_alias_per_min, 200);
+	assert_int_equal(s.proxy.max_conns, 300);
+	assert_int_equal(s.proxy.max_conns_per_ip, 40);
+	assert_string_equal(s.tls.cert, "/etc/bhatti/tls.crt");
+	assert_string_equal(s.tls.key, "/etc/bhatti/tls.key");
+	settings_release(&s);
+
+	/* a domain is a lower-case DNS name of two labels or more */
+	static const char *const bad_domains[] = { "localhost", "Example.com", "a..b", ".a.b",
+						   "a.b.", "-a.b", "a-.b", "a_b.c", "" };
+	for (size_t i = 0; i < ARRAY_SIZE(bad_domains); i++) {
+		char text[128];
+		snprintf(text, sizeof(text), "domain: \"%s\"\n", bad_domains[i]);
+		if (settings_load_string("t.yaml", text, &s, &e) != -EINVAL)
+			fail_msg("domain '%s' accepted", bad_domains[i]);
+	}
+	assert_int_equal(settings_load_string("t.yaml", "domain: a-1.b2.example\n", &s, &e), 0);
 	settings_release(&s);
 
 	/* a duration that may not be never, and one that is not a duration */

@@ -969,6 +969,70 @@ static void test_crash_safety(void **state)
 	}
 }
 
+/* ---- published ports ------------------------------------------------------- */
+
+static int publish(struct store *st, const char *alias, const char *sb, int64_t user,
+		   int64_t port, struct err *e)
+{
+	struct publish_row p = { .alias = (char *)alias, .sandbox_id = (char *)sb,
+				 .user_id = user, .port = port, .created_at = 7 };
+	return store_publish_insert(st, &p, e);
+}
+
+static void test_publish(void **state)
+{
+	struct fix *f = *state;
+	struct err e = ERR_INIT;
+	int64_t alice = new_user(f->st, "alice", NULL);
+	int64_t bob = new_user(f->st, "bob", NULL);
+	new_sandbox(f->st, alice, "a00000000001", "web", 100);
+	new_sandbox(f->st, bob, "b00000000001", "web", 100);
+
+	assert_int_equal(publish(f->st, "my-app", "a00000000001", alice, 3000, &e), 0);
+	assert_int_equal(publish(f->st, "web-2", "a00000000001", alice, 8080, &e), 0);
+	/* aliases are unique across users; a port once per sandbox */
+	assert_int_equal(publish(f->st, "my-app", "b00000000001", bob, 3000, &e), -EEXIST);
+	assert_int_equal(publish(f->st, "other", "a00000000001", alice, 3000, &e), -EEXIST);
+	assert_int_equal(publish(f->st, "bobs", "b00000000001", bob, 3000, &e), 0);
+	/* checked before the database */
+	assert_int_equal(publish(f->st, "api", "b00000000001", bob, 1, &e), -EINVAL);
+	assert_int_equal(publish(f->st, "My-App", "b00000000001", bob, 1, &e), -EINVAL);
+	assert_int_equal(publish(f->st, "x", "b00000000001", bob, 0, &e), -EINVAL);
+	assert_int_equal(publish(f->st, "x", "b00000000001", bob, 65536, &e), -EINVAL);
+	/* no such sandbox */
+	assert_int_equal(publish(f->st, "x", "c00000000001", bob, 1, &e), -ENOENT);
+
+	struct publish_row p;
+	assert_int_equal(store_publish_get(f->st, "my-app", &p, &e), 0);
+	assert_string_equal(p.sandbox_id, "a00000000001");
+	assert_int_equal(p.user_id, alice);
+	assert_int_equal(p.port, 3000);
+	assert_int_equal(p.created_at, 7);
+	publish_row_release(&p);
+	assert_int_equal(store_publish_get(f->st, "nope", &p, &e), -ENOENT);
+
+	struct publish_row *v;
+	size_t n;
+	assert_int_equal(store_publish_list(f->st, alice, &v, &n, &e), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].alias, "my-app");
+	assert_string_equal(v[1].alias, "web-2");
+	publish_row_array_free(v, n);
+	assert_int_equal(store_publish_list(f->st, -1, &v, &n, &e), 0);
+	assert_int_equal(n, 3);
+	publish_row_array_free(v, n);
+
+	assert_int_equal(store_publish_delete(f->st, "a00000000001", 8080, &e), 0);
+	assert_int_equal(store_publish_delete(f->st, "a00000000001", 8080, &e), -ENOENT);
+	assert_int_equal(store_publish_get(f->st, "web-2", &p, &e), -ENOENT);
+
+	/* a sandbox's rules go with it; its aliases are free again */
+	assert_int_equal(store_sandbox_delete(f->st, "a00000000001", &e), 0);
+	assert_int_equal(store_publish_get(f->st, "my-app", &p, &e), -ENOENT);
+	assert_int_equal(publish(f->st, "my-app", "b00000000001", bob, 4000, &e), 0);
+	assert_int_equal(store_active_statements(f->st), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -990,6 +1054,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_secret_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshots, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_publish, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
