@@ -18,10 +18,14 @@ fi
 mkdir -p "$out"
 cp "$build"/tui-captures/*.txt "$out"/
 cp "$build"/tui-captures/*.ansi "$out"/ 2>/dev/null || true
-# the daemon's port and the session id differ each run: keep the pictures stable
+# the daemon's and the public proxy's ports and the session id differ each
+# run: keep the pictures stable (the API's five-digit port becomes 8080 and
+# a space, so what follows it stays in its column; a published URL's 8081)
 for f in "$out"/*.txt "$out"/*.ansi; do
 	[ -f "$f" ] || continue
-	sed -i -E 's#http://127\.0\.0\.1:[0-9]+#http://127.0.0.1:8080#; s/session s[0-9a-f]+/session s1a2b3c4d/' "$f"
+	sed -i -E 's#http://127\.0\.0\.1:[0-9]+/([a-z])#http://127.0.0.1:8081/\1#g;
+		s#http://127\.0\.0\.1:[0-9]{5}#http://127.0.0.1:8080 #g;
+		s/session s[0-9a-f]+/session s1a2b3c4d/' "$f"
 done
 # PNG pictures from the coloured captures: HTML (scripts/ansi2html.py),
 # then headless chromium (Debian's chromium) takes the screenshot

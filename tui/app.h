@@ -74,6 +74,10 @@ struct view_ops {
 
 extern const struct view_ops view_dashboard, view_help, view_exec, view_detail, view_events;
 void detail_free(void);   /* view-detail.c: at the end */
+/* view-detail.c: publish (POST /sandboxes/:id/publish) or unpublish a port
+ * of sandbox id, typed in the footer ("PORT [ALIAS]", "PORT"). */
+void detail_publish_prompt(struct app *a, const char *id, const char *name);
+void detail_unpublish_prompt(struct app *a, const char *id, const char *name);
 
 /* view-exec.c: the exec prompt of sandbox name (e). */
 void execlog_prompt(struct app *a, const char *name);
@@ -174,6 +178,7 @@ bool term_has_colors(void);
 struct feed *feed_new(struct app *a);
 void feed_free(struct feed *f);
 void feed_refresh(struct feed *f);       /* re-read the list now */
+void feed_ports(struct feed *f);         /* re-read the published URLs (GET /ports) */
 /* An action on a sandbox: POST /sandboxes/ID/stop|start, DELETE …;
  * the outcome is a message, then the list is re-read. */
 void feed_action(struct feed *f, const char *method, const char *id, const char *what,

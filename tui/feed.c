@@ -129,10 +129,7 @@ static void list_done(struct async_req *r, const struct err *e, void *arg)
 			app_message(a, true, "%s", err_str(&pe));
 		if (a->model.gen != gen)
 			app_redraw(a);
-		if (!a->no_ports && !f->ports) {
-			struct client_req rq = { .method = "GET", .path = "/ports", .body_fd = -1 };
-			f->ports = async_request(a->client, &rq, &ports_cb, f);
-		}
+		feed_ports(f);
 	}
 	if (f->list_again) {
 		f->list_again = false;
@@ -143,6 +140,18 @@ static void list_done(struct async_req *r, const struct err *e, void *arg)
 }
 
 static const struct async_req_cb list_cb = { .done = list_done };
+
+/* GET /ports: the published URLs of the list. Read after each read of
+ * the list and after a publish or unpublish from here, never by a timer
+ * (there is no event for a publish: another client's shows on the next
+ * read). It asks the hot guests what listens, so it is not free. */
+void feed_ports(struct feed *f)
+{
+	if (f->a->no_ports || f->ports)
+		return;
+	struct client_req rq = { .method = "GET", .path = "/ports", .body_fd = -1 };
+	f->ports = async_request(f->a->client, &rq, &ports_cb, f);
+}
 
 static void read_list(struct feed *f)
 {

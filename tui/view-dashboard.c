@@ -201,6 +201,13 @@ static void watch_execs(struct app *a)
 		execlog_watch(a, r->name);
 }
 
+static void publish(struct app *a)
+{
+	const struct sbx_row *r = selected(a);
+	if (r)
+		detail_publish_prompt(a, r->id, r->name);
+}
+
 static void detail(struct app *a)
 {
 	if (selected(a))
@@ -231,6 +238,7 @@ static const struct key_def keys[] = {
 	{ 'x', "x", "execs", watch_execs, true },
 	{ 'S', "S", "stop/start", stop_start, true },
 	{ 'd', "d", "destroy", destroy, true },
+	{ 'p', "p", "publish a port", publish, false },
 	{ '/', "/", "filter", start_filter, true },
 	{ 'l', "l", "events", events, false },
 	{ 'N', "N", "sort by name (again: reverse)", sort_name, false },

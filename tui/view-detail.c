@@ -31,14 +31,23 @@ struct detail {
 	struct async_req *req[P_N];
 	cJSON *json[P_N];          /* the answers (NULL: none yet) */
 	int status[P_N];           /* 0: waiting; else the HTTP status; -1: unreachable */
+	bool again[P_N];           /* read once more when the answer is in (events came) */
 	char err[P_N][160];
-	struct async_req *action;  /* a publish or unpublish */
 	bool asleep;               /* sessions and ports not read: it is not hot */
 	char asleep_state[16];
 };
 
 static struct detail D;
+/* the publish or unpublish typed or on its way (the dashboard's p too) */
+static struct {
+	char id[128], name[128];
+	int port;
+	bool add;
+	struct async_req *req;
+} pub;
 static struct app *the_app;
+
+static void read_part(struct app *a, enum part p);
 
 static void part_done(struct async_req *r, const struct err *e, void *arg)
 {
@@ -58,6 +67,10 @@ static void part_done(struct async_req *r, const struct err *e, void *arg)
 		if (D.status[p] != 200)
 			snprintf(D.err[p], sizeof(D.err[p]), "%s", m ? m : "");
 	}
+	if (D.again[p] && !e) {
+		D.again[p] = false;
+		read_part(the_app, p);   /* events came while this was read */
+	}
 	app_redraw(the_app);
 }
 
@@ -70,7 +83,8 @@ static void read_part(struct app *a, enum part p)
 	struct buf path = BUF_INIT;
 	buf_addf(&path, "/sandboxes/%s%s", esc, part_path[p]);
 	struct client_req rq = { .method = "GET", .path = path.data, .body_fd = -1 };
-	D.status[p] = 0;
+	if (!D.json[p])
+		D.status[p] = 0;   /* "…" until it comes; an answer before stays shown */
 	D.req[p] = async_request(a->client, &rq, &part_cb, (void *)(intptr_t)p);
 	buf_release(&path);
 	free(esc);
@@ -115,8 +129,19 @@ static void enter(struct app *a)
 	read_all(a, false);
 }
 
-/* An event about this sandbox: its inspect again (thermal, state, name:
- * it never wakes it); the sessions too on a session event while hot. */
+/* An event about this sandbox: a state change or a rename reads its
+ * inspect again (it never wakes it), a session event its sessions while
+ * hot; the recent events are redrawn. One read of each at a time: what
+ * comes meanwhile reads once more when it is back (a flood of events
+ * is not a flood of requests). Exec events read nothing. */
+static void reread_part(struct app *a, enum part p)
+{
+	if (D.req[p])
+		D.again[p] = true;
+	else
+		read_part(a, p);
+}
+
 static void on_event(struct app *a, const char *id, const char *type)
 {
 	if (strcmp(id, D.id) != 0)
@@ -124,9 +149,10 @@ static void on_event(struct app *a, const char *id, const char *type)
 	const struct sbx_row *r = model_find(&a->model, D.id);
 	if (r)
 		snprintf(D.name, sizeof(D.name), "%s", r->name);
-	read_part(a, P_INSPECT);
+	if (strncmp(type, "sandbox.", 8) == 0)
+		reread_part(a, P_INSPECT);
 	if (strncmp(type, "session.", 8) == 0 && guest_parts(a, false))
-		read_part(a, P_SESSIONS);
+		reread_part(a, P_SESSIONS);
 	app_redraw(a);
 }
 
@@ -136,7 +162,8 @@ void detail_free(void)
 		async_req_cancel(D.req[p]);
 		cJSON_Delete(D.json[p]);
 	}
-	async_req_cancel(D.action);
+	async_req_cancel(pub.req);
+	memset(&pub, 0, sizeof(pub));
 	memset(&D, 0, sizeof(D));
 }
 
@@ -161,7 +188,7 @@ static bool part_ok(WINDOW *w, int *y, enum part p, const char *what)
 		msg = tmp;
 	} else if (D.status[p] == 0)
 		msg = "…";
-	else if (D.status[p] == 404 && p == P_PORTS)
+	else if (D.status[p] == 404 && p == P_PORTS && !D.err[p][0])
 		msg = "not on this daemon (GET /sandboxes/:id/ports: 404)";
 	else if (D.status[p] != 200) {
 		snprintf(tmp, sizeof(tmp), "cannot read the %s: %s", what,
@@ -308,10 +335,15 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 		cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(D.json[P_PORTS], "ports")) {
 			if (y >= rows)
 				break;
-			bool pub = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "published"));
-			app_put(w, y++, 3, "%-6d %-10s %-20s %s",
-				  (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(p, "port")),
-				  pub ? "published" : "listening", js(p, "alias"), js(p, "url"));
+			/* GET /sandboxes/:id/ports: what listens in the guest, and
+			 * the published ones (listening or not) */
+			const cJSON *l = cJSON_GetObjectItemCaseSensitive(p, "listening");
+			bool published = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "published"));
+			app_put(w, y++, 3, "%-6d %-22s %-10s %-20s %s", (int)jnum(p, "port"),
+				!cJSON_IsBool(l) ? "" : !cJSON_IsTrue(l) ? "not listening"
+				: cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(p, "loopback_only"))
+				? "listening (loopback)" : "listening",
+				published ? "published" : "", js(p, "alias"), js(p, "url"));
 			n++;
 		}
 		if (!n)
@@ -351,82 +383,117 @@ static void shell(struct app *a)
 		panes_open(a->panes, D.name);
 }
 
-static void action_done(struct async_req *r, const struct err *e, void *arg UNUSED)
+/* ---- publish, unpublish (also the dashboard's p) ---------------------------------------- */
+
+
+static void pub_done(struct async_req *r, const struct err *e, void *arg UNUSED)
 {
-	D.action = NULL;
+	struct app *a = the_app;
+	pub.req = NULL;
 	int st = async_req_status(r);
-	if (e) {
-		app_message(the_app, true, "%s", err_str(e));
-	} else if (st == 404) {
-		app_message(the_app, true, "this daemon cannot publish (404: no publish routes, or no "
-			    "such port)");
-	} else if (st / 100 != 2) {
-		const struct buf *b = async_req_body(r);
-		cJSON *j = cJSON_ParseWithLength(b->data, b->len);
-		const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "error"));
-		app_message(the_app, true, "%s", m ? m : "refused");
-		cJSON_Delete(j);
-	} else {
-		app_message(the_app, false, "done");
-	}
-	read_all(the_app, false);
+	const struct buf *b = async_req_body(r);
+	cJSON *j = e ? NULL : cJSON_ParseWithLength(b->data, b->len);
+	const char *m = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "error"));
+	if (e)
+		app_message(a, true, "%s", err_str(e));
+	else if (st / 100 != 2)
+		app_message(a, true, "%s", m ? m : st == 404 ? "not found (404)" : "refused");
+	else if (pub.add)
+		app_message(a, false, "'%s' port %d published: %s", pub.name, pub.port, js(j, "url"));
+	else
+		app_message(a, false, "'%s' port %d unpublished", pub.name, pub.port);
+	cJSON_Delete(j);
+	feed_ports(a->fd);
+	if (a->view == &view_detail && strcmp(D.id, pub.id) == 0)
+		read_all(a, false);
 }
 
-static const struct async_req_cb action_cb = { .done = action_done };
+static const struct async_req_cb pub_cb = { .done = pub_done };
 
-static int parse_port(struct app *a, const char *text)
+static void pub_send(struct app *a, const char *text, bool add)
 {
+	char alias[128] = "";
 	char *end;
 	long port = strtol(text, &end, 10);
-	if (!text[0] || *end || port < 1 || port > 65535) {
-		app_message(a, true, "'%s' is not a port (1-65535)", text);
-		return 0;
+	while (*end == ' ')
+		end++;
+	if (add && *end && strlen(end) < sizeof(alias) && !strchr(end, ' '))
+		snprintf(alias, sizeof(alias), "%s", end), end += strlen(end);
+	if (end == text || *end || port < 1 || port > 65535) {
+		app_message(a, true, add ? "'%s' is not PORT [ALIAS] (a port 1-65535)"
+				     : "'%s' is not a port (1-65535)", text);
+		return;
 	}
-	return (int)port;
-}
-
-static void publish_done(struct app *a, const char *text)
-{
-	int port = parse_port(a, text);
-	if (!port || D.action)
+	if (pub.req) {
+		app_message(a, true, "a publish is on its way already");
 		return;
-	char *esc = httpc_escape(D.id);
-	struct buf path = BUF_INIT, body = BUF_INIT;
-	buf_addf(&path, "/sandboxes/%s/publish", esc);
-	buf_addf(&body, "{\"port\":%d}", port);
-	struct client_req rq = { .method = "POST", .path = path.data, .body = body.data,
-				 .len = body.len, .body_fd = -1, .ctype = "application/json" };
-	D.action = async_request(a->client, &rq, &action_cb, NULL);
-	buf_release(&path);
-	buf_release(&body);
-	free(esc);
-}
-
-static void unpublish_done(struct app *a, const char *text)
-{
-	int port = parse_port(a, text);
-	if (!port || D.action)
-		return;
-	char *esc = httpc_escape(D.id);
+	}
+	pub.port = (int)port;
+	pub.add = add;
+	char *esc = httpc_escape(pub.id);
 	struct buf path = BUF_INIT;
-	buf_addf(&path, "/sandboxes/%s/publish/%d", esc, port);
-	struct client_req rq = { .method = "DELETE", .path = path.data, .body_fd = -1 };
-	D.action = async_request(a->client, &rq, &action_cb, NULL);
+	char *body = NULL;
+	if (add) {
+		buf_addf(&path, "/sandboxes/%s/publish", esc);
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "port", pub.port);
+		if (alias[0])
+			cJSON_AddStringToObject(o, "alias", alias);
+		body = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+	} else {
+		buf_addf(&path, "/sandboxes/%s/publish/%d", esc, pub.port);
+	}
+	struct client_req rq = { .method = add ? "POST" : "DELETE", .path = path.data,
+				 .body = body, .len = body ? strlen(body) : 0, .body_fd = -1,
+				 .ctype = add ? "application/json" : NULL };
+	pub.req = async_request(a->client, &rq, &pub_cb, NULL);
+	app_message(a, false, "%s port %d of '%s' …", add ? "publishing" : "unpublishing", pub.port,
+		    pub.name);
 	buf_release(&path);
+	cJSON_free(body);
 	free(esc);
 }
+
+static void publish_done(struct app *a, const char *text) { pub_send(a, text, true); }
+static void unpublish_done(struct app *a, const char *text) { pub_send(a, text, false); }
 
 static const struct input_ops publish_ops = { .done = publish_done };
 static const struct input_ops unpublish_ops = { .done = unpublish_done };
 
+static void pub_target(struct app *a, const char *id, const char *name)
+{
+	the_app = a;
+	snprintf(pub.id, sizeof(pub.id), "%s", id);
+	snprintf(pub.name, sizeof(pub.name), "%s", name);
+}
+
+void detail_publish_prompt(struct app *a, const char *id, const char *name)
+{
+	pub_target(a, id, name);
+	char prompt[200];
+	snprintf(prompt, sizeof(prompt), "publish a port of '%s' (PORT [ALIAS]): ", name);
+	app_input(a, prompt, &publish_ops);
+}
+
+void detail_unpublish_prompt(struct app *a, const char *id, const char *name)
+{
+	pub_target(a, id, name);
+	char prompt[200];
+	snprintf(prompt, sizeof(prompt), "unpublish a port of '%s': ", name);
+	app_input(a, prompt, &unpublish_ops);
+}
+
 static void publish(struct app *a)
 {
-	app_input(a, "publish port: ", &publish_ops);
+	if (D.id[0])
+		detail_publish_prompt(a, D.id, D.name);
 }
 
 static void unpublish(struct app *a)
 {
-	app_input(a, "unpublish port: ", &unpublish_ops);
+	if (D.id[0])
+		detail_unpublish_prompt(a, D.id, D.name);
 }
 
 static void exec(struct app *a)

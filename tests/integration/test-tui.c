@@ -221,14 +221,21 @@ static void test_tui_screen(void **state UNUSED)
 
 static void test_tui(void **state UNUSED)
 {
-	assert_int_equal(daemon_start(&d, "pool_size: 0\n"), 0);
+	/* a public proxy address: published ports get http://ADDR/ALIAS/ */
+	char purl[64];
+	free_port_url(purl, sizeof(purl));
+	char *cfg = test_strf("pool_size: 0\npublic_proxy_listen: \"127.0.0.1:%s\"\n",
+			      strrchr(purl, ':') + 1);
+	assert_int_equal(daemon_start(&d, cfg), 0);
+	free(cfg);
 	key = daemon_user(&d, "u", NULL);
 	assert_non_null(key);
 	struct buf o = BUF_INIT, e = BUF_INIT;
 	/* keep_hot: the thermal manager would make it warm while the test
 	 * waits for "hot" (and the detail view shows it) */
-	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", "--keep-hot",
-				"--label", "team=tui", NULL), 0);
+	if (bhatti(&d, key, NULL, &o, &e, "create", "--name", "dev", "--keep-hot", "--label",
+		   "team=tui", NULL) != 0)
+		fail_msg("create: %s", e.data ? e.data : "");
 	start_tui(100, 30, "");
 
 	/* the dashboard lists the sandbox */
@@ -273,17 +280,33 @@ static void test_tui(void **state UNUSED)
 	keys("Escape");
 	wait_gone("sort by name", 5000);
 
-	/* i: the detail view, from GET /sandboxes/:id and the events */
+	/* i: the detail view, from GET /sandboxes/:id and the events; its
+	 * ports: a server listening in the guest (busybox httpd) */
+	assert_int_equal(bhatti(&d, key, NULL, &o, &e, "exec", "dev", "--", "httpd", "-p", "8080",
+				"-h", "/tmp", NULL), 0);
 	keys("i");
+	s = wait_for("8080   listening", 10000);
+	free(s);
 	s = wait_for("keep hot yes", 10000);
 	assert_non_null(strstr(s, "labels: team=tui"));
 	assert_non_null(strstr(s, "thermal hot"));
 	assert_non_null(strstr(s, "recent events"));
 	assert_non_null(strstr(s, " sandbox.state from="));   /* the stop and start above */
 	free(s);
+	/* p: publish it, with an alias; the view and the list show it */
+	keys("p");
+	free(wait_for("publish a port of 'dev' (PORT [ALIAS]):", 5000));
+	keys("8080 tui-web");
+	keys("Enter");
+	free(wait_for("port 8080 published: http", 10000));
+	s = wait_for("published  tui-web", 10000);
+	assert_non_null(strstr(s, "8080   listening"));
+	free(s);
 	capture("detail");
 	keys("Escape");
-	free(wait_for("PUBLISHED", 5000));
+	s = wait_for("PUBLISHED", 5000);
+	free(s);
+	free(wait_for("tui-web", 10000));   /* the list's published URLs (GET /ports) */
 
 		/* e: a command in the sandbox, its output in the exec log */
 	keys("e");
@@ -359,7 +382,20 @@ static void test_tui(void **state UNUSED)
 	keys("Escape");
 	free(wait_for("PUBLISHED", 5000));
 
-		/* s: a shell pane, the dashboard still above it */
+	/* u in the detail view: unpublish; the list's URL goes */
+	keys("i");
+	free(wait_for("published  tui-web", 10000));
+	keys("u");
+	free(wait_for("unpublish a port of 'dev':", 5000));
+	keys("8080");
+	keys("Enter");
+	free(wait_for("port 8080 unpublished", 10000));
+	wait_gone("tui-web", 10000);
+	keys("Escape");
+	free(wait_for("PUBLISHED", 5000));
+	wait_gone("tui-web", 10000);
+
+	/* s: a shell pane, the dashboard still above it */
 	keys("s");
 	assert_true(test_wait_attached(&d, key, "dev", 30000));
 	/* the prompt first: keys typed while the shell starts are echoed by
@@ -414,8 +450,8 @@ static void test_tui(void **state UNUSED)
 	keys_enter("echo again-$((2*3))");
 	free(wait_for("again-6", 10000));
 
-	/* q with a pane open asks; n keeps the TUI */
 	keys("C-]");   /* the focus to the dashboard */
+	/* q with a pane open asks; n keeps the TUI */
 	keys("q");
 	free(wait_for("quit? 1 shell is open", 5000));
 	capture("quit-dialog");
