@@ -24,8 +24,9 @@ CFLAGS   := -std=c17 -O2 -g $(WARN) -D_GNU_SOURCE -DBHATTI_VERSION='"$(VERSION)"
 
 # Include paths by directory: what a layer may see (docs/architecture.md,
 # "Layers"). shared/ sees itself only; agent/, daemon/ and client/ see
-# shared/ and themselves; cli/ sees shared/ and client/ (the daemon only
-# through "../daemon/local.h"). Tests and benchmarks see everything (INC).
+# shared/ and themselves; cli/ and tui/ see shared/ and client/ (cli/ the
+# daemon only through "../daemon/local.h" and the TUI only through
+# "../tui/tui.h"). Tests and benchmarks see everything (INC).
 # tests/check-layers.sh checks the same rules on the sources.
 INC        := -Ishared -Idaemon
 INC_shared := -Ishared
@@ -33,6 +34,7 @@ INC_agent  := -Ishared -Iagent
 INC_daemon := -Ishared -Idaemon
 INC_client := -Ishared -Iclient
 INC_cli    := -Ishared -Iclient -Icli
+INC_tui    := -Ishared -Iclient -Itui
 INC_tests  := -Ishared -Idaemon -Iclient
 inc_of      = $(or $(INC_$(firstword $(subst /, ,$(1)))),$(INC))
 ifneq ($(SAN),)
@@ -49,9 +51,10 @@ endif
 # (libwebsockets pulls OpenSSL, libcap, zlib) is most of its start-up on a
 # VM with slow page faults (docs/benchmarks.md). cJSON ships no archive.
 # libcurl is for the tests and benchmarks only (the CLI has its own HTTP
-# client, client/client.c).
+# client, client/client.c). `bhatti tui`'s libvterm and ncursesw are
+# static too, so the other commands map nothing more.
 HOST_LIBS := -lcjson -Wl,-Bstatic -lyaml -lsodium -lsqlite3 -lwebsockets -lssl -lcrypto -lcap -lz \
-             -Wl,-Bdynamic -lutil -lm -ldl -lpthread
+             -lvterm -lncursesw -ltinfo -Wl,-Bdynamic -lutil -lm -ldl -lpthread
 TEST_LIBS := -lcurl -lcmocka
 
 CORE_SRC   := shared/util.c shared/buf.c shared/ring.c shared/err.c shared/log.c shared/loop.c \
@@ -60,6 +63,7 @@ HSHARE_SRC := $(wildcard shared/json.c shared/config.c shared/opt.c)
 AGENT_SRC  := $(sort $(wildcard agent/*.c))
 CLIENT_SRC := $(sort $(wildcard client/*.c))
 CLI_SRC    := $(sort $(wildcard cli/*.c))
+TUI_SRC    := $(sort $(wildcard tui/*.c))
 DAEMON_SRC := $(sort $(wildcard daemon/*.c))
 
 hobj = $(patsubst %.c,$(BUILD)/host/%.o,$(1))
@@ -70,6 +74,7 @@ HSHARE_HOBJ := $(call hobj,$(HSHARE_SRC))
 DAEMON_HOBJ := $(call hobj,$(DAEMON_SRC))
 CLIENT_HOBJ := $(call hobj,$(CLIENT_SRC))
 CLI_HOBJ    := $(call hobj,$(CLI_SRC))
+TUI_HOBJ    := $(call hobj,$(TUI_SRC))
 AGENT_MOBJ  := $(call mobj,$(CORE_SRC) $(AGENT_SRC))
 
 # Host-side archives: the binaries, tests and benchmarks link only what
@@ -81,8 +86,9 @@ LIBDAEMON := $(BUILD)/host/libdaemon.a
 LIBAGENT  := $(BUILD)/host/libagent.a
 LIBCLIENT := $(BUILD)/host/libclient.a
 LIBCLI    := $(BUILD)/host/libcli.a
+LIBTUI    := $(BUILD)/host/libtui.a
 LIBTEST   := $(BUILD)/host/libtest.a
-TEST_LIBS_A := $(LIBCLI) $(LIBCLIENT) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
+TEST_LIBS_A := $(LIBCLI) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBAGENT) $(LIBHSHARE) $(LIBCORE)
 
 UNIT_SRC  := $(sort $(wildcard tests/unit/test-*.c))
 # tests/integration/long-*.c run only in `make test-long` (slow images)
@@ -121,7 +127,7 @@ $(BUILD)/musl/%.o: %.c
 	@echo "  CC musl $<"
 	@$(AGENT_CC) $(CFLAGS) $(call inc_of,$<) -c $< -o $@
 
-$(BUILD)/bhatti: $(CLI_HOBJ) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bhatti: $(CLI_HOBJ) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@echo "  LD      $@"
 	@$(CC) $(LDSAN) -o $@ $^ $(HOST_LIBS)
 
@@ -188,6 +194,7 @@ $(LIBCLIENT): $(CLIENT_HOBJ)
 $(LIBDAEMON): $(filter-out %/main.o,$(DAEMON_HOBJ))
 $(LIBAGENT): $(filter-out %/main.o,$(call hobj,$(AGENT_SRC)))
 $(LIBCLI): $(filter-out %/main.o,$(CLI_HOBJ))
+$(LIBTUI): $(TUI_HOBJ)
 $(LIBTEST): $(TEST_HELPER_HOBJ)
 $(BUILD)/host/%.a:
 	@mkdir -p $(dir $@)
@@ -201,12 +208,12 @@ $(BUILD)/host/empty.o:
 $(BUILD)/tests/%: tests/unit/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 $(BUILD)/tests/%: tests/integration/%.c $(LIBTEST) $(TEST_LIBS_A)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Iagent -Icli -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) $(TEST_LIBS)
 
 # Static helpers the tests upload into guests (tests/guest/*.c): not product code.
 $(BUILD)/guest/%: tests/guest/%.c
@@ -216,10 +223,10 @@ $(BUILD)/guest/%: tests/guest/%.c
 
 $(BUILD)/tests/test-proxy $(BUILD)/bench/proxy: | $(BUILD)/guest/pxserve
 
-$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
+$(BUILD)/bench/%: bench/%.c $(LIBTEST) $(LIBTUI) $(LIBCLIENT) $(LIBDAEMON) $(LIBHSHARE) $(LIBCORE)
 	@mkdir -p $(dir $@)
 	@echo "  LD      $@"
-	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) -lcurl
+	@$(CC) $(CFLAGS) $(INC) -Iclient -Itests -Ibench -Itui $(LDSAN) -o $@ $(filter-out %.h,$^) $(HOST_LIBS) -lcurl
 
 # (the fuzz targets' smoke run only once: they are under the sanitizers anyway)
 test: deps

@@ -236,6 +236,10 @@ install_bin() {   # install_bin DIR
 	install -D -m 644 build/bhatti.zsh "$1/share/bhatti/completion.zsh"
 	install -D -m 644 build/bhatti.fish "$1/share/fish/vendor_completions.d/bhatti.fish"
 	say "installed the man page and bash and fish completion (zsh: add 'source $1/share/bhatti/completion.zsh' to ~/.zshrc)"
+	# the themes of bhatti tui (it has the default and mono built in)
+	install -d "$1/share/bhatti/themes"
+	install -m 644 themes/*.yaml "$1/share/bhatti/themes/"
+	say "installed the themes of bhatti tui in $1/share/bhatti/themes"
 }
 
 # What is installed comes from build/, built as a plain `make` would: not

@@ -73,7 +73,8 @@ extern const struct cli_cmd cmd_setup_entry, cmd_version_entry, cmd_create_entry
 	cmd_file_entry, cmd_secret_entry, cmd_stop_entry, cmd_start_entry, cmd_destroy_entry,
 	cmd_help_entry, cmd_events_entry, cmd_snapshot_entry, cmd_fork_entry, cmd_edit_entry,
 	cmd_images_entry, cmd_update_entry, cmd_completion_entry, cmd_complete_entry,
-	cmd_table_entry, cmd_man_entry, cmd_publish_entry, cmd_unpublish_entry, cmd_ports_entry;
+	cmd_table_entry, cmd_man_entry, cmd_publish_entry, cmd_unpublish_entry, cmd_ports_entry,
+	cmd_tui_entry;
 
 /* The options every command but the local ones takes (--url, --token,
  * --json, --timing, --ca). */

@@ -25,78 +25,51 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <sodium.h>
 
 #include "async.h"
 #include "cli.h"
+#include "execstream.h"
 #include "loop.h"
 #include "num.h"
 
 #define STDIN_HIGH (256u << 10)
 
 struct exec_out {
-	struct buf line;
+	struct execstream es;    /* the answer's messages, either way */
 	int exit_code;
 	bool exited;
 	char error[512];
 	int status;              /* ws: the HTTP status an error answer named */
 };
 
-static void write_b64(int fd, const char *b)
+static void on_output(int fd, const char *p, size_t n, void *arg UNUSED)
 {
-	size_t cap = strlen(b), n;
-	uint8_t *raw = xmalloc(cap + 1);
-	if (sodium_base642bin(raw, cap, b, strlen(b), NULL, &n, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) == 0)
-		write_all(fd, raw, n);
-	free(raw);
+	write_all(fd, p, n);
 }
 
-/* A JSON message of either way: output, exit, error. */
-static void emit(cJSON *o, struct exec_out *x)
+static void on_exit_code(int code, bool timed_out, void *arg)
 {
-	const char *type = cJSON_GetStringValue(cJSON_GetObjectItem(o, "type"));
-	if (!type)
-		return;
-	if (strcmp(type, "stdout") == 0 || strcmp(type, "stderr") == 0) {
-		int fd = type[3] == 'o' ? 1 : 2;
-		const char *d = cJSON_GetStringValue(cJSON_GetObjectItem(o, "data"));
-		const char *b = cJSON_GetStringValue(cJSON_GetObjectItem(o, "data_b64"));
-		if (d)
-			write_all(fd, d, strlen(d));
-		else if (b)
-			write_b64(fd, b);
-	} else if (strcmp(type, "exit") == 0) {
-		cJSON *code = cJSON_GetObjectItemCaseSensitive(o, "exit_code");
-		if (!cJSON_IsNumber(code)) {
-			snprintf(x->error, sizeof(x->error),
-				 "the daemon said the command exited but not with which code");
-			return;
-		}
-		x->exited = true;
-		x->exit_code = code->valueint;
-		if (cJSON_IsTrue(cJSON_GetObjectItem(o, "timed_out")))
-			fprintf(stderr, "bhatti: the command timed out and was killed\n");
-	} else if (strcmp(type, "error") == 0) {
-		snprintf(x->error, sizeof(x->error), "%s",
-			 cJSON_GetStringValue(cJSON_GetObjectItem(o, "error")));
-		x->status = cli_jint(o, "status");
-	}
+	struct exec_out *x = arg;
+	x->exited = true;
+	x->exit_code = code;
+	if (timed_out)
+		fprintf(stderr, "bhatti: the command timed out and was killed\n");
 }
+
+static void on_error(const char *msg, void *arg)
+{
+	struct exec_out *x = arg;
+	snprintf(x->error, sizeof(x->error), "%s", msg);
+}
+
+static const struct execstream_cb exec_cb = {
+	.output = on_output, .exit = on_exit_code, .error = on_error,
+};
 
 static bool on_chunk(const char *p, size_t n, void *arg)
 {
 	struct exec_out *x = arg;
-	buf_add(&x->line, p, n);
-	char *nl;
-	while ((nl = memchr(x->line.data, '\n', x->line.len))) {
-		size_t len = (size_t)(nl - x->line.data);
-		cJSON *o = cJSON_ParseWithLength(x->line.data, len);
-		if (o)
-			emit(o, x);
-		cJSON_Delete(o);
-		buf_consume(&x->line, len + 1);
-	}
+	execstream_feed(&x->es, p, n);
 	return true;
 }
 
@@ -171,8 +144,11 @@ static void ws_message(struct async_ws *ws UNUSED, bool binary, const char *p, s
 		return;
 	}
 	cJSON *o = cJSON_ParseWithLength(p, n);
-	if (o)
-		emit(o, &w->out);
+	if (o) {
+		if (cJSON_GetObjectItemCaseSensitive(o, "status"))
+			w->out.status = cli_jint(o, "status");
+		execstream_message(&w->out.es, o);
+	}
 	cJSON_Delete(o);
 }
 
@@ -200,6 +176,7 @@ static int exec_ws(struct cli *c, cJSON *b)
 	if (loop_init() < 0)
 		return cli_error(1, "cannot start the event loop: %s", strerror(errno));
 	struct wsx w = { .err = ERR_INIT };
+	execstream_init(&w.out.es, &exec_cb, &w.out);
 	watch_init(&w.in, on_stdin, &w);
 	task_init(&w.in_task, on_stdin_task, &w);
 	struct buf path = BUF_INIT;
@@ -215,6 +192,7 @@ static int exec_ws(struct cli *c, cJSON *b)
 	loop_run();
 	stdin_stop(&w);
 	loop_run_once(0);   /* the deferred frees of the last turn */
+	execstream_release(&w.out.es);
 	if (w.out.exited)
 		return w.out.exit_code;
 	if (w.out.error[0]) {
@@ -275,7 +253,8 @@ static int exec_post(struct cli *c, cJSON *b, bool detach)
 	bool stream = !detach && !c->json;
 	struct buf path = BUF_INIT;
 	buf_addf(&path, "/sandboxes/%s/exec", c->esc[0]);
-	struct exec_out x = { .line = BUF_INIT };
+	struct exec_out x = { .exit_code = 0 };
+	execstream_init(&x.es, &exec_cb, &x);
 	struct client_resp r;
 	if (cli_stream(c, "POST", path.data, b, stream ? "application/x-ndjson" : NULL,
 		       stream ? on_chunk : NULL, &x, &r) < 0)
@@ -292,7 +271,7 @@ static int exec_post(struct cli *c, cJSON *b, bool detach)
 		rc = cli_error(1, "%s", x.error[0] ? x.error
 						   : "the connection ended before the command did");
 	client_resp_release(&r);
-	buf_release(&x.line);
+	execstream_release(&x.es);
 	buf_release(&path);
 	return rc;
 }

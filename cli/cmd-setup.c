@@ -75,6 +75,11 @@ static int run(struct cli *c)
 			 cl->token);
 		if (cl->ca)   /* --ca (or BHATTI_CA): an https daemon's own CA */
 			buf_addf(&body, "ca: \"%s\"\n", cl->ca);
+		/* the file's theme (bhatti tui) stays */
+		const char *th = c->set.file_theme;
+		if (th && strspn(th, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/-~") ==
+			    strlen(th))
+			buf_addf(&body, "theme: \"%s\"\n", th);
 		int fd = open(tmp.data, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 		if (fd < 0 || write_all(fd, body.data, body.len) < 0 || fsync(fd) < 0 ||
 		    rename(tmp.data, path) < 0)

@@ -64,6 +64,7 @@ static const struct cli_cmd cmd_user_entry = {
 static const struct cli_cmd *const cli_cmds[] = {
 	&cmd_serve_entry, &cmd_setup_entry, &cmd_version_entry, &cmd_create_entry,
 	&cmd_list_entry, &cmd_inspect_entry, &cmd_edit_entry, &cmd_exec_entry, &cmd_shell_entry,
+	&cmd_tui_entry,
 	&cmd_ps_entry, &cmd_file_entry, &cmd_secret_entry, &cmd_stop_entry,
 	&cmd_start_entry, &cmd_destroy_entry, &cmd_publish_entry, &cmd_unpublish_entry,
 	&cmd_ports_entry, &cmd_snapshot_entry, &cmd_fork_entry,

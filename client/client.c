@@ -36,6 +36,7 @@ struct file_cfg {
 	char *api_url, *auth_token;
 	char *url, *token;
 	char *ca;
+	char *theme;              /* bhatti tui's (docs/tui.md) */
 };
 
 static const struct config_key file_keys[] = {
@@ -44,6 +45,7 @@ static const struct config_key file_keys[] = {
 	CONFIG_KEY_STR("url", struct file_cfg, url),
 	CONFIG_KEY_STR("token", struct file_cfg, token),
 	CONFIG_KEY_STR("ca", struct file_cfg, ca),
+	CONFIG_KEY_STR("theme", struct file_cfg, theme),
 };
 
 static const char *first_set(const char *a, const char *b)
@@ -87,6 +89,12 @@ void client_settings_resolve(struct client_settings *s, const char *flag_url,
 	s->connect_timeout_ms = CLIENT_CONNECT_TIMEOUT_MS;
 	const char *env_ca = getenv("BHATTI_CA");
 	s->ca = env_ca && env_ca[0] ? xstrdup(env_ca) : fc.ca && fc.ca[0] ? xstrdup(fc.ca) : NULL;
+	const char *env_theme = getenv("BHATTI_THEME");
+	const char *theme = env_theme && env_theme[0] ? env_theme
+			    : fc.theme && fc.theme[0] ? fc.theme
+			    : NULL;
+	s->theme = theme ? xstrdup(theme) : NULL;
+	s->file_theme = fc.theme && fc.theme[0] ? xstrdup(fc.theme) : NULL;
 	config_release(file_keys, ARRAY_SIZE(file_keys), &fc);
 }
 
@@ -97,6 +105,8 @@ void client_settings_release(struct client_settings *s)
 	if (s->token)
 		memset(s->token, 0, strlen(s->token));
 	free(s->token);
+	free(s->theme);
+	free(s->file_theme);
 	memset(s, 0, sizeof(*s));
 }
 

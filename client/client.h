@@ -38,13 +38,18 @@ struct client_settings {
 	char *token;              /* "" when there is none */
 	const char *url_from;     /* "flag", "env", "config" or "default" */
 	int connect_timeout_ms;
+	char *theme;              /* `bhatti tui`'s theme: BHATTI_THEME > theme: of the
+				   * config; NULL when neither (the TUI's --theme is
+				   * above both) */
+	char *file_theme;         /* theme: of ~/.bhatti/config.yaml or NULL (what
+				   * `bhatti setup` keeps when it rewrites the file) */
 	char *ca;                 /* https: a CA file (BHATTI_CA, `ca:`), or NULL:
 				   * the system's; the CLI's --ca replaces it */
 };
 
 /* Resolve the settings, highest first: the flags (may be NULL), the
- * environment (BHATTI_URL, BHATTI_TOKEN), ~/.bhatti/config.yaml (url,
- * token), the default URL. A config file that exists but cannot be read
+ * environment (BHATTI_URL, BHATTI_TOKEN, BHATTI_THEME), ~/.bhatti/config.yaml
+ * (url, token, theme), the default URL. A config file that exists but cannot be read
  * is skipped: then *warning says why (warning->code set); the rest still
  * resolve. Release with client_settings_release(). */
 void client_settings_resolve(struct client_settings *s, const char *flag_url,

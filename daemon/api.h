@@ -70,6 +70,7 @@ void api_exec(struct http_req *r);
 void api_exec_ws(struct http_req *r);
 void api_sessions(struct http_req *r);
 void api_shell(struct http_req *r);
+void api_execs(struct http_req *r);
 void api_file_get(struct http_req *r);
 void api_file_head(struct http_req *r);
 void api_file_put(struct http_req *r);

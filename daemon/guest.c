@@ -14,6 +14,7 @@
 
 #include "agent-client.h"
 #include "events.h"
+#include "exectee.h"
 #include "guest.h"
 #include "log.h"
 #include "loop.h"
@@ -68,7 +69,21 @@ struct guest_op {
 	struct guest_port *ports;
 	struct guest_ports port_list;
 	bool have_ls, have_sl;
+
+	/* exec: its number in the sandbox's tee (exectee.h), 0 before the start */
+	uint64_t tee;
+	char *tee_sbx;
+	bool tee_ended;
 };
+
+/* An exec's end, told to the watchers once. */
+static void tee_end(struct guest_op *op, bool exited, int code, bool timed_out, const char *error)
+{
+	if (!op->tee || op->tee_ended)
+		return;
+	op->tee_ended = true;
+	exectee_end(op->tee_sbx, op->tee, exited, code, timed_out, error);
+}
 
 static void op_free(void *p)
 {
@@ -87,6 +102,7 @@ static void op_free(void *p)
 	free(op->entries);
 	free(op->sessions);
 	free(op->ports);
+	free(op->tee_sbx);
 	free(op);
 }
 
@@ -118,6 +134,7 @@ void guest_op_free(struct guest_op *op)
 	uncount(op);
 	op->cb = NULL;
 	op->arg = NULL;
+	tee_end(op, false, 0, false, "its client went away: the command's process group is killed");
 	if (op->waking)
 		sbx_cancel_wait(op->sb, op);
 	op->waking = false;
@@ -134,6 +151,8 @@ void guest_op_free(struct guest_op *op)
 static void deliver(struct guest_op *op)
 {
 	op->sb = NULL;
+	tee_end(op, op->end.exited, op->end.exit_code, op->end.timed_out,
+		op->end.rc < 0 ? err_str(op->end.err) : "the command ended without an exit status");
 	if (op->cb && op->cb->done)
 		op->cb->done(op, &op->end, op->arg);
 }
@@ -282,6 +301,10 @@ static void started(struct guest_op *op, const struct guest_start *st)
 		event_strv(ev, "argv", op->argv);
 		event_int(ev, "pid", st->pid);
 		events_emit(op->sb->srv, ev);
+		if (!op->tee) {
+			op->tee_sbx = xstrdup(op->sb->row.id);
+			op->tee = exectee_start(op->tee_sbx, op->argv);
+		}
 	} else if (op->sb && op->kind == K_SHELL) {
 		free(op->sid);
 		op->sid = xstrdup(st->session);
@@ -391,6 +414,8 @@ static void on_data(struct ac_stream *s UNUSED, uint8_t ch, const uint8_t *p, si
 		sbx_touch(op->sb);
 	if (!op->started)
 		return;   /* bytes before the start: the agent out of turn, dropped */
+	if (op->tee && !op->tee_ended)
+		exectee_data(op->tee_sbx, op->tee, ch == PROTO_CH_ERR ? 2 : 1, p, n);
 	if (op->cb && op->cb->data)
 		op->cb->data(op, ch == PROTO_CH_ERR ? GUEST_ERR : GUEST_OUT, p, n, op->arg);
 }

@@ -19,6 +19,7 @@ const struct route routes[] = {
 	{ HTTP_WS, "/sandboxes/:id/exec/ws", api_exec_ws, 0, 0, RATE_EXEC },
 	{ HTTP_WS, "/sandboxes/:id/ws", api_shell, 0, 0, RATE_EXEC },
 	{ HTTP_GET, "/sandboxes/:id/sessions", api_sessions, 0, 0, RATE_READ },
+	{ HTTP_WS, "/sandboxes/:id/execs", api_execs, 0, 0, RATE_READ },
 	{ HTTP_GET, "/sandboxes/:id/files", api_file_get, 0, 0, RATE_READ },
 	{ HTTP_HEAD, "/sandboxes/:id/files", api_file_head, 0, 0, RATE_READ },
 	{ HTTP_PUT, "/sandboxes/:id/files", api_file_put, ROUTE_STREAM_BODY, 100 * MiB, RATE_EXEC },

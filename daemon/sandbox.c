@@ -17,6 +17,7 @@
 #include "acme.h"
 #include "engine.h"
 #include "events.h"
+#include "exectee.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"
@@ -60,6 +61,7 @@ static void sbx_free(struct sbx *sb)
 {
 	timer_cancel(&sb->save);
 	thermal_sbx_free(sb);
+	exectee_forget(sb->row.id);
 	while (sb->waiters) {
 		struct sbx_waiter *w = sb->waiters;
 		sb->waiters = w->next;

@@ -3,8 +3,10 @@
 # checked on the sources and the built objects; TAP output for tests/run.sh.
 #
 #   1. includes: shared/ sees only shared/; agent/, daemon/ and client/ see
-#      shared/ and themselves; cli/ sees shared/, client/ and itself, and
-#      the daemon only through "../daemon/local.h" (in cli/main.c). The
+#      shared/ and themselves; cli/ and tui/ see shared/, client/ and
+#      themselves; cli/ sees the daemon only through "../daemon/local.h"
+#      (in cli/main.c) and the TUI only through "../tui/tui.h" (in
+#      cli/cmd-tui.c). The
 #      Makefile's per-directory -I flags enforce the same at compile time;
 #      this also catches relative includes.
 #   2. the API handlers (daemon/api*.c, http.c, routes.c, listen.c) speak
@@ -27,20 +29,24 @@ echo "1..3"
 
 # ---- 1. includes ----
 bad=""
-for f in shared/*.[ch] agent/*.[ch] daemon/*.[ch] client/*.[ch] cli/*.[ch]; do
+for f in shared/*.[ch] agent/*.[ch] daemon/*.[ch] client/*.[ch] cli/*.[ch] tui/*.[ch]; do
 	dir=${f%%/*}
 	case $dir in
 	shared) allowed="shared" ;;
 	agent|daemon|client) allowed="$dir shared" ;;
 	cli) allowed="cli client shared" ;;
+	tui) allowed="tui client shared" ;;
 	esac
 	for inc in $(sed -n 's/^#include "\([^"]*\)".*/\1/p' "$f"); do
 		if [ "$inc" = "../daemon/local.h" ] && [ "$f" = "cli/main.c" ]; then
 			continue
 		fi
+		if [ "$inc" = "../tui/tui.h" ] && [ "$f" = "cli/cmd-tui.c" ]; then
+			continue
+		fi
 		case $inc in
 		*/*) bad="$bad
-$f: includes \"$inc\" (a path: only cli/main.c's ../daemon/local.h may)"; continue ;;
+$f: includes \"$inc\" (a path: only cli/main.c's ../daemon/local.h and cli/cmd-tui.c's ../tui/tui.h may)"; continue ;;
 		esac
 		found=""
 		for d in $allowed; do
@@ -74,11 +80,11 @@ if [ -z "$bad" ]; then ok "the API handlers see HTTP and JSON, not the protocol 
 # it before '(', '[', ';' or ',') names its module; X-internal.h is X.h's.
 tmp=$(mktemp)
 decls=$(mktemp)
-for h in shared/*.h agent/*.h daemon/*.h client/*.h cli/*.h; do
+for h in shared/*.h agent/*.h daemon/*.h client/*.h cli/*.h tui/*.h; do
 	grep -vE '^[[:space:]]*(/\*|\*)' "$h" | grep -oE '[A-Za-z_][A-Za-z0-9_]* *[(;,[]' |
 		sed 's/ *[(;,[]$//' | sort -u | sed "s|\$| $(printf '%s' "$h" | sed 's/-internal\.h$/.h/')|"
 done >"$decls"
-for src in shared/*.c agent/*.c daemon/*.c client/*.c cli/*.c; do
+for src in shared/*.c agent/*.c daemon/*.c client/*.c cli/*.c tui/*.c; do
 	obj="$build/host/${src%.c}.o"
 	[ -f "$obj" ] || continue
 	# (names from __ are the compiler's: ASan marks each global with __odr_asan.NAME)

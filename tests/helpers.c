@@ -21,6 +21,7 @@
 
 #include "client.h"
 #include "helpers.h"
+#include "wsc.h"
 #include "util.h"
 
 /* TEST_FILTER=test_name (a cmocka pattern, * and ?) runs only the tests
@@ -920,4 +921,97 @@ int test_grep_absent(const char *text, const char *dir, struct buf *found, struc
 		rc = test_run(argv, NULL, NULL, 0, found, errs, 60000);
 	}
 	return rc;
+}
+
+/* ---- tmux ------------------------------------------------------------------ */
+
+int tmux_at(const char *sock, struct buf *out, const char *a0, ...)
+{
+	char *argv[40] = { "tmux", "-S", (char *)sock, (char *)a0 };
+	int n = 4;
+	va_list ap;
+	va_start(ap, a0);
+	for (const char *a = va_arg(ap, const char *); a && n < 39; a = va_arg(ap, const char *))
+		argv[n++] = (char *)a;
+	va_end(ap);
+	argv[n] = NULL;
+	return test_run(argv, NULL, NULL, 0, out, NULL, 20000);
+}
+
+static char *tmux_wait_for(const char *sock, const char *target, const char *needle, int ms,
+			   bool present)
+{
+	struct buf b = BUF_INIT;
+	for (int waited = 0; waited <= ms; waited += 100) {
+		buf_reset(&b);
+		tmux_at(sock, &b, "capture-pane", "-p", "-t", target, NULL);
+		if (!!strstr(b.data, needle) == present)
+			return buf_detach(&b, NULL);
+		usleep(100 * 1000);
+	}
+	fprintf(stderr, "after %d ms the screen %s '%s'; it shows:\n%s\n", ms,
+		present ? "does not show" : "still shows", needle, b.data);
+	buf_release(&b);
+	return NULL;
+}
+
+char *tmux_wait(const char *sock, const char *target, const char *needle, int ms)
+{
+	return tmux_wait_for(sock, target, needle, ms, true);
+}
+
+char *tmux_wait_gone(const char *sock, const char *target, const char *needle, int ms)
+{
+	return tmux_wait_for(sock, target, needle, ms, false);
+}
+
+bool test_wait_attached(struct daemon_proc *d, const char *key, const char *name, int ms)
+{
+	struct buf o = BUF_INIT, e = BUF_INIT;
+	bool found = false;
+	for (int waited = 0; waited <= ms && !found; waited += 200) {
+		buf_reset(&o);
+		if (bhatti(d, key, NULL, &o, &e, "ps", name, "--json", NULL) == 0) {
+			cJSON *j = cJSON_Parse(o.data), *s;
+			cJSON_ArrayForEach(s, j)
+				found |= cJSON_IsTrue(cJSON_GetObjectItem(s, "running")) &&
+					 cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"));
+			cJSON_Delete(j);
+		}
+		if (!found)
+			usleep(200 * 1000);
+	}
+	if (!found)
+		fprintf(stderr, "no attached session after %d ms; ps said: %s %s\n", ms, o.data, e.data);
+	buf_release(&o);
+	buf_release(&e);
+	return found;
+}
+
+/* ---- raw WebSockets ------------------------------------------------------- */
+
+int test_ws_upgrade(int fd, const char *path, const char *token, struct buf *in)
+{
+	char k[WSC_KEY_LEN], want[WSC_ACCEPT_LEN], req[1024];
+	wsc_key(k);
+	wsc_accept(k, want);
+	int n = snprintf(req, sizeof(req),
+			 "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+			 "Authorization: Bearer %s\r\n\r\n", path, k, token);
+	if (write_all(fd, req, (size_t)n) < 0)
+		return -1;
+	char *end;
+	while (!(end = in->len ? memmem(in->data, in->len, "\r\n\r\n", 4) : NULL)) {
+		char tmp[4096];
+		ssize_t r = read(fd, tmp, sizeof(tmp));
+		if (r <= 0)
+			return -1;
+		buf_add(in, tmp, (size_t)r);
+	}
+	int status = (int)strtol(in->data + 9, NULL, 10);
+	if (status == 101 && !strstr(in->data, want))
+		status = -2;
+	buf_consume(in, (size_t)(end - in->data) + 4);
+	return status;
 }

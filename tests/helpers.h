@@ -205,4 +205,28 @@ int ws_client_frame(struct buf *in, int *ret_opcode, struct buf *out);
  * an error: that alone is retried (twice). found and errs get grep's. */
 int test_grep_absent(const char *text, const char *dir, struct buf *found, struct buf *errs);
 
+/* ---- raw WebSockets ---- */
+
+/* Upgrade path to a WebSocket on fd (connected to the daemon) as the user
+ * of token: the answer's status (101: upgraded, its accept value checked),
+ * -1 when the connection closed first, -2 for a wrong accept value. What
+ * came after the answer's head stays in in (frames). */
+int test_ws_upgrade(int fd, const char *path, const char *token, struct buf *in);
+
+/* ---- tmux: a real terminal for the CLI and the TUI ---- */
+
+/* tmux -S sock ARGS... (NULL-terminated); its exit status. out may be NULL. */
+int tmux_at(const char *sock, struct buf *out, const char *a0, ...);
+/* Wait up to ms until target's screen (capture-pane -p) shows needle: the
+ * screen (caller frees); else NULL, the screen printed on stderr. */
+char *tmux_wait(const char *sock, const char *target, const char *needle, int ms);
+/* Wait up to ms until `bhatti ps NAME` (as d's user with key) lists a
+ * session running and attached: a shell client is connected and the guest
+ * shell has its terminal, so keys typed from now on reach it. No prompt is
+ * assumed (a "$" could be anywhere on a screen). false (what ps said is
+ * printed on stderr) when none came. */
+bool test_wait_attached(struct daemon_proc *d, const char *key, const char *name, int ms);
+/* The same for a screen that no longer shows needle. */
+char *tmux_wait_gone(const char *sock, const char *target, const char *needle, int ms);
+
 #endif

@@ -78,25 +78,9 @@ static void wsc_open(struct wsconn *w, const char *path)
 	wsc_init(&w->dec);
 	w->fd = dial(NULL, "127.0.0.1", d.port);
 	assert_true(w->fd >= 0);
-	char k[WSC_KEY_LEN], want[WSC_ACCEPT_LEN], req[1024];
-	wsc_key(k);
-	wsc_accept(k, want);
-	int n = snprintf(req, sizeof(req),
-			 "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-			 "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
-			 "Authorization: Bearer %s\r\n\r\n", path, k, key);
-	assert_int_equal(write_all(w->fd, req, (size_t)n), 0);
-	char *end;
-	while (!(end = w->in.len ? memmem(w->in.data, w->in.len, "\r\n\r\n", 4) : NULL)) {
-		char tmp[4096];
-		ssize_t r = read(w->fd, tmp, sizeof(tmp));
-		if (r <= 0)
-			fail_msg("websocket %s: the daemon closed the connection: %s", path, w->in.data);
-		buf_add(&w->in, tmp, (size_t)r);
-	}
-	if (strncmp(w->in.data, "HTTP/1.1 101", 12) != 0 || !strstr(w->in.data, want))
-		fail_msg("websocket %s refused: %s", path, w->in.data);
-	buf_consume(&w->in, (size_t)(end - w->in.data) + 4);
+	int st = test_ws_upgrade(w->fd, path, key, &w->in);
+	if (st != 101)
+		fail_msg("websocket %s refused: status %d", path, st);
 }
 
 static void wsc_close(struct wsconn *w)

@@ -61,33 +61,6 @@ static char *wait_screen(const char *needle, int ms)
 	return NULL;
 }
 
-/* Wait until `bhatti ps` shows the shell's session running and attached:
- * the CLI is connected and the guest shell has its terminal, so keys typed
- * from now on reach it (they wait in the terminal until the shell reads
- * them). No prompt is assumed: a "$" could be anywhere on the screen. */
-static void wait_attached(const char *key, int ms)
-{
-	struct buf o = BUF_INIT, e = BUF_INIT;
-	for (int waited = 0; waited <= ms; waited += 200) {
-		buf_reset(&o);
-		if (bhatti(&d, key, NULL, &o, &e, "ps", "dev", "--json", NULL) == 0) {
-			cJSON *j = cJSON_Parse(o.data), *s;
-			bool found = false;
-			cJSON_ArrayForEach(s, j)
-				found |= cJSON_IsTrue(cJSON_GetObjectItem(s, "running")) &&
-					 cJSON_IsTrue(cJSON_GetObjectItem(s, "attached"));
-			cJSON_Delete(j);
-			if (found) {
-				buf_release(&o);
-				buf_release(&e);
-				return;
-			}
-		}
-		usleep(200 * 1000);
-	}
-	fail_msg("no attached session after %d ms; ps said: %s %s", ms, o.data, e.data);
-}
-
 /* The pane's last "CLI-EXIT=N" is exactly want. */
 static void assert_cli_exit(const char *screen, int want)
 {
@@ -115,7 +88,7 @@ static void test_shell_detach_reattach(void **state UNUSED)
 	assert_non_null(getcwd(cwd, sizeof(cwd)));
 	assert_int_equal(tmux(NULL, "new-session", "-d", "-s", "t", "-x", "100", "-y", "30", "-c",
 			      cwd, cmd, NULL), 0);
-	wait_attached(key, 30000);
+	assert_true(test_wait_attached(&d, key, "dev", 30000));
 	tmux(NULL, "send-keys", "-t", "t", "echo marker-$((6*7)); tty", "Enter", NULL);
 	free(wait_screen("marker-42", 15000));
 	free(wait_screen("/dev/pts/", 5000));

@@ -148,6 +148,40 @@ static void test_settings_precedence(void **state UNUSED)
 	free(home);
 }
 
+/* The TUI's theme: BHATTI_THEME > theme: in the file > none (the TUI's
+ * --theme is above both, in tui/); theme: is a key the file may have. */
+static void test_settings_theme(void **state UNUSED)
+{
+	home = test_tmpdir("client-theme");
+	setenv("HOME", home, 1);
+	unsetenv("BHATTI_URL");
+	unsetenv("BHATTI_TOKEN");
+	unsetenv("BHATTI_THEME");
+	struct client_settings s;
+	struct err warn = ERR_INIT;
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_null(s.theme);
+	client_settings_release(&s);
+	write_config("url: \"http://cfg:1\"\ntheme: light\n");
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_int_equal(warn.code, 0);
+	assert_string_equal(s.theme, "light");
+	assert_string_equal(s.file_theme, "light");
+	client_settings_release(&s);
+	setenv("BHATTI_THEME", "mono", 1);
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_string_equal(s.theme, "mono");
+	assert_string_equal(s.file_theme, "light");   /* the file's, for bhatti setup */
+	client_settings_release(&s);
+	setenv("BHATTI_THEME", "", 1);   /* empty: not set */
+	client_settings_resolve(&s, NULL, NULL, &warn);
+	assert_string_equal(s.theme, "light");
+	client_settings_release(&s);
+	unsetenv("BHATTI_THEME");
+	test_rmtree(home);
+	free(home);
+}
+
 /* ---- URLs and dialing ----------------------------------------------------- */
 
 /* GET /health with c: the call's return (its error in e). */
@@ -454,6 +488,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);   /* the canned server may write to a closed peer */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_settings_precedence),
+		cmocka_unit_test(test_settings_theme),
 		cmocka_unit_test(test_urls_refused),
 		cmocka_unit_test(test_refused_connection),
 		cmocka_unit_test(test_content_length),

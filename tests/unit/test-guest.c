@@ -22,6 +22,7 @@
 #include "agent-client.h"
 #include "buf.h"
 #include "engine-internal.h"
+#include "exectee.h"
 #include "fake-backend.h"
 #include "guest.h"
 #include "helpers.h"
@@ -166,6 +167,62 @@ static void test_data_before_start(void **state UNUSED)
 	buf_release(&s.data);
 }
 
+/* The exec tee (exectee.h) hears each exec guest.c runs: its start (argv),
+ * its output, its end; and an exec whose client let go (the op freed
+ * mid-way: the agent kills it) ends for the watchers with that reason. */
+static void tee_ev(const struct exectee_ev *ev, void *arg)
+{
+	struct buf *log = arg;
+	if (ev->type == EXECTEE_START)
+		buf_addf(log, "start %s|", ev->argv[0]);
+	else if (ev->type == EXECTEE_DATA)
+		buf_addf(log, "%d:%.*s|", ev->ch, (int)ev->n, (const char *)ev->p);
+	else if (ev->exited)
+		buf_addf(log, "exit %d|", ev->exit_code);
+	else
+		buf_addf(log, "error %s|", ev->error);
+}
+
+static void test_exec_tee(void **state UNUSED)
+{
+	struct buf log = BUF_INIT;
+	struct exectee_watch *w = exectee_watch(box->row.id, tee_ev, &log);
+	struct seen s = { .data = BUF_INIT };
+	char *argv[] = { "make", "test", NULL };
+	struct guest_exec_req req = { .argv = argv };
+	struct guest_op *op = guest_exec(box, &req, &cb, &s);
+	pump();
+	struct proto_exec_started st = { .pid = 42, .output_path = (char *)"" };
+	struct proto_exit ex = { .exit_code = 2 };
+	struct buf b = BUF_INIT;
+	proto_put_msg(&b, 1, PROTO_EXEC_STARTED, 0, &st);
+	proto_put_data(&b, 1, PROTO_CH_OUT, "ok", 2);
+	proto_put_data(&b, 1, PROTO_CH_ERR, "bad", 3);
+	proto_put_msg(&b, 1, PROTO_EXIT, PROTO_F_END, &ex);
+	agent_says(&b);
+	assert_true(s.done);
+	assert_memory_equal(s.data.data, "okbad", 5);   /* the caller got it all, as before */
+	assert_string_equal(log.data, "start make|1:ok|2:bad|exit 2|");
+	guest_op_free(op);
+	/* the next one's client goes while it runs */
+	buf_reset(&log);
+	struct seen s2 = { .data = BUF_INIT };
+	op = guest_exec(box, &req, &cb, &s2);
+	pump();
+	proto_put_msg(&b, 2, PROTO_EXEC_STARTED, 0, &st);
+	proto_put_data(&b, 2, PROTO_CH_OUT, "partial", 7);
+	agent_says(&b);
+	guest_op_free(op);
+	loop_run_once(0);
+	assert_string_equal(log.data, "start make|1:partial|error its client went away: the "
+				      "command's process group is killed|");
+	exectee_unwatch(w);
+	buf_release(&log);
+	buf_release(&b);
+	buf_release(&s.data);
+	buf_release(&s2.data);
+}
+
 static void created(struct sbx *sb UNUSED, int rc, const struct err *e UNUSED, void *arg)
 {
 	assert_int_equal(rc, 0);
@@ -221,6 +278,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_read, attach, detach),
 		cmocka_unit_test_setup_teardown(test_data_before_start, attach, detach),
+		cmocka_unit_test_setup_teardown(test_exec_tee, attach, detach),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
