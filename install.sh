@@ -331,6 +331,13 @@ say "building the images: $(printf 'tiny,%s' "$all_tiers" | tr ',' '\n' | awk '!
 build images TIERS="$all_tiers"
 
 install_bin "$prefix"
+# the hook that lets Debian's uacme answer http-01 through the public
+# proxy (docs/publishing.md, "ACME"), its default answer dir this data dir's
+mkdir -p "$prefix/lib/bhatti"
+sed "s|^dir=\${BHATTI_ACME_DIR:-/var/lib/bhatti/acme/http-01}|dir=\${BHATTI_ACME_DIR:-$data_dir/acme/http-01}|" \
+	scripts/uacme-hook.sh >"$prefix/lib/bhatti/uacme-hook.sh"
+chmod 755 "$prefix/lib/bhatti/uacme-hook.sh"
+say "installed $prefix/lib/bhatti/uacme-hook.sh (ACME with uacme: docs/publishing.md)"
 
 # VM uids: the default range is reserved for bhatti in the subordinate-id
 # files (no user namespace may map it); a range given is the admin's own

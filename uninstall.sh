@@ -103,7 +103,7 @@ fi
 rm -f "$prefix/bin/bhatti"
 rm -f "$prefix/share/man/man1/bhatti.1" "$prefix/share/bash-completion/completions/bhatti" \
 	"$prefix/share/fish/vendor_completions.d/bhatti.fish"
-rm -rf "$prefix/share/bhatti"
+rm -rf "$prefix/share/bhatti" "$prefix/lib/bhatti"
 say "removed $prefix/bin/bhatti"
 # (a release install.sh downloaded and built; never a checkout)
 if [ -n "$src_dir" ] && [ -f "$src_dir/Makefile" ]; then

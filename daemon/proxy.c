@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "num.h"
 #include "proxy-http.h"
+#include "proxy-up.h"
 #include "ratelimit.h"
 #include "proxy.h"
 #include "publish.h"
@@ -134,7 +135,7 @@ struct pconn {
 	uint16_t port;
 
 	/* the guest side */
-	struct guest_op *op;
+	struct pup *op;          /* the guest side: forward or IP (proxy-up.h) */
 	bool connected, held, guest_eof;
 	struct buf rhead;       /* the response head while it comes */
 	bool resp_started;      /* its head went to the client */
@@ -152,6 +153,7 @@ static struct {
 	char *listening;
 	SSL_CTX *tls;           /* the public proxy's and the API's, with tls.cert or tls.acme */
 	bool api_tls;           /* the API speaks TLS (lws): no peeking at it */
+	enum pup_transport transport;   /* proxy.transport */
 } P;
 
 static void conn_update(struct pconn *c);
@@ -174,7 +176,7 @@ static void conn_close(struct pconn *c)
 	if (c->dead)
 		return;
 	c->dead = true;
-	guest_op_free(c->op);
+	pup_free(c->op);
 	c->op = NULL;
 	timer_cancel(&c->tmo);
 	SSL_free(c->ssl);
@@ -274,7 +276,7 @@ static void flush_out(struct pconn *c)
 	buf_consume(&c->out, done);
 	if (c->held && c->out.len < PROXY_HIGH / 2 && c->op) {
 		c->held = false;
-		guest_hold(c->op, false);
+		pup_hold(c->op, false);
 	}
 	if (c->st == P_CLOSING && !c->out.len) {
 		conn_close(c);
@@ -295,7 +297,7 @@ static void client_write(struct pconn *c, const void *p, size_t n)
 	buf_add(&c->out, p, n);
 	if (c->op && !c->held && c->out.len > PROXY_HIGH) {
 		c->held = true;
-		guest_hold(c->op, true);
+		pup_hold(c->op, true);
 	}
 }
 
@@ -343,7 +345,7 @@ static void answer(struct pconn *c, int status, unsigned retry_after, const char
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	guest_op_free(c->op);
+	pup_free(c->op);
 	c->op = NULL;
 	struct buf body = BUF_INIT;
 	const char *ctype = "text/html; charset=utf-8";
@@ -451,7 +453,7 @@ static void redirect_https(struct pconn *c)
 static void request_finished(struct pconn *c)
 {
 	/* the response is whole: the guest's connection is not needed */
-	guest_op_free(c->op);
+	pup_free(c->op);
 	c->op = NULL;
 	c->held = false;
 	phead_release(&c->req);
@@ -532,7 +534,7 @@ static void response_body(struct pconn *c, const uint8_t *p, size_t n)
 		log_warn("proxy: '%s': malformed chunked response from the sandbox", c->alias);
 		c->close_after = true;
 		c->st = P_CLOSING;
-		guest_op_free(c->op);
+		pup_free(c->op);
 		c->op = NULL;
 		return;
 	}
@@ -619,7 +621,7 @@ static void on_eof(struct guest_op *op UNUSED, void *arg)
 static void on_done(struct guest_op *op UNUSED, const struct guest_end *end, void *arg)
 {
 	struct pconn *c = arg;
-	guest_op_free(c->op);
+	pup_free(c->op);
 	c->op = NULL;
 	if (c->st == P_TUNNEL) {
 		c->st = P_CLOSING;
@@ -742,7 +744,7 @@ static void pump_body(struct pconn *c)
 		return;
 	if (c->st == P_TUNNEL) {
 		if (c->in.len) {
-			guest_write(c->op, c->in.data, c->in.len);
+			pup_write(c->op, c->in.data, c->in.len);
 			buf_reset(&c->in);
 		}
 		return;
@@ -755,7 +757,7 @@ static void pump_body(struct pconn *c)
 		answer(c, 400, 0, NULL, "malformed chunked request body");
 		return;
 	}
-	guest_write(c->op, c->in.data, (size_t)k);
+	pup_write(c->op, c->in.data, (size_t)k);
 	buf_consume(&c->in, (size_t)k);
 	c->req_done = done;
 }
@@ -913,8 +915,8 @@ static void start_request(struct pconn *c, size_t hl)
 	buf_reset(&c->rhead);
 	arm(c, PROXY_WAKE_TIMEOUT_MS);
 	sbx_touch(sb);
-	c->op = guest_forward(sb, c->port, &fwd_cb, c);
-	guest_write(c->op, head.data, head.len);
+	c->op = pup_open(sb, c->port, P.transport, &fwd_cb, c);
+	pup_write(c->op, head.data, head.len);
 	buf_release(&head);
 	pump_body(c);
 	conn_update(c);
@@ -1035,7 +1037,7 @@ static void process(struct pconn *c)
 	case P_TUNNEL:
 		pump_body(c);
 		if (c->client_eof && c->op && c->st == P_TUNNEL)
-			guest_write_eof(c->op);
+			pup_write_eof(c->op);
 		else if (c->client_eof && !c->req_done)
 			conn_close(c);   /* the client left in the middle of its request */
 		return;
@@ -1062,11 +1064,11 @@ static void conn_update(struct pconn *c)
 	case P_OPEN:
 	case P_RELAY:
 		want_read = want_read && !c->req_done && c->in.len < READ_CHUNK &&
-			    (!c->op || guest_write_queued(c->op) < PROXY_HIGH);
+			    (!c->op || pup_write_queued(c->op) < PROXY_HIGH);
 		break;
 	case P_TUNNEL:
 		want_read = want_read && !c->in.len && c->op &&
-			    guest_write_queued(c->op) < PROXY_HIGH;
+			    pup_write_queued(c->op) < PROXY_HIGH;
 		break;
 	case P_BRIDGE:
 		want_read = want_read && c->lout.len < PROXY_HIGH;
@@ -1399,6 +1401,8 @@ int proxy_start(struct server *srv, struct err *e)
 	buckets_init(&P.by_ip, cfg->proxy.requests_per_ip_per_min);
 	buckets_init(&P.by_alias, cfg->proxy.requests_per_alias_per_min);
 	P.api_tls = settings_https(cfg);
+	if (pup_transport_parse(cfg->proxy.transport, &P.transport) < 0)
+		return err_set(e, EINVAL, "proxy.transport must be auto, agent or ip");
 	if (P.api_tls && tls_context(cfg, e) < 0)
 		return -EINVAL;
 	if (!cfg->public_proxy_listen)

@@ -2,16 +2,16 @@
  * on `public_proxy_listen`, without authentication, that routes
  * `/<alias>/…` (path routing), `<alias>.<domain>` and
  * `<alias>.<a.b.c.d>.nip.io` (host routing) to the published port of a
- * sandbox, through the agent's forward stream (guest_forward: it works
- * with or without guest networking), waking the sandbox first.
+ * sandbox, by the guest's IP or through the agent's forward stream
+ * (proxy-up.h, proxy.transport), waking the sandbox first.
  *
  * The same code serves the owner's path on the API's listener,
  * `ANY /sandboxes/:id/proxy/:port/...` with the API key (proxy_sniff).
  *
  * Sits between the client sockets (accepted by listen.c, served on the
  * shared event loop: not through libwebsockets, so that bodies stream
- * byte for byte both ways) and publish.h (aliases) + guest.h (the
- * forward). Touches the client sockets, the rate-limit buckets of its
+ * byte for byte both ways) and publish.h (aliases) + proxy-up.h (the
+ * guest side). Touches the client sockets, the rate-limit buckets of its
  * own, and nothing else.
  *
  * A client connection (one at a time per connection; a pipelined request
@@ -29,7 +29,7 @@
  *   either side closes.
  *
  * Flow control: the client is read only while less than PROXY_HIGH bytes
- * wait for the guest; the guest is held (guest_hold) while more than
+ * wait for the guest; the guest is held (pup_hold) while more than
  * PROXY_HIGH wait for the client. A 1 GB download never sits in memory.
  *
  * Each request goes to the guest on a new connection with `Connection:

@@ -47,6 +47,13 @@ static int check_accel(const char *v, struct err *e)
 	return err_set(e, EINVAL, "must be auto, kvm or tcg");
 }
 
+static int check_transport(const char *v, struct err *e)
+{
+	if (strcmp(v, "auto") == 0 || strcmp(v, "agent") == 0 || strcmp(v, "ip") == 0)
+		return 0;
+	return err_set(e, EINVAL, "must be auto, agent or ip");
+}
+
 static int check_log_level(const char *v, struct err *e)
 {
 	enum log_level level;
@@ -185,6 +192,7 @@ static const struct config_key keys[] = {
 		       100000000),
 	CONFIG_KEY_INT("proxy.max_conns", S, proxy.max_conns, 0, 1000000),
 	CONFIG_KEY_INT("proxy.max_conns_per_ip", S, proxy.max_conns_per_ip, 0, 1000000),
+	CONFIG_KEY_STR_CHECK("proxy.transport", S, proxy.transport, check_transport),
 	CONFIG_KEY_STR_CHECK("tls.cert", S, tls.cert, check_abs_path),
 	CONFIG_KEY_STR_CHECK("tls.key", S, tls.key, check_abs_path),
 	CONFIG_KEY_STR_CHECK("tls.http_listen", S, tls.http_listen, check_listen),

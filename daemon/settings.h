@@ -153,6 +153,7 @@ struct settings {
 		int64_t requests_per_alias_per_min;
 		int64_t max_conns;
 		int64_t max_conns_per_ip;
+		char *transport;    /* "auto" (NULL), "agent", "ip" (proxy-up.h) */
 	} proxy;
 	struct {
 		char *cert;         /* PEM chain; NULL: plain HTTP */

@@ -136,8 +136,8 @@ server_args="--prefix $T/p --conf-dir $T/etc --data-dir $T/data --src-dir $T/cli
 if detached env HOME="$T/root" SUDO_USER= BHATTI_TIER=tiny bash -c "curl -fsSL $url/install.sh | bash -s -- $(echo $server_args)" \
 	>"$T/server.log" 2>&1 && curl -fsS "http://127.0.0.1:$sport/health" | grep -q '"status"' &&
    grep -q '^default_image: tiny' "$T/etc/config.yaml" && [ -s "$T/root/.bhatti/config.yaml" ] &&
-   ! grep -Eq "$prompts" "$T/server.log"; then
-	ok "piped server install into throwaway dirs, no terminal (mode and tier by default and env): /health answers"
+   ! grep -Eq "$prompts" "$T/server.log" && [ -x "$T/p/lib/bhatti/uacme-hook.sh" ]; then
+	ok "piped server install into throwaway dirs, no terminal (mode and tier by default and env): /health answers, the uacme hook installed"
 	took "piped --server --tier tiny install (download, build of lohar, tiny and initramfs images, daemon, admin)"
 else
 	notok "piped server install" "$T/server.log" "$T/data/serve.log"
@@ -189,7 +189,7 @@ fi
 # left running (a new install would re-adopt it)
 dpid=$(cat "$T/data/serve.pid" 2>/dev/null)
 if detached bash -c "curl -fsSL $url/uninstall.sh | bash -s -- --conf-dir $T/etc" >"$T/uninstall.log" 2>&1 &&
-   [ ! -e "$T/p/bin/bhatti" ] && ! kill -0 "$dpid" 2>/dev/null && [ -f "$T/data/state.db" ] &&
+   [ ! -e "$T/p/bin/bhatti" ] && [ ! -e "$T/p/lib/bhatti" ] && ! kill -0 "$dpid" 2>/dev/null && [ -f "$T/data/state.db" ] &&
    [ -f "$T/data/age.key" ] && [ -f "$T/etc/config.yaml" ] && grep -q "kept $T/data" "$T/uninstall.log" &&
    [ -n "$(our_qemus)" ] && grep -q "1 sandbox VM(s) keep running" "$T/uninstall.log"; then
 	ok "uninstall: daemon and binary gone; data, config and the running sandbox kept"

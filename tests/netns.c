@@ -118,6 +118,11 @@ static pid_t in_world(void (*fn)(void), char *const *argv)
 
 /* ---- namespaces ---------------------------------------------------------------------- */
 
+const char *netns_world(void)
+{
+	return world_ns;
+}
+
 void netns_down(void)
 {
 	if (httpd_pid > 0) {

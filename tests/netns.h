@@ -19,6 +19,8 @@ int netns_up(void);
 void netns_down(void);
 /* Is either still there (after netns_down)? */
 bool netns_left(void);
+/* The name of "world" (for `ip netns exec`). */
+const char *netns_world(void);
 /* Run argv in "world" (the caller kills and reaps it). */
 pid_t netns_world_spawn(char *const *argv);
 /* A TCP server in "world" on port (every address) that reads each

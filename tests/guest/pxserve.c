@@ -1,9 +1,12 @@
 /* pxserve.c — a small HTTP/1.1 server the proxy tests upload into a guest
  * (built static with musl-gcc: build/guest/pxserve). Not product code.
  *
- *   pxserve PORT [-f]   detach (fork, setsid) and serve 0.0.0.0:PORT, one
- *                       child per connection, one request per connection
- *                       (-f: in the foreground, for a host-side run)
+ *   pxserve PORT [-f] [-n]   detach (fork, setsid) and serve 0.0.0.0:PORT,
+ *                       one child per connection, one request per
+ *                       connection (-f: in the foreground, for a host-side
+ *                       run; -n: no child, each connection served in turn
+ *                       by the server itself: the benchmark's /hello
+ *                       without a fork's cost, not for /ws or /sse)
  *
  *   GET /               an HTML page whose script opens a WebSocket to
  *                       "ws" beside the page, sends a message and writes
@@ -12,6 +15,9 @@
  *                       the browser's load event waits for it)
  *   GET /hello          "hello from the sandbox\n"
  *   GET /headers        the request head as text/plain
+ *   GET /peer           the address the connection came from ("127.0.0.1":
+ *                       the agent's forward; the bridge's gateway: the
+ *                       daemon through the guest's IP)
  *   GET /ws             WebSocket: every text or binary message echoed
  *   GET /sse            text/event-stream: "data: 1" … "data: 5", one each
  *                       300 ms, then close
@@ -22,8 +28,10 @@
  * Sits between a guest's TCP port and nothing: only sockets and memory.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -322,6 +330,15 @@ static void serve(int fd)
 			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s", head_len, (int)head_len,
 			 head);
 		say(fd, out);
+	} else if (strcmp(target, "/peer") == 0) {
+		struct sockaddr_in pa;
+		socklen_t pl = sizeof(pa);
+		char ip[INET_ADDRSTRLEN] = "?";
+		if (getpeername(fd, (struct sockaddr *)&pa, &pl) == 0)
+			inet_ntop(AF_INET, &pa.sin_addr, ip, sizeof(ip));
+		snprintf(out, sizeof(out), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(ip), ip);
+		say(fd, out);
 	} else if (strncmp(target, "/slow?ms=", 9) == 0) {
 		usleep((useconds_t)strtoul(target + 9, NULL, 10) * 1000);
 		say(fd, "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
@@ -338,9 +355,29 @@ static void serve(int fd)
 	}
 }
 
+/* One connection: its request answered, then what the client still
+ * sends drained until it closes. */
+static void serve_one(int c)
+{
+	serve(c);
+	shutdown(c, SHUT_WR);
+	char drain[4096];
+	while (read(c, drain, sizeof(drain)) > 0)
+		;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc < 2 || argc > 3 || (argc == 3 && strcmp(argv[2], "-f") != 0))
+	bool fg = false, nofork = false;
+	for (int i = 2; i < argc; i++) {
+		if (strcmp(argv[i], "-f") == 0)
+			fg = true;
+		else if (strcmp(argv[i], "-n") == 0)
+			nofork = true;
+		else
+			return 2;
+	}
+	if (argc < 2)
 		return 2;
 	int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -349,7 +386,7 @@ int main(int argc, char **argv)
 		perror("pxserve");
 		return 1;
 	}
-	if (argc == 2) {
+	if (!fg) {
 		if (fork() > 0)
 			return 0;   /* the caller's exec ends; we serve on */
 		setsid();
@@ -360,13 +397,14 @@ int main(int argc, char **argv)
 		int c = accept(s, NULL, NULL);
 		if (c < 0)
 			continue;
+		if (nofork) {
+			serve_one(c);
+			close(c);
+			continue;
+		}
 		if (fork() == 0) {
 			close(s);
-			serve(c);
-			shutdown(c, SHUT_WR);
-			char drain[4096];
-			while (read(c, drain, sizeof(drain)) > 0)
-				;
+			serve_one(c);
 			_exit(0);
 		}
 		close(c);

@@ -21,7 +21,9 @@
  * clones get their own MAC and address; a pooled sandbox gets its owner's
  * network; a warm (paused) sandbox has its network when it wakes;
  * stop/start and a kill -9 of the daemon keep the address and the
- * network; after destroy and after the suite no TAP, bridge, address or
+ * network; the public proxy reaching a guest's port by its IP
+ * (proxy.transport ip; the world cannot), waking a stopped sandbox, and
+ * by the agent (transport agent); after destroy and after the suite no TAP, bridge, address or
  * table is left.
  */
 #include <arpa/inet.h>
@@ -50,6 +52,7 @@
 
 static bool ready;
 static struct daemon_proc D;
+static int PPORT;   /* the public proxy's */
 static char *alice, *bob;
 
 /* ---- helpers ------------------------------------------------------------------------- */
@@ -233,10 +236,15 @@ static int setup(void **state UNUSED)
 	 * sandbox answers no packet, so the servers here are keep_hot
 	 * (traffic between sandboxes is not a thermal activity signal,
 	 * docs/thermal.md); an exec wakes a client */
-	if (daemon_start_on(&D, "", "pool_size: 1\nlimits:\n  creates_per_min: 0\n"
-			    "  execs_per_min: 0\nnetwork:\n  dns_upstreams: [198.51.100.53]\n"
-			    "thermal:\n  warm_after: 4s\n  cold_after: never\n"
-			    "  check_every: 1s\n") < 0) {
+	PPORT = 20000 + (int)getpid() % 20000;
+	char *cfg = test_strf("pool_size: 1\nlimits:\n  creates_per_min: 0\n"
+			      "  execs_per_min: 0\nnetwork:\n  dns_upstreams: [198.51.100.53]\n"
+			      "thermal:\n  warm_after: 4s\n  cold_after: never\n  check_every: 1s\n"
+			      "public_proxy_listen: \"127.0.0.1:%d\"\nproxy:\n  transport: ip\n",
+			      PPORT);
+	int r = daemon_start_on(&D, "", cfg);
+	free(cfg);
+	if (r < 0) {
 		netns_down();
 		return -1;
 	}
@@ -535,6 +543,107 @@ static void test_lifecycle(void **state UNUSED)
 	free(ip2);
 }
 
+/* GET url from here (the "host" namespace): the status, the body in out. */
+static int http_get(const char *url, struct buf *out)
+{
+	char *argv[] = { "curl", "-sS", "-m", "60", "-o", "-", "-w", "\n%{http_code}", (char *)url,
+			 NULL };
+	buf_reset(out);
+	if (test_run(argv, NULL, NULL, 0, out, NULL, 70000) != 0 || !out->data)
+		return -1;
+	char *nl = strrchr(out->data, '\n');
+	if (!nl)
+		return -1;
+	int st = (int)strtol(nl + 1, NULL, 10);
+	*nl = '\0';
+	out->len = (size_t)(nl - out->data);
+	return st;
+}
+
+/* Restart the daemon with proxy.transport: t (config.yaml's last line). */
+static void restart_transport(const char *t)
+{
+	assert_int_equal(daemon_stop(&D, false), 0);
+	char *old = read_text(D.config);
+	assert_non_null(old);
+	char *at = strstr(old, "\nproxy:\n  transport: ");
+	assert_non_null(at);
+	at[1] = '\0';
+	FILE *f = fopen(D.config, "w");
+	assert_non_null(f);
+	fprintf(f, "%sproxy:\n  transport: %s\n", old, t);
+	fclose(f);
+	free(old);
+	assert_int_equal(daemon_restart(&D), 0);
+}
+
+/* The public proxy through the guest's IP (proxy.transport ip): the
+ * guest's server sees the daemon come from the bridge's gateway; a port
+ * nothing listens on is a 502; a stopped sandbox is woken by a request
+ * (then reached by its IP); nothing outside the host reaches the guest's
+ * port (the world, routed to the sandbox's subnet through the host, is
+ * dropped); with transport agent the same URL goes through the agent
+ * (the server sees 127.0.0.1). */
+static void test_proxy_ip(void **state UNUSED)
+{
+	NEED_NET();
+	create(alice, "pub", NULL);
+	char *px = test_strf("%s/guest/pxserve", test_build_dir());
+	const char *up[] = { "file", "write", "pub", "/tmp/pxserve", "--mode", "0755", "--from", px,
+			     NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, up), 0);
+	const char *run[] = { "exec", "pub", "--", "/tmp/pxserve", "3000", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, run), 0);
+	const char *pub[] = { "publish", "pub", "-p", "3000", "-a", "pub-app", NULL };
+	const char *pub2[] = { "publish", "pub", "-p", "3999", "-a", "pub-none", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, pub), 0);
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, pub2), 0);
+	char *ip = field(alice, "pub", "ip");
+	assert_non_null(ip);
+	char gw[32];
+	snprintf(gw, sizeof(gw), "%.*s.1", (int)(strrchr(ip, '.') - ip), ip);
+	char *peer = test_strf("http://127.0.0.1:%d/pub-app/peer", PPORT);
+	char *hello = test_strf("http://127.0.0.1:%d/pub-app/hello", PPORT);
+	char *none = test_strf("http://127.0.0.1:%d/pub-none/", PPORT);
+	struct buf out = BUF_INIT;
+	assert_int_equal(http_get(peer, &out), 200);
+	assert_string_equal(out.data, gw);
+	assert_int_equal(http_get(hello, &out), 200);
+	assert_string_equal(out.data, "hello from the sandbox\n");
+	assert_int_equal(http_get(none, &out), 502);
+	assert_non_null(strstr(out.data, "nothing is listening on port 3999"));
+
+	/* a stopped sandbox: woken by the request, then reached by its IP */
+	const char *stop[] = { "stop", "pub", NULL };
+	assert_int_equal(bhatti_argv(&D, alice, NULL, NULL, NULL, stop), 0);
+	assert_int_equal(http_get(peer, &out), 200);
+	assert_string_equal(out.data, gw);
+	char *st = field(alice, "pub", "state");
+	assert_string_equal(st, "hot");
+	free(st);
+
+	/* the world, given a route to the sandboxes through the host, is not
+	 * let through to the guest's port: only the host's own connections are */
+	char *w = test_strf("ip netns exec %s sh -c 'ip route add 10.0.0.0/8 via 203.0.113.2 && "
+			    "timeout 5 nc -w 3 %s 3000 -e true </dev/null >/dev/null 2>&1'",
+			    netns_world(), ip);
+	assert_int_not_equal(netns_sh("%s", w), 0);
+	free(w);
+
+	/* the agent's forward, for the same URL */
+	restart_transport("agent");
+	assert_int_equal(http_get(peer, &out), 200);
+	assert_string_equal(out.data, "127.0.0.1");
+	restart_transport("ip");
+	destroy(alice, "pub");
+	buf_release(&out);
+	free(peer);
+	free(hello);
+	free(none);
+	free(ip);
+	free(px);
+}
+
 static void test_cleanup(void **state UNUSED)
 {
 	NEED_NET();
@@ -590,6 +699,7 @@ int main(void)
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_pause),
 		cmocka_unit_test(test_lifecycle),
+		cmocka_unit_test(test_proxy_ip),
 		cmocka_unit_test(test_cleanup),
 		cmocka_unit_test(test_pool_overlap),
 	};

@@ -60,6 +60,7 @@ static void assert_defaults(const struct settings *s)
 	assert_int_equal(s->proxy.requests_per_alias_per_min, 5000);
 	assert_int_equal(s->proxy.max_conns, 4096);
 	assert_int_equal(s->proxy.max_conns_per_ip, 256);
+	assert_null(s->proxy.transport);   /* auto */
 	assert_null(s->tls.cert);
 	assert_null(s->tls.key);
 	assert_null(s->tls.acme.email);
@@ -133,6 +134,7 @@ static void test_full_file(void **state)
 	assert_int_equal(s.proxy.requests_per_alias_per_min, 200);
 	assert_int_equal(s.proxy.max_conns, 300);
 	assert_int_equal(s.proxy.max_conns_per_ip, 40);
+	assert_string_equal(s.proxy.transport, "agent");
 	assert_string_equal(s.tls.cert, "/etc/bhatti/tls.crt");
 	assert_string_equal(s.tls.key, "/etc/bhatti/tls.key");
 	assert_string_equal(s.tls.http_listen, ":80");
@@ -262,6 +264,7 @@ static void test_bad_values(void **state)
 		{ "engine: firecracker", "t.yaml:1: key 'engine' must be qemu" },
 		{ "accel: KVM", "t.yaml:1: key 'accel' must be auto, kvm or tcg" },
 		{ "accel: ''", "t.yaml:1: key 'accel' must be auto, kvm or tcg" },
+		{ "proxy:\n  transport: tcp", "t.yaml:2: key 'proxy.transport' must be auto, agent or ip" },
 		{ "log_level: verbose",
 		  "t.yaml:1: key 'log_level' must be debug, info, warn, error or off" },
 		{ "default_image: ../etc", "t.yaml:1: key 'default_image' must be an image name "
