@@ -54,6 +54,7 @@ static bool ready;
 static struct daemon_proc D;
 static int PPORT;   /* the public proxy's */
 static char *alice, *bob;
+static char *slow_dir;
 
 /* ---- helpers ------------------------------------------------------------------------- */
 
@@ -222,11 +223,41 @@ static void wait_thermal(const char *key, const char *name, const char *want, in
 
 /* ---- fixture ------------------------------------------------------------------------- */
 
+/* The daemon's `nft` (found on PATH): the real one, but a second late
+ * for the forwarder's learning batches (input of `add element inet
+ * bhatti eg_` lines only), so that a DNS answer released before its
+ * addresses are in the set fails test_egress's first SYN for sure. */
+static int slow_nft(void)
+{
+	struct buf real = BUF_INIT;
+	char *argv[] = { "sh", "-c", "command -v nft", NULL };
+	if (test_run(argv, NULL, NULL, 0, &real, NULL, 10000) != 0 || !real.len)
+		return -1;
+	real.data[strcspn(real.data, "\n")] = '\0';
+	slow_dir = test_tmpdir("slow-nft");
+	char *path = test_strf("%s/nft", slow_dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fprintf(f, "#!/bin/sh\nif [ \"$1 $2\" = \"-f -\" ]; then\n\tt=$(cat)\n"
+		"\tif [ -z \"$(printf '%%s\\n' \"$t\" | grep -v '^add element inet bhatti eg_')\" ]; "
+		"then sleep 1; fi\n\tprintf '%%s\\n' \"$t\" | exec %s \"$@\"\nfi\nexec %s \"$@\"\n",
+		real.data, real.data);
+	fclose(f);
+	chmod(path, 0755);
+	char *p = test_strf("%s:%s", slow_dir, getenv("PATH") ? getenv("PATH") : "/usr/sbin:/usr/bin");
+	setenv("PATH", p, 1);
+	free(p);
+	free(path);
+	buf_release(&real);
+	return 0;
+}
+
 static int setup(void **state UNUSED)
 {
 	if (geteuid() != 0 || netns_sh("command -v nft >/dev/null && command -v ip >/dev/null") != 0)
 		return 0;
-	if (netns_up() < 0) {
+	if (netns_up() < 0 || slow_nft() < 0) {
 		netns_down();
 		return -1;
 	}
@@ -261,6 +292,8 @@ static int teardown(void **state UNUSED)
 	daemon_stop(&D, true);
 	free(alice);
 	free(bob);
+	test_rmtree(slow_dir);
+	free(slow_dir);
 	/* after the suite, in the namespace the daemon had: no TAP (they go
 	 * with their QEMU, killed by daemon_stop), bridge, pool address or
 	 * table */
@@ -393,8 +426,9 @@ static void test_egress(void **state UNUSED)
 	const char *args[] = { "inspect", "some", NULL };
 	assert_int_equal(bhatti_argv(&D, alice, NULL, &out, NULL, args), 0);
 	assert_non_null(strstr(out.data, "egress     deny (hosts: example.test; cidrs: 203.0.113.1/32)"));
-	/* the answer comes once the address is in the set: the very first
-	 * SYN after it gets through (nc -w 1 gives up before a resend) */
+	/* the answer comes once the address is in the set (which takes a
+	 * second here: slow_nft): the very first SYN after it gets through
+	 * (nc -w 1 gives up before a resend) */
 	assert_int_equal(gsh(alice, "some", NULL, "nslookup example.test >/dev/null && "
 			     "nc -w 1 198.51.100.1 80 -e true </dev/null"), 0);
 	/* exactly the allowed name, its address only */
