@@ -1014,8 +1014,18 @@ static void test_acme(void **state UNUSED)
 static cJSON *cert_state(void)
 {
 	struct buf out = BUF_INIT;
-	assert_int_equal(http_call(&F->d, "GET", "/sandboxes/web/publish", F->alice, NULL, &out),
-			 200);
+	int st = http_call(&F->d, "GET", "/sandboxes/web/publish", F->alice, NULL, &out);
+	if (st != 200) {
+		/* what curl said, and the daemon's last words */
+		char *cmd = test_strf("curl -sS -o /dev/null -H 'Authorization: Bearer %s' "
+				      "%s/sandboxes/web/publish 2>&1; tail -n 30 %s", F->alice,
+				      F->d.url, F->d.log);
+		char *argv[] = { "sh", "-c", cmd, NULL };
+		struct buf why = BUF_INIT;
+		test_run(argv, NULL, NULL, 0, &why, NULL, 60000);
+		fail_msg("GET /sandboxes/web/publish: %d %s\n%s", st, out.data ? out.data : "",
+			 why.data ? why.data : "");
+	}
 	cJSON *a = cJSON_Parse(out.data), *it, *c = NULL;
 	buf_release(&out);
 	cJSON_ArrayForEach(it, a)
