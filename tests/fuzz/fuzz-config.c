@@ -183,6 +183,8 @@ static void emit(const struct settings *s, struct buf *out)
 		 (long long)s->proxy.requests_per_ip_per_min,
 		 (long long)s->proxy.requests_per_alias_per_min, (long long)s->proxy.max_conns,
 		 (long long)s->proxy.max_conns_per_ip);
+	if (s->proxy.transport)
+		put_str(out, "transport", s->proxy.transport, 2);
 	buf_adds(out, "tls:\n");
 	if (s->tls.cert)
 		put_str(out, "cert", s->tls.cert, 2);
@@ -242,7 +244,11 @@ static bool same(const struct settings *a, const struct settings *b)
 	       same_strv(a->network.dns_upstreams, b->network.dns_upstreams) &&
 	       same_str(a->public_proxy_listen, b->public_proxy_listen) &&
 	       same_str(a->domain, b->domain) &&
-	       memcmp(&a->proxy, &b->proxy, sizeof(a->proxy)) == 0 &&
+	       a->proxy.requests_per_ip_per_min == b->proxy.requests_per_ip_per_min &&
+	       a->proxy.requests_per_alias_per_min == b->proxy.requests_per_alias_per_min &&
+	       a->proxy.max_conns == b->proxy.max_conns &&
+	       a->proxy.max_conns_per_ip == b->proxy.max_conns_per_ip &&
+	       same_str(a->proxy.transport, b->proxy.transport) &&
 	       same_str(a->tls.cert, b->tls.cert) && same_str(a->tls.key, b->tls.key) &&
 	       same_str(a->tls.http_listen, b->tls.http_listen) &&
 	       same_str(a->tls.acme.email, b->tls.acme.email) &&
