@@ -54,7 +54,7 @@ static void span(long long ms, char *out, size_t n)
 /* inspect's thermal part: the state, activity, timers, wakes. */
 static void print_thermal(cJSON *j)
 {
-	if (!cJSON_GetObjectItem(j, "idle_ms")) /* (not a whole inspect answer) */
+	if (!cJSON_GetObjectItem(j, "warm_after")) /* (not a whole inspect answer) */
 		return;
 	char idle[32], when[32] = "-";
 	span((long long)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "idle_ms")), idle, sizeof(idle));

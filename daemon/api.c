@@ -77,6 +77,10 @@ cJSON *api_sandbox_json(struct sbx *sb)
 		cJSON_AddStringToObject(o, "error", sbx_error(sb));
 	cJSON_AddStringToObject(o, "thermal", sbx_thermal(sb));
 	cJSON_AddBoolToObject(o, "keep_hot", sb->row.keep_hot);
+	/* how long nothing has kept it busy (the list's IDLE; the TUI's) */
+	cJSON_AddNumberToObject(o, "idle_ms", strcmp(sbx_thermal(sb), "hot") == 0 ?
+				(double)sbx_idle_ms(sb) :
+				(double)(wall_ms() - sb->row.thermal.last_activity));
 	api_sandbox_net_json(sb, o);
 	api_labels_json(o, sb->row.labels);
 	return o;
@@ -88,8 +92,6 @@ void api_sandbox_thermal_json(struct sbx *sb, cJSON *o)
 	const struct sandbox_thermal *t = &sb->row.thermal;
 	char d[32];
 	cJSON_AddNumberToObject(o, "last_activity", (double)t->last_activity);
-	cJSON_AddNumberToObject(o, "idle_ms", strcmp(sbx_thermal(sb), "hot") == 0 ?
-				(double)sbx_idle_ms(sb) : (double)(wall_ms() - t->last_activity));
 	config_fmt_duration(d, sizeof(d), c->thermal.warm_after);
 	cJSON_AddStringToObject(o, "warm_after", d);
 	config_fmt_duration(d, sizeof(d), c->thermal.cold_after);

@@ -10,6 +10,7 @@
 
 #include "buf.h"
 #include "model.h"
+#include "util.h"
 
 void model_init(struct model *m)
 {
@@ -182,6 +183,12 @@ static bool row_from_json(struct sbx_row *r, const cJSON *o)
 	int64_t created = parse_time(jstr(o, "created_at"));
 	ch |= cpus != r->cpus || mem != r->memory_mb || created != r->created;
 	r->cpus = cpus, r->memory_mb = mem, r->created = created;
+	const cJSON *idle = cJSON_GetObjectItemCaseSensitive(o, "idle_ms");
+	if (cJSON_IsNumber(idle)) {
+		int64_t active = wall_sec() - (int64_t)(idle->valuedouble / 1000);
+		ch |= active / 60 != r->active / 60;
+		r->active = active;
+	}
 	return ch;
 }
 
@@ -358,6 +365,18 @@ int model_apply_event(struct model *m, const char *json, size_t len, enum model_
 			r->nrecent--;
 		}
 		r->recent[r->nrecent++] = line;
+	}
+	/* what the thermal manager counts as activity resets IDLE */
+	const cJSON *tv = cJSON_GetObjectItemCaseSensitive(o, "time");
+	if (cJSON_IsNumber(tv) && (strncmp(type, "exec.", 5) == 0 ||
+				   strncmp(type, "session.", 8) == 0 ||
+				   (strcmp(type, "sandbox.state") == 0 &&
+				    strcmp(jstr(o, "to"), "hot") == 0))) {
+		int64_t at = (int64_t)(tv->valuedouble / 1000);
+		if (at > r->active) {
+			r->active = at;
+			m->gen++;
+		}
 	}
 	if (strcmp(type, "sandbox.destroyed") == 0) {
 		row_release(r);

@@ -25,6 +25,8 @@ struct sbx_row {
 	char *urls;               /* published URLs, ", " between them ("" none) */
 	int cpus, memory_mb;
 	int64_t created;          /* unix seconds (0: unknown) */
+	int64_t active;           /* last activity, unix seconds (0: unknown): the list's
+				   * idle_ms, then exec/session/wake events */
 	int sessions;             /* from session.* events; -1 unknown */
 	int execs;                /* running, from exec.* events */
 	char *last_exec;          /* the latest exec.started argv, joined ("" none) */

@@ -1,5 +1,6 @@
 /* view-dashboard.c — the main view: the table of the user's sandboxes
- * (name, state in its colour, cpus, memory, image, IP, age, shells,
+ * (name, state in its colour, cpus, memory, image, IP, age, idle for,
+ * shells,
  * published URLs), the selection, filter and sort keys, and the actions
  * on the selected sandbox (shell, stop/start, destroy) with their confirm
  * dialogs.
@@ -30,10 +31,10 @@ static enum role state_role(const char *s)
 static void draw(struct app *a, WINDOW *w, int rows, int cols)
 {
 	struct model *m = &a->model;
-	int name_w = MAX(8, MIN(24, cols - 57));
+	int name_w = MAX(8, MIN(24, cols - 62));
 	char head[256];
-	snprintf(head, sizeof(head), " %-*s %-8s %3s %6s %-8s %-15s %4s %3s %s", name_w, "NAME",
-		 "STATE", "CPU", "MEM", "IMAGE", "IP", "AGE", "SH", "PUBLISHED");
+	snprintf(head, sizeof(head), " %-*s %-8s %3s %6s %-8s %-15s %4s %4s %3s %s", name_w, "NAME",
+		 "STATE", "CPU", "MEM", "IMAGE", "IP", "AGE", "IDLE", "SH", "PUBLISHED");
 	wattron(w, term_attr(R_TITLE));
 	mvwaddnstr(w, 0, 0, head, cols);   /* cut, never wrapped onto the first row */
 	wattroff(w, term_attr(R_TITLE));
@@ -68,8 +69,9 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 		const struct sbx_row *r = &m->rows[m->view[vi]];
 		bool sel = vi == at;
 		int base = sel ? term_attr(R_SELECTED) : term_attr(R_NORMAL);
-		char age[16], mem[16], sh[16];
+		char age[16], idle[16], mem[16], sh[16];
 		model_age(r->created ? now - r->created : -1, age, sizeof(age));
+		model_age(r->active ? MAX(0, now - r->active) : -1, idle, sizeof(idle));
 		snprintf(mem, sizeof(mem), "%dM", r->memory_mb);
 		if (r->sessions < 0)
 			snprintf(sh, sizeof(sh), "-");
@@ -88,8 +90,8 @@ static void draw(struct app *a, WINDOW *w, int rows, int cols)
 			wattrset(w, term_attr(state_role(r->state)));
 		wprintw(w, "%-8.8s", r->state);
 		wattrset(w, base);
-		wprintw(w, " %3d %6s %-8.8s %-15.15s %4s %3s ", r->cpus, mem, r->image,
-			r->ip[0] ? r->ip : "-", age, sh);
+		wprintw(w, " %3d %6s %-8.8s %-15.15s %4s %4s %3s ", r->cpus, mem, r->image,
+			r->ip[0] ? r->ip : "-", age, idle, sh);
 		int x = getcurx(w);
 		if (x < cols)
 			waddnstr(w, r->urls[0] ? r->urls : (a->no_ports ? "" : "-"), cols - x);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "buf.h"
+#include "util.h"
 #include "model.h"
 
 static char *slurp(const char *path, size_t *ret_len)
@@ -357,6 +358,36 @@ static void test_ports(void **state UNUSED)
 	model_release(&m);
 }
 
+/* IDLE: the list's idle_ms, then the activity events (exec, session, a
+ * wake to hot) move it on; an older event or another kind does not. */
+static void test_idle(void **state UNUSED)
+{
+	struct model m;
+	model_init(&m);
+	const char *l = "[{\"id\":\"a1\",\"name\":\"dev\",\"state\":\"warm\","
+			"\"idle_ms\":7200000}]";
+	struct err e = ERR_INIT;
+	assert_int_equal(model_set_list(&m, l, strlen(l), &e), 0);
+	int64_t now = wall_sec();
+	const struct sbx_row *r = model_find(&m, "dev");
+	assert_true(r->active >= now - 7201 && r->active <= now - 7199);
+	int64_t was = r->active;
+	char ev[256];
+	snprintf(ev, sizeof(ev), "{\"seq\":1,\"type\":\"sandbox.state\",\"sandbox\":\"dev\","
+		 "\"sandbox_id\":\"a1\",\"time\":%lld,\"to\":\"cold\"}", (long long)now * 1000);
+	apply(&m, ev);
+	assert_int_equal(model_find(&m, "dev")->active, was);   /* cooling is not activity */
+	snprintf(ev, sizeof(ev), "{\"seq\":2,\"type\":\"sandbox.state\",\"sandbox\":\"dev\","
+		 "\"sandbox_id\":\"a1\",\"time\":%lld,\"to\":\"hot\"}", (long long)(now - 60) * 1000);
+	apply(&m, ev);
+	assert_int_equal(model_find(&m, "dev")->active, now - 60);
+	snprintf(ev, sizeof(ev), "{\"seq\":3,\"type\":\"exec.started\",\"sandbox\":\"dev\","
+		 "\"sandbox_id\":\"a1\",\"time\":%lld,\"argv\":[\"true\"]}", (long long)now * 1000);
+	apply(&m, ev);
+	assert_int_equal(model_find(&m, "dev")->active, now);
+	model_release(&m);
+}
+
 static void test_age(void **state UNUSED)
 {
 	static const struct {
@@ -381,6 +412,7 @@ int main(void)
 		cmocka_unit_test(test_events_edges),
 		cmocka_unit_test(test_log_bounded),
 		cmocka_unit_test(test_ports),
+		cmocka_unit_test(test_idle),
 		cmocka_unit_test(test_age),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
