@@ -1061,8 +1061,9 @@ static char *daemon_fd(int fd)
  * bridged to the API closed fd 0 as well (its API-side watch was zeroed,
  * not initialised), so after a cold wake it closed the restored VM's QMP
  * socket (the next `bhatti stop` hung) or an API connection (an exec
- * read QMP's bytes: "bad data from the daemon"). bench/proxy's loop:
- * exec, stop, a request wakes it, twice. */
+ * read QMP's bytes: "bad data from the daemon"). Then bench/proxy's
+ * loop (exec, stop, a request wakes it, twice), which alone did not hang
+ * here without the fix: the descriptor check is what fails. */
 static void test_conn_closes_its_own_fds(void **state UNUSED)
 {
 	ensure_server("web", "web-app");
