@@ -160,9 +160,7 @@ static void wakes(const char *warm_url, const char *hot_url, int runs)
 	stats_print("proxy, warm wake, new connection", vw, (size_t)runs, "ms");
 	stats_print("proxy, hot (same rounds), new connection", vh, (size_t)runs, "ms");
 	for (int i = 0; i < runs; i++) {
-		/* (untimed: a `bhatti stop` soon after a proxied wake never
-		 * finished in any run here, docs/benchmarks.md; an exec first,
-		 * as bench/thermal's loop has, is tried against it) */
+		/* (untimed: an exec, as bench/thermal's loop has, and the stop) */
 		cli(KEY, "exec", "t", "--", "true", NULL);
 		cli(KEY, "stop", "t", NULL);
 		wait_thermal("t", "cold");

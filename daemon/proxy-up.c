@@ -291,6 +291,7 @@ struct pup *pup_open(struct sbx *sb, uint16_t port, enum pup_transport t,
 		     const struct guest_cb *cb, void *arg)
 {
 	struct pup *u = xcalloc(1, sizeof(*u));
+	watch_init(&u->w, on_sock, u);   /* (fd -1 whatever the transport) */
 	if (t == PUP_AGENT || !sb->row.ip) {
 		u->op = guest_forward(sb, port, cb, arg);
 		return u;
@@ -303,7 +304,6 @@ struct pup *pup_open(struct sbx *sb, uint16_t port, enum pup_transport t,
 	u->addr.sin_family = AF_INET;
 	u->addr.sin_port = htons(port);
 	buf_init(&u->out);
-	watch_init(&u->w, on_sock, u);
 	task_init(&u->later, deliver_later, u);
 	u->in_ctor = true;
 	u->waking = true;

@@ -995,7 +995,6 @@ static bool decide_api(struct pconn *c)
 		return false;
 	}
 	c->st = P_BRIDGE;
-	watch_init(&c->lw, on_api, c);
 	if (watch_add(&c->lw, sp[0], EPOLLIN) < 0) {
 		close(sp[0]);
 		conn_close(c);
@@ -1182,6 +1181,7 @@ static struct pconn *conn_new(int fd, struct listen_peer *peer)
 		}
 	}
 	watch_init(&c->w, on_client, c);
+	watch_init(&c->lw, on_api, c);   /* (fd -1: conn_close closes it) */
 	timer_init(&c->tmo, on_timeout, c);
 	if (watch_add(&c->w, fd, EPOLLIN | EPOLLRDHUP) < 0) {
 		close(fd);

@@ -1296,6 +1296,44 @@ static void test_cold_wake(void **state UNUSED)
 	woken_by_request("cold", "state");
 }
 
+/* What the daemon's descriptor fd is open on ("" when it is not). */
+static char *daemon_fd(int fd)
+{
+	char link[64], to[512];
+	snprintf(link, sizeof(link), "/proc/%d/fd/%d", (int)F->d.pid, fd);
+	ssize_t n = readlink(link, to, sizeof(to) - 1);
+	to[n > 0 ? n : 0] = '\0';
+	return xstrdup(to);
+}
+
+/* A proxied connection closes its own descriptors only: one never
+ * bridged to the API closed fd 0 as well (its API-side watch was zeroed,
+ * not initialised), so after a cold wake it closed the restored VM's QMP
+ * socket (the next `bhatti stop` hung) or an API connection (an exec
+ * read QMP's bytes: "bad data from the daemon"). Then bench/proxy's
+ * loop (exec, stop, a request wakes it, twice), which alone did not hang
+ * here without the fix: the descriptor check is what fails. */
+static void test_conn_closes_its_own_fds(void **state UNUSED)
+{
+	ensure_server("web", "web-app");
+	char *fd0 = daemon_fd(0);
+	get_hello("web-app");
+	get_hello("web-app");
+	char *now = daemon_fd(0);
+	assert_string_equal(now, fd0);
+	free(now);
+	free(fd0);
+	setenv("TEST_CLI_TIMEOUT_MS", "30000", 1);
+	for (int i = 0; i < 2; i++) {
+		CLI_OK(F->alice, "exec", "web", "--", "true");
+		CLI_OK(F->alice, "stop", "web");
+		wait_thermal("web", "cold", 30000);
+		get_hello("web-app");
+	}
+	CLI_OK(F->alice, "exec", "web", "--", "true");
+	unsetenv("TEST_CLI_TIMEOUT_MS");
+}
+
 /* A sandbox the thermal manager paused (warm) is woken by a proxied
  * request; requests flowing through the proxy are activity (it stays hot
  * for three times warm_after while they come); once they stop it goes
@@ -1436,6 +1474,7 @@ int main(void)
 		cmocka_unit_test_teardown(test_acme, teardown_tls),
 		cmocka_unit_test_teardown(test_acme_daemon, teardown_tls),
 		cmocka_unit_test(test_cold_wake),
+		cmocka_unit_test(test_conn_closes_its_own_fds),
 		cmocka_unit_test(test_warm_wake),
 		cmocka_unit_test(test_wake_limit),
 		cmocka_unit_test(test_restart_and_limits),
