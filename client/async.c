@@ -554,12 +554,14 @@ static void ws_fail(struct aconn *c, const struct err *e)
 		ws_finish(ws, e);
 }
 
-static void ws_drained(struct aconn *c, bool was_blocked)
+static void ws_drained(struct aconn *c, bool was_blocked UNUSED)
 {
 	struct async_ws *ws = (struct async_ws *)c;
 	if (ws->closing)
 		ws_finish(ws, NULL);
-	else if (was_blocked && ws->cb->drained)
+	else if (ws->cb->drained)   /* (not only after EAGAIN: bytes queued before the
+				     * upgrade went out at once, and a sender that paused
+				     * on the queue's size waits for this) */
 		ws->cb->drained(ws, ws->arg);
 }
 

@@ -63,7 +63,8 @@ struct async_ws_cb {
 	void (*open)(struct async_ws *ws, void *arg);
 	/* One whole text or binary message. */
 	void (*message)(struct async_ws *ws, bool binary, const char *p, size_t n, void *arg);
-	/* The send queue emptied after the socket had been full (optional). */
+	/* The send queue emptied (optional): whenever it held bytes and holds
+	 * none now, whether or not the socket was ever full. */
 	void (*drained)(struct async_ws *ws, void *arg);
 	/* The last call: e NULL after async_ws_close() or a close from the
 	 * daemon; else why (a refused upgrade carries the daemon's message,
